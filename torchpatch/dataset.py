@@ -1,0 +1,81 @@
+"""``SubjectsDataset``: a map-style dataset of subjects with an optional transform."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+from torch.utils.data import Dataset
+
+from .subject import Subject
+
+TypeTransform = Callable[[Subject], Subject]
+
+
+class SubjectsDataset(Dataset[Subject]):
+    """Subjects, each transformed (and loaded) when it is indexed.
+
+    The stored subjects are never modified: every access returns a new,
+    transformed subject, so a random transform gives a new draw each epoch.
+
+    Args:
+        subjects: The subjects.
+        transform: Any callable ``Subject -> Subject`` (a torchpatch
+            transform, a :class:`~torchpatch.transforms.Compose`, a function).
+        load_getitem: Read the voxels of every image when indexed. Set it to
+            ``False`` to keep images lazy (samplers then read regions only).
+
+    Example:
+        >>> import torch
+        >>> from torchpatch import ScalarImage, Subject
+        >>> subjects = [Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 4)), subject_id=i) for i in range(3)]
+        >>> dataset = SubjectsDataset(subjects)
+        >>> len(dataset), dataset[1]['subject_id']
+        (3, 1)
+    """
+
+    def __init__(
+        self,
+        subjects: Sequence[Subject],
+        transform: TypeTransform | None = None,
+        load_getitem: bool = True,
+    ) -> None:
+        if isinstance(subjects, Subject) or not isinstance(subjects, Sequence):
+            raise TypeError(f"subjects must be a sequence (list, tuple) of Subject, got {type(subjects).__name__}")
+        for index, subject in enumerate(subjects):
+            if not isinstance(subject, Subject):
+                raise TypeError(f"subjects[{index}] must be a Subject, got {type(subject).__name__}")
+        self._subjects = list(subjects)
+        self.set_transform(transform)
+        self.load_getitem = load_getitem
+
+    def set_transform(self, transform: TypeTransform | None) -> None:
+        """Replace the transform (``None`` for none)."""
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be callable (Subject -> Subject) or None, got {type(transform).__name__}")
+        self._transform = transform
+
+    def __len__(self) -> int:
+        return len(self._subjects)
+
+    def __getitem__(self, index: int) -> Subject:
+        if not isinstance(index, int):
+            raise TypeError(f"index must be an int, got {type(index).__name__}")
+        subject = self._subjects[index]
+        subject = subject.with_images(subject.images)  # a new mapping: the stored one is never touched
+        if self.load_getitem:
+            subject.load()
+        if self._transform is not None:
+            transformed = self._transform(subject)
+            if not isinstance(transformed, Subject):
+                raise TypeError(
+                    f"the transform must return a Subject, got {type(transformed).__name__} for subject {subject.name!r}"
+                )
+            subject = transformed
+        return subject
+
+    def dry_iter(self) -> Iterator[Subject]:
+        """The stored subjects, untransformed and unloaded."""
+        return iter(self._subjects)
+
+
+__all__ = ["SubjectsDataset"]

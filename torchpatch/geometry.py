@@ -1,0 +1,214 @@
+"""Pure index and affine maths: no tensors, no files.
+
+Everything here works on plain tuples and 4x4 ``numpy`` affines, so the
+samplers, the grid and the transforms can plan a crop or a pad before touching
+voxels.
+
+The affine maps a voxel index ``(i, j, k, 1)`` to RAS+ millimetres::
+
+    [x]   [r11 r12 r13 ox] [i]
+    [y] = [r21 r22 r23 oy] [j]
+    [z]   [r31 r32 r33 oz] [k]
+    [1]   [ 0   0   0   1] [1]
+
+Column ``n`` of the 3x3 block is the step in millimetres taken by one voxel
+along axis ``n``; its norm is the spacing along that axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+
+from .typing import TypeAffine, TypeSpacing, TypeTriplet
+
+#: Flips the first two world axes: LPS (SimpleITK, DICOM, NRRD) <-> RAS+.
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def to_triplet(value: Any, name: str, *, minimum: int = 1) -> TypeTriplet:
+    """Parse an int or a sequence of three ints into a 3-tuple.
+
+    Args:
+        value: An int (repeated on the three axes) or three ints.
+        name: Argument name used in error messages.
+        minimum: Smallest accepted value on each axis.
+
+    Example:
+        >>> to_triplet(4, 'patch_size')
+        (4, 4, 4)
+        >>> to_triplet((8, 8, 1), 'patch_size')
+        (8, 8, 1)
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or three ints, got the bool {value!r}")
+    if isinstance(value, Integral):
+        values = (int(value),) * 3
+    elif isinstance(value, Sequence) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        items = list(value)
+        if len(items) != 3:
+            raise ValueError(f"{name} must have three values (one per axis I, J, K), got {tuple(items)}")
+        bad = [v for v in items if isinstance(v, bool) or not isinstance(v, Integral)]
+        if bad:
+            raise TypeError(f"{name} must hold ints, got {tuple(items)}")
+        values = (int(items[0]), int(items[1]), int(items[2]))
+    else:
+        raise TypeError(f"{name} must be an int or three ints, got {type(value).__name__} {value!r}")
+    if min(values) < minimum:
+        raise ValueError(f"{name} must be at least {minimum} on every axis, got {values}")
+    return values
+
+
+def parse_patch_size(patch_size: Any, spatial_shape: Sequence[int] | None = None) -> TypeTriplet:
+    """Parse a patch size, turning an int into ``(p, p, 1)`` on 2D images.
+
+    Args:
+        patch_size: An int (cube) or three ints (cuboid).
+        spatial_shape: Shape of the image the patches come from. When its
+            last axis has length one (a 2D image), an int patch size means
+            ``(p, p, 1)``.
+
+    Example:
+        >>> parse_patch_size(32, (512, 512, 1))
+        (32, 32, 1)
+        >>> parse_patch_size(32, (64, 64, 64))
+        (32, 32, 32)
+    """
+    triplet = to_triplet(patch_size, "patch_size")
+    is_int = isinstance(patch_size, Integral)
+    if is_int and spatial_shape is not None and int(spatial_shape[2]) == 1:
+        return (triplet[0], triplet[1], 1)
+    return triplet
+
+
+def check_affine(affine: Any, name: str = "affine") -> TypeAffine:
+    """Return ``affine`` as a float64 4x4 array after checking it is usable.
+
+    Raises:
+        TypeError: If it is not an array-like of numbers.
+        ValueError: If it is not 4x4, holds NaN or infinity, or its 3x3
+            block is singular.
+
+    Example:
+        >>> check_affine(np.eye(4)).shape
+        (4, 4)
+    """
+    try:
+        array = np.array(affine, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a 4x4 array of numbers, got {type(affine).__name__}") from error
+    if array.shape != (4, 4):
+        raise ValueError(f"{name} must have shape (4, 4), got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} holds NaN or infinite values:\n{array}")
+    if abs(np.linalg.det(array[:3, :3])) < 1e-12:
+        raise ValueError(f"{name} is singular (a zero spacing or parallel axes):\n{array}")
+    return array
+
+
+def spacing_from_affine(affine: TypeAffine) -> TypeSpacing:
+    """Voxel size in millimetres along I, J and K.
+
+    Example:
+        >>> spacing_from_affine(np.diag([2.0, 3.0, 4.0, 1.0]))
+        (2.0, 3.0, 4.0)
+    """
+    norms = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+    return (float(norms[0]), float(norms[1]), float(norms[2]))
+
+
+def origin_from_affine(affine: TypeAffine) -> TypeSpacing:
+    """RAS+ position in millimetres of the centre of voxel ``(0, 0, 0)``.
+
+    Example:
+        >>> origin_from_affine(np.eye(4))
+        (0.0, 0.0, 0.0)
+    """
+    translation = np.asarray(affine)[:3, 3]
+    return (float(translation[0]), float(translation[1]), float(translation[2]))
+
+
+def orientation_from_affine(affine: TypeAffine) -> tuple[str, str, str]:
+    """Axis codes: the world direction each voxel axis points to most.
+
+    Example:
+        >>> orientation_from_affine(np.diag([-1.0, -1.0, 1.0, 1.0]))
+        ('L', 'P', 'S')
+    """
+    block = np.asarray(affine, dtype=np.float64)[:3, :3]
+    block = block / np.linalg.norm(block, axis=0, keepdims=True)
+    codes = []
+    used: set[int] = set()
+    # Greedy assignment, largest component first, so oblique axes still get
+    # three distinct world axes.
+    order = np.argsort(-np.abs(block).max(axis=0), kind="stable")
+    chosen: dict[int, str] = {}
+    for axis in order:
+        ranked = np.argsort(-np.abs(block[:, axis]), kind="stable")
+        world = next(int(w) for w in ranked if int(w) not in used)
+        used.add(world)
+        positive = block[world, axis] >= 0
+        chosen[int(axis)] = ("R", "A", "S")[world] if positive else ("L", "P", "I")[world]
+    for axis in range(3):
+        codes.append(chosen[axis])
+    return (codes[0], codes[1], codes[2])
+
+
+def shift_affine(affine: TypeAffine, index_ini: Sequence[int]) -> TypeAffine:
+    """Affine of a crop whose first voxel is ``index_ini`` in the original.
+
+    Example:
+        >>> shift_affine(np.diag([2.0, 2.0, 2.0, 1.0]), (1, 2, 3))[:3, 3]
+        array([2., 4., 6.])
+    """
+    shifted = np.array(affine, dtype=np.float64, copy=True)
+    corner = np.array([float(index_ini[0]), float(index_ini[1]), float(index_ini[2]), 1.0])
+    shifted[:3, 3] = (shifted @ corner)[:3]
+    return shifted
+
+
+def check_region(
+    index_ini: Sequence[int],
+    index_fin: Sequence[int],
+    spatial_shape: Sequence[int],
+    name: str = "image",
+) -> tuple[TypeTriplet, TypeTriplet]:
+    """Validate a half-open region ``[index_ini, index_fin)`` inside a shape.
+
+    Example:
+        >>> check_region((0, 0, 0), (2, 2, 1), (4, 4, 1))
+        ((0, 0, 0), (2, 2, 1))
+    """
+    ini = to_triplet(tuple(index_ini), "index_ini", minimum=-(2**62))
+    fin = to_triplet(tuple(index_fin), "index_fin", minimum=-(2**62))
+    shape = tuple(int(s) for s in spatial_shape)
+    for axis in range(3):
+        if not 0 <= ini[axis] < fin[axis] <= shape[axis]:
+            raise ValueError(
+                f"region {ini} -> {fin} is not inside the spatial shape {shape} of {name}: "
+                f"need 0 <= index_ini < index_fin <= shape on every axis"
+            )
+    return ini, fin
+
+
+def location_from_region(index_ini: Sequence[int], index_fin: Sequence[int]) -> tuple[int, ...]:
+    """Patch location ``(i0, j0, k0, i1, j1, k1)`` from its corners.
+
+    Example:
+        >>> location_from_region((0, 1, 2), (4, 5, 6))
+        (0, 1, 2, 4, 5, 6)
+    """
+    return tuple(int(v) for v in (*index_ini, *index_fin))
+
+
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a real number (and not a bool).
+
+    Example:
+        >>> is_number(1.5), is_number(True), is_number('1')
+        (True, False, False)
+    """
+    return isinstance(value, Real) and not isinstance(value, bool)

@@ -1,0 +1,506 @@
+"""Lazy images: the header is read first, the voxels on first touch.
+
+An :class:`Image` knows its shape, affine, spacing and orientation as soon as
+it is created from a path, because only the file header is read. Its
+``data`` (a ``(C, I, J, K)`` tensor) is read the first time it is used, and
+:meth:`Image.read_region` reads just a box of voxels, from disk when the file
+is uncompressed (``.nii``, ``.npy``)::
+
+    Image('ct.nii')          header only:   shape, affine, spacing, memory
+      .read_region(a, b)     bytes of one box, memory-mapped
+      .data                  whole volume, cached until .unload()
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import io
+from .constants import AFFINE, DATA, INTENSITY, LABEL, PATH, STEM, TYPE
+from .geometry import (
+    check_affine,
+    check_region,
+    orientation_from_affine,
+    origin_from_affine,
+    shift_affine,
+    spacing_from_affine,
+)
+from .typing import TypeAffine, TypePath, TypeSpacing, TypeTriplet
+
+Array = np.ndarray[Any, np.dtype[Any]]
+
+# Integer types torch cannot compute with, widened to the next type it can.
+_WIDENED = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64, np.dtype(np.uint64): np.int64}
+
+
+def _label_dtype(array: Array) -> Any:
+    """Smallest signed-or-uint8 integer type holding the values of ``array``."""
+    if array.size == 0:
+        return np.uint8
+    low, high = float(array.min()), float(array.max())
+    for candidate in (np.uint8, np.int16, np.int32):
+        info = np.iinfo(candidate)
+        if info.min <= low and high <= info.max:
+            return candidate
+    return np.int64
+
+
+class Image:
+    """A 4D image ``(C, I, J, K)`` with a RAS+ affine, read lazily from disk.
+
+    Args:
+        path: A file, a DICOM folder, or a list of files stacked as channels.
+            A tensor or array given here is taken as ``tensor``.
+        type: :data:`~torchpatch.constants.INTENSITY` or
+            :data:`~torchpatch.constants.LABEL`.
+        tensor: ``(C, I, J, K)`` voxels, instead of a path.
+        affine: 4x4 voxel-to-RAS+ matrix. Identity when omitted for tensors;
+            for a path it replaces the file's (needed for ``.npy``).
+        check_nans: Warn when the loaded data holds NaN.
+        dtype: Cast the loaded data to this torch dtype.
+        **kwargs: Plain metadata kept in :attr:`metadata`.
+
+    Example:
+        >>> image = Image(tensor=torch.zeros(1, 4, 4, 1), type=INTENSITY)
+        >>> image.spatial_shape, image.is_2d()
+        ((4, 4, 1), True)
+    """
+
+    def __init__(
+        self,
+        path: TypePath | Sequence[TypePath] | torch.Tensor | Array | None = None,
+        type: str | None = None,  # noqa: A002 - TorchIO's argument name
+        tensor: torch.Tensor | Array | None = None,
+        affine: Any = None,
+        check_nans: bool = False,
+        *,
+        dtype: torch.dtype | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(path, (torch.Tensor, np.ndarray)):
+            if tensor is not None:
+                raise TypeError("give the voxels either as path or as tensor, not both")
+            path, tensor = None, path
+        if path is None and tensor is None:
+            raise ValueError("an image needs a path or a tensor; got neither")
+        if path is not None and tensor is not None:
+            raise ValueError("an image takes a path or a tensor, not both")
+        if type not in (INTENSITY, LABEL):
+            raise ValueError(f"image type must be {INTENSITY!r} or {LABEL!r}, got {type!r}")
+        if dtype is not None and not isinstance(dtype, torch.dtype):
+            raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
+        self.type = type
+        self.check_nans = check_nans
+        self.metadata: dict[str, Any] = dict(kwargs)
+        self._requested_dtype = dtype
+        self._data: torch.Tensor | None = None
+        self._header: io.Header | None = None
+        self._detached = False  # True for crops: data is not the whole file
+        self._affine: TypeAffine | None = None if affine is None else check_affine(affine, self._describe("affine"))
+        self.path: Path | list[Path] | None = None
+        if path is not None:
+            self.path = self._parse_paths(path)
+        else:
+            self.set_data(tensor)
+            if self._affine is None:
+                self._affine = np.eye(4)
+
+    # Construction helpers ----------------------------------------------------
+
+    @staticmethod
+    def _parse_paths(path: TypePath | Sequence[TypePath]) -> Path | list[Path]:
+        if isinstance(path, (list, tuple)):
+            if not path:
+                raise ValueError("an image needs at least one path, got an empty list")
+            paths = [io.check_path(p) for p in path]
+            return paths[0] if len(paths) == 1 else paths
+        return io.check_path(path)  # type: ignore[arg-type]
+
+    def _describe(self, what: str = "") -> str:
+        name = f"{type(self).__name__}"
+        path = getattr(self, "path", None)
+        if path is not None:
+            name += f" {str(path)!r}" if not isinstance(path, list) else f" {[str(p) for p in path]}"
+        return f"{what} of {name}" if what else name
+
+    def _from_parts(self, data: torch.Tensor, affine: TypeAffine) -> Image:
+        """A new image of the same class and metadata holding ``data``."""
+        new = copy.copy(self)
+        new.metadata = dict(self.metadata)
+        new._header = None
+        new._affine = check_affine(affine, self._describe("affine"))
+        new._data = None
+        new.set_data(data)
+        new._detached = self.path is not None
+        return new
+
+    # Voxels ----------------------------------------------------------------------
+
+    def _to_tensor(self, array: Array | torch.Tensor) -> torch.Tensor:
+        if isinstance(array, np.ndarray):
+            if array.dtype in _WIDENED:
+                array = array.astype(_WIDENED[array.dtype])
+            if array.dtype == np.bool_ and self.type == LABEL:
+                array = array.astype(np.uint8)
+            if array.dtype.kind == "f" and self.type == LABEL:
+                array = self._float_labels_to_int(array)
+            if array.dtype.kind not in "biuf":
+                raise TypeError(f"unsupported voxel dtype {array.dtype} in {self._describe()}")
+            if not array.flags.writeable or not array.flags.c_contiguous:
+                array = np.ascontiguousarray(array).copy()
+            tensor = torch.from_numpy(array)
+        elif isinstance(array, torch.Tensor):
+            tensor = array
+            if tensor.dtype.is_floating_point and self.type == LABEL:
+                tensor = torch.from_numpy(self._float_labels_to_int(tensor.detach().cpu().numpy()))
+            elif tensor.dtype == torch.bool and self.type == LABEL:
+                tensor = tensor.to(torch.uint8)
+        else:
+            raise TypeError(f"image data must be a torch.Tensor or numpy array, got {type(array).__name__}")
+        if self._requested_dtype is not None:
+            tensor = tensor.to(self._requested_dtype)
+        return tensor
+
+    def _float_labels_to_int(self, array: Array) -> Array:
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise ValueError(f"label map {self._describe()} holds NaN or infinite values")
+        fractional = array != np.round(array)
+        if fractional.any():
+            examples = np.unique(array[fractional])[:5].tolist()
+            raise ValueError(
+                f"label map {self._describe()} holds non-integer values such as {examples}; "
+                f"label maps must hold integer classes (use ScalarImage for probabilities)"
+            )
+        return array.astype(_label_dtype(array))
+
+    def set_data(self, tensor: torch.Tensor | Array | None) -> None:
+        """Replace the voxels; ``tensor`` must be ``(C, I, J, K)``.
+
+        Example:
+            >>> image = Image(tensor=torch.zeros(1, 2, 2, 2), type=INTENSITY)
+            >>> image.set_data(torch.ones(2, 3, 3, 3)); image.shape
+            (2, 3, 3, 3)
+        """
+        if tensor is None:
+            raise TypeError(f"data of {self._describe()} must be a tensor, got None")
+        converted = self._to_tensor(tensor)
+        if converted.ndim != 4:
+            hint = ""
+            if converted.ndim == 3:
+                hint = "; for one channel use tensor[None], for a 2D multi-channel image use tensor[..., None]"
+            elif converted.ndim == 2:
+                hint = "; for a 2D image use tensor[None, ..., None]"
+            raise ValueError(
+                f"data of {self._describe()} must be 4D (C, I, J, K), got {converted.ndim}D "
+                f"of shape {tuple(converted.shape)}{hint}"
+            )
+        if min(converted.shape) < 1:
+            raise ValueError(f"data of {self._describe()} is empty: shape {tuple(converted.shape)}")
+        if self.check_nans and converted.is_floating_point() and torch.isnan(converted).any():
+            warnings.warn(f"NaN values found in {self._describe()}", RuntimeWarning, stacklevel=2)
+        self._data = converted
+
+    @property
+    def data(self) -> torch.Tensor:
+        """The voxels, ``(C, I, J, K)``, read from disk on first access."""
+        if self._data is None:
+            self.load()
+        assert self._data is not None  # noqa: S101 - load() sets it or raises
+        return self._data
+
+    @data.setter
+    def data(self, tensor: torch.Tensor) -> None:
+        self.set_data(tensor)
+
+    tensor = data
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the voxels are in memory."""
+        return self._data is not None
+
+    def load(self) -> None:
+        """Read the voxels now (a no-op when already loaded).
+
+        Example:
+            >>> image = Image(tensor=torch.zeros(1, 2, 2, 2), type=INTENSITY)
+            >>> image.load(); image.is_loaded
+            True
+        """
+        if self._data is not None:
+            return
+        paths = self.path if isinstance(self.path, list) else [self.path]
+        arrays = []
+        for path in paths:
+            assert path is not None  # noqa: S101 - images without data have paths
+            array, _ = io.read_image(path)
+            arrays.append(array)
+        if len(arrays) > 1:
+            self._check_paths_match()
+            array = np.concatenate(arrays, axis=0)
+        else:
+            array = arrays[0]
+        self.set_data(array)
+
+    def unload(self) -> None:
+        """Free the voxels of a file-backed image; they are read again on use.
+
+        Images made from tensors, and crops, keep their data.
+
+        Example:
+            >>> image = Image(tensor=torch.zeros(1, 2, 2, 2), type=INTENSITY)
+            >>> image.unload(); image.is_loaded
+            True
+        """
+        if self.path is not None and not self._detached:
+            self._data = None
+
+    def read_region(self, index_ini: Sequence[int], index_fin: Sequence[int]) -> torch.Tensor:
+        """Voxels of the half-open box ``[index_ini, index_fin)``: ``(C, ...)``.
+
+        Loaded images are sliced (a view, no copy); uncompressed ``.nii`` and
+        ``.npy`` files are read from disk for just the box; other formats
+        are loaded whole first.
+
+        Example:
+            >>> image = Image(tensor=torch.arange(16).reshape(1, 4, 4, 1), type=INTENSITY)
+            >>> image.read_region((1, 1, 0), (3, 2, 1)).flatten().tolist()
+            [5, 9]
+        """
+        ini, fin = check_region(index_ini, index_fin, self.spatial_shape, self._describe())
+        if self._data is None and isinstance(self.path, Path) and io.supports_region_reads(self.path):
+            return self._to_tensor(io.read_region(self.path, ini, fin))
+        return self.data[:, ini[0] : fin[0], ini[1] : fin[1], ini[2] : fin[2]]
+
+    def crop(self, index_ini: Sequence[int], index_fin: Sequence[int], *, copy: bool = True) -> Image:
+        """A new image holding ``[index_ini, index_fin)``, its affine shifted.
+
+        Args:
+            index_ini: First voxel of the box.
+            index_fin: One past the last voxel of the box.
+            copy: Copy the voxels (default), so the crop does not keep the
+                whole volume alive.
+
+        Example:
+            >>> image = Image(tensor=torch.zeros(1, 4, 4, 4), type=INTENSITY)
+            >>> patch = image.crop((1, 1, 1), (3, 3, 3))
+            >>> patch.shape, patch.origin
+            ((1, 2, 2, 2), (1.0, 1.0, 1.0))
+        """
+        region = self.read_region(index_ini, index_fin)
+        if copy and self._data is not None:
+            region = region.clone()
+        return self._from_parts(region, shift_affine(self.affine, index_ini))
+
+    # Header ----------------------------------------------------------------------
+
+    def _check_paths_match(self) -> None:
+        assert isinstance(self.path, list)  # noqa: S101
+        headers = [io.read_header(p) for p in self.path]
+        reference = headers[0]
+        for path, header in zip(self.path[1:], headers[1:]):
+            if header.spatial_shape != reference.spatial_shape or not np.allclose(
+                header.affine, reference.affine, atol=1e-4
+            ):
+                raise ValueError(
+                    f"files stacked as channels must share one grid: {str(self.path[0])!r} has shape "
+                    f"{reference.spatial_shape} and affine\n{reference.affine}\nbut {str(path)!r} has shape "
+                    f"{header.spatial_shape} and affine\n{header.affine}"
+                )
+
+    def _file_header(self) -> io.Header:
+        if self._header is None:
+            if isinstance(self.path, list):
+                self._check_paths_match()
+                headers = [io.read_header(p) for p in self.path]
+                channels = sum(h.num_channels for h in headers)
+                dtype = np.result_type(*[h.dtype for h in headers])
+                self._header = io.Header(headers[0].spatial_shape, channels, headers[0].affine, dtype)
+            else:
+                assert self.path is not None  # noqa: S101 - images without a path hold data
+                self._header = io.read_header(self.path)
+        return self._header
+
+    @property
+    def header(self) -> io.Header:
+        """Shape, channels, affine and dtype, from the data when loaded, else the file."""
+        if self._data is not None:
+            shape = tuple(int(s) for s in self._data.shape)
+            try:
+                numpy_dtype = torch.empty(0, dtype=self._data.dtype).numpy().dtype
+            except TypeError:  # bfloat16 has no numpy twin
+                numpy_dtype = np.dtype(np.float32)
+            return io.Header((shape[1], shape[2], shape[3]), shape[0], self.affine, numpy_dtype)
+        header = self._file_header()
+        return io.Header(header.spatial_shape, header.num_channels, self.affine, header.dtype)
+
+    @property
+    def affine(self) -> TypeAffine:
+        """4x4 float64 matrix from voxel indices to RAS+ millimetres."""
+        if self._affine is None:
+            self._affine = self._file_header().affine
+        return self._affine
+
+    @affine.setter
+    def affine(self, affine: Any) -> None:
+        self._affine = check_affine(affine, self._describe("affine"))
+
+    @property
+    def spatial_shape(self) -> TypeTriplet:
+        """``(I, J, K)``."""
+        if self._data is not None:
+            shape = self._data.shape
+            return (int(shape[1]), int(shape[2]), int(shape[3]))
+        return self._file_header().spatial_shape
+
+    @property
+    def num_channels(self) -> int:
+        """Number of channels ``C``."""
+        if self._data is not None:
+            return int(self._data.shape[0])
+        return self._file_header().num_channels
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(C, I, J, K)``."""
+        return (self.num_channels, *self.spatial_shape)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Torch dtype of :attr:`data`, known before loading."""
+        if self._data is not None:
+            return self._data.dtype
+        if self._requested_dtype is not None:
+            return self._requested_dtype
+        numpy_dtype = self._file_header().dtype
+        if numpy_dtype in _WIDENED:
+            numpy_dtype = np.dtype(_WIDENED[numpy_dtype])
+        if self.type == LABEL and numpy_dtype.kind in "fb":
+            return torch.uint8 if numpy_dtype.kind == "b" else torch.int64
+        return torch.from_numpy(np.zeros(0, dtype=numpy_dtype)).dtype
+
+    @property
+    def memory(self) -> int:
+        """Bytes the voxels take (or will take) in memory."""
+        itemsize = torch.empty(0, dtype=self.dtype).element_size()
+        return int(np.prod(self.shape, dtype=np.int64)) * itemsize
+
+    @property
+    def spacing(self) -> TypeSpacing:
+        """Voxel size in millimetres along I, J, K."""
+        return spacing_from_affine(self.affine)
+
+    @property
+    def origin(self) -> TypeSpacing:
+        """RAS+ position of the centre of the first voxel."""
+        return origin_from_affine(self.affine)
+
+    @property
+    def orientation(self) -> tuple[str, str, str]:
+        """Axis codes, e.g. ``('R', 'A', 'S')``."""
+        return orientation_from_affine(self.affine)
+
+    def is_2d(self) -> bool:
+        """Whether the image is depth one (``K == 1``)."""
+        return self.spatial_shape[2] == 1
+
+    @property
+    def stem(self) -> str | None:
+        """File name without suffix of the (first) path, if any."""
+        if self.path is None:
+            return None
+        first = self.path[0] if isinstance(self.path, list) else self.path
+        return io.get_stem(first)
+
+    # Output and access -----------------------------------------------------------
+
+    def save(self, path: TypePath) -> None:
+        """Write the image; the format follows the extension.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> out = pathlib.Path(tempfile.mkdtemp()) / 'x.nii.gz'
+            >>> Image(tensor=torch.ones(1, 2, 2, 2), type=INTENSITY).save(out)
+            >>> Image(out, type=INTENSITY).data.sum().item()
+            8.0
+        """
+        io.write_image(self.data.detach().cpu().numpy(), self.affine, path)
+
+    def numpy(self) -> Array:
+        """The voxels as a numpy array (shares memory when possible)."""
+        return self.data.detach().cpu().numpy()
+
+    def __getitem__(self, key: str) -> Any:
+        if key == DATA:
+            return self.data
+        if key == AFFINE:
+            return self.affine
+        if key == PATH:
+            return self.path
+        if key == STEM:
+            return self.stem
+        if key == TYPE:
+            return self.type
+        if key in self.metadata:
+            return self.metadata[key]
+        raise KeyError(f"{self._describe()} has no key {key!r}; keys: {DATA!r}, {AFFINE!r}, {PATH!r}, {STEM!r}, {TYPE!r}")
+
+    def __repr__(self) -> str:
+        try:
+            spacing = ", ".join(f"{s:.2f}" for s in self.spacing)
+            details = (
+                f"shape: {self.shape}; spacing: ({spacing}); orientation: {''.join(self.orientation)}+; "
+                f"dtype: {self.dtype}; memory: {self.memory / 2**20:.1f} MiB"
+            )
+        except (ValueError, FileNotFoundError) as error:
+            details = f"unreadable: {error}"
+        where = f"; path: {str(self.path)!r}" if self.path is not None else ""
+        return f"{type(self).__name__}({details}{where})"
+
+
+class ScalarImage(Image):
+    """An intensity image (MRI, CT, photo), keeping the file's dtype.
+
+    ``uint16`` and ``uint32`` become ``int32`` and ``int64`` because torch
+    cannot compute with them; pass ``dtype=torch.float32`` to cast.
+
+    Example:
+        >>> ScalarImage(tensor=torch.rand(3, 8, 8, 1)).num_channels
+        3
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if "type" in kwargs and kwargs["type"] != INTENSITY:
+            raise ValueError(f"ScalarImage has type {INTENSITY!r}; use LabelMap for labels")
+        kwargs["type"] = INTENSITY
+        super().__init__(*args, **kwargs)
+
+
+class LabelMap(Image):
+    """A segmentation: integer classes, resampled with nearest neighbours.
+
+    Integer dtypes are kept (``uint16`` -> ``int32``, ``uint32`` -> ``int64``);
+    floats holding whole numbers become the smallest integer type that holds
+    them, and any other float is an error.
+
+    Example:
+        >>> LabelMap(tensor=torch.tensor([[[[0.0], [2.0]]]])).dtype
+        torch.uint8
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if "type" in kwargs and kwargs["type"] != LABEL:
+            raise ValueError(f"LabelMap has type {LABEL!r}; use ScalarImage for intensities")
+        kwargs["type"] = LABEL
+        super().__init__(*args, **kwargs)
+
+
+__all__ = ["Image", "LabelMap", "ScalarImage"]

@@ -1,0 +1,92 @@
+"""Batching subjects and patches into plain dictionaries.
+
+A batch is a ``dict``: each image name maps to ``{DATA: (B, C, I, J, K),
+AFFINE: (B, 4, 4), PATH: [...], STEM: [...], TYPE: [...]}``; ``LOCATION`` is a
+``(B, 6)`` int64 tensor; numbers become tensors and other metadata lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from numbers import Number
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .constants import AFFINE, DATA, LOCATION, PATH, STEM, TYPE
+from .image import Image
+
+
+def _stack_images(name: str, images: Sequence[Image]) -> dict[str, Any]:
+    shapes = {tuple(image.shape) for image in images}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"cannot batch image {name!r}: its shapes differ across the batch {sorted(shapes)}; "
+            f"crop or pad to one shape (CropOrPad) or use batch_size=1"
+        )
+    return {
+        DATA: torch.stack([image.data for image in images]),
+        AFFINE: torch.from_numpy(np.stack([image.affine for image in images])),
+        PATH: [None if image.path is None else str(image.path) for image in images],
+        STEM: [image.stem for image in images],
+        TYPE: [image.type for image in images],
+    }
+
+
+def _collate_values(key: str, values: list[Any]) -> Any:
+    if key == LOCATION:
+        return torch.stack([torch.as_tensor(v, dtype=torch.int64) for v in values])
+    if all(isinstance(v, torch.Tensor) for v in values):
+        if len({tuple(v.shape) for v in values}) == 1:
+            return torch.stack(values)
+        return values
+    if all(isinstance(v, Number) and not isinstance(v, bool) for v in values):
+        return torch.as_tensor(values)
+    return values
+
+
+def collate_subjects(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Collate subjects or patches into a plain ``dict`` batch.
+
+    Example:
+        >>> from torchpatch import ScalarImage, Subject
+        >>> subjects = [Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 4)), age=a) for a in (30, 40)]
+        >>> batch = collate_subjects(subjects)
+        >>> batch['t1'][DATA].shape, batch['age'].tolist()
+        (torch.Size([2, 1, 4, 4, 4]), [30, 40])
+    """
+    if not batch:
+        raise ValueError("cannot collate an empty batch")
+    keys = list(batch[0].keys())
+    for index, item in enumerate(batch[1:], start=1):
+        if list(item.keys()) != keys:
+            raise ValueError(f"batch items have different keys: item 0 has {keys}, item {index} has {list(item.keys())}")
+    collated: dict[str, Any] = {}
+    for key in keys:
+        values = [item[key] for item in batch]
+        if all(isinstance(v, Image) for v in values):
+            collated[key] = _stack_images(key, values)
+        else:
+            collated[key] = _collate_values(key, values)
+    return collated
+
+
+class SubjectsLoader(DataLoader[Any]):
+    """A ``DataLoader`` that batches subjects and patches into plain dicts.
+
+    Example:
+        >>> from torchpatch import ScalarImage, Subject, SubjectsDataset
+        >>> dataset = SubjectsDataset([Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 4))) for _ in range(4)])
+        >>> batch = next(iter(SubjectsLoader(dataset, batch_size=2)))
+        >>> batch['t1'][DATA].shape
+        torch.Size([2, 1, 4, 4, 4])
+    """
+
+    def __init__(self, dataset: Dataset[Any], **kwargs: Any) -> None:
+        kwargs.setdefault("collate_fn", collate_subjects)
+        super().__init__(dataset, **kwargs)
+
+
+__all__ = ["SubjectsLoader", "collate_subjects"]

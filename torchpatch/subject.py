@@ -1,0 +1,272 @@
+"""Subjects: named images of one patient (or one photo) plus plain metadata.
+
+A :class:`Subject` is a mapping, not a ``dict`` subclass: ``subject['t1']``,
+``subject.t1``, ``len(subject)`` and iteration over its keys work, and the
+images are told apart from metadata by type, never by magic keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .constants import INTENSITY
+from .image import Image
+from .typing import TypeSpacing, TypeTriplet
+
+#: Largest difference between two affines of one subject, in millimetres.
+AFFINE_TOLERANCE = 1e-4
+
+
+class Subject(MutableMapping[str, Any]):
+    """Images sharing one voxel grid, plus metadata (ids, class labels, ...).
+
+    Args:
+        *args: At most one mapping of names to images and metadata.
+        **kwargs: More names: an :class:`~torchpatch.image.Image` is an
+            image, anything else is metadata.
+
+    Example:
+        >>> import torch
+        >>> from torchpatch import ScalarImage, LabelMap
+        >>> subject = Subject(
+        ...     t1=ScalarImage(tensor=torch.rand(1, 8, 8, 8)),
+        ...     seg=LabelMap(tensor=torch.zeros(1, 8, 8, 8, dtype=torch.uint8)),
+        ...     subject_id='sub-01',
+        ... )
+        >>> subject.t1.spatial_shape, subject['subject_id'], sorted(subject.images)
+        ((8, 8, 8), 'sub-01', ['seg', 't1'])
+    """
+
+    def __init__(self, *args: Mapping[str, Any], **kwargs: Any) -> None:
+        if len(args) > 1:
+            raise TypeError(f"Subject takes at most one mapping as positional argument, got {len(args)}")
+        entries: dict[str, Any] = {}
+        if args:
+            if not isinstance(args[0], Mapping):
+                raise TypeError(f"Subject's positional argument must be a mapping, got {type(args[0]).__name__}")
+            entries.update(args[0])
+        entries.update(kwargs)
+        self._store: dict[str, Any] = {}
+        for key, value in entries.items():
+            self[key] = value
+        if not self.images:
+            keys = sorted(self._store)
+            raise ValueError(
+                f"a subject needs at least one Image (ScalarImage or LabelMap); got no image among keys {keys}"
+            )
+
+    # Mapping protocol --------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._store[key]
+        except KeyError:
+            raise KeyError(f"subject {self.name!r} has no key {key!r}; keys: {sorted(self._store)}") from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"subject keys must be str, got {type(key).__name__} {key!r}")
+        self._store[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._store[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails; '_store' itself must not recurse.
+        if name.startswith("__") or name == "_store":
+            raise AttributeError(name)
+        store = self.__dict__.get("_store", {})
+        if name in store:
+            return store[name]
+        raise AttributeError(f"subject has no attribute or key {name!r}; keys: {sorted(store)}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_store": self._store}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        images = ", ".join(f"{k}: {type(v).__name__}" for k, v in self.images.items())
+        metadata = sorted(self.metadata)
+        return f"Subject(name: {self.name!r}; images: {{{images}}}; metadata: {metadata})"
+
+    # Images and metadata -----------------------------------------------------------
+
+    @property
+    def images(self) -> dict[str, Image]:
+        """The images, by name, in insertion order."""
+        return {k: v for k, v in self._store.items() if isinstance(v, Image)}
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Everything that is not an image."""
+        return {k: v for k, v in self._store.items() if not isinstance(v, Image)}
+
+    def get_images_dict(
+        self,
+        intensity_only: bool = False,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+    ) -> dict[str, Image]:
+        """Images filtered by type and name.
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage, LabelMap
+            >>> s = Subject(a=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)), b=LabelMap(tensor=torch.zeros(1, 2, 2, 2)))
+            >>> list(s.get_images_dict(intensity_only=True))
+            ['a']
+        """
+        images = self.images
+        for names, what in ((include, "include"), (exclude, "exclude")):
+            missing = sorted(set(names or ()) - set(images))
+            if missing:
+                raise KeyError(f"{what} names {missing} are not images of subject {self.name!r}: {sorted(images)}")
+        selected = {}
+        for name, image in images.items():
+            if intensity_only and image.type != INTENSITY:
+                continue
+            if include is not None and name not in include:
+                continue
+            if exclude is not None and name in exclude:
+                continue
+            selected[name] = image
+        return selected
+
+    def get_images(
+        self,
+        intensity_only: bool = False,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+    ) -> list[Image]:
+        """The images of :meth:`get_images_dict`, as a list."""
+        return list(self.get_images_dict(intensity_only, include, exclude).values())
+
+    def get_first_image(self) -> Image:
+        """The first image added."""
+        return next(iter(self.images.values()))
+
+    @property
+    def name(self) -> str:
+        """A name for messages: ``subject_id``/``id``/``name`` metadata or the first file stem."""
+        store = self.__dict__.get("_store", {})
+        for key in ("subject_id", "id", "name"):
+            value = store.get(key)
+            if isinstance(value, (str, int)):
+                return str(value)
+        for value in store.values():
+            if isinstance(value, Image) and value.stem is not None:
+                return value.stem
+        return "<unnamed>"
+
+    # Geometry ------------------------------------------------------------------------
+
+    def check_consistent_space(self, tolerance: float = AFFINE_TOLERANCE) -> None:
+        """Check every image has the spatial shape and affine of the first.
+
+        Raises:
+            ValueError: Naming both images with their shapes or affines.
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage
+            >>> s = Subject(a=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)), b=ScalarImage(tensor=torch.zeros(1, 3, 2, 2)))
+            >>> s.check_consistent_space()
+            Traceback (most recent call last):
+            ...
+            ValueError: images of subject '<unnamed>' have different spatial shapes: 'a' is (2, 2, 2) but 'b' is (3, 2, 2)...
+        """
+        items = list(self.images.items())
+        first_name, first = items[0]
+        for name, image in items[1:]:
+            if image.spatial_shape != first.spatial_shape:
+                raise ValueError(
+                    f"images of subject {self.name!r} have different spatial shapes: {first_name!r} is "
+                    f"{first.spatial_shape} but {name!r} is {image.spatial_shape}; resample or crop/pad them "
+                    f"to one grid (e.g. Resample({first_name!r}) or CropOrPad)"
+                )
+            difference = float(np.abs(image.affine - first.affine).max())
+            if difference > tolerance:
+                raise ValueError(
+                    f"images of subject {self.name!r} have different affines (max difference {difference:.3g} > "
+                    f"{tolerance:g}): {first_name!r} has\n{first.affine}\nbut {name!r} has\n{image.affine}\n"
+                    f"resample one onto the other, e.g. Resample({first_name!r})"
+                )
+
+    @property
+    def spatial_shape(self) -> TypeTriplet:
+        """``(I, J, K)`` shared by every image (checked)."""
+        self.check_consistent_space()
+        return self.get_first_image().spatial_shape
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(C, I, J, K)`` of the first image, after checking every image shares a grid."""
+        self.check_consistent_space()
+        return self.get_first_image().shape
+
+    @property
+    def spacing(self) -> TypeSpacing:
+        """Voxel size in millimetres shared by every image (checked)."""
+        self.check_consistent_space()
+        return self.get_first_image().spacing
+
+    def is_2d(self) -> bool:
+        """Whether the images are depth one."""
+        return self.spatial_shape[2] == 1
+
+    # Data --------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the voxels of every image."""
+        for image in self.images.values():
+            image.load()
+
+    def unload(self) -> None:
+        """Free the voxels of every file-backed image."""
+        for image in self.images.values():
+            image.unload()
+
+    def with_images(self, images: Mapping[str, Image], **metadata: Any) -> Subject:
+        """A new subject with some images replaced and metadata added.
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage
+            >>> s = Subject(a=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)), age=40)
+            >>> t = s.with_images({'a': ScalarImage(tensor=torch.ones(1, 2, 2, 2))})
+            >>> float(t.a.data.sum()), t['age'], float(s.a.data.sum())
+            (8.0, 40, 0.0)
+        """
+        store = dict(self._store)
+        store.update(images)
+        store.update(metadata)
+        new = Subject.__new__(Subject)
+        new.__dict__["_store"] = store
+        return new
+
+    def crop(self, index_ini: Sequence[int], index_fin: Sequence[int], **metadata: Any) -> Subject:
+        """A new subject with every image cropped to ``[index_ini, index_fin)``.
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage
+            >>> s = Subject(a=ScalarImage(tensor=torch.zeros(1, 4, 4, 4)))
+            >>> s.crop((0, 0, 0), (2, 2, 2)).a.shape
+            (1, 2, 2, 2)
+        """
+        cropped = {name: image.crop(index_ini, index_fin) for name, image in self.images.items()}
+        return self.with_images(cropped, **metadata)
+
+
+__all__ = ["Subject"]
