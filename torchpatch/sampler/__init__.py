@@ -1,0 +1,10 @@
+"""Patch samplers: uniform, weighted and label (the grid lives in ``grid``)."""
+
+from __future__ import annotations
+
+from .label import LabelSampler
+from .sampler import PatchSampler, RandomSampler
+from .uniform import UniformSampler
+from .weighted import WeightedSampler
+
+__all__ = ["LabelSampler", "PatchSampler", "RandomSampler", "UniformSampler", "WeightedSampler"]

@@ -1,0 +1,147 @@
+"""Label sampling: patch centres on chosen classes with chosen frequencies.
+
+Per subject, the positions of each needed class among the valid centres are
+listed once. A draw picks a class with ``label_probabilities`` (renormalised
+over the classes the subject has) and then a position of that class: O(1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import torch
+
+from ..constants import LABEL
+from ..subject import Subject
+from ..typing import TypeTriplet
+from .sampler import RandomSampler
+from .weighted import get_image, valid_centres
+
+#: Above this many needed classes, one stable sort beats one scan per class.
+_SCANS = 4
+
+
+def _label_volume(data: torch.Tensor) -> torch.Tensor:
+    """Class per voxel, ``(1, I, J, K)``: the data, or the argmax of one-hot channels."""
+    if data.shape[0] == 1:
+        return data
+    return data.argmax(dim=0, keepdim=True)
+
+
+class LabelSampler(RandomSampler):
+    """Patches centred on labelled voxels, class by class.
+
+    Args:
+        patch_size: An int (a cube, or ``(p, p, 1)`` on 2D images) or three ints.
+        label_name: Name of the LabelMap; the first LabelMap when ``None``.
+        label_probabilities: ``{class: weight}``, the relative frequencies of
+            the classes at patch centres. Classes a subject lacks are skipped.
+            ``None`` means uniform over all foreground (non-zero) voxels.
+
+    Example:
+        >>> from torchpatch import LabelMap, ScalarImage, Subject, LOCATION
+        >>> label = torch.zeros(1, 8, 8, 1, dtype=torch.uint8)
+        >>> label[0, 4, 4, 0] = 1
+        >>> subject = Subject(t1=ScalarImage(tensor=torch.rand(1, 8, 8, 1)), seg=LabelMap(tensor=label))
+        >>> sampler = LabelSampler(3, 'seg', label_probabilities={0: 0, 1: 1})
+        >>> next(sampler(subject, 1, generator=0))[LOCATION].tolist()
+        [3, 3, 0, 6, 6, 1]
+    """
+
+    def __init__(
+        self,
+        patch_size: int | tuple[int, int, int],
+        label_name: str | None = None,
+        label_probabilities: Mapping[int, float] | None = None,
+    ) -> None:
+        super().__init__(patch_size)
+        if label_name is not None and not isinstance(label_name, str):
+            raise TypeError(f"label_name must be a str or None, got {type(label_name).__name__}")
+        self.label_name = label_name
+        self.label_probabilities = self._parse_probabilities(label_probabilities)
+
+    @staticmethod
+    def _parse_probabilities(probabilities: Mapping[int, float] | None) -> dict[int, float] | None:
+        if probabilities is None:
+            return None
+        if not isinstance(probabilities, Mapping):
+            raise TypeError(f"label_probabilities must be a dict {{class: weight}}, got {type(probabilities).__name__}")
+        parsed = {}
+        for label, weight in probabilities.items():
+            if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+                raise TypeError(f"label_probabilities keys must be int classes, got {label!r}")
+            if not np.isfinite(weight) or weight < 0:
+                raise ValueError(f"label_probabilities[{label}] must be a finite number >= 0, got {weight!r}")
+            parsed[int(label)] = float(weight)
+        if sum(parsed.values()) <= 0:
+            raise ValueError(f"label_probabilities must have a positive weight, got {dict(probabilities)}")
+        return parsed
+
+    def _label_image_name(self, subject: Subject) -> str:
+        if self.label_name is not None:
+            return self.label_name
+        for name, image in subject.images.items():
+            if image.type == LABEL:
+                return name
+        raise ValueError(
+            f"subject {subject.name!r} has no LabelMap to sample from; images: {sorted(subject.images)}; "
+            f"pass label_name"
+        )
+
+    def _prepare(
+        self, subject: Subject, patch_size: TypeTriplet
+    ) -> Callable[[np.random.Generator, int], np.ndarray]:
+        name = self._label_image_name(subject)
+        image = get_image(subject, name, "label_name")
+        labels = _label_volume(image.data)
+        if labels.is_floating_point():
+            raise TypeError(f"label image {name!r} of subject {subject.name!r} must hold integers, got {labels.dtype}")
+        region = valid_centres(labels, patch_size)
+        region_shape = tuple(region.shape)
+        flat = region.contiguous().numpy().ravel()
+        classes, lists = self._positions(flat)
+        if not classes:
+            wanted = "foreground" if self.label_probabilities is None else sorted(self.label_probabilities)
+            raise ValueError(
+                f"subject {subject.name!r}: label image {name!r} has no voxel of {wanted} among the valid patch "
+                f"centres (patch_size {patch_size}, spatial shape {subject.spatial_shape})"
+            )
+        weights = np.array([w for _, w in classes], dtype=np.float64)
+        weights /= weights.sum()
+
+        def draw(rng: np.random.Generator, n: int) -> np.ndarray:
+            chosen = rng.choice(len(lists), size=n, p=weights)
+            flat_index = np.empty(n, dtype=np.int64)
+            for position, positions in enumerate(lists):
+                mask = chosen == position
+                picks = int(mask.sum())
+                if picks:
+                    flat_index[mask] = positions[rng.integers(0, positions.size, size=picks)]
+            return np.stack(np.unravel_index(flat_index, region_shape), axis=1).astype(np.int64)
+
+        return draw
+
+    def _positions(self, flat: np.ndarray) -> tuple[list[tuple[int, float]], list[np.ndarray]]:
+        """Present classes with their weights, and the flat positions of each."""
+        if self.label_probabilities is None:
+            positions = np.flatnonzero(flat)
+            return ([(1, 1.0)], [positions]) if positions.size else ([], [])
+        needed = [(c, w) for c, w in self.label_probabilities.items() if w > 0]
+        classes: list[tuple[int, float]] = []
+        lists: list[np.ndarray] = []
+        if len(needed) <= _SCANS:
+            for label, weight in needed:
+                positions = np.flatnonzero(flat == label)
+                if positions.size:
+                    classes.append((label, weight))
+                    lists.append(positions)
+            return classes, lists
+        order = np.argsort(flat, kind="stable")
+        ordered = flat[order]
+        for label, weight in needed:
+            start, stop = np.searchsorted(ordered, [label, label + 1])
+            if stop > start:
+                classes.append((label, weight))
+                lists.append(order[start:stop])
+        return classes, lists
