@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
+import SimpleITK as sitk  # noqa: N813 - the name every SimpleITK user knows
 import torch
 
 from torchpatch import LabelMap, ScalarImage, Subject
-
 
 #: An oblique-free but non-trivial affine whose entries are exact in float32
 #: (NIfTI stores float32), with a permutation and a flip.
@@ -79,6 +78,7 @@ def write_dicom_series(
     for k in range(volume.shape[0]):
         position = np.asarray(origin, dtype=np.float64) + k * spacing[2] * normal
         image = sitk.GetImageFromArray(np.ascontiguousarray(volume[k]))
+        image.SetSpacing((float(spacing[0]), float(spacing[1])))  # the writer derives PixelSpacing from this
         tags = {
             "0008|0060": "CT",
             "0008|0018": f"{series_uid}.{k + 1}",

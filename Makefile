@@ -1,0 +1,38 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   - creates .venv, installs torchpatch, runs the built-in demo
+#   make test   - creates .venv, installs torchpatch with dev tools, runs the tests
+# torch==2.13.0 (a local CPU wheel here) is installed first and pinned through
+# constraints.txt, so pip never downloads torch or CUDA packages.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+
+.PHONY: demo test lint typecheck check clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m torchpatch.demo
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check torchpatch tests benchmarks tutorials
+	$(VENV)/bin/ruff format --check torchpatch tests benchmarks tutorials
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check torchpatch tests benchmarks tutorials
+	$(VENV)/bin/ruff format --check torchpatch tests benchmarks tutorials
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache .mypy_cache .ruff_cache

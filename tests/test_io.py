@@ -1,0 +1,572 @@
+"""Reading and writing every supported format: data, affine, dtype, errors."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk  # noqa: N813 - the name every SimpleITK user knows
+import torch
+
+from torchpatch import LabelMap, ScalarImage, Subject, io
+from torchpatch.geometry import LPS_TO_RAS
+
+
+def _find_shared_data() -> Path | None:
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[2] / "shared" / "data", here.parents[1] / "shared" / "data"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+#: Real samples (absent in a user's clone: those tests skip).
+SHARED_DATA = _find_shared_data()
+needs_shared_data = pytest.mark.skipif(SHARED_DATA is None, reason="shared/data sample images are not available")
+
+FORMATS_3D = [".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".npz"]
+
+
+def sitk_array_to_ours(array: np.ndarray) -> np.ndarray:
+    """SimpleITK's scalar ``(K, J, I)`` array as our ``(1, I, J, K)``."""
+    return array.transpose(2, 1, 0)[None]
+
+
+# Round trips ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", FORMATS_3D)
+def test_round_trip_keeps_multichannel_data_and_affine(tmp_path, suffix, exact_affine, rng):
+    data = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    path = tmp_path / f"image{suffix}"
+    ScalarImage(tensor=torch.from_numpy(data), affine=exact_affine).save(path)
+    image = ScalarImage(path)
+    assert image.shape == (2, 3, 4, 5)
+    np.testing.assert_allclose(image.affine, exact_affine, atol=1e-6)
+    assert image.dtype == torch.float32
+    assert torch.equal(image.data, torch.from_numpy(data))
+    header = io.read_header(path)
+    assert header.spatial_shape == (3, 4, 5)
+    assert header.num_channels == 2
+    assert header.dtype == np.float32
+    np.testing.assert_allclose(header.affine, exact_affine, atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [*FORMATS_3D, ".npy"])
+def test_write_leaves_no_temporary_files(tmp_path, suffix):
+    path = tmp_path / f"scan{suffix}"
+    io.write_image(np.zeros((1, 2, 2, 2), np.int16), np.eye(4), path)
+    leftovers = [p.name for p in tmp_path.iterdir() if "partial" in p.name]
+    assert leftovers == []
+    assert path.exists()
+
+
+def test_npy_round_trip_takes_affine_from_caller(tmp_path, exact_affine, rng):
+    data = rng.integers(-100, 100, size=(1, 4, 3, 2), dtype=np.int16)
+    path = tmp_path / "volume.npy"
+    io.write_image(data, exact_affine, path)
+    image = ScalarImage(path, affine=exact_affine)
+    np.testing.assert_array_equal(image.affine, exact_affine)
+    assert image.dtype == torch.int16
+    assert torch.equal(image.data, torch.from_numpy(data))
+    # Without one, a .npy file has the identity affine.
+    np.testing.assert_array_equal(ScalarImage(path).affine, np.eye(4))
+
+
+@pytest.mark.parametrize(("shape", "expected"), [((4, 3), (1, 4, 3, 1)), ((4, 3, 2), (1, 4, 3, 2))])
+def test_npy_with_fewer_dimensions_gets_channel_and_depth_axes(tmp_path, shape, expected):
+    path = tmp_path / "plain.npy"
+    array = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    np.save(path, array)
+    image = ScalarImage(path)
+    assert image.shape == expected
+    np.testing.assert_array_equal(image.numpy().reshape(shape), array)
+
+
+def test_npz_round_trip_stores_affine(tmp_path, exact_affine):
+    data = np.arange(24, dtype=np.uint8).reshape(1, 2, 3, 4)
+    path = tmp_path / "archive.npz"
+    io.write_image(data, exact_affine, path)
+    with np.load(path) as archive:
+        np.testing.assert_array_equal(archive["affine"], exact_affine)
+    image = LabelMap(path)
+    np.testing.assert_array_equal(image.affine, exact_affine)
+    assert image.dtype == torch.uint8
+    assert torch.equal(image.data, torch.from_numpy(data))
+
+
+def test_npz_with_several_unnamed_arrays_is_rejected_naming_keys(tmp_path):
+    path = tmp_path / "ambiguous.npz"
+    np.savez(path, first=np.zeros((2, 2, 2)), second=np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"ambiguous\.npz.*first.*second.*'data'"):
+        io.read_image(path)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int32, np.int64])
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".npy"])
+def test_label_map_keeps_integer_dtype(tmp_path, dtype, suffix):
+    data = np.arange(24, dtype=dtype).reshape(1, 2, 3, 4)
+    path = tmp_path / f"label{suffix}"
+    io.write_image(data, np.eye(4), path)
+    label = LabelMap(path)
+    expected = torch.from_numpy(data).dtype
+    assert label.dtype == expected  # known from the header, before loading
+    assert not label.is_loaded
+    assert label.data.dtype == expected
+    assert torch.equal(label.data, torch.from_numpy(data))
+
+
+@pytest.mark.parametrize(("dtype", "expected"), [(np.uint16, torch.int32), (np.uint32, torch.int64)])
+@pytest.mark.parametrize("suffix", [".nii", ".nrrd"])
+def test_label_map_widens_unsigned_types_torch_cannot_use(tmp_path, dtype, expected, suffix):
+    top = np.iinfo(dtype).max
+    data = np.array([0, 1, 7, top], dtype=dtype).reshape(1, 2, 2, 1)
+    path = tmp_path / f"label{suffix}"
+    io.write_image(data, np.eye(4), path)
+    label = LabelMap(path)
+    assert label.dtype == expected
+    assert label.data.dtype == expected
+    assert label.data.flatten().tolist() == [0, 1, 7, int(top)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int16, np.uint8])
+def test_scalar_image_keeps_file_dtype_and_casts_on_request(tmp_path, dtype):
+    data = np.arange(8, dtype=dtype).reshape(1, 2, 2, 2)
+    path = tmp_path / "scan.nii.gz"
+    io.write_image(data, np.eye(4), path)
+    kept = ScalarImage(path)
+    assert kept.dtype == torch.from_numpy(data).dtype
+    assert kept.data.dtype == torch.from_numpy(data).dtype
+    cast = ScalarImage(path, dtype=torch.float32)
+    assert cast.dtype == torch.float32
+    assert cast.data.dtype == torch.float32
+    assert cast.data.flatten().tolist() == list(range(8))
+
+
+# 2D images --------------------------------------------------------------------------
+
+
+def test_png_uint8_rgb_round_trip_keeps_pixels_and_spacing(tmp_path, rng):
+    data = rng.integers(0, 256, size=(3, 7, 5, 1), dtype=np.uint8)
+    # PNG stores the pixel spacing but no origin or direction: the affine of a
+    # 2D file is the LPS identity with its spacing, in RAS+.
+    affine = np.diag([-0.5, -0.25, 1.0, 1.0])
+    path = tmp_path / "photo.png"
+    io.write_image(data, affine, path)
+    image = ScalarImage(path)
+    assert image.shape == (3, 7, 5, 1)
+    assert image.dtype == torch.uint8
+    assert torch.equal(image.data, torch.from_numpy(data))
+    np.testing.assert_allclose(image.affine, affine, atol=1e-6)
+    assert image.spacing == pytest.approx((0.5, 0.25, 1.0))
+    assert image.is_2d()
+
+
+def test_png_16_bit_grayscale_round_trip_widens_to_int32(tmp_path, rng):
+    data = rng.integers(0, 2**16, size=(1, 6, 4, 1), dtype=np.uint16)
+    data[0, 0, 0, 0] = 65535
+    path = tmp_path / "depth.png"
+    io.write_image(data, np.diag([-1.0, -1.0, 1.0, 1.0]), path)
+    assert sitk.ReadImage(str(path)).GetPixelID() == sitk.sitkUInt16
+    image = ScalarImage(path)
+    assert image.dtype == torch.int32
+    assert image.shape == (1, 6, 4, 1)
+    assert torch.equal(image.data, torch.from_numpy(data.astype(np.int32)))
+    np.testing.assert_allclose(image.affine, np.diag([-1.0, -1.0, 1.0, 1.0]), atol=1e-6)
+
+
+def test_bmp_round_trip_keeps_pixels(tmp_path, rng):
+    data = rng.integers(0, 256, size=(3, 6, 4, 1), dtype=np.uint8)
+    path = tmp_path / "picture.bmp"
+    io.write_image(data, np.diag([-1.0, -1.0, 1.0, 1.0]), path)
+    image = ScalarImage(path)
+    assert torch.equal(image.data, torch.from_numpy(data))
+    np.testing.assert_allclose(image.affine, np.diag([-1.0, -1.0, 1.0, 1.0]), atol=1e-6)
+
+
+def test_tiff_2d_round_trip_keeps_pixels_and_spacing(tmp_path, rng):
+    data = rng.integers(0, 256, size=(3, 6, 4, 1), dtype=np.uint8)
+    affine = np.diag([-0.5, -0.25, 1.0, 1.0])
+    path = tmp_path / "slide.tif"
+    io.write_image(data, affine, path)
+    image = ScalarImage(path)
+    assert torch.equal(image.data, torch.from_numpy(data))
+    np.testing.assert_allclose(image.affine, affine, atol=1e-6)
+
+
+def test_tiff_3d_round_trip_keeps_data(tmp_path, rng):
+    # TIFF drops the direction, so only the voxels are compared.
+    data = rng.integers(0, 256, size=(1, 4, 5, 3), dtype=np.uint8)
+    path = tmp_path / "stack.tiff"
+    io.write_image(data, np.eye(4), path)
+    image = ScalarImage(path)
+    assert image.shape == (1, 4, 5, 3)
+    assert torch.equal(image.data, torch.from_numpy(data))
+
+
+def test_jpeg_loads_rgb_as_channels_with_approximate_values(tmp_path):
+    # A smooth gradient survives lossy compression within a few grey levels.
+    rows, columns = 16, 24
+    y, x = np.mgrid[0:rows, 0:columns]
+    pixels = np.stack([x * 10, y * 15, np.full_like(x, 128)], axis=-1).astype(np.uint8)  # (rows, columns, 3)
+    path = tmp_path / "photo.jpg"
+    sitk.WriteImage(sitk.GetImageFromArray(pixels, isVector=True), str(path))
+    image = ScalarImage(path)
+    assert image.shape == (3, columns, rows, 1)
+    assert image.dtype == torch.uint8
+    expected = pixels.transpose(2, 1, 0)[..., None].astype(np.int16)
+    error = np.abs(image.numpy().astype(np.int16) - expected)
+    assert error.mean() < 4
+    assert error.max() < 40
+
+
+def test_2d_file_axes_are_column_then_row_with_unit_depth(tmp_path):
+    pixels = np.zeros((4, 8), dtype=np.uint8)  # 4 rows (y), 8 columns (x)
+    pixels[2, 5] = 255  # column x = 5, row y = 2
+    path = tmp_path / "dot.png"
+    image_2d = sitk.GetImageFromArray(pixels)
+    image_2d.SetSpacing((0.5, 2.0))
+    sitk.WriteImage(image_2d, str(path))
+    image = ScalarImage(path)
+    assert image.shape == (1, 8, 4, 1)
+    assert image.data[0, 5, 2, 0] == 255
+    assert int(image.data.sum()) == 255
+    assert image.spacing == pytest.approx((0.5, 2.0, 1.0))
+    header = io.read_header(path)
+    assert header.spatial_shape == (8, 4, 1)
+
+
+# NIfTI layouts and stacking ---------------------------------------------------------
+
+
+def test_4d_nifti_time_series_loads_time_as_channels(tmp_path, exact_affine):
+    series = np.arange(3 * 4 * 2 * 5, dtype=np.float32).reshape(3, 4, 2, 5)  # (I, J, K, T)
+    path = tmp_path / "bold.nii.gz"
+    nib.save(nib.Nifti1Image(series, exact_affine), str(path))
+    image = ScalarImage(path)
+    assert image.shape == (5, 3, 4, 2)
+    assert image.num_channels == 5
+    for t in range(5):
+        assert torch.equal(image.data[t], torch.from_numpy(series[..., t]))
+    np.testing.assert_allclose(image.affine, exact_affine, atol=1e-6)
+
+
+def test_5d_nifti_vector_loads_components_as_channels(tmp_path):
+    vectors = np.arange(2 * 3 * 4 * 3, dtype=np.float32).reshape(2, 3, 4, 1, 3)  # (I, J, K, 1, C)
+    path = tmp_path / "field.nii"
+    nib.save(nib.Nifti1Image(vectors, np.eye(4)), str(path))
+    image = ScalarImage(path)
+    assert image.shape == (3, 2, 3, 4)
+    assert torch.equal(image.data[2], torch.from_numpy(vectors[:, :, :, 0, 2]))
+
+
+def test_2d_nifti_loads_with_unit_depth(tmp_path):
+    plane = np.arange(12, dtype=np.int16).reshape(3, 4)
+    path = tmp_path / "plane.nii"
+    nib.save(nib.Nifti1Image(plane, np.eye(4)), str(path))
+    image = ScalarImage(path)
+    assert image.shape == (1, 3, 4, 1)
+    assert torch.equal(image.data[0, :, :, 0], torch.from_numpy(plane))
+
+
+def test_list_of_paths_stacks_files_as_channels(tmp_path, exact_affine):
+    first = np.zeros((1, 3, 4, 2), np.float32)
+    second = np.ones((1, 3, 4, 2), np.float32)
+    io.write_image(first, exact_affine, tmp_path / "t1.nii.gz")
+    io.write_image(second, exact_affine, tmp_path / "t2.nrrd")
+    image = ScalarImage([tmp_path / "t1.nii.gz", tmp_path / "t2.nrrd"])
+    assert image.shape == (2, 3, 4, 2)  # from the headers
+    assert not image.is_loaded
+    assert torch.equal(image.data, torch.from_numpy(np.concatenate([first, second])))
+    np.testing.assert_allclose(image.affine, exact_affine, atol=1e-6)
+    assert image.stem == "t1"
+
+
+def test_list_of_paths_with_different_shapes_names_both_files(tmp_path):
+    io.write_image(np.zeros((1, 3, 4, 2), np.float32), np.eye(4), tmp_path / "small.nii")
+    io.write_image(np.zeros((1, 3, 4, 3), np.float32), np.eye(4), tmp_path / "large.nii")
+    image = ScalarImage([tmp_path / "small.nii", tmp_path / "large.nii"])
+    pattern = r"small\.nii.*\(3, 4, 2\).*large\.nii.*\(3, 4, 3\)"
+    with pytest.raises(ValueError, match=re.compile(pattern, re.DOTALL)):
+        _ = image.shape
+    with pytest.raises(ValueError, match=re.compile(pattern, re.DOTALL)):
+        _ = image.data
+
+
+# DICOM --------------------------------------------------------------------------------
+
+
+def test_dicom_folder_header_matches_full_read(dicom_series):
+    folder, _, _ = dicom_series
+    header = io.read_header(folder)
+    data, affine = io.read_image(folder)
+    assert header.spatial_shape == data.shape[1:] == (5, 6, 4)
+    assert header.num_channels == 1
+    assert header.dtype == data.dtype == np.int16
+    np.testing.assert_allclose(header.affine, affine, atol=1e-4)
+
+
+def test_dicom_folder_data_round_trips_and_is_converted_to_ras(dicom_series):
+    folder, volume, lps = dicom_series
+    image = ScalarImage(folder)
+    assert image.dtype == torch.int16
+    assert torch.equal(image.data, torch.from_numpy(sitk_array_to_ours(volume)))
+    np.testing.assert_allclose(image.affine, LPS_TO_RAS @ lps, atol=1e-4)
+    np.testing.assert_allclose(image.affine, np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps, atol=1e-4)
+    # LPS origin (10, -20, 30) is RAS (-10, 20, 30).
+    np.testing.assert_allclose(image.origin, (-10.0, 20.0, 30.0), atol=1e-4)
+    assert image.spacing == pytest.approx((0.5, 0.75, 2.0), abs=1e-4)
+    assert image.orientation == ("L", "P", "S")
+    assert image.stem == "series"
+
+
+def test_coronal_dicom_series_header_and_read_agree(tmp_path, dicom_writer):
+    # In LPS: rows run along +x (left), columns towards the feet (-z) and
+    # slices along row x column = +y (posterior).
+    volume = np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5)
+    folder = tmp_path / "coronal"
+    lps = dicom_writer(
+        folder,
+        volume,
+        spacing=(1.0, 1.5, 3.0),
+        origin=(-5.0, 7.0, 40.0),
+        row_direction=(1.0, 0.0, 0.0),
+        column_direction=(0.0, 0.0, -1.0),
+    )
+    header = io.read_header(folder)
+    image = ScalarImage(folder)
+    np.testing.assert_allclose(header.affine, LPS_TO_RAS @ lps, atol=1e-4)
+    np.testing.assert_allclose(image.affine, LPS_TO_RAS @ lps, atol=1e-4)
+    assert image.orientation == ("L", "I", "P")
+    assert torch.equal(image.data, torch.from_numpy(sitk_array_to_ours(volume)))
+
+
+def test_folder_without_dicom_series_is_rejected_naming_folder(tmp_path):
+    folder = tmp_path / "not_dicom"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match=r"no DICOM series found in folder .*not_dicom"):
+        io.read_header(folder)
+
+
+# Orientation of LPS files ------------------------------------------------------------
+
+
+def test_nrrd_written_in_lps_comes_out_in_ras(tmp_path):
+    volume = np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4)  # (K, J, I)
+    written = sitk.GetImageFromArray(volume)
+    written.SetSpacing((0.5, 2.0, 3.0))
+    written.SetOrigin((10.0, -20.0, 5.0))  # LPS, identity direction
+    path = tmp_path / "lps.nrrd"
+    sitk.WriteImage(written, str(path))
+    image = ScalarImage(path)
+    expected = np.diag([-0.5, -2.0, 3.0, 1.0])
+    expected[:3, 3] = (-10.0, 20.0, 5.0)
+    np.testing.assert_allclose(image.affine, expected, atol=1e-12)
+    assert image.orientation == ("L", "P", "S")
+    assert image.spacing == (0.5, 2.0, 3.0)
+    assert image.shape == (1, 4, 3, 2)
+    assert torch.equal(image.data, torch.from_numpy(sitk_array_to_ours(volume)))
+
+
+def test_oblique_affine_survives_sitk_round_trip(tmp_path):
+    angle = np.radians(20.0)
+    affine = np.eye(4)
+    affine[:3, :3] = np.array(
+        [[np.cos(angle), -np.sin(angle), 0.0], [np.sin(angle), np.cos(angle), 0.0], [0.0, 0.0, 1.0]]
+    ) @ np.diag([1.5, 2.0, 2.5])
+    affine[:3, 3] = (1.0, -2.0, 3.0)
+    path = tmp_path / "oblique.mha"
+    io.write_image(np.zeros((1, 3, 3, 3), np.float32), affine, path)
+    np.testing.assert_allclose(io.read_header(path).affine, affine, atol=1e-9)
+    np.testing.assert_allclose(io.read_image(path)[1], affine, atol=1e-9)
+
+
+# Region reads ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".npy"])
+def test_read_region_returns_slice_of_full_read(tmp_path, suffix, rng):
+    data = rng.standard_normal((2, 6, 5, 4)).astype(np.float32)
+    path = tmp_path / f"volume{suffix}"
+    io.write_image(data, np.eye(4), path)
+    full, _ = io.read_image(path)
+    region = io.read_region(path, (1, 2, 0), (4, 5, 3))
+    np.testing.assert_array_equal(region, full[:, 1:4, 2:5, 0:3])
+    assert region.flags.c_contiguous
+
+
+def test_read_region_refuses_compressed_files(tmp_path):
+    path = tmp_path / "volume.nii.gz"
+    io.write_image(np.zeros((1, 2, 2, 2), np.float32), np.eye(4), path)
+    assert not io.supports_region_reads(path)
+    with pytest.raises(ValueError, match=r"uncompressed \.nii or \.npy.*volume\.nii\.gz"):
+        io.read_region(path, (0, 0, 0), (1, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("path", "suffix", "stem"),
+    [
+        ("a/b/sub-01_T1w.nii.gz", ".nii.gz", "sub-01_T1w"),
+        ("scan.NII", ".nii", "scan"),
+        ("photo.v2.PNG", ".png", "photo.v2"),
+        ("series_folder", "", "series_folder"),
+    ],
+)
+def test_suffix_and_stem_treat_nii_gz_as_one_suffix(path, suffix, stem):
+    assert io.get_suffix(path) == suffix
+    assert io.get_stem(path) == stem
+
+
+# Bad inputs ---------------------------------------------------------------------------------
+
+
+def test_missing_file_raises_file_not_found_with_path(tmp_path):
+    path = tmp_path / "nowhere" / "missing.nii.gz"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
+        io.read_header(path)
+    with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
+        ScalarImage(path)
+
+
+def test_unsupported_extension_lists_supported_ones(tmp_path):
+    path = tmp_path / "volume.xyz"
+    path.write_bytes(b"\x00" * 16)
+    with pytest.raises(ValueError, match=r"unsupported image file extension '\.xyz'.*volume\.xyz.*\.nii\.gz.*\.nrrd"):
+        ScalarImage(path)
+    with pytest.raises(ValueError, match=r"unsupported extension '\.xyz'.*supported: .*\.nii"):
+        io.write_image(np.zeros((1, 1, 1, 1)), np.eye(4), path)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz", ".nrrd", ".png", ".npy"])
+def test_empty_file_is_rejected_as_empty(tmp_path, suffix):
+    path = tmp_path / f"empty{suffix}"
+    path.touch()
+    with pytest.raises(ValueError, match=rf"empty.*{re.escape(path.name)}"):
+        ScalarImage(path)
+
+
+def test_gzip_cut_in_half_raises_value_error_naming_path(tmp_path, rng):
+    path = tmp_path / "cut.nii.gz"
+    io.write_image(rng.standard_normal((1, 16, 16, 16)).astype(np.float32), np.eye(4), path)
+    content = path.read_bytes()
+    path.write_bytes(content[: len(content) // 2])
+    image = ScalarImage(path)
+    assert image.spatial_shape == (16, 16, 16)  # the header survived
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        _ = image.data
+
+
+def test_gzip_of_garbage_raises_value_error_naming_path(tmp_path):
+    path = tmp_path / "garbage.nii.gz"
+    path.write_bytes(gzip.compress(b"not a nifti header" * 10))
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        io.read_header(path)
+
+
+def test_random_bytes_with_nii_gz_name_raise_value_error_naming_path(tmp_path):
+    path = tmp_path / "random.nii.gz"
+    path.write_bytes(os.urandom(1000))
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        ScalarImage(path).spatial_shape  # noqa: B018
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        io.read_image(path)
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha", ".png"])
+def test_random_bytes_in_sitk_formats_raise_value_error_naming_path(tmp_path, suffix):
+    path = tmp_path / f"random{suffix}"
+    path.write_bytes(np.random.default_rng(1).bytes(500))
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        io.read_header(path)
+
+
+def test_truncated_npy_raises_value_error_naming_path(tmp_path):
+    path = tmp_path / "cut.npy"
+    io.write_image(np.zeros((1, 32, 32, 32), np.float32), np.eye(4), path)
+    with open(path, "r+b") as file:
+        file.truncate(200)
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        io.read_header(path)
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        io.read_image(path)
+
+
+def test_truncated_nii_region_read_raises_value_error_naming_path(tmp_path):
+    path = tmp_path / "cut.nii"
+    io.write_image(np.zeros((1, 32, 32, 32), np.float32), np.eye(4), path)
+    with open(path, "r+b") as file:
+        file.truncate(352 + 8)
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        io.read_region(path, (30, 30, 30), (32, 32, 32))
+
+
+@pytest.mark.parametrize("path", [123, 4.5, b"scan.nii", None, ["a.nii"]])
+def test_path_of_wrong_type_raises_type_error(path):
+    with pytest.raises(TypeError, match=r"must be a str or os\.PathLike"):
+        io.check_path(path)
+
+
+@pytest.mark.parametrize("path", [123, 4.5, b"scan.nii"])
+def test_image_path_of_wrong_type_raises_type_error(path):
+    with pytest.raises(TypeError, match=r"str or os\.PathLike"):
+        ScalarImage(path)
+
+
+def test_write_image_rejects_bad_shape_and_missing_folder(tmp_path):
+    with pytest.raises(ValueError, match=r"\(C, I, J, K\).*\(2, 2, 2\)"):
+        io.write_image(np.zeros((2, 2, 2)), np.eye(4), tmp_path / "x.nii")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        io.write_image(np.zeros((1, 2, 2, 2)), np.eye(4), tmp_path / "absent" / "x.nii")
+    with pytest.raises(ValueError, match="singular"):
+        io.write_image(np.zeros((1, 2, 2, 2)), np.zeros((4, 4)), tmp_path / "x.nii")
+
+
+# Real samples (skipped when shared/data is absent) ---------------------------------------
+
+
+@needs_shared_data
+def test_pyradiomics_brain_nrrd_loads_in_ras_with_its_spacing():
+    assert SHARED_DATA is not None
+    image_path = SHARED_DATA / "pyradiomics" / "brain1_image.nrrd"
+    label_path = SHARED_DATA / "pyradiomics" / "brain1_label.nrrd"
+    image = ScalarImage(image_path)
+    assert image.shape == (1, 256, 256, 25)
+    assert image.spacing == pytest.approx((0.78125, 0.78125, 6.5))
+    assert image.dtype == torch.int16
+    reference = sitk.ReadImage(str(image_path))
+    ox, oy, oz = reference.GetOrigin()
+    np.testing.assert_allclose(image.affine @ np.array([0, 0, 0, 1.0]), (-ox, -oy, oz, 1.0), atol=1e-6)
+    subject = Subject(image=image, label=LabelMap(label_path))
+    subject.check_consistent_space()
+    assert subject.label.dtype == torch.int32
+    assert not image.is_loaded
+
+
+@needs_shared_data
+def test_totalsegmentator_ct_and_seg_load_as_ras_3mm_with_uint8_labels():
+    assert SHARED_DATA is not None
+    ct = ScalarImage(SHARED_DATA / "totalsegmentator" / "example_ct_sm.nii.gz")
+    seg = LabelMap(SHARED_DATA / "totalsegmentator" / "example_seg.nii.gz")
+    assert ct.shape == seg.shape == (1, 122, 101, 30)
+    assert ct.orientation == ("R", "A", "S")
+    assert ct.spacing == pytest.approx((3.0, 3.0, 3.0))
+    assert ct.dtype == torch.int16
+    assert seg.dtype == torch.uint8
+    Subject(ct=ct, seg=seg).check_consistent_space()
+    assert seg.data.dtype == torch.uint8
+
+
+@needs_shared_data
+def test_deepforest_png_loads_as_three_channels_depth_one():
+    assert SHARED_DATA is not None
+    image = ScalarImage(SHARED_DATA / "deepforest" / "OSBS_029.png")
+    assert image.shape == (3, 400, 400, 1)
+    assert image.dtype == torch.uint8
+    assert image.is_2d()
+    assert image.spacing[2] == 1.0

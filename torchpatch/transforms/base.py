@@ -1,0 +1,226 @@
+"""The transform protocol: a callable ``Subject -> Subject``.
+
+Patching needs few preprocessing steps, and any callable that takes a
+:class:`~torchpatch.subject.Subject` and returns one is accepted wherever a
+transform is (``Compose``, ``SubjectsDataset``). :class:`Transform` adds what
+the built-in steps share: choosing images with ``include``/``exclude``,
+argument checks, a readable ``repr`` and the rule that the input subject is
+never modified::
+
+    subject ──Transform──> new Subject
+       │                      ├── changed images: new Image objects
+       │                      └── other images and metadata: shared
+       └── untouched: same images, same voxels
+
+Voxel tensors are never modified in place, so an output image may share
+memory with its input when a transform leaves it unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..constants import INTENSITY
+from ..image import Image
+from ..subject import Subject
+from ..typing import TypeAffine
+
+TypeSubjectTransform = Callable[[Subject], Subject]
+
+
+def rebuild_image(image: Image, data: torch.Tensor, affine: TypeAffine | None = None) -> Image:
+    """A new image of the same class and metadata as ``image`` holding ``data``.
+
+    The dtype of ``data`` is kept: a ``dtype`` requested when ``image`` was
+    created applied to reading it, not to what a transform computes from it.
+
+    Args:
+        image: The image the new one derives from (left unchanged).
+        data: New voxels, ``(C, I, J, K)``.
+        affine: New affine; that of ``image`` when omitted.
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> image = ScalarImage(tensor=torch.zeros(1, 2, 2, 1, dtype=torch.int16))
+        >>> new = rebuild_image(image, torch.ones(1, 3, 3, 1))
+        >>> new.shape, new.dtype, image.shape
+        ((1, 3, 3, 1), torch.float32, (1, 2, 2, 1))
+    """
+    template = copy.copy(image)
+    template._requested_dtype = None  # the transform chose the dtype of data
+    return template._from_parts(data, image.affine if affine is None else np.asarray(affine, dtype=np.float64))
+
+
+def _parse_names(names: Any, argument: str) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    if isinstance(names, str):
+        return (names,)
+    if not isinstance(names, Sequence) or not all(isinstance(name, str) for name in names):
+        raise TypeError(f"{argument} must be None, an image name or a sequence of image names, got {names!r}")
+    return tuple(names)
+
+
+class Transform:
+    """Base class of the built-in transforms: ``Subject -> new Subject``.
+
+    Subclasses implement :meth:`apply_image` (one image at a time) or, when
+    images depend on each other, :meth:`apply_transform` (the whole subject).
+
+    Args:
+        include: Names of the only images to transform (a single name is
+            accepted); the others are passed through unchanged.
+        exclude: Names of images to pass through unchanged. Give
+            ``include`` or ``exclude``, not both.
+
+    Raises:
+        TypeError: When ``include``/``exclude`` are not names, or when the
+            transform is called on something other than a subject.
+        ValueError: When both ``include`` and ``exclude`` are given.
+
+    Example:
+        >>> from torchpatch import ScalarImage, Subject
+        >>> class Negate(Transform):
+        ...     def apply_image(self, image, name, subject):
+        ...         return rebuild_image(image, -image.data)
+        >>> subject = Subject(a=ScalarImage(tensor=torch.ones(1, 2, 2, 1)), b=ScalarImage(tensor=torch.ones(1, 2, 2, 1)))
+        >>> out = Negate(exclude=['b'])(subject)
+        >>> float(out.a.data.sum()), float(out.b.data.sum()), float(subject.a.data.sum())
+        (-4.0, 4.0, 4.0)
+    """
+
+    #: Whether only intensity images (ScalarImage) are transformed.
+    intensity_only: ClassVar[bool] = False
+
+    def __init__(self, include: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None) -> None:
+        self.include = _parse_names(include, "include")
+        self.exclude = _parse_names(exclude, "exclude")
+        if self.include is not None and self.exclude is not None:
+            raise ValueError(
+                f"give include or exclude, not both: got include={list(self.include)} and exclude={list(self.exclude)}"
+            )
+
+    def __call__(self, subject: Subject) -> Subject:
+        if not isinstance(subject, Subject):
+            hint = "; wrap an image in a subject first: Subject(image=image)" if isinstance(subject, Image) else ""
+            raise TypeError(f"{type(self).__name__} takes a Subject, got {type(subject).__name__}{hint}")
+        return self.apply_transform(subject)
+
+    def apply_transform(self, subject: Subject) -> Subject:
+        """Transform the selected images one by one with :meth:`apply_image`."""
+        images = self.get_images_dict(subject)
+        return subject.with_images({name: self.apply_image(image, name, subject) for name, image in images.items()})
+
+    def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
+        """Return the transformed ``image`` (named ``name`` in ``subject``)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement apply_image or apply_transform")
+
+    def get_images_dict(self, subject: Subject) -> dict[str, Image]:
+        """The images of ``subject`` this transform applies to, by name.
+
+        Raises:
+            KeyError: When ``include``/``exclude`` name images the subject lacks.
+            ValueError: When ``include`` names a label map and the transform
+                applies to intensity images only.
+
+        Example:
+            >>> from torchpatch import LabelMap, ScalarImage, Subject
+            >>> s = Subject(a=ScalarImage(tensor=torch.zeros(1, 2, 2, 1)), b=LabelMap(tensor=torch.zeros(1, 2, 2, 1)))
+            >>> list(Transform(exclude='a').get_images_dict(s))
+            ['b']
+        """
+        if self.intensity_only and self.include is not None:
+            labels = [name for name in self.include if name in subject.images and not _is_intensity(subject[name])]
+            if labels:
+                raise ValueError(
+                    f"{type(self).__name__} applies to intensity images (ScalarImage) only, but include names "
+                    f"the label maps {labels} of subject {subject.name!r}"
+                )
+        return subject.get_images_dict(self.intensity_only, self.include, self.exclude)
+
+    def arguments(self) -> dict[str, Any]:
+        """The arguments shown by ``repr``; subclasses extend it."""
+        arguments: dict[str, Any] = {}
+        if self.include is not None:
+            arguments["include"] = list(self.include)
+        if self.exclude is not None:
+            arguments["exclude"] = list(self.exclude)
+        return arguments
+
+    def __repr__(self) -> str:
+        text = ", ".join(f"{key}={value!r}" for key, value in self.arguments().items())
+        return f"{type(self).__name__}({text})"
+
+
+def _is_intensity(image: Image) -> bool:
+    return image.type == INTENSITY
+
+
+class Compose(Transform):
+    """Apply transforms one after the other.
+
+    Any callable ``Subject -> Subject`` is accepted, so plain functions and
+    lambdas mix with the built-in transforms.
+
+    Args:
+        transforms: A sequence of callables, applied in order.
+
+    Raises:
+        TypeError: When ``transforms`` is not a sequence, when one of them is
+            not callable (its position is named), or when one returns
+            something other than a subject.
+
+    Example:
+        >>> from torchpatch import ScalarImage, Subject
+        >>> from torchpatch.transforms import Pad
+        >>> pipeline = Compose([Pad(1), lambda s: s.with_images({}, seen=True)])
+        >>> out = pipeline(Subject(a=ScalarImage(tensor=torch.ones(1, 2, 2, 1))))
+        >>> out.a.spatial_shape, out['seen']
+        ((4, 4, 1), True)
+    """
+
+    def __init__(self, transforms: Sequence[TypeSubjectTransform]) -> None:
+        super().__init__()
+        if isinstance(transforms, (str, bytes)) or not isinstance(transforms, Sequence):
+            hint = "; wrap a single transform in a list: Compose([transform])" if callable(transforms) else ""
+            raise TypeError(f"transforms must be a sequence of callables, got {type(transforms).__name__}{hint}")
+        for position, transform in enumerate(transforms):
+            if not callable(transform):
+                raise TypeError(
+                    f"transforms[{position}] must be a callable Subject -> Subject, "
+                    f"got {type(transform).__name__} {transform!r}"
+                )
+        self.transforms: list[TypeSubjectTransform] = list(transforms)
+
+    def apply_transform(self, subject: Subject) -> Subject:
+        """Run every transform in order, checking each returns a subject."""
+        result = subject.with_images({})
+        for position, transform in enumerate(self.transforms):
+            result = transform(result)
+            if not isinstance(result, Subject):
+                raise TypeError(
+                    f"transforms[{position}] ({transform!r}) must return a Subject, "
+                    f"got {type(result).__name__} for subject {subject.name!r}"
+                )
+        return result
+
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+    def __getitem__(self, index: int) -> TypeSubjectTransform:
+        return self.transforms[index]
+
+    def __iter__(self) -> Iterator[TypeSubjectTransform]:
+        return iter(self.transforms)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(transform) for transform in self.transforms)
+        return f"Compose([{inner}])"
+
+
+__all__ = ["Compose", "Transform", "rebuild_image"]

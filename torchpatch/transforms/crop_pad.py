@@ -1,0 +1,400 @@
+"""Changing the field of view: :class:`Pad`, :class:`Crop` and :class:`CropOrPad`.
+
+Bounds are given per side, ``(i_ini, i_fin, j_ini, j_fin, k_ini, k_fin)``;
+one int means all six (``(p, p, p, p, 0, 0)`` on a depth-one 2D image, whose
+third axis stays one voxel deep) and three ints mean both sides of each
+axis. The affine follows the voxels, so every voxel keeps its world
+position: padding moves the origin back by ``ini`` voxels, cropping forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..constants import LABEL
+from ..geometry import is_number, shift_affine
+from ..image import Image
+from ..subject import Subject
+from ..typing import TypeTriplet
+from .base import Transform, rebuild_image
+
+TypeBounds = tuple[int, int, int, int, int, int]
+
+#: numpy.pad modes that copy existing voxels (also used on label maps).
+GEOMETRIC_MODES = ("edge", "reflect", "symmetric", "wrap")
+#: numpy.pad modes that compute new values (label maps get 0 instead).
+STATISTIC_MODES = ("mean", "median", "minimum", "maximum")
+#: PyTorch names accepted for the numpy ones.
+MODE_ALIASES = {"replicate": "edge", "circular": "wrap"}
+
+
+def _parse_bounds(value: Any, argument: str) -> int | TypeBounds:
+    """An int (kept, as its meaning depends on the image) or six ints."""
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"{argument} must be non-negative, got {value}")
+        return int(value)
+    if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
+        items = list(value)
+        if not all(isinstance(item, Integral) and not isinstance(item, bool) for item in items):
+            raise TypeError(f"{argument} must hold ints, got {value!r}")
+        if len(items) == 3:
+            items = [items[0], items[0], items[1], items[1], items[2], items[2]]
+        if len(items) != 6:
+            raise ValueError(
+                f"{argument} must be an int, three ints (per axis) or six ints "
+                f"(i_ini, i_fin, j_ini, j_fin, k_ini, k_fin), got {len(items)} values: {value!r}"
+            )
+        if min(items) < 0:
+            raise ValueError(f"{argument} must be non-negative, got {value!r}")
+        return (int(items[0]), int(items[1]), int(items[2]), int(items[3]), int(items[4]), int(items[5]))
+    raise TypeError(f"{argument} must be an int, three ints or six ints, got {type(value).__name__} {value!r}")
+
+
+def _bounds_for(bounds: int | TypeBounds, spatial_shape: Sequence[int]) -> TypeBounds:
+    if isinstance(bounds, int):
+        depth = 0 if spatial_shape[2] == 1 else bounds
+        return (bounds, bounds, bounds, bounds, depth, depth)
+    return bounds
+
+
+def _parse_padding_mode(padding_mode: Any) -> tuple[str, float]:
+    """The numpy mode and the fill value of ``'constant'``."""
+    if is_number(padding_mode):
+        if not np.isfinite(padding_mode):
+            raise ValueError(f"padding_mode must be a finite number or a mode name, got {padding_mode!r}")
+        return "constant", float(padding_mode)
+    accepted = ["constant", *GEOMETRIC_MODES, *STATISTIC_MODES, *MODE_ALIASES]
+    if not isinstance(padding_mode, str):
+        raise TypeError(f"padding_mode must be a number or one of {accepted}, got {type(padding_mode).__name__}")
+    mode = MODE_ALIASES.get(padding_mode, padding_mode)
+    if mode not in ("constant", *GEOMETRIC_MODES, *STATISTIC_MODES):
+        raise ValueError(f"padding_mode must be a number or one of {accepted}, got {padding_mode!r}")
+    return mode, 0.0
+
+
+def pad_image(image: Image, bounds: TypeBounds, mode: str, fill: float, name: str, subject: Subject) -> Image:
+    """A new image padded by ``bounds`` voxels, its origin moved back by the ``ini`` ones.
+
+    Label maps are padded with 0 unless ``mode`` copies voxels (edge,
+    reflect, symmetric, wrap): a fill value or a statistic is not a class.
+
+    Example:
+        >>> from torchpatch import ScalarImage, Subject
+        >>> image = ScalarImage(tensor=torch.ones(1, 2, 2, 1))
+        >>> padded = pad_image(image, (1, 0, 0, 0, 0, 0), 'constant', 5.0, 'a', Subject(a=image))
+        >>> padded.data[0, :, 0, 0].tolist(), padded.origin
+        ([5.0, 1.0, 1.0], (-1.0, 0.0, 0.0))
+    """
+    if not any(bounds):
+        return image
+    if image.type == LABEL and mode not in GEOMETRIC_MODES:
+        mode, fill = "constant", 0.0
+    data = image.data
+    ini = (bounds[0], bounds[2], bounds[4])
+    shape = tuple(int(s) for s in data.shape)
+    new_shape = (shape[0], *(shape[1 + a] + bounds[2 * a] + bounds[2 * a + 1] for a in range(3)))
+    if mode == "constant":
+        _check_fill(fill, data.dtype, name, subject)
+        padded = torch.full(new_shape, fill, dtype=data.dtype, device=data.device)
+        padded[:, ini[0] : ini[0] + shape[1], ini[1] : ini[1] + shape[2], ini[2] : ini[2] + shape[3]] = data
+    else:
+        widths = ((0, 0), (bounds[0], bounds[1]), (bounds[2], bounds[3]), (bounds[4], bounds[5]))
+        source = data.detach().cpu()
+        if source.dtype in (torch.float16, torch.bfloat16):
+            source = source.to(torch.float32)
+        array = np.pad(source.numpy(), widths, mode=mode)  # type: ignore[call-overload]
+        padded = torch.from_numpy(array).to(device=data.device, dtype=data.dtype)
+    return rebuild_image(image, padded, shift_affine(image.affine, tuple(-i for i in ini)))
+
+
+def _check_fill(fill: float, dtype: torch.dtype, name: str, subject: Subject) -> None:
+    if dtype.is_floating_point or dtype == torch.bool:
+        return
+    info = torch.iinfo(dtype)
+    if fill != int(fill) or not info.min <= fill <= info.max:
+        raise ValueError(
+            f"padding value {fill:g} does not fit the {dtype} voxels of image {name!r} in subject "
+            f"{subject.name!r} (range {info.min} to {info.max}); cast the image or choose another padding_mode"
+        )
+
+
+def crop_image(image: Image, bounds: TypeBounds, name: str, subject: Subject) -> Image:
+    """A new image without ``bounds`` voxels on each side, its origin moved forward.
+
+    Raises:
+        ValueError: When nothing would be left on an axis.
+
+    Example:
+        >>> from torchpatch import ScalarImage, Subject
+        >>> image = ScalarImage(tensor=torch.arange(4.0).reshape(1, 4, 1, 1))
+        >>> cropped = crop_image(image, (1, 2, 0, 0, 0, 0), 'a', Subject(a=image))
+        >>> cropped.data.flatten().tolist(), cropped.origin
+        ([1.0], (1.0, 0.0, 0.0))
+    """
+    if not any(bounds):
+        return image
+    shape = image.spatial_shape
+    ini = (bounds[0], bounds[2], bounds[4])
+    fin = (shape[0] - bounds[1], shape[1] - bounds[3], shape[2] - bounds[5])
+    if any(ini[a] >= fin[a] for a in range(3)):
+        raise ValueError(
+            f"cropping {bounds} (i_ini, i_fin, j_ini, j_fin, k_ini, k_fin) leaves nothing of image {name!r} "
+            f"of spatial shape {shape} in subject {subject.name!r}"
+        )
+    return image.crop(ini, fin)
+
+
+class Pad(Transform):
+    """Add voxels around each image, keeping world positions.
+
+    Args:
+        padding: One int (every side; on a depth-one 2D image, the four
+            sides of ``I`` and ``J`` only), three ints (both sides of ``I``,
+            ``J``, ``K``) or six ints ``(i_ini, i_fin, j_ini, j_fin, k_ini,
+            k_fin)``.
+        padding_mode: A number (constant fill), or a :func:`numpy.pad` mode:
+            ``'constant'`` (0), ``'edge'``, ``'reflect'``, ``'symmetric'``,
+            ``'wrap'``, ``'mean'``, ``'median'``, ``'minimum'``,
+            ``'maximum'``; ``'replicate'`` and ``'circular'`` mean ``'edge'``
+            and ``'wrap'``. Label maps are padded with 0 unless the mode
+            copies voxels (edge, reflect, symmetric, wrap).
+        include: Names of the only images to pad.
+        exclude: Names of images to leave as they are.
+
+    Raises:
+        TypeError: When an argument has the wrong type.
+        ValueError: When a padding is negative or a mode is unknown; when
+            called, if a fill value does not fit an integer image.
+
+    Example:
+        >>> import torch
+        >>> from torchpatch import ScalarImage, Subject
+        >>> out = Pad((1, 0, 0, 0, 0, 0), padding_mode='edge')(Subject(a=ScalarImage(tensor=torch.ones(1, 2, 2, 2))))
+        >>> out.a.spatial_shape, out.a.origin, float(out.a.data.min())
+        ((3, 2, 2), (-1.0, 0.0, 0.0), 1.0)
+    """
+
+    def __init__(
+        self,
+        padding: int | Sequence[int],
+        padding_mode: float | str = 0,
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str | None = None,
+    ) -> None:
+        super().__init__(include, exclude)
+        self.padding = _parse_bounds(padding, "padding")
+        self.padding_mode = padding_mode
+        self._mode, self._fill = _parse_padding_mode(padding_mode)
+
+    def arguments(self) -> dict[str, Any]:
+        """Arguments shown by ``repr``."""
+        return {"padding": self.padding, "padding_mode": self.padding_mode, **super().arguments()}
+
+    def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
+        """Pad one image."""
+        bounds = _bounds_for(self.padding, image.spatial_shape)
+        return pad_image(image, bounds, self._mode, self._fill, name, subject)
+
+
+class Crop(Transform):
+    """Remove voxels from the sides of each image, keeping world positions.
+
+    Files that support region reads (``.nii``, ``.npy``) not yet loaded are
+    read for the kept box only.
+
+    Args:
+        cropping: As ``padding`` in :class:`Pad`: one int, three ints or
+            six ints ``(i_ini, i_fin, j_ini, j_fin, k_ini, k_fin)``.
+        include: Names of the only images to crop.
+        exclude: Names of images to leave as they are.
+
+    Raises:
+        TypeError: When ``cropping`` is not ints.
+        ValueError: When ``cropping`` is negative; when called, if it leaves
+            nothing of an image.
+
+    Example:
+        >>> import torch
+        >>> from torchpatch import ScalarImage, Subject
+        >>> out = Crop((1, 0, 0, 1, 0, 0))(Subject(a=ScalarImage(tensor=torch.zeros(1, 4, 4, 1))))
+        >>> out.a.spatial_shape, out.a.origin
+        ((3, 3, 1), (1.0, 0.0, 0.0))
+    """
+
+    def __init__(
+        self,
+        cropping: int | Sequence[int],
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str | None = None,
+    ) -> None:
+        super().__init__(include, exclude)
+        self.cropping = _parse_bounds(cropping, "cropping")
+
+    def arguments(self) -> dict[str, Any]:
+        """Arguments shown by ``repr``."""
+        return {"cropping": self.cropping, **super().arguments()}
+
+    def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
+        """Crop one image."""
+        return crop_image(image, _bounds_for(self.cropping, image.spatial_shape), name, subject)
+
+
+class CropOrPad(Transform):
+    """Crop and/or pad each image to ``target_shape``, keeping world positions.
+
+    Without a mask the output window is centred on the image. When the
+    difference on an axis is odd, the extra voxel is cropped or padded on the
+    ``ini`` side (as TorchIO does)::
+
+        crop 5 -> 2:   x [x x] x x      2 voxels off the start, 1 off the end
+        pad  2 -> 5:   0 0 [x x] 0      2 voxels before, 1 after
+
+    With ``mask_name``, the window is centred on the bounding box of the
+    non-zero voxels of that image (any channel), padding wherever the window
+    leaves the image. An empty mask falls back to centring on the image.
+
+    Args:
+        target_shape: One int (a cube; ``(t, t, 1)`` on a depth-one 2D
+            image) or three values, where ``None`` keeps the size of that
+            axis.
+        padding_mode: As in :class:`Pad`.
+        mask_name: Name of an image of the subject to centre on.
+        include: Names of the only images to crop or pad.
+        exclude: Names of images to leave as they are.
+
+    Raises:
+        TypeError: When an argument has the wrong type.
+        ValueError: When a target size is not positive; when called, if an
+            image does not share the spatial shape of the mask.
+        KeyError: When ``mask_name`` is not an image of the subject.
+
+    Example:
+        >>> import torch
+        >>> from torchpatch import ScalarImage, Subject
+        >>> subject = Subject(a=ScalarImage(tensor=torch.arange(5.0).reshape(1, 5, 1, 1)))
+        >>> CropOrPad((2, None, None))(subject).a.data.flatten().tolist()
+        [2.0, 3.0]
+        >>> CropOrPad(8)(Subject(a=ScalarImage(tensor=torch.zeros(1, 5, 9, 1)))).a.spatial_shape
+        (8, 8, 1)
+    """
+
+    def __init__(
+        self,
+        target_shape: int | Sequence[int | None],
+        padding_mode: float | str = 0,
+        mask_name: str | None = None,
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str | None = None,
+    ) -> None:
+        super().__init__(include, exclude)
+        self.target_shape = _parse_target_shape(target_shape)
+        self.padding_mode = padding_mode
+        self._mode, self._fill = _parse_padding_mode(padding_mode)
+        if mask_name is not None and not isinstance(mask_name, str):
+            raise TypeError(f"mask_name must be None or an image name, got {type(mask_name).__name__} {mask_name!r}")
+        self.mask_name = mask_name
+
+    def arguments(self) -> dict[str, Any]:
+        """Arguments shown by ``repr``."""
+        arguments = {"target_shape": self.target_shape, "padding_mode": self.padding_mode}
+        if self.mask_name is not None:
+            arguments["mask_name"] = self.mask_name
+        return {**arguments, **super().arguments()}
+
+    def apply_transform(self, subject: Subject) -> Subject:
+        """Crop and pad every selected image around the centre or the mask."""
+        box, mask_shape = None, None
+        if self.mask_name is not None:
+            if self.mask_name not in subject.images:
+                raise KeyError(
+                    f"CropOrPad mask_name {self.mask_name!r} is not an image of subject {subject.name!r}; "
+                    f"images: {sorted(subject.images)}"
+                )
+            mask = subject.images[self.mask_name]
+            mask_shape = mask.spatial_shape
+            box = _bounding_box(mask.data)
+        results = {}
+        for name, image in self.get_images_dict(subject).items():
+            shape = image.spatial_shape
+            if mask_shape is not None and shape != mask_shape:
+                raise ValueError(
+                    f"image {name!r} of subject {subject.name!r} has spatial shape {shape} but the mask "
+                    f"{self.mask_name!r} has {mask_shape}; CropOrPad with mask_name needs one grid"
+                )
+            cropping, padding = _crop_and_pad(shape, self._target_for(shape), box)
+            cropped = crop_image(image, cropping, name, subject)
+            results[name] = pad_image(cropped, padding, self._mode, self._fill, name, subject)
+        return subject.with_images(results)
+
+    def _target_for(self, shape: TypeTriplet) -> TypeTriplet:
+        if isinstance(self.target_shape, int):
+            size = self.target_shape
+            return (size, size, 1 if shape[2] == 1 else size)
+        values = [shape[a] if t is None else t for a, t in enumerate(self.target_shape)]
+        return (values[0], values[1], values[2])
+
+
+def _parse_target_shape(value: Any) -> int | tuple[int | None, int | None, int | None]:
+    def check(item: Any) -> int | None:
+        if item is None:
+            return None
+        if isinstance(item, bool) or not isinstance(item, Integral):
+            raise TypeError(f"target_shape must be an int or three ints (or None), got {value!r}")
+        if item < 1:
+            raise ValueError(f"target_shape must be at least 1 on every axis, got {value!r}")
+        return int(item)
+
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        checked = check(value)
+        assert checked is not None  # noqa: S101 - an int is never None
+        return checked
+    if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
+        items = list(value)
+        if len(items) != 3:
+            raise ValueError(f"target_shape must have three values (I, J, K), got {len(items)}: {value!r}")
+        return (check(items[0]), check(items[1]), check(items[2]))
+    raise TypeError(f"target_shape must be an int or three ints (or None), got {type(value).__name__} {value!r}")
+
+
+def _bounding_box(data: torch.Tensor) -> tuple[TypeTriplet, TypeTriplet] | None:
+    """Half-open box ``[ini, fin)`` of the non-zero voxels of any channel; None when there are none."""
+    foreground = (data != 0).any(dim=0)
+    ini, fin = [], []
+    for axis in range(3):
+        others = tuple(a for a in range(3) if a != axis)
+        present = torch.nonzero(foreground.any(dim=others)).flatten()
+        if present.numel() == 0:
+            return None
+        ini.append(int(present[0]))
+        fin.append(int(present[-1]) + 1)
+    return (ini[0], ini[1], ini[2]), (fin[0], fin[1], fin[2])
+
+
+def _crop_and_pad(
+    shape: TypeTriplet, target: TypeTriplet, box: tuple[TypeTriplet, TypeTriplet] | None
+) -> tuple[TypeBounds, TypeBounds]:
+    """Cropping, then padding, that turns ``shape`` into ``target`` around the centre or ``box``."""
+    cropping, padding = [], []
+    for axis in range(3):
+        size, wanted = shape[axis], target[axis]
+        # Twice the centre, in voxel edges, so that halves stay integers.
+        twice_centre = size if box is None else box[0][axis] + box[1][axis]
+        shift = twice_centre - wanted
+        # Halve rounding away from zero: the odd voxel goes to the ini side.
+        start = (shift + 1) // 2 if shift >= 0 else -((1 - shift) // 2)
+        stop = start + wanted
+        cropping += [max(0, start), max(0, size - stop)]
+        padding += [max(0, -start), max(0, stop - size)]
+    return (
+        (cropping[0], cropping[1], cropping[2], cropping[3], cropping[4], cropping[5]),
+        (padding[0], padding[1], padding[2], padding[3], padding[4], padding[5]),
+    )
+
+
+__all__ = ["Crop", "CropOrPad", "Pad", "crop_image", "pad_image"]

@@ -1,0 +1,255 @@
+"""Intensity normalisation of scalar images: :class:`RescaleIntensity`, :class:`ZNormalization`.
+
+Both apply to :class:`~torchpatch.image.ScalarImage` only (label maps pass
+through), return ``float32`` voxels, and can compute their statistics on a
+mask: the non-zero voxels of another image of the subject (e.g. a brain mask),
+or the output of a function of the image tensor (e.g. ``lambda x: x > 0``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from ..geometry import is_number
+from ..image import Image
+from ..subject import Subject
+from .base import Transform, rebuild_image
+
+TypeMaskingMethod = Union[str, Callable[[torch.Tensor], torch.Tensor], None]
+
+
+def _check_masking_method(masking_method: Any) -> TypeMaskingMethod:
+    if masking_method is None or isinstance(masking_method, str) or callable(masking_method):
+        return masking_method  # type: ignore[no-any-return]
+    raise TypeError(
+        "masking_method must be None, the name of an image of the subject (e.g. a LabelMap) or a callable "
+        f"tensor -> bool tensor, got {type(masking_method).__name__} {masking_method!r}"
+    )
+
+
+def _get_mask(masking_method: TypeMaskingMethod, image: Image, name: str, subject: Subject) -> torch.Tensor | None:
+    """Boolean mask of shape ``(1 or C, I, J, K)`` selecting the voxels to compute statistics on."""
+    if masking_method is None:
+        return None
+    where = f"image {name!r} of subject {subject.name!r}"
+    spatial = image.spatial_shape
+    if isinstance(masking_method, str):
+        if masking_method not in subject.images:
+            raise KeyError(
+                f"masking_method {masking_method!r} is not an image of subject {subject.name!r}; "
+                f"images: {sorted(subject.images)}"
+            )
+        mask_image = subject.images[masking_method]
+        if mask_image.spatial_shape != spatial:
+            raise ValueError(
+                f"mask {masking_method!r} has spatial shape {mask_image.spatial_shape} but {where} has {spatial}"
+            )
+        return (mask_image.data != 0).any(dim=0, keepdim=True).to(image.data.device)
+    mask = masking_method(image.data)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        description = f"{mask.dtype} tensor" if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise TypeError(f"masking_method must return a bool tensor, got a {description} for {where}")
+    if tuple(mask.shape) == spatial:
+        mask = mask[None]
+    if mask.ndim != 4 or tuple(mask.shape[1:]) != spatial or mask.shape[0] not in (1, image.num_channels):
+        raise ValueError(
+            f"masking_method returned a mask of shape {tuple(mask.shape)} for {where} of shape {image.shape}; "
+            f"expected {image.shape}, {(1, *spatial)} or {spatial}"
+        )
+    return mask
+
+
+def _masked_values(values: torch.Tensor, mask: torch.Tensor | None, what: str) -> torch.Tensor:
+    """Voxels of ``values`` selected by ``mask`` (all of them without one)."""
+    if mask is None:
+        return values.reshape(-1)
+    selected = values[mask.expand_as(values)]
+    if selected.numel() == 0:
+        raise ValueError(f"the mask selects no voxel of {what}; cannot compute intensity statistics")
+    return selected
+
+
+def _pair(value: Any, argument: str) -> tuple[float, float]:
+    if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
+        items = list(value)
+        if len(items) != 2:
+            raise ValueError(f"{argument} must have two values, got {len(items)}: {value!r}")
+        if not all(is_number(item) for item in items):
+            raise TypeError(f"{argument} must hold two numbers, got {value!r}")
+        low, high = float(items[0]), float(items[1])
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError(f"{argument} must be finite, got {value!r}")
+        return low, high
+    raise TypeError(f"{argument} must be two numbers, got {type(value).__name__} {value!r}")
+
+
+class RescaleIntensity(Transform):
+    """Map an intensity range linearly onto ``out_min_max``, clipping outside it.
+
+    The input range is ``in_min_max`` when given, else the ``percentiles`` of
+    the voxel values (over all channels together, so the colours of an RGB
+    image keep their balance), computed on the mask when there is one. Values
+    are clipped to ``out_min_max``; a constant image becomes ``out_min``.
+
+    Args:
+        out_min_max: Output range; one number ``d`` means ``(-d, d)``.
+        percentiles: Lower and upper percentiles (0 to 100) of the input
+            range; one number ``p`` means ``(p, 100 - p)``. ``(0.5, 99.5)``
+            ignores outliers.
+        masking_method: ``None`` (every voxel), the name of an image of the
+            subject (its non-zero voxels, e.g. a LabelMap) or a callable
+            taking the image tensor and returning a bool tensor.
+        in_min_max: Fixed input range (e.g. ``(-1000, 1000)`` for CT),
+            replacing ``percentiles`` and the mask.
+        include: Names of the only scalar images to rescale.
+        exclude: Names of scalar images to leave as they are.
+
+    Raises:
+        TypeError: When an argument has the wrong type.
+        ValueError: When a range is empty or reversed, or a percentile is
+            outside 0-100; when called, if the mask selects no voxel.
+
+    Example:
+        >>> import torch
+        >>> from torchpatch import ScalarImage, Subject
+        >>> subject = Subject(a=ScalarImage(tensor=torch.tensor([0, 5, 10, 20]).reshape(1, 4, 1, 1)))
+        >>> RescaleIntensity((0, 1))(subject).a.data.flatten().tolist()
+        [0.0, 0.25, 0.5, 1.0]
+        >>> RescaleIntensity((-1, 1), in_min_max=(0, 10))(subject).a.data.flatten().tolist()
+        [-1.0, 0.0, 1.0, 1.0]
+    """
+
+    intensity_only = True
+
+    def __init__(
+        self,
+        out_min_max: float | Sequence[float] = (0, 1),
+        percentiles: float | Sequence[float] = (0, 100),
+        masking_method: TypeMaskingMethod = None,
+        in_min_max: Sequence[float] | None = None,
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str | None = None,
+    ) -> None:
+        super().__init__(include, exclude)
+        if is_number(out_min_max):
+            out_min_max = (-abs(float(out_min_max)), abs(float(out_min_max)))  # type: ignore[arg-type]
+        self.out_min_max = _pair(out_min_max, "out_min_max")
+        if not self.out_min_max[0] < self.out_min_max[1]:
+            raise ValueError(f"out_min_max must be (min, max) with min < max, got {out_min_max!r}")
+        if is_number(percentiles):
+            percentiles = (float(percentiles), 100 - float(percentiles))  # type: ignore[arg-type]
+        self.percentiles = _pair(percentiles, "percentiles")
+        low, high = self.percentiles
+        if not 0 <= low < high <= 100:
+            raise ValueError(f"percentiles must be (low, high) with 0 <= low < high <= 100, got {percentiles!r}")
+        self.masking_method = _check_masking_method(masking_method)
+        self.in_min_max = None if in_min_max is None else _pair(in_min_max, "in_min_max")
+        if self.in_min_max is not None and not self.in_min_max[0] < self.in_min_max[1]:
+            raise ValueError(f"in_min_max must be (min, max) with min < max, got {in_min_max!r}")
+
+    def arguments(self) -> dict[str, Any]:
+        """Arguments shown by ``repr``."""
+        arguments: dict[str, Any] = {"out_min_max": self.out_min_max, "percentiles": self.percentiles}
+        if self.masking_method is not None:
+            arguments["masking_method"] = self.masking_method
+        if self.in_min_max is not None:
+            arguments["in_min_max"] = self.in_min_max
+        return {**arguments, **super().arguments()}
+
+    def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
+        """Rescale one scalar image."""
+        values = image.data.to(torch.float32)
+        if self.in_min_max is not None:
+            in_min, in_max = self.in_min_max
+        else:
+            mask = _get_mask(self.masking_method, image, name, subject)
+            selected = _masked_values(values, mask, f"image {name!r} of subject {subject.name!r}")
+            if self.percentiles == (0.0, 100.0):
+                in_min, in_max = (float(v) for v in torch.aminmax(selected))
+            else:
+                # numpy, as torch.quantile refuses tensors of more than 2**24 values.
+                low, high = np.percentile(selected.detach().cpu().numpy(), self.percentiles)
+                in_min, in_max = float(low), float(high)
+        out_min, out_max = self.out_min_max
+        if in_max > in_min:
+            rescaled = values - in_min  # a new tensor: the input is never modified
+            rescaled.mul_((out_max - out_min) / (in_max - in_min)).add_(out_min).clamp_(out_min, out_max)
+        else:
+            rescaled = torch.full_like(values, out_min)
+        return rebuild_image(image, rescaled)
+
+
+class ZNormalization(Transform):
+    """Subtract the mean and divide by the standard deviation, per channel.
+
+    The statistics of each channel are computed on the masked voxels (all
+    voxels without a mask) and applied to every voxel. The standard
+    deviation is the population one (divided by ``N``).
+
+    Args:
+        masking_method: ``None`` (every voxel), the name of an image of the
+            subject (its non-zero voxels, e.g. a LabelMap) or a callable
+            taking the image tensor and returning a bool tensor.
+        include: Names of the only scalar images to normalise.
+        exclude: Names of scalar images to leave as they are.
+
+    Raises:
+        TypeError: When ``masking_method`` has the wrong type.
+        ValueError: When called, if a channel is constant on the mask (a
+            standard deviation of 0 cannot be divided by), holds NaN or
+            infinity, or the mask selects no voxel.
+
+    Example:
+        >>> import torch
+        >>> from torchpatch import ScalarImage, Subject
+        >>> subject = Subject(a=ScalarImage(tensor=torch.tensor([1.0, 3.0, 1.0, 3.0]).reshape(1, 4, 1, 1)))
+        >>> ZNormalization()(subject).a.data.flatten().tolist()
+        [-1.0, 1.0, -1.0, 1.0]
+    """
+
+    intensity_only = True
+
+    def __init__(
+        self,
+        masking_method: TypeMaskingMethod = None,
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str | None = None,
+    ) -> None:
+        super().__init__(include, exclude)
+        self.masking_method = _check_masking_method(masking_method)
+
+    def arguments(self) -> dict[str, Any]:
+        """Arguments shown by ``repr``."""
+        arguments: dict[str, Any] = {}
+        if self.masking_method is not None:
+            arguments["masking_method"] = self.masking_method
+        return {**arguments, **super().arguments()}
+
+    def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
+        """Normalise one scalar image."""
+        values = image.data.to(torch.float32)
+        mask = _get_mask(self.masking_method, image, name, subject)
+        normalized = torch.empty_like(values)
+        for channel in range(values.shape[0]):
+            what = f"channel {channel} of image {name!r} of subject {subject.name!r}"
+            channel_mask = None if mask is None else mask[channel if mask.shape[0] > 1 else 0]
+            selected = _masked_values(values[channel], channel_mask, what)
+            low, high = (float(v) for v in torch.aminmax(selected))
+            if not (np.isfinite(low) and np.isfinite(high)):
+                raise ValueError(f"{what} holds NaN or infinite values; cannot z-normalize it")
+            if low == high:
+                raise ValueError(
+                    f"{what} is constant ({low:g}) on the voxels used for statistics: its standard deviation "
+                    f"is 0, so it cannot be z-normalized; exclude the image or use another masking_method"
+                )
+            std, mean = torch.std_mean(selected, correction=0)
+            torch.sub(values[channel], mean, out=normalized[channel])
+            normalized[channel].div_(std)
+        return rebuild_image(image, normalized)
+
+
+__all__ = ["RescaleIntensity", "ZNormalization"]
