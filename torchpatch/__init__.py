@@ -7,6 +7,8 @@ from .constants import AFFINE, DATA, INTENSITY, LABEL, LOCATION, PATH, STEM, TYP
 from .dataset import SubjectsDataset
 from .image import Image, LabelMap, ScalarImage
 from .loader import SubjectsLoader, collate_subjects
+from .queue import Queue
+from .sampler import LabelSampler, PatchSampler, UniformSampler, WeightedSampler
 from .subject import Subject
 
 __version__ = "0.1.0"
@@ -21,6 +23,11 @@ __all__ = [
     "STEM",
     "TYPE",
     "Image",
+    "LabelSampler",
+    "PatchSampler",
+    "Queue",
+    "UniformSampler",
+    "WeightedSampler",
     "LabelMap",
     "ScalarImage",
     "Subject",

@@ -88,7 +88,8 @@ class Transform:
         >>> class Negate(Transform):
         ...     def apply_image(self, image, name, subject):
         ...         return rebuild_image(image, -image.data)
-        >>> subject = Subject(a=ScalarImage(tensor=torch.ones(1, 2, 2, 1)), b=ScalarImage(tensor=torch.ones(1, 2, 2, 1)))
+        >>> ones = torch.ones(1, 2, 2, 1)
+        >>> subject = Subject(a=ScalarImage(tensor=ones), b=ScalarImage(tensor=ones))
         >>> out = Negate(exclude=['b'])(subject)
         >>> float(out.a.data.sum()), float(out.b.data.sum()), float(subject.a.data.sum())
         (-4.0, 4.0, 4.0)

@@ -352,7 +352,7 @@ def _parse_target_shape(value: Any) -> int | tuple[int | None, int | None, int |
 
     if isinstance(value, Integral) and not isinstance(value, bool):
         checked = check(value)
-        assert checked is not None  # noqa: S101 - an int is never None
+        assert checked is not None  # an int is never None
         return checked
     if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
         items = list(value)

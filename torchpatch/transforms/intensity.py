@@ -24,7 +24,7 @@ TypeMaskingMethod = Union[str, Callable[[torch.Tensor], torch.Tensor], None]
 
 def _check_masking_method(masking_method: Any) -> TypeMaskingMethod:
     if masking_method is None or isinstance(masking_method, str) or callable(masking_method):
-        return masking_method  # type: ignore[no-any-return]
+        return masking_method
     raise TypeError(
         "masking_method must be None, the name of an image of the subject (e.g. a LabelMap) or a callable "
         f"tensor -> bool tensor, got {type(masking_method).__name__} {masking_method!r}"

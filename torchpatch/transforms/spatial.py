@@ -150,7 +150,7 @@ class Resample(Transform):
         >>> out.t1.shape, out.t1.spacing, out.t1.origin
         ((1, 2, 2, 1), (2.0, 2.0, 1.0), (0.5, 0.5, 0.0))
         >>> out.t1.data.flatten().tolist(), out.seg.data.flatten().tolist(), out.seg.dtype
-        ([2.5, 4.5, 10.5, 12.5], [0, 2, 0, 2], torch.uint8)
+        ([2.5, 4.5, 10.5, 12.5], [0, 2, 0, 2], torch.int64)
     """
 
     def __init__(
@@ -195,7 +195,7 @@ class Resample(Transform):
             if reference is not None:
                 shape, affine = reference.spatial_shape, reference.affine
             else:
-                assert isinstance(self.target, tuple)  # noqa: S101 - parsed in __init__
+                assert isinstance(self.target, tuple)  # parsed in __init__
                 shape, affine = _spacing_grid(image.spatial_shape, image.affine, self.target)
             resampled[name] = self._resample(image, shape, affine)
         return subject.with_images(resampled)
