@@ -148,13 +148,16 @@ def test_label_map_with_nan_is_rejected():
         LabelMap(tensor=torch.tensor([0.0, float("nan")]).reshape(1, 2, 1, 1))
 
 
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [([0.0, 2.0], torch.uint8), ([-1.0, 300.0], torch.int16), ([0.0, 70000.0], torch.int32)],
-)
-def test_label_map_whole_number_floats_become_smallest_integer_type(values, expected):
+@pytest.mark.parametrize("values", [[0.0, 2.0], [-1.0, 300.0], [0.0, 70000.0]])
+def test_label_map_whole_number_floats_become_int64_known_before_loading(values, tmp_path):
     label = LabelMap(tensor=torch.tensor(values).reshape(1, 2, 1, 1))
-    assert label.dtype == expected
+    assert label.dtype == torch.int64
+    path = tmp_path / "float_label.nii"
+    ScalarImage(tensor=torch.tensor(values).reshape(1, 2, 1, 1)).save(path)
+    lazy = LabelMap(path)
+    assert lazy.dtype == torch.int64
+    assert lazy.memory == 2 * 8
+    assert lazy.data.dtype == torch.int64
     assert label.data.flatten().tolist() == [int(v) for v in values]
 
 

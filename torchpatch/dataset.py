@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
 
 from torch.utils.data import Dataset
@@ -61,14 +62,22 @@ class SubjectsDataset(Dataset[Subject]):
         if not isinstance(index, int):
             raise TypeError(f"index must be an int, got {type(index).__name__}")
         subject = self._subjects[index]
-        subject = subject.with_images(subject.images)  # a new mapping: the stored one is never touched
+        # New Image objects (sharing the voxels until replaced), so load() and
+        # set_data() in a transform never reach the stored subject.
+        images = {}
+        for name, image in subject.images.items():
+            clone = copy.copy(image)
+            clone.metadata = dict(image.metadata)
+            images[name] = clone
+        subject = subject.with_images(images)
         if self.load_getitem:
             subject.load()
         if self._transform is not None:
             transformed = self._transform(subject)
             if not isinstance(transformed, Subject):
                 raise TypeError(
-                    f"the transform must return a Subject, got {type(transformed).__name__} for subject {subject.name!r}"
+                    f"the transform must return a Subject, got {type(transformed).__name__} "
+                    f"for subject {subject.name!r}"
                 )
             subject = transformed
         return subject

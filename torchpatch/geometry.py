@@ -43,8 +43,8 @@ def to_triplet(value: Any, name: str, *, minimum: int = 1) -> TypeTriplet:
         >>> to_triplet((8, 8, 1), 'patch_size')
         (8, 8, 1)
     """
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or three ints, got the bool {value!r}")
+    if isinstance(value, (bool, str, bytes)):
+        raise TypeError(f"{name} must be an int or three ints, got {type(value).__name__} {value!r}")
     if isinstance(value, Integral):
         values = (int(value),) * 3
     elif isinstance(value, Sequence) or (isinstance(value, np.ndarray) and value.ndim == 1):

@@ -40,18 +40,6 @@ Array = np.ndarray[Any, np.dtype[Any]]
 _WIDENED = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64, np.dtype(np.uint64): np.int64}
 
 
-def _label_dtype(array: Array) -> Any:
-    """Smallest signed-or-uint8 integer type holding the values of ``array``."""
-    if array.size == 0:
-        return np.uint8
-    low, high = float(array.min()), float(array.max())
-    for candidate in (np.uint8, np.int16, np.int32):
-        info = np.iinfo(candidate)
-        if info.min <= low and high <= info.max:
-            return candidate
-    return np.int64
-
-
 class Image:
     """A 4D image ``(C, I, J, K)`` with a RAS+ affine, read lazily from disk.
 
@@ -179,7 +167,7 @@ class Image:
                 f"label map {self._describe()} holds non-integer values such as {examples}; "
                 f"label maps must hold integer classes (use ScalarImage for probabilities)"
             )
-        return array.astype(_label_dtype(array))
+        return array.astype(np.int64)
 
     def set_data(self, tensor: torch.Tensor | Array | None) -> None:
         """Replace the voxels; ``tensor`` must be ``(C, I, J, K)``.
@@ -213,7 +201,7 @@ class Image:
         """The voxels, ``(C, I, J, K)``, read from disk on first access."""
         if self._data is None:
             self.load()
-        assert self._data is not None  # noqa: S101 - load() sets it or raises
+        assert self._data is not None
         return self._data
 
     @data.setter
@@ -240,7 +228,7 @@ class Image:
         paths = self.path if isinstance(self.path, list) else [self.path]
         arrays = []
         for path in paths:
-            assert path is not None  # noqa: S101 - images without data have paths
+            assert path is not None
             array, _ = io.read_image(path)
             arrays.append(array)
         if len(arrays) > 1:
@@ -303,7 +291,7 @@ class Image:
     # Header ----------------------------------------------------------------------
 
     def _check_paths_match(self) -> None:
-        assert isinstance(self.path, list)  # noqa: S101
+        assert isinstance(self.path, list)
         headers = [io.read_header(p) for p in self.path]
         reference = headers[0]
         for path, header in zip(self.path[1:], headers[1:]):
@@ -325,7 +313,7 @@ class Image:
                 dtype = np.result_type(*[h.dtype for h in headers])
                 self._header = io.Header(headers[0].spatial_shape, channels, headers[0].affine, dtype)
             else:
-                assert self.path is not None  # noqa: S101 - images without a path hold data
+                assert self.path is not None
                 self._header = io.read_header(self.path)
         return self._header
 
@@ -451,7 +439,8 @@ class Image:
             return self.type
         if key in self.metadata:
             return self.metadata[key]
-        raise KeyError(f"{self._describe()} has no key {key!r}; keys: {DATA!r}, {AFFINE!r}, {PATH!r}, {STEM!r}, {TYPE!r}")
+        keys = [DATA, AFFINE, PATH, STEM, TYPE, *self.metadata]
+        raise KeyError(f"{self._describe()} has no key {key!r}; keys: {keys}")
 
     def __repr__(self) -> str:
         try:
@@ -488,12 +477,12 @@ class LabelMap(Image):
     """A segmentation: integer classes, resampled with nearest neighbours.
 
     Integer dtypes are kept (``uint16`` -> ``int32``, ``uint32`` -> ``int64``);
-    floats holding whole numbers become the smallest integer type that holds
-    them, and any other float is an error.
+    floats holding whole numbers become ``int64`` (known before loading, so
+    ``memory`` is exact), and any other float is an error.
 
     Example:
         >>> LabelMap(tensor=torch.tensor([[[[0.0], [2.0]]]])).dtype
-        torch.uint8
+        torch.int64
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

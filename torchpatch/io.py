@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -123,6 +124,14 @@ def check_path(path: TypePath) -> Path:
     return resolved
 
 
+def _names_path(error: Exception, path: TypePath, resolved: Path) -> bool:
+    """Whether ``error`` is one of ours that already names the file (re-raised as is)."""
+    if not isinstance(error, (ValueError, FileNotFoundError, TypeError)):
+        return False
+    message = str(error)
+    return str(path) in message or str(resolved) in message
+
+
 def read_header(path: TypePath) -> Header:
     """Read shape, channels, affine and dtype without reading voxels.
 
@@ -143,9 +152,9 @@ def read_header(path: TypePath) -> Header:
         if suffix in NUMPY_SUFFIXES:
             return _read_numpy_header(resolved)
         return _read_sitk_header(resolved)
-    except (ValueError, FileNotFoundError, TypeError):
-        raise
-    except Exception as error:  # noqa: BLE001 - every library error becomes one clear message
+    except Exception as error:  # every library error becomes one clear message
+        if _names_path(error, path, resolved):
+            raise
         raise ValueError(f"cannot read the header of {str(path)!r}: {type(error).__name__}: {error}") from error
 
 
@@ -170,9 +179,9 @@ def read_image(path: TypePath) -> tuple[Array, TypeAffine]:
         if suffix in NUMPY_SUFFIXES:
             return _read_numpy(resolved)
         return _read_sitk(resolved)
-    except (ValueError, FileNotFoundError, TypeError):
-        raise
-    except Exception as error:  # noqa: BLE001 - every library error becomes one clear message
+    except Exception as error:  # every library error becomes one clear message
+        if _names_path(error, path, resolved):
+            raise
         raise ValueError(
             f"cannot read the voxels of {str(path)!r} (truncated or corrupt file?): {type(error).__name__}: {error}"
         ) from error
@@ -214,18 +223,15 @@ def read_region(path: TypePath, index_ini: Sequence[int], index_fin: Sequence[in
             layout = _numpy_layout(array, resolved)
             region = np.array(layout[:, i0:i1, j0:j1, k0:k1])
         else:
-            image = nib.load(resolved)  # type: ignore[attr-defined]
+            image = _nib_load(resolved)
             proxy = image.dataobj
             shape = tuple(int(s) for s in image.shape)
-            if len(shape) == 2:
-                raw = proxy[i0:i1, j0:j1][..., None]
-            else:
-                raw = proxy[i0:i1, j0:j1, k0:k1]
+            raw = proxy[i0:i1, j0:j1][..., None] if len(shape) == 2 else proxy[i0:i1, j0:j1, k0:k1]
             region = _nifti_to_channels_first(np.asarray(raw), shape, resolved)
             region = _cast_scaled(region, proxy)
-    except (ValueError, TypeError):
-        raise
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # every library error becomes one clear message
+        if _names_path(error, path, resolved):
+            raise
         raise ValueError(f"cannot read a region of {str(path)!r} (truncated or corrupt file?): {error}") from error
     return np.ascontiguousarray(region)
 
@@ -282,6 +288,11 @@ def write_image(array: Array, affine: TypeAffine, path: TypePath) -> None:
 # NIfTI ----------------------------------------------------------------------
 
 
+def _nib_load(path: Path) -> Any:
+    """nibabel's image (typed loosely: its stubs describe the base class)."""
+    return nib.load(path)
+
+
 def _nifti_layout(shape: Sequence[int], path: Path) -> tuple[TypeTriplet, int]:
     if len(shape) == 2:
         return (int(shape[0]), int(shape[1]), 1), 1
@@ -298,7 +309,7 @@ def _nifti_layout(shape: Sequence[int], path: Path) -> tuple[TypeTriplet, int]:
 
 
 def _nifti_to_channels_first(raw: Array, shape: Sequence[int], path: Path) -> Array:
-    spatial_shape, channels = _nifti_layout(shape, path)
+    _nifti_layout(shape, path)  # raises on shapes we cannot lay out
     if raw.ndim == 2:
         raw = raw[..., None]
     if raw.ndim == 3:
@@ -317,10 +328,10 @@ def _cast_scaled(array: Array, proxy: object) -> Array:
 
 
 def _read_nifti_header(path: Path) -> Header:
-    image = nib.load(path)  # type: ignore[attr-defined]
+    image = _nib_load(path)
     spatial_shape, channels = _nifti_layout(image.shape, path)
     proxy = image.dataobj
-    dtype = np.dtype(image.get_data_dtype())
+    dtype: np.dtype[Any] = np.dtype(image.get_data_dtype())
     slope = getattr(proxy, "slope", 1.0)
     inter = getattr(proxy, "inter", 0.0)
     if (slope not in (1.0, None) and np.isfinite(slope)) or (inter not in (0.0, None) and np.isfinite(inter)):
@@ -329,7 +340,7 @@ def _read_nifti_header(path: Path) -> Header:
 
 
 def _read_nifti(path: Path) -> tuple[Array, TypeAffine]:
-    image = nib.load(path)  # type: ignore[attr-defined]
+    image = _nib_load(path)
     raw = np.asanyarray(image.dataobj)
     data = _cast_scaled(_nifti_to_channels_first(raw, image.shape, path), image.dataobj)
     return np.ascontiguousarray(data), check_affine(image.affine, f"affine of {str(path)!r}")
@@ -338,11 +349,11 @@ def _read_nifti(path: Path) -> tuple[Array, TypeAffine]:
 def _write_nifti(data: Array, affine: TypeAffine, path: Path) -> None:
     channels = data.shape[0]
     raw = data[0] if channels == 1 else np.moveaxis(data, 0, -1)
-    image = nib.Nifti1Image(np.asarray(raw), affine, dtype=raw.dtype)  # type: ignore[attr-defined, no-untyped-call]
+    image = nib.Nifti1Image(np.asarray(raw), affine, dtype=raw.dtype)
     image.header.set_xyzt_units("mm", "sec")
     image.set_qform(affine, code=1)
     image.set_sform(affine, code=1)
-    nib.save(image, str(path))  # type: ignore[attr-defined]
+    nib.save(image, str(path))
 
 
 # NumPy ----------------------------------------------------------------------
@@ -399,7 +410,7 @@ def _read_numpy(path: Path) -> tuple[Array, TypeAffine]:
 # SimpleITK ------------------------------------------------------------------
 
 
-def _sitk_affine(spacing: Sequence[float], origin: Sequence[float], direction: Sequence[float]) -> TypeAffine:
+def _sitk_affine(spacing: Sequence[float], origin: Any, direction: Any) -> TypeAffine:
     dimension = len(spacing)
     rotation = np.eye(3)
     rotation[:dimension, :dimension] = np.asarray(direction, dtype=np.float64).reshape(dimension, dimension)

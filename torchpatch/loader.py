@@ -62,7 +62,9 @@ def collate_subjects(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     keys = list(batch[0].keys())
     for index, item in enumerate(batch[1:], start=1):
         if list(item.keys()) != keys:
-            raise ValueError(f"batch items have different keys: item 0 has {keys}, item {index} has {list(item.keys())}")
+            raise ValueError(
+                f"batch items have different keys: item 0 has {keys}, item {index} has {list(item.keys())}"
+            )
     collated: dict[str, Any] = {}
     for key in keys:
         values = [item[key] for item in batch]

@@ -19,8 +19,8 @@ seed gives the same patches whatever the number of workers or their timing.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -41,6 +41,10 @@ from .subject import Subject
 _POLL = 0.5
 
 
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.ndim == 0
+
+
 class _Chunk:
     """The patches of one subject, stacked: one transfer from a worker."""
 
@@ -55,9 +59,7 @@ class _Chunk:
             if key in self.templates:
                 image = self.templates[key]._from_parts(value["data"][index], value["affine"][index].numpy())
                 store[key] = image
-            elif isinstance(value, torch.Tensor) and value.ndim >= 1 and len(value) == self.count:
-                store[key] = value[index]
-            elif isinstance(value, list) and len(value) == self.count:
+            elif isinstance(value, (torch.Tensor, list)) and not _is_scalar(value) and len(value) == self.count:
                 store[key] = value[index]
             else:
                 store[key] = value
@@ -101,9 +103,7 @@ class _SubjectPatches(Dataset[_Chunk]):
                 templates[key] = template
             return _Chunk(collate_subjects(patches), templates, count)
         except Exception as error:
-            raise RuntimeError(
-                f"Queue worker failed on subject {name}: {type(error).__name__}: {error}"
-            ) from error
+            raise RuntimeError(f"Queue worker failed on subject {name}: {type(error).__name__}: {error}") from error
 
 
 class _Plan:
@@ -222,7 +222,7 @@ class Queue(Dataset[Subject]):
         self._loader = DataLoader(
             _SubjectPatches(subjects_dataset, sampler, patch_transform),
             batch_size=1,
-            sampler=self._plan,  # type: ignore[arg-type]
+            sampler=self._plan,
             num_workers=num_workers,
             collate_fn=_identity,
             **loader_options,
@@ -252,9 +252,7 @@ class Queue(Dataset[Subject]):
             raise TypeError(f"samples_per_volume must be an int or a sequence of ints, got {samples!r}")
         values = [samples] * num_subjects if isinstance(samples, int) else list(samples)
         if len(values) != num_subjects:
-            raise ValueError(
-                f"samples_per_volume has {len(values)} values but the dataset has {num_subjects} subjects"
-            )
+            raise ValueError(f"samples_per_volume has {len(values)} values but the dataset has {num_subjects} subjects")
         for index, value in enumerate(values):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"samples_per_volume must be ints >= 1, got {value!r} for subject {index}")
@@ -439,10 +437,8 @@ class Queue(Dataset[Subject]):
         self._first_iterator = None
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # at interpreter shutdown anything may be gone
             self.close(timeout=1.0)
-        except Exception:  # noqa: BLE001,S110 - interpreter shutdown
-            pass
 
     def __getstate__(self) -> dict[str, Any]:
         raise TypeError(

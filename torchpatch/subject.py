@@ -180,11 +180,12 @@ class Subject(MutableMapping[str, Any]):
         Example:
             >>> import torch
             >>> from torchpatch import ScalarImage
-            >>> s = Subject(a=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)), b=ScalarImage(tensor=torch.zeros(1, 3, 2, 2)))
+            >>> a, b = torch.zeros(1, 2, 2, 2), torch.zeros(1, 3, 2, 2)
+            >>> s = Subject(a=ScalarImage(tensor=a), b=ScalarImage(tensor=b))
             >>> s.check_consistent_space()
             Traceback (most recent call last):
             ...
-            ValueError: images of subject '<unnamed>' have different spatial shapes: 'a' is (2, 2, 2) but 'b' is (3, 2, 2)...
+            ValueError: images of subject '<unnamed>' have different spatial shapes: 'a' is (2, 2, 2) but 'b' ...
         """
         items = list(self.images.items())
         first_name, first = items[0]

@@ -53,7 +53,10 @@ def make_phantom(
     grids = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in size], indexing="ij")
     centre = [(n - 1) / 2 for n in size]
     extent = [max(n / 2, 0.5) for n in size]
-    body = sum(((g - c) / (0.9 * e)) ** 2 for g, c, e in zip(grids, centre, extent)) <= 1.0
+    distance = np.zeros(size, dtype=np.float32)
+    for grid, middle, half in zip(grids, centre, extent):
+        distance += ((grid - middle) / (0.9 * half)) ** 2
+    body = distance <= 1.0
     label = np.zeros(size, dtype=np.uint8)
     radius_low = max(1.0, min(n for n in size if n > 1) / 12)
     for value in (1, 2):
@@ -63,7 +66,7 @@ def make_phantom(
                 break
             radius = rng.uniform(radius_low, 2 * radius_low)
             point = [rng.uniform(0, n - 1) if n > 1 else 0.0 for n in size]
-            if not body[tuple(int(round(p)) for p in point)]:
+            if not body[tuple(round(p) for p in point)]:
                 continue
             ball = sum((g - p) ** 2 for g, p in zip(grids, point)) <= radius**2
             label[ball & body] = value

@@ -89,9 +89,7 @@ class LabelSampler(RandomSampler):
             f"pass label_name"
         )
 
-    def _prepare(
-        self, subject: Subject, patch_size: TypeTriplet
-    ) -> Callable[[np.random.Generator, int], np.ndarray]:
+    def _prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
         name = self._label_image_name(subject)
         image = get_image(subject, name, "label_name")
         labels = _label_volume(image.data)

@@ -91,9 +91,7 @@ class WeightedSampler(RandomSampler):
             raise TypeError(f"probability_map must be the name of an image, got {type(probability_map).__name__}")
         self.probability_map = probability_map
 
-    def _prepare(
-        self, subject: Subject, patch_size: TypeTriplet
-    ) -> Callable[[np.random.Generator, int], np.ndarray]:
+    def _prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
         image = get_image(subject, self.probability_map, "probability_map")
         data = image.data
         if data.shape[0] != 1:
