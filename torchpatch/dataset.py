@@ -6,8 +6,11 @@ import copy
 from collections.abc import Callable, Iterator, Sequence
 
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
+from .cache import SubjectCache
 from .subject import Subject
+from .typing import TypePath
 
 TypeTransform = Callable[[Subject], Subject]
 
@@ -24,6 +27,10 @@ class SubjectsDataset(Dataset[Subject]):
             transform, a :class:`~torchpatch.transforms.Compose`, a function).
         load_getitem: Read the voxels of every image when indexed. Set it to
             ``False`` to keep images lazy (samplers then read regions only).
+        cache_dir: Decode and preprocess each subject once into this folder
+            (see :mod:`torchpatch.cache`); later accesses return the cached
+            subject with memory-mapped images, so a patch costs a read of its
+            own bytes. The transform must then be deterministic.
 
     Example:
         >>> import torch
@@ -39,6 +46,7 @@ class SubjectsDataset(Dataset[Subject]):
         subjects: Sequence[Subject],
         transform: TypeTransform | None = None,
         load_getitem: bool = True,
+        cache_dir: TypePath | None = None,
     ) -> None:
         if isinstance(subjects, Subject) or not isinstance(subjects, Sequence):
             raise TypeError(f"subjects must be a sequence (list, tuple) of Subject, got {type(subjects).__name__}")
@@ -48,6 +56,7 @@ class SubjectsDataset(Dataset[Subject]):
         self._subjects = list(subjects)
         self.set_transform(transform)
         self.load_getitem = load_getitem
+        self._cache = None if cache_dir is None else SubjectCache(cache_dir)
 
     def set_transform(self, transform: TypeTransform | None) -> None:
         """Replace the transform (``None`` for none)."""
@@ -59,9 +68,15 @@ class SubjectsDataset(Dataset[Subject]):
         return len(self._subjects)
 
     def __getitem__(self, index: int) -> Subject:
-        if not isinstance(index, int):
+        if isinstance(index, bool) or not isinstance(index, int):
             raise TypeError(f"index must be an int, got {type(index).__name__}")
         subject = self._subjects[index]
+        if self._cache is not None:
+            return self._cache.get_or_create(subject, self._transform, self._prepare)
+        return self._prepare(subject)
+
+    def _prepare(self, subject: Subject) -> Subject:
+        """Copy, load (when asked, or when caching) and transform one subject."""
         # New Image objects (sharing the voxels until replaced), so load() and
         # set_data() in a transform never reach the stored subject.
         images = {}
@@ -70,7 +85,7 @@ class SubjectsDataset(Dataset[Subject]):
             clone.metadata = dict(image.metadata)
             images[name] = clone
         subject = subject.with_images(images)
-        if self.load_getitem:
+        if self.load_getitem or self._cache is not None:
             subject.load()
         if self._transform is not None:
             transformed = self._transform(subject)
@@ -81,6 +96,23 @@ class SubjectsDataset(Dataset[Subject]):
                 )
             subject = transformed
         return subject
+
+    def build_cache(self, progress: bool = True) -> None:
+        """Fill the cache now for every subject, with a progress bar.
+
+        Example:
+            >>> import tempfile, torch
+            >>> from torchpatch import ScalarImage, Subject
+            >>> subjects = [Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 4)))]
+            >>> dataset = SubjectsDataset(subjects, cache_dir=tempfile.mkdtemp())
+            >>> dataset.build_cache(progress=False)
+            >>> dataset[0]['t1'].path.suffix
+            '.npy'
+        """
+        if self._cache is None:
+            raise ValueError("build_cache needs a dataset made with cache_dir=...")
+        for index in tqdm(range(len(self)), desc="Caching subjects", disable=not progress):
+            self[index]
 
     def dry_iter(self) -> Iterator[Subject]:
         """The stored subjects, untransformed and unloaded."""

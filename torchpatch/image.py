@@ -61,6 +61,9 @@ class Image:
         ((4, 4, 1), True)
     """
 
+    #: Positions of each class, set by the decode-once cache on cached label maps.
+    label_index: Any = None
+
     def __init__(
         self,
         path: TypePath | Sequence[TypePath] | torch.Tensor | Array | None = None,

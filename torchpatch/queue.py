@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .constants import LOCATION
 from .dataset import SubjectsDataset

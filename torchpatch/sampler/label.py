@@ -8,11 +8,13 @@ over the classes the subject has) and then a position of that class: O(1).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..constants import LABEL
+from ..image import Image
 from ..subject import Subject
 from ..typing import TypeTriplet
 from .sampler import RandomSampler
@@ -20,6 +22,42 @@ from .weighted import get_image, valid_centres
 
 #: Above this many needed classes, one stable sort beats one scan per class.
 _SCANS = 4
+
+
+class _BackgroundDraw:
+    """Corners of patches centred on background, by rejection on the memory map.
+
+    Background is usually most of a volume, so a few random reads find it;
+    when it is rare, the exact list of background centres is built once.
+    """
+
+    def __init__(self, image: Image, patch_size: TypeTriplet) -> None:
+        self.image = image
+        self.patch_size = patch_size
+        self.half = np.array([p // 2 for p in patch_size])
+        self.region_shape = tuple(s - p + 1 for s, p in zip(image.spatial_shape, patch_size))
+        self.size = int(np.prod(self.region_shape))
+        self.exact: np.ndarray | None = None
+
+    def __call__(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        if self.exact is None:
+            labels = np.load(self.image.path, mmap_mode="r")[0]  # type: ignore[arg-type]
+            found: list[np.ndarray] = []
+            total = 0
+            for _ in range(8):
+                candidates = rng.integers(0, self.size, size=2 * count + 16)
+                centres = np.unravel_index(candidates, self.region_shape)
+                values = labels[tuple(c + h for c, h in zip(centres, self.half))]
+                accepted = candidates[values == 0]
+                found.append(accepted)
+                total += accepted.size
+                if total >= count:
+                    return np.concatenate(found)[:count]
+            region = valid_centres(torch.from_numpy(np.array(labels[None])), self.patch_size)
+            self.exact = np.flatnonzero(region.numpy().ravel() == 0)
+        if self.exact.size == 0:
+            raise ValueError(f"label image {self.image!r} has no background voxel among the valid patch centres")
+        return self.exact[rng.integers(0, self.exact.size, size=count)]
 
 
 def _label_volume(data: torch.Tensor) -> torch.Tensor:
@@ -92,13 +130,19 @@ class LabelSampler(RandomSampler):
     def _prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
         name = self._label_image_name(subject)
         image = get_image(subject, name, "label_name")
-        labels = _label_volume(image.data)
-        if labels.is_floating_point():
-            raise TypeError(f"label image {name!r} of subject {subject.name!r} must hold integers, got {labels.dtype}")
-        region = valid_centres(labels, patch_size)
-        region_shape = tuple(region.shape)
-        flat = region.contiguous().numpy().ravel()
-        classes, lists = self._positions(flat)
+        index = getattr(image, "label_index", None)
+        region_shape = tuple(s - p + 1 for s, p in zip(image.spatial_shape, patch_size))
+        if index is not None:
+            # Decode-once cache: positions by class were stored with the volume.
+            classes, lists = self._positions_from_index(index, image, patch_size)
+        else:
+            labels = _label_volume(image.data)
+            if labels.is_floating_point():
+                raise TypeError(
+                    f"label image {name!r} of subject {subject.name!r} must hold integers, got {labels.dtype}"
+                )
+            flat = valid_centres(labels, patch_size).contiguous().numpy().ravel()
+            classes, lists = self._positions(flat)
         if not classes:
             wanted = "foreground" if self.label_probabilities is None else sorted(self.label_probabilities)
             raise ValueError(
@@ -114,11 +158,48 @@ class LabelSampler(RandomSampler):
             for position, positions in enumerate(lists):
                 mask = chosen == position
                 picks = int(mask.sum())
-                if picks:
+                if not picks:
+                    continue
+                if callable(positions):
+                    flat_index[mask] = positions(rng, picks)
+                else:
                     flat_index[mask] = positions[rng.integers(0, positions.size, size=picks)]
             return np.stack(np.unravel_index(flat_index, region_shape), axis=1).astype(np.int64)
 
         return draw
+
+    def _positions_from_index(
+        self, index: Any, image: Image, patch_size: TypeTriplet
+    ) -> tuple[list[tuple[int, float]], list[Any]]:
+        """Like :meth:`_positions`, from a cached :class:`~torchpatch.cache.LabelIndex`."""
+        shape = image.spatial_shape
+        half = [p // 2 for p in patch_size]
+        region_shape = tuple(s - p + 1 for s, p in zip(shape, patch_size))
+
+        def to_region(flat: np.ndarray) -> np.ndarray:
+            corners = [c - h for c, h in zip(np.unravel_index(flat, shape), half)]
+            keep = np.ones(flat.size, dtype=bool)
+            for corner, size in zip(corners, region_shape):
+                keep &= (corner >= 0) & (corner < size)
+            return np.ravel_multi_index([c[keep] for c in corners], region_shape).astype(np.int64)
+
+        if self.label_probabilities is None:
+            foreground = to_region(index.foreground())
+            return ([(1, 1.0)], [foreground]) if foreground.size else ([], [])
+        classes: list[tuple[int, float]] = []
+        lists: list[Any] = []
+        for label, weight in self.label_probabilities.items():
+            if weight <= 0:
+                continue
+            if label == 0:
+                classes.append((0, weight))
+                lists.append(_BackgroundDraw(image, patch_size))
+                continue
+            positions = to_region(index.positions(label))
+            if positions.size:
+                classes.append((label, weight))
+                lists.append(positions)
+        return classes, lists
 
     def _positions(self, flat: np.ndarray) -> tuple[list[tuple[int, float]], list[np.ndarray]]:
         """Present classes with their weights, and the flat positions of each."""

@@ -1,0 +1,155 @@
+"""Decode-once cache: entries, invalidation, atomic writes, cached label positions."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from torchpatch import LOCATION, LabelMap, LabelSampler, ScalarImage, Subject, SubjectsDataset, UniformSampler
+from torchpatch.cache import LabelIndex, SubjectCache, subject_key
+from torchpatch.transforms import RescaleIntensity
+
+
+def _file_subject(tmp_path, seed=0, shape=(12, 10, 8)):
+    rng = np.random.default_rng(seed)
+    image = ScalarImage(tensor=torch.from_numpy(rng.random((1, *shape), dtype=np.float32)))
+    labels = torch.from_numpy(rng.integers(0, 3, size=(1, *shape)).astype(np.uint8))
+    image.save(tmp_path / f"t1-{seed}.nii.gz")
+    LabelMap(tensor=labels).save(tmp_path / f"seg-{seed}.nii.gz")
+    return Subject(
+        t1=ScalarImage(tmp_path / f"t1-{seed}.nii.gz"),
+        seg=LabelMap(tmp_path / f"seg-{seed}.nii.gz"),
+        subject_id=f"s{seed}",
+    )
+
+
+def test_cached_subject_is_memory_mapped_and_equal_to_the_source(tmp_path):
+    subject = _file_subject(tmp_path)
+    dataset = SubjectsDataset([subject], cache_dir=tmp_path / "cache")
+    cached = dataset[0]
+    assert cached["t1"].path.suffix == ".npy"
+    assert not cached["t1"].is_loaded
+    assert torch.equal(cached["t1"].data, subject["t1"].data)
+    assert torch.equal(cached["seg"].data, subject["seg"].data)
+    np.testing.assert_array_equal(cached["t1"].affine, subject["t1"].affine)
+    assert cached["subject_id"] == "s0"
+
+
+def test_second_access_reads_the_cache_not_the_source(tmp_path, monkeypatch):
+    subject = _file_subject(tmp_path)
+    dataset = SubjectsDataset([subject], cache_dir=tmp_path / "cache")
+    dataset[0]
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the source was decoded again")
+
+    monkeypatch.setattr(SubjectsDataset, "_prepare", fail)
+    assert dataset[0]["t1"].path.suffix == ".npy"
+
+
+def test_changing_a_source_file_invalidates_its_entry(tmp_path):
+    subject = _file_subject(tmp_path)
+    key = subject_key(subject, None)
+    time.sleep(0.01)
+    ScalarImage(tensor=torch.zeros(1, 12, 10, 8)).save(tmp_path / "t1-0.nii.gz")
+    os.utime(tmp_path / "t1-0.nii.gz", ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert subject_key(subject, None) != key
+    cached = SubjectsDataset([subject], cache_dir=tmp_path / "cache")[0]
+    assert float(cached["t1"].data.abs().sum()) == 0.0
+
+
+def test_changing_the_preprocessing_invalidates_the_entry(tmp_path):
+    subject = _file_subject(tmp_path)
+    keys = {
+        subject_key(subject, None),
+        subject_key(subject, RescaleIntensity((0, 1))),
+        subject_key(subject, RescaleIntensity((0, 2))),
+    }
+    assert len(keys) == 3
+    cache = tmp_path / "cache"
+    first = SubjectsDataset([subject], transform=RescaleIntensity((0, 1)), cache_dir=cache)[0]
+    second = SubjectsDataset([subject], transform=RescaleIntensity((0, 2)), cache_dir=cache)[0]
+    assert float(first["t1"].data.max()) == pytest.approx(1.0)
+    assert float(second["t1"].data.max()) == pytest.approx(2.0)
+
+
+def test_an_interrupted_write_is_never_read(tmp_path):
+    subject = _file_subject(tmp_path)
+    cache = SubjectCache(tmp_path / "cache")
+    key = subject_key(subject, None)
+    folder = cache.path(key)
+    folder.mkdir()
+    np.save(folder / "t1.npy", np.zeros((1, 12, 10, 8), np.float32))  # no manifest: unfinished
+    assert cache.load(key, subject) is None
+    cached = SubjectsDataset([subject], cache_dir=tmp_path / "cache")[0]
+    assert torch.equal(cached["t1"].data, subject["t1"].data)
+
+
+def test_failed_preprocessing_leaves_no_entry(tmp_path):
+    subject = _file_subject(tmp_path)
+
+    def broken(s):
+        raise ValueError("broken transform")
+
+    dataset = SubjectsDataset([subject], transform=broken, cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match="broken transform"):
+        dataset[0]
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_label_index_lists_each_class_in_c_order(tmp_path):
+    labels = np.array([0, 2, 1, 2, 0, 1], dtype=np.uint8).reshape(1, 3, 2, 1)
+    index = LabelIndex.build(labels, tmp_path / "seg")
+    assert index.classes() == [1, 2]
+    assert index.positions(1).tolist() == [2, 5]
+    assert index.positions(2).tolist() == [1, 3]
+    assert index.positions(7).tolist() == []
+    assert sorted(index.foreground().tolist()) == [1, 2, 3, 5]
+
+
+@pytest.mark.parametrize("probabilities", [None, {0: 1, 1: 1, 2: 2}, {2: 1}])
+def test_label_sampler_on_cached_subject_matches_class_frequencies(tmp_path, probabilities):
+    labels = torch.zeros(1, 24, 24, 24, dtype=torch.uint8)
+    labels[0, 4:10, 4:10, 4:10] = 1
+    labels[0, 15:18, 15:18, 15:18] = 2
+    subject = Subject(t1=ScalarImage(tensor=torch.rand(1, 24, 24, 24)), seg=LabelMap(tensor=labels))
+    cached = SubjectsDataset([subject], cache_dir=tmp_path / "cache")[0]
+    assert cached["seg"].label_index is not None
+    sampler = LabelSampler(8, "seg", probabilities)
+    centres = [patch[LOCATION][:3] + 4 for patch in sampler(cached, 2000, generator=0)]
+    classes = np.bincount([int(labels[0, i, j, k]) for i, j, k in centres], minlength=3) / 2000
+    if probabilities is None:
+        assert classes[0] == 0
+        assert classes[1] == pytest.approx(216 / 243, abs=0.04)
+    elif probabilities == {2: 1}:
+        assert classes[2] == 1.0
+    else:
+        np.testing.assert_allclose(classes, [0.25, 0.25, 0.5], atol=0.04)
+
+
+def test_cached_label_sampler_respects_the_valid_centre_region(tmp_path):
+    labels = torch.zeros(1, 10, 10, 1, dtype=torch.uint8)
+    labels[0, 0, 0, 0] = 1  # too close to the border to be a centre
+    labels[0, 5, 5, 0] = 1
+    subject = Subject(seg=LabelMap(tensor=labels))
+    cached = SubjectsDataset([subject], cache_dir=tmp_path / "cache")[0]
+    locations = {tuple(p[LOCATION].tolist()) for p in LabelSampler(4, "seg", {1: 1})(cached, 50, generator=0)}
+    assert locations == {(3, 3, 0, 7, 7, 1)}
+
+
+def test_uniform_patches_from_the_cache_equal_patches_from_memory(tmp_path):
+    subject = _file_subject(tmp_path)
+    cached = SubjectsDataset([subject], cache_dir=tmp_path / "cache")[0]
+    for patch in UniformSampler((4, 5, 3))(cached, 10, generator=1):
+        i0, j0, k0, i1, j1, k1 = patch[LOCATION].tolist()
+        assert torch.equal(patch["t1"].data, subject["t1"].data[:, i0:i1, j0:j1, k0:k1])
+
+
+def test_build_cache_without_cache_dir_is_an_error():
+    dataset = SubjectsDataset([Subject(t1=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)))])
+    with pytest.raises(ValueError, match="cache_dir"):
+        dataset.build_cache()
