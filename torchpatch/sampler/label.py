@@ -76,6 +76,8 @@ class LabelSampler(RandomSampler):
         label_probabilities: ``{class: weight}``, the relative frequencies of
             the classes at patch centres. Classes a subject lacks are skipped.
             ``None`` means uniform over all foreground (non-zero) voxels.
+        padding_mode: Pad images smaller than the patch (see
+            :class:`~torchpatch.sampler.PatchSampler`); ``None`` makes it an error.
 
     Example:
         >>> from torchpatch import LabelMap, ScalarImage, Subject, LOCATION
@@ -92,8 +94,10 @@ class LabelSampler(RandomSampler):
         patch_size: int | tuple[int, int, int],
         label_name: str | None = None,
         label_probabilities: Mapping[int, float] | None = None,
+        *,
+        padding_mode: float | str | None = None,
     ) -> None:
-        super().__init__(patch_size)
+        super().__init__(patch_size, padding_mode=padding_mode)
         if label_name is not None and not isinstance(label_name, str):
             raise TypeError(f"label_name must be a str or None, got {type(label_name).__name__}")
         self.label_name = label_name

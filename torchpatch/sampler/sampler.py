@@ -17,6 +17,7 @@ import torch
 from ..constants import LOCATION
 from ..geometry import parse_patch_size
 from ..subject import Subject
+from ..transforms import Pad
 from ..typing import TypeTriplet
 
 
@@ -42,6 +43,10 @@ class PatchSampler:
 
     Args:
         patch_size: An int (a cube, or ``(p, p, 1)`` on 2D images) or three ints.
+        padding_mode: ``None`` (default): a patch larger than the image is an
+            error. Otherwise the axes shorter than the patch are padded
+            (centred) with this :class:`~torchpatch.transforms.Pad` mode, and
+            ``LOCATION`` stays in the unpadded grid, so it may start below 0.
 
     Example:
         >>> from torchpatch import ScalarImage
@@ -51,10 +56,13 @@ class PatchSampler:
         ([6.0, 7.0, 10.0, 11.0], [1, 2, 0, 3, 4, 1])
     """
 
-    def __init__(self, patch_size: int | Sequence[int]) -> None:
+    def __init__(self, patch_size: int | Sequence[int], *, padding_mode: float | str | None = None) -> None:
         self._patch_size_argument = patch_size
         # Validated now; the 2D rule (int -> (p, p, 1)) is applied per subject.
         self.patch_size = parse_patch_size(patch_size)
+        if padding_mode is not None:
+            Pad(0, padding_mode)  # validates the mode now rather than at the first subject
+        self.padding_mode = padding_mode
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(patch_size={self._patch_size_argument!r})"
@@ -70,9 +78,21 @@ class PatchSampler:
         if any(p > s for p, s in zip(patch_size, shape)):
             raise ValueError(
                 f"patch_size {patch_size} exceeds the spatial shape {shape} of subject {subject.name!r}; "
-                f"pad it first (e.g. transforms.CropOrPad or transforms.Pad) or use a smaller patch"
+                f"pad it first (e.g. transforms.CropOrPad(...)), pass padding_mode= to the sampler to pad "
+                f"on the fly, or use a smaller patch"
             )
         return patch_size
+
+    def _pad_to_fit(self, subject: Subject) -> tuple[Subject, TypeTriplet]:
+        """Pad axes shorter than the patch (when ``padding_mode`` is set); return the padding before."""
+        shape = subject.spatial_shape
+        patch_size = self.get_patch_size(shape)
+        missing = [max(0, p - s) for p, s in zip(patch_size, shape)]
+        if self.padding_mode is None or not any(missing):
+            return subject, (0, 0, 0)
+        before = (missing[0] // 2, missing[1] // 2, missing[2] // 2)
+        bounds = [v for m, b in zip(missing, before) for v in (b, m - b)]
+        return Pad(bounds, self.padding_mode)(subject), before
 
     def extract_patch(self, subject: Subject, index_ini: Sequence[int], **metadata: Any) -> Subject:
         """The patch of ``subject`` starting at ``index_ini``."""
@@ -102,10 +122,15 @@ class PatchSampler:
             raise ValueError(f"num_patches must be >= 0, got {num_patches}")
         subject.check_consistent_space()
         rng = make_generator(generator)
-        starts = self._starts(subject, rng)
+        padded, before = self._pad_to_fit(subject)
+        starts = self._starts(padded, rng)
         count = 0
         while num_patches is None or count < num_patches:
-            yield self.extract_patch(subject, next(starts))
+            patch = self.extract_patch(padded, next(starts))
+            if any(before):
+                # LOCATION stays in the grid of the unpadded subject (it may start below 0).
+                patch[LOCATION] = patch[LOCATION] - torch.tensor(before * 2, dtype=torch.int64)
+            yield patch
             count += 1
 
     def _starts(self, subject: Subject, rng: np.random.Generator) -> Iterator[TypeTriplet]:

@@ -74,6 +74,8 @@ class WeightedSampler(RandomSampler):
         patch_size: An int (a cube, or ``(p, p, 1)`` on 2D images) or three ints.
         probability_map: Name of the image in each subject holding the
             weights; it need not sum to one.
+        padding_mode: Pad images smaller than the patch (see
+            :class:`~torchpatch.sampler.PatchSampler`); ``None`` makes it an error.
 
     Example:
         >>> from torchpatch import ScalarImage, Subject, LOCATION
@@ -85,8 +87,14 @@ class WeightedSampler(RandomSampler):
         [5, 1, 0, 8, 4, 1]
     """
 
-    def __init__(self, patch_size: int | tuple[int, int, int], probability_map: str) -> None:
-        super().__init__(patch_size)
+    def __init__(
+        self,
+        patch_size: int | tuple[int, int, int],
+        probability_map: str,
+        *,
+        padding_mode: float | str | None = None,
+    ) -> None:
+        super().__init__(patch_size, padding_mode=padding_mode)
         if not isinstance(probability_map, str):
             raise TypeError(f"probability_map must be the name of an image, got {type(probability_map).__name__}")
         self.probability_map = probability_map
