@@ -134,6 +134,10 @@ class Queue(Dataset[Subject]):
         for epoch in range(epochs):
             for batch in loader:
                 ...
+        queue.close()   # or use the queue as a context manager
+
+    The workers persist across epochs; ``close()`` (or leaving a ``with``
+    block) stops them.
 
     Args:
         subjects_dataset: The subjects (loaded and transformed in workers).
@@ -435,6 +439,12 @@ class Queue(Dataset[Subject]):
         if self._thread is not None:
             self._thread.join(timeout)
         self._first_iterator = None
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # at interpreter shutdown anything may be gone
