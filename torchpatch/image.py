@@ -124,6 +124,10 @@ class Image:
     def _from_parts(self, data: torch.Tensor, affine: TypeAffine) -> Image:
         """A new image of the same class and metadata holding ``data``."""
         new = copy.copy(self)
+        # What described the old voxels does not describe the new ones: the
+        # dtype asked for when reading, and the cache's positions of classes.
+        new._requested_dtype = None
+        new.label_index = None
         new.metadata = dict(self.metadata)
         new._header = None
         new._affine = check_affine(affine, self._describe("affine"))

@@ -14,8 +14,8 @@ from torchpatch.transforms import (
     Crop,
     CropOrPad,
     Pad,
-    RescaleIntensity,
     Resample,
+    RescaleIntensity,
     ToCanonical,
     Transform,
     ZNormalization,
@@ -157,8 +157,7 @@ def test_compose_is_a_sequence_with_a_readable_repr():
 
 def test_transform_repr_shows_arguments():
     assert repr(Resample(2.0, include=["t1"])) == (
-        "Resample(target=(2.0, 2.0, 2.0), image_interpolation='linear', label_interpolation='nearest', "
-        "include=['t1'])"
+        "Resample(target=(2.0, 2.0, 2.0), image_interpolation='linear', label_interpolation='nearest', include=['t1'])"
     )
     assert repr(ZNormalization(masking_method="seg")) == "ZNormalization(masking_method='seg')"
 
@@ -204,3 +203,30 @@ def test_transforms_survive_a_pickle_round_trip(transform):
     expected, actual = transform(subject), copy(subject)
     for name in subject.images:
         assert torch.equal(expected[name].data, actual[name].data)
+
+
+def test_subclass_without_super_init_still_works():
+    class Double(Transform):
+        def __init__(self, factor):
+            self.factor = factor
+
+        def apply_image(self, image, name, subject):
+            return rebuild_image(image, image.data * self.factor)
+
+    out = Double(2)(make_subject())
+    assert float(out.t1.data.max()) == 118.0
+
+
+@pytest.mark.parametrize("transform", [Crop(1), Pad(1), Resample(2.0), CropOrPad((2, 2, 2)), ToCanonical()])
+def test_spatial_transforms_drop_cached_label_positions(transform):
+    subject = make_subject()
+    subject.seg.label_index = "positions in the input grid"
+    out = transform(subject)
+    assert out.seg.label_index is None
+    assert subject.seg.label_index == "positions in the input grid"
+
+
+def test_intensity_transforms_keep_cached_label_positions_of_untouched_label_maps():
+    subject = make_subject()
+    subject.seg.label_index = "positions"
+    assert ZNormalization()(subject).seg.label_index == "positions"

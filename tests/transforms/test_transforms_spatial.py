@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from torchpatch import LabelMap, ScalarImage, Subject
 from torchpatch.transforms import Resample, ToCanonical
@@ -270,7 +273,7 @@ def test_resample_rejects_targets_of_the_wrong_type(target):
 def test_resample_rejects_unknown_interpolations():
     with pytest.raises(ValueError, match=r"image_interpolation must be one of \['nearest', 'linear'\], got 'cubic'"):
         Resample(image_interpolation="cubic")
-    with pytest.raises(ValueError, match="label_interpolation .* got 'linear' .label maps must stay integer"):
+    with pytest.raises(ValueError, match=r"label_interpolation .* got 'linear' \(label maps must stay integer"):
         Resample(label_interpolation="linear")
     with pytest.raises(TypeError, match="image_interpolation must be one of"):
         Resample(image_interpolation=1)
@@ -280,3 +283,58 @@ def test_resample_onto_a_missing_image_names_subject_and_images():
     subject = Subject(t1=ramp((1, 2, 2, 2)), subject_id="sub-07")
     with pytest.raises(KeyError, match=r"'flair' is not an image of subject 'sub-07'; images: \['t1'\]"):
         Resample("flair")(subject)
+
+
+# Properties ----------------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    permutation=st.permutations([0, 1, 2]),
+    signs=st.tuples(*[st.sampled_from([-1.0, 1.0])] * 3),
+    spacing=st.tuples(*[st.sampled_from([0.5, 1.0, 2.5])] * 3),
+    shape=st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)),
+)
+def test_to_canonical_gives_ras_and_keeps_world_positions_for_any_axis_order(permutation, signs, spacing, shape):
+    affine = np.eye(4)
+    affine[:3, :3] = np.eye(3)[:, permutation] * np.array(signs) * np.array(spacing)
+    affine[:3, 3] = (3.0, -1.0, 2.0)
+    image = ramp((2, *shape), affine)
+    out = ToCanonical()(Subject(t1=image)).t1
+    assert out.orientation == ("R", "A", "S")
+    assert np.allclose(np.diag(out.affine)[:3], np.array(spacing)[np.argsort(permutation)])
+    assert world_values(out) == world_values(image)
+
+
+def _to_sitk(array: np.ndarray, affine: np.ndarray) -> sitk.Image:
+    """A SimpleITK image (LPS) of ``(I, J, K)`` voxels with a RAS+ affine."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    image.SetSpacing(spacing.tolist())
+    image.SetOrigin(lps[:3, 3].tolist())
+    image.SetDirection((lps[:3, :3] / spacing).ravel().tolist())
+    return image
+
+
+@pytest.mark.parametrize("oblique_reference", [False, True])
+def test_resample_matches_simpleitk_linear_resampling(oblique_reference):
+    data = np.random.default_rng(0).random((6, 7, 5)).astype(np.float32)
+    rotation = np.array([[0.8, -0.6, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation * np.array([0.9, 1.1, 2.0])
+    affine[:3, 3] = (5.0, -3.0, 2.0)
+    image = ScalarImage(tensor=torch.from_numpy(data[None]), affine=affine)
+    if oblique_reference:
+        grid = np.eye(4)
+        grid[:3, :3] = rotation.T * 1.2
+        grid[:3, 3] = (4.0, -4.0, 1.0)
+        out = Resample(ScalarImage(tensor=torch.zeros(1, 6, 8, 6), affine=grid))(Subject(t1=image)).t1
+    else:
+        out = Resample((1.3, 0.7, 2.1))(Subject(t1=image)).t1
+    reference = _to_sitk(np.zeros(out.spatial_shape, np.float32), out.affine)
+    expected = sitk.Resample(_to_sitk(data, affine), reference, sitk.Transform(), sitk.sitkLinear, 0.0)
+    expected_array = sitk.GetArrayFromImage(expected).transpose(2, 1, 0)
+    assert np.allclose(out.data[0].numpy(), expected_array, atol=1e-5)
+    if oblique_reference:  # part of the rotated grid lies outside the input
+        assert (expected_array == 0).any()

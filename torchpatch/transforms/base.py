@@ -18,7 +18,6 @@ memory with its input when a transform leaves it unchanged.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -38,6 +37,8 @@ def rebuild_image(image: Image, data: torch.Tensor, affine: TypeAffine | None = 
 
     The dtype of ``data`` is kept: a ``dtype`` requested when ``image`` was
     created applied to reading it, not to what a transform computes from it.
+    State derived from the old voxels (the class positions the decode-once
+    cache attaches to label maps) is dropped.
 
     Args:
         image: The image the new one derives from (left unchanged).
@@ -51,9 +52,26 @@ def rebuild_image(image: Image, data: torch.Tensor, affine: TypeAffine | None = 
         >>> new.shape, new.dtype, image.shape
         ((1, 3, 3, 1), torch.float32, (1, 2, 2, 1))
     """
-    template = copy.copy(image)
-    template._requested_dtype = None  # the transform chose the dtype of data
-    return template._from_parts(data, image.affine if affine is None else np.asarray(affine, dtype=np.float64))
+    return image._from_parts(data, image.affine if affine is None else np.asarray(affine, dtype=np.float64))
+
+
+def forget_derived_state(image: Image) -> Image:
+    """Drop, in place, what was computed from voxels that ``image`` no longer holds.
+
+    The decode-once cache attaches the positions of each class to a label map
+    (``label_index``); after a crop, pad or resample they point to the wrong
+    voxels, so samplers must recompute them from the data.
+
+    Example:
+        >>> from torchpatch import LabelMap
+        >>> image = LabelMap(tensor=torch.zeros(1, 2, 2, 1))
+        >>> image.label_index = 'positions of the old grid'
+        >>> forget_derived_state(image).label_index is None
+        True
+    """
+    if getattr(image, "label_index", None) is not None:
+        image.label_index = None
+    return image
 
 
 def _parse_names(names: Any, argument: str) -> tuple[str, ...] | None:
@@ -97,6 +115,9 @@ class Transform:
 
     #: Whether only intensity images (ScalarImage) are transformed.
     intensity_only: ClassVar[bool] = False
+    # Defaults for subclasses whose __init__ does not call ours.
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
 
     def __init__(self, include: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None) -> None:
         self.include = _parse_names(include, "include")
@@ -224,4 +245,4 @@ class Compose(Transform):
         return f"Compose([{inner}])"
 
 
-__all__ = ["Compose", "Transform", "rebuild_image"]
+__all__ = ["Compose", "Transform", "forget_derived_state", "rebuild_image"]

@@ -177,7 +177,9 @@ class RescaleIntensity(Transform):
         out_min, out_max = self.out_min_max
         if in_max > in_min:
             rescaled = values - in_min  # a new tensor: the input is never modified
-            rescaled.mul_((out_max - out_min) / (in_max - in_min)).add_(out_min).clamp_(out_min, out_max)
+            # Divide, then multiply: the ratio of the two ranges overflows
+            # float32 when the input range is subnormal.
+            rescaled.div_(in_max - in_min).mul_(out_max - out_min).add_(out_min).clamp_(out_min, out_max)
         else:
             rescaled = torch.full_like(values, out_min)
         return rebuild_image(image, rescaled)
