@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import geometry, io
+from . import geometry, io, transforms
 from .constants import AFFINE, DATA, INTENSITY, LABEL, LOCATION, PATH, STEM, TYPE
 from .dataset import SubjectsDataset
 from .image import Image, LabelMap, ScalarImage
@@ -36,4 +36,5 @@ __all__ = [
     "collate_subjects",
     "geometry",
     "io",
+    "transforms",
 ]
