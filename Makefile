@@ -22,14 +22,14 @@ demo: $(VENV)/.installed
 	$(PY) -m torchpatch.demo
 
 test: $(VENV)/.installed
-	$(VENV)/bin/ruff check torchpatch tests benchmarks tutorials
-	$(VENV)/bin/ruff format --check torchpatch tests benchmarks tutorials
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check torchpatch tests benchmarks tutorials
-	$(VENV)/bin/ruff format --check torchpatch tests benchmarks tutorials
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy

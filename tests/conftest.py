@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import SimpleITK as sitk  # noqa: N813 - the name every SimpleITK user knows
+import SimpleITK as sitk
 import torch
 
 from torchpatch import LabelMap, ScalarImage, Subject

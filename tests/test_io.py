@@ -10,7 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import SimpleITK as sitk  # noqa: N813 - the name every SimpleITK user knows
+import SimpleITK as sitk
 import torch
 
 from torchpatch import LabelMap, ScalarImage, Subject, io
