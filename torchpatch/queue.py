@@ -84,14 +84,19 @@ class _SubjectPatches(Dataset[_Chunk]):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def _describe(self, index: int) -> str:
+        try:
+            return f"{self.dataset._subjects[index].name!r} (index {index})"
+        except Exception:  # noqa: BLE001 - only for the message
+            return f"index {index}"
+
     def __getitem__(self, item: tuple[int, int, int]) -> _Chunk:
         index, seed, count = item
-        name = f"index {index}"
+        name = self._describe(index)
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 subject = self.dataset[index]
-                name = f"{subject.name!r} (index {index})"
                 rng = np.random.default_rng(seed)
                 patches = list(self.sampler(subject, count, generator=rng))
                 if self.patch_transform is not None:
@@ -290,9 +295,10 @@ class Queue(Dataset[Subject]):
             return self._planned[epoch]
 
     def __len__(self) -> int:
-        """Patches per epoch for this rank."""
-        epoch = max(self._epoch, 0)
-        return sum(count for _, _, count in self._epoch_items(epoch))
+        """Patches in the current epoch (or the next one, between epochs) for this rank."""
+        if 0 < self._popped < self._epoch_length:
+            return self._epoch_length
+        return self._next_epoch_length()
 
     @property
     def iterations_per_epoch(self) -> int:
@@ -369,7 +375,9 @@ class Queue(Dataset[Subject]):
                         self._staged_patches -= chunk.count
                     continue
                 if self._error is not None:
-                    raise RuntimeError(f"the Queue's patch workers failed: {self._error}") from self._error
+                    raise RuntimeError(
+                        f"the Queue's patch workers failed: {type(self._error).__name__}: {self._error}"
+                    ) from self._error
                 if self._thread is None or not self._thread.is_alive():
                     raise RuntimeError("the Queue's background thread stopped; create a new Queue")
                 self._condition.wait(_POLL)
@@ -385,15 +393,17 @@ class Queue(Dataset[Subject]):
 
     def _fill(self, show: bool = False) -> None:
         target = self.max_length if self.shuffle_patches else 1
-        bar = tqdm(total=min(target, self._epoch_length), desc="Filling queue", disable=not show, leave=False)
+        bar = tqdm(total=min(target, self._epoch_length), desc="Filling queue", leave=False) if show else None
         while len(self._pool) < target and not self._stream_ended:
             chunk = self._take_staged(self._epoch)
             if chunk is None:
                 self._stream_ended = True
                 break
             self._pool.extend((chunk, i) for i in range(chunk.count))
-            bar.update(min(chunk.count, bar.total - bar.n))
-        bar.close()
+            if bar is not None:
+                bar.update(min(chunk.count, bar.total - bar.n))
+        if bar is not None:
+            bar.close()
 
     def _pop(self) -> Subject:
         self._start()
@@ -439,6 +449,13 @@ class Queue(Dataset[Subject]):
         if self._thread is not None:
             self._thread.join(timeout)
         self._first_iterator = None
+        self._sync_iterator = None
+        # The loader keeps its persistent workers in its cached iterator: stop them now.
+        iterator = getattr(self._loader, "_iterator", None)
+        self._loader._iterator = None
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
 
     def __enter__(self) -> Queue:
         return self

@@ -8,6 +8,7 @@ over the classes the subject has) and then a position of that class: O(1).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -109,10 +110,14 @@ class LabelSampler(RandomSampler):
             return None
         if not isinstance(probabilities, Mapping):
             raise TypeError(f"label_probabilities must be a dict {{class: weight}}, got {type(probabilities).__name__}")
-        parsed = {}
+        parsed: dict[int, float] = {}
         for label, weight in probabilities.items():
             if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
                 raise TypeError(f"label_probabilities keys must be int classes, got {label!r}")
+            if isinstance(weight, bool) or not isinstance(weight, Real):
+                raise TypeError(
+                    f"label_probabilities[{label}] must be a number, got {type(weight).__name__} {weight!r}"
+                )
             if not np.isfinite(weight) or weight < 0:
                 raise ValueError(f"label_probabilities[{label}] must be a finite number >= 0, got {weight!r}")
             parsed[int(label)] = float(weight)
