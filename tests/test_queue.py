@@ -492,3 +492,17 @@ def test_close_stops_the_worker_processes(make_queue: Callable[..., Queue]):
     while workers & {p.pid for p in multiprocessing.active_children()} and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not workers & {p.pid for p in multiprocessing.active_children()}
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_metadata_keeps_its_python_types_through_the_workers(make_queue: Callable[..., Queue], num_workers: int):
+    def add_metadata(subject: Subject) -> Subject:
+        return subject.with_images({}, age=42, weight=61.5, tags=["a", "b"])
+
+    queue = make_queue(count=2, samples_per_volume=2, num_workers=num_workers, transform=add_metadata)
+    patch = queue[0]
+    assert patch["age"] == 42 and type(patch["age"]) is int
+    assert type(patch["weight"]) is float
+    assert patch["tags"] == ["a", "b"]
+    assert patch[LOCATION].dtype == torch.int64
+    assert list(patch.keys())[:2] == ["t1", "seg"]

@@ -33,7 +33,6 @@ from tqdm import tqdm
 from .constants import LOCATION
 from .dataset import SubjectsDataset
 from .image import Image
-from .loader import collate_subjects
 from .sampler.sampler import PatchSampler
 from .subject import Subject
 
@@ -41,28 +40,40 @@ from .subject import Subject
 _POLL = 0.5
 
 
-def _is_scalar(value: Any) -> bool:
-    return isinstance(value, torch.Tensor) and value.ndim == 0
-
-
 class _Chunk:
-    """The patches of one subject, stacked: one transfer from a worker."""
+    """The patches of one subject: one transfer from a worker.
 
-    def __init__(self, batch: dict[str, Any], templates: dict[str, Image], count: int) -> None:
-        self.batch = batch
-        self.templates = templates
-        self.count = count
+    Voxels, affines and locations are stacked (a few shared-memory tensors,
+    whatever the number of patches); other metadata stays per patch, so its
+    types survive the trip.
+    """
+
+    def __init__(self, patches: list[Subject]) -> None:
+        first = patches[0]
+        self.count = len(patches)
+        self.keys = list(first.keys())
+        self.templates: dict[str, Image] = {}
+        self.data: dict[str, torch.Tensor] = {}
+        self.affines: dict[str, np.ndarray] = {}
+        for name, image in first.images.items():
+            template = image._from_parts(image.data[..., :1, :1, :1], image.affine)
+            template.path = image.path
+            self.templates[name] = template
+            self.data[name] = torch.stack([patch[name].data for patch in patches])
+            self.affines[name] = np.stack([patch[name].affine for patch in patches])
+        self.locations = torch.stack([torch.as_tensor(patch[LOCATION]) for patch in patches])
+        self.metadata = [{k: v for k, v in patch.metadata.items() if k != LOCATION} for patch in patches]
 
     def patch(self, index: int) -> Subject:
         store: dict[str, Any] = {}
-        for key, value in self.batch.items():
+        metadata = self.metadata[index]
+        for key in self.keys:
             if key in self.templates:
-                image = self.templates[key]._from_parts(value["data"][index], value["affine"][index].numpy())
-                store[key] = image
-            elif isinstance(value, (torch.Tensor, list)) and not _is_scalar(value) and len(value) == self.count:
-                store[key] = value[index]
+                store[key] = self.templates[key]._from_parts(self.data[key][index], self.affines[key][index])
+            elif key == LOCATION:
+                store[key] = self.locations[index]
             else:
-                store[key] = value
+                store[key] = metadata[key]
         subject = Subject.__new__(Subject)
         subject.__dict__["_store"] = store
         return subject
@@ -101,12 +112,7 @@ class _SubjectPatches(Dataset[_Chunk]):
                 patches = list(self.sampler(subject, count, generator=rng))
                 if self.patch_transform is not None:
                     patches = [self.patch_transform(patch) for patch in patches]
-            templates = {}
-            for key, image in patches[0].images.items():
-                template = image._from_parts(image.data[..., :1, :1, :1], image.affine)
-                template.path = image.path
-                templates[key] = template
-            return _Chunk(collate_subjects(patches), templates, count)
+            return _Chunk(patches)
         except Exception as error:
             raise RuntimeError(f"Queue worker failed on subject {name}: {type(error).__name__}: {error}") from error
 
