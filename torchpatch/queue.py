@@ -157,7 +157,10 @@ class Queue(Dataset[Subject]):
             subjects or more. Memory holds at most about twice this many
             patches plus the workers' prefetch.
         samples_per_volume: Patches cut from each subject per epoch: an int, or
-            one int per subject of the dataset.
+            one int per subject of the dataset. With per-subject counts and a
+            ``DistributedSampler``, ranks may get different numbers of
+            patches per epoch; make the counts equal across ranks (or drop
+            extra steps) so collective operations do not wait forever.
         sampler: A patch sampler (e.g. ``UniformSampler(64)``).
         num_workers: Worker processes loading subjects and cutting patches;
             0 cuts them in this process when needed (simplest to debug; no
