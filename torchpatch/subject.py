@@ -8,7 +8,7 @@ images are told apart from metadata by type, never by magic keys.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -259,6 +259,9 @@ class Subject(MutableMapping[str, Any]):
     def crop(self, index_ini: Sequence[int], index_fin: Sequence[int], **metadata: Any) -> Subject:
         """A new subject with every image cropped to ``[index_ini, index_fin)``.
 
+        Metadata that knows its place in the voxel grid (boxes, points: any
+        :class:`RegionAware` value) is cropped too; the rest is shared.
+
         Example:
             >>> import torch
             >>> from torchpatch import ScalarImage
@@ -266,8 +269,25 @@ class Subject(MutableMapping[str, Any]):
             >>> s.crop((0, 0, 0), (2, 2, 2)).a.shape
             (1, 2, 2, 2)
         """
-        cropped = {name: image.crop(index_ini, index_fin) for name, image in self.images.items()}
+        cropped: dict[str, Any] = {name: image.crop(index_ini, index_fin) for name, image in self.images.items()}
+        for name, value in self.metadata.items():
+            if isinstance(value, RegionAware):
+                cropped[name] = value.crop_to_region(tuple(index_ini), tuple(index_fin))
         return self.with_images(cropped, **metadata)
 
 
-__all__ = ["Subject"]
+@runtime_checkable
+class RegionAware(Protocol):
+    """Metadata living in the voxel grid, cropped along with the images.
+
+    ``crop_to_region(index_ini, index_fin)`` returns the value in the
+    coordinates of the box ``[index_ini, index_fin)`` of the current grid;
+    ``index_ini`` may be negative (padding) and ``index_fin`` beyond the shape.
+    """
+
+    def crop_to_region(self, index_ini: tuple[int, ...], index_fin: tuple[int, ...]) -> Any:
+        """The value in the coordinates of the box ``[index_ini, index_fin)``."""
+        ...
+
+
+__all__ = ["RegionAware", "Subject"]
