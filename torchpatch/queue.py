@@ -33,6 +33,7 @@ from tqdm import tqdm
 from .constants import LOCATION
 from .dataset import SubjectsDataset
 from .image import Image
+from .loader import stack
 from .sampler.sampler import PatchSampler
 from .subject import Subject
 
@@ -59,9 +60,9 @@ class _Chunk:
             template = image._from_parts(image.data[..., :1, :1, :1], image.affine)
             template.path = image.path
             self.templates[name] = template
-            self.data[name] = torch.stack([patch[name].data for patch in patches])
+            self.data[name] = stack([patch[name].data for patch in patches])
             self.affines[name] = np.stack([patch[name].affine for patch in patches])
-        self.locations = torch.stack([torch.as_tensor(patch[LOCATION]) for patch in patches])
+        self.locations = stack([torch.as_tensor(patch[LOCATION]) for patch in patches])
         self.metadata = [{k: v for k, v in patch.metadata.items() if k != LOCATION} for patch in patches]
 
     def patch(self, index: int) -> Subject:
