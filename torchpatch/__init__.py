@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from . import geometry, io, transforms
+from . import annotations_io, geometry, heatmap, io, transforms
+from .annotations import BoundingBoxes, Points
 from .constants import AFFINE, DATA, INTENSITY, LABEL, LOCATION, PATH, STEM, TYPE
 from .dataset import SubjectsDataset
+from .heatmap import points_to_heatmap
 from .image import Image, LabelMap, ScalarImage
 from .loader import SubjectsLoader, collate_subjects
 from .queue import Queue
-from .sampler import LabelSampler, PatchSampler, UniformSampler, WeightedSampler
+from .sampler import LabelSampler, ObjectSampler, PatchSampler, UniformSampler, WeightedSampler
 from .subject import Subject
 
 __version__ = "0.1.0"
@@ -22,9 +24,12 @@ __all__ = [
     "PATH",
     "STEM",
     "TYPE",
+    "BoundingBoxes",
     "Image",
     "LabelSampler",
+    "ObjectSampler",
     "PatchSampler",
+    "Points",
     "Queue",
     "UniformSampler",
     "WeightedSampler",
@@ -33,8 +38,11 @@ __all__ = [
     "Subject",
     "SubjectsDataset",
     "SubjectsLoader",
+    "annotations_io",
     "collate_subjects",
     "geometry",
+    "heatmap",
     "io",
+    "points_to_heatmap",
     "transforms",
 ]

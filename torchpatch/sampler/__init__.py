@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .label import LabelSampler
+from .object import ObjectSampler
 from .sampler import PatchSampler, RandomSampler
 from .uniform import UniformSampler
 from .weighted import WeightedSampler
 
-__all__ = ["LabelSampler", "PatchSampler", "RandomSampler", "UniformSampler", "WeightedSampler"]
+__all__ = ["LabelSampler", "ObjectSampler", "PatchSampler", "RandomSampler", "UniformSampler", "WeightedSampler"]

@@ -5,6 +5,12 @@ one int means all six (``(p, p, p, p, 0, 0)`` on a depth-one 2D image, whose
 third axis stays one voxel deep) and three ints mean both sides of each
 axis. The affine follows the voxels, so every voxel keeps its world
 position: padding moves the origin back by ``ini`` voxels, cropping forward.
+
+Annotations (boxes, points: any :class:`~torchpatch.subject.RegionAware`
+metadata) follow the voxels: they are shifted, and clipped by crops, with
+``crop_to_region`` on the grid shared by the images. A subject holding
+annotations must then be transformed whole (no ``include``/``exclude``
+leaving images behind), so that images and annotations stay on one grid.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..annotations import annotation_grid, crop_annotations, region_aware_metadata
 from ..constants import LABEL
 from ..geometry import is_number, shift_affine
 from ..image import Image
@@ -61,6 +68,23 @@ def _bounds_for(bounds: int | TypeBounds, spatial_shape: Sequence[int]) -> TypeB
         depth = 0 if spatial_shape[2] == 1 else bounds
         return (bounds, bounds, bounds, bounds, depth, depth)
     return bounds
+
+
+def _with_annotations(subject: Subject, result: Subject, transform: Transform, region: Any) -> Subject:
+    """``result`` with the annotations of ``subject`` cropped to ``region(shape)``.
+
+    ``region`` maps the spatial shape of the subject's grid to the box
+    ``(index_ini, index_fin)`` the new grid covers in the old one.
+    """
+    annotations = region_aware_metadata(subject)
+    if not annotations:
+        return result
+    names = list(transform.get_images_dict(subject))
+    shape, _ = annotation_grid(subject, names, repr(transform), annotations)
+    index_ini, index_fin = region(shape)
+    for name, value in crop_annotations(annotations, index_ini, index_fin).items():
+        result[name] = value
+    return result
 
 
 def _parse_padding_mode(padding_mode: Any) -> tuple[str, float]:
@@ -196,6 +220,15 @@ class Pad(Transform):
         """Arguments shown by ``repr``."""
         return {"padding": self.padding, "padding_mode": self.padding_mode, **super().arguments()}
 
+    def apply_transform(self, subject: Subject) -> Subject:
+        """Pad every selected image, and shift the annotations."""
+
+        def region(shape: TypeTriplet) -> tuple[TypeTriplet, TypeTriplet]:
+            b = _bounds_for(self.padding, shape)
+            return (-b[0], -b[2], -b[4]), (shape[0] + b[1], shape[1] + b[3], shape[2] + b[5])
+
+        return _with_annotations(subject, super().apply_transform(subject), self, region)
+
     def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
         """Pad one image."""
         bounds = _bounds_for(self.padding, image.spatial_shape)
@@ -239,6 +272,15 @@ class Crop(Transform):
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""
         return {"cropping": self.cropping, **super().arguments()}
+
+    def apply_transform(self, subject: Subject) -> Subject:
+        """Crop every selected image, and shift and clip the annotations."""
+
+        def region(shape: TypeTriplet) -> tuple[TypeTriplet, TypeTriplet]:
+            b = _bounds_for(self.cropping, shape)
+            return (b[0], b[2], b[4]), (shape[0] - b[1], shape[1] - b[3], shape[2] - b[5])
+
+        return _with_annotations(subject, super().apply_transform(subject), self, region)
 
     def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
         """Crop one image."""
@@ -330,7 +372,14 @@ class CropOrPad(Transform):
             cropping, padding = _crop_and_pad(shape, self._target_for(shape), box)
             cropped = crop_image(image, cropping, name, subject)
             results[name] = pad_image(cropped, padding, self._mode, self._fill, name, subject)
-        return subject.with_images(results)
+
+        def region(shape: TypeTriplet) -> tuple[TypeTriplet, TypeTriplet]:
+            target = self._target_for(shape)
+            cropping, padding = _crop_and_pad(shape, target, box)
+            ini = tuple(cropping[2 * a] - padding[2 * a] for a in range(3))
+            return (ini[0], ini[1], ini[2]), (ini[0] + target[0], ini[1] + target[1], ini[2] + target[2])
+
+        return _with_annotations(subject, subject.with_images(results), self, region)
 
     def _target_for(self, shape: TypeTriplet) -> TypeTriplet:
         if isinstance(self.target_shape, int):

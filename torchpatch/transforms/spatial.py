@@ -3,6 +3,16 @@
 Both keep data and affine describing the same world: after either, the RAS+
 position given by the new affine to a voxel centre is where the value of that
 voxel comes from in the input.
+
+Annotations (boxes, points: metadata with ``map_voxels``, see
+:class:`~torchpatch.annotations.VoxelMappable`) follow the voxels through the
+voxel-to-voxel affine ``inv(new_affine) @ old_affine``: points exactly, boxes
+through the minimum and maximum of their mapped corners (exact for the axis
+permutations, flips and scalings these transforms make on one grid), then
+:class:`Resample` clips them to the new field of view as it does voxels. A
+subject holding annotations must be transformed whole, its images sharing
+one grid; otherwise, and for region-aware metadata that cannot follow a new
+grid, these transforms raise rather than leave annotations on the wrong grid.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from ..annotations import annotation_grid, crop_annotations, map_annotations, region_aware_metadata
 from ..constants import LABEL
 from ..geometry import is_number, orientation_from_affine, spacing_from_affine
 from ..image import Image
@@ -56,6 +67,21 @@ class ToCanonical(Transform):
         >>> ras.orientation, ras.data.flatten().tolist(), ras.origin
         (('R', 'A', 'S'), [1.0, 0.0], (-1.0, 0.0, 0.0))
     """
+
+    def apply_transform(self, subject: Subject) -> Subject:
+        """Reorient every selected image, and map the annotations."""
+        result = super().apply_transform(subject)
+        annotations = region_aware_metadata(subject)
+        if annotations:
+            names = list(self.get_images_dict(subject))
+            shape, affine = annotation_grid(subject, names, repr(self), annotations)
+            permutation, flips = _canonical_axes(affine)
+            new_to_old = np.linalg.solve(affine, _canonical_affine(affine, shape, permutation, flips))
+            new_shape = (shape[permutation[0]], shape[permutation[1]], shape[permutation[2]])
+            old_to_new = np.linalg.inv(new_to_old)
+            for name, value in map_annotations(annotations, old_to_new, new_shape, repr(self)).items():
+                result[name] = value
+        return result
 
     def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
         """Permute and flip the axes of ``image`` into RAS+."""
@@ -198,7 +224,22 @@ class Resample(Transform):
                 assert isinstance(self.target, tuple)  # parsed in __init__
                 shape, affine = _spacing_grid(image.spatial_shape, image.affine, self.target)
             resampled[name] = self._resample(image, shape, affine)
-        return subject.with_images(resampled)
+        result = subject.with_images(resampled)
+        annotations = region_aware_metadata(subject)
+        if annotations:
+            changed = [*images, *([self.target] if isinstance(self.target, str) else [])]
+            old_shape, old_affine = annotation_grid(subject, changed, repr(self), annotations)
+            if reference is not None:
+                new_shape, new_affine = reference.spatial_shape, reference.affine
+            else:
+                assert isinstance(self.target, tuple)  # parsed in __init__
+                new_shape, new_affine = _spacing_grid(old_shape, old_affine, self.target)
+            old_to_new = np.linalg.solve(new_affine, old_affine)
+            mapped = map_annotations(annotations, old_to_new, new_shape, repr(self))
+            # Like the voxels, what falls outside the new field of view is lost.
+            for name, value in crop_annotations(mapped, (0, 0, 0), new_shape).items():
+                result[name] = value
+        return result
 
     def _resample(self, image: Image, shape: TypeTriplet, affine: TypeAffine) -> Image:
         # Output voxel -> input voxel: inv(A_in) @ A_out, as scipy expects.
