@@ -570,3 +570,22 @@ def test_deepforest_png_loads_as_three_channels_depth_one():
     assert image.dtype == torch.uint8
     assert image.is_2d()
     assert image.spacing[2] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("suffix", "array"),
+    [
+        (".png", np.zeros((2, 4, 4, 1), np.uint8)),
+        (".png", np.zeros((5, 4, 4, 1), np.uint8)),
+        (".png", np.zeros((1, 4, 4, 1), np.float32)),
+        (".jpg", np.zeros((1, 4, 4, 1), np.int16)),
+        (".bmp", np.zeros((1, 4, 4, 1), np.uint8)),
+        (".png", np.zeros((1, 4, 4, 3), np.uint8)),
+        (".tif", np.zeros((1, 4, 4, 1), np.float64)),
+    ],
+)
+def test_raster_formats_refuse_what_they_cannot_store(tmp_path, suffix, array):
+    path = tmp_path / f"x{suffix}"
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        io.write_image(array, np.eye(4), path)
+    assert not path.exists()

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from . import annotations_io, geometry, heatmap, io, transforms
+from . import annotations_io, geometry, heatmap, io, transforms, viz
+from ._version import __version__ as __version__
 from .annotations import BoundingBoxes, Points
 from .constants import AFFINE, DATA, INTENSITY, LABEL, LOCATION, PATH, STEM, TYPE
 from .dataset import SubjectsDataset
+from .export import ExportResult, export_patches
 from .heatmap import points_to_heatmap
 from .image import Image, LabelMap, ScalarImage
 from .loader import SubjectsLoader, collate_subjects
 from .queue import Queue
 from .sampler import LabelSampler, ObjectSampler, PatchSampler, UniformSampler, WeightedSampler
 from .subject import Subject
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AFFINE",
@@ -25,6 +25,7 @@ __all__ = [
     "STEM",
     "TYPE",
     "BoundingBoxes",
+    "ExportResult",
     "Image",
     "LabelSampler",
     "ObjectSampler",
@@ -40,9 +41,11 @@ __all__ = [
     "SubjectsLoader",
     "annotations_io",
     "collate_subjects",
+    "export_patches",
     "geometry",
     "heatmap",
     "io",
     "points_to_heatmap",
     "transforms",
+    "viz",
 ]

@@ -236,6 +236,36 @@ def read_region(path: TypePath, index_ini: Sequence[int], index_fin: Sequence[in
     return np.ascontiguousarray(region)
 
 
+#: What each 2D raster format stores and reads back: channels and dtypes.
+_RASTER_LIMITS = {
+    ".png": ((1, 3, 4), ("uint8", "uint16")),
+    ".jpg": ((1, 3), ("uint8",)),
+    ".jpeg": ((1, 3), ("uint8",)),
+    ".bmp": ((3, 4), ("uint8",)),
+}
+
+
+def _check_raster(data: Array, suffix: str, path: TypePath) -> None:
+    """Refuse what a raster format would store wrongly or not read back."""
+    if suffix in (".tif", ".tiff"):
+        if data.dtype in (np.float64, np.int64, np.uint64):
+            raise ValueError(
+                f"cannot write {str(path)!r}: TIFF does not store {data.dtype}; cast to float32/int32 "
+                f"or write .nii.gz or .npy"
+            )
+        return
+    if suffix not in _RASTER_LIMITS:
+        return
+    channels, dtypes = _RASTER_LIMITS[suffix]
+    if data.shape[3] != 1:
+        raise ValueError(f"cannot write {str(path)!r}: {suffix} holds 2D images, got spatial shape {data.shape[1:]}")
+    if data.shape[0] not in channels or data.dtype.name not in dtypes:
+        raise ValueError(
+            f"cannot write {str(path)!r}: {suffix} stores {channels} channels of {'/'.join(dtypes)}, got "
+            f"{data.shape[0]} channels of {data.dtype}; rescale and cast, or write .tif, .nii.gz or .npy"
+        )
+
+
 def write_image(array: Array, affine: TypeAffine, path: TypePath) -> None:
     """Write ``(C, I, J, K)`` voxels with a RAS+ affine, atomically.
 
@@ -264,6 +294,7 @@ def write_image(array: Array, affine: TypeAffine, path: TypePath) -> None:
         data = data.astype(np.uint8)
     elif data.dtype == np.float16:
         data = data.astype(np.float32)
+    _check_raster(data, suffix, path)
     if not target.parent.exists():
         raise FileNotFoundError(f"cannot write {str(path)!r}: folder {str(target.parent)!r} does not exist")
     if suffix in (".mhd", ".nhdr"):
