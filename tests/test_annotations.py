@@ -18,7 +18,7 @@ from torchpatch.annotations import (
     region_aware_metadata,
     to_corners,
 )
-from torchpatch.sampler import LabelSampler
+from torchpatch.sampler import GridSampler, LabelSampler
 from torchpatch.subject import RegionAware
 from torchpatch.testing import check_sampler
 
@@ -410,22 +410,8 @@ def test_padded_sampler_shifts_annotations_by_the_padding():
     assert patch["points"].data[0].tolist() == [11.5, 5.5]
 
 
-def _grid_crops_annotations() -> bool:
-    from torchpatch.sampler.grid import GridSampler
-
-    subject = Subject(img=ScalarImage(tensor=torch.zeros(1, 4, 4, 1)), points=Points([[2.5, 0.5]], (4, 4)))
-    return len(GridSampler(subject, 2)[0]["points"]) == 0
-
-
-@pytest.mark.xfail(
-    not _grid_crops_annotations(),
-    reason="GridSampler.__getitem__ does not crop RegionAware metadata yet (fix reported)",
-    strict=True,
-)
 @pytest.mark.parametrize("padding_mode", [None, 0])
 def test_grid_sampler_hands_each_patch_its_annotations(padding_mode):
-    from torchpatch.sampler.grid import GridSampler
-
     subject = _annotated_subject()
     sampler = GridSampler(subject, patch_size=(6, 5, 1), patch_overlap=(2, 2, 0), padding_mode=padding_mode)
     for patch in sampler:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import annotations_io, geometry, heatmap, io, transforms, viz
+from . import annotations_io, geometry, heatmap, inference, io, transforms, viz
 from ._version import __version__ as __version__
 from .annotations import BoundingBoxes, Points
 from .constants import AFFINE, DATA, INTENSITY, LABEL, LOCATION, PATH, STEM, TYPE
@@ -10,9 +10,10 @@ from .dataset import SubjectsDataset
 from .export import ExportResult, export_patches
 from .heatmap import points_to_heatmap
 from .image import Image, LabelMap, ScalarImage
+from .inference import GridAggregator, infer
 from .loader import SubjectsLoader, collate_subjects
 from .queue import Queue
-from .sampler import LabelSampler, ObjectSampler, PatchSampler, UniformSampler, WeightedSampler
+from .sampler import GridSampler, LabelSampler, ObjectSampler, PatchSampler, UniformSampler, WeightedSampler
 from .subject import Subject
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "TYPE",
     "BoundingBoxes",
     "ExportResult",
+    "GridAggregator",
+    "GridSampler",
     "Image",
     "LabelSampler",
     "ObjectSampler",
@@ -44,6 +47,8 @@ __all__ = [
     "export_patches",
     "geometry",
     "heatmap",
+    "infer",
+    "inference",
     "io",
     "points_to_heatmap",
     "transforms",

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from .grid import GridSampler
 from .label import LabelSampler
 from .object import ObjectSampler
 from .sampler import PatchSampler, RandomSampler
 from .uniform import UniformSampler
 from .weighted import WeightedSampler
 
-__all__ = ["LabelSampler", "ObjectSampler", "PatchSampler", "RandomSampler", "UniformSampler", "WeightedSampler"]
+__all__ = [
+    "GridSampler",
+    "LabelSampler",
+    "ObjectSampler",
+    "PatchSampler",
+    "RandomSampler",
+    "UniformSampler",
+    "WeightedSampler",
+]

@@ -1,0 +1,358 @@
+"""Whole-volume inference: torchpatch vs TorchIO 1.2.1 vs MONAI, in one run.
+
+A 256^3 float32 volume, patches of 64 with an overlap of 16, batches of 8,
+an identity model (or one repeating its input to 8 channels). For each
+library and overlap mode, one subprocess (so peak RSS is its own) makes the
+input, runs the job once (first-call time), then five more times (median),
+and reports its peak RSS and the largest difference from the input. Every
+case runs with the default number of threads and with ``OMP_NUM_THREADS=1``.
+
+Cases:
+
+- ``torchpatch``: :func:`torchpatch.inference.infer`.
+- ``torchpatch-loop``: ``GridSampler`` + ``SubjectsLoader`` +
+  ``GridAggregator``, the loop a user would write.
+- ``torchio``: TorchIO's ``GridSampler`` + ``SubjectsLoader`` +
+  ``GridAggregator`` (no gaussian mode: compared with its hann).
+- ``monai``: ``sliding_window_inference`` (``mode='constant'`` compared with
+  crop and average, ``'gaussian'`` with hann and gaussian).
+
+Run it from the repository root in a venv holding the three libraries::
+
+    .bench-venv/bin/python benchmarks/grid.py            # about 30 minutes on 2 cores
+    .bench-venv/bin/python benchmarks/grid.py --size 128 --rounds 1 --repeats 2   # a quick look
+    .bench-venv/bin/python benchmarks/grid.py --out-of-core 1024 1024 512 /tmp/ooc  # out-of-core peak RSS
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Scripts beside this one (benchmarks/queue.py) must not shadow the standard
+# library modules of the same name, which torch imports.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
+PATCH, OVERLAP, BATCH = 64, 16, 8
+MODES = ("crop", "average", "hann", "gaussian")
+#: The peer mode each torchpatch mode is compared with.
+TORCHIO_MODE = {"crop": "crop", "average": "average", "hann": "hann", "gaussian": "hann"}
+MONAI_MODE = {"crop": "constant", "average": "constant", "hann": "gaussian", "gaussian": "gaussian"}
+
+
+def _job(library: str, mode: str, channels: int, size: int) -> tuple[Any, Any]:
+    """The input and a function running the whole job once, returning the output."""
+    import torch
+
+    torch.manual_seed(0)
+    volume = torch.rand(1, size, size, size)
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        return x if channels == 1 else x.repeat(1, channels, 1, 1, 1)
+
+    if library == "torchpatch":
+        from torchpatch import ScalarImage
+        from torchpatch.inference import infer
+
+        image = ScalarImage(tensor=volume)
+
+        def run() -> torch.Tensor:
+            return infer(model, image, PATCH, OVERLAP, BATCH, overlap_mode=mode, progress=False).data
+
+    elif library == "torchpatch-loop":
+        from torchpatch import DATA, LOCATION, ScalarImage, Subject, SubjectsLoader
+        from torchpatch.inference import GridAggregator
+        from torchpatch.sampler.grid import GridSampler
+
+        subject = Subject(t1=ScalarImage(tensor=volume))
+
+        def run() -> torch.Tensor:
+            sampler = GridSampler(subject, PATCH, OVERLAP)
+            aggregator = GridAggregator(sampler, overlap_mode=mode)
+            for batch in SubjectsLoader(sampler, batch_size=BATCH):
+                with torch.inference_mode():
+                    outputs = model(batch["t1"][DATA])
+                aggregator.add_batch(outputs, batch[LOCATION])
+            return aggregator.get_output_tensor()
+
+    elif library == "torchio":
+        import torchio as tio
+
+        subject = tio.Subject(t1=tio.ScalarImage(tensor=volume))
+
+        def run() -> torch.Tensor:
+            sampler = tio.GridSampler(subject, PATCH, OVERLAP)
+            aggregator = tio.GridAggregator(sampler, overlap_mode=mode)
+            for batch in tio.SubjectsLoader(sampler, batch_size=BATCH):
+                with torch.inference_mode():
+                    outputs = model(batch["t1"][tio.DATA])
+                aggregator.add_batch(outputs, batch[tio.LOCATION])
+            return aggregator.get_output_tensor()
+
+    elif library == "monai":
+        from monai.inferers import sliding_window_inference
+
+        def run() -> torch.Tensor:
+            with torch.inference_mode():
+                output = sliding_window_inference(
+                    volume[None], (PATCH,) * 3, BATCH, model, overlap=OVERLAP / PATCH, mode=mode
+                )
+            assert isinstance(output, torch.Tensor)
+            return output[0]
+
+    else:
+        raise ValueError(f"unknown library {library!r}")
+    return volume, run
+
+
+def _child(library: str, mode: str, channels: int, size: int, repeats: int) -> dict[str, Any]:
+    """One case in this process: first call, then the median of ``repeats``."""
+    import resource
+
+    volume, run = _job(library, mode, channels, size)
+    start = time.perf_counter()
+    output = run()
+    first = time.perf_counter() - start
+    # Channel by channel: a whole (C, I, J, K) difference would dominate the peak RSS.
+    error = max(float((channel.float() - volume[0]).abs().max()) for channel in output)
+    del output
+    times, cpu_times = [], []
+    for _ in range(repeats):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        output = run()
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
+        del output
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"times": times, "cpu_times": cpu_times, "first": first, "rss_mb": rss, "error": error}
+
+
+def _run_case(library: str, mode: str, channels: int, size: int, repeats: int, threads: str) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)
+    if threads != "default":
+        env["OMP_NUM_THREADS"] = threads
+        env["MKL_NUM_THREADS"] = threads
+    command = [sys.executable, __file__, "--child", library, mode, str(channels), str(size), str(repeats)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        return {"failed": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no output"}
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over every timed run of every round; the largest RSS and error."""
+    failed = [r for r in rounds if "failed" in r]
+    if failed:
+        return failed[0]
+    times = [t for r in rounds for t in r["times"]]
+    cpu_times = [t for r in rounds for t in r["cpu_times"]]
+    return {
+        "median": statistics.median(times),
+        "cpu_median": statistics.median(cpu_times),
+        "first": statistics.median(r["first"] for r in rounds),
+        "rss_mb": max(r["rss_mb"] for r in rounds),
+        "error": max(r["error"] for r in rounds),
+        "runs": len(times),
+    }
+
+
+def _cases() -> list[tuple[str, str]]:
+    cases = [("torchpatch", mode) for mode in MODES]
+    cases += [("torchpatch-loop", mode) for mode in MODES]
+    cases += [("torchio", mode) for mode in ("crop", "average", "hann")]
+    cases += [("monai", mode) for mode in ("constant", "gaussian")]
+    return cases
+
+
+def _table(results: dict[tuple[str, str, int, str], dict[str, Any]], threads: list[str], channels: list[int]) -> str:
+    lines = []
+    header = (
+        f"{'threads':>7} {'ch':>2} {'library':<16} {'mode':<9} {'median s':>8} {'CPU s':>7} {'first s':>8} "
+        f"{'RSS MB':>7} {'max err':>8}"
+    )
+    for setting in threads:
+        for count in channels:
+            lines.append(header)
+            for library, mode in _cases():
+                row = results.get((library, mode, count, setting))
+                if row is None:
+                    continue
+                if "failed" in row:
+                    lines.append(f"{setting:>7} {count:>2} {library:<16} {mode:<9} failed: {row['failed']}")
+                    continue
+                lines.append(
+                    f"{setting:>7} {count:>2} {library:<16} {mode:<9} {row['median']:8.3f} {row['cpu_median']:7.3f} "
+                    f"{row['first']:8.3f} {row['rss_mb']:7.0f} {row['error']:8.1e}"
+                )
+            lines.append("")
+            lines.append(f"{'':>7} {'':>2} ratios of torchpatch (infer / user loop); targets: time <= 0.33x TorchIO,")
+            lines.append(f"{'':>7} {'':>2} <= 1x MONAI; 8-channel RSS <= 0.6x TorchIO")
+            for mode in MODES:
+                ours = [results.get((lib, mode, count, setting), {}) for lib in ("torchpatch", "torchpatch-loop")]
+                tio = results.get(("torchio", TORCHIO_MODE[mode], count, setting), {})
+                monai = results.get(("monai", MONAI_MODE[mode], count, setting), {})
+                if not all("median" in r for r in (*ours, tio, monai)):
+                    continue
+                time_tio = " / ".join(f"{r['median'] / tio['median']:.2f}" for r in ours)
+                time_monai = " / ".join(f"{r['median'] / monai['median']:.2f}" for r in ours)
+                rss_tio = " / ".join(f"{r['rss_mb'] / tio['rss_mb']:.2f}" for r in ours)
+                lines.append(
+                    f"{'':>7} {count:>2} {mode:<9} vs TorchIO {TORCHIO_MODE[mode]:<8} time {time_tio}, RSS {rss_tio}; "
+                    f"vs MONAI {MONAI_MODE[mode]:<8} time {time_monai}"
+                )
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _write_input(path: Path, shape: tuple[int, int, int]) -> None:
+    """A float32 ``(1, I, J, K)`` .npy of random values, written slab by slab (never whole in memory)."""
+    import numpy as np
+
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(1, *shape))
+    del array
+    for first in range(0, shape[0], 16):
+        array = np.load(path, mmap_mode="r+")
+        last = min(first + 16, shape[0])
+        array[0, first:last] = np.random.default_rng(first).random((last - first, *shape[1:]), dtype=np.float32)
+        array.flush()
+        del array
+
+
+def _rebuild(input_path: Path, output_path: Path) -> dict[str, Any]:
+    """Grid over the lazy input, identity model, aggregation into a memory-mapped .npy."""
+    import resource
+
+    import torch
+
+    from torchpatch import DATA, LOCATION, ScalarImage, Subject, SubjectsLoader
+    from torchpatch.inference import GridAggregator
+    from torchpatch.sampler.grid import GridSampler
+
+    start = time.perf_counter()
+    sampler = GridSampler(Subject(t1=ScalarImage(input_path)), PATCH, OVERLAP)
+    aggregator = GridAggregator(sampler, overlap_mode="average", output_path=output_path)
+    for batch in SubjectsLoader(sampler, batch_size=BATCH):
+        with torch.inference_mode():
+            outputs = batch["t1"][DATA]
+        aggregator.add_batch(outputs, batch[LOCATION])
+    output = aggregator.get_output_tensor()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "patches": len(sampler),
+        "seconds": time.perf_counter() - start,
+        "peak_rss_mib": rss,
+        "output_shape": list(output.shape),
+        "memmap": output_path.stat().st_size >= output.numel() * 4,
+    }
+
+
+def _compare(input_path: Path, output_path: Path) -> float:
+    """Largest difference between the two .npy files, a slab at a time."""
+    import numpy as np
+
+    shape = np.load(input_path, mmap_mode="r").shape
+    error = 0.0
+    for first in range(0, shape[1], 16):
+        expected, actual = np.load(input_path, mmap_mode="r"), np.load(output_path, mmap_mode="r")
+        slab = np.abs(expected[:, first : first + 16] - actual[:, first : first + 16])
+        error = max(error, float(slab.max()))
+        del expected, actual
+    return error
+
+
+def _out_of_core(shape: tuple[int, int, int], folder: Path) -> dict[str, Any]:
+    """Write an input, rebuild it into a memory-mapped output in a fresh process, compare; all out of core."""
+    folder.mkdir(parents=True, exist_ok=True)
+    input_path, output_path = folder / "input.npy", folder / "output.npy"
+    stages = {}
+    for stage in ("write", "rebuild", "compare"):
+        command = [sys.executable, __file__, "--out-of-core-stage", stage, *map(str, shape), str(folder)]
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+        stages[stage] = json.loads(result.stdout.strip().splitlines()[-1])
+    report = dict(stages["rebuild"])
+    report["max_error"] = stages["compare"]["max_error"]
+    report["exact"] = report["max_error"] == 0.0
+    report["shape"] = list(shape)
+    for path in (input_path, output_path):
+        path.unlink()
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=256, help="volume side in voxels (default 256)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs after the first, per round (default 5)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds over every case (default 2)")
+    parser.add_argument("--channels", type=int, nargs="+", default=[1, 8], help="output channels (default 1 8)")
+    parser.add_argument("--threads", nargs="+", default=["default", "1"], help="thread settings (default: default 1)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--child", nargs=5, metavar=("LIBRARY", "MODE", "CHANNELS", "SIZE", "REPEATS"), help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--out-of-core",
+        nargs=4,
+        metavar=("I", "J", "K", "FOLDER"),
+        help="rebuild an I x J x K float32 volume through memory-mapped files in FOLDER; print peak RSS",
+    )
+    parser.add_argument("--out-of-core-stage", nargs=5, help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.out_of_core:
+        *sizes, folder = arguments.out_of_core
+        shape = (int(sizes[0]), int(sizes[1]), int(sizes[2]))
+        print(json.dumps(_out_of_core(shape, Path(folder))))
+        return
+    if arguments.out_of_core_stage:
+        stage, *sizes, folder = arguments.out_of_core_stage
+        shape = (int(sizes[0]), int(sizes[1]), int(sizes[2]))
+        input_path, output_path = Path(folder) / "input.npy", Path(folder) / "output.npy"
+        if stage == "write":
+            _write_input(input_path, shape)
+            print(json.dumps({}))
+        elif stage == "rebuild":
+            print(json.dumps(_rebuild(input_path, output_path)))
+        else:
+            print(json.dumps({"max_error": _compare(input_path, output_path)}))
+        return
+    if arguments.child:
+        library, mode, channels, size, repeats = arguments.child
+        print(json.dumps(_child(library, mode, int(channels), int(size), int(repeats))))
+        return
+    # Rounds go over every case in turn, so a burst of load from other
+    # processes on a shared machine spreads over the libraries alike.
+    rounds: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
+    for number in range(arguments.rounds):
+        for setting in arguments.threads:
+            for count in arguments.channels:
+                for library, mode in _cases():
+                    row = _run_case(library, mode, count, arguments.size, arguments.repeats, setting)
+                    rounds.setdefault((library, mode, count, setting), []).append(row)
+                    shown = f"{statistics.median(row['times']):.3f} s" if "times" in row else row["failed"]
+                    where = f"round {number} threads={setting} channels={count} {library} {mode}"
+                    print(f"{where}: {shown}", file=sys.stderr, flush=True)
+    results = {key: _merge(value) for key, value in rounds.items()}
+    print(
+        f"grid inference, {arguments.size}^3 float32, patch {PATCH}, overlap {OVERLAP}, batch {BATCH}, identity "
+        f"model; {os.cpu_count()} CPUs; medians of {arguments.rounds} rounds x {arguments.repeats} runs, each "
+        f"round in a fresh process after a first call"
+    )
+    print(_table(results, arguments.threads, arguments.channels))
+    if arguments.json:
+        with open(arguments.json, "w") as handle:
+            json.dump(
+                [{"library": k[0], "mode": k[1], "channels": k[2], "threads": k[3], **v} for k, v in results.items()],
+                handle,
+                indent=1,
+            )
+
+
+if __name__ == "__main__":
+    main()

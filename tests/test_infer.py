@@ -1,0 +1,164 @@
+"""infer(): one call from an image or subject to a stitched ScalarImage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812 - the usual name
+
+from torchpatch import LabelMap, ScalarImage, Subject
+from torchpatch.inference import infer
+
+AFFINE = np.array(
+    [
+        [0.0, -0.5, 0.0, 12.25],
+        [2.0, 0.0, 0.0, -30.5],
+        [0.0, 0.0, 0.75, 8.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+)
+
+
+@pytest.fixture
+def conv() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Conv3d(1, 3, kernel_size=3, padding=1)
+
+
+@pytest.fixture
+def image() -> ScalarImage:
+    return ScalarImage(tensor=torch.rand(1, 11, 10, 9, generator=torch.Generator().manual_seed(1)), affine=AFFINE)
+
+
+def test_infer_on_an_image_returns_a_scalar_image_with_its_affine(conv, image) -> None:
+    output = infer(conv, image, patch_size=6, patch_overlap=2, batch_size=3, progress=False)
+    assert isinstance(output, ScalarImage)
+    assert output.shape == (3, 11, 10, 9)
+    np.testing.assert_array_equal(output.affine, AFFINE)
+    assert output.data.device.type == "cpu"
+
+
+def test_crop_mode_with_enough_overlap_equals_the_whole_image_convolution(conv, image) -> None:
+    # A 3x3x3 kernel needs one voxel of context: crop mode cuts overlaps of 2 in
+    # their middle, so every kept voxel saw its full neighbourhood.
+    output = infer(conv, image, patch_size=6, patch_overlap=2, overlap_mode="crop", progress=False)
+    with torch.no_grad():
+        expected = conv(image.data[None])[0]
+    torch.testing.assert_close(output.data, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_infer_on_a_subject_feeds_its_first_intensity_image(conv, image) -> None:
+    labels = LabelMap(tensor=torch.zeros(1, 11, 10, 9, dtype=torch.uint8), affine=AFFINE)
+    subject = Subject(seg=labels, t1=image, t2=ScalarImage(tensor=image.data * 0, affine=AFFINE), subject_id="s1")
+    output = infer(conv, subject, 6, 2, progress=False)
+    reference = infer(conv, image, 6, 2, progress=False)
+    assert torch.equal(output.data, reference.data)
+    named = infer(conv, subject, 6, 2, progress=False, image_name="t2")
+    assert not torch.equal(named.data, reference.data)
+    np.testing.assert_array_equal(named.affine, AFFINE)
+
+
+def test_an_identity_model_gives_back_the_image_in_every_mode(image) -> None:
+    for mode in ("crop", "average", "hann", "gaussian"):
+        output = infer(lambda x: x, image, (5, 4, 3), (1, 2, 1), overlap_mode=mode, progress=False)
+        assert torch.equal(output.data, image.data), mode
+
+
+def test_2d_images_smaller_than_the_patch_and_padding_modes(conv) -> None:
+    model = torch.nn.Conv3d(3, 2, kernel_size=(3, 3, 1), padding=(1, 1, 0))
+    rgb = ScalarImage(tensor=torch.rand(3, 7, 5, 1))
+    output = infer(model, rgb, patch_size=8, patch_overlap=2, padding_mode="reflect", progress=False)
+    assert output.shape == (2, 7, 5, 1)
+
+
+def test_integer_images_are_given_to_the_model_as_float32() -> None:
+    seen = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.dtype)
+        return x
+
+    image = ScalarImage(tensor=torch.arange(64, dtype=torch.int16).reshape(1, 4, 4, 4))
+    output = infer(model, image, 2, overlap_mode="average", progress=False)
+    assert set(seen) == {torch.float32}
+    assert torch.equal(output.data, image.data.float())
+
+
+def test_downsampling_models_get_a_scaled_affine() -> None:
+    image = ScalarImage(tensor=torch.rand(1, 8, 8, 4), affine=np.diag([1.0, 2.0, 3.0, 1.0]))
+    output = infer(lambda x: F.avg_pool3d(x, 2), image, 4, 2, overlap_mode="average", progress=False)
+    assert output.shape == (1, 4, 4, 2)
+    assert output.spacing == (2.0, 4.0, 6.0)
+    # Output voxel 0 covers input voxels 0 and 1: its centre is at 0.5 of them.
+    assert output.origin == (0.5, 1.0, 1.5)
+    torch.testing.assert_close(output.data, F.avg_pool3d(image.data[None], 2)[0])
+
+
+def test_the_model_runs_in_inference_mode_and_the_output_is_a_plain_tensor(image) -> None:
+    modes = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        modes.append(torch.is_inference_mode_enabled())
+        return x * 2
+
+    output = infer(model, image, 6, 2, progress=False)
+    assert all(modes)
+    output.data.add_(1)
+
+
+def test_models_that_keep_their_inputs_see_distinct_batches(image) -> None:
+    kept = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        kept.append(x)
+        return x
+
+    infer(model, image, 6, 2, batch_size=2, progress=False)
+    assert len(kept) > 1
+    assert kept[0].data_ptr() != kept[1].data_ptr()
+    assert not torch.equal(kept[0], kept[1])
+
+
+def test_device_and_worker_options(conv, image) -> None:
+    reference = infer(conv, image, 6, 2, progress=False)
+    on_cpu = infer(conv, image, 6, 2, device="cpu", progress=False)
+    with_worker = infer(conv, image, 6, 2, progress=False, num_workers=1)
+    assert torch.equal(on_cpu.data, reference.data)
+    assert torch.equal(with_worker.data, reference.data)
+
+
+def test_progress_bar_goes_to_stderr(image, capsys) -> None:
+    infer(lambda x: x, image, 6, 2, batch_size=4, progress=True)
+    assert "inference" in capsys.readouterr().err
+    infer(lambda x: x, image, 6, 2, batch_size=4, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_batches_move_to_the_model_device(image) -> None:
+    model = torch.nn.Conv3d(1, 2, 3, padding=1).cuda()
+    output = infer(model, image, 6, 2, progress=False)
+    assert output.data.device.type == "cpu"
+    with torch.no_grad():
+        expected = infer(model.cpu(), image, 6, 2, progress=False)
+    torch.testing.assert_close(output.data, expected.data, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_arguments_are_named(conv, image) -> None:
+    with pytest.raises(TypeError, match="subject_or_image must be a Subject or an Image, got Tensor"):
+        infer(conv, image.data, 4, progress=False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        infer(conv, image, 4, batch_size=0, progress=False)
+    with pytest.raises(TypeError, match="model must be callable"):
+        infer(None, image, 4, progress=False)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"model must return a tensor .* got tuple"):
+        infer(lambda x: (x,), image, 4, progress=False)  # type: ignore[arg-type, return-value]
+    with pytest.raises(ValueError, match="image_name is for subjects"):
+        infer(conv, image, 4, image_name="t1", progress=False)
+    subject = Subject(t1=image, subject_id="sub-7")
+    with pytest.raises(ValueError, match=r"image_name 't2' is not an image of subject 'sub-7'; images: \['t1'\]"):
+        infer(conv, subject, 4, image_name="t2", progress=False)
+    labels_only = Subject(seg=LabelMap(tensor=torch.zeros(1, 4, 4, 4)), subject_id="sub-8")
+    with pytest.raises(ValueError, match="subject 'sub-8' has no intensity image"):
+        infer(conv, labels_only, 4, progress=False)

@@ -1,0 +1,154 @@
+"""One-call sliding-window inference on a whole image."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..constants import INTENSITY
+from ..image import Image, ScalarImage
+from ..sampler.grid import GridSampler
+from ..subject import Subject
+from .aggregator import GridAggregator
+
+
+def _select_image(subject_or_image: Subject | Image, image_name: str | None) -> tuple[str, Image]:
+    if isinstance(subject_or_image, Image):
+        if image_name is not None:
+            raise ValueError(f"image_name is for subjects; got an Image and image_name {image_name!r}")
+        return "image", subject_or_image
+    if not isinstance(subject_or_image, Subject):
+        raise TypeError(f"subject_or_image must be a Subject or an Image, got {type(subject_or_image).__name__}")
+    images = subject_or_image.images
+    if image_name is not None:
+        if image_name not in images:
+            raise ValueError(
+                f"image_name {image_name!r} is not an image of subject {subject_or_image.name!r}; "
+                f"images: {sorted(images)}"
+            )
+        return image_name, images[image_name]
+    for name, image in images.items():
+        if image.type == INTENSITY:
+            return name, image
+    raise ValueError(
+        f"subject {subject_or_image.name!r} has no intensity image to feed the model (images: {sorted(images)}); "
+        f"pass image_name"
+    )
+
+
+def _model_device(model: Callable[..., Any]) -> torch.device:
+    if isinstance(model, torch.nn.Module):
+        for tensor in (*model.parameters(), *model.buffers()):
+            return tensor.device
+    return torch.device("cpu")
+
+
+class _PatchBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Batches ``(B, C, *patch)`` of one image's grid patches, with their ``(B, 6)`` locations.
+
+    Stacking views of the image directly skips building a patch subject per
+    patch, which cost about as much as the whole aggregation in
+    ``benchmarks/grid.py``; :class:`~torchpatch.loader.SubjectsLoader`
+    over the sampler gives the same tensors.
+    """
+
+    def __init__(self, sampler: GridSampler, image_name: str, batch_size: int) -> None:
+        self.sampler = sampler
+        self.image_name = image_name
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        first = index * self.batch_size
+        last = min(first + self.batch_size, len(self.sampler))
+        patches = [self.sampler.patch_data(i, self.image_name) for i in range(first, last)]
+        return torch.stack(patches), torch.from_numpy(self.sampler.locations[first:last].copy())
+
+
+def infer(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    subject_or_image: Subject | Image,
+    patch_size: int | Sequence[int],
+    patch_overlap: int | Sequence[int] = 0,
+    batch_size: int = 4,
+    overlap_mode: str = "gaussian",
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    image_name: str | None = None,
+    padding_mode: str | float | None = None,
+    num_workers: int = 0,
+) -> ScalarImage:
+    """Run ``model`` on the whole image, patch by patch, and stitch the outputs.
+
+    The image is split by a :class:`~torchpatch.sampler.grid.GridSampler`,
+    batches are moved to ``device`` (pinned and copied asynchronously to
+    CUDA), the model runs under :func:`torch.inference_mode`, and a
+    :class:`~torchpatch.inference.GridAggregator` blends the outputs on the
+    model's device. Integer images are given to the model as float32.
+
+    Args:
+        model: Any callable ``(B, C, I, J, K) -> (B, C', I', J', K')``; the
+            output may have other channels, and a smaller size when the
+            model downsamples (see :class:`GridAggregator`).
+        subject_or_image: An image, or a subject whose image ``image_name``
+            (default: its first intensity image) is fed to the model.
+        patch_size: An int (cube, ``(p, p, 1)`` on 2D images) or three ints.
+        patch_overlap: Voxels shared by neighbouring patches.
+        batch_size: Patches per model call.
+        overlap_mode: ``'gaussian'`` (default), ``'hann'``, ``'average'`` or
+            ``'crop'``.
+        device: Where the model runs; ``None`` for the device of its first
+            parameter (CPU when it has none).
+        progress: Show a tqdm progress bar.
+        image_name: The image of a subject to feed the model.
+        padding_mode: Grid border padding (see :class:`GridSampler`).
+        num_workers: Processes cutting patches (``DataLoader`` workers).
+
+    Returns:
+        A :class:`~torchpatch.image.ScalarImage` on the CPU with the input's
+        affine (scaled by the downsampling factor, if any: output voxel ``n``
+        covers input voxels ``n f`` to ``n f + f - 1``).
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> image = ScalarImage(tensor=torch.rand(1, 9, 9, 1), affine=np.diag([2.0, 2.0, 1.0, 1.0]))
+        >>> model = torch.nn.Conv3d(1, 2, kernel_size=(3, 3, 1), padding=(1, 1, 0))
+        >>> output = infer(model, image, patch_size=4, patch_overlap=2, progress=False)
+        >>> output.shape, output.spacing
+        ((2, 9, 9, 1), (2.0, 2.0, 1.0))
+    """
+    name, image = _select_image(subject_or_image, image_name)
+    if not callable(model):
+        raise TypeError(f"model must be callable, got {type(model).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    target = _model_device(model) if device is None else torch.device(device)
+    cuda = target.type == "cuda"
+    sampler = GridSampler(Subject({name: image}), patch_size, patch_overlap, padding_mode)
+    aggregator = GridAggregator(sampler, overlap_mode)
+    batches = _PatchBatches(sampler, name, batch_size)
+    loader = DataLoader(batches, batch_size=None, num_workers=num_workers, pin_memory=cuda)
+    for patches, locations in tqdm(loader, total=len(batches), disable=not progress, desc="inference", unit="batch"):
+        inputs = patches.to(target, non_blocking=cuda)
+        if not inputs.is_floating_point():
+            inputs = inputs.float()
+        with torch.inference_mode():
+            outputs = model(inputs)
+        if not isinstance(outputs, torch.Tensor):
+            raise TypeError(f"model must return a tensor (B, C, I, J, K), got {type(outputs).__name__}")
+        aggregator.add_batch(outputs, locations)
+    output = aggregator.get_output_tensor().cpu()
+    assert aggregator.downsampling_factor is not None
+    scale = np.diag([*aggregator.downsampling_factor, 1]).astype(np.float64)
+    scale[:3, 3] = [(f - 1) / 2 for f in aggregator.downsampling_factor]
+    return ScalarImage(tensor=output, affine=image.affine @ scale)
+
+
+__all__ = ["infer"]
