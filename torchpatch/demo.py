@@ -1,8 +1,9 @@
-"""The built-in demo: phantoms -> patches -> training -> whole-volume prediction.
+"""The built-in demo: phantoms -> Queue of patches -> training -> grid inference.
 
 Run it with ``python -m torchpatch.demo`` (or ``make demo``). On the default
 settings it trains a tiny 3D network on random patches of synthetic phantoms
-for a few seconds on a CPU, predicts a held-out phantom whole, prints the Dice
+for a few seconds on a CPU, predicts a held-out phantom whole with ``infer``
+(overlapping patches stitched with Gaussian weights), prints the Dice
 score per class and writes a PNG of the slice with the most foreground
 (image | truth | prediction).
 """
@@ -21,6 +22,7 @@ from torch import nn
 from . import io
 from .constants import DATA
 from .dataset import SubjectsDataset
+from .inference import infer
 from .datasets import phantom_subjects
 from .loader import SubjectsLoader
 from .queue import Queue
@@ -134,10 +136,19 @@ def run(
                 break
     queue.close()
 
+    # Whole-volume prediction: overlapping patches, blended with Gaussian weights.
     model.eval()
-    with torch.no_grad():
-        logits = model(held_out["image"].data[None].float())
-    prediction = logits.argmax(dim=1)[0]
+    logits = infer(
+        model,
+        held_out,
+        patch_size=patch_size,
+        patch_overlap=patch_size // 2,
+        batch_size=batch_size,
+        overlap_mode="gaussian",
+        image_name="image",
+        progress=False,
+    )
+    prediction = logits.data.argmax(dim=0)
     scores = dice_scores(prediction, held_out["label"].data[0])
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
