@@ -22,8 +22,8 @@ from torch import nn
 from . import io
 from .constants import DATA
 from .dataset import SubjectsDataset
-from .inference import infer
 from .datasets import phantom_subjects
+from .inference import infer
 from .loader import SubjectsLoader
 from .queue import Queue
 from .sampler import LabelSampler
