@@ -10,7 +10,7 @@ from .dataset import SubjectsDataset
 from .export import ExportResult, export_patches
 from .heatmap import points_to_heatmap
 from .image import Image, LabelMap, ScalarImage
-from .inference import GridAggregator, infer
+from .inference import GridAggregator, infer, sliced_detection
 from .loader import SubjectsLoader, collate_subjects
 from .queue import Queue
 from .sampler import GridSampler, LabelSampler, ObjectSampler, PatchSampler, UniformSampler, WeightedSampler
@@ -51,6 +51,7 @@ __all__ = [
     "inference",
     "io",
     "points_to_heatmap",
+    "sliced_detection",
     "transforms",
     "viz",
 ]
