@@ -589,3 +589,20 @@ def test_raster_formats_refuse_what_they_cannot_store(tmp_path, suffix, array):
     with pytest.raises(ValueError, match=re.escape(str(path))):
         io.write_image(array, np.eye(4), path)
     assert not path.exists()
+
+
+def test_whole_nii_gz_is_inflated_by_simpleitk_and_truncated_one_by_nibabel(tmp_path, monkeypatch):
+    data = np.arange(6 * 5 * 4, dtype=np.int16).reshape(1, 6, 5, 4)
+    path = tmp_path / "whole.nii.gz"
+    io.write_image(data, np.diag([2.0, 2.0, 3.0, 1.0]), path)
+    calls = []
+    original = sitk.ReadImage
+    monkeypatch.setattr(sitk, "ReadImage", lambda *args, **kwargs: calls.append(args) or original(*args, **kwargs))
+    array, _ = io.read_image(path)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(array, data)
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(ValueError, match=re.escape(str(truncated))):
+        io.read_image(truncated)
+    assert len(calls) == 1

