@@ -83,16 +83,23 @@ class LabelIndex:
         """Non-zero classes present."""
         return sorted(self._table)
 
+    def view(self, label: int | None = None) -> np.ndarray:
+        """Memory-mapped flat indices of ``label`` (every non-zero voxel when ``None``); nothing is read yet."""
+        mapped = np.load(f"{self.prefix}.positions.npy", mmap_mode="r")
+        if label is None:
+            return mapped
+        if label not in self._table:
+            return mapped[:0]
+        start, stop = self._table[label]
+        return mapped[start:stop]
+
     def positions(self, label: int) -> np.ndarray:
         """Flat (C-order) indices of the voxels of ``label`` (empty if absent)."""
-        if label not in self._table:
-            return np.empty(0, dtype=np.int64)
-        start, stop = self._table[label]
-        return np.array(np.load(f"{self.prefix}.positions.npy", mmap_mode="r")[start:stop])
+        return np.array(self.view(label))
 
     def foreground(self) -> np.ndarray:
         """Flat indices of every non-zero voxel."""
-        return np.array(np.load(f"{self.prefix}.positions.npy", mmap_mode="r"))
+        return np.array(self.view())
 
 
 def _hash_image(digest: Any, name: str, image: Image) -> None:

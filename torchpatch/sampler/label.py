@@ -61,6 +61,54 @@ class _BackgroundDraw:
         return self.exact[rng.integers(0, self.exact.size, size=count)]
 
 
+class _IndexedDraw:
+    """Corners of patches centred on one class, from its memory-mapped positions.
+
+    Each draw reads a few random entries, keeps those whose patch fits (by
+    rejection), and falls back to the exact list of valid centres, built
+    once, when too few fit (a class hugging the border).
+    """
+
+    def __init__(self, positions: np.ndarray, shape: TypeTriplet, patch_size: TypeTriplet) -> None:
+        self.positions = positions
+        self.shape = shape
+        self.half = [p // 2 for p in patch_size]
+        self.region_shape = tuple(s - p + 1 for s, p in zip(shape, patch_size))
+        self.exact: np.ndarray | None = None
+
+    def to_region(self, flat: np.ndarray) -> np.ndarray:
+        """Flat voxel indices -> flat corner indices, dropping centres whose patch does not fit."""
+        corners = [c - h for c, h in zip(np.unravel_index(flat, self.shape), self.half)]
+        keep = np.ones(flat.size, dtype=bool)
+        for corner, size in zip(corners, self.region_shape):
+            keep &= (corner >= 0) & (corner < size)
+        return np.ravel_multi_index([c[keep] for c in corners], self.region_shape).astype(np.int64)
+
+    def has_valid_centre(self) -> bool:
+        if self.positions.size == 0:
+            return False
+        sample = np.asarray(self.positions[:: max(1, self.positions.size // 64)])
+        if self.to_region(sample).size:
+            return True
+        self.exact = self.to_region(np.asarray(self.positions))
+        return bool(self.exact.size)
+
+    def __call__(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        if self.exact is None:
+            found: list[np.ndarray] = []
+            total = 0
+            for _ in range(8):
+                picks = np.sort(rng.integers(0, self.positions.size, size=2 * count + 16))
+                accepted = self.to_region(np.asarray(self.positions[picks]))
+                accepted = accepted[rng.permutation(accepted.size)]
+                found.append(accepted)
+                total += accepted.size
+                if total >= count:
+                    return np.concatenate(found)[:count]
+            self.exact = self.to_region(np.asarray(self.positions))
+        return self.exact[rng.integers(0, self.exact.size, size=count)]
+
+
 def _label_volume(data: torch.Tensor) -> torch.Tensor:
     """Class per voxel, ``(1, I, J, K)``: the data, or the argmax of one-hot channels."""
     if data.shape[0] == 1:
@@ -180,34 +228,27 @@ class LabelSampler(RandomSampler):
     def _positions_from_index(
         self, index: Any, image: Image, patch_size: TypeTriplet
     ) -> tuple[list[tuple[int, float]], list[Any]]:
-        """Like :meth:`_positions`, from a cached :class:`~torchpatch.cache.LabelIndex`."""
-        shape = image.spatial_shape
-        half = [p // 2 for p in patch_size]
-        region_shape = tuple(s - p + 1 for s, p in zip(shape, patch_size))
+        """Like :meth:`_positions`, from a cached :class:`~torchpatch.cache.LabelIndex`.
 
-        def to_region(flat: np.ndarray) -> np.ndarray:
-            corners = [c - h for c, h in zip(np.unravel_index(flat, shape), half)]
-            keep = np.ones(flat.size, dtype=bool)
-            for corner, size in zip(corners, region_shape):
-                keep &= (corner >= 0) & (corner < size)
-            return np.ravel_multi_index([c[keep] for c in corners], region_shape).astype(np.int64)
-
+        Nothing proportional to a class's size is read: draws pick random
+        entries of its memory-mapped positions (see :class:`_IndexedDraw`).
+        """
+        wanted: list[tuple[int | None, float]]
         if self.label_probabilities is None:
-            foreground = to_region(index.foreground())
-            return ([(1, 1.0)], [foreground]) if foreground.size else ([], [])
+            wanted = [(None, 1.0)]
+        else:
+            wanted = [(label, weight) for label, weight in self.label_probabilities.items() if weight > 0]
         classes: list[tuple[int, float]] = []
         lists: list[Any] = []
-        for label, weight in self.label_probabilities.items():
-            if weight <= 0:
-                continue
+        for label, weight in wanted:
             if label == 0:
                 classes.append((0, weight))
                 lists.append(_BackgroundDraw(image, patch_size))
                 continue
-            positions = to_region(index.positions(label))
-            if positions.size:
-                classes.append((label, weight))
-                lists.append(positions)
+            draw = _IndexedDraw(index.view(label), image.spatial_shape, patch_size)
+            if draw.has_valid_centre():
+                classes.append((1 if label is None else label, weight))
+                lists.append(draw)
         return classes, lists
 
     def _positions(self, flat: np.ndarray) -> tuple[list[tuple[int, float]], list[np.ndarray]]:
