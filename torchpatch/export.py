@@ -73,7 +73,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import annotations_io, io
 from ._version import __version__

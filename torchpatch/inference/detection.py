@@ -38,10 +38,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..geometry import parse_patch_size
 from ..image import Image
+from ..loader import stack
 from ..sampler.grid import grid_starts
 from ..typing import TypeTriplet
 from .merge import Detections, check_boxes, check_merge_options, matching_pairs, merge_detections
@@ -326,7 +327,7 @@ def sliced_detection(
     found: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def run(batch: list[torch.Tensor], first: int, batch_index: int, patch_sizes: list[Sequence[int]]) -> None:
-        inputs = torch.stack(batch).to(target)
+        inputs = stack(batch).to(target)
         if not inputs.is_floating_point():
             inputs = inputs.float()
         outputs = model_fn(inputs)

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..constants import INTENSITY
 from ..image import Image, ScalarImage
+from ..loader import stack
 from ..sampler.grid import GridSampler
 from ..subject import Subject
 from .aggregator import GridAggregator
@@ -69,7 +70,7 @@ class _PatchBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         first = index * self.batch_size
         last = min(first + self.batch_size, len(self.sampler))
         patches = [self.sampler.patch_data(i, self.image_name) for i in range(first, last)]
-        return torch.stack(patches), torch.from_numpy(self.sampler.locations[first:last].copy())
+        return stack(patches), torch.from_numpy(self.sampler.locations[first:last].copy())
 
 
 def infer(
