@@ -198,7 +198,7 @@ def supports_region_reads(path: TypePath) -> bool:
     return get_suffix(path) in REGION_READ_SUFFIXES
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def _open_memmap(path: str, mtime_ns: int, size: int) -> Array:
     """A ``.npy`` file mapped once per process (keyed by its modification time and size).
 
@@ -206,6 +206,15 @@ def _open_memmap(path: str, mtime_ns: int, size: int) -> Array:
     against 0.25 ms for copying a 64^3 patch out of the map.
     """
     return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def release_memory_maps() -> None:
+    """Close the ``.npy`` maps :func:`read_region` keeps open (the Queue does it after each subject).
+
+    Example:
+        >>> release_memory_maps()
+    """
+    _open_memmap.cache_clear()
 
 
 def read_region(path: TypePath, index_ini: Sequence[int], index_fin: Sequence[int]) -> Array:
@@ -611,6 +620,7 @@ __all__ = [
     "read_header",
     "read_image",
     "read_region",
+    "release_memory_maps",
     "supports_region_reads",
     "write_image",
 ]

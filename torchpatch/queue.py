@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 from tqdm import tqdm
 
+from . import io
 from .constants import LOCATION
 from .dataset import SubjectsDataset
 from .image import Image
@@ -114,7 +115,11 @@ class _SubjectPatches(Dataset[_Chunk]):
                 patches = list(self.sampler(subject, count, generator=rng))
                 if self.patch_transform is not None:
                     patches = [self.patch_transform(patch) for patch in patches]
-            return _Chunk(patches)
+            chunk = _Chunk(patches)
+            # Memory maps of this subject's cached files: their pages would
+            # otherwise count in the worker's RSS until evicted.
+            io.release_memory_maps()
+            return chunk
         except Exception as error:
             raise RuntimeError(f"Queue worker failed on subject {name}: {type(error).__name__}: {error}") from error
 

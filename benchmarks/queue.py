@@ -1,0 +1,881 @@
+"""Training-queue benchmark: torchpatch vs TorchIO 1.2.1 vs TorchIO 2.0.0a2, in one run.
+
+The job (issue 3, item 4): 8 synthetic subjects of 160x192x160 (a float32
+``.nii.gz`` image and a uint8 ``.nii.gz`` label map), patches of 64^3, 16
+patches per volume, a pool of 64 patches, batches of 8, 2 queue workers and
+an outer loader without workers; a training step is simulated by summing the
+batch. Each library runs the job in its own subprocess with its own venv::
+
+    for each round (median over rounds; the cases are interleaved, so a burst
+    of load from other users hits every library alike):
+        for each sampler (uniform, label {0: 1, 1: 1}) x threads (default, OMP_NUM_THREADS=1):
+            torchpatch          epoch 1 and 2, the .nii.gz decoded every epoch
+            torchpatch+cache    SubjectsDataset(cache_dir=fresh folder): epoch 1 decodes and
+                                writes .npy, epoch 2 reads memory-mapped patches (warm)
+            torchio-1.2.1       epoch 2 is the same work again (no cache)
+            torchio-2.0.0a2     its Queue loads the subjects in place, so they stay decoded
+                                in memory after epoch 1 (its epoch 2 is warm in RAM)
+
+Measured per case: patches/s of epoch 1 (cold, from building the Queue to the
+last batch, worker start-up included) and epoch 2 (warm), the latency of the
+first batch, the CPU seconds of each epoch (the child and its workers: steady
+on a shared machine, unlike the wall time) and the peak memory of the child's
+process tree (see ``benchmarks.common.MEMORY_METHOD``). Then the
+WeightedSampler micro-benchmark: a 256^3 float32 map, patch 64, 200 draws
+including the set-up, one thread. Results and analysis:
+``docs/benchmarks-queue.rst``.
+
+Run (9 to 12 minutes at the defaults on 2 shared cores; ``--quick`` in about one)::
+
+    .bench-venv-tio1/bin/python benchmarks/queue.py            # the full table
+    .bench-venv-tio1/bin/python benchmarks/queue.py --quick    # smoke test
+    .bench-venv-tio1/bin/python benchmarks/queue.py --rst      # also print RST tables
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as ``python benchmarks/queue.py``, this file's folder comes first on
+# sys.path and this module would shadow the standard library's ``queue``
+# (imported by multiprocessing and torch): drop that folder, reach
+# ``benchmarks.common`` through the repository root instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+if str(_HERE.parent) not in sys.path:
+    sys.path.append(str(_HERE.parent))
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import hashlib  # noqa: E402
+import inspect  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+from benchmarks.common import (  # noqa: E402
+    MEMORY_METHOD,
+    ROOT,
+    ChildResult,
+    apply_threads,
+    child_environment,
+    emit_result,
+    fmt,
+    machine_description,
+    median,
+    package_versions,
+    ratio,
+    rst_table,
+    run_child,
+    spread,
+    text_table,
+    venv_python,
+)
+
+THIS_FILE = Path(__file__).resolve()
+DEFAULT_DATA_DIR = Path(tempfile.gettempdir()) / "torchpatch-bench-data"
+
+#: Library variant -> (venv folder, label shown in the tables).
+VARIANTS = {
+    "torchpatch": (".bench-venv-tio1", "torchpatch"),
+    "torchpatch+cache": (".bench-venv-tio1", "torchpatch+cache"),
+    "torchio1": (".bench-venv-tio1", "TorchIO 1.2.1"),
+    "torchio2": (".bench-venv-tio2", "TorchIO 2.0.0a2"),
+}
+SAMPLERS = ("uniform", "label")
+THREADS = ("default", "1")
+LABEL_PROBABILITIES = {0: 1.0, 1: 1.0}
+
+
+@dataclass(frozen=True)
+class Job:
+    """The queue job every library runs."""
+
+    subjects: int = 8
+    shape: tuple[int, int, int] = (160, 192, 160)
+    patch: int = 64
+    samples_per_volume: int = 16
+    max_length: int = 64
+    batch_size: int = 8
+    workers: int = 2
+    epochs: int = 2
+
+    @property
+    def patches_per_epoch(self) -> int:
+        return self.subjects * self.samples_per_volume
+
+
+@dataclass(frozen=True)
+class MicroJob:
+    """The WeightedSampler micro-benchmark."""
+
+    size: int = 256
+    patch: int = 64
+    draws: int = 200
+    repeats: int = 5
+
+
+QUICK_JOB = Job(subjects=3, shape=(64, 80, 72), patch=32, samples_per_volume=4, max_length=8, batch_size=4)
+QUICK_MICRO = MicroJob(size=96, patch=32, draws=50, repeats=2)
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+
+
+def data_folder(root: Path, job: Job) -> Path:
+    i, j, k = job.shape
+    return root / f"queue-{job.subjects}x{i}x{j}x{k}"
+
+
+def generate_data(folder: Path, subjects: int, shape: tuple[int, int, int]) -> None:
+    """Write the synthetic subjects (child side: needs numpy and nibabel).
+
+    Each label map holds one ellipsoid (class 1, about 10 % of the voxels,
+    placed at random); the image is 100 inside it plus a smooth gradient plus
+    Gaussian noise, float32. ``manifest.json`` is written last, so a folder
+    without it is regenerated.
+    """
+    import nibabel as nib
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1234)
+    affine = np.diag([1.0, 1.0, 1.2, 1.0])
+    grid = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    names = []
+    for index in range(subjects):
+        centre = [rng.uniform(0.35, 0.65) * s for s in shape]
+        radii = [rng.uniform(0.22, 0.3) * s for s in shape]
+        inside = sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1
+        label = inside.astype(np.uint8)
+        gradient = (grid[0] / shape[0] * 20 + grid[1] / shape[1] * 10).astype(np.float32)
+        image = (100 * label + gradient + rng.normal(0, 10, size=shape)).astype(np.float32)
+        stem = f"sub-{index:02d}"
+        for suffix, array in (("t1", image), ("label", label)):
+            target = folder / f"{stem}_{suffix}.nii.gz"
+            temporary = folder / f".{stem}_{suffix}.partial.nii.gz"
+            nib.save(nib.Nifti1Image(array, affine), str(temporary))
+            temporary.replace(target)
+        names.append(stem)
+    (folder / "manifest.json").write_text(json.dumps({"subjects": names, "shape": list(shape)}))
+
+
+def subject_paths(folder: Path) -> list[tuple[str, Path, Path]]:
+    names = json.loads((folder / "manifest.json").read_text())["subjects"]
+    return [(name, folder / f"{name}_t1.nii.gz", folder / f"{name}_label.nii.gz") for name in names]
+
+
+# ---------------------------------------------------------------------------
+# Child side: one case
+# ---------------------------------------------------------------------------
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process and its workers.
+
+    Own time and the time of reaped children come from ``getrusage``; the
+    live workers are read with psutil. Unlike throughput, this barely moves
+    when other processes compete for the cores, so it tells the cost of a
+    library apart from the noise of a shared machine.
+    """
+    import resource
+
+    import psutil
+
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+#: The torchpatch modules this job runs through; other modules (inference, export...) may be
+#: imported by ``torchpatch/__init__`` but cannot change the measurements.
+PATCH_PATH_MODULES = (
+    "torchpatch.cache",
+    "torchpatch.dataset",
+    "torchpatch.geometry",
+    "torchpatch.image",
+    "torchpatch.io",
+    "torchpatch.loader",
+    "torchpatch.queue",
+    "torchpatch.sampler.label",
+    "torchpatch.sampler.sampler",
+    "torchpatch.sampler.uniform",
+    "torchpatch.sampler.weighted",
+    "torchpatch.subject",
+)
+
+
+def torchpatch_fingerprint() -> str | None:
+    """sha1 of the patch-path torchpatch modules this process imported (``None`` if none).
+
+    The sources may be edited while the benchmark runs; comparing this hash
+    across the cases tells whether they all ran the same patch code.
+    """
+    files = [getattr(sys.modules[name], "__file__", None) for name in PATCH_PATH_MODULES if name in sys.modules]
+    files = [file for file in files if file]
+    if not files:
+        return None
+    digest = hashlib.sha1(usedforsecurity=False)
+    for file in files:
+        digest.update(Path(file).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _touch(data: Any) -> float:
+    """The simulated training step: read every voxel of the batch."""
+    return float(data.sum())
+
+
+def _make_torchpatch(spec: dict[str, Any], job: Job, paths: list[tuple[str, Path, Path]]) -> Any:
+    import torchpatch as tp
+
+    subjects = [
+        tp.Subject(t1=tp.ScalarImage(t1), label=tp.LabelMap(label), subject_id=name) for name, t1, label in paths
+    ]
+    options = {}
+    if spec["variant"] == "torchpatch+cache":
+        options["cache_dir"] = spec["cache_dir"]
+    dataset = tp.SubjectsDataset(subjects, **options)
+    if spec["sampler"] == "uniform":
+        sampler = tp.UniformSampler(job.patch)
+    else:
+        sampler = tp.LabelSampler(job.patch, "label", label_probabilities=LABEL_PROBABILITIES)
+
+    def build() -> tuple[Any, Any, Any]:
+        queue = tp.Queue(
+            dataset,
+            max_length=job.max_length,
+            samples_per_volume=job.samples_per_volume,
+            sampler=sampler,
+            num_workers=job.workers,
+            seed=spec["seed"],
+        )
+        loader = tp.SubjectsLoader(queue, batch_size=job.batch_size, num_workers=0)
+        return queue, loader, lambda batch: (batch["t1"][tp.DATA], batch["label"][tp.DATA])
+
+    return build
+
+
+def _make_torchio1(spec: dict[str, Any], job: Job, paths: list[tuple[str, Path, Path]]) -> Any:
+    import torchio as tio
+
+    subjects = [
+        tio.Subject(t1=tio.ScalarImage(t1), label=tio.LabelMap(label), subject_id=name) for name, t1, label in paths
+    ]
+    dataset = tio.SubjectsDataset(subjects)
+    if spec["sampler"] == "uniform":
+        sampler = tio.UniformSampler(job.patch)
+    else:
+        sampler = tio.LabelSampler(job.patch, "label", label_probabilities=LABEL_PROBABILITIES)
+
+    def build() -> tuple[Any, Any, Any]:
+        queue = tio.Queue(
+            dataset,
+            max_length=job.max_length,
+            samples_per_volume=job.samples_per_volume,
+            sampler=sampler,
+            num_workers=job.workers,
+        )
+        loader = tio.SubjectsLoader(queue, batch_size=job.batch_size, num_workers=0)
+        return queue, loader, lambda batch: (batch["t1"][tio.DATA], batch["label"][tio.DATA])
+
+    return build
+
+
+def _make_torchio2(spec: dict[str, Any], job: Job, paths: list[tuple[str, Path, Path]]) -> Any:
+    # TorchIO 2.0.0a2: no SubjectsDataset; Queue(subjects, patch_sampler, max_length,
+    # patches_per_volume, num_workers) is an IterableDataset whose workers are threads;
+    # samplers take a subject first (used only when iterated on their own).
+    import torchio as tio
+
+    subjects = [
+        tio.Subject(t1=tio.ScalarImage(t1), label=tio.LabelMap(label), subject_id=name) for name, t1, label in paths
+    ]
+    if spec["sampler"] == "uniform":
+        sampler = tio.UniformSampler(None, job.patch)
+    else:
+        sampler = tio.LabelSampler(None, job.patch, "label", label_probabilities=LABEL_PROBABILITIES)
+
+    def build() -> tuple[Any, Any, Any]:
+        queue = tio.Queue(
+            subjects,
+            patch_sampler=sampler,
+            max_length=job.max_length,
+            patches_per_volume=job.samples_per_volume,
+            num_workers=job.workers,
+        )
+        loader = tio.SubjectsLoader(queue, batch_size=job.batch_size, num_workers=0)
+        return queue, loader, lambda batch: (batch["t1"].data, batch["label"].data)
+
+    return build
+
+
+def run_case(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one case in this process and return its timings."""
+    import resource
+
+    import numpy as np
+    import torch
+
+    job = Job(**{**spec["job"], "shape": tuple(spec["job"]["shape"])})
+    threads = apply_threads(spec["threads"])
+    seed = int(spec["seed"])
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    paths = subject_paths(Path(spec["data"]))
+    makers = {
+        "torchpatch": _make_torchpatch,
+        "torchpatch+cache": _make_torchpatch,
+        "torchio1": _make_torchio1,
+        "torchio2": _make_torchio2,
+    }
+    cache_dir = None
+    if spec["variant"] == "torchpatch+cache":
+        import torchpatch as tp
+
+        if "cache_dir" not in inspect.signature(tp.SubjectsDataset).parameters:
+            return {"unavailable": "SubjectsDataset has no cache_dir"}
+        cache_dir = tempfile.mkdtemp(prefix="torchpatch-bench-cache-")
+        spec["cache_dir"] = cache_dir
+    try:
+        build = makers[spec["variant"]](spec, job, paths)
+        expected_shape = (job.batch_size, 1, job.patch, job.patch, job.patch)
+        cpu = [tree_cpu_seconds()]
+        start = time.perf_counter()
+        queue, loader, arrays = build()
+        fingerprint = torchpatch_fingerprint()
+        first_batch = None
+        epochs = []
+        counts = []
+        checksum = 0.0
+        epoch_start = start
+        for _ in range(job.epochs):
+            count = 0
+            for batch in loader:
+                image, label = arrays(batch)
+                checksum += _touch(image) + _touch(label)
+                if first_batch is None:
+                    first_batch = time.perf_counter() - start
+                    if tuple(image.shape) != expected_shape:
+                        raise RuntimeError(f"unexpected batch shape {tuple(image.shape)}, expected {expected_shape}")
+                count += int(image.shape[0])
+            now = time.perf_counter()
+            epochs.append(now - epoch_start)
+            counts.append(count)
+            cpu.append(tree_cpu_seconds())
+            epoch_start = time.perf_counter()
+        if hasattr(queue, "close"):
+            queue.close()
+    finally:
+        if cache_dir is not None:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+    return {
+        "first_batch_s": first_batch,
+        "epoch_s": epochs,
+        "patches": counts,
+        "cpu_s": [cpu[i + 1] - cpu[i] for i in range(len(cpu) - 1)],
+        "threads": threads,
+        "torchpatch_sources": fingerprint,
+        "checksum": checksum,
+        "main_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+def run_micro(spec: dict[str, Any]) -> dict[str, Any]:
+    """WeightedSampler: set-up plus ``draws`` patches, ``repeats`` times after one warm-up."""
+    import torch
+
+    micro = MicroJob(**spec["micro"])
+    threads = apply_threads("1")
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.rand(1, micro.size, micro.size, micro.size, generator=generator)
+    if spec["variant"] == "torchpatch":
+        import torchpatch as tp
+
+        subject = tp.Subject(prob=tp.ScalarImage(tensor=weights))
+
+        def draw() -> int:
+            sampler = tp.WeightedSampler(micro.patch, "prob")
+            return sum(1 for _ in sampler(subject, micro.draws, generator=0))
+
+    else:
+        import torchio as tio
+
+        subject = tio.Subject(prob=tio.ScalarImage(tensor=weights))
+
+        def draw() -> int:
+            sampler = tio.WeightedSampler(micro.patch, "prob")
+            return sum(1 for _ in sampler(subject, num_patches=micro.draws))
+
+    torch.manual_seed(0)
+    draw()  # warm-up
+    times = []
+    for _ in range(micro.repeats):
+        start = time.perf_counter()
+        count = draw()
+        times.append(time.perf_counter() - start)
+        if count != micro.draws:
+            raise RuntimeError(f"{spec['variant']} yielded {count} patches, expected {micro.draws}")
+    return {"times_s": times, "threads": threads, "torchpatch_sources": torchpatch_fingerprint()}
+
+
+def child_main(argument: str) -> None:
+    spec = json.loads(argument)
+    if spec["kind"] == "generate":
+        generate_data(Path(spec["folder"]), spec["subjects"], tuple(spec["shape"]))
+        emit_result({"ok": True})
+    elif spec["kind"] == "case":
+        emit_result(run_case(spec))
+    elif spec["kind"] == "micro":
+        emit_result(run_micro(spec))
+    else:
+        raise ValueError(f"unknown child kind {spec['kind']!r}")
+
+
+# ---------------------------------------------------------------------------
+# Orchestrator
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    variant: str
+    sampler: str
+    threads: str
+    runs: list[ChildResult]
+    unavailable: str | None = None
+    slow: bool = False
+
+    def values(self, what: str) -> list[float | None]:
+        out: list[float | None] = []
+        for run in self.runs:
+            result = run.result
+            if what == "cold":
+                out.append(result["patches"][0] / result["epoch_s"][0])
+            elif what == "warm":
+                out.append(result["patches"][1] / result["epoch_s"][1] if len(result["epoch_s"]) > 1 else None)
+            elif what == "cpu cold":
+                out.append(result["cpu_s"][0])
+            elif what == "cpu warm":
+                out.append(result["cpu_s"][1] if len(result["cpu_s"]) > 1 else None)
+            elif what == "first":
+                out.append(result["first_batch_s"])
+            elif what == "rss":
+                out.append(run.peak_rss / 2**20)
+            elif what == "pss":
+                out.append(run.peak_pss / 2**20)
+            elif what == "main":
+                out.append(result["main_maxrss_kib"] / 1024)
+            elif what == "load":
+                out.append(run.load)
+        return out
+
+    def median(self, what: str) -> float | None:
+        if self.unavailable:
+            return None
+        return median(self.values(what))
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def ensure_data(root: Path, job: Job) -> Path:
+    folder = data_folder(root, job)
+    if (folder / "manifest.json").exists():
+        _log(f"data: reusing {folder}")
+        return folder
+    _log(f"data: writing {job.subjects} subjects of {job.shape} to {folder}")
+    spec = {"kind": "generate", "folder": str(folder), "subjects": job.subjects, "shape": list(job.shape)}
+    run_child(
+        [venv_python(VARIANTS["torchio1"][0]), THIS_FILE, "--child", json.dumps(spec)],
+        child_environment("default"),
+        timeout=900,
+    )
+    return folder
+
+
+def run_one(variant: str, sampler: str, threads: str, job: Job, data: Path, seed: int, timeout: float) -> ChildResult:
+    spec = {
+        "kind": "case",
+        "variant": variant,
+        "sampler": sampler,
+        "threads": threads,
+        "seed": seed,
+        "data": str(data),
+        "job": asdict(job),
+    }
+    python = venv_python(VARIANTS[variant][0])
+    return run_child([python, THIS_FILE, "--child", json.dumps(spec)], child_environment(threads), timeout)
+
+
+def run_queue_benchmark(args: argparse.Namespace, job: Job, data: Path, started: float) -> list[Case]:
+    cases = [
+        Case(variant, sampler, threads, [])
+        for sampler in args.samplers
+        for threads in args.threads
+        for variant in args.variants
+    ]
+    if not args.no_warmup:
+        # One unmeasured run per environment: the data files enter the page cache and the
+        # bytecode is compiled, so the first measured case is not penalised.
+        _log("warm-up: one unmeasured run per environment")
+        for variant in [v for v in ("torchpatch+cache", "torchio2") if v in args.variants]:
+            try:
+                result = run_one(variant, "uniform", "1", job, data, 0, args.timeout)
+            except RuntimeError as error:
+                _log(f"  warm-up of {variant} failed: {error}")
+                continue
+            if "unavailable" in result.result:
+                for case in cases:
+                    if case.variant == variant:
+                        case.unavailable = result.result["unavailable"]
+    for round_index in range(args.runs):
+        elapsed = time.perf_counter() - started
+        # The next round repeats the cases that were not too slow: about as long as their last runs.
+        estimate = sum(
+            case.runs[-1].wall
+            for case in cases
+            if case.runs and not case.unavailable and case.runs[0].wall <= args.slow
+        )
+        if round_index and elapsed + estimate + args.reserve > args.budget:
+            _log(
+                f"budget: stopping after {round_index} rounds ({elapsed:.0f} s elapsed, next round about "
+                f"{estimate:.0f} s, budget {args.budget:.0f} s)"
+            )
+            break
+        round_start = time.perf_counter()
+        # Rotate the order every round, so no library always runs right after another.
+        shift = round_index * 3 % len(cases)
+        for case in cases[shift:] + cases[:shift]:
+            if case.unavailable:
+                continue
+            if case.runs and case.runs[0].wall > args.slow:
+                case.slow = True  # measured once: repeating it would not fit the time budget
+                continue
+            try:
+                result = run_one(case.variant, case.sampler, case.threads, job, data, round_index + 1, args.timeout)
+            except RuntimeError as error:
+                _log(f"  {case.variant} {case.sampler} threads={case.threads} failed: {error}")
+                case.unavailable = "failed"
+                continue
+            if "unavailable" in result.result:
+                case.unavailable = result.result["unavailable"]
+                continue
+            case.runs.append(result)
+            values = result.result
+            _log(
+                f"  round {round_index + 1}: {case.variant:17s} {case.sampler:7s} threads={case.threads:7s} "
+                f"cold {values['patches'][0] / values['epoch_s'][0]:7.1f}/s  "
+                f"warm {values['patches'][1] / values['epoch_s'][1]:7.1f}/s  "
+                f"first {values['first_batch_s']:5.2f} s  rss {result.peak_rss / 2**20:6.0f} MiB  "
+                f"load {result.load:4.1f}  ({result.wall:.1f} s)"
+            )
+        _log(f"round {round_index + 1} took {time.perf_counter() - round_start:.0f} s")
+    return cases
+
+
+def run_micro_benchmark(args: argparse.Namespace, micro: MicroJob) -> tuple[dict[str, list[float]], set[str]]:
+    times: dict[str, list[float]] = {}
+    fingerprints: set[str] = set()
+    for variant in ("torchpatch", "torchio1"):
+        spec = {"kind": "micro", "variant": variant, "micro": asdict(micro)}
+        python = venv_python(VARIANTS[variant][0])
+        try:
+            result = run_child([python, THIS_FILE, "--child", json.dumps(spec)], child_environment("1"), args.timeout)
+        except RuntimeError as error:
+            _log(f"  WeightedSampler {variant} failed: {error}")
+            continue
+        times[variant] = result.result["times_s"]
+        if result.result.get("torchpatch_sources"):
+            fingerprints.add(result.result["torchpatch_sources"])
+        _log(f"  WeightedSampler {variant}: {[round(t, 3) for t in times[variant]]} s")
+    return times, fingerprints
+
+
+# Reporting -------------------------------------------------------------------
+
+
+def _find(cases: list[Case], variant: str, sampler: str, threads: str) -> Case | None:
+    for case in cases:
+        if (case.variant, case.sampler, case.threads) == (variant, sampler, threads):
+            return case
+    return None
+
+
+def _threads_label(threads: str) -> str:
+    return "default threads" if threads == "default" else f"OMP_NUM_THREADS={threads}"
+
+
+def results_tables(cases: list[Case]) -> list[tuple[str, list[str], list[list[str]]]]:
+    headers = [
+        "library",
+        "cold patches/s",
+        "warm patches/s",
+        "first batch s",
+        "CPU s cold",
+        "CPU s warm",
+        "peak RSS MiB",
+        "peak PSS MiB",
+        "noise cold",
+        "load",
+        "n",
+    ]
+    tables = []
+    samplers = [s for s in SAMPLERS if any(c.sampler == s for c in cases)]
+    thread_settings = [t for t in THREADS if any(c.threads == t for c in cases)]
+    for sampler in samplers:
+        for threads in thread_settings:
+            rows = []
+            for variant in VARIANTS:
+                case = _find(cases, variant, sampler, threads)
+                if case is None:
+                    continue
+                noise = None if case.unavailable else spread(case.values("cold"))
+                rows.append(
+                    [
+                        VARIANTS[variant][1],
+                        fmt(case.median("cold")),
+                        fmt(case.median("warm")),
+                        fmt(case.median("first"), 2),
+                        fmt(case.median("cpu cold"), 2),
+                        fmt(case.median("cpu warm"), 2),
+                        fmt(case.median("rss"), 0),
+                        fmt(case.median("pss"), 0),
+                        "n/a" if noise is None else f"{noise:.0%}",
+                        fmt(case.median("load"), 1),
+                        (f"{len(case.runs)}{'*' if case.slow else ''}" if not case.unavailable else "n/a"),
+                    ]
+                )
+            tables.append((f"{sampler} sampler, {_threads_label(threads)}", headers, rows))
+    return tables
+
+
+def _status(value: float | None, target: float, higher: bool = True) -> str:
+    if value is None:
+        return "n/a"
+    passed = value >= target if higher else value <= target
+    return f"{value:.2f}x {'PASS' if passed else 'MISS'}"
+
+
+def targets_table(cases: list[Case]) -> tuple[str, list[str], list[list[str]]]:
+    headers = [
+        "sampler / threads",
+        "cold vs TIO1",
+        "cold vs TIO2",
+        "cold (cache) vs faster, >= 2x",
+        "warm (cache) vs TIO1",
+        "warm (cache) vs TIO2",
+        "warm (cache) vs faster, >= 10x",
+        "RSS vs TIO1, <= 1x",
+        "RSS (cache) vs TIO1, <= 1x",
+    ]
+    rows = []
+    for sampler in SAMPLERS:
+        for threads in THREADS:
+            plain = _find(cases, "torchpatch", sampler, threads)
+            cached = _find(cases, "torchpatch+cache", sampler, threads)
+            tio1 = _find(cases, "torchio1", sampler, threads)
+            tio2 = _find(cases, "torchio2", sampler, threads)
+            if plain is None and cached is None:
+                continue
+
+            def med(case: Case | None, what: str) -> float | None:
+                return None if case is None else case.median(what)
+
+            faster_cold = max([v for v in (med(tio1, "cold"), med(tio2, "cold")) if v is not None], default=None)
+            faster_warm = max([v for v in (med(tio1, "warm"), med(tio2, "warm")) if v is not None], default=None)
+            # Until the cache lands, the plain variant stands in for the targets.
+            best = cached if cached is not None and not cached.unavailable else plain
+            suffix = "" if best is cached else " (no cache)"
+            rows.append(
+                [
+                    f"{sampler} / {_threads_label(threads)}",
+                    fmt(ratio(med(plain, "cold"), med(tio1, "cold")), 2, "x"),
+                    fmt(ratio(med(plain, "cold"), med(tio2, "cold")), 2, "x"),
+                    _status(ratio(med(best, "cold"), faster_cold), 2.0) + suffix,
+                    fmt(ratio(med(best, "warm"), med(tio1, "warm")), 2, "x"),
+                    fmt(ratio(med(best, "warm"), med(tio2, "warm")), 2, "x"),
+                    _status(ratio(med(best, "warm"), faster_warm), 10.0) + suffix,
+                    _status(ratio(med(plain, "rss"), med(tio1, "rss")), 1.0, higher=False),
+                    _status(ratio(med(cached, "rss"), med(tio1, "rss")), 1.0, higher=False),
+                ]
+            )
+    return "targets (torchpatch / peer, medians)", headers, rows
+
+
+def micro_table(times: dict[str, list[float]], micro: MicroJob) -> tuple[str, list[str], list[list[str]]]:
+    headers = ["library", "median s", "min s", "max s", "torchpatch speed-up", "target >= 10x"]
+    rows = []
+    ours = median(times.get("torchpatch", []))
+    for variant in ("torchpatch", "torchio1"):
+        values = times.get(variant, [])
+        speedup = ratio(median(values), ours) if variant == "torchio1" else None
+        rows.append(
+            [
+                VARIANTS[variant][1],
+                fmt(median(values), 3),
+                fmt(min(values) if values else None, 3),
+                fmt(max(values) if values else None, 3),
+                fmt(speedup, 1, "x") if variant == "torchio1" else "",
+                _status(speedup, 10.0) if variant == "torchio1" else "",
+            ]
+        )
+    title = (
+        f"WeightedSampler: {micro.size}^3 float32 map, patch {micro.patch}, {micro.draws} draws incl. set-up, "
+        f"OMP_NUM_THREADS=1, median of {micro.repeats} after one warm-up"
+    )
+    return title, headers, rows
+
+
+def _git_state() -> str:
+    """Commit of the checkout, and a hash of the torchpatch sources (uncommitted edits included)."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for path in sorted((ROOT / "torchpatch").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "torchpatch"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown commit", ""
+    return f"{commit}{' + uncommitted changes' if dirty else ''}, sources sha1 {digest.hexdigest()[:12]}"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="measured rounds; medians are reported (default 3)")
+    parser.add_argument("--quick", action="store_true", help="3 small subjects, 1 round, no warm-up: a smoke test")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the unmeasured warm-up runs")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="cache of the synthetic subjects")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--samplers", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
+    parser.add_argument("--threads", nargs="+", choices=THREADS, default=list(THREADS))
+    parser.add_argument("--no-micro", action="store_true", help="skip the WeightedSampler micro-benchmark")
+    parser.add_argument(
+        "--budget", type=float, default=870.0, help="seconds: no new round starts if it would end past this"
+    )
+    parser.add_argument("--reserve", type=float, default=40.0, help="seconds kept for the micro-benchmark")
+    parser.add_argument(
+        "--slow", type=float, default=60.0, help="a case whose first run takes longer is not repeated (n marked *)"
+    )
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per child before it is killed")
+    parser.add_argument("--rst", action="store_true", help="also print the tables as reStructuredText")
+    parser.add_argument("--json", type=Path, help="write every raw measurement to this file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs = 1 if args.runs == 3 else args.runs
+        args.no_warmup = True
+    if args.runs < 1:
+        parser.error("--runs must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child is not None:
+        child_main(args.child)
+        return
+    # A plain SIGTERM would end this process and orphan the running case: exit cleanly instead.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.perf_counter()
+    source_state = _git_state()
+    job = QUICK_JOB if args.quick else Job()
+    micro = QUICK_MICRO if args.quick else MicroJob()
+    versions = {
+        "torchio1 venv": package_versions(venv_python(VARIANTS["torchio1"][0]), ["torch", "torchio", "torchpatch"]),
+        "torchio2 venv": package_versions(venv_python(VARIANTS["torchio2"][0]), ["torch", "torchio", "torchpatch"]),
+    }
+    data = ensure_data(args.data_dir, job)
+    cases = run_queue_benchmark(args, job, data, started)
+    times, fingerprints = ({}, set()) if args.no_micro else run_micro_benchmark(args, micro)
+    total = time.perf_counter() - started
+    fingerprints |= {run.result["torchpatch_sources"] for case in cases for run in case.runs} - {None}
+    if len(fingerprints) > 1:
+        _log("WARNING: torchpatch's patch-path modules changed during the run: the cases ran different code")
+    imported = (
+        f"sha1 of the patch-path modules the cases ran: {', '.join(sorted(fingerprints)) or 'n/a'}"
+        f"{' (DIFFERENT CODE ACROSS CASES)' if len(fingerprints) > 1 else ' (the same in every case)'}"
+    )
+
+    tables = results_tables(cases)
+    tables.append(targets_table(cases))
+    if times:
+        tables.append(micro_table(times, micro))
+    header = [
+        f"date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        f"machine: {machine_description()}",
+        f"torchpatch: {source_state} at the start; {imported}",
+        f"versions: {json.dumps(versions)}",
+        (
+            f"job: {job.subjects} subjects {job.shape} float32 .nii.gz + uint8 label .nii.gz, patch {job.patch}, "
+            f"samples_per_volume {job.samples_per_volume}, max_length {job.max_length}, batch {job.batch_size}, "
+            f"{job.workers} queue workers (processes; TorchIO 2.0.0a2: threads), outer loader num_workers=0, "
+            f"{job.patches_per_epoch} patches per epoch, label probabilities {LABEL_PROBABILITIES}"
+        ),
+        "cold = epoch 1 from building the Queue (workers start included); warm = epoch 2",
+        f"memory: {MEMORY_METHOD}",
+        f"medians of up to {args.runs} rounds ({'no ' if args.no_warmup else ''}warm-up run first); "
+        f"noise = (max - min) / median of the cold throughput; load = median 1-minute load average at the end "
+        f"of the runs (above the core count, other processes competed); n* = run once, too slow to repeat "
+        f"within the time budget (--slow {args.slow:.0f} s)",
+        f"total time: {total:.0f} s",
+    ]
+    print("\n".join(header))
+    for title, headers, rows in tables:
+        print(f"\n{title}\n{text_table(headers, rows)}")
+    if args.rst:
+        for title, headers, rows in tables:
+            print(f"\n{title}\n{'~' * len(title)}\n\n{rst_table(headers, rows)}")
+    if args.json:
+        raw = {
+            "header": header,
+            "cases": [
+                {
+                    "variant": c.variant,
+                    "sampler": c.sampler,
+                    "threads": c.threads,
+                    "unavailable": c.unavailable,
+                    "runs": [
+                        {
+                            **r.result,
+                            "peak_rss": r.peak_rss,
+                            "peak_pss": r.peak_pss,
+                            "wall": r.wall,
+                            "samples": r.samples,
+                        }
+                        for r in c.runs
+                    ],
+                }
+                for c in cases
+            ],
+            "micro": times,
+        }
+        args.json.write_text(json.dumps(raw, indent=1))
+
+
+if __name__ == "__main__":
+    main()
