@@ -21,18 +21,12 @@ import torch
 from torch.utils.data import Dataset
 
 from ..constants import LABEL, LOCATION
-from ..geometry import is_number, shift_affine
+from ..geometry import shift_affine
 from ..image import Image
 from ..subject import RegionAware, Subject
+from ..transforms.crop_pad import GEOMETRIC_MODES, STATISTIC_MODES, _parse_padding_mode
 from ..typing import TypeTriplet
 from .sampler import PatchSampler
-
-#: numpy.pad modes that copy voxels of the image; label maps use them too.
-GEOMETRIC_MODES = ("edge", "reflect", "symmetric", "wrap")
-#: numpy.pad modes that compute new values; label maps are padded with 0 instead.
-STATISTIC_MODES = ("mean", "median", "minimum", "maximum")
-#: PyTorch names accepted for numpy's.
-MODE_ALIASES = {"replicate": "edge", "circular": "wrap"}
 
 Array = np.ndarray[Any, np.dtype[Any]]
 
@@ -67,19 +61,7 @@ def parse_padding_mode(padding_mode: Any) -> tuple[str, float]:
         >>> parse_padding_mode(-1000), parse_padding_mode('replicate'), parse_padding_mode(None)
         (('constant', -1000.0), ('edge', 0.0), ('constant', 0.0))
     """
-    if padding_mode is None:
-        return "constant", 0.0
-    accepted = ["a number", "constant", *GEOMETRIC_MODES, *STATISTIC_MODES, *MODE_ALIASES]
-    if is_number(padding_mode):
-        if not np.isfinite(padding_mode):
-            raise ValueError(f"padding_mode must be a finite number or a mode name, got {padding_mode!r}")
-        return "constant", float(padding_mode)
-    if not isinstance(padding_mode, str):
-        raise TypeError(f"padding_mode must be None or one of {accepted}, got {type(padding_mode).__name__}")
-    mode = MODE_ALIASES.get(padding_mode, padding_mode)
-    if mode not in ("constant", *GEOMETRIC_MODES, *STATISTIC_MODES):
-        raise ValueError(f"padding_mode must be None or one of {accepted}, got {padding_mode!r}")
-    return mode, 0.0
+    return _parse_padding_mode(padding_mode, allow_none=True)
 
 
 def _parse_overlap(value: Any, patch_size: TypeTriplet, shape: TypeTriplet, subject_name: str) -> TypeTriplet:

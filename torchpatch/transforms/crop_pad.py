@@ -87,18 +87,21 @@ def _with_annotations(subject: Subject, result: Subject, transform: Transform, r
     return result
 
 
-def _parse_padding_mode(padding_mode: Any) -> tuple[str, float]:
-    """The numpy mode and the fill value of ``'constant'``."""
+def _parse_padding_mode(padding_mode: Any, *, allow_none: bool = False) -> tuple[str, float]:
+    """The numpy mode and the fill value of ``'constant'`` (``None`` means 0 when allowed)."""
+    if allow_none and padding_mode is None:
+        return "constant", 0.0
     if is_number(padding_mode):
         if not np.isfinite(padding_mode):
             raise ValueError(f"padding_mode must be a finite number or a mode name, got {padding_mode!r}")
         return "constant", float(padding_mode)
     accepted = ["constant", *GEOMETRIC_MODES, *STATISTIC_MODES, *MODE_ALIASES]
+    expected = f"None or one of {['a number', *accepted]}" if allow_none else f"a number or one of {accepted}"
     if not isinstance(padding_mode, str):
-        raise TypeError(f"padding_mode must be a number or one of {accepted}, got {type(padding_mode).__name__}")
+        raise TypeError(f"padding_mode must be {expected}, got {type(padding_mode).__name__}")
     mode = MODE_ALIASES.get(padding_mode, padding_mode)
     if mode not in ("constant", *GEOMETRIC_MODES, *STATISTIC_MODES):
-        raise ValueError(f"padding_mode must be a number or one of {accepted}, got {padding_mode!r}")
+        raise ValueError(f"padding_mode must be {expected}, got {padding_mode!r}")
     return mode, 0.0
 
 
