@@ -62,6 +62,14 @@ class VoxelMappable(Protocol):
 
     ``map_voxels(matrix, spatial_shape)`` returns the value on the new grid;
     ``matrix`` maps old voxel indices (integers at voxel centres) to new ones.
+
+    Example:
+        >>> points = Points([[1.5, 2.5]], (4, 4))
+        >>> isinstance(points, VoxelMappable)
+        True
+        >>> flip_i = np.array([[-1.0, 0, 0, 3], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])  # i -> 3 - i
+        >>> points.map_voxels(flip_i, (4, 4, 1)).data.tolist()
+        [[2.5, 2.5]]
     """
 
     def map_voxels(self, matrix: Any, spatial_shape: Sequence[int]) -> Any:
@@ -677,6 +685,19 @@ def annotation_grid(
     Raises:
         ValueError: When some images are left out, the images do not share a
             grid, or an annotation's canvas is not that grid.
+
+    Example:
+        >>> from torchpatch import LabelMap, ScalarImage
+        >>> image, seg = ScalarImage(tensor=torch.zeros(1, 4, 4, 1)), LabelMap(tensor=torch.zeros(1, 4, 4, 1))
+        >>> points = Points([[1.5, 2.5]], (4, 4))
+        >>> s = Subject(t1=image, seg=seg, pts=points)
+        >>> shape, affine = annotation_grid(s, ['t1', 'seg'], 'ToCanonical', {'pts': points})
+        >>> shape, affine.shape
+        ((4, 4, 1), (4, 4))
+        >>> annotation_grid(s, ['t1'], 'ToCanonical', {'pts': points})
+        Traceback (most recent call last):
+        ...
+        ValueError: ToCanonical leaves the images ['seg'] of subject '<unnamed>' on their grid, ...
     """
     names = sorted(annotations)
     left_out = [name for name in subject.images if name not in transformed]
@@ -706,7 +727,14 @@ def annotation_grid(
 def crop_annotations(
     annotations: Mapping[str, Any], index_ini: Sequence[int], index_fin: Sequence[int]
 ) -> dict[str, Any]:
-    """Every annotation cropped to ``[index_ini, index_fin)`` (negative ``index_ini``: padding)."""
+    """Every annotation cropped to ``[index_ini, index_fin)`` (negative ``index_ini``: padding).
+
+    Example:
+        >>> points = Points([[1.5, 2.5], [3.5, 0.5]], (4, 4))
+        >>> cropped = crop_annotations({'pts': points}, (2, 0, 0), (4, 4, 1))
+        >>> cropped['pts'].data.tolist(), cropped['pts'].spatial_shape
+        ([[1.5, 0.5]], (2, 4, 1))
+    """
     ini, fin = tuple(int(v) for v in index_ini), tuple(int(v) for v in index_fin)
     return {name: value.crop_to_region(ini, fin) for name, value in annotations.items()}
 
@@ -714,7 +742,18 @@ def crop_annotations(
 def map_annotations(
     annotations: Mapping[str, Any], matrix: Any, spatial_shape: Sequence[int], transform: str
 ) -> dict[str, Any]:
-    """Every annotation mapped onto a new grid; an error for those that cannot follow."""
+    """Every annotation mapped onto a new grid; an error for those that cannot follow.
+
+    Example:
+        >>> flip_i = np.array([[-1.0, 0, 0, 3], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])  # i -> 3 - i
+        >>> boxes = BoundingBoxes([[0, 0, 1, 2]], 'xyxy', (4, 4))
+        >>> map_annotations({'boxes': boxes}, flip_i, (4, 4, 1), 'Flip')['boxes'].data.tolist()
+        [[3.0, 0.0, 4.0, 2.0]]
+        >>> map_annotations({'note': 'text'}, flip_i, (4, 4, 1), 'Flip')
+        Traceback (most recent call last):
+        ...
+        TypeError: Flip changes the voxel grid, but the metadata 'note' (str) only knows how to be cropped ...
+    """
     mapped = {}
     for name, value in annotations.items():
         if not isinstance(value, VoxelMappable):

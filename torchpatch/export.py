@@ -108,6 +108,17 @@ class ExportResult:
         manifest: The manifest's content: ``parameters``, ``sources``,
             ``patches`` (file names and ``location`` of each patch) and
             ``files`` (relative path: size in bytes).
+
+    Example:
+        >>> import tempfile, torch
+        >>> from torchpatch import ScalarImage, Subject
+        >>> tile = Subject(image=ScalarImage(tensor=torch.zeros(1, 4, 4, 1, dtype=torch.uint8)), subject_id='tile')
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     result = export_patches(tile, 2, output_dir=f'{folder}/out', progress=False)
+        >>> result.num_patches, result.reused, result.manifest_path.name
+        (4, False, 'manifest.json')
+        >>> result.manifest['patches'][0]
+        {'subject': 'tile', 'index': 0, 'location': [0, 0, 0, 2, 2, 1], 'image': 'images/tile_0000.png'}
     """
 
     output_dir: Path

@@ -283,6 +283,21 @@ class RegionAware(Protocol):
     ``crop_to_region(index_ini, index_fin)`` returns the value in the
     coordinates of the box ``[index_ini, index_fin)`` of the current grid;
     ``index_ini`` may be negative (padding) and ``index_fin`` beyond the shape.
+
+    Example:
+        >>> import torch
+        >>> from torchpatch import ScalarImage
+        >>> class Marker:  # a position along I that follows crops
+        ...     def __init__(self, i):
+        ...         self.i = i
+        ...     def crop_to_region(self, index_ini, index_fin):
+        ...         return Marker(self.i - index_ini[0])
+        >>> isinstance(Marker(3), RegionAware)
+        True
+        >>> s = Subject(t1=ScalarImage(tensor=torch.zeros(1, 4, 4, 1)), marker=Marker(3), note='shared')
+        >>> patch = s.crop((2, 0, 0), (4, 4, 1))
+        >>> patch['marker'].i, patch['note']
+        (1, 'shared')
     """
 
     def crop_to_region(self, index_ini: tuple[int, ...], index_fin: tuple[int, ...]) -> Any:

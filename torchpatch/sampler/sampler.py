@@ -138,7 +138,23 @@ class PatchSampler:
 
 
 class RandomSampler(PatchSampler):
-    """Base of the random samplers: draws whole batches of corners at once."""
+    """Base of the random samplers: draws whole batches of corners at once.
+
+    A subclass implements ``_prepare(subject, patch_size)``: it builds the
+    distribution once per subject and returns ``draw(rng, n)``, which gives
+    ``n`` patch corners as an ``(n, 3)`` int64 array.
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> class DiagonalSampler(RandomSampler):  # corners on the diagonal only
+        ...     def _prepare(self, subject, patch_size):
+        ...         last = min(s - p for s, p in zip(subject.spatial_shape, patch_size))
+        ...         return lambda rng, n: np.repeat(rng.integers(0, last + 1, size=(n, 1)), 3, axis=1)
+        >>> subject = Subject(t1=ScalarImage(tensor=torch.zeros(1, 6, 6, 6)))
+        >>> patches = list(DiagonalSampler(4)(subject, num_patches=3, generator=0))
+        >>> all(p[LOCATION][0] == p[LOCATION][1] == p[LOCATION][2] for p in patches)
+        True
+    """
 
     #: Corners drawn per vectorised draw.
     chunk = 256

@@ -46,7 +46,18 @@ def valid_centres(data: torch.Tensor, patch_size: TypeTriplet) -> torch.Tensor:
 
 
 def get_image(subject: Subject, name: str, role: str) -> Image:
-    """``subject[name]`` as an Image, with errors that name the subject."""
+    """``subject[name]`` as an Image, with errors that name the subject.
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> subject = Subject(prob=ScalarImage(tensor=torch.ones(1, 4, 4, 1)), subject_id='s1')
+        >>> get_image(subject, 'prob', 'probability map').spatial_shape
+        (4, 4, 1)
+        >>> get_image(subject, 'weights', 'probability map')
+        Traceback (most recent call last):
+        ...
+        KeyError: "probability map 'weights' is not an image of subject 's1'; images: ['prob']"
+    """
     images = subject.images
     if name not in images:
         raise KeyError(f"{role} {name!r} is not an image of subject {subject.name!r}; images: {sorted(images)}")
@@ -54,7 +65,17 @@ def get_image(subject: Subject, name: str, role: str) -> Image:
 
 
 def check_probability_map(data: torch.Tensor, subject: Subject, name: str) -> None:
-    """Raise if the map holds negative, NaN or infinite values (one float32 pass)."""
+    """Raise if the map holds negative, NaN or infinite values (one float32 pass).
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> subject = Subject(prob=ScalarImage(tensor=torch.ones(1, 2, 2, 1)), subject_id='s1')
+        >>> check_probability_map(subject['prob'].data, subject, 'prob')  # fine: returns None
+        >>> check_probability_map(torch.tensor([[[[0.5]], [[-1.0]]]]), subject, 'prob')
+        Traceback (most recent call last):
+        ...
+        ValueError: probability map 'prob' of subject 's1' holds negative values (minimum -1); ...
+    """
     values = data if data.is_floating_point() else data.to(torch.float32)
     low, high = (float(v) for v in torch.aminmax(values))  # NaN propagates to both
     if not np.isfinite(low) or not np.isfinite(high):
