@@ -506,3 +506,57 @@ def test_metadata_keeps_its_python_types_through_the_workers(make_queue: Callabl
     assert patch["tags"] == ["a", "b"]
     assert patch[LOCATION].dtype == torch.int64
     assert list(patch.keys())[:2] == ["t1", "seg"]
+
+
+# Direct copies into the transfer buffers ---------------------------------------------------------------
+
+
+class Identity:
+    """Patch transform that changes nothing: forces the per-patch path of the workers."""
+
+    def __call__(self, patch: Subject) -> Subject:
+        return patch
+
+
+def file_subjects(folder: Path) -> list[Subject]:
+    """Subjects whose voxels come from every kind of source: tensors, .nii.gz, .nii, .npy (float labels)."""
+    subjects = make_subjects(4)
+    subjects[0]["t1"].save(folder / "t1.nii.gz")
+    subjects[1]["t1"].save(folder / "t1.nii")
+    np.save(folder / "seg.npy", subjects[2]["seg"].data.numpy()[0].astype(np.float32))
+    return [
+        subjects[0].with_images({"t1": ScalarImage(folder / "t1.nii.gz", affine=subjects[0]["t1"].affine)}),
+        subjects[1].with_images({"t1": ScalarImage(folder / "t1.nii")}),
+        subjects[2].with_images({"seg": LabelMap(folder / "seg.npy", affine=subjects[2]["seg"].affine)}),
+        subjects[3],
+    ]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("cached", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+def test_direct_copies_give_the_patches_of_the_per_patch_path(
+    tmp_path: Path, num_workers: int, cached: bool, padded: bool
+):
+    subjects = file_subjects(tmp_path)
+    patch_size = (SIZE + 2, PATCH, 3) if padded else (PATCH, PATCH + 1, 3)
+    sampler = UniformSampler(patch_size, padding_mode="edge" if padded else None)
+    runs = []
+    for patch_transform in (None, Identity()):
+        options = {"cache_dir": tmp_path / "cache"} if cached else {}
+        dataset = SubjectsDataset(subjects, **options)  # type: ignore[arg-type]
+        queue = Queue(dataset, 8, 3, sampler, num_workers=num_workers, seed=5, patch_transform=patch_transform)
+        try:
+            assert queue._loader.dataset._direct is (patch_transform is None)  # type: ignore[attr-defined]
+            runs.append([list(queue) for _ in range(2)])
+        finally:
+            queue.close()
+    for direct, per_patch in zip(itertools.chain(*runs[0]), itertools.chain(*runs[1])):
+        assert list(direct.keys()) == list(per_patch.keys())
+        assert torch.equal(direct[LOCATION], per_patch[LOCATION]) and direct[LOCATION].dtype == torch.int64
+        assert direct["subject_id"] == per_patch["subject_id"]
+        for name in ("t1", "seg"):
+            a, b = direct[name], per_patch[name]
+            assert type(a) is type(b) and a.path == b.path and a.metadata == b.metadata
+            assert a.data.dtype == b.data.dtype and torch.equal(a.data, b.data)
+            np.testing.assert_array_equal(a.affine, b.affine)

@@ -53,7 +53,7 @@ class Image:
             for a path it replaces the file's (needed for ``.npy``).
         check_nans: Warn when the loaded data holds NaN.
         dtype: Cast the loaded data to this torch dtype.
-        **kwargs: Plain metadata kept in :attr:`metadata`.
+        **kwargs: Plain metadata kept in the ``metadata`` dict.
 
     Example:
         >>> image = Image(tensor=torch.zeros(1, 4, 4, 1), type=INTENSITY)
@@ -135,6 +135,37 @@ class Image:
         new.set_data(data)
         new._detached = self.path is not None
         return new
+
+    def _adopt(self, data: torch.Tensor, affine: TypeAffine) -> Image:
+        """Like :meth:`_from_parts` for parts already checked (the Queue's patches): no copy, no checks."""
+        new = copy.copy(self)
+        new._requested_dtype = None
+        new.label_index = None
+        new.metadata = dict(self.metadata)
+        new._header = None
+        new._affine = affine
+        new._data = data
+        new._detached = self.path is not None
+        return new
+
+    def _region_array(self) -> Array | None:
+        """A ``(C, I, J, K)`` numpy array whose boxes are this image's voxels, or ``None``.
+
+        Loaded CPU data, or the memory map of an unloaded ``.npy`` file; the
+        caller checks the map's dtype is the one :meth:`read_region` returns.
+        ``None`` when crops must go through :meth:`read_region` (NaN checks,
+        a requested dtype, other formats, other devices).
+        """
+        if self.check_nans:
+            return None
+        data = self._data
+        if data is not None:
+            if data.device.type != "cpu" or data.requires_grad or data.dtype == torch.bfloat16:
+                return None
+            return data.numpy()
+        if self._requested_dtype is None and isinstance(self.path, Path) and io.get_suffix(self.path) == ".npy":
+            return io.memory_map(self.path)
+        return None
 
     # Voxels ----------------------------------------------------------------------
 
@@ -293,7 +324,12 @@ class Image:
         region = self.read_region(index_ini, index_fin)
         if copy and self._data is not None:
             region = region.clone()
-        return self._from_parts(region, shift_affine(self.affine, index_ini))
+        affine = shift_affine(self.affine, index_ini)
+        if self.check_nans:
+            return self._from_parts(region, affine)
+        # The region is already in this image's dtype and layout, and a
+        # shifted valid affine is valid: nothing to convert or check.
+        return self._adopt(region, affine)
 
     # Header ----------------------------------------------------------------------
 

@@ -11,9 +11,9 @@ format                                 library     notes
                                                    C)`` files load as channels
 ``.nrrd``, ``.nhdr``, ``.mha``,        SimpleITK   LPS on disk, converted to RAS+
 ``.mhd``, a DICOM series folder
-``.png``, ``.jpg``, ``.jpeg``,         SimpleITK   2D files load as ``(C, I, J,
-``.bmp``, ``.tif``, ``.tiff``                      1)`` with I = column (x), J =
-                                                   row (y); third spacing 1
+``.png``, ``.jpg``, ``.jpeg``,         SimpleITK   2D files load as
+``.bmp``, ``.tif``, ``.tiff``                      ``(C, I, J, 1)`` with I = column
+                                                   (x), J = row (y); third spacing 1
 ``.npy``, ``.npz``                     numpy       memory-mapped ``.npy``; the
                                                    affine is given by the caller
                                                    (or an ``affine`` array in the
@@ -215,6 +215,31 @@ def release_memory_maps() -> None:
         >>> release_memory_maps()
     """
     _open_memmap.cache_clear()
+
+
+def memory_map(path: TypePath) -> Array:
+    """The voxels of a ``.npy`` file as a read-only ``(C, I, J, K)`` memory map.
+
+    The map stays open (and is reused) until :func:`release_memory_maps`;
+    slicing it reads only the bytes of the slice.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> np.save(folder / 'x.npy', np.zeros((3, 4, 5), dtype=np.float32))
+        >>> memory_map(folder / 'x.npy').shape
+        (1, 3, 4, 5)
+    """
+    resolved = check_path(path)
+    if get_suffix(resolved) != ".npy":
+        raise ValueError(f"memory maps need a .npy file, got {str(path)!r}")
+    status = resolved.stat()
+    try:
+        return _numpy_layout(_open_memmap(str(resolved), status.st_mtime_ns, status.st_size), resolved)
+    except Exception as error:
+        if _names_path(error, path, resolved):
+            raise
+        raise ValueError(f"cannot map {str(path)!r} (truncated or corrupt file?): {error}") from error
 
 
 def read_region(path: TypePath, index_ini: Sequence[int], index_fin: Sequence[int]) -> Array:
@@ -617,6 +642,7 @@ __all__ = [
     "check_path",
     "get_stem",
     "get_suffix",
+    "memory_map",
     "read_header",
     "read_image",
     "read_region",

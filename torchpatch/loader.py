@@ -19,6 +19,24 @@ from .constants import AFFINE, DATA, LOCATION, PATH, STEM, TYPE
 from .image import Image
 
 
+def empty_batch(shape: Sequence[int], dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
+    """An uninitialised tensor for a batch; in shared memory inside a loader worker.
+
+    In a worker, sending a tensor to the main process moves it to shared
+    memory (a copy) unless it already lives there.
+
+    Example:
+        >>> empty_batch((2, 1, 4, 4, 4), torch.float32).shape
+        torch.Size([2, 1, 4, 4, 4])
+    """
+    device = torch.device(device)
+    if device.type == "cpu" and get_worker_info() is not None:
+        template = torch.empty(0, dtype=dtype)
+        storage = template._typed_storage()._new_shared(int(np.prod(shape)), device=device)
+        return template.new(storage).resize_(*shape)
+    return torch.empty(tuple(shape), dtype=dtype, device=device)
+
+
 def stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """``torch.stack`` by one copy per tensor into a new batch.
 
@@ -33,14 +51,7 @@ def stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         torch.Size([2, 2, 3])
     """
     first = tensors[0]
-    shape = (len(tensors), *first.shape)
-    if first.device.type == "cpu" and get_worker_info() is not None:
-        # In a loader worker, build the batch in shared memory directly:
-        # sending it to the main process then copies nothing.
-        storage = first._typed_storage()._new_shared(int(np.prod(shape)), device=first.device)
-        out = first.new(storage).resize_(*shape)
-    else:
-        out = torch.empty(shape, dtype=first.dtype, device=first.device)
+    out = empty_batch((len(tensors), *first.shape), first.dtype, first.device)
     if first.device.type == "cpu" and first.dtype != torch.bfloat16 and not first.requires_grad:
         # numpy copies on one thread: no parallel region to wait on.
         target = out.numpy()
@@ -124,4 +135,4 @@ class SubjectsLoader(DataLoader[Any]):
         super().__init__(dataset, **kwargs)
 
 
-__all__ = ["SubjectsLoader", "collate_subjects", "stack"]
+__all__ = ["SubjectsLoader", "collate_subjects", "empty_batch", "stack"]

@@ -20,6 +20,7 @@ seed gives the same patches whatever the number of workers or their timing.
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes
 import threading
 from collections import deque
@@ -34,47 +35,116 @@ from tqdm import tqdm
 from . import io
 from .constants import LOCATION
 from .dataset import SubjectsDataset
+from .geometry import shift_affine
 from .image import Image
-from .loader import stack
+from .loader import empty_batch, stack
 from .sampler.sampler import PatchSampler
-from .subject import Subject
+from .subject import RegionAware, Subject
+from .typing import TypeTriplet
 
 #: Seconds between liveness checks while waiting for patches.
 _POLL = 0.5
 
 
+def _template(image: Image) -> Image:
+    """``image`` without voxels: what a patch of it shares with the others (class, path, metadata)."""
+    template = copy.copy(image)
+    template._data = None
+    template._header = None
+    template._requested_dtype = None
+    template.label_index = None
+    template.metadata = dict(image.metadata)
+    return template
+
+
 class _Chunk:
     """The patches of one subject: one transfer from a worker.
 
-    Voxels, affines and locations are stacked (a few shared-memory tensors,
-    whatever the number of patches); other metadata stays per patch, so its
-    types survive the trip.
+    Voxels are stacked per image in shared memory (one tensor per image,
+    whatever the number of patches); affines and locations travel as numpy
+    arrays, metadata as plain objects, so their types survive the trip.
     """
 
-    def __init__(self, patches: list[Subject]) -> None:
+    count: int
+    keys: list[str]
+    templates: dict[str, Image]
+    data: dict[str, torch.Tensor]
+    affines: dict[str, np.ndarray]
+    locations: np.ndarray
+    metadata: list[dict[str, Any]]
+
+    @classmethod
+    def from_patches(cls, patches: list[Subject]) -> _Chunk:
+        """Stack patches made by a sampler (and a patch transform)."""
+        chunk = cls()
         first = patches[0]
-        self.count = len(patches)
-        self.keys = list(first.keys())
-        self.templates: dict[str, Image] = {}
-        self.data: dict[str, torch.Tensor] = {}
-        self.affines: dict[str, np.ndarray] = {}
+        chunk.count = len(patches)
+        chunk.keys = list(first.keys())
+        chunk.templates, chunk.data, chunk.affines = {}, {}, {}
         for name, image in first.images.items():
-            template = image._from_parts(image.data[..., :1, :1, :1], image.affine)
-            template.path = image.path
-            self.templates[name] = template
-            self.data[name] = stack([patch[name].data for patch in patches])
-            self.affines[name] = np.stack([patch[name].affine for patch in patches])
-        self.locations = stack([torch.as_tensor(patch[LOCATION]) for patch in patches])
-        self.metadata = [{k: v for k, v in patch.metadata.items() if k != LOCATION} for patch in patches]
+            chunk.templates[name] = _template(image)
+            chunk.data[name] = stack([patch[name].data for patch in patches])
+            chunk.affines[name] = np.stack([patch[name].affine for patch in patches])
+        chunk.locations = np.stack([np.asarray(patch[LOCATION], dtype=np.int64) for patch in patches])
+        chunk.metadata = [{k: v for k, v in patch.metadata.items() if k != LOCATION} for patch in patches]
+        return chunk
+
+    @classmethod
+    def cut(cls, subject: Subject, corners: np.ndarray, patch_size: TypeTriplet, before: TypeTriplet) -> _Chunk:
+        """Copy the boxes at ``corners`` of every image straight into the stacked buffers.
+
+        Gives what ``from_patches`` gives for patches cut by
+        :meth:`PatchSampler.extract_patch`, without a tensor, an image or a
+        subject per patch, and with one copy of the voxels instead of two.
+        """
+        chunk = cls()
+        count = len(corners)
+        chunk.count = count
+        chunk.keys = list(subject.keys())
+        if LOCATION not in chunk.keys:
+            chunk.keys.append(LOCATION)
+        chunk.templates, chunk.data, chunk.affines = {}, {}, {}
+        sizes = np.asarray(patch_size, dtype=np.int64)
+        boxes = [((i, j, k), (i + patch_size[0], j + patch_size[1], k + patch_size[2])) for i, j, k in corners.tolist()]
+        for name, image in subject.images.items():
+            first = image.read_region(*boxes[0])
+            out = empty_batch((count, *first.shape), first.dtype)
+            target = None if first.dtype == torch.bfloat16 else out.numpy()
+            source = image._region_array()
+            if source is not None and (target is None or source.dtype != target.dtype):
+                source = None
+            for index, (ini, fin) in enumerate(boxes):
+                if index > 0 and source is not None and target is not None:
+                    target[index] = source[:, ini[0] : fin[0], ini[1] : fin[1], ini[2] : fin[2]]
+                    continue
+                region = first if index == 0 else image.read_region(ini, fin)
+                if target is not None:
+                    target[index] = region.numpy()
+                else:
+                    out[index].copy_(region)
+            chunk.templates[name] = _template(image)
+            chunk.data[name] = out
+            chunk.affines[name] = np.stack([shift_affine(image.affine, ini) for ini, _ in boxes])
+        chunk.locations = np.concatenate([corners, corners + sizes], axis=1).astype(np.int64) - np.array(
+            before * 2, dtype=np.int64
+        )
+        shared = {k: v for k, v in subject.metadata.items() if k != LOCATION}
+        chunk.metadata = [shared] * count
+        return chunk
 
     def patch(self, index: int) -> Subject:
         store: dict[str, Any] = {}
         metadata = self.metadata[index]
         for key in self.keys:
-            if key in self.templates:
-                store[key] = self.templates[key]._from_parts(self.data[key][index], self.affines[key][index])
+            template = self.templates.get(key)
+            if template is not None:
+                data, affine = self.data[key][index], self.affines[key][index]
+                if template.check_nans:
+                    store[key] = template._from_parts(data, affine)
+                else:
+                    store[key] = template._adopt(data, affine)
             elif key == LOCATION:
-                store[key] = self.locations[index]
+                store[key] = torch.from_numpy(self.locations[index])
             else:
                 store[key] = metadata[key]
         subject = Subject.__new__(Subject)
@@ -94,6 +164,20 @@ class _SubjectPatches(Dataset[_Chunk]):
         self.dataset = dataset
         self.sampler = sampler
         self.patch_transform = patch_transform
+        # Patches that are plain boxes of the subject are copied straight
+        # into the transfer buffers (no per-patch tensors, images, subjects).
+        self._direct = (
+            patch_transform is None
+            and type(sampler).extract_patch is PatchSampler.extract_patch
+            and type(sampler).__call__ is PatchSampler.__call__
+        )
+
+    @staticmethod
+    def _plain(subject: Subject) -> bool:
+        """Whether a patch of ``subject`` is only boxes of its images (no grid-aware metadata, no NaN checks)."""
+        if any(isinstance(value, RegionAware) for value in subject.metadata.values()):
+            return False
+        return not any(image.check_nans for image in subject.images.values())
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -112,10 +196,16 @@ class _SubjectPatches(Dataset[_Chunk]):
                 torch.manual_seed(seed)
                 subject = self.dataset[index]
                 rng = np.random.default_rng(seed)
-                patches = list(self.sampler(subject, count, generator=rng))
-                if self.patch_transform is not None:
-                    patches = [self.patch_transform(patch) for patch in patches]
-            chunk = _Chunk(patches)
+                if self._direct and self._plain(subject):
+                    padded, before, starts = self.sampler._begin(subject, rng)
+                    corners = np.array([next(starts) for _ in range(count)], dtype=np.int64).reshape(count, 3)
+                    patch_size = self.sampler.get_patch_size(padded.spatial_shape)
+                    chunk = _Chunk.cut(padded, corners, patch_size, before)
+                else:
+                    patches = list(self.sampler(subject, count, generator=rng))
+                    if self.patch_transform is not None:
+                        patches = [self.patch_transform(patch) for patch in patches]
+                    chunk = _Chunk.from_patches(patches)
             # Memory maps of this subject's cached files: their pages would
             # otherwise count in the worker's RSS until evicted.
             io.release_memory_maps()

@@ -120,10 +120,7 @@ class PatchSampler:
             raise TypeError(f"num_patches must be an int or None, got {num_patches!r}")
         if num_patches is not None and num_patches < 0:
             raise ValueError(f"num_patches must be >= 0, got {num_patches}")
-        subject.check_consistent_space()
-        rng = make_generator(generator)
-        padded, before = self._pad_to_fit(subject)
-        starts = self._starts(padded, rng)
+        padded, before, starts = self._begin(subject, generator)
         count = 0
         while num_patches is None or count < num_patches:
             patch = self.extract_patch(padded, next(starts))
@@ -132,6 +129,15 @@ class PatchSampler:
                 patch[LOCATION] = patch[LOCATION] - torch.tensor(before * 2, dtype=torch.int64)
             yield patch
             count += 1
+
+    def _begin(
+        self, subject: Subject, generator: np.random.Generator | int | None
+    ) -> tuple[Subject, TypeTriplet, Iterator[TypeTriplet]]:
+        """Check ``subject``, pad it if asked; return it, the padding before and the patch corners."""
+        subject.check_consistent_space()
+        rng = make_generator(generator)
+        padded, before = self._pad_to_fit(subject)
+        return padded, before, self._starts(padded, rng)
 
     def _starts(self, subject: Subject, rng: np.random.Generator) -> Iterator[TypeTriplet]:
         raise NotImplementedError(f"{type(self).__name__} must implement _starts(subject, rng)")
