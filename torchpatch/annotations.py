@@ -448,7 +448,7 @@ class BoundingBoxes:
         """The boxes seen by the region ``[index_ini, index_fin)``, in its coordinates.
 
         Boxes are clipped to the region and kept when their visible fraction
-        is positive and at least :attr:`min_visibility`. ``index_ini`` may be
+        is positive and at least ``min_visibility``. ``index_ini`` may be
         negative (padding).
 
         Example:

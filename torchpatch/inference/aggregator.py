@@ -2,7 +2,7 @@
 
 :class:`GridAggregator` receives the model outputs of the patches of a
 :class:`~torchpatch.sampler.grid.GridSampler`, batch by batch in any order,
-and writes them into one ``(C, I, J, K)`` tensor on the image's grid:
+and writes them into one ``(C, I, J, K)`` tensor on the image's grid::
 
     add_batch(outputs, locations)  ->  check the locations are grid patches,
                                        write or blend each patch in place

@@ -105,7 +105,7 @@ class PartialWeights:
     neighbouring patches, in cache.
 
     Where the arriving patch is the only one added so far, the extra terms
-    are exact zeros and the sum equals :attr:`window` bit for bit, so the
+    are exact zeros and the sum equals ``window`` bit for bit, so the
     blending ratio ``window / sum`` is exactly 1 there.
 
     Args:
