@@ -76,10 +76,11 @@ def get_suffix(path: TypePath) -> str:
         >>> get_suffix('scan.NII.GZ')
         '.nii.gz'
     """
-    name = Path(path).name.lower()
+    name = os.path.basename(os.fspath(path).rstrip("/")).lower()
     if name.endswith(".nii.gz"):
         return ".nii.gz"
-    return Path(name).suffix
+    dot = name.rfind(".")  # pathlib's rule for Path.suffix, without building a Path
+    return name[dot:] if 0 < dot < len(name) - 1 else ""
 
 
 def get_stem(path: TypePath) -> str:
@@ -89,8 +90,8 @@ def get_stem(path: TypePath) -> str:
         >>> get_stem('/data/sub-01_t1.nii.gz')
         'sub-01_t1'
     """
-    name = Path(path).name
-    suffix = get_suffix(path)
+    name = os.path.basename(os.fspath(path).rstrip("/"))
+    suffix = get_suffix(name)
     return name[: len(name) - len(suffix)] if suffix else name
 
 
