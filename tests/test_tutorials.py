@@ -54,6 +54,8 @@ def test_tutorial_is_a_gallery_example(script):
     problem = rst_title_problem(ast.get_docstring(tree, clean=False))
     assert problem is None, f"{script.name}: {problem}"
     assert "\n# %%\n" in source, f"{script.name} has no '# %%' cells"
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    assert "__file__" not in names, f"{script.name}: sphinx-gallery runs scripts without __file__; use sys.argv[0]"
     assert "plt.show(" not in source, f"{script.name}: plt.show() fails on the Agg backend; leave figures open"
     assert 'if __name__ == "__main__":' in source or "Queue(" not in source, (
         f"{script.name} starts Queue workers without an `if __name__ == '__main__':` guard"

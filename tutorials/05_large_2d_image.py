@@ -17,6 +17,7 @@ This tutorial uses the aerial photograph ``OSBS_029.png`` from DeepForest
 # The image
 # ---------
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -29,7 +30,10 @@ from torch import nn
 import torchpatch as tp
 from torchpatch.viz import plot_grid, plot_slice
 
-SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "deepforest" / "OSBS_029.png"
+# The repository is the parent of this script's folder (sphinx-gallery runs
+# scripts without ``__file__`` but with ``sys.argv[0]`` set to the script).
+REPOSITORY = Path(sys.argv[0]).resolve().parents[1]
+SAMPLE = REPOSITORY.parent / "shared" / "data" / "deepforest" / "OSBS_029.png"
 
 
 def synthetic_aerial(size: int = 400, crowns: int = 60, seed: int = 0) -> torch.Tensor:

@@ -21,6 +21,7 @@ folder ``shared/data`` holds it, and synthetic crowns otherwise.
 # pixels with ``x`` the column: the ``'xyxy'`` format of
 # :class:`~torchpatch.BoundingBoxes` on a depth-one image ``(C, I, J, 1)``.
 
+import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -32,7 +33,10 @@ from torchpatch.annotations_io import read_csv_boxes
 from torchpatch.inference.merge import box_iou, nmm, nms
 from torchpatch.viz import plot_annotations, plot_grid
 
-FOLDER = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "deepforest"
+# The repository is the parent of this script's folder (sphinx-gallery runs
+# scripts without ``__file__`` but with ``sys.argv[0]`` set to the script).
+REPOSITORY = Path(sys.argv[0]).resolve().parents[1]
+FOLDER = REPOSITORY.parent / "shared" / "data" / "deepforest"
 
 
 def synthetic_crowns(size: int = 400, count: int = 60, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,7 +97,8 @@ def simulated_detector(batch: torch.Tensor) -> list[tuple[torch.Tensor, torch.Te
         jitter = torch.randn(int(seen.sum()), 4, generator=rng) * 1.5
         found = (clipped[seen] + jitter).clamp(0, PATCH_SIZE)
         score = 0.55 + 0.4 * visible[seen] + 0.05 * torch.rand(int(seen.sum()), generator=rng)
-        results.append((found, score, torch.zeros(len(found), dtype=torch.long)))
+        proper = (found[:, 2:] > found[:, :2]).all(dim=1)  # jitter could flip a thin piece
+        results.append((found[proper], score[proper], torch.zeros(int(proper.sum()), dtype=torch.long)))
     return results
 
 

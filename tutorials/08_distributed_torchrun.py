@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -128,7 +129,11 @@ def summarise(reports: list) -> None:
 
 
 def launch() -> dict:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", __file__]
+    # This script (sphinx-gallery runs scripts without ``__file__`` but sets ``sys.argv[0]``).
+    script = Path(sys.argv[0]).resolve()
+    if script.suffix != ".py":
+        raise RuntimeError(f"run this tutorial as a script (python {Path(*script.parts[-2:])}), not from {script}")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     if sys.warnoptions:
         environment["PYTHONWARNINGS"] = ",".join(sys.warnoptions)
