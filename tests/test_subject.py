@@ -239,3 +239,17 @@ def test_pickle_round_trip_of_lazy_file_backed_subject(tmp_path):
 def test_repr_lists_images_and_metadata(make_subject):
     text = repr(make_subject(subject_id="sub-01"))
     assert text == "Subject(name: 'sub-01'; images: {t1: ScalarImage, seg: LabelMap}; metadata: ['subject_id'])"
+
+
+def test_add_image_and_remove_image_like_torchio():
+    subject = Subject(t1=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)), subject_id="s1")
+    subject.add_image(LabelMap(tensor=torch.ones(1, 2, 2, 2)), "seg")
+    assert list(subject.images) == ["t1", "seg"]
+    with pytest.raises(KeyError, match="'s1' already has 'seg'"):
+        subject.add_image(LabelMap(tensor=torch.ones(1, 2, 2, 2)), "seg")
+    with pytest.raises(TypeError, match="needs an Image, got Tensor for 'w'"):
+        subject.add_image(torch.ones(1, 2, 2, 2), "w")  # type: ignore[arg-type]
+    subject.remove_image("seg")
+    assert list(subject.images) == ["t1"]
+    with pytest.raises(KeyError, match="no image 'subject_id'"):
+        subject.remove_image("subject_id")

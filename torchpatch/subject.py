@@ -238,6 +238,43 @@ class Subject(MutableMapping[str, Any]):
         for image in self.images.values():
             image.unload()
 
+    def add_image(self, image: Image, image_name: str) -> None:
+        """Add ``image`` under ``image_name`` (TorchIO's method), in place.
+
+        Raises:
+            TypeError: If ``image`` is not an :class:`~torchpatch.image.Image`.
+            KeyError: If the subject already has ``image_name``.
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage
+            >>> s = Subject(t1=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)))
+            >>> s.add_image(ScalarImage(tensor=torch.ones(1, 2, 2, 2)), 'weights')
+            >>> list(s.images)
+            ['t1', 'weights']
+        """
+        if not isinstance(image, Image):
+            raise TypeError(f"add_image needs an Image, got {type(image).__name__} for {image_name!r}")
+        if image_name in self._store:
+            raise KeyError(
+                f"subject {self.name!r} already has {image_name!r}; use subject[{image_name!r}] = ... to replace it"
+            )
+        self[image_name] = image
+
+    def remove_image(self, image_name: str) -> None:
+        """Remove the image ``image_name`` (TorchIO's method), in place.
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage
+            >>> s = Subject(t1=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)), age=3)
+            >>> s.remove_image('t1'); list(s.keys())
+            ['age']
+        """
+        if not isinstance(self._store.get(image_name), Image):
+            raise KeyError(f"subject {self.name!r} has no image {image_name!r}; images: {sorted(self.images)}")
+        del self._store[image_name]
+
     def with_images(self, images: Mapping[str, Image], **metadata: Any) -> Subject:
         """A new subject with some images replaced and metadata added.
 
