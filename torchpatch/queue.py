@@ -599,4 +599,4 @@ class Queue(Dataset[Subject]):
         )
 
 
-__all__ = ["LOCATION", "Queue"]
+__all__ = ["Queue"]
