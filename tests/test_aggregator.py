@@ -172,6 +172,22 @@ def test_batches_in_any_order_and_size_give_the_same_output() -> None:
         assert reference.shape == (2, 9, 7, 5)
 
 
+def test_aggregators_of_one_grid_share_their_blending_ratios_and_stay_independent() -> None:
+    volume = torch.rand(1, 9, 7, 5)
+    sampler = GridSampler(Subject(t1=ScalarImage(tensor=volume)), (4, 3, 2), (1, 2, 1))
+    first, second = GridAggregator(sampler, "hann"), GridAggregator(sampler, "hann")
+    order = list(reversed(range(len(sampler))))
+    shuffled = run_grid(sampler, first, lambda x: x * 2, batch_size=4, order=order)
+    in_order = run_grid(sampler, second, lambda x: x.cos(), batch_size=1)
+    assert first._weights is second._weights
+    torch.testing.assert_close(shuffled, volume * 2, rtol=1e-6, atol=0)
+    torch.testing.assert_close(in_order, volume.cos(), rtol=1e-6, atol=0)
+    other = GridSampler(Subject(t1=ScalarImage(tensor=volume)), (4, 3, 2), (2, 2, 1))
+    third = GridAggregator(other, "hann")
+    torch.testing.assert_close(run_grid(other, third, lambda x: x), volume, rtol=1e-6, atol=0)
+    assert third._weights is not first._weights
+
+
 def test_patches_added_twice_are_averaged_like_any_other_prediction() -> None:
     # Test-time augmentation: each patch added once as x and once as x + 2.
     volume = torch.rand(1, 6, 6, 1)

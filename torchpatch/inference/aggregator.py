@@ -26,7 +26,7 @@ import torch
 
 from ..sampler.grid import GridSampler
 from ..typing import TypePath, TypeTriplet
-from .windows import WINDOW_MODES, PartialWeights
+from .windows import WINDOW_MODES, PartialWeights, shared_weights
 
 OVERLAP_MODES = ("crop", "average", *WINDOW_MODES)
 
@@ -346,7 +346,7 @@ class GridAggregator:
         self._dtype = _storage_dtype(tensor.dtype, self.overlap_mode)
         device = tensor.device if self.output_path is None else torch.device("cpu")
         if self.overlap_mode != "crop":
-            self._weights = PartialWeights(output_starts, patch, self.overlap_mode, self._dtype, device)
+            self._weights = shared_weights(output_starts, patch, self.overlap_mode, self._dtype, device)
         self._allocate((self._channels, *output_shape), device)
 
     def _allocate(self, shape: tuple[int, ...], device: torch.device) -> None:

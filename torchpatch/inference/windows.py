@@ -15,6 +15,7 @@ image, covered only by the border of one patch, still get a prediction::
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -191,6 +192,40 @@ class PartialWeights:
         return ratio
 
 
+def shared_weights(
+    starts: Sequence[np.ndarray], patch_size: Sequence[int], mode: str, dtype: torch.dtype, device: torch.device
+) -> PartialWeights:
+    """A :class:`PartialWeights`, reused while the grid, mode, dtype and device stay the same.
+
+    Predicting volumes of one shape one after the other (a test set, or
+    ``benchmarks/grid.py``) then computes the blending ratios once rather
+    than for every volume (about a tenth of a one-channel inference). Only
+    the latest grid is kept, so at most :data:`CACHE_BYTES` of ratios stay
+    in memory.
+
+    Example:
+        >>> import numpy as np
+        >>> starts = [np.array([0, 2])] * 2 + [np.array([0])]
+        >>> first = shared_weights(starts, (4, 4, 1), 'hann', torch.float32, torch.device('cpu'))
+        >>> first is shared_weights(starts, (4, 4, 1), 'hann', torch.float32, torch.device('cpu'))
+        True
+    """
+    key = (tuple(tuple(int(s) for s in axis) for axis in starts), tuple(int(p) for p in patch_size), mode)
+    return _shared_weights(*key, dtype, torch.device(device))
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_weights(
+    starts: tuple[tuple[int, ...], ...],
+    patch_size: tuple[int, ...],
+    mode: str,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> PartialWeights:
+    arrays = [np.asarray(axis, dtype=np.int64) for axis in starts]
+    return PartialWeights(arrays, patch_size, mode, dtype, device)
+
+
 def _kinds(tables: list[torch.Tensor]) -> list[int]:
     """A label per table, equal for equal tables (patches with alike neighbours)."""
     labels: list[int] = []
@@ -200,4 +235,12 @@ def _kinds(tables: list[torch.Tensor]) -> list[int]:
     return labels
 
 
-__all__ = ["SIGMA_SCALE", "WINDOW_FLOOR", "PartialWeights", "gaussian_window", "hann_window", "make_window"]
+__all__ = [
+    "SIGMA_SCALE",
+    "WINDOW_FLOOR",
+    "PartialWeights",
+    "gaussian_window",
+    "hann_window",
+    "make_window",
+    "shared_weights",
+]
