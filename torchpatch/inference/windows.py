@@ -201,7 +201,7 @@ def shared_weights(
     ``benchmarks/grid.py``) then computes the blending ratios once rather
     than for every volume (about a tenth of a one-channel inference). Only
     the latest grid is kept, so at most :data:`CACHE_BYTES` of ratios stay
-    in memory.
+    in memory; only on the CPU (other devices get fresh ratios every time).
 
     Example:
         >>> import numpy as np
@@ -210,8 +210,12 @@ def shared_weights(
         >>> first is shared_weights(starts, (4, 4, 1), 'hann', torch.float32, torch.device('cpu'))
         True
     """
+    device = torch.device(device)
+    if device.type != "cpu":
+        # Never hold accelerator memory after the aggregator is gone.
+        return PartialWeights([np.asarray(axis, dtype=np.int64) for axis in starts], patch_size, mode, dtype, device)
     key = (tuple(tuple(int(s) for s in axis) for axis in starts), tuple(int(p) for p in patch_size), mode)
-    return _shared_weights(*key, dtype, torch.device(device))
+    return _shared_weights(*key, dtype, device)
 
 
 @functools.lru_cache(maxsize=1)
