@@ -560,3 +560,48 @@ def test_direct_copies_give_the_patches_of_the_per_patch_path(
             assert type(a) is type(b) and a.path == b.path and a.metadata == b.metadata
             assert a.data.dtype == b.data.dtype and torch.equal(a.data, b.data)
             np.testing.assert_array_equal(a.affine, b.affine)
+
+
+@pytest.mark.parametrize("sampler", [UniformSampler(PATCH), LabelSampler(PATCH, "seg", {0: 1, 1: 2})])
+def test_cached_subjects_cut_in_threads_give_the_patches_of_the_workers(tmp_path: Path, sampler: UniformSampler):
+    dataset = SubjectsDataset(make_subjects(4), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    runs = []
+    for threads in (True, False):
+        queue = Queue(dataset, 6, 3, sampler, num_workers=2, seed=11, start_background=False)
+        queue._threads_for_cached = threads
+        try:
+            runs.append([list(queue) for _ in range(2)])
+            assert (queue._executor is not None) is threads
+        finally:
+            queue.close()
+    for in_thread, in_worker in zip(itertools.chain(*runs[0]), itertools.chain(*runs[1])):
+        assert in_thread["subject_id"] == in_worker["subject_id"]
+        assert torch.equal(in_thread[LOCATION], in_worker[LOCATION])
+        for name in ("t1", "seg"):
+            assert torch.equal(in_thread[name].data, in_worker[name].data)
+            np.testing.assert_array_equal(in_thread[name].affine, in_worker[name].affine)
+
+
+def test_first_epoch_fills_the_cache_in_workers_then_threads_take_over(tmp_path: Path):
+    dataset = SubjectsDataset(make_subjects(3), cache_dir=tmp_path / "cache")
+    queue = Queue(dataset, 6, 2, UniformSampler(PATCH), num_workers=2, seed=0)
+    try:
+        assert len(list(queue)) == 6 and queue._executor is None  # nothing cached yet: all in the workers
+        assert all(dataset.is_cached(index) for index in range(3))
+        assert len(list(queue)) == 6 and queue._executor is not None
+    finally:
+        queue.close()
+
+
+def test_a_broken_cache_entry_cut_in_a_thread_names_the_subject(tmp_path: Path, alarm: None):
+    dataset = SubjectsDataset(make_subjects(3), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    broken = dataset[1]["t1"].path
+    broken.write_bytes(broken.read_bytes()[:100])  # truncated after caching
+    queue = Queue(dataset, 6, 2, UniformSampler(PATCH), num_workers=2, seed=0, shuffle_subjects=False)
+    try:
+        with pytest.raises(RuntimeError, match=r"Queue failed on subject 'sub-1' \(index 1\)"):
+            list(queue)
+    finally:
+        queue.close()

@@ -174,6 +174,10 @@ class SubjectCache:
         """Folder of the entry ``key``."""
         return self.root / key
 
+    def has(self, subject: Subject, transform: Callable[[Subject], Subject] | None) -> bool:
+        """Whether ``subject`` preprocessed by ``transform`` has a finished entry (reading it needs no transform)."""
+        return (self.path(subject_key(subject, transform)) / _MANIFEST).is_file()
+
     def load(self, key: str, original: Subject) -> Subject | None:
         """The cached subject, memory-mapped, or ``None`` when absent or unfinished."""
         folder = self.path(key)

@@ -97,6 +97,21 @@ class SubjectsDataset(Dataset[Subject]):
             subject = transformed
         return subject
 
+    def is_cached(self, index: int) -> bool:
+        """Whether subject ``index`` is in the cache, so reading it runs no transform.
+
+        Example:
+            >>> import tempfile, torch
+            >>> from torchpatch import ScalarImage, Subject
+            >>> subjects = [Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 4)))]
+            >>> dataset = SubjectsDataset(subjects, cache_dir=tempfile.mkdtemp())
+            >>> before = dataset.is_cached(0)
+            >>> dataset.build_cache(progress=False)
+            >>> before, dataset.is_cached(0)
+            (False, True)
+        """
+        return self._cache is not None and self._cache.has(self._subjects[index], self._transform)
+
     def build_cache(self, progress: bool = True) -> None:
         """Fill the cache now for every subject, with a progress bar.
 

@@ -25,6 +25,7 @@ import ctypes
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,10 @@ from .dataset import SubjectsDataset
 from .geometry import shift_affine
 from .image import Image
 from .loader import empty_batch, stack
+from .sampler.label import LabelSampler
 from .sampler.sampler import PatchSampler
+from .sampler.uniform import UniformSampler
+from .sampler.weighted import WeightedSampler
 from .subject import RegionAware, Subject
 from .typing import TypeTriplet
 
@@ -189,29 +193,53 @@ class _SubjectPatches(Dataset[_Chunk]):
             return f"index {index}"
 
     def __getitem__(self, item: tuple[int, int, int]) -> _Chunk:
-        index, seed, count = item
-        name = self._describe(index)
+        index, seed, _ = item
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                subject = self.dataset[index]
-                rng = np.random.default_rng(seed)
-                if self._direct and self._plain(subject):
-                    padded, before, starts = self.sampler._begin(subject, rng)
-                    corners = np.array([next(starts) for _ in range(count)], dtype=np.int64).reshape(count, 3)
-                    patch_size = self.sampler.get_patch_size(padded.spatial_shape)
-                    chunk = _Chunk.cut(padded, corners, patch_size, before)
-                else:
-                    patches = list(self.sampler(subject, count, generator=rng))
-                    if self.patch_transform is not None:
-                        patches = [self.patch_transform(patch) for patch in patches]
-                    chunk = _Chunk.from_patches(patches)
-            # Memory maps of this subject's cached files: their pages would
-            # otherwise count in the worker's RSS until evicted.
-            io.release_memory_maps()
-            return chunk
+                return self._cut(item)
         except Exception as error:
-            raise RuntimeError(f"Queue worker failed on subject {name}: {type(error).__name__}: {error}") from error
+            raise RuntimeError(
+                f"Queue worker failed on subject {self._describe(index)}: {type(error).__name__}: {error}"
+            ) from error
+
+    def cut_in_thread(self, item: tuple[int, int, int]) -> _Chunk:
+        """:meth:`__getitem__` for a thread of the training process (only when :attr:`threadable`).
+
+        Nothing here touches torch's global RNG (which threads would share):
+        the subject comes from the cache without its transform, and
+        torchpatch's samplers draw from their own numpy generator.
+        """
+        try:
+            return self._cut(item)
+        except Exception as error:
+            raise RuntimeError(
+                f"Queue failed on subject {self._describe(item[0])}: {type(error).__name__}: {error}"
+            ) from error
+
+    @property
+    def threadable(self) -> bool:
+        """Whether cached subjects may be cut in threads: plain patches of torchpatch's own random samplers."""
+        return self._direct and type(self.sampler) in (UniformSampler, WeightedSampler, LabelSampler)
+
+    def _cut(self, item: tuple[int, int, int]) -> _Chunk:
+        index, seed, count = item
+        subject = self.dataset[index]
+        rng = np.random.default_rng(seed)
+        if self._direct and self._plain(subject):
+            padded, before, starts = self.sampler._begin(subject, rng)
+            corners = np.array([next(starts) for _ in range(count)], dtype=np.int64).reshape(count, 3)
+            patch_size = self.sampler.get_patch_size(padded.spatial_shape)
+            chunk = _Chunk.cut(padded, corners, patch_size, before)
+        else:
+            patches = list(self.sampler(subject, count, generator=rng))
+            if self.patch_transform is not None:
+                patches = [self.patch_transform(patch) for patch in patches]
+            chunk = _Chunk.from_patches(patches)
+        # Memory maps of this subject's cached files: their pages would
+        # otherwise count in the process's RSS until evicted.
+        io.release_memory_maps()
+        return chunk
 
 
 class _Plan:
@@ -273,7 +301,11 @@ class Queue(Dataset[Subject]):
         sampler: A patch sampler (e.g. ``UniformSampler(64)``).
         num_workers: Worker processes loading subjects and cutting patches;
             0 cuts them in this process when needed (simplest to debug; no
-            background refill).
+            background refill). Subjects already in the dataset's
+            decode-once cache (``cache_dir``) are cut by as many threads of
+            this process instead, with torchpatch's random samplers and no
+            ``patch_transform``: copying out of memory maps needs no
+            transfer between processes. The patches are the same either way.
         shuffle_subjects: Visit subjects in a new random order every epoch.
         shuffle_patches: Pop patches at random from the pool (else in order).
         start_background: Start the workers now rather than at the first pop.
@@ -346,8 +378,13 @@ class Queue(Dataset[Subject]):
                 "prefetch_factor": max(1, prefetch_subjects),
                 "multiprocessing_context": multiprocessing_context,
             }
+        self._worker_dataset = _SubjectPatches(subjects_dataset, sampler, patch_transform)
+        self._prefetch_subjects = max(1, prefetch_subjects)
+        self._threads_for_cached = num_workers > 0
+        self._executor: ThreadPoolExecutor | None = None
+        self._first_routes: list[bool] = []
         self._loader = DataLoader(
-            _SubjectPatches(subjects_dataset, sampler, patch_transform),
+            self._worker_dataset,
             batch_size=1,
             sampler=self._plan,
             num_workers=num_workers,
@@ -433,21 +470,55 @@ class Queue(Dataset[Subject]):
             return
         # The first epoch's iterator is made here, in the calling thread, so
         # worker processes are forked before the background thread exists.
-        self._plan.items = self._epoch_items(0)
+        items = self._epoch_items(0)
+        self._first_routes = self._routes(items)
+        self._plan.items = [item for item, here in zip(items, self._first_routes) if not here]
         self._first_iterator = iter(self._loader)
         self._thread = threading.Thread(target=self._produce, name="torchpatch-queue", daemon=True)
         self._thread.start()
+
+    def _routes(self, items: list[tuple[int, int, int]]) -> list[bool]:
+        """For each item, whether a thread of this process cuts it rather than a worker process.
+
+        Subjects already in the decode-once cache need no decoding and no
+        transform: their patches are copies out of memory maps, which threads
+        make without moving anything between processes (about half the CPU
+        of a worker's transfer). Everything else goes to the workers.
+        """
+        if not self._threads_for_cached or not self._worker_dataset.threadable:
+            return [False] * len(items)
+        return [self.subjects_dataset.is_cached(index) for index, _, _ in items]
+
+    def _chunks(self, epoch: int) -> Iterator[_Chunk]:
+        """The chunks of ``epoch`` in plan order, from the workers or from this process's threads."""
+        items = self._epoch_items(epoch)
+        if epoch == 0 and self._first_iterator is not None:
+            iterator, self._first_iterator = self._first_iterator, None
+            routes = self._first_routes
+        else:
+            routes = self._routes(items)
+            self._plan.items = [item for item, here in zip(items, routes) if not here]
+            iterator = iter(self._loader) if len(self._plan.items) else iter(())
+        here = [item for item, route in zip(items, routes) if route]
+        futures: deque[Future[_Chunk]] = deque()
+        submitted = 0
+        ahead = self.num_workers * self._prefetch_subjects
+        for route in routes:
+            if not route:
+                yield next(iterator)
+                continue
+            while submitted < len(here) and len(futures) < ahead:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(self.num_workers, thread_name_prefix="torchpatch-cut")
+                futures.append(self._executor.submit(self._worker_dataset.cut_in_thread, here[submitted]))
+                submitted += 1
+            yield futures.popleft().result()
 
     def _produce(self) -> None:
         epoch = 0
         try:
             while not self._stop:
-                if epoch == 0 and self._first_iterator is not None:
-                    iterator, self._first_iterator = self._first_iterator, None
-                else:
-                    self._plan.items = self._epoch_items(epoch)
-                    iterator = iter(self._loader)
-                for chunk in iterator:
+                for chunk in self._chunks(epoch):
                     with self._condition:
                         while self._staged_patches >= self.max_length and not self._stop:
                             self._condition.wait(_POLL)
@@ -567,6 +638,8 @@ class Queue(Dataset[Subject]):
             self._condition.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
         self._first_iterator = None
         self._sync_iterator = None
         # The loader keeps its persistent workers in its cached iterator: stop them now.
