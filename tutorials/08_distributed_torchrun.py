@@ -166,7 +166,12 @@ def launch() -> dict:
 def main() -> None:
     if "RANK" in os.environ and "LOCAL_RANK" in os.environ:
         train_rank()
-        return
+        # Everything is closed (queue, workers, process group): leave without
+        # the interpreter's final clean-up, during which gloo's threads were
+        # seen, once in many runs, to abort a rank that had finished.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     summary = launch()
     print("summary:", summary)
     if not all(summary.values()):
