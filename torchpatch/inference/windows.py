@@ -200,7 +200,7 @@ def shared_weights(
     Predicting volumes of one shape one after the other (a test set, or
     ``benchmarks/grid.py``) then computes the blending ratios once rather
     than for every volume (about a tenth of a one-channel inference). Only
-    the latest grid is kept, so at most :data:`CACHE_BYTES` of ratios stay
+    the latest grid is kept, so at most ``CACHE_BYTES`` (64 MiB) of ratios stay
     in memory; only on the CPU (other devices get fresh ratios every time).
 
     Example:
