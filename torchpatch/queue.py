@@ -379,7 +379,6 @@ class Queue(Dataset[Subject]):
                 "multiprocessing_context": multiprocessing_context,
             }
         self._worker_dataset = _SubjectPatches(subjects_dataset, sampler, patch_transform)
-        self._prefetch_subjects = max(1, prefetch_subjects)
         self._threads_for_cached = num_workers > 0
         self._executor: ThreadPoolExecutor | None = None
         self._first_routes: list[bool] = []
@@ -502,7 +501,7 @@ class Queue(Dataset[Subject]):
         here = [item for item, route in zip(items, routes) if route]
         futures: deque[Future[_Chunk]] = deque()
         submitted = 0
-        ahead = self.num_workers * self._prefetch_subjects
+        ahead = self.num_workers  # each thread one subject ahead: chunks waiting here cost memory
         for route in routes:
             if not route:
                 yield next(iterator)
