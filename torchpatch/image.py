@@ -122,23 +122,16 @@ class Image:
         return f"{what} of {name}" if what else name
 
     def _from_parts(self, data: torch.Tensor, affine: TypeAffine) -> Image:
-        """A new image of the same class and metadata holding ``data``."""
+        """A new image of the same class and metadata holding ``data`` (converted and checked)."""
+        new = self._adopt(None, check_affine(affine, self._describe("affine")))
+        new.set_data(data)
+        return new
+
+    def _adopt(self, data: torch.Tensor | None, affine: TypeAffine) -> Image:
+        """Like :meth:`_from_parts` for parts already checked (the Queue's patches): no copy, no checks."""
         new = copy.copy(self)
         # What described the old voxels does not describe the new ones: the
         # dtype asked for when reading, and the cache's positions of classes.
-        new._requested_dtype = None
-        new.label_index = None
-        new.metadata = dict(self.metadata)
-        new._header = None
-        new._affine = check_affine(affine, self._describe("affine"))
-        new._data = None
-        new.set_data(data)
-        new._detached = self.path is not None
-        return new
-
-    def _adopt(self, data: torch.Tensor, affine: TypeAffine) -> Image:
-        """Like :meth:`_from_parts` for parts already checked (the Queue's patches): no copy, no checks."""
-        new = copy.copy(self)
         new._requested_dtype = None
         new.label_index = None
         new.metadata = dict(self.metadata)

@@ -69,28 +69,13 @@ print("heatmap", heatmap.shape, heatmap.dtype, f"sums to {float(heatmap.data.sum
 
 temporary = tempfile.TemporaryDirectory()
 output_dir = Path(temporary.name) / "field-tiles"
-result = tp.export_patches(
-    subject,
-    patch_size=64,
-    output_dir=output_dir,
-    image_name="photo",
-    points_name="plants",
-    heatmap_sigma=4.0,
-    progress=False,
-)
+options = {"patch_size": 64, "image_name": "photo", "points_name": "plants", "heatmap_sigma": 4.0, "progress": False}
+result = tp.export_patches(subject, output_dir=output_dir, **options)
 print(f"{result.num_patches} tiles written, reused: {result.reused}")
 for folder in sorted(p for p in output_dir.iterdir() if p.is_dir()):
     print(f"  {folder.name}/: {len(list(folder.iterdir()))} files, e.g. {sorted(folder.iterdir())[0].name}")
 print("  and", ", ".join(sorted(p.name for p in output_dir.iterdir() if p.is_file())))
-again = tp.export_patches(
-    subject,
-    patch_size=64,
-    output_dir=output_dir,
-    image_name="photo",
-    points_name="plants",
-    heatmap_sigma=4.0,
-    progress=False,
-)
+again = tp.export_patches(subject, output_dir=output_dir, **options)
 print("second run reused the export:", again.reused)
 
 # %%
