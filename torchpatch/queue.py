@@ -382,6 +382,7 @@ class Queue(Dataset[Subject]):
         self._threads_for_cached = num_workers > 0
         self._executor: ThreadPoolExecutor | None = None
         self._first_routes: list[bool] = []
+        self._known_cached: set[int] = set()
         self._loader = DataLoader(
             self._worker_dataset,
             batch_size=1,
@@ -486,7 +487,12 @@ class Queue(Dataset[Subject]):
         """
         if not self._threads_for_cached or not self._worker_dataset.threadable:
             return [False] * len(items)
-        return [self.subjects_dataset.is_cached(index) for index, _, _ in items]
+        # Checking costs a cache key (a hash of the voxels for subjects made
+        # from tensors): once found, a subject is taken as cached for good.
+        for index, _, _ in items:
+            if index not in self._known_cached and self.subjects_dataset.is_cached(index):
+                self._known_cached.add(index)
+        return [index in self._known_cached for index, _, _ in items]
 
     def _chunks(self, epoch: int) -> Iterator[_Chunk]:
         """The chunks of ``epoch`` in plan order, from the workers or from this process's threads."""
