@@ -10,15 +10,6 @@ import torch.nn.functional as F  # noqa: N812 - the usual name
 from torchpatch import LabelMap, ScalarImage, Subject
 from torchpatch.inference import infer
 
-AFFINE = np.array(
-    [
-        [0.0, -0.5, 0.0, 12.25],
-        [2.0, 0.0, 0.0, -30.5],
-        [0.0, 0.0, 0.75, 8.0],
-        [0.0, 0.0, 0.0, 1.0],
-    ]
-)
-
 
 @pytest.fixture
 def conv() -> torch.nn.Module:
@@ -27,15 +18,15 @@ def conv() -> torch.nn.Module:
 
 
 @pytest.fixture
-def image() -> ScalarImage:
-    return ScalarImage(tensor=torch.rand(1, 11, 10, 9, generator=torch.Generator().manual_seed(1)), affine=AFFINE)
+def image(exact_affine: np.ndarray) -> ScalarImage:
+    return ScalarImage(tensor=torch.rand(1, 11, 10, 9, generator=torch.Generator().manual_seed(1)), affine=exact_affine)
 
 
 def test_infer_on_an_image_returns_a_scalar_image_with_its_affine(conv, image) -> None:
     output = infer(conv, image, patch_size=6, patch_overlap=2, batch_size=3, progress=False)
     assert isinstance(output, ScalarImage)
     assert output.shape == (3, 11, 10, 9)
-    np.testing.assert_array_equal(output.affine, AFFINE)
+    np.testing.assert_array_equal(output.affine, image.affine)
     assert output.data.device.type == "cpu"
 
 
@@ -49,14 +40,14 @@ def test_crop_mode_with_enough_overlap_equals_the_whole_image_convolution(conv, 
 
 
 def test_infer_on_a_subject_feeds_its_first_intensity_image(conv, image) -> None:
-    labels = LabelMap(tensor=torch.zeros(1, 11, 10, 9, dtype=torch.uint8), affine=AFFINE)
-    subject = Subject(seg=labels, t1=image, t2=ScalarImage(tensor=image.data * 0, affine=AFFINE), subject_id="s1")
+    labels = LabelMap(tensor=torch.zeros(1, 11, 10, 9, dtype=torch.uint8), affine=image.affine)
+    subject = Subject(seg=labels, t1=image, t2=ScalarImage(tensor=image.data * 0, affine=image.affine), subject_id="s1")
     output = infer(conv, subject, 6, 2, progress=False)
     reference = infer(conv, image, 6, 2, progress=False)
     assert torch.equal(output.data, reference.data)
     named = infer(conv, subject, 6, 2, progress=False, image_name="t2")
     assert not torch.equal(named.data, reference.data)
-    np.testing.assert_array_equal(named.affine, AFFINE)
+    np.testing.assert_array_equal(named.affine, image.affine)
 
 
 def test_an_identity_model_gives_back_the_image_in_every_mode(image) -> None:

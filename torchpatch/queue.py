@@ -20,7 +20,6 @@ seed gives the same patches whatever the number of workers or their timing.
 from __future__ import annotations
 
 import contextlib
-import copy
 import ctypes
 import threading
 from collections import deque
@@ -52,13 +51,7 @@ _POLL = 0.5
 
 def _template(image: Image) -> Image:
     """``image`` without voxels: what a patch of it shares with the others (class, path, metadata)."""
-    template = copy.copy(image)
-    template._data = None
-    template._header = None
-    template._requested_dtype = None
-    template.label_index = None
-    template.metadata = dict(image.metadata)
-    return template
+    return image._adopt(None, image.affine)
 
 
 class _Chunk:
