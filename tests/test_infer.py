@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -117,6 +119,46 @@ def test_device_and_worker_options(conv, image) -> None:
     with_worker = infer(conv, image, 6, 2, progress=False, num_workers=1)
     assert torch.equal(on_cpu.data, reference.data)
     assert torch.equal(with_worker.data, reference.data)
+
+
+@pytest.fixture
+def two_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("mode", ["crop", "average", "hann", "gaussian"])
+def test_the_prefetching_thread_gives_the_one_thread_output(conv, image, mode, two_threads) -> None:
+    # With more than one thread allowed, the next batch is cut by a thread.
+    seen = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        seen.append(threading.current_thread().name)
+        return conv(x)
+
+    threaded = infer(model, image, 6, 2, batch_size=3, overlap_mode=mode, progress=False)
+    torch.set_num_threads(1)
+    single = infer(conv, image, 6, 2, batch_size=3, overlap_mode=mode, progress=False)
+    assert torch.equal(threaded.data, single.data)
+    assert set(seen) == {threading.main_thread().name}  # the model itself stays in the caller's thread
+
+
+def test_a_model_error_midway_leaves_no_cutting_thread_behind(image, two_threads) -> None:
+    calls = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        calls.append(len(x))
+        if len(calls) == 3:
+            raise RuntimeError("model broke on its third batch")
+        return x
+
+    with pytest.raises(RuntimeError, match="third batch"):
+        infer(model, image, 6, 2, batch_size=2, progress=False)
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("torchpatch-infer")]
+    output = infer(lambda x: x, image, 6, 2, batch_size=2, progress=False)  # still usable afterwards
+    assert torch.equal(output.data, image.data)
 
 
 def test_progress_bar_goes_to_stderr(image, capsys) -> None:

@@ -76,6 +76,13 @@ def _zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> 
     return torch.from_numpy(np.zeros(shape, dtype=numpy_dtype))
 
 
+def _numpy_views(values: torch.Tensor, output: torch.Tensor) -> tuple[np.ndarray, np.ndarray] | None:
+    """numpy views of CPU tensors numpy can hold (``None`` otherwise: other devices, bfloat16)."""
+    if values.device.type != "cpu" or output.device.type != "cpu" or values.dtype == torch.bfloat16:
+        return None
+    return values.numpy(), output.numpy()
+
+
 def _axis_plan(starts: Array, patch: int, size: int, crop: bool) -> _AxisPlan:
     """Per patch along one axis: the output slice it writes and the matching patch slice.
 
@@ -234,11 +241,16 @@ class GridAggregator:
         counts = self._counts.reshape(self._grid_shape)
         with torch.no_grad(), self._open_output() as output:
             values = tensor.detach().to(device=output.device, dtype=output.dtype)
+            # numpy copies strided boxes on the CPU about 1.5 times faster than copy_.
+            arrays = _numpy_views(values, output) if self._weights is None else None
             for item, (a, b, c) in enumerate(indices.tolist()):
                 counts[a, b, c] += 1
                 (di, si), (dj, sj), (dk, sk) = plan_i[a], plan_j[b], plan_k[c]
                 if di.start == di.stop or dj.start == dj.stop or dk.start == dk.stop:
                     continue  # a crop region lying wholly in the grid padding
+                if arrays is not None:
+                    arrays[1][:, di, dj, dk] = arrays[0][item, :, si, sj, sk]
+                    continue
                 source = values[item, :, si, sj, sk]
                 target = output[:, di, dj, dk]
                 if self._weights is None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,32 @@ class _PatchBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return stack(patches), torch.from_numpy(self.sampler.locations[first:last].copy())
 
 
+def _prefetched(batches: _PatchBatches, pin: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The batches in order, each cut (and pinned) by a thread while the previous one is used.
+
+    Cutting is numpy copies, which release the GIL: with more than one
+    thread allowed, the next batch is copied on another core while the
+    model and the aggregator work on this one (memory bandwidth grows with
+    the cores copying).
+    """
+
+    def cut(index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        patches, locations = batches[index]
+        return (patches.pin_memory(), locations) if pin else (patches, locations)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchpatch-infer") as pool:
+        pending = pool.submit(cut, 0) if len(batches) else None
+        try:
+            for index in range(1, len(batches) + 1):
+                assert pending is not None
+                current = pending.result()
+                pending = pool.submit(cut, index) if index < len(batches) else None
+                yield current
+        finally:
+            if pending is not None:
+                pending.cancel()
+
+
 def infer(
     model: Callable[[torch.Tensor], torch.Tensor],
     subject_or_image: Subject | Image,
@@ -110,7 +137,10 @@ def infer(
         progress: Show a tqdm progress bar.
         image_name: The image of a subject to feed the model.
         padding_mode: Grid border padding (see :class:`GridSampler`).
-        num_workers: Processes cutting patches (``DataLoader`` workers).
+        num_workers: Processes cutting patches (``DataLoader`` workers). With
+            ``0`` and more than one torch thread (:func:`torch.get_num_threads`),
+            a thread cuts the next batch while the model runs on this one;
+            with one thread, everything runs in the caller's thread.
 
     Returns:
         A :class:`~torchpatch.image.ScalarImage` on the CPU with the input's
@@ -135,16 +165,25 @@ def infer(
     sampler = GridSampler(Subject({name: image}), patch_size, patch_overlap, padding_mode)
     aggregator = GridAggregator(sampler, overlap_mode)
     batches = _PatchBatches(sampler, name, batch_size)
-    loader = DataLoader(batches, batch_size=None, num_workers=num_workers, pin_memory=cuda)
-    for patches, locations in tqdm(loader, total=len(batches), disable=not progress, desc="inference", unit="batch"):
-        inputs = patches.to(target, non_blocking=cuda)
-        if not inputs.is_floating_point():
-            inputs = inputs.float()
-        with torch.inference_mode():
-            outputs = model(inputs)
-        if not isinstance(outputs, torch.Tensor):
-            raise TypeError(f"model must return a tensor (B, C, I, J, K), got {type(outputs).__name__}")
-        aggregator.add_batch(outputs, locations)
+    if num_workers == 0 and torch.get_num_threads() > 1:
+        loader: Iterable[tuple[torch.Tensor, torch.Tensor]] = _prefetched(batches, pin=cuda)
+    else:
+        loader = DataLoader(batches, batch_size=None, num_workers=num_workers, pin_memory=cuda)
+    bar = tqdm(loader, total=len(batches), disable=not progress, desc="inference", unit="batch")
+    try:
+        for patches, locations in bar:
+            inputs = patches.to(target, non_blocking=cuda)
+            if not inputs.is_floating_point():
+                inputs = inputs.float()
+            with torch.inference_mode():
+                outputs = model(inputs)
+            if not isinstance(outputs, torch.Tensor):
+                raise TypeError(f"model must return a tensor (B, C, I, J, K), got {type(outputs).__name__}")
+            aggregator.add_batch(outputs, locations)
+    finally:
+        bar.close()
+        if isinstance(loader, Generator):
+            loader.close()  # stops the cutting thread now, even when the model raised
     output = aggregator.get_output_tensor().cpu()
     assert aggregator.downsampling_factor is not None
     scale = np.diag([*aggregator.downsampling_factor, 1]).astype(np.float64)
