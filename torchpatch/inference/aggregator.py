@@ -241,7 +241,7 @@ class GridAggregator:
         counts = self._counts.reshape(self._grid_shape)
         with torch.no_grad(), self._open_output() as output:
             values = tensor.detach().to(device=output.device, dtype=output.dtype)
-            # numpy copies strided boxes on the CPU about 1.5 times faster than copy_.
+            # numpy copies these strided boxes on the CPU about 1.3 times faster than copy_.
             arrays = _numpy_views(values, output) if self._weights is None else None
             for item, (a, b, c) in enumerate(indices.tolist()):
                 counts[a, b, c] += 1
