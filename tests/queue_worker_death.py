@@ -9,7 +9,7 @@ Usage::
     python tests/queue_worker_death.py {transform,external}
 
 ``transform``: the dataset transform kills its own worker on subject
-``'sub-2'``. ``external``: the main process kills a worker with SIGKILL after
+``'sub-2'`` (half a second into it). ``external``: the main process kills a worker with SIGKILL after
 the first patch. Prints one JSON line: the error type and message, the
 seconds from the kill (or the first pop) to the error, and how long
 ``close()`` took.
@@ -40,6 +40,9 @@ class KillOn:
 
     def __call__(self, subject: Subject) -> Subject:
         if subject["subject_id"] == self.subject_id:
+            # Late enough that the training process waits for patches by then (not
+            # still building the Queue), so the error passes through the Queue.
+            time.sleep(0.5)
             os.kill(os.getpid(), signal.SIGKILL)
         return subject
 

@@ -397,13 +397,18 @@ def test_killed_worker_raises_within_seconds_never_hangs():
             if process.poll() is None:
                 process.kill()
                 process.communicate()
-    for stdout, _ in outputs.values():
+    for mode, (stdout, _) in outputs.items():
         result = json.loads(stdout.strip().splitlines()[-1])
         assert result["error"] == "RuntimeError", result
-        # From PyTorch's SIGCHLD handler, or from the queue's thread when it sees the dead worker first.
-        assert any(m in result["message"] for m in ("killed by signal", "patch workers failed")), result
+        if mode == "transform":
+            # The training process is waiting in the Queue: the error names the subject being cut.
+            assert result["message"].startswith("a Queue worker process died while cutting patches of subject 'sub-2'")
+            assert "killed by signal" in result["message"], result
+        else:
+            # PyTorch's SIGCHLD handler raises wherever the training process is: maybe outside the Queue.
+            assert any(m in result["message"] for m in ("a Queue worker process died", "killed by signal")), result
         assert result["seconds"] < ERROR_WITHIN, result
-        assert result["close_seconds"] < 15, result
+        assert result["close_seconds"] < 2, result  # close() does not wait out PyTorch's 5 s status poll
 
 
 def test_outer_loader_with_workers_is_refused(make_queue: Callable[..., Queue], alarm: None):

@@ -47,6 +47,8 @@ from .typing import TypeTriplet
 
 #: Seconds between liveness checks while waiting for patches.
 _POLL = 0.5
+#: How the Queue's error for a dead worker begins.
+_DIED = "a Queue worker process died"
 
 
 def _template(image: Image) -> Image:
@@ -548,6 +550,16 @@ class Queue(Dataset[Subject]):
         """Next chunk of ``epoch`` (``None`` at its end), waiting without hanging."""
         if self.num_workers == 0:
             return self._take_now(epoch)
+        try:
+            return self._wait_staged(epoch)
+        except RuntimeError as error:
+            # PyTorch raises from its SIGCHLD handler in this thread when a worker dies.
+            clearer = self._worker_death(error)
+            if clearer is None:
+                raise
+            raise clearer from error
+
+    def _wait_staged(self, epoch: int) -> _Chunk | None:
         with self._condition:
             while True:
                 if self._staging:
@@ -563,12 +575,55 @@ class Queue(Dataset[Subject]):
                         self._staged_patches -= chunk.count
                     continue
                 if self._error is not None:
+                    clearer = self._worker_death(self._error)
+                    if clearer is not None:
+                        raise clearer from self._error
                     raise RuntimeError(
                         f"the Queue's patch workers failed: {type(self._error).__name__}: {self._error}"
                     ) from self._error
                 if self._thread is None or not self._thread.is_alive():
                     raise RuntimeError("the Queue's background thread stopped; create a new Queue")
                 self._condition.wait(_POLL)
+
+    def _workers_state(self) -> tuple[list[int], list[str]]:
+        """Pids of dead workers, and the subjects sent to the workers and not yet returned.
+
+        Read from the loader's iterator (private attributes of PyTorch's
+        multiprocess iterator), only to word an error: empty when unknown.
+        """
+        try:
+            iterator = self._loader._iterator
+            workers = list(iterator._workers)  # type: ignore[union-attr]
+            dead = [index for index, worker in enumerate(workers) if worker.exitcode is not None]
+            pending = [
+                (task, info[0])
+                for task, info in dict(iterator._task_info).items()  # type: ignore[union-attr]
+                if len(info) == 1  # sent to worker info[0], not yet received
+            ]
+            lost = [task for task, worker in pending if not dead or worker in dead]
+            items = self._plan.items
+            names = [self._worker_dataset._describe(items[task][0]) for task in sorted(lost) if task < len(items)]
+            return [int(workers[index].pid) for index in dead], names
+        except Exception:  # noqa: BLE001 - diagnostics only
+            return [], []
+
+    def _worker_death(self, error: BaseException) -> RuntimeError | None:
+        """A clearer error for a worker that died (killed by a signal, or exited), naming its subjects."""
+        text = str(error)
+        if text.startswith(_DIED) or "DataLoader worker" not in text:
+            return None
+        if "killed by signal" not in text and "exited unexpectedly" not in text:
+            return None
+        _, names = self._workers_state()
+        lost = ""
+        if names:
+            # A worker takes its tasks in order: the first was being cut, the others were waiting.
+            waiting = f"; also sent to it: {', '.join(names[1:])}" if len(names) > 1 else ""
+            lost = f" while cutting patches of subject {names[0]}{waiting}"
+        return RuntimeError(
+            f"{_DIED}{lost} ({text.strip()}). A SIGKILL often comes from the kernel's "
+            f"out-of-memory killer: lower num_workers or max_length, or use a cache_dir so workers hold less"
+        )
 
     def _begin_epoch(self) -> None:
         self._epoch += 1
@@ -635,7 +690,10 @@ class Queue(Dataset[Subject]):
             self._stop = True
             self._condition.notify_all()
         if self._thread is not None:
-            self._thread.join(timeout)
+            dead, _ = self._workers_state()
+            # With a dead worker the thread may sit in the loader's 5 s status poll:
+            # shut the workers down now; the daemon thread ends at its next poll.
+            self._thread.join(0.1 if dead else timeout)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         self._first_iterator = None
