@@ -207,6 +207,7 @@ def tree_cpu_seconds() -> float:
 #: The torchpatch modules this job runs through; other modules (inference, export...) may be
 #: imported by ``torchpatch/__init__`` but cannot change the measurements.
 PATCH_PATH_MODULES = (
+    "torchpatch._queue_chunks",
     "torchpatch.cache",
     "torchpatch.dataset",
     "torchpatch.geometry",
