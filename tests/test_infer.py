@@ -130,12 +130,14 @@ def two_threads():
 
 
 @pytest.mark.parametrize("mode", ["crop", "average", "hann", "gaussian"])
-def test_the_prefetching_thread_gives_the_one_thread_output(conv, image, mode, two_threads) -> None:
-    # With more than one thread allowed, the next batch is cut by a thread.
-    seen = []
+def test_a_cutting_thread_in_crop_mode_gives_the_one_thread_output(conv, image, mode, two_threads) -> None:
+    # With more than one torch thread, crop mode on the CPU cuts the next batch in a
+    # thread; blending modes leave the second core to torch's parallel kernels.
+    seen, cutters = [], []
 
     def model(x: torch.Tensor) -> torch.Tensor:
         seen.append(threading.current_thread().name)
+        cutters.extend(t.name for t in threading.enumerate() if t.name.startswith("torchpatch-infer"))
         return conv(x)
 
     threaded = infer(model, image, 6, 2, batch_size=3, overlap_mode=mode, progress=False)
@@ -143,6 +145,7 @@ def test_the_prefetching_thread_gives_the_one_thread_output(conv, image, mode, t
     single = infer(conv, image, 6, 2, batch_size=3, overlap_mode=mode, progress=False)
     assert torch.equal(threaded.data, single.data)
     assert set(seen) == {threading.main_thread().name}  # the model itself stays in the caller's thread
+    assert bool(cutters) is (mode == "crop")
 
 
 def test_a_model_error_midway_leaves_no_cutting_thread_behind(image, two_threads) -> None:
@@ -154,10 +157,17 @@ def test_a_model_error_midway_leaves_no_cutting_thread_behind(image, two_threads
             raise RuntimeError("model broke on its third batch")
         return x
 
+    started = []
+
+    def watch(x: torch.Tensor) -> torch.Tensor:
+        started.extend(t.name for t in threading.enumerate() if t.name.startswith("torchpatch-infer"))
+        return model(x)
+
     with pytest.raises(RuntimeError, match="third batch"):
-        infer(model, image, 6, 2, batch_size=2, progress=False)
+        infer(watch, image, 6, 2, batch_size=2, overlap_mode="crop", progress=False)
+    assert started  # the cutting thread did run
     assert not [thread for thread in threading.enumerate() if thread.name.startswith("torchpatch-infer")]
-    output = infer(lambda x: x, image, 6, 2, batch_size=2, progress=False)  # still usable afterwards
+    output = infer(lambda x: x, image, 6, 2, batch_size=2, overlap_mode="crop", progress=False)  # still usable
     assert torch.equal(output.data, image.data)
 
 

@@ -143,6 +143,26 @@ def test_weights_across_table_blocks_and_at_both_ends():
     assert_frequencies(counts, {(i, 0, 0): v / 10.0 for i, v in flat.items()}, draws)
 
 
+def test_rows_of_the_last_axis_as_blocks_at_their_boundaries_and_ends():
+    # Valid centres in rows of 100 along K (at least 64): each row is a block of the table.
+    weights = torch.zeros(1, 2, 3, 100)
+    cells = {(0, 0, 0): 1.0, (0, 0, 99): 2.0, (0, 1, 0): 3.0, (1, 1, 50): 0.5, (1, 2, 99): 3.5}
+    for index, value in cells.items():
+        weights[(0, *index)] = value
+    weights[0, 1, 0] = 0.0  # a whole zero row between weighted ones
+    draws = 4000
+    counts = centres(map_only(weights), 1, draws, seed=8)
+    assert_frequencies(counts, {key: value / 10.0 for key, value in cells.items()}, draws)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.uint8, torch.bool])
+def test_maps_of_any_dtype_with_long_rows_draw_only_weighted_centres(dtype: torch.dtype):
+    weights = torch.zeros(1, 3, 2, 70, dtype=dtype)
+    weights[0, 2, 1, 69] = 1
+    weights[0, 0, 0, 3] = 1
+    assert set(centres(map_only(weights), 1, 200, seed=9)) == {(2, 1, 69), (0, 0, 3)}
+
+
 def test_zero_block_in_the_middle_is_never_drawn():
     weights = torch.ones(1, 3 * 4096, 1, 1)
     weights[0, 4096 : 2 * 4096] = 0.0

@@ -1,11 +1,12 @@
 """Weighted sampling: patch centres drawn in proportion to a probability map.
 
 The map is read once per subject into a two-level table: the valid centres
-are split into blocks of 4096 voxels, with a float32 running sum inside each
-block and a float64 running sum over the block totals. A draw picks a block
-by binary search on the block sums, then a voxel by binary search inside the
-block: O(log n) per draw, 4 bytes per candidate voxel, and no float64 copy of
-the volume.
+are split into blocks (rows along the last axis when they hold at least 64
+voxels, runs of 4096 voxels otherwise), with a float32 running sum inside
+each block and a float64 running sum over the block totals. A draw picks a
+block by binary search on the block sums, then a voxel by binary search
+inside the block: O(log n) per draw, 4 bytes per candidate voxel, and no
+float64 copy of the volume.
 
 Valid centres are those whose patch fits in the image. With patch size ``p``
 the centre is ``start + p // 2``::
@@ -28,6 +29,8 @@ from ..typing import TypeTriplet
 from .sampler import RandomSampler
 
 _BLOCK = 4096
+#: Rows of valid centres at least this long are blocks of the table themselves.
+_ROW = 64
 
 
 def valid_centres(data: torch.Tensor, patch_size: TypeTriplet) -> torch.Tensor:
@@ -87,6 +90,26 @@ def check_probability_map(data: torch.Tensor, subject: Subject, name: str) -> No
         )
 
 
+def _running_sums(region: torch.Tensor) -> torch.Tensor:
+    """``(blocks, length)`` float32 running sums of the valid centres, block by block.
+
+    Rows of at least ``_ROW`` voxels along the last axis are the blocks:
+    one strided pass sums them into a new table. Shorter rows (2D images,
+    thin volumes) are copied into blocks of ``_BLOCK`` voxels, the last one
+    padded with zeros, and summed in place. Either way block ``b``, voxel
+    ``v`` is centre ``b * length + v`` of the region in C order.
+    """
+    shape = tuple(region.shape)
+    if shape[-1] >= _ROW:
+        return torch.cumsum(region, dim=-1, dtype=torch.float32).view(-1, shape[-1])
+    count = region.numel()
+    blocks = -(-count // _BLOCK)
+    local = torch.empty(blocks * _BLOCK, dtype=torch.float32)
+    local[count:] = 0
+    local[:count].view(shape).copy_(region)
+    return local.view(blocks, _BLOCK).cumsum_(dim=1)
+
+
 class WeightedSampler(RandomSampler):
     """Patches whose centres follow a probability map (any non-negative weights).
 
@@ -130,13 +153,8 @@ class WeightedSampler(RandomSampler):
         check_probability_map(data, subject, self.probability_map)
         region = valid_centres(data, patch_size)
         region_shape = tuple(region.shape)
-        count = region.numel()
-        blocks = -(-count // _BLOCK)
-        # One float32 copy of the valid centres, padded to whole blocks, summed in place.
-        local = torch.empty(blocks * _BLOCK, dtype=torch.float32)
-        local[count:] = 0
-        local[:count].view(region_shape).copy_(region)
-        local = local.view(blocks, _BLOCK).cumsum_(dim=1)
+        local = _running_sums(region)
+        blocks, length = local.shape
         block_totals = local[:, -1].to(torch.float64)
         block_cdf = torch.cumsum(block_totals, dim=0)
         if float(block_cdf[-1]) <= 0:
@@ -154,7 +172,7 @@ class WeightedSampler(RandomSampler):
             target = (uniform[1] * last.to(torch.float64)).to(torch.float32)
             target = torch.minimum(target, torch.nextafter(last, torch.zeros_like(last)))
             within = torch.searchsorted(rows, target[:, None], right=True)[:, 0]
-            flat_index = (block * _BLOCK + within).numpy()
+            flat_index = (block * length + within).numpy()
             return np.stack(np.unravel_index(flat_index, region_shape), axis=1).astype(np.int64)
 
         return draw
