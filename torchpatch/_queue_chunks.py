@@ -229,30 +229,17 @@ class _Plan:
         return len(self.items)
 
 
-#: ``mallopt`` parameters (glibc's ``malloc.h``).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
 def _identity(items: list[_Chunk]) -> _Chunk:
     return items[0]
 
 
 def _worker_init(worker_id: int) -> None:
-    """Fix glibc's thresholds in a worker, so subject-sized buffers are reused and memory stays bounded.
+    """Keep patch-sized buffers out of glibc's heap, so freed ones go back to the OS.
 
-    Each subject allocates and frees the same few buffers (a decoded volume,
-    its C-order copy, the label, patch chunks). Served from the heap, a
-    freed buffer is reused by the next subject as it is; mapped anew each
-    time, every page is faulted in and zeroed again: 0.05 CPU-s of a
-    0.2 CPU-s subject here (160x192x160 ``.nii.gz`` image and label). Left
-    to itself, glibc moves its thresholds as it goes, and a worker once grew
-    from about 200 to 500-600 MiB over 8 epochs. Fixed at glibc's own
-    ceilings (32 MiB to map, 64 MiB kept free at the top of the heap),
-    buffers up to 32 MiB are reused and larger volumes still go back to the
-    system: 16 epochs of ``benchmarks/queue.py``'s job kept each worker at
-    about 300 MiB, 12-18 % less worker CPU than mapping every buffer.
+    After a decoded volume is freed, glibc raises its mmap threshold and
+    later multi-MiB patch buffers come from the heap, which keeps them: each
+    worker grew from about 200 to 500-600 MiB over 8 epochs here. A fixed
+    threshold of 128 KiB keeps it at about 200 MiB.
     """
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-        libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 17)  # M_MMAP_THRESHOLD
