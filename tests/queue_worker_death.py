@@ -57,19 +57,23 @@ def main(mode: str) -> dict[str, object]:
     start = time.monotonic()
     result: dict[str, object] = {"mode": mode, "error": None}
     try:
-        # PyTorch's SIGCHLD handler raises in the main thread wherever it is, so
-        # the error may come from the constructor: the first subjects are prepared at once.
-        queue = Queue(dataset, 6, 3, UniformSampler(6), num_workers=2, seed=0)
-        for epoch in range(20):
-            for popped, _ in enumerate(queue):
-                if mode == "external" and epoch == 0 and popped == 0:
-                    victim = multiprocessing.active_children()[0]
-                    os.kill(victim.pid, signal.SIGKILL)  # type: ignore[arg-type]
-                    start = time.monotonic()
-                if time.monotonic() - start > DEADLINE:
-                    raise TimeoutError("no error after the worker died")
-    except Exception as error:  # noqa: BLE001 - reported to the test as JSON
-        result.update(error=type(error).__name__, message=str(error))
+        try:
+            # PyTorch's SIGCHLD handler raises in the main thread wherever it is, so
+            # the error may come from the constructor: the first subjects are prepared at once.
+            queue = Queue(dataset, 6, 3, UniformSampler(6), num_workers=2, seed=0)
+            for epoch in range(20):
+                for popped, _ in enumerate(queue):
+                    if mode == "external" and epoch == 0 and popped == 0:
+                        victim = multiprocessing.active_children()[0]
+                        os.kill(victim.pid, signal.SIGKILL)  # type: ignore[arg-type]
+                        start = time.monotonic()
+                    if time.monotonic() - start > DEADLINE:
+                        raise TimeoutError("no error after the worker died")
+        except Exception as error:  # noqa: BLE001 - reported to the test as JSON
+            result.update(error=type(error).__name__, message=str(error))
+    except Exception as late:  # noqa: BLE001 - the SIGCHLD handler raised again, while the first error was recorded
+        if result["error"] is None:
+            result.update(error=type(late).__name__, message=str(late))
     result["seconds"] = time.monotonic() - start
     closing = time.monotonic()
     try:

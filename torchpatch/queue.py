@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -385,19 +386,30 @@ class Queue(Dataset[Subject]):
 
     def _worker_death(self, error: BaseException) -> RuntimeError | None:
         """A clearer error for a worker that died (killed by a signal, or exited), naming its subjects."""
-        text = str(error)
-        if text.startswith(_DIED) or "DataLoader worker" not in text:
+        text = str(error).strip()
+        if text.startswith(_DIED):
             return None
-        if "killed by signal" not in text and "exited unexpectedly" not in text:
+        dead, names = self._workers_state()
+        handover = isinstance(error, (ConnectionError, EOFError))
+        deadline = time.monotonic() + 1.0
+        while handover and not dead and time.monotonic() < deadline:
+            time.sleep(0.05)  # a killed worker may drop its connection before it can be reaped
+            dead, names = self._workers_state()
+        reported = "DataLoader worker" in text and ("killed by signal" in text or "exited unexpectedly" in text)
+        # A chunk whose worker dies while handing it over fails to unpickle (the
+        # worker's end of the file-descriptor hand-over is gone).
+        cut_off = bool(dead) and handover
+        if not reported and not cut_off:
             return None
-        _, names = self._workers_state()
+        if cut_off:
+            text = f"worker pid {', '.join(map(str, dead))} is gone: {type(error).__name__}: {text}"
         lost = ""
         if names:
             # A worker takes its tasks in order: the first was being cut, the others were waiting.
             waiting = f"; also sent to it: {', '.join(names[1:])}" if len(names) > 1 else ""
             lost = f" while cutting patches of subject {names[0]}{waiting}"
         return RuntimeError(
-            f"{_DIED}{lost} ({text.strip()}). A SIGKILL often comes from the kernel's "
+            f"{_DIED}{lost} ({text}). A SIGKILL often comes from the kernel's "
             f"out-of-memory killer: lower num_workers or max_length, or use a cache_dir so workers hold less"
         )
 
