@@ -330,8 +330,10 @@ class Queue(Dataset[Subject]):
         try:
             return self._wait_staged(epoch)
         except RuntimeError as error:
-            # PyTorch raises from its SIGCHLD handler in this thread when a worker dies.
-            clearer = self._worker_death(error)
+            # A dead worker shows as PyTorch's SIGCHLD error, raised in this thread,
+            # or as the background thread's error, the cause of the Queue's own.
+            cause = error.__cause__
+            clearer = (self._worker_death(cause) if cause is not None else None) or self._worker_death(error)
             if clearer is None:
                 raise
             raise clearer from error
@@ -352,9 +354,6 @@ class Queue(Dataset[Subject]):
                         self._staged_patches -= chunk.count
                     continue
                 if self._error is not None:
-                    clearer = self._worker_death(self._error)
-                    if clearer is not None:
-                        raise clearer from self._error
                     raise RuntimeError(
                         f"the Queue's patch workers failed: {type(self._error).__name__}: {self._error}"
                     ) from self._error
