@@ -32,6 +32,7 @@ from torch import nn
 
 import torchpatch as tp
 from torchpatch.datasets import phantom_subjects
+from torchpatch.demo import dice_scores, tiny_unet
 
 torch.manual_seed(0)
 subjects = phantom_subjects(6, (40, 40, 40), seed=0)
@@ -66,26 +67,9 @@ for name, sampler in (("UniformSampler", uniform), ("LabelSampler", balanced)):
 # %%
 # A tiny 3D network
 # -----------------
-# Three 3x3x3 convolutions (one dilated, for a wider view) and a 1x1x1
-# classifier. It is fully convolutional, so the patch size is free.
-
-
-def tiny_cnn(num_classes: int = 3, width: int = 8) -> nn.Module:
-    return nn.Sequential(
-        nn.Conv3d(1, width, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv3d(width, width, 3, padding=2, dilation=2),
-        nn.ReLU(),
-        nn.Conv3d(width, width, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv3d(width, num_classes, 1),
-    )
-
-
-def dice(prediction: torch.Tensor, target: torch.Tensor, label: int) -> float:
-    predicted, true = prediction == label, target == label
-    total = int(predicted.sum() + true.sum())
-    return 1.0 if total == 0 else 2 * int((predicted & true).sum()) / total
+# ``torchpatch.demo.tiny_unet``: three 3x3x3 convolutions (one dilated, for a
+# wider view) and a 1x1x1 classifier. It is fully convolutional, so the patch
+# size is free. ``dice_scores`` gives the Dice of each foreground class.
 
 
 # %%
@@ -121,7 +105,7 @@ def train(cache_dir: Path) -> list[float]:
     loader = tp.SubjectsLoader(queue, batch_size=BATCH_SIZE)
     print(f"{len(queue)} patches per epoch, {len(loader)} batches of {BATCH_SIZE}")
 
-    model = tiny_cnn()
+    model = tiny_unet()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     loss_function = nn.CrossEntropyLoss()
     losses = []
@@ -147,7 +131,8 @@ def train(cache_dir: Path) -> list[float]:
     output = tp.infer(model, held_out, patch_size=24, patch_overlap=8, image_name="image", progress=False)
     prediction = output.data.argmax(dim=0)
     truth = held_out["label"].data[0]
-    print(f"held-out Dice: class 1 = {dice(prediction, truth, 1):.3f}, class 2 = {dice(prediction, truth, 2):.3f}")
+    dice_1, dice_2 = dice_scores(prediction, truth)
+    print(f"held-out Dice: class 1 = {dice_1:.3f}, class 2 = {dice_2:.3f}")
     return losses
 
 
