@@ -193,8 +193,8 @@ def commit_folder(temporary: Path, target: TypePath, *, replace: bool = True) ->
     Args:
         temporary: A folder from :func:`partial_folder`.
         target: Where it goes.
-        replace: What to do when ``target`` already exists (and is not
-            empty): ``True`` swaps it out (it is renamed aside, then deleted;
+        replace: What to do when ``target`` already exists (an empty
+            folder is simply replaced): ``True`` swaps it out (it is renamed aside, then deleted;
             restored if the swap fails); ``False`` keeps it and deletes
             ``temporary`` (another writer finished the same entry first).
 
@@ -205,6 +205,7 @@ def commit_folder(temporary: Path, target: TypePath, *, replace: bool = True) ->
         >>> import tempfile
         >>> target = Path(tempfile.mkdtemp()) / 'entry'
         >>> first, second = partial_folder(target), partial_folder(target)
+        >>> _ = (first / 'manifest.json').write_text('{}')
         >>> commit_folder(first, target), commit_folder(second, target, replace=False)
         (True, False)
     """

@@ -1,0 +1,101 @@
+"""What every backend of :mod:`torchpatch.io` fills in: the header, the backend record, C order.
+
+A backend is a record of plain functions, one per thing a file format can do
+(read the header, read the voxels, optionally read a region and write), and
+the suffixes it handles. :mod:`torchpatch.io` keeps one table from suffix to
+backend, so adding a format is adding a record, not another ``if`` chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ..typing import TypeAffine, TypeTriplet
+
+Array = npt.NDArray[np.generic]
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a file says about its image before any voxel is read.
+
+    Example:
+        >>> Header((4, 4, 1), 1, np.eye(4), np.dtype('uint8')).num_channels
+        1
+    """
+
+    spatial_shape: TypeTriplet
+    num_channels: int
+    affine: TypeAffine
+    dtype: np.dtype[np.generic]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One file format: the suffixes it handles and what it can do with them.
+
+    Every function takes a resolved :class:`~pathlib.Path` (a folder for
+    DICOM) and returns ``(C, I, J, K)`` voxels in C order with a RAS+ affine.
+
+    Attributes:
+        name: Short name, for messages.
+        suffixes: Lower-case suffixes (``.nii.gz`` is one); empty for folders.
+        read_header: Shape, channels, affine and dtype without the voxels.
+        read_image: All voxels and the affine.
+        read_region: ``(path, index_ini, index_fin)`` to the voxels of that
+            box, reading only their bytes; ``None`` when the format cannot.
+        write: ``(array, affine, path)``; ``None`` when the format is read-only.
+        atomic_writes: Whether a file is written under a temporary name and
+            renamed (not for headers that name a second file: ``.mhd``).
+
+    Example:
+        >>> backend = Backend('raw', ('.raw',), read_header=print, read_image=print)
+        >>> backend.read_region is None, backend.atomic_writes
+        (True, True)
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    read_header: Callable[..., Header]
+    read_image: Callable[..., tuple[Array, TypeAffine]]
+    read_region: Callable[..., Array] | None = None
+    write: Callable[..., None] | None = None
+    atomic_writes: bool = True
+
+
+#: Side of the square tiles of :func:`c_order` (elements along I and J).
+_TILE = 32
+
+
+def c_order(array: Array) -> Array:
+    """``array`` (``(C, I, J, K)``) in C order: itself if it already is, else a copy made tile by tile.
+
+    Files store the first axis fastest (NIfTI, and SimpleITK's ``(K, J, I)``
+    arrays), so reordering walks one side with a stride of a whole slice.
+    Copying 32x32 columns of ``(I, J)`` at a time keeps both sides in cache:
+    18 ms against 42 ms for ``np.ascontiguousarray`` on a 160x192x160
+    float32 volume here, 123 ms against 459 ms on a 4000x3000 RGB image.
+
+    Example:
+        >>> fortran = np.asfortranarray(np.arange(24.0).reshape(2, 3, 4))[None]
+        >>> copy = c_order(fortran)
+        >>> copy.flags.c_contiguous, bool((copy == fortran).all())
+        (True, True)
+    """
+    if array.flags.c_contiguous:
+        return array
+    if array.ndim != 4:
+        return np.ascontiguousarray(array)
+    out = np.empty(array.shape, array.dtype)
+    _, size_i, size_j, _ = array.shape
+    for i in range(0, size_i, _TILE):
+        for j in range(0, size_j, _TILE):
+            out[:, i : i + _TILE, j : j + _TILE] = array[:, i : i + _TILE, j : j + _TILE]
+    return out
+
+
+__all__ = ["Array", "Backend", "Header", "c_order"]

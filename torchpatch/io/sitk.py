@@ -1,0 +1,172 @@
+"""SimpleITK formats: NRRD, MetaImage, and 2D rasters (PNG, JPEG, BMP, TIFF).
+
+SimpleITK arrays are ``(K, J, I)`` in LPS; they are turned into
+``(C, I, J, K)`` in RAS+. A 2D file loads as ``(C, I, J, 1)`` with I the
+column (x) and J the row (y), and a third spacing of 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..geometry import LPS_TO_RAS, check_affine
+from ..typing import TypeAffine
+from .base import Array, Backend, Header, c_order
+from .paths import SITK_2D_SUFFIXES, get_suffix
+
+
+def sitk_affine(spacing: Sequence[float], origin: Any, direction: Any) -> TypeAffine:
+    """The RAS+ affine of a 2D or 3D SimpleITK geometry (LPS).
+
+    Example:
+        >>> sitk_affine((2.0, 3.0), (0.0, 0.0), (1, 0, 0, 1)).diagonal().tolist()
+        [-2.0, -3.0, 1.0, 1.0]
+    """
+    dimension = len(spacing)
+    rotation = np.eye(3)
+    rotation[:dimension, :dimension] = np.asarray(direction, dtype=np.float64).reshape(dimension, dimension)
+    steps = np.ones(3)
+    steps[:dimension] = spacing
+    position = np.zeros(3)
+    position[:dimension] = origin
+    lps = np.eye(4)
+    lps[:3, :3] = rotation * steps
+    lps[:3, 3] = position
+    return LPS_TO_RAS @ lps
+
+
+def sitk_dtype(reader: sitk.ImageFileReader) -> np.dtype[np.generic]:
+    """The numpy dtype of the voxels a reader (after ``ReadImageInformation``) would read.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'x.mha'
+        >>> write_sitk(np.zeros((1, 2, 2, 2), np.int16), np.eye(4), path)
+        >>> reader = sitk.ImageFileReader()
+        >>> reader.SetFileName(str(path))
+        >>> reader.ReadImageInformation()
+        >>> sitk_dtype(reader)
+        dtype('int16')
+    """
+    # A one-voxel image of the same pixel type tells us the numpy dtype
+    # without reading the file's voxels.
+    pixel_id = reader.GetPixelID()
+    probe = sitk.Image([1, 1], pixel_id, reader.GetNumberOfComponents())
+    return sitk.GetArrayViewFromImage(probe).dtype
+
+
+def read_sitk_header(path: Path) -> Header:
+    """Header of a file SimpleITK reads, without its voxels.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'x.png'
+        >>> write_sitk(np.zeros((3, 8, 6, 1), np.uint8), np.eye(4), path)
+        >>> header = read_sitk_header(path)
+        >>> header.spatial_shape, header.num_channels
+        ((8, 6, 1), 3)
+    """
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    size = reader.GetSize()
+    if len(size) not in (2, 3):
+        raise ValueError(f"unsupported {len(size)}D image in {str(path)!r}: expected 2D or 3D")
+    spatial_shape = (int(size[0]), int(size[1]), int(size[2]) if len(size) == 3 else 1)
+    affine = sitk_affine(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
+    return Header(
+        spatial_shape, int(reader.GetNumberOfComponents()), check_affine(affine, str(path)), sitk_dtype(reader)
+    )
+
+
+def from_sitk(image: sitk.Image) -> tuple[Array, TypeAffine]:
+    """A SimpleITK image as ``(C, I, J, K)`` voxels in C order and a RAS+ affine.
+
+    Example:
+        >>> data, affine = from_sitk(sitk.Image([4, 3], sitk.sitkUInt8))
+        >>> data.shape
+        (1, 4, 3, 1)
+    """
+    array = sitk.GetArrayFromImage(image)
+    dimension = image.GetDimension()
+    if dimension not in (2, 3):
+        raise ValueError(f"unsupported {dimension}D image: expected 2D or 3D")
+    vector = image.GetNumberOfComponentsPerPixel() > 1
+    if not vector:
+        array = array[..., None]
+    # SimpleITK arrays are (K, J, I, C) or (J, I, C); ours are (C, I, J, K).
+    array = np.moveaxis(array, -1, 0)
+    array = array.transpose(0, *range(dimension, 0, -1))
+    if dimension == 2:
+        array = array[..., None]
+    affine = sitk_affine(image.GetSpacing(), image.GetOrigin(), image.GetDirection())
+    return c_order(array), affine
+
+
+def read_sitk(path: Path) -> tuple[Array, TypeAffine]:
+    """All voxels of a file SimpleITK reads, and its RAS+ affine.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'x.nrrd'
+        >>> write_sitk(np.ones((1, 2, 2, 2), np.float32), np.eye(4), path)
+        >>> float(read_sitk(path)[0].sum())
+        8.0
+    """
+    return from_sitk(sitk.ReadImage(str(path)))
+
+
+def write_sitk(data: Array, affine: TypeAffine, path: Path) -> None:
+    """Write ``(C, I, J, K)`` voxels; depth-one images in a 2D raster format as 2D files.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'x.mha'
+        >>> write_sitk(np.zeros((1, 2, 3, 4), np.int16), np.eye(4), path)
+        >>> read_sitk_header(path).spatial_shape
+        (2, 3, 4)
+    """
+    channels = data.shape[0]
+    lps = LPS_TO_RAS @ affine
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    direction = lps[:3, :3] / spacing
+    two_d = data.shape[3] == 1 and get_suffix(path) in SITK_2D_SUFFIXES
+    if two_d:
+        array = data[..., 0].transpose(2, 1, 0)  # (J, I, C)
+        direction = direction[:2, :2]
+        spacing = spacing[:2]
+        origin = lps[:2, 3]
+    else:
+        array = data.transpose(3, 2, 1, 0)  # (K, J, I, C)
+        origin = lps[:3, 3]
+    if channels == 1:
+        array = array[..., 0]
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array), isVector=channels > 1)
+    image.SetSpacing([float(s) for s in spacing])
+    image.SetOrigin([float(o) for o in origin])
+    image.SetDirection([float(d) for d in direction.ravel()])
+    sitk.WriteImage(image, str(path), useCompression=get_suffix(path) in (".nrrd", ".mha"))
+
+
+#: One-file formats, written through a temporary name.
+SITK = Backend("simpleitk", (".nrrd", ".mha", *SITK_2D_SUFFIXES), read_sitk_header, read_sitk, None, write_sitk)
+#: Headers that name a second (voxel) file: written in place, both files.
+SITK_DETACHED = Backend(
+    "simpleitk", (".nhdr", ".mhd"), read_sitk_header, read_sitk, None, write_sitk, atomic_writes=False
+)
+
+__all__ = [
+    "SITK",
+    "SITK_DETACHED",
+    "from_sitk",
+    "read_sitk",
+    "read_sitk_header",
+    "sitk_affine",
+    "sitk_dtype",
+    "write_sitk",
+]
