@@ -1,0 +1,37 @@
+"""Decode once: preprocessed subjects stored as memory-mappable ``.npy`` files.
+
+Decompressing a ``.nii.gz`` and running the preprocessing costs far more than
+cutting a patch. With a cache, each subject is decoded and transformed once;
+later epochs open its ``.npy`` files memory-mapped, so a patch costs a read of
+its own bytes. Label maps also get the voxel positions of every non-zero class
+(sorted by class), so the label sampler never scans the volume again::
+
+    cache_dir/
+      <key>/                       key = hash of sources + transform
+        t1.npy                     (C, I, J, K), the transformed voxels
+        seg.npy
+        seg.positions.npy          flat indices of non-zero voxels, by class
+        seg.classes.npy            rows (class, start, stop) into positions
+        manifest.json              written last: a folder without it is ignored
+
+The key (:func:`subject_key`) covers each source's fingerprint
+(:mod:`~torchpatch.cache.fingerprint`: file path, size and modification time,
+or the bytes of in-memory tensors, and the affine) and the pickled transform
+(its ``repr`` when it cannot be pickled), so changing a file or the
+preprocessing writes a new entry. Entries are written to a hidden partial
+folder and renamed (:mod:`torchpatch.io.atomic`), so an interrupted write is
+never read, and the partial folders of killed writers are removed when the
+cache is next opened or written. The transform must be deterministic: random
+augmentation belongs in the Queue's ``patch_transform``.
+
+Cached label maps are :class:`CachedLabelMap`, which own their
+:class:`LabelIndex` and drop it when their voxels change.
+"""
+
+from __future__ import annotations
+
+from .fingerprint import image_fingerprint, subject_key
+from .labels import CachedLabelMap, LabelIndex
+from .store import SubjectCache
+
+__all__ = ["CachedLabelMap", "LabelIndex", "SubjectCache", "image_fingerprint", "subject_key"]

@@ -1,0 +1,163 @@
+"""Fingerprints of sources: what a cache entry or an export was made from.
+
+One description of where an image's voxels come from, used to key the
+decode-once cache (:func:`subject_key`) and to tell whether an export
+can be reused:
+
+- a file not yet loaded: its resolved path, size and modification time
+  (a DICOM folder also lists its files by name, size and date), so a file
+  rewritten in place gives a new fingerprint without being read;
+- voxels in memory (a tensor, or a file's voxels that may since have been
+  transformed or cropped): a SHA-1 of their shape, dtype and bytes;
+- and in both cases the class, the type, the dtype asked for when reading,
+  and the affine.
+
+Fingerprints are plain JSON-able dicts, so they can be stored in manifests
+and compared after a round trip; :func:`digest` hashes any of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..image import Image
+from ..subject import Subject
+from ..typing import TypePath
+
+#: Changes whenever what goes into :func:`subject_key` changes, so old entries are not reused.
+KEY_VERSION = 2
+
+
+def sha1(*chunks: bytes | memoryview) -> str:
+    """Hex SHA-1 of the concatenated ``chunks`` (not for security: a content name).
+
+    Example:
+        >>> sha1(b'ab', b'c') == sha1(b'abc')
+        True
+    """
+    hasher = hashlib.sha1(usedforsecurity=False)
+    for chunk in chunks:
+        hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def tensor_chunks(tensor: torch.Tensor | None) -> tuple[bytes, memoryview]:
+    """A header (shape, dtype) and the raw bytes of ``tensor``, to hash without copying the voxels.
+
+    Example:
+        >>> header, data = tensor_chunks(torch.zeros(2, dtype=torch.int16))
+        >>> header, len(data)
+        (b'(2,)|torch.int16|', 4)
+    """
+    if tensor is None:
+        return b"none", memoryview(b"")
+    data = tensor.detach().cpu().contiguous()
+    header = f"{tuple(data.shape)}|{data.dtype}|".encode()
+    return header, data.reshape(-1).view(torch.uint8).numpy().data if data.numel() else memoryview(b"")
+
+
+def file_fingerprint(path: TypePath) -> dict[str, Any]:
+    """Resolved path, size and modification time of a file; a folder also lists its files.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'a.npy'
+        >>> _ = path.write_bytes(b'1234')
+        >>> sorted(file_fingerprint(path)), file_fingerprint(path)['size']
+        (['mtime_ns', 'path', 'size'], 4)
+    """
+    resolved = Path(path).resolve()
+    status = resolved.stat()
+    entry: dict[str, Any] = {"path": str(resolved), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
+    if resolved.is_dir():  # a DICOM series: files rewritten in place do not change the folder's date
+        listing = []
+        for child in sorted(os.scandir(resolved), key=lambda child: child.name):
+            if child.is_file():
+                child_status = child.stat()
+                listing.append((child.name, child_status.st_size, child_status.st_mtime_ns))
+        entry["files_sha1"] = sha1(json.dumps(listing).encode())
+    return entry
+
+
+def image_fingerprint(image: Image) -> dict[str, Any]:
+    """Where the voxels of ``image`` come from (see the module docstring); reads no voxels from disk.
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> a = ScalarImage(tensor=torch.zeros(1, 2, 2, 1))
+        >>> b = ScalarImage(tensor=torch.zeros(1, 2, 2, 1))
+        >>> image_fingerprint(a) == image_fingerprint(b), sorted(image_fingerprint(a))
+        (True, ['affine', 'class', 'dtype', 'sha1', 'type'])
+    """
+    requested = image._requested_dtype  # the cast applied when reading: part of the voxels
+    entry: dict[str, Any] = {
+        "class": type(image).__name__,
+        "type": image.type,
+        "dtype": None if requested is None else str(requested),
+    }
+    if image.path is not None and not image.is_loaded:
+        paths = image.path if isinstance(image.path, list) else [image.path]
+        entry["files"] = [file_fingerprint(path) for path in paths]
+    else:  # a tensor, or voxels that may differ from the file (transformed, cropped)
+        entry["sha1"] = sha1(*tensor_chunks(image.data))
+    entry["affine"] = np.asarray(image.affine, dtype=np.float64).tolist()
+    return entry
+
+
+def digest(fingerprint: Any, *chunks: bytes | memoryview) -> str:
+    """Hex SHA-1 of a JSON-able fingerprint (keys sorted) followed by ``chunks``.
+
+    Example:
+        >>> digest({'b': 1, 'a': [2.0]}) == digest({'a': [2.0], 'b': 1}), len(digest({}))
+        (True, 40)
+    """
+    return sha1(json.dumps(fingerprint, sort_keys=True).encode(), *chunks)
+
+
+def transform_fingerprint(transform: Callable[[Subject], Subject] | None) -> bytes:
+    """The pickled ``transform`` (its ``repr`` when it cannot be pickled); ``b'none'`` for ``None``.
+
+    Example:
+        >>> transform_fingerprint(None)
+        b'none'
+    """
+    if transform is None:
+        return b"none"
+    try:
+        return pickle.dumps(transform, protocol=4)
+    except Exception:  # noqa: BLE001 - lambdas and closures cannot be pickled
+        return repr(transform).encode()
+
+
+def subject_key(subject: Subject, transform: Callable[[Subject], Subject] | None) -> str:
+    """Cache key of ``subject`` preprocessed by ``transform``: the fingerprints of its images and the transform.
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> s = Subject(t1=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)))
+        >>> subject_key(s, None) == subject_key(s, None), len(subject_key(s, None))
+        (True, 40)
+    """
+    images = {name: image_fingerprint(image) for name, image in subject.images.items()}
+    return digest({"torchpatch-cache": KEY_VERSION, "images": images}, transform_fingerprint(transform))
+
+
+__all__ = [
+    "KEY_VERSION",
+    "digest",
+    "file_fingerprint",
+    "image_fingerprint",
+    "sha1",
+    "subject_key",
+    "tensor_chunks",
+    "transform_fingerprint",
+]

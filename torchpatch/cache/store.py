@@ -1,0 +1,121 @@
+"""The cache folder: :class:`SubjectCache` reads and writes entries (layout in :mod:`torchpatch.cache`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..constants import LABEL
+from ..image import Image, ScalarImage
+from ..io.atomic import atomic_folder, remove_dead_partials
+from ..subject import Subject
+from ..typing import TypePath
+from .fingerprint import subject_key
+from .labels import CachedLabelMap, LabelIndex
+
+#: Layout of an entry folder (the key's own version is fingerprint.KEY_VERSION).
+_FORMAT = 1
+_MANIFEST = "manifest.json"
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class SubjectCache:
+    """A folder of preprocessed subjects (see the module docstring).
+
+    Example:
+        >>> import tempfile, torch
+        >>> cache = SubjectCache(tempfile.mkdtemp())
+        >>> subject = Subject(t1=ScalarImage(tensor=torch.ones(1, 2, 2, 2)), subject_id='a')
+        >>> cached = cache.get_or_create(subject, None, lambda s: s)
+        >>> cached['t1'].path.name, float(cached['t1'].data.sum()), cached['subject_id']
+        ('t1.npy', 8.0, 'a')
+    """
+
+    def __init__(self, cache_dir: TypePath) -> None:
+        self.root = Path(cache_dir).expanduser()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"cannot create the cache folder {str(cache_dir)!r}: {error}") from error
+        remove_dead_partials(self.root)  # entries whose writer was killed
+
+    def path(self, key: str) -> Path:
+        """Folder of the entry ``key``."""
+        return self.root / key
+
+    def has(self, subject: Subject, transform: Callable[[Subject], Subject] | None) -> bool:
+        """Whether ``subject`` preprocessed by ``transform`` has a finished entry (reading it needs no transform)."""
+        return (self.path(subject_key(subject, transform)) / _MANIFEST).is_file()
+
+    def load(self, key: str, original: Subject) -> Subject | None:
+        """The cached subject, memory-mapped, or ``None`` when absent or unfinished."""
+        folder = self.path(key)
+        try:
+            manifest = json.loads((folder / _MANIFEST).read_text())
+        except (OSError, ValueError):
+            return None
+        if manifest.get("format") != _FORMAT:
+            return None
+        images: dict[str, Image] = {}
+        for name, entry in manifest["images"].items():
+            path, affine = folder / f"{name}.npy", np.array(entry["affine"])
+            if entry["type"] == LABEL:
+                index = LabelIndex(folder / name) if entry.get("index") else None
+                images[name] = CachedLabelMap(path, affine=affine, label_index=index)
+            else:
+                images[name] = ScalarImage(path, affine=affine)
+        metadata = dict(original.metadata)
+        metadata.update(manifest.get("metadata", {}))
+        return original.with_images(images, **metadata)
+
+    def store(self, key: str, subject: Subject, original: Subject) -> Subject:
+        """Write ``subject`` (already preprocessed) atomically; return it memory-mapped."""
+        # A finished entry of another worker is kept (replace=False); partial
+        # folders of writers that died are removed first.
+        with atomic_folder(self.path(key), replace=False) as temporary:
+            entries = {}
+            for name, image in subject.images.items():
+                array = image.data.detach().cpu().numpy()
+                np.save(temporary / f"{name}.npy", array, allow_pickle=False)
+                index = image.type == LABEL and array.shape[0] == 1
+                if index:
+                    LabelIndex.build(array, temporary / name)
+                entries[name] = {"type": image.type, "affine": image.affine.tolist(), "index": index}
+            metadata = {k: v for k, v in subject.metadata.items() if _jsonable(v)}
+            manifest = {"format": _FORMAT, "images": entries, "metadata": metadata}
+            (temporary / _MANIFEST).write_text(json.dumps(manifest))
+        loaded = self.load(key, original)
+        if loaded is None:
+            raise RuntimeError(f"cache entry {str(self.path(key))!r} for subject {subject.name!r} is unreadable")
+        return loaded
+
+    def get_or_create(
+        self,
+        subject: Subject,
+        transform: Callable[[Subject], Subject] | None,
+        prepare: Callable[[Subject], Subject],
+    ) -> Subject:
+        """The cached subject, computing it with ``prepare`` on a miss."""
+        key = subject_key(subject, transform)
+        cached = self.load(key, subject)
+        if cached is not None:
+            return cached
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(self.path(key))  # a folder without manifest: an interrupted write
+        return self.store(key, prepare(subject), subject)
+
+
+__all__ = ["SubjectCache"]
