@@ -35,9 +35,7 @@ PAGES = [
     ("torchpatch.loader", "Loader and collation"),
     ("torchpatch.inference", "Inference: aggregation, sliding window, detection"),
     ("torchpatch.transforms", "Preprocessing transforms"),
-    ("torchpatch.annotations", "Boxes and points"),
-    ("torchpatch.annotations_io", "Annotation files"),
-    ("torchpatch.heatmap", "Count heatmaps"),
+    ("torchpatch.annotations", "Boxes and points, annotation files, count heatmaps"),
     ("torchpatch.export", "Dataset export"),
     ("torchpatch.datasets", "Synthetic data"),
     ("torchpatch.viz", "Plots"),
@@ -48,8 +46,9 @@ PAGES = [
     ("torchpatch.typing", "Type aliases"),
 ]
 
-#: Modules that are programs, not API.
-NOT_API = {"torchpatch.demo"}
+#: Modules that are programs, not API, and modules kept only for an older import path
+#: (``torchpatch.annotations_io``, ``torchpatch.heatmap``: their names are documented where they live).
+NOT_API = {"torchpatch.demo", "torchpatch.annotations_io", "torchpatch.heatmap"}
 
 #: Documented name of each object, by ``id`` (classes and functions) or by
 #: ``(defining module, name)`` (data), filled by :func:`write_pages`.
