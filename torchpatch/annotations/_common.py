@@ -21,6 +21,7 @@ TOLERANCE = 1e-6
 
 
 def parse_canvas(spatial_shape: Any, owner: str) -> TypeTriplet:
+    """The canvas ``(I, J, K)`` of ``spatial_shape``; two ints mean ``(I, J, 1)``."""
     if isinstance(spatial_shape, (str, bytes)) or not isinstance(spatial_shape, (Sequence, np.ndarray, torch.Size)):
         raise TypeError(f"spatial_shape of {owner} must be two or three ints, got {type(spatial_shape).__name__}")
     items = list(spatial_shape)
@@ -36,6 +37,7 @@ def parse_canvas(spatial_shape: Any, owner: str) -> TypeTriplet:
 
 
 def as_float_tensor(data: Any, what: str) -> torch.Tensor:
+    """A float32 (float64 kept) tensor of finite numbers; ``what`` names it in errors."""
     if isinstance(data, np.ndarray):
         data = torch.from_numpy(np.ascontiguousarray(data))
     elif not isinstance(data, torch.Tensor):
@@ -53,6 +55,7 @@ def as_float_tensor(data: Any, what: str) -> torch.Tensor:
 
 
 def parse_class_ids(class_ids: Any, count: int, owner: str) -> torch.Tensor | None:
+    """``(count,)`` int64 class ids, or ``None``."""
     if class_ids is None:
         return None
     try:
@@ -72,6 +75,7 @@ def parse_class_ids(class_ids: Any, count: int, owner: str) -> torch.Tensor | No
 
 
 def parse_class_names(class_names: Any, owner: str) -> dict[int, str] | None:
+    """``{id: name}`` from a dict or a list of names, or ``None``."""
     if class_names is None:
         return None
     if isinstance(class_names, Mapping):
@@ -89,6 +93,7 @@ def parse_class_names(class_names: Any, owner: str) -> dict[int, str] | None:
 
 
 def parse_region(index_ini: Sequence[int], index_fin: Sequence[int]) -> tuple[TypeTriplet, TypeTriplet]:
+    """The corners of a non-empty half-open region as two int triplets."""
     ini, fin = list(index_ini), list(index_fin)
     if len(ini) != 3 or len(fin) != 3:
         raise ValueError(f"a region needs three ints per corner, got {tuple(ini)} -> {tuple(fin)}")
@@ -100,6 +105,7 @@ def parse_region(index_ini: Sequence[int], index_fin: Sequence[int]) -> tuple[Ty
 
 
 def check_depth_one_region(ini: TypeTriplet, fin: TypeTriplet, owner: str) -> None:
+    """Refuse a region that leaves the depth-one canvas of 2D annotations."""
     if ini[2] != 0 or fin[2] != 1:
         raise ValueError(
             f"{owner} are 2D and live on a depth-one canvas (k from 0 to 1), but the region {ini} -> {fin} "
@@ -108,6 +114,7 @@ def check_depth_one_region(ini: TypeTriplet, fin: TypeTriplet, owner: str) -> No
 
 
 def parse_matrix(matrix: Any) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """A finite 4x4 float64 voxel-to-voxel affine."""
     array = np.asarray(matrix, dtype=np.float64)
     if array.shape != (4, 4) or not np.all(np.isfinite(array)):
         raise ValueError(f"matrix must be a finite 4x4 voxel-to-voxel affine, got shape {array.shape}")
@@ -132,10 +139,12 @@ def lift_checked(mapped: torch.Tensor, low: torch.Tensor, high: torch.Tensor, sh
 
 
 def select(value: torch.Tensor | None, index: Any) -> torch.Tensor | None:
+    """The rows ``index`` of an optional per-object tensor."""
     return None if value is None else value[index]
 
 
 def index_to_tensor(index: Any, count: int) -> Any:
+    """An index that keeps the first axis: an int becomes a one-row slice, lists become tensors."""
     if isinstance(index, Integral) and not isinstance(index, bool):
         position = int(index)
         if not -count <= position < count:

@@ -19,6 +19,7 @@ from ..boxes import BoundingBoxes
 
 
 def read_text(path: TypePath) -> str:
+    """The UTF-8 text of an annotation file (a BOM is dropped)."""
     file = Path(path)
     try:
         return file.read_bytes().decode("utf-8-sig")
@@ -29,6 +30,7 @@ def read_text(path: TypePath) -> str:
 
 
 def parse_number(text: str, path: TypePath, where: str, what: str) -> float:
+    """A finite float from ``text``; ``where`` and ``what`` say which one in errors."""
     try:
         value = float(text)
     except ValueError:
@@ -39,6 +41,7 @@ def parse_number(text: str, path: TypePath, where: str, what: str) -> float:
 
 
 def parse_class_id(value: Any, path: TypePath, where: str) -> int:
+    """An integer class id ``>= 0`` from a number or its text."""
     number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     if isinstance(value, str):
         number = parse_number(value, path, where, "the class id")
@@ -48,6 +51,7 @@ def parse_class_id(value: Any, path: TypePath, where: str) -> int:
 
 
 def canvas_2d(spatial_shape: Sequence[int] | Image, path: TypePath) -> tuple[int, int, int]:
+    """The depth-one canvas ``(I, J, 1)`` of a 2D image or its shape."""
     shape = tuple(spatial_shape.spatial_shape) if isinstance(spatial_shape, Image) else tuple(spatial_shape)
     if len(shape) == 2:
         shape = (*shape, 1)
@@ -59,6 +63,7 @@ def canvas_2d(spatial_shape: Sequence[int] | Image, path: TypePath) -> tuple[int
 
 
 def check_box(corners: Sequence[float], path: TypePath, where: str) -> None:
+    """Refuse a box ``(x0, y0, x1, y1)`` without positive width and height."""
     if not (corners[2] > corners[0] and corners[3] > corners[1]):
         raise ValueError(f"{str(path)!r}, {where}: the box {list(corners)} must have positive width and height")
 
@@ -77,6 +82,7 @@ def number_classes(
 
 
 def format_number(value: float) -> str:
+    """A number as written in the text formats (10 significant digits)."""
     return f"{value:.10g}"
 
 
@@ -86,6 +92,7 @@ def names_image(name: str, image: str) -> bool:
 
 
 def boxes_2d(boxes: BoundingBoxes, what: str) -> BoundingBoxes:
+    """The 2D boxes a writer writes, in ``xyxy``."""
     if not isinstance(boxes, BoundingBoxes):
         raise TypeError(f"{what} needs BoundingBoxes, got {type(boxes).__name__}")
     if boxes.ndim != 2:
@@ -94,6 +101,7 @@ def boxes_2d(boxes: BoundingBoxes, what: str) -> BoundingBoxes:
 
 
 def load_json(path: TypePath) -> Any:
+    """The content of a JSON file; NaN and Infinity are refused."""
     text = read_text(path)
     try:
         return json.loads(text, parse_constant=lambda name: _reject_constant(name, path))
@@ -108,6 +116,7 @@ def _reject_constant(name: str, path: TypePath) -> None:
 
 
 def is_number(value: Any) -> bool:
+    """Whether a parsed JSON value is a finite number (not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
