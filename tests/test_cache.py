@@ -153,3 +153,89 @@ def test_build_cache_without_cache_dir_is_an_error():
     dataset = SubjectsDataset([Subject(t1=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)))])
     with pytest.raises(ValueError, match="cache_dir"):
         dataset.build_cache()
+
+
+# Fingerprints, the cached label map, dead writers ---------------------------------------
+
+
+def test_fingerprint_is_equal_for_equal_sources_and_changes_when_a_file_is_touched(tmp_path):
+    from torchpatch.cache import image_fingerprint
+
+    subject = _file_subject(tmp_path)
+    again = ScalarImage(tmp_path / "t1-0.nii.gz")
+    assert image_fingerprint(subject["t1"]) == image_fingerprint(again)
+    before = image_fingerprint(again)
+    os.utime(tmp_path / "t1-0.nii.gz", ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert image_fingerprint(again) != before
+    assert image_fingerprint(ScalarImage(tmp_path / "t1-0.nii.gz", dtype=torch.float64)) != image_fingerprint(again)
+
+
+def test_fingerprint_of_tensors_follows_their_bytes_and_affine():
+    from torchpatch.cache import image_fingerprint
+
+    zeros = ScalarImage(tensor=torch.zeros(1, 3, 2, 1))
+    assert image_fingerprint(zeros) == image_fingerprint(ScalarImage(tensor=torch.zeros(1, 3, 2, 1)))
+    assert image_fingerprint(zeros) != image_fingerprint(ScalarImage(tensor=torch.ones(1, 3, 2, 1)))
+    assert image_fingerprint(zeros) != image_fingerprint(
+        ScalarImage(tensor=torch.zeros(1, 3, 2, 1), affine=2 * np.eye(4))
+    )
+    assert image_fingerprint(zeros) != image_fingerprint(LabelMap(tensor=torch.zeros(1, 3, 2, 1)))
+
+
+def test_fingerprint_of_a_folder_changes_when_a_file_in_it_is_rewritten(tmp_path):
+    from torchpatch.cache.fingerprint import file_fingerprint
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    (folder / "1.dcm").write_bytes(b"slice")
+    before = file_fingerprint(folder)
+    os.utime(folder / "1.dcm", ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert file_fingerprint(folder)["files_sha1"] != before["files_sha1"]
+
+
+def test_cached_label_maps_own_their_index(tmp_path):
+    from torchpatch.cache import CachedLabelMap
+
+    labels = torch.zeros(1, 6, 6, 1, dtype=torch.uint8)
+    labels[0, 2:4, 2:4] = 1
+    cached = SubjectsDataset([Subject(seg=LabelMap(tensor=labels))], cache_dir=tmp_path / "cache")[0]
+    seg = cached["seg"]
+    assert isinstance(seg, CachedLabelMap) and isinstance(seg.label_index, LabelIndex)
+    seg.load()  # the same cached voxels: the positions still hold
+    assert seg.label_index is not None and seg.label_index.classes() == [1]
+    patch = seg.derive(seg.data[:, :3], seg.affine)
+    assert isinstance(patch, CachedLabelMap) and patch.label_index is None
+    assert seg.label_index is not None
+    seg.set_data(torch.zeros(1, 6, 6, 1))
+    assert seg.label_index is None
+
+
+def test_cached_label_map_keeps_its_index_through_unload_and_pickle(tmp_path):
+    import pickle
+
+    from torchpatch.cache import CachedLabelMap
+
+    labels = torch.zeros(1, 6, 6, 1, dtype=torch.uint8)
+    labels[0, 1, 1] = 2
+    seg = SubjectsDataset([Subject(seg=LabelMap(tensor=labels))], cache_dir=tmp_path / "cache")[0]["seg"]
+    seg.load()
+    seg.unload()
+    copy = pickle.loads(pickle.dumps(seg))
+    assert isinstance(copy, CachedLabelMap) and copy.label_index.positions(2).tolist() == [7]
+    with pytest.raises(TypeError, match="LabelIndex or None, got str"):
+        CachedLabelMap(tensor=labels, label_index="positions")
+
+
+def test_cache_removes_partial_entries_of_dead_writers(tmp_path):
+    root = tmp_path / "cache"
+    dead = root / ".0123.partial-999999999-0123abcd"  # a worker killed while writing an entry
+    (dead / "t1.npy").parent.mkdir(parents=True)
+    (dead / "t1.npy").write_bytes(b"half")
+    SubjectCache(root)
+    assert list(root.iterdir()) == []
+    (dead / "t1.npy").parent.mkdir(parents=True)
+    subject = Subject(t1=ScalarImage(tensor=torch.ones(1, 2, 2, 2)))
+    cache = SubjectCache.__new__(SubjectCache)  # as unpickled in a worker: __init__ does not run
+    cache.root = root
+    cache.get_or_create(subject, None, lambda s: s)
+    assert [p.name for p in root.iterdir()] == [subject_key(subject, None)]

@@ -606,3 +606,108 @@ def test_whole_nii_gz_is_inflated_by_simpleitk_and_truncated_one_by_nibabel(tmp_
     with pytest.raises(ValueError, match=re.escape(str(truncated))):
         io.read_image(truncated)
     assert len(calls) == 1
+
+
+# The backend table, the raster table, atomic writes -----------------------------------
+
+
+def test_every_supported_suffix_has_a_backend_and_region_reads_are_nii_and_npy():
+    assert set(io.BACKENDS) == set(io.SUPPORTED_SUFFIXES)
+    assert set(io.REGION_READ_SUFFIXES) == {".nii", ".npy"}
+    assert io.backend_of(Path("a.NII.GZ")).read_region is None
+
+
+def test_raster_table_covers_every_2d_suffix_and_says_what_each_holds():
+    from torchpatch.io.paths import SITK_2D_SUFFIXES
+
+    assert set(io.RASTER_FORMATS) == set(SITK_2D_SUFFIXES)
+    png, jpg, tif = (io.raster_capabilities(s) for s in (".png", ".JPG", ".tiff"))
+    assert png is not None and jpg is not None and tif is not None
+    assert png.holds(np.uint16, 4) and not png.holds(np.uint16, 2) and not png.holds(np.float32, 1)
+    assert jpg.holds(bool, 3) and not jpg.holds(np.uint16, 1)
+    assert tif.holds(np.float16, 7) and not tif.holds(np.float64, 1) and tif.volumes
+    assert (png.widest_integer(), jpg.widest_integer()) == (np.dtype(np.uint16), np.dtype(np.uint8))
+    assert io.raster_capabilities(".nii.gz") is None
+
+
+@pytest.mark.parametrize(("suffix", "dtype", "channels"), [(".png", np.uint16, 3), (".jpg", np.uint8, 1)])
+def test_what_the_raster_table_holds_round_trips(tmp_path, suffix, dtype, channels):
+    data = np.arange(channels * 12, dtype=dtype).reshape(channels, 4, 3, 1)
+    assert io.raster_capabilities(suffix).holds(dtype, channels)
+    io.write_image(data, np.eye(4), tmp_path / f"x{suffix}")
+    read, _ = io.read_image(tmp_path / f"x{suffix}")
+    assert read.dtype == dtype and read.shape == data.shape
+
+
+def test_write_atomic_writes_text_and_bytes_and_refuses_other_types(tmp_path):
+    from torchpatch.io.atomic import write_atomic
+
+    write_atomic(tmp_path / "a.txt", "line\r\n")
+    write_atomic(tmp_path / "b.bin", b"\x00\x01")
+    assert (tmp_path / "a.txt").read_bytes() == b"line\r\n"
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+    with pytest.raises(TypeError, match="bytes or str, got int"):
+        write_atomic(tmp_path / "c.txt", 3)  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.bin"]
+
+
+def test_atomic_path_removes_its_file_on_error_and_keeps_the_old_target(tmp_path):
+    from torchpatch.io.atomic import atomic_path
+
+    (tmp_path / "x.npy").write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="writer failed"), atomic_path(tmp_path / "x.npy") as temporary:
+        assert temporary.name.endswith(".npy") and temporary.parent == tmp_path
+        temporary.write_bytes(b"half")
+        raise RuntimeError("writer failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["x.npy"]
+    assert (tmp_path / "x.npy").read_bytes() == b"old"
+
+
+def test_partials_of_dead_writers_are_removed_by_the_next_write_and_live_ones_kept(tmp_path):
+    dead_file = tmp_path / ".scan.partial-999999999-0123abcd.nii.gz"  # no such process: a killed save()
+    dead_folder = tmp_path / ".out.partial-999999999-4567abcd"
+    ours = tmp_path / f".other.partial-{os.getpid()}-89abcdef.npy"  # this process is alive: still writing
+    dead_file.write_bytes(b"half")
+    (dead_folder / "images").mkdir(parents=True)
+    ours.write_bytes(b"half")
+    io.write_image(np.zeros((1, 2, 2, 2), np.int16), np.eye(4), tmp_path / "scan.nii.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ours.name, "scan.nii.gz"]
+
+
+def test_a_killed_writer_leaves_a_partial_that_the_next_run_removes(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "from torchpatch.io.atomic import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as temporary:\n"
+        "    temporary.write_bytes(b'half')\n"
+        "    os._exit(9)\n"
+    )
+    target = tmp_path / "scan.npy"
+    assert subprocess.run([sys.executable, "-c", script, str(target)], check=False).returncode == 9
+    (leftover,) = tmp_path.iterdir()
+    assert leftover.name.startswith(".scan.partial-") and leftover.name.endswith(".npy")
+    from torchpatch.io.atomic import remove_dead_partials
+
+    assert remove_dead_partials(tmp_path) == [leftover]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_folder_replaces_or_keeps_an_existing_target(tmp_path):
+    from torchpatch.io.atomic import atomic_folder
+
+    target = tmp_path / "entry"
+    with atomic_folder(target) as temporary:
+        (temporary / "a").write_text("first")
+    with atomic_folder(target, replace=False) as temporary:
+        (temporary / "a").write_text("second")
+    assert (target / "a").read_text() == "first"
+    with atomic_folder(target) as temporary:
+        (temporary / "a").write_text("third")
+    assert (target / "a").read_text() == "third"
+    with pytest.raises(KeyError), atomic_folder(target) as temporary:
+        raise KeyError("failed export")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]
+    assert (target / "a").read_text() == "third"
