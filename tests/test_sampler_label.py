@@ -177,13 +177,13 @@ def test_int32_labels_beyond_uint8_and_negative_classes():
 
 def test_distribution_is_built_once_per_call(monkeypatch: pytest.MonkeyPatch):
     calls = []
-    original = LabelSampler._prepare
+    original = LabelSampler.prepare
 
     def counting(self: LabelSampler, *args: object) -> object:
         calls.append(1)
         return original(self, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(LabelSampler, "_prepare", counting)
+    monkeypatch.setattr(LabelSampler, "prepare", counting)
     sampler = LabelSampler(2, "seg", {0: 1, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1})
     assert len(list(sampler(labels_only(random_labels((8, 8, 8), 6)), 1000, generator=0))) == 1000
     assert len(calls) == 1

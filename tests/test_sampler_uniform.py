@@ -261,13 +261,13 @@ def test_zero_patches_yields_nothing():
 
 def test_distribution_is_built_once_per_call(monkeypatch: pytest.MonkeyPatch):
     calls = []
-    original = UniformSampler._prepare
+    original = UniformSampler.prepare
 
     def counting(self: UniformSampler, *args: object) -> object:
         calls.append(1)
         return original(self, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(UniformSampler, "_prepare", counting)
+    monkeypatch.setattr(UniformSampler, "prepare", counting)
     patches = list(UniformSampler(2)(make_subject((6, 6, 6)), 1000, generator=0))
     assert len(patches) == 1000
     assert len(calls) == 1

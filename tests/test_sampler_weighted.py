@@ -186,13 +186,13 @@ def test_float16_map_and_int_map_give_the_same_patches():
 
 def test_distribution_is_built_once_per_call(monkeypatch: pytest.MonkeyPatch):
     calls = []
-    original = WeightedSampler._prepare
+    original = WeightedSampler.prepare
 
     def counting(self: WeightedSampler, *args: object) -> object:
         calls.append(1)
         return original(self, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(WeightedSampler, "_prepare", counting)
+    monkeypatch.setattr(WeightedSampler, "prepare", counting)
     weights = torch.rand(1, 8, 8, 8, generator=torch.Generator().manual_seed(10))
     assert len(list(WeightedSampler(2, "w")(map_only(weights), 1000, generator=0))) == 1000
     assert len(calls) == 1

@@ -7,17 +7,38 @@ images are told apart from metadata by type, never by magic keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import torch
 
 from .constants import INTENSITY
+from .geometry import check_locations, shift_affine
 from .image import Image
+from .patches import Patches
 from .typing import TypeSpacing, TypeTriplet
 
 #: Largest difference between two affines of one subject, in millimetres.
 AFFINE_TOLERANCE = 1e-4
+
+
+class ImageNotFoundError(KeyError, ValueError):
+    """A name given for an image (or an annotation) that the subject does not have.
+
+    Both a :class:`KeyError` (a missing key of the subject) and a
+    :class:`ValueError` (a bad argument value), so code catching either
+    works; raised by :meth:`Subject.get_image` and
+    :meth:`Subject.get_annotation`, the one lookup by name every part of
+    torchpatch uses.
+
+    Example:
+        >>> issubclass(ImageNotFoundError, KeyError), issubclass(ImageNotFoundError, ValueError)
+        (True, True)
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class Subject(MutableMapping[str, Any]):
@@ -151,6 +172,58 @@ class Subject(MutableMapping[str, Any]):
     ) -> list[Image]:
         """The images of :meth:`get_images_dict`, as a list."""
         return list(self.get_images_dict(intensity_only, include, exclude).values())
+
+    def get_image(self, name: str, argument: str = "image_name") -> Image:
+        """The image ``name``, or an error naming the argument, the subject and its images.
+
+        Args:
+            name: The image's name.
+            argument: What ``name`` was given as, for the message (e.g.
+                ``'label_name'``).
+
+        Raises:
+            ImageNotFoundError: When the subject has no image ``name``.
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage
+            >>> s = Subject(t1=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)), subject_id='s1')
+            >>> s.get_image('t1').shape
+            (1, 2, 2, 2)
+            >>> s.get_image('seg', 'label_name')
+            Traceback (most recent call last):
+            ...
+            torchpatch.subject.ImageNotFoundError: label_name 'seg' is not an image of subject 's1'; images: ['t1']
+        """
+        image = self._store.get(name)
+        if not isinstance(image, Image):
+            raise ImageNotFoundError(
+                f"{argument} {name!r} is not an image of subject {self.name!r}; images: {sorted(self.images)}"
+            )
+        return image
+
+    def get_annotation(self, name: str, argument: str = "name") -> Any:
+        """The annotation (boxes, points: metadata that follows crops) ``name``.
+
+        Raises:
+            ImageNotFoundError: When the subject has no annotation ``name``.
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage
+            >>> s = Subject(t1=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)))
+            >>> s.get_annotation('boxes', 'boxes_name')
+            Traceback (most recent call last):
+            ...
+            torchpatch.subject.ImageNotFoundError: boxes_name 'boxes' is not an annotation of subject ...
+        """
+        value = self._store.get(name)
+        if not isinstance(value, RegionAware):
+            found = sorted(k for k, v in self.metadata.items() if isinstance(v, RegionAware))
+            raise ImageNotFoundError(
+                f"{argument} {name!r} is not an annotation of subject {self.name!r}; annotations: {found}"
+            )
+        return value
 
     def get_first_image(self) -> Image:
         """The first image added."""
@@ -312,6 +385,74 @@ class Subject(MutableMapping[str, Any]):
                 cropped[name] = value.crop_to_region(tuple(index_ini), tuple(index_fin))
         return self.with_images(cropped, **metadata)
 
+    def cut(
+        self,
+        locations: Any,
+        *,
+        padding_mode: float | str | None = None,
+        include: Sequence[str] | None = None,
+        allocator: Callable[[tuple[int, ...], torch.dtype], torch.Tensor] | None = None,
+        copy: bool = True,
+    ) -> Patches:
+        """The boxes at ``locations`` of every image, stacked per image.
+
+        The one way torchpatch cuts patches: samplers, the grid, the Queue's
+        workers, :func:`~torchpatch.infer`, detection and export all go
+        through here and :meth:`Image.read_regions
+        <torchpatch.image.Image.read_regions>`. Metadata that knows its place
+        in the voxel grid (:class:`RegionAware`: boxes, points) is cropped
+        per patch; the rest is shared.
+
+        Args:
+            locations: ``(N, 6)`` ints ``(i0, j0, k0, i1, j1, k1)``, boxes of
+                one size, in this subject's voxel grid.
+            padding_mode: ``None``: boxes must lie inside the images.
+                Otherwise boxes may reach past the border, filled per this
+                mode (see :mod:`~torchpatch.geometry.padding`).
+            include: Cut only these images (default: all).
+            allocator: Makes each image's ``(N, C, *size)`` buffer from a
+                shape and a dtype (e.g. in shared memory); default
+                :func:`torch.empty`.
+            copy: ``False`` lets a single box inside a loaded image be a view
+                of its voxels instead of a copy (ignored with ``allocator``).
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage, LOCATION
+            >>> s = Subject(t1=ScalarImage(tensor=torch.arange(16.0).reshape(1, 4, 4, 1)))
+            >>> patches = s.cut([[-1, 0, 0, 1, 2, 1]], padding_mode=0)
+            >>> patches[0]['t1'].data[0, :, :, 0].tolist(), patches[0][LOCATION].tolist()
+            ([[0.0, 0.0], [0.0, 1.0]], [-1, 0, 0, 1, 2, 1])
+        """
+        images = self.get_images_dict(include=include) if include is not None else self.images
+        boxes = check_locations(locations, f"subject {self.name!r}")
+        sizes = tuple(int(v) for v in boxes[0, 3:] - boxes[0, :3]) if len(boxes) else (1, 1, 1)
+        allocate = allocator if allocator is not None else (lambda shape, dtype: torch.empty(shape, dtype=dtype))
+        data: dict[str, torch.Tensor] = {}
+        affines: dict[str, np.ndarray] = {}
+        templates: dict[str, Any] = {}
+        for name, image in images.items():
+            if not copy and allocator is None and len(boxes) == 1:
+                data[name] = image.read_regions(boxes, padding_mode=padding_mode, copy=False)
+            else:
+                out = allocate((len(boxes), image.num_channels, *sizes), image.dtype)
+                data[name] = image.read_regions(boxes, padding_mode=padding_mode, out=out)
+            affine = image.affine
+            affines[name] = np.stack([shift_affine(affine, box[:3]) for box in boxes.tolist()]).reshape(-1, 4, 4)
+            templates[name] = image.derive(None, image.affine, checked=True)
+        store = {key: value for key, value in self._store.items() if key not in self.images or key in images}
+        template = Subject.__new__(Subject)
+        template.__dict__["_store"] = store
+        template = template.with_images(templates)
+        aware = {name: value for name, value in self.metadata.items() if isinstance(value, RegionAware)}
+        metadata = None
+        if aware:
+            metadata = [
+                {name: value.crop_to_region(tuple(box[:3]), tuple(box[3:])) for name, value in aware.items()}
+                for box in boxes.tolist()
+            ]
+        return Patches(template, data, affines, boxes, metadata)
+
 
 @runtime_checkable
 class RegionAware(Protocol):
@@ -342,4 +483,4 @@ class RegionAware(Protocol):
         ...
 
 
-__all__ = ["RegionAware", "Subject"]
+__all__ = ["ImageNotFoundError", "RegionAware", "Subject"]

@@ -3,14 +3,14 @@
 Inference on a volume too large for the model splits it into overlapping
 patches, runs the model on each and stitches the outputs back with
 :class:`~torchpatch.inference.GridAggregator`. The plan (where the patches
-start, how much padding the border needs) is pure geometry, computed once;
-patches are cut when indexed, so a grid over a lazy ``.nii`` or ``.npy``
-file reads one patch of bytes at a time.
+start, how much padding the border needs) is :func:`~torchpatch.geometry.plan_grid`,
+pure geometry computed once; patches are cut with
+:meth:`Subject.cut <torchpatch.subject.Subject.cut>` when indexed, so a grid
+over a lazy ``.nii`` or ``.npy`` file reads one patch of bytes at a time.
 """
 
 from __future__ import annotations
 
-import copy
 import operator
 from collections.abc import Iterator, Sequence
 from numbers import Integral
@@ -20,71 +20,27 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..constants import LABEL, LOCATION
-from ..geometry import shift_affine
-from ..image import Image
-from ..subject import RegionAware, Subject
-from ..transforms.crop_pad import GEOMETRIC_MODES, STATISTIC_MODES, _parse_padding_mode
+from ..constants import LABEL
+from ..geometry import GridPlan, grid_starts, plan_grid
+from ..geometry import parse_padding_mode as parse_any_padding_mode
+from ..subject import Subject
 from ..typing import TypeTriplet
-from .sampler import PatchSampler
+from .sampler import PatchPlan, PatchSampler
 
 Array = np.ndarray[Any, np.dtype[Any]]
 
 
-def grid_starts(size: int, patch: int, overlap: int) -> Array:
-    """First voxel of each patch along one axis, TorchIO's rule.
-
-    A patch starts every ``patch - overlap`` voxels; when the last one does
-    not end on the border, one more patch is added, shifted back to end
-    exactly there. ``size`` must be at least ``patch``.
-
-    Example:
-        >>> grid_starts(11, 4, 1).tolist()
-        [0, 3, 6, 7]
-        >>> grid_starts(10, 4, 1).tolist()
-        [0, 3, 6]
-    """
-    if not 0 <= overlap < patch <= size:
-        raise ValueError(f"need 0 <= overlap < patch <= size, got overlap {overlap}, patch {patch}, size {size}")
-    starts = list(range(0, size - patch + 1, patch - overlap))
-    if starts[-1] != size - patch:
-        starts.append(size - patch)
-    return np.asarray(starts, dtype=np.int64)
-
-
 def parse_padding_mode(padding_mode: Any) -> tuple[str, float]:
-    """The :func:`numpy.pad` mode and the fill value used by ``'constant'``.
+    """The :func:`numpy.pad` mode and fill of a :class:`GridSampler`'s ``padding_mode``.
 
-    ``None`` (no grid padding) pads images smaller than the patch with 0.
+    As :func:`torchpatch.geometry.parse_padding_mode`, where ``None`` (no
+    grid padding) pads images smaller than the patch with 0.
 
     Example:
         >>> parse_padding_mode(-1000), parse_padding_mode('replicate'), parse_padding_mode(None)
         (('constant', -1000.0), ('edge', 0.0), ('constant', 0.0))
     """
-    return _parse_padding_mode(padding_mode, allow_none=True)
-
-
-def _parse_overlap(value: Any, patch_size: TypeTriplet, shape: TypeTriplet, subject_name: str) -> TypeTriplet:
-    """``patch_overlap`` as three ints in ``[0, patch)``; an int on a 2D image means ``(o, o, 0)``."""
-    if isinstance(value, bool):
-        raise TypeError(f"patch_overlap must be an int or three ints, got the bool {value!r}")
-    if isinstance(value, Integral):
-        overlap = (int(value), int(value), 0 if shape[2] == 1 else int(value))
-    elif isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
-        items = list(value)
-        if len(items) != 3:
-            raise ValueError(f"patch_overlap must have three values (one per axis I, J, K), got {tuple(items)}")
-        if not all(isinstance(v, Integral) and not isinstance(v, bool) for v in items):
-            raise TypeError(f"patch_overlap must hold ints, got {tuple(items)}")
-        overlap = (int(items[0]), int(items[1]), int(items[2]))
-    else:
-        raise TypeError(f"patch_overlap must be an int or three ints, got {type(value).__name__} {value!r}")
-    if any(not 0 <= o < p for o, p in zip(overlap, patch_size)):
-        raise ValueError(
-            f"patch_overlap {overlap} must be >= 0 and smaller than patch_size {patch_size} on every axis "
-            f"(subject {subject_name!r}, spatial shape {shape})"
-        )
-    return overlap
+    return parse_any_padding_mode(padding_mode, allow_none=True)
 
 
 class GridSampler(PatchSampler, Dataset[Subject]):
@@ -158,11 +114,13 @@ class GridSampler(PatchSampler, Dataset[Subject]):
         ((1, 1, 1, 1, 0, 0), [-1, -1, 0, 2, 2, 1], [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 4.0, 5.0]])
     """
 
+    thread_safe = True
+
     def __init__(
         self,
         subject: Subject,
         patch_size: int | Sequence[int],
-        patch_overlap: int | Sequence[int] = 0,
+        patch_overlap: int | float | Sequence[int] | Sequence[float] = 0,
         padding_mode: str | float | None = None,
     ) -> None:
         if not isinstance(subject, Subject):
@@ -170,77 +128,78 @@ class GridSampler(PatchSampler, Dataset[Subject]):
         super().__init__(patch_size)
         shape = subject.spatial_shape  # checks the images share one grid
         self.subject = subject
-        self.spatial_shape: TypeTriplet = shape
-        self.patch_size = self.get_patch_size(shape)
         self._overlap_argument = patch_overlap
-        self.patch_overlap = _parse_overlap(patch_overlap, self.patch_size, shape, subject.name)
+        self.grid = plan_grid(shape, patch_size, patch_overlap, padding_mode, where=f"subject {subject.name!r}")
+        self.spatial_shape: TypeTriplet = shape
+        self.patch_size = self.grid.patch_size
+        self.patch_overlap = self.grid.patch_overlap
         self.padding_mode = padding_mode
-        self._mode, self._fill = parse_padding_mode(padding_mode)
+        self.padding = self.grid.padding
+        self.grid_starts = self.grid.starts
+        self.locations: Array = self.grid.locations
+        # What Subject.cut fills the voxels outside the image with: with
+        # padding_mode None only images smaller than the patch reach past
+        # their border, and are filled with 0.
+        self._fill_mode: float | str = 0.0 if padding_mode is None else padding_mode
         self._check_fill()
 
-        border = [o // 2 if padding_mode is not None else 0 for o in self.patch_overlap]
-        extra = [max(0, p - (s + 2 * b)) for p, s, b in zip(self.patch_size, shape, border)]
-        pad_ini = tuple(border)
-        pad_fin = tuple(b + e for b, e in zip(border, extra))
-        self.padding = (pad_ini[0], pad_fin[0], pad_ini[1], pad_fin[1], pad_ini[2], pad_fin[2])
-        self._pad_ini = np.asarray(pad_ini, dtype=np.int64)
-        padded_shape = [s + a + b for s, a, b in zip(shape, pad_ini, pad_fin)]
-        self.grid_starts = tuple(
-            grid_starts(size, p, o) - a
-            for size, p, o, a in zip(padded_shape, self.patch_size, self.patch_overlap, pad_ini)
-        )
-        corners = np.stack(np.meshgrid(*self.grid_starts, indexing="ij"), axis=-1).reshape(-1, 3)
-        self.locations: Array = np.concatenate([corners, corners + np.asarray(self.patch_size)], axis=1)
-
-        # Per axis, the source voxel of each padded position (-1: constant fill),
-        # so a border patch gathers its padding from a read of its own region.
-        self._index_maps: list[Array] = []
-        if any(self.padding):
-            mode = self._mode if self._mode in GEOMETRIC_MODES else "constant"
-            for size, a, b in zip(shape, pad_ini, pad_fin):
-                indices = np.arange(size, dtype=np.int64)
-                if mode == "constant":
-                    self._index_maps.append(np.pad(indices, (a, b), mode="constant", constant_values=-1))
-                else:
-                    self._index_maps.append(np.pad(indices, (a, b), mode=mode))  # type: ignore[call-overload]
-        self._padded_images = self._pad_statistic_images() if any(self.padding) else {}
-
-    # Planning ----------------------------------------------------------------------
-
     def _check_fill(self) -> None:
-        if self._mode != "constant" or self._fill == 0:
+        grid = self.grid
+        if grid.mode != "constant" or grid.fill == 0:
             return
         for name, image in self.subject.images.items():
             dtype = image.dtype
             if image.type == LABEL or dtype.is_floating_point or dtype == torch.bool:
                 continue
             info = torch.iinfo(dtype)
-            if self._fill != int(self._fill) or not info.min <= self._fill <= info.max:
+            if grid.fill != int(grid.fill) or not info.min <= grid.fill <= info.max:
                 raise ValueError(
                     f"padding_mode {self.padding_mode!r} does not fit the {dtype} voxels of image {name!r} in "
                     f"subject {self.subject.name!r} (range {info.min} to {info.max}); cast the image "
                     f"(dtype=torch.float32) or choose another padding_mode"
                 )
 
-    def _pad_statistic_images(self) -> dict[str, Image]:
-        """Whole padded copies of the intensity images, for the statistic modes."""
-        if self._mode not in STATISTIC_MODES:
-            return {}
-        padded = {}
-        widths = ((0, 0), *((self.padding[2 * a], self.padding[2 * a + 1]) for a in range(3)))
-        for name, image in self.subject.images.items():
-            if image.type == LABEL:
-                continue  # padded with 0, through the index maps
-            source = image.data.detach().cpu()
-            if source.dtype in (torch.float16, torch.bfloat16):
-                source = source.to(torch.float32)
-            array = np.pad(source.numpy(), widths, mode=self._mode)  # type: ignore[call-overload]
-            copied = copy.copy(image)
-            copied.metadata = dict(image.metadata)
-            copied.set_data(torch.from_numpy(array).to(image.dtype))
-            copied.affine = shift_affine(image.affine, [-int(v) for v in self._pad_ini])
-            padded[name] = copied
-        return padded
+    # Planning and cutting -----------------------------------------------------------
+
+    def plan(self, subject: Subject, num_patches: int, generator: np.random.Generator | int | None = None) -> PatchPlan:
+        """The first ``num_patches`` patches of the grid over ``subject`` (``generator`` is ignored).
+
+        Example:
+            >>> from torchpatch import ScalarImage, Subject
+            >>> sampler = GridSampler(Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 1))), 2)
+            >>> sampler.plan(sampler.subject, 2).locations.tolist()
+            [[0, 0, 0, 2, 2, 1], [0, 2, 0, 2, 4, 1]]
+        """
+        grid = self._grid_for(subject)
+        return PatchPlan(grid.locations[:num_patches], 0.0 if grid.padding_mode is None else grid.padding_mode)
+
+    def _grid_for(self, subject: Subject) -> GridPlan:
+        if subject is self.subject:
+            return self.grid
+        return plan_grid(
+            subject.spatial_shape,
+            self._patch_size_argument,
+            self._overlap_argument,
+            self.padding_mode,
+            where=f"subject {subject.name!r}",
+        )
+
+    def cut(
+        self, indices: Sequence[int] | slice, *, include: Sequence[str] | None = None, allocator: Any = None
+    ) -> Any:
+        """The patches at grid ``indices``, stacked per image (as :meth:`Subject.cut` stacks them).
+
+        The batch path of :func:`~torchpatch.inference.infer`: one copy of
+        each box straight into the batch.
+
+        Example:
+            >>> from torchpatch import ScalarImage, Subject
+            >>> sampler = GridSampler(Subject(t1=ScalarImage(tensor=torch.arange(16.0).reshape(1, 4, 4, 1))), 2)
+            >>> sampler.cut([1, 2]).data['t1'][:, 0, :, :, 0].tolist()
+            [[[2.0, 3.0], [6.0, 7.0]], [[8.0, 9.0], [12.0, 13.0]]]
+        """
+        locations = self.locations[indices]
+        return self.subject.cut(locations, padding_mode=self._fill_mode, include=include, allocator=allocator)
 
     # Dataset protocol ----------------------------------------------------------------
 
@@ -255,22 +214,15 @@ class GridSampler(PatchSampler, Dataset[Subject]):
         count = len(self)
         if not -count <= position < count:
             raise IndexError(f"patch index {position} is out of range for a grid of {count} patches")
-        location = self.locations[position % count]
-        ini = (int(location[0]), int(location[1]), int(location[2]))
-        fin = (int(location[3]), int(location[4]), int(location[5]))
-        images = {name: self._cut(name, image, ini) for name, image in self.subject.images.items()}
-        patch = self.subject.with_images(images, **{LOCATION: torch.from_numpy(location.copy())})
-        for name, value in self.subject.metadata.items():
-            if isinstance(value, RegionAware):
-                patch[name] = value.crop_to_region(ini, fin)
-        return patch
+        # A single patch inside the image is a view of the loaded voxels (no copy until batched).
+        location = self.locations[position % count : position % count + 1]
+        return self.subject.cut(location, padding_mode=self._fill_mode, copy=False)[0]
 
     def patch_data(self, index: int, image_name: str) -> torch.Tensor:
         """The voxels ``(C, *patch_size)`` of one image of patch ``index``, without a patch subject.
 
-        The fast path of :func:`~torchpatch.inference.infer`: a view of the
-        loaded voxels (or a region read from disk) when the patch lies inside
-        the image.
+        A view of the loaded voxels (or a region read from disk) when the
+        patch lies inside the image.
 
         Example:
             >>> from torchpatch import ScalarImage, Subject
@@ -278,20 +230,9 @@ class GridSampler(PatchSampler, Dataset[Subject]):
             >>> sampler.patch_data(1, 't1')[0, :, :, 0].tolist()
             [[2.0, 3.0], [6.0, 7.0]]
         """
-        images = self.subject.images
-        if image_name not in images:
-            raise KeyError(
-                f"image_name {image_name!r} is not an image of subject {self.subject.name!r}: {sorted(images)}"
-            )
-        location = self.locations[operator.index(index)]
-        ini = (int(location[0]), int(location[1]), int(location[2]))
-        fin = (int(location[3]), int(location[4]), int(location[5]))
-        image = images[image_name]
-        if min(ini) >= 0 and all(f <= s for f, s in zip(fin, self.spatial_shape)):
-            if image.is_loaded:  # a plain view: Image.read_region's checks cost as much as the copy
-                return image.data[:, ini[0] : fin[0], ini[1] : fin[1], ini[2] : fin[2]]
-            return image.read_region(ini, fin)
-        return self._cut(image_name, image, ini).data
+        image = self.subject.get_image(image_name)
+        location = self.locations[operator.index(index)].tolist()
+        return image.read_region(location[:3], location[3:], padding_mode=self._fill_mode)
 
     def __iter__(self) -> Iterator[Subject]:
         for index in range(len(self)):
@@ -334,46 +275,6 @@ class GridSampler(PatchSampler, Dataset[Subject]):
             f"GridSampler(subject={self.subject.name!r}, patch_size={self.patch_size}, "
             f"patch_overlap={self.patch_overlap}, padding_mode={self.padding_mode!r}, patches={len(self)})"
         )
-
-    # Cutting -------------------------------------------------------------------------
-
-    def _cut(self, name: str, image: Image, ini: TypeTriplet) -> Image:
-        """The patch of ``image`` whose first voxel is ``ini`` (image grid)."""
-        fin = tuple(i + p for i, p in zip(ini, self.patch_size))
-        if all(i >= 0 for i in ini) and all(f <= s for f, s in zip(fin, self.spatial_shape)):
-            # The common case: a view of loaded voxels, or a region read from disk.
-            return image.crop(ini, fin, copy=False)
-        if name in self._padded_images:
-            padded_ini = [i + int(a) for i, a in zip(ini, self._pad_ini)]
-            padded_fin = [i + p for i, p in zip(padded_ini, self.patch_size)]
-            return self._padded_images[name].crop(padded_ini, padded_fin, copy=False)
-        maps = [
-            m[i + int(a) : i + int(a) + p] for m, i, a, p in zip(self._index_maps, ini, self._pad_ini, self.patch_size)
-        ]
-        valid = [m[m >= 0] for m in maps]
-        low = [int(v.min()) for v in valid]
-        high = [int(v.max()) + 1 for v in valid]
-        patch = image.crop(low, high, copy=False)  # reads only the voxels the patch copies
-        data = patch.data
-        geometric = self._mode in GEOMETRIC_MODES
-        if geometric:
-            for axis, (indices, first) in enumerate(zip(maps, low)):
-                data = data.index_select(axis + 1, torch.from_numpy(indices - first).to(data.device))
-        else:
-            fill = 0.0 if image.type == LABEL else self._fill
-            filled = torch.full((data.shape[0], *self.patch_size), fill, dtype=data.dtype, device=data.device)
-            offsets = [int(np.argmax(m >= 0)) for m in maps]
-            sizes = data.shape[1:]
-            filled[
-                :,
-                offsets[0] : offsets[0] + sizes[0],
-                offsets[1] : offsets[1] + sizes[1],
-                offsets[2] : offsets[2] + sizes[2],
-            ] = data
-            data = filled
-        patch.set_data(data)
-        patch.affine = shift_affine(image.affine, ini)
-        return patch
 
 
 __all__ = ["GridSampler", "grid_starts", "parse_padding_mode"]

@@ -19,7 +19,7 @@ from ..image import Image
 from ..subject import Subject
 from ..typing import TypeTriplet
 from .sampler import RandomSampler
-from .weighted import get_image, valid_centres
+from .weighted import valid_centres
 
 #: Above this many needed classes, one stable sort beats one scan per class.
 _SCANS = 4
@@ -138,6 +138,8 @@ class LabelSampler(RandomSampler):
         [3, 3, 0, 6, 6, 1]
     """
 
+    thread_safe = True  # draws only from the generator it is given
+
     def __init__(
         self,
         patch_size: int | tuple[int, int, int],
@@ -184,9 +186,9 @@ class LabelSampler(RandomSampler):
             f"pass label_name"
         )
 
-    def _prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
+    def prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
         name = self._label_image_name(subject)
-        image = get_image(subject, name, "label_name")
+        image = subject.get_image(name, "label_name")
         index = getattr(image, "label_index", None)
         region_shape = tuple(s - p + 1 for s, p in zip(image.spatial_shape, patch_size))
         if index is not None:

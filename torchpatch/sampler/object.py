@@ -153,7 +153,7 @@ class ObjectSampler(RandomSampler):
             )
         return self.annotations_name, value
 
-    def _prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
+    def prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
         name, annotations = self._annotations(subject)
         shape = subject.spatial_shape
         if annotations.spatial_shape != shape:

@@ -1,21 +1,35 @@
-"""The base of every sampler: plan patch corners, then cut them.
+"""The base of every sampler: plan the patches, then cut them.
 
-A sampler is called on a subject and yields patch subjects. Each patch holds
-the same box of every image, each image's affine shifted to the box origin,
-and ``patch[LOCATION]``: the box ``(i0, j0, k0, i1, j1, k1)`` as int64, in the
+A sampler plans where its patches lie and the subject cuts them::
+
+    sampler.plan(subject, n, rng)      ->  PatchPlan: n locations (i0, j0, k0, i1, j1, k1)
+    subject.cut(plan.locations, ...)   ->  Patches: every image's boxes, stacked
+
+Calling a sampler on a subject does both and yields patch subjects; the
+Queue's workers, the grid, inference, detection and export call the same two
+steps. Each patch holds the same box of every image, each image's affine
+shifted to the box origin, and ``patch[LOCATION]``: the box as int64, in the
 voxel grid of the subject it came from.
+
+Writing a sampler: subclass :class:`RandomSampler` and implement
+:meth:`RandomSampler.prepare` (build the distribution once per subject, return
+a function drawing corners), or subclass :class:`PatchSampler` and implement
+:meth:`PatchSampler.corners`. :meth:`PatchSampler.extract_patch` may be
+overridden to change each patch; :func:`torchpatch.testing.check_sampler`
+checks the result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..constants import LOCATION
 from ..geometry import parse_patch_size
+from ..patches import Patches
 from ..subject import Subject
 from ..transforms import Pad
 from ..typing import TypeTriplet
@@ -38,6 +52,37 @@ def make_generator(generator: np.random.Generator | int | None) -> np.random.Gen
     return np.random.default_rng(generator)
 
 
+@dataclass(frozen=True)
+class PatchPlan:
+    """Where the patches of one subject lie: what :meth:`PatchSampler.plan` returns.
+
+    Attributes:
+        locations: ``(N, 6)`` int64 boxes ``(i0, j0, k0, i1, j1, k1)`` in the
+            subject's voxel grid (below 0 or past the shape where the patch
+            is padded).
+        padding_mode: How :meth:`Subject.cut <torchpatch.subject.Subject.cut>`
+            fills the voxels of a box outside the image (``None``: boxes lie
+            inside).
+
+    Example:
+        >>> plan = PatchPlan(np.array([[0, 0, 0, 2, 2, 1]]), None)
+        >>> plan.patch_size, len(plan)
+        ((2, 2, 1), 1)
+    """
+
+    locations: np.ndarray
+    padding_mode: float | str | None = None
+
+    def __len__(self) -> int:
+        return int(self.locations.shape[0])
+
+    @property
+    def patch_size(self) -> TypeTriplet:
+        """The size of every box."""
+        size = self.locations[0, 3:] - self.locations[0, :3]
+        return (int(size[0]), int(size[1]), int(size[2]))
+
+
 class PatchSampler:
     """Base class: cuts patches of ``patch_size`` from subjects.
 
@@ -48,13 +93,22 @@ class PatchSampler:
             (centred) with this :class:`~torchpatch.transforms.Pad` mode, and
             ``LOCATION`` stays in the unpadded grid, so it may start below 0.
 
+    Attributes:
+        thread_safe: Whether sampling draws only from the generator it is
+            given and changes no shared state (torch's global RNG, the
+            subject), so the :class:`~torchpatch.Queue` may cut subjects of
+            its decode-once cache in threads of the training process instead
+            of worker processes. ``False`` unless a sampler says otherwise.
+
     Example:
-        >>> from torchpatch import ScalarImage
+        >>> from torchpatch import ScalarImage, LOCATION
         >>> subject = Subject(t1=ScalarImage(tensor=torch.arange(16.0).reshape(1, 4, 4, 1)))
         >>> patch = PatchSampler(2).extract_patch(subject, (1, 2, 0))
         >>> patch['t1'].data.flatten().tolist(), patch[LOCATION].tolist()
         ([6.0, 7.0, 10.0, 11.0], [1, 2, 0, 3, 4, 1])
     """
+
+    thread_safe: bool = False
 
     def __init__(self, patch_size: int | Sequence[int], *, padding_mode: float | str | None = None) -> None:
         self._patch_size_argument = patch_size
@@ -83,8 +137,53 @@ class PatchSampler:
             )
         return patch_size
 
+    # Planning -------------------------------------------------------------------------
+
+    def plan(self, subject: Subject, num_patches: int, generator: np.random.Generator | int | None = None) -> PatchPlan:
+        """Where ``num_patches`` patches of ``subject`` lie; nothing is cut.
+
+        Args:
+            subject: The subject to sample.
+            num_patches: How many patches.
+            generator: A numpy generator or seed; default seeds from torch.
+
+        Example:
+            >>> from torchpatch import ScalarImage, UniformSampler
+            >>> subject = Subject(t1=ScalarImage(tensor=torch.zeros(1, 6, 6, 1)))
+            >>> plan = UniformSampler(4).plan(subject, 2, generator=0)
+            >>> plan.locations.shape, plan.patch_size
+            ((2, 6), (4, 4, 1))
+        """
+        _check_count(num_patches, allow_none=False)
+        corners, before, patch_size = self._planned(subject, generator)
+        starts = np.array([next(corners) for _ in range(num_patches)], dtype=np.int64).reshape(num_patches, 3)
+        return self._plan_from(starts, before, patch_size)
+
+    def corners(self, subject: Subject, rng: np.random.Generator) -> Iterator[TypeTriplet]:
+        """Subclass hook: an endless stream of patch corners ``(i, j, k)`` in ``subject``'s grid.
+
+        ``subject`` already has room for the patch (padded when
+        ``padding_mode`` asks). :class:`RandomSampler` implements it from
+        :meth:`RandomSampler.prepare`; the grid lists its own.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement corners(subject, rng)")
+
+    def _planned(
+        self, subject: Subject, generator: np.random.Generator | int | None
+    ) -> tuple[Iterator[TypeTriplet], TypeTriplet, TypeTriplet]:
+        """The corner stream (in the padded grid), the padding before each axis, and the patch size."""
+        subject.check_consistent_space()
+        rng = make_generator(generator)
+        padded, before = self._pad_to_fit(subject)
+        return self.corners(padded, rng), before, self.get_patch_size(padded.spatial_shape)
+
+    def _plan_from(self, starts: np.ndarray, before: TypeTriplet, patch_size: TypeTriplet) -> PatchPlan:
+        starts = starts - np.asarray(before, dtype=np.int64)
+        locations = np.concatenate([starts, starts + np.asarray(patch_size, dtype=np.int64)], axis=1)
+        return PatchPlan(locations, self.padding_mode if any(before) else None)
+
     def _pad_to_fit(self, subject: Subject) -> tuple[Subject, TypeTriplet]:
-        """Pad axes shorter than the patch (when ``padding_mode`` is set); return the padding before."""
+        """Pad axes shorter than the patch (when ``padding_mode`` is set), for planning; return the padding before."""
         shape = subject.spatial_shape
         patch_size = self.get_patch_size(shape)
         missing = [max(0, p - s) for p, s in zip(patch_size, shape)]
@@ -94,13 +193,56 @@ class PatchSampler:
         bounds = [v for m, b in zip(missing, before) for v in (b, m - b)]
         return Pad(bounds, self.padding_mode)(subject), before
 
+    # Cutting --------------------------------------------------------------------------
+
     def extract_patch(self, subject: Subject, index_ini: Sequence[int], **metadata: Any) -> Subject:
-        """The patch of ``subject`` starting at ``index_ini``."""
+        """The patch of ``subject`` starting at ``index_ini`` (may be overridden to change each patch).
+
+        A corner below 0 or a patch past the shape is padded with
+        ``padding_mode``.
+        """
         patch_size = self.get_patch_size(subject.spatial_shape)
-        ini = tuple(int(i) for i in index_ini)
-        fin = tuple(i + p for i, p in zip(ini, patch_size))
-        location = torch.tensor((*ini, *fin), dtype=torch.int64)
-        return subject.crop(ini, fin, **{LOCATION: location}, **metadata)
+        ini = [int(i) for i in index_ini]
+        location = [*ini, *(i + p for i, p in zip(ini, patch_size))]
+        patch = subject.cut([location], padding_mode=self.padding_mode)[0]
+        for key, value in metadata.items():
+            patch[key] = value
+        return patch
+
+    def patches(
+        self,
+        subject: Subject,
+        num_patches: int,
+        *,
+        generator: np.random.Generator | int | None = None,
+        allocator: Callable[[tuple[int, ...], torch.dtype], torch.Tensor] | None = None,
+    ) -> Patches:
+        """``num_patches`` patches of ``subject``, stacked per image: what the Queue's workers send.
+
+        :meth:`plan` then :meth:`Subject.cut <torchpatch.subject.Subject.cut>`,
+        every box copied once straight into the stacked buffers. A sampler
+        whose :meth:`extract_patch` or ``__call__`` is overridden has its
+        patches made by those and stacked.
+
+        Args:
+            subject: The subject to sample.
+            num_patches: How many patches.
+            generator: A numpy generator or seed; default seeds from torch.
+            allocator: Makes each image's stacked buffer (see
+                :meth:`Subject.cut <torchpatch.subject.Subject.cut>`).
+
+        Example:
+            >>> from torchpatch import ScalarImage, UniformSampler
+            >>> subject = Subject(t1=ScalarImage(tensor=torch.rand(1, 8, 8, 8)))
+            >>> tuple(UniformSampler(4).patches(subject, 3, generator=0).data['t1'].shape)
+            (3, 1, 4, 4, 4)
+        """
+        kind = type(self)
+        custom = kind.extract_patch is not PatchSampler.extract_patch or kind.__call__ is not PatchSampler.__call__
+        if num_patches and custom:
+            return Patches.from_subjects(list(self(subject, num_patches, generator=generator)), allocator)
+        plan = self.plan(subject, num_patches, generator)
+        return subject.cut(plan.locations, padding_mode=plan.padding_mode, allocator=allocator)
 
     def __call__(
         self,
@@ -109,51 +251,42 @@ class PatchSampler:
         *,
         generator: np.random.Generator | int | None = None,
     ) -> Iterator[Subject]:
-        """Yield ``num_patches`` patches (forever when ``None``).
+        """Yield ``num_patches`` patches (forever when ``None``), one at a time.
 
         Args:
             subject: The subject to cut.
             num_patches: How many patches; ``None`` for an endless stream.
             generator: A numpy generator or seed; default seeds from torch.
         """
-        if num_patches is not None and (isinstance(num_patches, bool) or int(num_patches) != num_patches):
-            raise TypeError(f"num_patches must be an int or None, got {num_patches!r}")
-        if num_patches is not None and num_patches < 0:
-            raise ValueError(f"num_patches must be >= 0, got {num_patches}")
-        padded, before, starts = self._begin(subject, generator)
+        _check_count(num_patches, allow_none=True)
+        corners, before, _ = self._planned(subject, generator)
         count = 0
         while num_patches is None or count < num_patches:
-            patch = self.extract_patch(padded, next(starts))
-            if any(before):
-                # LOCATION stays in the grid of the unpadded subject (it may start below 0).
-                patch[LOCATION] = patch[LOCATION] - torch.tensor(before * 2, dtype=torch.int64)
-            yield patch
+            corner = next(corners)
+            yield self.extract_patch(subject, [c - b for c, b in zip(corner, before)])
             count += 1
 
-    def _begin(
-        self, subject: Subject, generator: np.random.Generator | int | None
-    ) -> tuple[Subject, TypeTriplet, Iterator[TypeTriplet]]:
-        """Check ``subject``, pad it if asked; return it, the padding before and the patch corners."""
-        subject.check_consistent_space()
-        rng = make_generator(generator)
-        padded, before = self._pad_to_fit(subject)
-        return padded, before, self._starts(padded, rng)
 
-    def _starts(self, subject: Subject, rng: np.random.Generator) -> Iterator[TypeTriplet]:
-        raise NotImplementedError(f"{type(self).__name__} must implement _starts(subject, rng)")
+def _check_count(num_patches: Any, *, allow_none: bool) -> None:
+    if num_patches is None and allow_none:
+        return
+    if num_patches is None or isinstance(num_patches, bool) or int(num_patches) != num_patches:
+        raise TypeError(f"num_patches must be an int{' or None' if allow_none else ''}, got {num_patches!r}")
+    if num_patches < 0:
+        raise ValueError(f"num_patches must be >= 0, got {num_patches}")
 
 
 class RandomSampler(PatchSampler):
     """Base of the random samplers: draws whole batches of corners at once.
 
-    A subclass implements ``_prepare(subject, patch_size)``: it builds the
-    distribution once per subject and returns ``draw(rng, n)``, which gives
-    ``n`` patch corners as an ``(n, 3)`` int64 array.
+    A subclass implements :meth:`prepare`: it builds the distribution once
+    per subject and returns ``draw(rng, n)``, which gives ``n`` patch corners
+    as an ``(n, 3)`` int64 array.
 
     Example:
-        >>> from torchpatch import ScalarImage
+        >>> from torchpatch import ScalarImage, LOCATION
         >>> class DiagonalSampler(RandomSampler):  # corners on the diagonal only
-        ...     def _prepare(self, subject, patch_size):
+        ...     def prepare(self, subject, patch_size):
         ...         last = min(s - p for s, p in zip(subject.spatial_shape, patch_size))
         ...         return lambda rng, n: np.repeat(rng.integers(0, last + 1, size=(n, 1)), 3, axis=1)
         >>> subject = Subject(t1=ScalarImage(tensor=torch.zeros(1, 6, 6, 6)))
@@ -165,13 +298,29 @@ class RandomSampler(PatchSampler):
     #: Corners drawn per vectorised draw.
     chunk = 256
 
-    def _starts(self, subject: Subject, rng: np.random.Generator) -> Iterator[TypeTriplet]:
+    def corners(self, subject: Subject, rng: np.random.Generator) -> Iterator[TypeTriplet]:
         patch_size = self.check_fits(subject)
-        draw = self._prepare(subject, patch_size)
+        draw = self.prepare(subject, patch_size)
         while True:
             for corner in draw(rng, self.chunk).tolist():
                 yield (corner[0], corner[1], corner[2])
 
-    def _prepare(self, subject: Subject, patch_size: TypeTriplet) -> Any:
-        """Build the distribution once; return ``draw(rng, n) -> (n, 3) int64 corners``."""
-        raise NotImplementedError
+    def plan(self, subject: Subject, num_patches: int, generator: np.random.Generator | int | None = None) -> PatchPlan:
+        # One vectorised draw of num_patches corners, from the same stream as __call__'s.
+        _check_count(num_patches, allow_none=False)
+        subject.check_consistent_space()
+        rng = make_generator(generator)
+        padded, before = self._pad_to_fit(subject)
+        patch_size = self.check_fits(padded)
+        draw = self.prepare(padded, patch_size)
+        chunks = [draw(rng, self.chunk) for _ in range(-(-num_patches // self.chunk))]
+        starts = np.concatenate(chunks)[:num_patches] if chunks else np.zeros((0, 3), dtype=np.int64)
+        return self._plan_from(starts.astype(np.int64), before, patch_size)
+
+    def prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
+        """Subclass hook: build the distribution once; return ``draw(rng, n) -> (n, 3) int64 corners``.
+
+        ``subject`` already has room for ``patch_size`` (padded when
+        ``padding_mode`` asks); corners are in its grid.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement prepare(subject, patch_size)")

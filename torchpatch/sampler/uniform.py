@@ -23,7 +23,9 @@ class UniformSampler(RandomSampler):
         [(1, 4, 4, 4), (1, 4, 4, 4), (1, 4, 4, 4)]
     """
 
-    def _prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
+    thread_safe = True  # draws only from the generator it is given
+
+    def prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
         shape = subject.spatial_shape
         high = np.array([s - p + 1 for s, p in zip(shape, patch_size)], dtype=np.int64)
 

@@ -23,7 +23,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..image import Image
 from ..subject import Subject
 from ..typing import TypeTriplet
 from .sampler import RandomSampler
@@ -46,25 +45,6 @@ def valid_centres(data: torch.Tensor, patch_size: TypeTriplet) -> torch.Tensor:
     shape = data.shape[1:]
     slices = tuple(slice(p // 2, s - p + p // 2 + 1) for s, p in zip(shape, patch_size))
     return data[0][slices]
-
-
-def get_image(subject: Subject, name: str, role: str) -> Image:
-    """``subject[name]`` as an Image, with errors that name the subject.
-
-    Example:
-        >>> from torchpatch import ScalarImage
-        >>> subject = Subject(prob=ScalarImage(tensor=torch.ones(1, 4, 4, 1)), subject_id='s1')
-        >>> get_image(subject, 'prob', 'probability map').spatial_shape
-        (4, 4, 1)
-        >>> get_image(subject, 'weights', 'probability map')
-        Traceback (most recent call last):
-        ...
-        KeyError: "probability map 'weights' is not an image of subject 's1'; images: ['prob']"
-    """
-    images = subject.images
-    if name not in images:
-        raise KeyError(f"{role} {name!r} is not an image of subject {subject.name!r}; images: {sorted(images)}")
-    return images[name]
 
 
 def check_probability_map(data: torch.Tensor, subject: Subject, name: str) -> None:
@@ -130,6 +110,8 @@ class WeightedSampler(RandomSampler):
         [5, 1, 0, 8, 4, 1]
     """
 
+    thread_safe = True  # draws only from the generator it is given
+
     def __init__(
         self,
         patch_size: int | tuple[int, int, int],
@@ -142,8 +124,8 @@ class WeightedSampler(RandomSampler):
             raise TypeError(f"probability_map must be the name of an image, got {type(probability_map).__name__}")
         self.probability_map = probability_map
 
-    def _prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
-        image = get_image(subject, self.probability_map, "probability_map")
+    def prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
+        image = subject.get_image(self.probability_map, "probability_map")
         data = image.data
         if data.shape[0] != 1:
             raise ValueError(

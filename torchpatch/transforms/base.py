@@ -52,7 +52,7 @@ def rebuild_image(image: Image, data: torch.Tensor, affine: TypeAffine | None = 
         >>> new.shape, new.dtype, image.shape
         ((1, 3, 3, 1), torch.float32, (1, 2, 2, 1))
     """
-    return image._from_parts(data, image.affine if affine is None else np.asarray(affine, dtype=np.float64))
+    return image.derive(data, image.affine if affine is None else np.asarray(affine, dtype=np.float64))
 
 
 def forget_derived_state(image: Image) -> Image:

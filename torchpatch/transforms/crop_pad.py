@@ -24,21 +24,13 @@ import torch
 
 from ..annotations import annotation_grid, crop_annotations, region_aware_metadata
 from ..constants import LABEL
-from ..geometry import is_number, shift_affine
+from ..geometry import GEOMETRIC_MODES, parse_padding_mode, shift_affine
 from ..image import Image
 from ..subject import Subject
 from ..typing import TypeTriplet
 from .base import Transform, rebuild_image
 
 TypeBounds = tuple[int, int, int, int, int, int]
-
-#: numpy.pad modes that copy existing voxels (also used on label maps).
-GEOMETRIC_MODES = ("edge", "reflect", "symmetric", "wrap")
-#: numpy.pad modes that compute new values (label maps get 0 instead).
-STATISTIC_MODES = ("mean", "median", "minimum", "maximum")
-#: PyTorch names accepted for the numpy ones.
-MODE_ALIASES = {"replicate": "edge", "circular": "wrap"}
-
 
 def _parse_bounds(value: Any, argument: str) -> int | TypeBounds:
     """An int (kept, as its meaning depends on the image) or six ints."""
@@ -85,24 +77,6 @@ def _with_annotations(subject: Subject, result: Subject, transform: Transform, r
     for name, value in crop_annotations(annotations, index_ini, index_fin).items():
         result[name] = value
     return result
-
-
-def _parse_padding_mode(padding_mode: Any, *, allow_none: bool = False) -> tuple[str, float]:
-    """The numpy mode and the fill value of ``'constant'`` (``None`` means 0 when allowed)."""
-    if allow_none and padding_mode is None:
-        return "constant", 0.0
-    if is_number(padding_mode):
-        if not np.isfinite(padding_mode):
-            raise ValueError(f"padding_mode must be a finite number or a mode name, got {padding_mode!r}")
-        return "constant", float(padding_mode)
-    accepted = ["constant", *GEOMETRIC_MODES, *STATISTIC_MODES, *MODE_ALIASES]
-    expected = f"None or one of {['a number', *accepted]}" if allow_none else f"a number or one of {accepted}"
-    if not isinstance(padding_mode, str):
-        raise TypeError(f"padding_mode must be {expected}, got {type(padding_mode).__name__}")
-    mode = MODE_ALIASES.get(padding_mode, padding_mode)
-    if mode not in ("constant", *GEOMETRIC_MODES, *STATISTIC_MODES):
-        raise ValueError(f"padding_mode must be {expected}, got {padding_mode!r}")
-    return mode, 0.0
 
 
 def pad_image(image: Image, bounds: TypeBounds, mode: str, fill: float, name: str, subject: Subject) -> Image:
@@ -217,7 +191,7 @@ class Pad(Transform):
         super().__init__(include, exclude)
         self.padding = _parse_bounds(padding, "padding")
         self.padding_mode = padding_mode
-        self._mode, self._fill = _parse_padding_mode(padding_mode)
+        self._mode, self._fill = parse_padding_mode(padding_mode)
 
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""
@@ -340,7 +314,7 @@ class CropOrPad(Transform):
         super().__init__(include, exclude)
         self.target_shape = _parse_target_shape(target_shape)
         self.padding_mode = padding_mode
-        self._mode, self._fill = _parse_padding_mode(padding_mode)
+        self._mode, self._fill = parse_padding_mode(padding_mode)
         if mask_name is not None and not isinstance(mask_name, str):
             raise TypeError(f"mask_name must be None or an image name, got {type(mask_name).__name__} {mask_name!r}")
         self.mask_name = mask_name

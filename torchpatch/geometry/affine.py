@@ -1,4 +1,4 @@
-"""Pure index and affine maths: no tensors, no files.
+"""Affine and index maths: no tensors, no files.
 
 Everything here works on plain tuples and 4x4 ``numpy`` affines, so the
 samplers, the grid and the transforms can plan a crop or a pad before touching
@@ -18,70 +18,16 @@ along axis ``n``; its norm is the spacing along that axis.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
 
-from .typing import TypeAffine, TypeSpacing, TypeTriplet
+from .._args import to_triplet
+from ..typing import TypeAffine, TypeSpacing, TypeTriplet
 
 #: Flips the first two world axes: LPS (SimpleITK, DICOM, NRRD) <-> RAS+.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def to_triplet(value: Any, name: str, *, minimum: int = 1) -> TypeTriplet:
-    """Parse an int or a sequence of three ints into a 3-tuple.
-
-    Args:
-        value: An int (repeated on the three axes) or three ints.
-        name: Argument name used in error messages.
-        minimum: Smallest accepted value on each axis.
-
-    Example:
-        >>> to_triplet(4, 'patch_size')
-        (4, 4, 4)
-        >>> to_triplet((8, 8, 1), 'patch_size')
-        (8, 8, 1)
-    """
-    if isinstance(value, (bool, str, bytes)):
-        raise TypeError(f"{name} must be an int or three ints, got {type(value).__name__} {value!r}")
-    if isinstance(value, Integral):
-        values = (int(value),) * 3
-    elif isinstance(value, Sequence) or (isinstance(value, np.ndarray) and value.ndim == 1):
-        items = list(value)
-        if len(items) != 3:
-            raise ValueError(f"{name} must have three values (one per axis I, J, K), got {tuple(items)}")
-        bad = [v for v in items if isinstance(v, bool) or not isinstance(v, Integral)]
-        if bad:
-            raise TypeError(f"{name} must hold ints, got {tuple(items)}")
-        values = (int(items[0]), int(items[1]), int(items[2]))
-    else:
-        raise TypeError(f"{name} must be an int or three ints, got {type(value).__name__} {value!r}")
-    if min(values) < minimum:
-        raise ValueError(f"{name} must be at least {minimum} on every axis, got {values}")
-    return values
-
-
-def parse_patch_size(patch_size: Any, spatial_shape: Sequence[int] | None = None) -> TypeTriplet:
-    """Parse a patch size, turning an int into ``(p, p, 1)`` on 2D images.
-
-    Args:
-        patch_size: An int (cube) or three ints (cuboid).
-        spatial_shape: Shape of the image the patches come from. When its
-            last axis has length one (a 2D image), an int patch size means
-            ``(p, p, 1)``.
-
-    Example:
-        >>> parse_patch_size(32, (512, 512, 1))
-        (32, 32, 1)
-        >>> parse_patch_size(32, (64, 64, 64))
-        (32, 32, 32)
-    """
-    triplet = to_triplet(patch_size, "patch_size")
-    is_int = isinstance(patch_size, Integral)
-    if is_int and spatial_shape is not None and int(spatial_shape[2]) == 1:
-        return (triplet[0], triplet[1], 1)
-    return triplet
 
 
 def check_affine(affine: Any, name: str = "affine") -> TypeAffine:
@@ -192,6 +138,32 @@ def check_region(
                 f"need 0 <= index_ini < index_fin <= shape on every axis"
             )
     return ini, fin
+
+
+def check_locations(locations: Any, name: str = "image") -> np.ndarray:
+    """Patch locations as an ``(N, 6)`` int64 array of boxes of one size, after checking them.
+
+    Example:
+        >>> check_locations([[0, 0, 0, 2, 2, 1], [-1, 3, 0, 1, 5, 1]]).tolist()
+        [[0, 0, 0, 2, 2, 1], [-1, 3, 0, 1, 5, 1]]
+    """
+    array = np.asarray(locations)
+    if array.ndim == 1 and array.size == 6:
+        array = array[None]
+    if array.dtype.kind not in "iu" or array.ndim != 2 or array.shape[1] != 6:
+        raise ValueError(
+            f"locations for {name} must be N rows of 6 ints (i0, j0, k0, i1, j1, k1), got {array.dtype} "
+            f"of shape {array.shape}"
+        )
+    boxes = array.astype(np.int64)
+    sizes = boxes[:, 3:] - boxes[:, :3]
+    if len(boxes) and ((sizes < 1).any() or (sizes != sizes[0]).any()):
+        row = int(np.flatnonzero((sizes < 1).any(axis=1) | (sizes != sizes[0]).any(axis=1))[0])
+        raise ValueError(
+            f"locations for {name} must be boxes of one size with index_ini < index_fin; row {row} is "
+            f"{boxes[row].tolist()} (size {sizes[row].tolist()}) but row 0 has size {sizes[0].tolist()}"
+        )
+    return boxes
 
 
 def location_from_region(index_ini: Sequence[int], index_fin: Sequence[int]) -> tuple[int, ...]:
