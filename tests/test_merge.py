@@ -7,9 +7,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torchpatch.inference import merge
 from torchpatch.inference.merge import (
     Detections,
+    algorithms,
     box_ios,
     box_iou,
     greedy_nmm,
@@ -17,6 +17,7 @@ from torchpatch.inference.merge import (
     merge_detections,
     nmm,
     nms,
+    pairs,
 )
 
 
@@ -289,14 +290,14 @@ def test_blocked_merges_equal_plain_loops_over_the_full_matrix(
 ) -> None:
     boxes, scores, classes = scene
     options = {"threshold": threshold, "metric": metric, "class_agnostic": class_agnostic, "size_aware": size_aware}
-    saved = merge._BLOCK_ELEMENTS, merge._RANK_BLOCK, merge._EDGE_LIMIT
-    merge._BLOCK_ELEMENTS, merge._RANK_BLOCK, merge._EDGE_LIMIT = block, rank_block, edge_limit
+    saved = pairs._BLOCK_ELEMENTS, algorithms._RANK_BLOCK, algorithms._EDGE_LIMIT
+    pairs._BLOCK_ELEMENTS, algorithms._RANK_BLOCK, algorithms._EDGE_LIMIT = block, rank_block, edge_limit
     try:
         kept = nms(boxes, scores, classes, **options).tolist()
         greedy = greedy_nmm(boxes, scores, classes, **options)
         transitive = nmm(boxes, scores, classes, **options)
     finally:
-        merge._BLOCK_ELEMENTS, merge._RANK_BLOCK, merge._EDGE_LIMIT = saved
+        pairs._BLOCK_ELEMENTS, algorithms._RANK_BLOCK, algorithms._EDGE_LIMIT = saved
     args = (boxes, scores, classes, threshold, metric, class_agnostic, size_aware)
     greedy_groups = reference_groups(*args, "greedy_nmm")
     assert kept == [group[0] for group in greedy_groups]
