@@ -99,7 +99,7 @@ def test_oracle_2d_scene_every_object_found_exactly_once(method: str, metric: st
         patch_size=64,
         patch_overlap=overlap,
         batch_size=7,
-        merge=method,
+        method=method,
         metric=metric,
         progress=False,
     )
@@ -118,7 +118,7 @@ def test_oracle_3d_scene_every_object_found_exactly_once(method: str, metric: st
         patch_size=32,
         patch_overlap=overlap,
         batch_size=8,
-        merge=method,
+        method=method,
         metric=metric,
         progress=False,
     )
@@ -129,7 +129,7 @@ def test_oracle_3d_scene_every_object_found_exactly_once(method: str, metric: st
 def test_without_dropping_cut_boxes_nms_over_iou_leaves_the_fragments_as_duplicates() -> None:
     boxes, classes = SCENE_2D
     oracle, image = make_oracle(boxes, classes, SHAPE_2D), coordinate_image(SHAPE_2D)
-    options: dict[str, Any] = {"patch_size": 64, "patch_overlap": 32, "merge": "nms", "metric": "iou"}
+    options: dict[str, Any] = {"patch_size": 64, "patch_overlap": 32, "method": "nms", "metric": "iou"}
     naive = sliced_detection(oracle, image, drop_cut_boxes=False, progress=False, **options)
     # Fragments overlap their whole box too little to be suppressed (or, better scored, suppress it).
     fragments = box_iou(naive.boxes, boxes).max(1).values < 0.9
@@ -142,10 +142,10 @@ def test_with_zero_overlap_a_cut_object_stays_in_pieces_unless_the_full_image_pa
     shape = (64, 64, 1)
     boxes, classes = torch.tensor([[28.0, 10.0, 36.0, 20.0], [40.0, 40.0, 50.0, 50.0]]), torch.tensor([0, 0])
     oracle, image = make_oracle(boxes, classes, shape), coordinate_image(shape)
-    pieces = sliced_detection(oracle, image, patch_size=32, merge="nmm", progress=False)
+    pieces = sliced_detection(oracle, image, patch_size=32, method="nmm", progress=False)
     # The two halves touch but do not overlap, so no merge joins them.
     assert sorted(pieces.boxes.tolist()) == [[28, 10, 32, 20], [32, 10, 36, 20], [40, 40, 50, 50]]
-    whole = sliced_detection(oracle, image, patch_size=32, full_image_pass=True, merge="nmm", progress=False)
+    whole = sliced_detection(oracle, image, patch_size=32, full_image_pass=True, method="nmm", progress=False)
     assert_found_once(whole, boxes, classes)
 
 
@@ -154,9 +154,9 @@ def test_an_object_larger_than_the_overlap_is_merged_from_its_fragments() -> Non
     boxes, classes = torch.tensor([[10.0, 5.0, 90.0, 20.0]]), torch.tensor([1])
     oracle = make_oracle(boxes, classes, shape)
     options: dict[str, Any] = {"patch_size": (64, 32, 1), "patch_overlap": (32, 0, 0), "progress": False}
-    raw = sliced_detection(oracle, coordinate_image(shape), merge=None, **options)
+    raw = sliced_detection(oracle, coordinate_image(shape), method=None, **options)
     assert sorted(raw.boxes.tolist()) == [[10, 5, 64, 20], [32, 5, 90, 20]]  # cut in both patches: both kept
-    merged = sliced_detection(oracle, coordinate_image(shape), merge="greedy_nmm", metric="ios", **options)
+    merged = sliced_detection(oracle, coordinate_image(shape), method="greedy_nmm", metric="ios", **options)
     assert merged.boxes.tolist() == [[10, 5, 90, 20]]  # IoS 32 / 54 > 0.5
 
 
@@ -183,7 +183,7 @@ def test_cut_margin_sets_how_close_to_an_internal_edge_a_box_is_cut() -> None:
     # whole in patch 0 (2 voxels before its internal edge at 24), cut in patch 16.
     model = fixed_model({0: [[10, 0, 22, 8]], 16: [[0, 0, 6, 8]]})
     image = coordinate_image((40, 8, 1))
-    options: dict[str, Any] = {"patch_size": (24, 8, 1), "patch_overlap": (8, 0, 0), "merge": None, "progress": False}
+    options: dict[str, Any] = {"patch_size": (24, 8, 1), "patch_overlap": (8, 0, 0), "method": None, "progress": False}
     assert sliced_detection(model, image, cut_margin=1, **options).boxes.tolist() == [[10, 0, 22, 8]]
     # With a margin of 2 the box of patch 0 is cut too: nothing is whole, both stay.
     assert len(sliced_detection(model, image, cut_margin=2, **options)) == 2
@@ -194,14 +194,14 @@ def test_the_image_border_is_not_an_internal_edge() -> None:
     # Patches at 0, 8, 16 (size 24). The object covers i 0..12: it touches the
     # image border in patch 0, which still counts as whole; patch 8 cuts it.
     model = fixed_model({0: [[0, 0, 12, 8]], 8: [[0, 0, 4, 8]]})
-    options: dict[str, Any] = {"patch_size": (24, 8, 1), "patch_overlap": (16, 0, 0), "merge": None, "progress": False}
+    options: dict[str, Any] = {"patch_size": (24, 8, 1), "patch_overlap": (16, 0, 0), "method": None, "progress": False}
     assert sliced_detection(model, coordinate_image((40, 8, 1)), **options).boxes.tolist() == [[0, 0, 12, 8]]
 
 
 def test_a_cut_box_is_dropped_only_for_a_whole_box_of_its_class_unless_class_agnostic() -> None:
     model = fixed_model({0: [[10, 0, 22, 8]], 16: [[0, 0, 6, 8]]}, classes={0: [0], 16: [1]})
     image = coordinate_image((40, 8, 1))
-    options: dict[str, Any] = {"patch_size": (24, 8, 1), "patch_overlap": (8, 0, 0), "merge": None, "progress": False}
+    options: dict[str, Any] = {"patch_size": (24, 8, 1), "patch_overlap": (8, 0, 0), "method": None, "progress": False}
     assert len(sliced_detection(model, image, **options)) == 2
     assert len(sliced_detection(model, image, class_agnostic=True, **options)) == 1
 
@@ -227,7 +227,7 @@ def test_boxes_are_shifted_by_each_patch_start() -> None:
         return [(box, torch.ones(1), torch.zeros(1, dtype=torch.int64))] * len(batch)
 
     found = sliced_detection(
-        model, torch.zeros(1, 10, 8, 1), 4, (1, 0, 0), merge=None, drop_cut_boxes=False, progress=False
+        model, torch.zeros(1, 10, 8, 1), 4, (1, 0, 0), method=None, drop_cut_boxes=False, progress=False
     )
     starts = [(i, j) for i in (0, 3, 6) for j in (0, 4)]
     assert found.boxes.tolist() == [[i + 1, j + 1, i + 3, j + 3] for i, j in starts]
@@ -295,7 +295,7 @@ def empty_model(batch: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, t
 def test_bad_merge_options_are_refused_before_the_model_runs() -> None:
     image = torch.zeros(1, 8, 8, 1)
     with pytest.raises(ValueError, match=r"method must be one of .* got 'wbf'"):
-        sliced_detection(empty_model, image, 4, merge="wbf", progress=False)
+        sliced_detection(empty_model, image, 4, method="wbf", progress=False)
     with pytest.raises(ValueError, match=r"metric must be .* got 'IOS'"):
         sliced_detection(empty_model, image, 4, metric="IOS", progress=False)
     with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\], got 2"):

@@ -105,12 +105,12 @@ def simulated_detector(batch: torch.Tensor) -> list[tuple[torch.Tensor, torch.Te
 # %%
 # Every box of every patch
 # ------------------------
-# ``merge=None`` and ``drop_cut_boxes=False`` return the raw boxes, shifted
+# ``method=None`` and ``drop_cut_boxes=False`` return the raw boxes, shifted
 # to image coordinates: each crown comes back once per patch that shows it,
 # whole or in pieces.
 
 raw = tp.sliced_detection(
-    simulated_detector, detector_input, PATCH_SIZE, OVERLAP, merge=None, drop_cut_boxes=False, progress=False
+    simulated_detector, detector_input, PATCH_SIZE, OVERLAP, method=None, drop_cut_boxes=False, progress=False
 )
 print(f"{len(raw)} raw boxes from {len(tp.inference.patch_corners(shape, (128, 128, 1), (48, 48, 0)))} patches")
 

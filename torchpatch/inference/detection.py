@@ -40,120 +40,45 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..geometry import parse_patch_size
-from ..image import Image
-from ..loader import stack
-from ..sampler.grid import grid_starts
+from .._args import parse_patch_overlap
+from ..geometry import plan_grid
+from ..image import Image, ScalarImage
 from ..typing import TypeTriplet
 from .merge import Detections, check_boxes, check_merge_options, matching_pairs, merge_detections
 
 Array = np.ndarray[Any, np.dtype[Any]]
 
 
-def parse_patch_overlap(patch_overlap: Any, patch_size: TypeTriplet, spatial_shape: Sequence[int]) -> TypeTriplet:
-    """``patch_overlap`` in voxels: ints, or floats as a fraction of the patch.
-
-    An int on a 2D image means ``(o, o, 0)``; a float ``f`` in ``[0, 1)``
-    means ``floor(f * p)`` voxels on an axis of patch size ``p``.
-
-    Example:
-        >>> parse_patch_overlap(0.5, (64, 64, 1), (512, 512, 1))
-        (32, 32, 0)
-        >>> parse_patch_overlap(8, (32, 32, 32), (64, 64, 64))
-        (8, 8, 8)
-    """
-    is_2d = int(spatial_shape[2]) == 1
-    if isinstance(patch_overlap, (bool, str, bytes)):
-        raise TypeError(f"patch_overlap must be an int, a float or three of either, got {patch_overlap!r}")
-    if isinstance(patch_overlap, Real):
-        values: list[Any] = [patch_overlap] * 3
-        if isinstance(patch_overlap, Integral) and is_2d:
-            values[2] = 0
-    elif isinstance(patch_overlap, (Sequence, np.ndarray)) and len(patch_overlap) == 3:
-        values = list(patch_overlap)
-    else:
-        raise TypeError(
-            f"patch_overlap must be an int (voxels), a float (fraction of the patch) or three of either, "
-            f"got {type(patch_overlap).__name__} {patch_overlap!r}"
-        )
-    if all(isinstance(v, Integral) and not isinstance(v, bool) for v in values):
-        overlap = (int(values[0]), int(values[1]), int(values[2]))
-    elif all(isinstance(v, Real) and not isinstance(v, (bool, Integral)) for v in values):
-        if not all(0.0 <= float(v) < 1.0 for v in values):
-            raise ValueError(f"a fractional patch_overlap must be in [0, 1), got {patch_overlap!r}")
-        overlap = (
-            int(float(values[0]) * patch_size[0]),
-            int(float(values[1]) * patch_size[1]),
-            int(float(values[2]) * patch_size[2]),
-        )
-    else:
-        raise TypeError(f"patch_overlap must hold only ints (voxels) or only floats (fractions), got {patch_overlap!r}")
-    if any(not 0 <= o < p for o, p in zip(overlap, patch_size)):
-        raise ValueError(
-            f"patch_overlap {overlap} must be >= 0 and smaller than patch_size {patch_size} on every axis "
-            f"(spatial shape {tuple(spatial_shape)})"
-        )
-    return overlap
-
-
 def patch_corners(spatial_shape: Sequence[int], patch_size: TypeTriplet, patch_overlap: TypeTriplet) -> Array:
-    """First voxel of each patch of the grid, ``(P, 3)`` int64.
+    """First voxel of each patch of :func:`~torchpatch.geometry.plan_grid`'s grid, ``(P, 3)`` int64.
 
-    Along each axis, patches start every ``patch - overlap`` voxels and the
-    last one is shifted back to end on the border (TorchIO's rule, see
-    :func:`~torchpatch.sampler.grid.grid_starts`). An axis shorter than the
-    patch gets one patch at 0, padded past the image.
+    An axis shorter than the patch gets one patch at 0, padded past the image.
 
     Example:
         >>> patch_corners((10, 3, 1), (4, 4, 1), (1, 0, 0)).tolist()
         [[0, 0, 0], [3, 0, 0], [6, 0, 0]]
     """
-    starts = [
-        grid_starts(int(size), patch, overlap) if size >= patch else np.zeros(1, dtype=np.int64)
-        for size, patch, overlap in zip(spatial_shape, patch_size, patch_overlap)
-    ]
-    return np.stack(np.meshgrid(*starts, indexing="ij"), axis=-1).reshape(-1, 3)
+    return plan_grid(spatial_shape, patch_size, patch_overlap).locations[:, :3]
 
 
-def _check_image(image: Any) -> tuple[TypeTriplet, Callable[[TypeTriplet, TypeTriplet], torch.Tensor]]:
-    """The spatial shape, and a reader of the voxels of a region (from disk for lazy images)."""
+def _as_image(image: Any) -> Image:
+    """The image to cut: an Image, or a ``(C, I, J, K)`` tensor wrapped as one (no copy)."""
     if isinstance(image, Image):
-        return image.spatial_shape, image.read_region
+        return image
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"image must be an Image or a (C, I, J, K) tensor, got {type(image).__name__}")
     if image.ndim != 4:
         raise ValueError(
             f"image must be a (C, I, J, K) tensor, got shape {tuple(image.shape)}; a 2D image is (C, I, J, 1)"
         )
-
-    def read(ini: TypeTriplet, fin: TypeTriplet) -> torch.Tensor:
-        return image[:, ini[0] : fin[0], ini[1] : fin[1], ini[2] : fin[2]]
-
-    return (int(image.shape[1]), int(image.shape[2]), int(image.shape[3])), read
+    return ScalarImage(tensor=image)
 
 
-def _model_device(model_fn: Callable[..., Any]) -> torch.device:
-    if isinstance(model_fn, torch.nn.Module):
-        for tensor in (*model_fn.parameters(), *model_fn.buffers()):
+def _model_device(model: Callable[..., Any]) -> torch.device:
+    if isinstance(model, torch.nn.Module):
+        for tensor in (*model.parameters(), *model.buffers()):
             return tensor.device
     return torch.device("cpu")
-
-
-def _cut_patch(
-    read: Callable[[TypeTriplet, TypeTriplet], torch.Tensor],
-    shape: TypeTriplet,
-    corner: Sequence[int],
-    size: Sequence[int],
-) -> torch.Tensor:
-    """Voxels ``(C, *size)`` from ``corner``, zero-padded past the image."""
-    ini = (int(corner[0]), int(corner[1]), int(corner[2]))
-    fin = (min(ini[0] + size[0], shape[0]), min(ini[1] + size[1], shape[1]), min(ini[2] + size[2], shape[2]))
-    voxels = read(ini, fin)
-    if tuple(voxels.shape[1:]) == tuple(size):
-        return voxels
-    padded = voxels.new_zeros((voxels.shape[0], *size))
-    padded[:, : voxels.shape[1], : voxels.shape[2], : voxels.shape[3]] = voxels
-    return padded
 
 
 def _as_tensor(value: Any, what: str) -> torch.Tensor:
@@ -223,7 +148,7 @@ def _keep_uncut(
 ) -> torch.Tensor:
     """Keep mask: a cut box goes when another patch's uncut box of its class has IoS above ``threshold`` with it."""
     groups = torch.zeros_like(classes) if class_agnostic else classes
-    first, second = matching_pairs(boxes, groups, threshold, "ios")
+    first, second = matching_pairs(boxes, groups, threshold=threshold, metric="ios")
     elsewhere = patches[first] != patches[second]
     keep = torch.ones_like(cut)
     keep[first[elsewhere & cut[first] & ~cut[second]]] = False
@@ -243,13 +168,13 @@ def _check_arguments(batch_size: Any, cut_margin: Any) -> None:
 
 
 def sliced_detection(
-    model_fn: Callable[[torch.Tensor], Sequence[Any]],
+    model: Callable[[torch.Tensor], Sequence[Any]],
     image: Image | torch.Tensor,
     patch_size: int | Sequence[int],
     patch_overlap: int | float | Sequence[int] | Sequence[float] = 0,
     batch_size: int = 4,
     full_image_pass: bool = False,
-    merge: str | None = "greedy_nmm",
+    method: str | None = "greedy_nmm",
     metric: str = "ios",
     threshold: float = 0.5,
     class_agnostic: bool = False,
@@ -262,7 +187,7 @@ def sliced_detection(
     """Detect objects patch by patch and merge the boxes into image coordinates.
 
     Args:
-        model_fn: Called on batches ``(B, C, *patch_size)`` (float; zero
+        model: Called on batches ``(B, C, *patch_size)`` (float; zero
             padded past the image); returns B items, each a ``(boxes,
             scores, classes)`` tuple or a dict with ``'boxes'``,
             ``'scores'``, ``'labels'``. Boxes are in patch voxel
@@ -277,7 +202,9 @@ def sliced_detection(
         full_image_pass: Also run the model once on the whole image (padded
             to the patch size where smaller) and merge its boxes too, for
             objects larger than a patch.
-        merge: ``'greedy_nmm'``, ``'nmm'``, ``'nms'``, or ``None`` to return
+        method: How boxes are merged (as in
+            :func:`~torchpatch.inference.merge.merge_detections`):
+            ``'greedy_nmm'``, ``'nmm'``, ``'nms'``, or ``None`` to return
             every box (after dropping cut ones).
         metric: ``'ios'`` or ``'iou'``, for merging.
         threshold: Overlap above which two boxes are the same object.
@@ -298,7 +225,7 @@ def sliced_detection(
     Example:
         >>> image = torch.zeros(1, 10, 10, 1)
         >>> image[0, 4:7, 1:3] = 1.0  # one bright object, i 4..6, j 1..2
-        >>> def model_fn(batch):  # a box around the bright voxels of each patch
+        >>> def model(batch):  # a box around the bright voxels of each patch
         ...     results = []
         ...     for patch in batch:
         ...         i, j = patch[0, :, :, 0].nonzero(as_tuple=True)
@@ -308,35 +235,37 @@ def sliced_detection(
         ...         box = torch.stack([i.min(), j.min(), i.max() + 1, j.max() + 1]).float()
         ...         results.append((box[None], torch.ones(1), torch.zeros(1, dtype=torch.long)))
         ...     return results
-        >>> found = sliced_detection(model_fn, image, patch_size=6, patch_overlap=4, progress=False)
+        >>> found = sliced_detection(model, image, patch_size=6, patch_overlap=4, progress=False)
         >>> found.boxes.tolist(), found.scores.tolist(), found.classes.tolist()
         ([[4.0, 1.0, 7.0, 3.0]], [1.0], [0])
     """
-    if not callable(model_fn):
-        raise TypeError(f"model_fn must be callable, got {type(model_fn).__name__}")
-    shape, read = _check_image(image)
-    size = parse_patch_size(patch_size, shape)
-    overlap = parse_patch_overlap(patch_overlap, size, shape)
+    if not callable(model):
+        raise TypeError(f"model must be callable, got {type(model).__name__}")
+    source = _as_image(image)
+    shape = source.spatial_shape
+    grid = plan_grid(shape, patch_size, patch_overlap)
+    size = grid.patch_size
     _check_arguments(batch_size, cut_margin)
-    check_merge_options(merge, metric, threshold)
-    target = _model_device(model_fn) if device is None else torch.device(device)
-    corners = patch_corners(shape, size, overlap).tolist()
+    check_merge_options(method, metric, threshold)
+    target = _model_device(model) if device is None else torch.device(device)
+    locations = grid.locations
+    corners = locations[:, :3].tolist()
     width = 4 if shape[2] == 1 else 6
     half = width // 2
 
     found: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
-    def run(batch: list[torch.Tensor], first: int, batch_index: int, patch_sizes: list[Sequence[int]]) -> None:
-        inputs = stack(batch).to(target)
+    def run(batch: torch.Tensor, first: int, batch_index: int, patch_sizes: list[Sequence[int]]) -> None:
+        inputs = batch.to(target)
         if not inputs.is_floating_point():
             inputs = inputs.float()
-        outputs = model_fn(inputs)
+        outputs = model(inputs)
         label = f"batch {batch_index}" if batch_index >= 0 else "the full-image pass"
         if not isinstance(outputs, (list, tuple)) or len(outputs) != len(batch):
             got = type(outputs).__name__
             if isinstance(outputs, (list, tuple)):
                 got += f" of length {len(outputs)}"
-            raise TypeError(f"model_fn must return a list of {len(batch)} items (one per patch) for {label}, got {got}")
+            raise TypeError(f"model must return a list of {len(batch)} items (one per patch) for {label}, got {got}")
         for offset, item in enumerate(outputs):
             patch_index = first + offset
             corner = corners[patch_index] if batch_index >= 0 else [0, 0, 0]
@@ -350,15 +279,22 @@ def sliced_detection(
     with torch.inference_mode():
         starts = range(0, len(corners), batch_size)
         for batch_index, first in enumerate(tqdm(starts, disable=not progress, desc="detection", unit="batch")):
-            chosen = corners[first : first + batch_size]
-            run([_cut_patch(read, shape, corner, size) for corner in chosen], first, batch_index, [size] * len(chosen))
+            chosen = locations[first : first + batch_size]
+            run(source.read_regions(chosen, padding_mode=0), first, batch_index, [size] * len(chosen))
         if full_image_pass:
             whole = tuple(max(s, p) for s, p in zip(shape, size))
-            run([_cut_patch(read, shape, (0, 0, 0), whole)], len(corners), -1, [whole])
+            run(source.read_regions([[0, 0, 0, *whole]], padding_mode=0), len(corners), -1, [whole])
         result = _combine(found, shape, width, drop_cut_boxes, threshold, class_agnostic)
-        if merge is not None and len(result):
+        if method is not None and len(result):
             result = merge_detections(
-                result.boxes, result.scores, result.classes, merge, metric, threshold, class_agnostic, size_aware
+                result.boxes,
+                result.scores,
+                result.classes,
+                method=method,
+                metric=metric,
+                threshold=threshold,
+                class_agnostic=class_agnostic,
+                size_aware=size_aware,
             )
     # Plain tensors (not inference tensors) on the CPU, so callers may edit them in place.
     boxes, scores, classes = (t.cpu().clone() for t in (result.boxes, result.scores, result.classes))

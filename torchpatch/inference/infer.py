@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from ..constants import INTENSITY
 from ..image import Image, ScalarImage
-from ..loader import stack
+from ..loader import empty_batch
 from ..sampler.grid import GridSampler
 from ..subject import Subject
 from .aggregator import GridAggregator
@@ -26,14 +26,9 @@ def _select_image(subject_or_image: Subject | Image, image_name: str | None) -> 
         return "image", subject_or_image
     if not isinstance(subject_or_image, Subject):
         raise TypeError(f"subject_or_image must be a Subject or an Image, got {type(subject_or_image).__name__}")
-    images = subject_or_image.images
     if image_name is not None:
-        if image_name not in images:
-            raise ValueError(
-                f"image_name {image_name!r} is not an image of subject {subject_or_image.name!r}; "
-                f"images: {sorted(images)}"
-            )
-        return image_name, images[image_name]
+        return image_name, subject_or_image.get_image(image_name)
+    images = subject_or_image.images
     for name, image in images.items():
         if image.type == INTENSITY:
             return name, image
@@ -53,10 +48,11 @@ def _model_device(model: Callable[..., Any]) -> torch.device:
 class _PatchBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Batches ``(B, C, *patch)`` of one image's grid patches, with their ``(B, 6)`` locations.
 
-    Stacking views of the image directly skips building a patch subject per
-    patch, which cost about as much as the whole aggregation in
-    ``benchmarks/grid.py``; :class:`~torchpatch.loader.SubjectsLoader`
-    over the sampler gives the same tensors.
+    :meth:`GridSampler.cut <torchpatch.sampler.GridSampler.cut>` copies each
+    box straight into the batch, skipping a patch subject per patch (which
+    cost about as much as the whole aggregation in ``benchmarks/grid.py``);
+    :class:`~torchpatch.loader.SubjectsLoader` over the sampler gives the
+    same tensors.
     """
 
     def __init__(self, sampler: GridSampler, image_name: str, batch_size: int) -> None:
@@ -70,8 +66,8 @@ class _PatchBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         first = index * self.batch_size
         last = min(first + self.batch_size, len(self.sampler))
-        patches = [self.sampler.patch_data(i, self.image_name) for i in range(first, last)]
-        return stack(patches), torch.from_numpy(self.sampler.locations[first:last].copy())
+        patches = self.sampler.cut(slice(first, last), include=[self.image_name], allocator=empty_batch)
+        return patches.data[self.image_name], torch.from_numpy(patches.locations)
 
 
 def _prefetched(batches: _PatchBatches, pin: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
