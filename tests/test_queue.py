@@ -334,7 +334,7 @@ def test_verbose_shows_progress_on_stderr(make_queue: Callable[..., Queue], capf
 
 def test_start_background_false_starts_on_first_pop(make_queue: Callable[..., Queue]):
     queue = make_queue(count=2, samples_per_volume=2, num_workers=2, start_background=False)
-    assert queue._thread is None
+    assert queue._producer.thread is None
     assert Counter(epoch_ids(queue)) == {"sub-0": 2, "sub-1": 2}
 
 
@@ -480,7 +480,7 @@ def test_patch_transform_must_be_callable():
 def test_close_stops_the_background_thread(make_queue: Callable[..., Queue]):
     queue = make_queue(count=3, samples_per_volume=2, num_workers=2, max_length=2)
     assert len(list(queue)) == 6
-    thread = queue._thread
+    thread = queue._producer.thread
     assert thread is not None and thread.is_alive()  # refilling the next epoch in the background
     queue.close()
     assert not thread.is_alive()
@@ -552,7 +552,7 @@ def test_direct_copies_give_the_patches_of_the_per_patch_path(
         dataset = SubjectsDataset(subjects, **options)  # type: ignore[arg-type]
         queue = Queue(dataset, 8, 3, sampler, num_workers=num_workers, seed=5, patch_transform=patch_transform)
         try:
-            assert queue._loader.dataset._direct is (patch_transform is None)  # type: ignore[attr-defined]
+            assert queue._producer.worker_dataset.thread_safe is (patch_transform is None)
             runs.append([list(queue) for _ in range(2)])
         finally:
             queue.close()
@@ -574,10 +574,10 @@ def test_cached_subjects_cut_in_threads_give_the_patches_of_the_workers(tmp_path
     runs = []
     for threads in (True, False):
         queue = Queue(dataset, 6, 3, sampler, num_workers=2, seed=11, start_background=False)
-        queue._threads_for_cached = threads
+        queue._producer.threads_for_cached = threads
         try:
             runs.append([list(queue) for _ in range(2)])
-            assert (queue._executor is not None) is threads
+            assert (queue._producer.executor is not None) is threads
         finally:
             queue.close()
     for in_thread, in_worker in zip(itertools.chain(*runs[0]), itertools.chain(*runs[1])):
@@ -592,9 +592,9 @@ def test_first_epoch_fills_the_cache_in_workers_then_threads_take_over(tmp_path:
     dataset = SubjectsDataset(make_subjects(3), cache_dir=tmp_path / "cache")
     queue = Queue(dataset, 6, 2, UniformSampler(PATCH), num_workers=2, seed=0)
     try:
-        assert len(list(queue)) == 6 and queue._executor is None  # nothing cached yet: all in the workers
+        assert len(list(queue)) == 6 and queue._producer.executor is None  # nothing cached yet: all in the workers
         assert all(dataset.is_cached(index) for index in range(3))
-        assert len(list(queue)) == 6 and queue._executor is not None
+        assert len(list(queue)) == 6 and queue._producer.executor is not None
     finally:
         queue.close()
 

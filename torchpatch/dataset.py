@@ -97,6 +97,18 @@ class SubjectsDataset(Dataset[Subject]):
             subject = transformed
         return subject
 
+    def subject_name(self, index: int) -> str:
+        """The name of stored subject ``index`` (see :attr:`Subject.name`), without loading or transforming it.
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage, Subject
+            >>> dataset = SubjectsDataset([Subject(t1=ScalarImage(tensor=torch.rand(1, 2, 2, 2)), subject_id='sub-7')])
+            >>> dataset.subject_name(0)
+            'sub-7'
+        """
+        return self._subjects[index].name
+
     def is_cached(self, index: int) -> bool:
         """Whether subject ``index`` is in the cache, so reading it runs no transform.
 

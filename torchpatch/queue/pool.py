@@ -1,0 +1,94 @@
+"""The Queue's pool: the stacked patches of a few subjects, handed out one patch at a time.
+
+Patches arrive stacked per subject (:class:`~torchpatch.patches.Patches`, one
+transfer from a worker) and leave one by one, drawn at random among up to
+``max_length`` of them so that a batch mixes subjects::
+
+    take() -> Patches of sub-3 (8)  ─┐
+    take() -> Patches of sub-0 (8)  ─┼─>  pool of <= max_length (stack, n)  ─>  pop() -> Subject
+    ...                             ─┘        refilled before each pop
+
+Without ``shuffle_patches`` the pool holds one patch ahead and pops in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from ..patches import Patches
+from ..subject import Subject
+
+
+class PatchPool:
+    """Patches ready to pop, from the stacks of one epoch.
+
+    Args:
+        max_length: Patches mixed at once (with ``shuffle``).
+        shuffle: Pop at random (from the generator given to :meth:`reset`)
+            rather than in arrival order.
+
+    Example:
+        >>> import torch
+        >>> from torchpatch import ScalarImage, LOCATION
+        >>> subject = Subject(t1=ScalarImage(tensor=torch.zeros(1, 4, 4, 1)))
+        >>> stacks = iter([subject.cut([[0, 0, 0, 2, 2, 1], [2, 2, 0, 4, 4, 1]])])
+        >>> pool = PatchPool(max_length=4, shuffle=False)
+        >>> pool.reset(np.random.default_rng(0))
+        >>> pool.fill(lambda: next(stacks, None))
+        >>> len(pool), pool.pop()[LOCATION].tolist(), pool.exhausted
+        (2, [0, 0, 0, 2, 2, 1], True)
+    """
+
+    def __init__(self, max_length: int, shuffle: bool) -> None:
+        self.max_length = max_length
+        self.shuffle = shuffle
+        #: Whether the epoch's stream of stacks has ended.
+        self.exhausted = True
+        self._entries: list[tuple[Patches, int]] = []
+        self._rng = np.random.default_rng(0)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Empty the pool for a new epoch whose pops draw from ``rng``."""
+        self._entries = []
+        self.exhausted = False
+        self._rng = rng
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def fill(self, take: Callable[[], Patches | None], total: int = 0, show: bool = False) -> None:
+        """Take stacks until the pool is full or ``take`` returns ``None`` (the epoch's end).
+
+        Args:
+            take: The next stack of the epoch, ``None`` after the last.
+            total: Patches in the epoch (for the progress bar).
+            show: Show a progress bar while filling.
+        """
+        target = self.max_length if self.shuffle else 1
+        bar = tqdm(total=min(target, total), desc="Filling queue", leave=False) if show else None
+        while len(self._entries) < target and not self.exhausted:
+            stack = take()
+            if stack is None:
+                self.exhausted = True
+                break
+            self._entries.extend((stack, index) for index in range(len(stack)))
+            if bar is not None:
+                bar.update(min(len(stack), bar.total - bar.n))
+        if bar is not None:
+            bar.close()
+
+    def pop(self) -> Subject:
+        """One patch: at random with ``shuffle``, else the oldest."""
+        if self.shuffle:
+            position = int(self._rng.integers(len(self._entries)))
+            self._entries[position], self._entries[-1] = self._entries[-1], self._entries[position]
+            stack, index = self._entries.pop()
+        else:
+            stack, index = self._entries.pop(0)
+        return stack[index]
+
+
+__all__ = ["PatchPool"]

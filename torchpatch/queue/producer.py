@@ -1,0 +1,378 @@
+"""The Queue's producer: each subject's patches, cut in worker processes or threads, in plan order.
+
+A worker loads a subject (its dataset transform included), asks the sampler
+for the subject's patches stacked per image in shared memory, applies the
+patch transform when there is one, and sends the stack back in one
+transfer. Subjects already in the dataset's decode-once cache need no
+decoding: when the sampler is :attr:`~torchpatch.PatchSampler.thread_safe`
+and there is no patch transform, threads of the training process cut them
+instead (copies out of memory maps, no transfer between processes)::
+
+    EpochPlan tasks ──┬─ not cached ─> internal DataLoader ─> workers: SubjectPatches[task]  ─┐
+                      └─ cached ─────> thread pool ────────> SubjectPatches.cut_in_thread    ─┴─> stacks in plan order
+                                                                                                   │
+    background thread: stages the stacks (at most max_length patches ahead) ──> take(epoch) <──────┘
+
+Without workers, :meth:`Producer.take` cuts the next subject in the calling
+thread (torch's global RNG must not be shared with a background thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .. import io
+from ..dataset import SubjectsDataset
+from ..loader import empty_batch
+from ..patches import Patches
+from ..sampler.sampler import PatchSampler
+from ..subject import Subject
+from . import diagnostics
+from .plan import EpochPlan, Task
+
+#: Seconds between liveness checks while waiting for patches.
+POLL = 0.5
+
+
+def _shared(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A stack buffer: in shared memory inside a worker, so it crosses without a copy."""
+    return empty_batch(shape, dtype)
+
+
+class SubjectPatches(Dataset[Patches]):
+    """The worker side: a :class:`~torchpatch.queue.plan.Task` -> the subject's patches, stacked.
+
+    Args:
+        dataset: The subjects.
+        sampler: Cuts the patches (:meth:`PatchSampler.patches`).
+        patch_transform: Applied to each patch, which are then stacked again.
+
+    Example:
+        >>> from torchpatch import ScalarImage, UniformSampler
+        >>> dataset = SubjectsDataset([Subject(t1=ScalarImage(tensor=torch.rand(1, 8, 8, 8)), subject_id='a')])
+        >>> patches = SubjectPatches(dataset, UniformSampler(4), None)[Task(0, seed=1, count=3)]
+        >>> len(patches), tuple(patches.data['t1'].shape)
+        (3, (3, 1, 4, 4, 4))
+    """
+
+    def __init__(
+        self,
+        dataset: SubjectsDataset,
+        sampler: PatchSampler,
+        patch_transform: Callable[[Subject], Subject] | None,
+    ) -> None:
+        self.dataset = dataset
+        self.sampler = sampler
+        self.patch_transform = patch_transform
+
+    @property
+    def thread_safe(self) -> bool:
+        """Whether cached subjects may be cut in threads: a thread-safe sampler and no patch transform."""
+        return self.patch_transform is None and bool(self.sampler.thread_safe)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def describe(self, index: int) -> str:
+        """Subject ``index`` for messages: ``'sub-1' (index 1)``, or ``index 1`` when it has no name."""
+        try:
+            return f"{self.dataset.subject_name(index)!r} (index {index})"
+        except Exception:  # noqa: BLE001 - only for the message
+            return f"index {index}"
+
+    def __getitem__(self, task: Task) -> Patches:
+        index, seed, _ = task
+        try:
+            # The dataset and patch transforms draw from torch's RNG: seeded per subject.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return self._cut(task)
+        except Exception as error:
+            raise RuntimeError(
+                f"Queue worker failed on subject {self.describe(index)}: {type(error).__name__}: {error}"
+            ) from error
+
+    def cut_in_thread(self, task: Task) -> Patches:
+        """:meth:`__getitem__` for a thread of the training process (only when :attr:`thread_safe`).
+
+        Nothing here touches torch's global RNG (which threads would share):
+        the subject comes from the cache without its transform, and a
+        thread-safe sampler draws from its own numpy generator.
+        """
+        try:
+            return self._cut(task)
+        except Exception as error:
+            raise RuntimeError(
+                f"Queue failed on subject {self.describe(task[0])}: {type(error).__name__}: {error}"
+            ) from error
+
+    def _cut(self, task: Task) -> Patches:
+        index, seed, count = task
+        subject = self.dataset[index]
+        rng = np.random.default_rng(seed)
+        if self.patch_transform is None:
+            patches = self.sampler.patches(subject, count, generator=rng, allocator=_shared)
+        else:
+            cut = self.sampler.patches(subject, count, generator=rng)
+            patches = Patches.from_subjects([self.patch_transform(patch) for patch in cut], _shared)
+        # Memory maps of this subject's cached files: their pages would
+        # otherwise count in the process's RSS until evicted.
+        io.release_memory_maps()
+        return patches
+
+
+class _Tasks:
+    """Sampler of the internal loader: the tasks of the epoch being read by the workers."""
+
+    def __init__(self) -> None:
+        self.items: list[Task] = []
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _first(items: list[Patches]) -> Patches:
+    return items[0]
+
+
+def _worker_init(worker_id: int) -> None:
+    """Keep patch-sized buffers out of glibc's heap, so freed ones go back to the OS.
+
+    After a decoded volume is freed, glibc raises its mmap threshold and
+    later multi-MiB patch buffers come from the heap, which keeps them: each
+    worker grew from about 200 to 500-600 MiB over 8 epochs here. A fixed
+    threshold of 128 KiB keeps it at about 200 MiB.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 17)  # M_MMAP_THRESHOLD
+
+
+class Producer:
+    """The stacks of each epoch, in plan order, from worker processes or threads, staged in the background.
+
+    Args:
+        worker_dataset: Cuts one task's patches.
+        plans: The plan of an epoch, by number.
+        num_workers: Worker processes (0: cut in the calling thread when taken).
+        max_staged: Patches staged ahead of the consumer, at most (about).
+        prefetch_subjects: Subjects each worker prepares ahead.
+        multiprocessing_context: Passed to the internal ``DataLoader``.
+
+    Example:
+        >>> from torchpatch import ScalarImage, UniformSampler
+        >>> from torchpatch.queue.plan import EpochPlanner
+        >>> dataset = SubjectsDataset([Subject(t1=ScalarImage(tensor=torch.rand(1, 8, 8, 8))) for _ in range(2)])
+        >>> producer = Producer(SubjectPatches(dataset, UniformSampler(4), None), EpochPlanner(0, [3, 3], False))
+        >>> [len(producer.take(0)), len(producer.take(0)), producer.take(0)]
+        [3, 3, None]
+        >>> producer.close()
+    """
+
+    def __init__(
+        self,
+        worker_dataset: SubjectPatches,
+        plans: Callable[[int], EpochPlan],
+        num_workers: int = 0,
+        max_staged: int = 1,
+        prefetch_subjects: int = 2,
+        multiprocessing_context: Any = None,
+    ) -> None:
+        self.worker_dataset = worker_dataset
+        self.plans = plans
+        self.num_workers = num_workers
+        self.max_staged = max_staged
+        #: Whether cached subjects go to threads of this process (when the worker dataset is thread-safe).
+        self.threads_for_cached = num_workers > 0
+        #: The threads cutting cached subjects, made when first needed.
+        self.executor: ThreadPoolExecutor | None = None
+        #: The background thread staging stacks (``None`` before :meth:`start` and without workers).
+        self.thread: threading.Thread | None = None
+        self._tasks = _Tasks()
+        options: dict[str, Any] = {}
+        if num_workers > 0:
+            options = {
+                "persistent_workers": True,
+                "prefetch_factor": max(1, prefetch_subjects),
+                "multiprocessing_context": multiprocessing_context,
+            }
+        self.loader = DataLoader(
+            worker_dataset,
+            batch_size=1,
+            sampler=self._tasks,
+            num_workers=num_workers,
+            collate_fn=_first,
+            worker_init_fn=_worker_init if num_workers > 0 else None,
+            **options,
+        )
+        self._known_cached: set[int] = set()
+        self._first_routes: list[bool] = []
+        self._first_iterator: Iterator[Patches] | None = None
+        self._condition = threading.Condition()
+        self._staging: deque[tuple[int, Patches | None]] = deque()
+        self._staged_patches = 0
+        self._error: BaseException | None = None
+        self._stop = False
+        self._sync_epoch = -1
+        self._sync_iterator: Iterator[Patches] | None = None
+
+    def start(self) -> None:
+        """Start the workers and the background thread (once; nothing without workers)."""
+        if self.thread is not None or self.num_workers == 0:
+            # Without workers, patches are cut in this thread when needed:
+            # a background thread would share torch's global RNG with training.
+            return
+        # The first epoch's iterator is made here, in the calling thread, so
+        # worker processes are forked before the background thread exists.
+        plan = self.plans(0)
+        self._first_routes = self._routes(plan)
+        self._tasks.items = plan.split(self._first_routes)[0]
+        self._first_iterator = iter(self.loader)
+        self.thread = threading.Thread(target=self._produce, name="torchpatch-queue", daemon=True)
+        self.thread.start()
+
+    def _routes(self, plan: EpochPlan) -> list[bool]:
+        """For each task, whether a thread of this process cuts it rather than a worker process.
+
+        Subjects already in the decode-once cache need no decoding and no
+        transform: their patches are copies out of memory maps, which threads
+        make without moving anything between processes (about half the CPU
+        of a worker's transfer). Everything else goes to the workers.
+        """
+        if not self.threads_for_cached or not self.worker_dataset.thread_safe:
+            return [False] * len(plan.tasks)
+        # Checking costs a cache key (a hash of the voxels for subjects made
+        # from tensors): once found, a subject is taken as cached for good.
+        dataset = self.worker_dataset.dataset
+        for task in plan.tasks:
+            if task.index not in self._known_cached and dataset.is_cached(task.index):
+                self._known_cached.add(task.index)
+        return [task.index in self._known_cached for task in plan.tasks]
+
+    def _stacks(self, epoch: int) -> Iterator[Patches]:
+        """The stacks of ``epoch`` in plan order, from the workers or from this process's threads."""
+        plan = self.plans(epoch)
+        if epoch == 0 and self._first_iterator is not None:
+            iterator, self._first_iterator = self._first_iterator, None
+            routes = self._first_routes
+        else:
+            routes = self._routes(plan)
+            self._tasks.items = plan.split(routes)[0]
+            iterator = iter(self.loader) if len(self._tasks.items) else iter(())
+        here = plan.split(routes)[1]
+        futures: deque[Future[Patches]] = deque()
+        submitted = 0
+        ahead = self.num_workers  # each thread one subject ahead: stacks waiting here cost memory
+        for route in routes:
+            if not route:
+                yield next(iterator)
+                continue
+            while submitted < len(here) and len(futures) < ahead:
+                if self.executor is None:
+                    self.executor = ThreadPoolExecutor(self.num_workers, thread_name_prefix="torchpatch-cut")
+                futures.append(self.executor.submit(self.worker_dataset.cut_in_thread, here[submitted]))
+                submitted += 1
+            yield futures.popleft().result()
+
+    def _produce(self) -> None:
+        epoch = 0
+        try:
+            while not self._stop:
+                for stack in self._stacks(epoch):
+                    with self._condition:
+                        while self._staged_patches >= self.max_staged and not self._stop:
+                            self._condition.wait(POLL)
+                        if self._stop:
+                            return
+                        self._staging.append((epoch, stack))
+                        self._staged_patches += len(stack)
+                        self._condition.notify_all()
+                with self._condition:
+                    self._staging.append((epoch, None))  # end of this epoch's stream
+                    self._condition.notify_all()
+                epoch += 1
+        except BaseException as error:  # noqa: BLE001 - handed to the training process
+            with self._condition:
+                self._error = error
+                self._condition.notify_all()
+
+    def take(self, epoch: int) -> Patches | None:
+        """The next stack of ``epoch`` (``None`` at its end), waiting without hanging."""
+        if self.num_workers == 0:
+            return self._take_now(epoch)
+        self.start()
+        try:
+            return self._wait_staged(epoch)
+        except RuntimeError as error:
+            # A dead worker shows as PyTorch's SIGCHLD error, raised in this thread,
+            # or as the background thread's error, the cause of the Queue's own.
+            cause = error.__cause__
+            clearer = (self._explain(cause) if cause is not None else None) or self._explain(error)
+            if clearer is None:
+                raise
+            raise clearer from error
+
+    def _explain(self, error: BaseException) -> RuntimeError | None:
+        items = self._tasks.items
+
+        def describe(task: int) -> str | None:
+            return self.worker_dataset.describe(items[task].index) if task < len(items) else None
+
+        return diagnostics.explain_worker_death(error, self.loader, describe)
+
+    def _take_now(self, epoch: int) -> Patches | None:
+        """Without workers: cut the next subject's patches in this thread."""
+        if self._sync_iterator is None or self._sync_epoch != epoch:
+            self._tasks.items = list(self.plans(epoch).tasks)
+            self._sync_iterator = iter(self.loader)
+            self._sync_epoch = epoch
+        return next(self._sync_iterator, None)
+
+    def _wait_staged(self, epoch: int) -> Patches | None:
+        with self._condition:
+            while True:
+                if self._staging:
+                    stack_epoch, stack = self._staging.popleft()
+                    if stack is not None:
+                        self._staged_patches -= len(stack)
+                    if stack_epoch == epoch:
+                        self._condition.notify_all()
+                        return stack
+                    continue  # leftovers of an abandoned epoch
+                if self._error is not None:
+                    raise RuntimeError(
+                        f"the Queue's patch workers failed: {type(self._error).__name__}: {self._error}"
+                    ) from self._error
+                if self.thread is None or not self.thread.is_alive():
+                    raise RuntimeError("the Queue's background thread stopped; create a new Queue")
+                self._condition.wait(POLL)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the background thread, the threads and the workers."""
+        with self._condition:
+            self._stop = True
+            self._condition.notify_all()
+        if self.thread is not None:
+            # With a dead worker the thread may sit in the loader's 5 s status poll:
+            # shut the workers down now; the daemon thread ends at its next poll.
+            self.thread.join(0.1 if diagnostics.any_worker_dead(self.loader) else timeout)
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+        self._first_iterator = None
+        self._sync_iterator = None
+        diagnostics.shutdown_workers(self.loader)
+
+
+__all__ = ["POLL", "Producer", "SubjectPatches"]

@@ -1,0 +1,226 @@
+"""The training queue: worker processes cut patches while the model trains.
+
+Why: reading and preprocessing a 3D volume takes far longer than one training
+step on a patch of it, so the volume is loaded once, many patches are cut
+from it, and those patches are mixed with patches of other volumes. The
+CPU-side work runs in persistent worker processes; the training process only
+pops ready patches::
+
+    workers (persistent)           background thread            training loop
+    load subject -> transform  ->  staging (one transfer  ->  pool of max_length
+    -> sampler -> patch_transform   per subject, shared        patches, random pops
+                                    memory)                    (never waits for a refill)
+
+Each epoch is planned from a seed: the subject order, each subject's patches
+and augmentations, and the order of pops. It yields exactly
+``samples_per_volume`` patches of every subject of this rank, and the same
+seed gives the same patches whatever the number of workers or their timing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, get_worker_info
+
+from ..dataset import SubjectsDataset
+from ..sampler.sampler import PatchSampler
+from ..subject import Subject
+from .plan import EpochPlanner, parse_samples_per_volume, pop_generator
+from .pool import PatchPool
+from .producer import Producer, SubjectPatches
+
+
+class Queue(Dataset[Subject]):
+    """A buffer of patches from many subjects, refilled in the background.
+
+    Use it with a loader that has no workers of its own (the queue has them)::
+
+        queue = Queue(dataset, max_length=64, samples_per_volume=16,
+                      sampler=UniformSampler(64), num_workers=2)
+        loader = SubjectsLoader(queue, batch_size=8)   # num_workers=0
+        for epoch in range(epochs):
+            for batch in loader:
+                ...
+        queue.close()   # or use the queue as a context manager
+
+    The workers persist across epochs; ``close()`` (or leaving a ``with``
+    block) stops them.
+
+    Args:
+        subjects_dataset: The subjects (loaded and transformed in workers).
+        max_length: Patches mixed at once: each pop is drawn at random among
+            up to this many patches, from ``max_length / samples_per_volume``
+            subjects or more. Memory holds at most about twice this many
+            patches plus the workers' prefetch.
+        samples_per_volume: Patches cut from each subject per epoch: an int, or
+            one int per subject of the dataset. With per-subject counts and a
+            ``DistributedSampler``, ranks may get different numbers of
+            patches per epoch; make the counts equal across ranks (or drop
+            extra steps) so collective operations do not wait forever.
+        sampler: A patch sampler (e.g. ``UniformSampler(64)``).
+        num_workers: Worker processes loading subjects and cutting patches;
+            0 cuts them in this process when needed (simplest to debug; no
+            background refill). Subjects already in the dataset's
+            decode-once cache (``cache_dir``) are cut by as many threads of
+            this process instead, when the sampler is
+            :attr:`~torchpatch.PatchSampler.thread_safe` (torchpatch's own
+            samplers are) and there is no ``patch_transform``: copying out of
+            memory maps needs no transfer between processes. The patches are
+            the same either way.
+        shuffle_subjects: Visit subjects in a new random order every epoch.
+        shuffle_patches: Pop patches at random from the pool (else in order).
+        start_background: Start the workers now rather than at the first pop.
+        subject_sampler: A sampler of subject indices, typically
+            ``DistributedSampler(dataset)``, so each rank visits its own
+            subjects. The queue calls its ``set_epoch`` at every epoch.
+        verbose: Show a progress bar while the pool fills.
+        patch_transform: Applied to every patch, in the workers (augmentation).
+        seed: Makes the epochs reproducible; drawn from torch's RNG if ``None``.
+        prefetch_subjects: Subjects each worker prepares ahead.
+        multiprocessing_context: Passed to the internal ``DataLoader``.
+
+    Example:
+        >>> from torchpatch import ScalarImage, Subject, SubjectsDataset, UniformSampler
+        >>> subjects = [Subject(t1=ScalarImage(tensor=torch.rand(1, 8, 8, 8))) for _ in range(3)]
+        >>> queue = Queue(SubjectsDataset(subjects), max_length=4, samples_per_volume=2,
+        ...               sampler=UniformSampler(4), seed=0)
+        >>> len(queue), queue[0]['t1'].shape
+        (6, (1, 4, 4, 4))
+        >>> queue.close()
+    """
+
+    def __init__(
+        self,
+        subjects_dataset: SubjectsDataset,
+        max_length: int,
+        samples_per_volume: int | Sequence[int],
+        sampler: PatchSampler,
+        num_workers: int = 0,
+        shuffle_subjects: bool = True,
+        shuffle_patches: bool = True,
+        start_background: bool = True,
+        subject_sampler: Any = None,
+        verbose: bool = False,
+        *,
+        patch_transform: Callable[[Subject], Subject] | None = None,
+        seed: int | None = None,
+        prefetch_subjects: int = 2,
+        multiprocessing_context: Any = None,
+    ) -> None:
+        if not isinstance(subjects_dataset, SubjectsDataset):
+            raise TypeError(f"subjects_dataset must be a SubjectsDataset, got {type(subjects_dataset).__name__}")
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"max_length must be an int >= 1, got {max_length!r}")
+        if not isinstance(sampler, PatchSampler):
+            raise TypeError(f"sampler must be a PatchSampler (e.g. UniformSampler), got {type(sampler).__name__}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+        if patch_transform is not None and not callable(patch_transform):
+            raise TypeError(f"patch_transform must be callable, got {type(patch_transform).__name__}")
+        self.subjects_dataset = subjects_dataset
+        self.max_length = max_length
+        self.samples_per_volume = parse_samples_per_volume(samples_per_volume, len(subjects_dataset))
+        self.sampler = sampler
+        self.num_workers = num_workers
+        self.shuffle_subjects = shuffle_subjects
+        self.shuffle_patches = shuffle_patches
+        self.subject_sampler = subject_sampler
+        self.verbose = verbose
+        self.patch_transform = patch_transform
+        self.seed = int(torch.randint(0, 2**62, (1,)).item()) if seed is None else int(seed)
+
+        self._plans = EpochPlanner(self.seed, self.samples_per_volume, shuffle_subjects, subject_sampler)
+        self._producer = Producer(
+            SubjectPatches(subjects_dataset, sampler, patch_transform),
+            self._plans,
+            num_workers=num_workers,
+            max_staged=max_length,
+            prefetch_subjects=prefetch_subjects,
+            multiprocessing_context=multiprocessing_context,
+        )
+        self._pool = PatchPool(max_length, shuffle_patches)
+        # The epoch being popped, how many of its patches were popped, and how many it has.
+        self._epoch = -1
+        self._popped = 0
+        self._epoch_length = 0
+        if start_background:
+            self._producer.start()
+
+    def __len__(self) -> int:
+        """Patches in the current epoch (or the next one, between epochs) for this rank."""
+        if 0 < self._popped < self._epoch_length:
+            return self._epoch_length
+        return self._plans(self._epoch + 1).length
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        """Alias of ``len(queue)`` (TorchIO's name)."""
+        return len(self)
+
+    def _pop(self) -> Subject:
+        self._producer.start()
+        if self._epoch < 0 or self._popped >= self._epoch_length:
+            self._epoch += 1
+            self._popped = 0
+            self._epoch_length = self._plans(self._epoch).length
+            self._pool.reset(pop_generator(self.seed, self._epoch))
+            self._fill(show=self.verbose)
+        self._fill()
+        if not len(self._pool):
+            raise RuntimeError(f"the Queue ran out of patches after {self._popped} of {self._epoch_length}")
+        self._popped += 1
+        return self._pool.pop()
+
+    def _fill(self, show: bool = False) -> None:
+        epoch = self._epoch
+        self._pool.fill(lambda: self._producer.take(epoch), self._epoch_length, show)
+
+    def __getitem__(self, index: int) -> Subject:
+        if get_worker_info() is not None:
+            raise RuntimeError(
+                "a Queue cannot be read by a DataLoader with workers: use num_workers=0 in the outer loader "
+                "and set Queue(num_workers=...) instead (the queue's own workers cut the patches)"
+            )
+        return self._pop()
+
+    def __iter__(self) -> Iterator[Subject]:
+        """The patches of one epoch."""
+        if self._epoch >= 0 and 0 < self._popped < self._epoch_length:
+            remaining = self._epoch_length - self._popped
+        else:
+            remaining = len(self)
+        for _ in range(remaining):
+            yield self._pop()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the background thread and the workers."""
+        self._producer.close(timeout)
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter shutdown anything may be gone
+            self.close(timeout=1.0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError(
+            "a Queue cannot be pickled: it owns a thread and worker processes. Use it in the training process "
+            "with an outer loader of num_workers=0"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Queue(max_length={self.max_length}, num_subjects={len(self.subjects_dataset)}, "
+            f"num_workers={self.num_workers}, sampler={self.sampler!r}, seed={self.seed})"
+        )
+
+
+__all__ = ["Queue"]
