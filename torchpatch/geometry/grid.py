@@ -76,6 +76,11 @@ class GridPlan:
         padding: ``(i_ini, i_fin, j_ini, j_fin, k_ini, k_fin)`` voxels of
             padding around the image.
         starts: Per axis, the patch starts in the image's voxel grid.
+
+    Example:
+        >>> plan = plan_grid((5, 4, 1), 4, 2, padding_mode='edge')
+        >>> plan.padding, plan.grid_shape, len(plan), plan.is_inside(plan.locations[0])
+        ((1, 1, 1, 1, 0, 0), (3, 2, 1), 6, False)
     """
 
     spatial_shape: TypeTriplet

@@ -8,9 +8,10 @@ and writes them into one ``(C, I, J, K)`` tensor on the image's grid::
                                        write or blend each patch in place
     get_output_tensor()            ->  check every patch arrived, return
 
-The plan (which output voxels each patch writes) is computed once from the
-grid when the first batch shows the output's channels, dtype, device and
-downsampling factor.
+Which output voxels each patch writes comes from the sampler's grid plan
+(:meth:`GridPlan.splits <torchpatch.geometry.GridPlan.splits>`), once the
+first batch shows the output's channels, dtype, device and downsampling
+factor.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..geometry import AxisSplit
 from ..sampler.grid import GridSampler
 from ..typing import TypePath, TypeTriplet
 from .windows import WINDOW_MODES, PartialWeights, shared_weights
@@ -31,7 +33,6 @@ from .windows import WINDOW_MODES, PartialWeights, shared_weights
 OVERLAP_MODES = ("crop", "average", *WINDOW_MODES)
 
 Array = np.ndarray[Any, np.dtype[Any]]
-_AxisPlan = list[tuple[slice, slice]]
 
 
 def _parse_factor(value: Any) -> TypeTriplet | None:
@@ -81,29 +82,6 @@ def _numpy_views(values: torch.Tensor, output: torch.Tensor) -> tuple[np.ndarray
     if values.device.type != "cpu" or output.device.type != "cpu" or values.dtype == torch.bfloat16:
         return None
     return values.numpy(), output.numpy()
-
-
-def _axis_plan(starts: Array, patch: int, size: int, crop: bool) -> _AxisPlan:
-    """Per patch along one axis: the output slice it writes and the matching patch slice.
-
-    In crop mode neighbours split their overlap at its middle: the cut lies
-    ``overlap // 2`` voxels after the start of the later patch, so every
-    output voxel comes from exactly one patch whatever the order of
-    arrival. Other modes write the whole patch. Both are clipped to the
-    image (grid padding lies outside it).
-    """
-    plan = []
-    for index, start in enumerate(starts.tolist()):
-        low, high = start, start + patch
-        if crop:
-            if index > 0:
-                low = start + (int(starts[index - 1]) + patch - start) // 2
-            if index + 1 < len(starts):
-                following = int(starts[index + 1])
-                high = following + (start + patch - following) // 2
-        low, high = max(low, 0), min(high, size)
-        plan.append((slice(low, max(low, high)), slice(low - start, max(low, high) - start)))
-    return plan
 
 
 class GridAggregator:
@@ -184,7 +162,8 @@ class GridAggregator:
         self.spatial_shape = sampler.spatial_shape
         self.patch_size = sampler.patch_size
         self.subject_name = sampler.subject.name
-        self._grid_starts = sampler.grid_starts
+        self._grid = sampler.grid
+        self._grid_starts = sampler.grid.starts
         self._locations = sampler.locations
         self._counts = np.zeros(len(sampler), dtype=np.int64)
         self._requested_factor = _parse_factor(downsampling_factor)
@@ -195,7 +174,7 @@ class GridAggregator:
         self._output: torch.Tensor | None = None
         self._weights: PartialWeights | None = None
         self._grid_shape = tuple(len(s) for s in self._grid_starts)
-        self._plans: tuple[_AxisPlan, _AxisPlan, _AxisPlan] | None = None
+        self._plans: tuple[AxisSplit, AxisSplit, AxisSplit] | None = None
         self._channels = 0
         self._dtype = torch.float32
         self._output_patch: TypeTriplet = self.patch_size
@@ -347,11 +326,7 @@ class GridAggregator:
         patch = tuple(p // f for p, f in zip(self.patch_size, factor))
         crop = self.overlap_mode == "crop"
         output_starts = [axis_starts // f for axis_starts, f in zip(self._grid_starts, factor)]
-        self._plans = (
-            _axis_plan(output_starts[0], patch[0], output_shape[0], crop),
-            _axis_plan(output_starts[1], patch[1], output_shape[1], crop),
-            _axis_plan(output_starts[2], patch[2], output_shape[2], crop),
-        )
+        self._plans = self._grid.splits(factor, crop=crop)
         self.downsampling_factor = (factor[0], factor[1], factor[2])
         self._output_patch = (patch[0], patch[1], patch[2])
         self._channels = int(tensor.shape[1])

@@ -172,6 +172,7 @@ def sliced_detection(
     image: Image | torch.Tensor,
     patch_size: int | Sequence[int],
     patch_overlap: int | float | Sequence[int] | Sequence[float] = 0,
+    *,
     batch_size: int = 4,
     full_image_pass: bool = False,
     method: str | None = "greedy_nmm",

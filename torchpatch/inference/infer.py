@@ -100,7 +100,8 @@ def infer(
     model: Callable[[torch.Tensor], torch.Tensor],
     subject_or_image: Subject | Image,
     patch_size: int | Sequence[int],
-    patch_overlap: int | Sequence[int] = 0,
+    patch_overlap: int | float | Sequence[int] | Sequence[float] = 0,
+    *,
     batch_size: int = 4,
     overlap_mode: str = "gaussian",
     device: torch.device | str | None = None,
@@ -124,7 +125,8 @@ def infer(
         subject_or_image: An image, or a subject whose image ``image_name``
             (default: its first intensity image) is fed to the model.
         patch_size: An int (cube, ``(p, p, 1)`` on 2D images) or three ints.
-        patch_overlap: Voxels shared by neighbouring patches.
+        patch_overlap: Voxels shared by neighbouring patches (ints), or a
+            fraction of the patch in ``[0, 1)`` (floats), as everywhere.
         batch_size: Patches per model call.
         overlap_mode: ``'gaussian'`` (default), ``'hann'``, ``'average'`` or
             ``'crop'``.
