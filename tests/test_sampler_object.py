@@ -156,7 +156,7 @@ def test_bad_arguments_are_rejected(kwargs, error, match):
 def test_subject_without_annotations_is_a_clear_error():
     with pytest.raises(ValueError, match="subject 'objects' has no BoundingBoxes or Points"):
         next(ObjectSampler(4)(make_subject(), 1))
-    with pytest.raises(KeyError, match="'boxes' is not in subject 'objects'"):
+    with pytest.raises(KeyError, match="'boxes' is not in the metadata of subject 'objects'"):
         next(ObjectSampler(4, "boxes")(make_subject(), 1))
     with pytest.raises(TypeError, match="must be BoundingBoxes or Points"):
         next(ObjectSampler(4, "note")(make_subject(note="x"), 1))

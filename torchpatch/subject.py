@@ -202,11 +202,17 @@ class Subject(MutableMapping[str, Any]):
             )
         return image
 
-    def get_annotation(self, name: str, argument: str = "name") -> Any:
+    def get_annotation(self, name: str, argument: str = "name", kinds: tuple[type, ...] | None = None) -> Any:
         """The annotation (boxes, points: metadata that follows crops) ``name``.
 
+        Args:
+            name: The metadata key.
+            argument: What ``name`` was given as, for the message.
+            kinds: The accepted types (default: any :class:`RegionAware`).
+
         Raises:
-            ImageNotFoundError: When the subject has no annotation ``name``.
+            ImageNotFoundError: When the subject has no ``name``.
+            TypeError: When ``name`` is metadata of another type.
 
         Example:
             >>> import torch
@@ -215,13 +221,18 @@ class Subject(MutableMapping[str, Any]):
             >>> s.get_annotation('boxes', 'boxes_name')
             Traceback (most recent call last):
             ...
-            torchpatch.subject.ImageNotFoundError: boxes_name 'boxes' is not an annotation of subject ...
+            torchpatch.subject.ImageNotFoundError: boxes_name 'boxes' is not in the metadata of subject ...
         """
-        value = self._store.get(name)
-        if not isinstance(value, RegionAware):
+        if name not in self._store or isinstance(self._store[name], Image):
             found = sorted(k for k, v in self.metadata.items() if isinstance(v, RegionAware))
             raise ImageNotFoundError(
-                f"{argument} {name!r} is not an annotation of subject {self.name!r}; annotations: {found}"
+                f"{argument} {name!r} is not in the metadata of subject {self.name!r}; annotations: {found}"
+            )
+        value = self._store[name]
+        if not isinstance(value, kinds if kinds is not None else RegionAware):
+            expected = " or ".join(k.__name__ for k in kinds) if kinds else "annotations (RegionAware)"
+            raise TypeError(
+                f"{argument} {name!r} of subject {self.name!r} must be {expected}, got {type(value).__name__}"
             )
         return value
 

@@ -69,11 +69,7 @@ def _as_image(source: Any, image_name: str | None, what: str = "image") -> Image
     """An Image from a Subject (``image_name``, else its first intensity image), an Image or a tensor."""
     if isinstance(source, Subject):
         if image_name is not None:
-            if image_name not in source.images:
-                raise ValueError(
-                    f"image_name {image_name!r} is not an image of subject {source.name!r}: {sorted(source.images)}"
-                )
-            return source.images[image_name]
+            return source.get_image(image_name)
         intensity = source.get_images(intensity_only=True)
         return intensity[0] if intensity else source.get_first_image()
     if isinstance(source, Image):

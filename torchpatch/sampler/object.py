@@ -140,18 +140,7 @@ class ObjectSampler(RandomSampler):
                 f"subject {subject.name!r} has no BoundingBoxes or Points to sample around; "
                 f"metadata: {sorted(subject.metadata)}"
             )
-        if self.annotations_name not in subject:
-            raise KeyError(
-                f"annotations_name {self.annotations_name!r} is not in subject {subject.name!r}; "
-                f"metadata: {sorted(subject.metadata)}"
-            )
-        value = subject[self.annotations_name]
-        if not isinstance(value, kinds):
-            raise TypeError(
-                f"{self.annotations_name!r} of subject {subject.name!r} must be BoundingBoxes or Points, "
-                f"got {type(value).__name__}"
-            )
-        return self.annotations_name, value
+        return self.annotations_name, subject.get_annotation(self.annotations_name, "annotations_name", kinds)
 
     def prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
         name, annotations = self._annotations(subject)

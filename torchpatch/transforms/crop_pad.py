@@ -330,12 +330,7 @@ class CropOrPad(Transform):
         """Crop and pad every selected image around the centre or the mask."""
         box, mask_shape = None, None
         if self.mask_name is not None:
-            if self.mask_name not in subject.images:
-                raise KeyError(
-                    f"CropOrPad mask_name {self.mask_name!r} is not an image of subject {subject.name!r}; "
-                    f"images: {sorted(subject.images)}"
-                )
-            mask = subject.images[self.mask_name]
+            mask = subject.get_image(self.mask_name, "CropOrPad mask_name")
             mask_shape = mask.spatial_shape
             box = _bounding_box(mask.data)
         results = {}

@@ -38,12 +38,7 @@ def _get_mask(masking_method: TypeMaskingMethod, image: Image, name: str, subjec
     where = f"image {name!r} of subject {subject.name!r}"
     spatial = image.spatial_shape
     if isinstance(masking_method, str):
-        if masking_method not in subject.images:
-            raise KeyError(
-                f"masking_method {masking_method!r} is not an image of subject {subject.name!r}; "
-                f"images: {sorted(subject.images)}"
-            )
-        mask_image = subject.images[masking_method]
+        mask_image = subject.get_image(masking_method, "masking_method")
         if mask_image.spatial_shape != spatial:
             raise ValueError(
                 f"mask {masking_method!r} has spatial shape {mask_image.spatial_shape} but {where} has {spatial}"

@@ -207,12 +207,7 @@ class Resample(Transform):
         images = self.get_images_dict(subject)
         reference: Image | None = None
         if isinstance(self.target, str):
-            if self.target not in subject.images:
-                raise KeyError(
-                    f"Resample target {self.target!r} is not an image of subject {subject.name!r}; "
-                    f"images: {sorted(subject.images)}"
-                )
-            reference = subject.images[self.target]
+            reference = subject.get_image(self.target, "Resample target")
             images.pop(self.target, None)
         elif isinstance(self.target, Image):
             reference = self.target
