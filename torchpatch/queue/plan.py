@@ -5,7 +5,7 @@ sampler such as ``DistributedSampler``, of the indices it gives this rank),
 so an epoch is the same whatever the number of workers or their timing::
 
     subject_order(n, seed, epoch, shuffle)     ->  [2, 0, 1]      (or the subject sampler's indices)
-    plan_epoch(seed, epoch, order, counts)     ->  EpochPlan: Task(index, seed, count) per subject
+    plan_epoch(seed, epoch, order, counts)     ->  EpochPlan: Task(subject, seed, num_patches) per visit
     pop_generator(seed, epoch)                 ->  the order in which the pool hands out patches
 
 Each part draws from its own stream of ``[seed, epoch, stream]``: 0 orders
@@ -30,14 +30,17 @@ class Task(NamedTuple):
     """One subject's share of an epoch: what a worker (or a thread) is asked for.
 
     Example:
-        >>> index, seed, count = Task(index=3, seed=42, count=8)
-        >>> index, count
+        >>> subject, seed, num_patches = Task(subject=3, seed=42, num_patches=8)
+        >>> subject, num_patches
         (3, 8)
     """
 
-    index: int
+    #: The subject's index in the dataset.
+    subject: int
+    #: Seeds the subject's sampler and (in a worker) torch's RNG for its transforms.
     seed: int
-    count: int
+    #: Patches to cut.
+    num_patches: int
 
 
 @dataclass(frozen=True)
@@ -60,13 +63,13 @@ class EpochPlan:
     @property
     def length(self) -> int:
         """Patches in the epoch."""
-        return sum(task.count for task in self.tasks)
+        return sum(task.num_patches for task in self.tasks)
 
     def counts(self) -> dict[int, int]:
         """Patches per subject index (a subject visited twice counts twice)."""
         counts: Counter[int] = Counter()
         for task in self.tasks:
-            counts[task.index] += task.count
+            counts[task.subject] += task.num_patches
         return dict(counts)
 
     def split(self, here: Sequence[bool]) -> tuple[list[Task], list[Task]]:
@@ -74,7 +77,7 @@ class EpochPlan:
 
         Example:
             >>> plan = EpochPlan(0, (Task(0, 1, 2), Task(1, 2, 2), Task(2, 3, 2)))
-            >>> [t.index for t in plan.split([False, True, False])[0]]
+            >>> [t.subject for t in plan.split([False, True, False])[0]]
             [0, 2]
         """
         if len(here) != len(self.tasks):
@@ -139,7 +142,7 @@ def plan_epoch(seed: int, epoch: int, order: Iterable[int], samples_per_volume: 
 
     Example:
         >>> plan = plan_epoch(0, 0, [1, 0], [2, 3])
-        >>> [(task.index, task.count) for task in plan.tasks], plan.length
+        >>> [(task.subject, task.num_patches) for task in plan.tasks], plan.length
         ([(1, 3), (0, 2)], 5)
     """
     seeds = subject_seeds(seed, epoch, len(samples_per_volume))
@@ -172,7 +175,7 @@ class EpochPlanner:
 
     Example:
         >>> planner = EpochPlanner(seed=0, samples_per_volume=[2, 2, 2], shuffle_subjects=False)
-        >>> planner(0).length, [task.index for task in planner(0).tasks]
+        >>> planner(0).length, [task.subject for task in planner(0).tasks]
         (6, [0, 1, 2])
     """
 

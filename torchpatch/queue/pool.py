@@ -38,8 +38,10 @@ class PatchPool:
         >>> pool = PatchPool(max_length=4, shuffle=False)
         >>> pool.reset(np.random.default_rng(0))
         >>> pool.fill(lambda: next(stacks, None))
-        >>> len(pool), pool.pop()[LOCATION].tolist(), pool.exhausted
-        (2, [0, 0, 0, 2, 2, 1], True)
+        >>> len(pool), pool.pop()[LOCATION].tolist()
+        (2, [0, 0, 0, 2, 2, 1])
+        >>> _ = pool.pop(); pool.fill(lambda: next(stacks, None)); pool.exhausted
+        True
     """
 
     def __init__(self, max_length: int, shuffle: bool) -> None:

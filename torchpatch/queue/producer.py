@@ -60,7 +60,7 @@ class SubjectPatches(Dataset[Patches]):
     Example:
         >>> from torchpatch import ScalarImage, UniformSampler
         >>> dataset = SubjectsDataset([Subject(t1=ScalarImage(tensor=torch.rand(1, 8, 8, 8)), subject_id='a')])
-        >>> patches = SubjectPatches(dataset, UniformSampler(4), None)[Task(0, seed=1, count=3)]
+        >>> patches = SubjectPatches(dataset, UniformSampler(4), None)[Task(0, seed=1, num_patches=3)]
         >>> len(patches), tuple(patches.data['t1'].shape)
         (3, (3, 1, 4, 4, 4))
     """
@@ -257,9 +257,9 @@ class Producer:
         # from tensors): once found, a subject is taken as cached for good.
         dataset = self.worker_dataset.dataset
         for task in plan.tasks:
-            if task.index not in self._known_cached and dataset.is_cached(task.index):
-                self._known_cached.add(task.index)
-        return [task.index in self._known_cached for task in plan.tasks]
+            if task.subject not in self._known_cached and dataset.is_cached(task.subject):
+                self._known_cached.add(task.subject)
+        return [task.subject in self._known_cached for task in plan.tasks]
 
     def _stacks(self, epoch: int) -> Iterator[Patches]:
         """The stacks of ``epoch`` in plan order, from the workers or from this process's threads."""
@@ -328,7 +328,7 @@ class Producer:
         items = self._tasks.items
 
         def describe(task: int) -> str | None:
-            return self.worker_dataset.describe(items[task].index) if task < len(items) else None
+            return self.worker_dataset.describe(items[task].subject) if task < len(items) else None
 
         return diagnostics.explain_worker_death(error, self.loader, describe)
 
