@@ -11,6 +11,7 @@ import torch
 
 from torchpatch import DATA, LOCATION, LabelMap, ScalarImage, Subject, SubjectsLoader
 from torchpatch.sampler.grid import GridSampler, grid_starts, parse_padding_mode
+from torchpatch.testing import check_sampler
 
 
 def arange_subject(shape: tuple[int, int, int], channels: int = 1, **metadata: object) -> Subject:
@@ -280,3 +281,18 @@ def test_patch_data_names_a_missing_image() -> None:
     sampler = GridSampler(arange_subject((4, 4, 4)), 2)
     with pytest.raises(KeyError, match="image_name 'ct' is not an image of subject"):
         sampler.patch_data(0, "ct")
+
+
+# The sampler contract ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "patch_size", "overlap", "padding_mode"),
+    [((8, 8, 8), 4, 2, None), ((7, 6, 1), 4, 1, "reflect"), ((3, 9, 5), 4, 0, None), ((6, 6, 6), 4, 2, "mean")],
+)
+def test_grid_sampler_keeps_the_sampler_contract(
+    shape: tuple[int, int, int], patch_size: int, overlap: int, padding_mode: str | None
+) -> None:
+    sampler = GridSampler(arange_subject(shape), patch_size, overlap, padding_mode)
+    patches = check_sampler(sampler, sampler.subject, num_patches=len(sampler) + 5)
+    assert len(patches) == len(sampler)

@@ -67,9 +67,6 @@ class Image:
         ((4, 4, 1), True)
     """
 
-    #: Positions of each class, set by the decode-once cache on cached label maps.
-    label_index: Any = None
-
     def __init__(
         self,
         path: TypePath | Sequence[TypePath] | torch.Tensor | Array | None = None,
@@ -153,7 +150,6 @@ class Image:
         """
         new = copy.copy(self)
         new._requested_dtype = None
-        new.label_index = None
         new.metadata = dict(self.metadata)
         new._header = None
         new._detached = self.path is not None
@@ -266,6 +262,16 @@ class Image:
         self.set_data(tensor)
 
     tensor = data
+
+    @property
+    def requested_dtype(self) -> torch.dtype | None:
+        """The dtype the voxels are cast to when read (the ``dtype`` argument), or ``None``.
+
+        Example:
+            >>> Image(tensor=torch.zeros(1, 2, 2, 1), type=INTENSITY, dtype=torch.float16).requested_dtype
+            torch.float16
+        """
+        return self._requested_dtype
 
     @property
     def is_loaded(self) -> bool:

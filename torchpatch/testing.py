@@ -17,7 +17,7 @@ values that differ, so a failing test reads as a sentence.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from numbers import Integral
 from typing import Any
 
@@ -57,13 +57,36 @@ def expected_patch_size(sampler: PatchSampler, spatial_shape: Sequence[int]) -> 
     return (values[0], values[1], values[2])
 
 
+def _expected_count(sampler: PatchSampler, num_patches: int) -> int:
+    """``num_patches``, or all the patches of a finite sampler (a grid) that has fewer."""
+    return min(num_patches, len(sampler)) if isinstance(sampler, Sized) else num_patches
+
+
 def _draw(sampler: PatchSampler, subject: Subject, num_patches: int, seed: int) -> list[Subject]:
     patches = list(sampler(subject, num_patches, generator=seed))
-    if len(patches) != num_patches:
+    expected = _expected_count(sampler, num_patches)
+    if len(patches) != expected:
         raise AssertionError(
-            f"{sampler!r} yielded {len(patches)} patches of subject {subject.name!r}, expected {num_patches}"
+            f"{sampler!r} yielded {len(patches)} patches of subject {subject.name!r}, expected {expected}"
         )
     return patches
+
+
+def _check_stacked(sampler: PatchSampler, subject: Subject, patches: list[Subject], seed: int, where: str) -> None:
+    """``sampler.patches`` (what the Queue's workers send) must hold the patches ``sampler(...)`` yields."""
+    stacked = sampler.patches(subject, len(patches), generator=seed)
+    if len(stacked) != len(patches):
+        raise AssertionError(f"{where}: patches() gave {len(stacked)} patches, the sampler {len(patches)}")
+    for index, patch in enumerate(patches):
+        other = stacked[index]
+        if other[LOCATION].tolist() != patch[LOCATION].tolist():
+            raise AssertionError(
+                f"{where}: patches() gave location {other[LOCATION].tolist()} for patch {index}, the sampler "
+                f"{patch[LOCATION].tolist()}; plan -> cut must give what calling the sampler gives"
+            )
+        for name, image in patch.images.items():
+            if not _same_voxels(other[name].data, image.data):
+                raise AssertionError(f"{where}: patches() gave other voxels of image {name!r} for patch {index}")
 
 
 def _location(patch: Subject, where: str) -> tuple[int, ...]:
@@ -169,12 +192,15 @@ def check_sampler(sampler: PatchSampler, subject: Subject, num_patches: int = 8,
       subject's metadata;
     - carry ``patch[LOCATION]``, an int64 tensor ``(i0, j0, k0, i1, j1, k1)``
       with ``0 <= i0 < i1 <= shape`` and ``i1 - i0`` the patch size;
+      a finite sampler (a :class:`~torchpatch.sampler.GridSampler`) may
+      yield all its patches when it has fewer than ``num_patches``;
     - hold, for every image, the voxels of the subject at that location, and
       the subject's affine shifted by ``(i0, j0, k0)``;
     - pass :meth:`~torchpatch.subject.Subject.check_consistent_space`.
 
     The same seed must give the same locations, also from a pickled and
-    unpickled copy of the sampler; for a random sampler whose first draw
+    unpickled copy of the sampler, and :meth:`~torchpatch.sampler.PatchSampler.patches`
+    (plan then cut, what the Queue's workers send) the same patches; for a random sampler whose first draw
     holds two distinct locations, another seed must give other locations.
     The subject must be left unchanged.
 
@@ -215,7 +241,8 @@ def check_sampler(sampler: PatchSampler, subject: Subject, num_patches: int = 8,
     before = {name: image.data.clone() for name, image in subject.images.items()}
     where = f"{sampler!r} on subject {subject.name!r}"
     patch_size = expected_patch_size(sampler, subject.spatial_shape)
-    padded = getattr(sampler, "padding_mode", None) is not None
+    # A grid pads images smaller than its patch even without a padding_mode.
+    padded = getattr(sampler, "padding_mode", None) is not None or any(getattr(sampler, "padding", ()))
 
     patches = _draw(sampler, subject, num_patches, seed)
     locations = [
@@ -244,6 +271,7 @@ def check_sampler(sampler: PatchSampler, subject: Subject, num_patches: int = 8,
                 f"{where}: seeds {seed} to {seed + _OTHER_SEEDS} all gave {locations}; the seed is ignored"
             )
 
+    _check_stacked(sampler, subject, patches, seed, where)
     for name, image in subject.images.items():
         if not _same_voxels(image.data, before[name]):
             raise AssertionError(f"{where}: sampling changed the voxels of image {name!r} of the subject")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from torchpatch import LabelMap, ScalarImage, Subject
+from torchpatch.cache import CachedLabelMap, LabelIndex
 from torchpatch.transforms import (
     Compose,
     Crop,
@@ -217,16 +219,24 @@ def test_subclass_without_super_init_still_works():
     assert float(out.t1.data.max()) == 118.0
 
 
+def with_cached_labels(subject: Subject, folder: Path) -> Subject:
+    """``subject`` whose label map carries the decode-once cache's class positions."""
+    labels = subject.seg.data.numpy()
+    index = LabelIndex.build(labels, folder / "seg")
+    seg = CachedLabelMap(tensor=subject.seg.data, affine=subject.seg.affine, label_index=index)
+    return subject.with_images({"seg": seg})
+
+
 @pytest.mark.parametrize("transform", [Crop(1), Pad(1), Resample(2.0), CropOrPad((2, 2, 2)), ToCanonical()])
-def test_spatial_transforms_drop_cached_label_positions(transform):
-    subject = make_subject()
-    subject.seg.label_index = "positions in the input grid"
+def test_spatial_transforms_drop_cached_label_positions(transform, tmp_path):
+    subject = with_cached_labels(make_subject(), tmp_path)
+    index = subject.seg.label_index
     out = transform(subject)
     assert out.seg.label_index is None
-    assert subject.seg.label_index == "positions in the input grid"
+    assert subject.seg.label_index is index
 
 
-def test_intensity_transforms_keep_cached_label_positions_of_untouched_label_maps():
-    subject = make_subject()
-    subject.seg.label_index = "positions"
-    assert ZNormalization()(subject).seg.label_index == "positions"
+def test_intensity_transforms_keep_cached_label_positions_of_untouched_label_maps(tmp_path):
+    subject = with_cached_labels(make_subject(), tmp_path)
+    index = subject.seg.label_index
+    assert ZNormalization()(subject).seg.label_index is index

@@ -98,7 +98,7 @@ def image_fingerprint(image: Image) -> dict[str, Any]:
         >>> image_fingerprint(a) == image_fingerprint(b), sorted(image_fingerprint(a))
         (True, ['affine', 'class', 'dtype', 'sha1', 'type'])
     """
-    requested = image._requested_dtype  # the cast applied when reading: part of the voxels
+    requested = image.requested_dtype  # the cast applied when reading: part of the voxels
     entry: dict[str, Any] = {
         "class": type(image).__name__,
         "type": image.type,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..cache import CachedLabelMap, LabelIndex
 from ..constants import LABEL
 from ..image import Image
 from ..subject import Subject
@@ -189,7 +190,7 @@ class LabelSampler(RandomSampler):
     def prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
         name = self._label_image_name(subject)
         image = subject.get_image(name, "label_name")
-        index = getattr(image, "label_index", None)
+        index = image.label_index if isinstance(image, CachedLabelMap) else None
         region_shape = tuple(s - p + 1 for s, p in zip(image.spatial_shape, patch_size))
         if index is not None:
             # Decode-once cache: positions by class were stored with the volume.
@@ -228,7 +229,7 @@ class LabelSampler(RandomSampler):
         return draw
 
     def _positions_from_index(
-        self, index: Any, image: Image, patch_size: TypeTriplet
+        self, index: LabelIndex, image: Image, patch_size: TypeTriplet
     ) -> tuple[list[tuple[int, float]], list[Any]]:
         """Like :meth:`_positions`, from a cached :class:`~torchpatch.cache.LabelIndex`.
 

@@ -55,25 +55,6 @@ def rebuild_image(image: Image, data: torch.Tensor, affine: TypeAffine | None = 
     return image.derive(data, image.affine if affine is None else np.asarray(affine, dtype=np.float64))
 
 
-def forget_derived_state(image: Image) -> Image:
-    """Drop, in place, what was computed from voxels that ``image`` no longer holds.
-
-    The decode-once cache attaches the positions of each class to a label map
-    (``label_index``); after a crop, pad or resample they point to the wrong
-    voxels, so samplers must recompute them from the data.
-
-    Example:
-        >>> from torchpatch import LabelMap
-        >>> image = LabelMap(tensor=torch.zeros(1, 2, 2, 1))
-        >>> image.label_index = 'positions of the old grid'
-        >>> forget_derived_state(image).label_index is None
-        True
-    """
-    if getattr(image, "label_index", None) is not None:
-        image.label_index = None
-    return image
-
-
 def _parse_names(names: Any, argument: str) -> tuple[str, ...] | None:
     if names is None:
         return None
@@ -245,4 +226,4 @@ class Compose(Transform):
         return f"Compose([{inner}])"
 
 
-__all__ = ["Compose", "Transform", "forget_derived_state", "rebuild_image"]
+__all__ = ["Compose", "Transform", "rebuild_image"]
