@@ -28,6 +28,7 @@ PAGES = [
     ("torchpatch", "The torchpatch namespace"),
     ("torchpatch.image", "Images"),
     ("torchpatch.subject", "Subjects"),
+    ("torchpatch.patches", "Stacked patches"),
     ("torchpatch.dataset", "Datasets of subjects"),
     ("torchpatch.cache", "Decode-once cache"),
     ("torchpatch.sampler", "Patch samplers"),

@@ -12,9 +12,10 @@ from .heatmap import points_to_heatmap
 from .image import Image, LabelMap, ScalarImage
 from .inference import GridAggregator, infer, sliced_detection
 from .loader import SubjectsLoader, collate_subjects
+from .patches import Patches
 from .queue import Queue
 from .sampler import GridSampler, LabelSampler, ObjectSampler, PatchSampler, UniformSampler, WeightedSampler
-from .subject import Subject
+from .subject import ImageNotFoundError, Subject
 
 __all__ = [
     "AFFINE",
@@ -30,9 +31,11 @@ __all__ = [
     "GridAggregator",
     "GridSampler",
     "Image",
+    "ImageNotFoundError",
     "LabelSampler",
     "ObjectSampler",
     "PatchSampler",
+    "Patches",
     "Points",
     "Queue",
     "UniformSampler",
