@@ -27,6 +27,7 @@ import torchpatch
 PAGES = [
     ("torchpatch", "The torchpatch namespace"),
     ("torchpatch.image", "Images"),
+    ("torchpatch.regions", "Box reads"),
     ("torchpatch.subject", "Subjects"),
     ("torchpatch.patches", "Stacked patches"),
     ("torchpatch.dataset", "Datasets of subjects"),

@@ -25,7 +25,7 @@ LAYERS: list[list[str]] = [
     ["torchpatch._version", "torchpatch.constants", "torchpatch.typing", "torchpatch._args"],
     ["torchpatch.geometry"],
     ["torchpatch.io"],
-    ["torchpatch.image", "torchpatch.patches", "torchpatch.subject"],
+    ["torchpatch.regions", "torchpatch.image", "torchpatch.patches", "torchpatch.subject"],
     ["torchpatch.annotations", "torchpatch.annotations_io", "torchpatch.heatmap"],
     ["torchpatch.transforms"],
     ["torchpatch.cache", "torchpatch.dataset", "torchpatch.datasets"],

@@ -11,6 +11,11 @@ is uncompressed (``.nii``, ``.npy``)::
       .data                  whole volume, cached until .unload()
 """
 
+# Longer than the house's ~400 lines on purpose: Image carries TorchIO's whole
+# image surface (construction, lazy loading, header properties, output and
+# key access) in one class users read top to bottom; box reads live in
+# regions.py.
+
 from __future__ import annotations
 
 import copy
@@ -25,19 +30,13 @@ import torch
 from . import io
 from .constants import AFFINE, DATA, INTENSITY, LABEL, PATH, STEM, TYPE
 from .geometry import (
-    GEOMETRIC_MODES,
-    STATISTIC_MODES,
     check_affine,
-    check_locations,
-    check_region,
     orientation_from_affine,
     origin_from_affine,
-    parse_padding_mode,
     shift_affine,
-    source_indices,
     spacing_from_affine,
-    to_triplet,
 )
+from .regions import RegionReads
 from .typing import TypeAffine, TypePath, TypeSpacing, TypeTriplet
 
 Array = np.ndarray[Any, np.dtype[Any]]
@@ -46,7 +45,7 @@ Array = np.ndarray[Any, np.dtype[Any]]
 _WIDENED = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64, np.dtype(np.uint64): np.int64}
 
 
-class Image:
+class Image(RegionReads):
     """A 4D image ``(C, I, J, K)`` with a RAS+ affine, read lazily from disk.
 
     Args:
@@ -95,8 +94,6 @@ class Image:
         self.metadata: dict[str, Any] = dict(kwargs)
         self._requested_dtype = dtype
         self._data: torch.Tensor | None = None
-        # A statistic-mode padding of the voxels, kept for the next box (see _statistic_padding).
-        self._padded: tuple[Any, ...] | None = None
         self._header: io.Header | None = None
         self._detached = False  # True for crops: data is not the whole file
         self._affine: TypeAffine | None = None if affine is None else check_affine(affine, self._describe("affine"))
@@ -154,7 +151,6 @@ class Image:
         new._header = None
         new._detached = self.path is not None
         new._data = None
-        new._padded = None
         if checked or data is None:
             new._affine = np.asarray(affine, dtype=np.float64)
             new._data = data
@@ -162,25 +158,6 @@ class Image:
             new._affine = check_affine(affine, self._describe("affine"))
             new.set_data(data)
         return new
-
-    def _region_array(self) -> Array | None:
-        """A ``(C, I, J, K)`` numpy array whose boxes are this image's voxels, or ``None``.
-
-        Loaded CPU data, or the memory map of an unloaded ``.npy`` file; the
-        caller checks the map's dtype is the one :meth:`read_region` returns.
-        ``None`` when crops must go through :meth:`read_region` (NaN checks,
-        a requested dtype, other formats, other devices).
-        """
-        if self.check_nans:
-            return None
-        data = self._data
-        if data is not None:
-            if data.device.type != "cpu" or data.requires_grad or data.dtype == torch.bfloat16:
-                return None
-            return data.numpy()
-        if self._requested_dtype is None and isinstance(self.path, Path) and io.get_suffix(self.path) == ".npy":
-            return io.memory_map(self.path)
-        return None
 
     # Voxels ----------------------------------------------------------------------
 
@@ -313,199 +290,6 @@ class Image:
         """
         if self.path is not None and not self._detached:
             self._data = None
-
-    def read_region(
-        self,
-        index_ini: Sequence[int],
-        index_fin: Sequence[int],
-        *,
-        padding_mode: float | str | None = None,
-        out: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Voxels of the half-open box ``[index_ini, index_fin)``: ``(C, ...)``.
-
-        The one way torchpatch reads a box of an image: samplers, the grid,
-        the Queue, :func:`~torchpatch.infer`, detection and export all cut
-        patches through it. Loaded images are sliced (a view, no copy, unless
-        ``out`` is given); uncompressed ``.nii`` and ``.npy`` files are read
-        from disk for just the box; other formats are loaded whole first.
-
-        Args:
-            index_ini: First voxel of the box.
-            index_fin: One past the last voxel of the box.
-            padding_mode: ``None``: the box must lie inside the image.
-                Otherwise the box may reach past the border, and the voxels
-                outside are filled as this mode of
-                :mod:`~torchpatch.geometry.padding` says (label maps get 0
-                unless the mode copies voxels).
-            out: A ``(C, *box)`` tensor of this image's dtype to write into
-                (e.g. one item of a batch in shared memory); returned.
-
-        Example:
-            >>> image = Image(tensor=torch.arange(16).reshape(1, 4, 4, 1), type=INTENSITY)
-            >>> image.read_region((1, 1, 0), (3, 2, 1)).flatten().tolist()
-            [5, 9]
-            >>> image.read_region((-1, 0, 0), (1, 1, 1), padding_mode='edge').flatten().tolist()
-            [0, 0]
-        """
-        if padding_mode is None:
-            ini, fin = check_region(index_ini, index_fin, self.spatial_shape, self._describe())
-            return self._read_inside(ini, fin, out)
-        ini = to_triplet(tuple(index_ini), "index_ini", minimum=-(2**62))
-        fin = to_triplet(tuple(index_fin), "index_fin", minimum=-(2**62))
-        shape = self.spatial_shape
-        if any(f <= i for i, f in zip(ini, fin)):
-            raise ValueError(f"region {ini} -> {fin} of {self._describe()} is empty: need index_ini < index_fin")
-        if all(i >= 0 and f <= s for i, f, s in zip(ini, fin, shape)):
-            return self._read_inside(ini, fin, out)
-        mode, fill = parse_padding_mode(padding_mode)
-        if self.type == LABEL and mode not in GEOMETRIC_MODES:
-            mode, fill = "constant", 0.0
-        size = tuple(f - i for i, f in zip(ini, fin))
-        if out is None:
-            out = torch.empty((self.num_channels, *size), dtype=self.dtype, device=self._device)
-        if mode in STATISTIC_MODES:
-            padded, before = self._statistic_padding(mode, ini, fin)
-            low = [i + b for i, b in zip(ini, before)]
-            out.copy_(padded[:, low[0] : low[0] + size[0], low[1] : low[1] + size[1], low[2] : low[2] + size[2]])
-            return out
-        maps = [source_indices(s, i, f, mode) for s, i, f in zip(shape, ini, fin)]
-        valid = [m[m >= 0] for m in maps]
-        if any(v.size == 0 for v in valid):  # the box lies wholly outside the image
-            out.fill_(fill)
-            return out
-        low = [int(v.min()) for v in valid]
-        high = [int(v.max()) + 1 for v in valid]
-        region = self._read_inside((low[0], low[1], low[2]), (high[0], high[1], high[2]), None)
-        if mode == "constant":
-            out.fill_(fill)
-            first = [int(np.argmax(m >= 0)) for m in maps]
-            out[
-                :,
-                first[0] : first[0] + high[0] - low[0],
-                first[1] : first[1] + high[1] - low[1],
-                first[2] : first[2] + high[2] - low[2],
-            ] = region
-            return out
-        for axis, (indices, start) in enumerate(zip(maps, low)):
-            region = region.index_select(axis + 1, torch.from_numpy(indices - start).to(region.device))
-        out.copy_(region)
-        return out
-
-    def read_regions(
-        self,
-        locations: Any,
-        *,
-        padding_mode: float | str | None = None,
-        out: torch.Tensor | None = None,
-        copy: bool = True,
-    ) -> torch.Tensor:
-        """The boxes at ``locations``, stacked: ``(N, C, *size)``, every box the same size.
-
-        :meth:`read_region` for many boxes at once, checked once: what
-        :meth:`Subject.cut <torchpatch.subject.Subject.cut>` calls. Boxes of
-        loaded voxels or of a memory-mapped ``.npy`` are copied straight into
-        ``out`` by numpy, one box after the other.
-
-        Args:
-            locations: ``(N, 6)`` ints ``(i0, j0, k0, i1, j1, k1)``.
-            padding_mode: As in :meth:`read_region`.
-            out: A ``(N, C, *size)`` tensor of this image's dtype to fill.
-            copy: ``False`` lets a single box inside the image be a view of
-                the loaded voxels (the grid's patches), instead of a copy.
-
-        Example:
-            >>> image = Image(tensor=torch.arange(16).reshape(1, 4, 4, 1), type=INTENSITY)
-            >>> image.read_regions([[0, 0, 0, 1, 2, 1], [3, 2, 0, 4, 4, 1]])[:, 0, :, :, 0].tolist()
-            [[[0, 1]], [[14, 15]]]
-        """
-        boxes = check_locations(locations, self._describe())
-        if not copy and out is None and len(boxes) == 1:
-            box = boxes[0].tolist()
-            return self.read_region(box[:3], box[3:], padding_mode=padding_mode)[None]
-        sizes = boxes[:, 3:] - boxes[:, :3]
-        size = tuple(int(v) for v in sizes[0]) if len(boxes) else (1, 1, 1)
-        if out is None:
-            out = torch.empty((len(boxes), self.num_channels, *size), dtype=self.dtype, device=self._device)
-        if not len(boxes):
-            return out
-        shape = np.asarray(self.spatial_shape, dtype=np.int64)
-        inside = (boxes[:, :3] >= 0).all(axis=1) & (boxes[:, 3:] <= shape).all(axis=1)
-        if padding_mode is None and not inside.all():
-            row = int(np.flatnonzero(~inside)[0])
-            check_region(boxes[row, :3], boxes[row, 3:], self.spatial_shape, self._describe())
-        source = self._region_array()
-        target = None
-        if source is not None and out.device.type == "cpu" and out.dtype != torch.bfloat16:
-            target = out.numpy()
-            if target.dtype != source.dtype:
-                target = None
-        for index, box in enumerate(boxes.tolist()):
-            if target is not None and inside[index]:
-                assert source is not None
-                target[index] = source[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]]
-            else:
-                self.read_region(box[:3], box[3:], padding_mode=padding_mode, out=out[index])
-        return out
-
-    @property
-    def _device(self) -> torch.device:
-        return self._data.device if self._data is not None else torch.device("cpu")
-
-    def _read_inside(self, ini: TypeTriplet, fin: TypeTriplet, out: torch.Tensor | None) -> torch.Tensor:
-        """The box ``[ini, fin)``, checked to lie inside: a view, or copied into ``out``."""
-        if out is not None:
-            # The fast path of every patch copy: numpy copies on one thread from
-            # loaded voxels or a memory-mapped .npy (no tensor per patch, and no
-            # parallel region to wait on when worker processes hold the cores).
-            source = self._region_array()
-            if source is not None and out.device.type == "cpu" and out.dtype != torch.bfloat16:
-                target = out.numpy()
-                if source.dtype == target.dtype:
-                    target[...] = source[:, ini[0] : fin[0], ini[1] : fin[1], ini[2] : fin[2]]
-                    return out
-        if self._data is None and isinstance(self.path, Path) and io.supports_region_reads(self.path):
-            region = self._to_tensor(io.read_region(self.path, ini, fin))
-        else:
-            region = self.data[:, ini[0] : fin[0], ini[1] : fin[1], ini[2] : fin[2]]
-        if out is None:
-            return region
-        out.copy_(region)
-        return out
-
-    def _statistic_padding(self, mode: str, ini: TypeTriplet, fin: TypeTriplet) -> tuple[torch.Tensor, TypeTriplet]:
-        """This image padded with a statistic mode, enough for the box; and the padding before each axis.
-
-        The statistics are those of whole rows of the image, so the image is
-        padded whole; the copy is kept for the next box of the same voxels
-        (a grid's border patches), and widened when a box needs more.
-        """
-        shape = self.spatial_shape
-        need_before = [max(0, -i) for i in ini]
-        need_after = [max(0, f - s) for f, s in zip(fin, shape)]
-        data = self.data
-        cached = self._padded
-        if cached is not None:
-            key, source, version, before, after, padded = cached
-            if (
-                key == mode
-                and source is data
-                and version == data._version
-                and all(b >= n for b, n in zip(before, need_before))
-                and all(a >= n for a, n in zip(after, need_after))
-            ):
-                return padded, before
-            need_before = [max(b, n) for b, n in zip(before, need_before)] if key == mode else need_before
-            need_after = [max(a, n) for a, n in zip(after, need_after)] if key == mode else need_after
-        widths = ((0, 0), *zip(need_before, need_after))
-        source_array = data.detach().cpu()
-        if source_array.dtype in (torch.float16, torch.bfloat16):
-            source_array = source_array.to(torch.float32)
-        array = np.pad(source_array.numpy(), widths, mode=mode)  # type: ignore[call-overload]
-        padded = torch.from_numpy(array).to(device=data.device, dtype=data.dtype)
-        before = (need_before[0], need_before[1], need_before[2])
-        self._padded = (mode, data, data._version, before, tuple(need_after), padded)
-        return padded, before
 
     def crop(self, index_ini: Sequence[int], index_fin: Sequence[int], *, copy: bool = True) -> Image:
         """A new image holding ``[index_ini, index_fin)``, its affine shifted.

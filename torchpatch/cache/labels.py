@@ -141,7 +141,8 @@ class CachedLabelMap(LabelMap):
             ('CachedLabelMap', None)
         """
         new = super().derive(data, affine, checked=checked)
-        new.label_index = None
+        if isinstance(new, CachedLabelMap):
+            new.label_index = None
         return new
 
 

@@ -32,6 +32,7 @@ from .base import Transform, rebuild_image
 
 TypeBounds = tuple[int, int, int, int, int, int]
 
+
 def _parse_bounds(value: Any, argument: str) -> int | TypeBounds:
     """An int (kept, as its meaning depends on the image) or six ints."""
     if isinstance(value, Integral) and not isinstance(value, bool):

@@ -1,0 +1,288 @@
+"""Reading boxes of an image: the one way torchpatch cuts voxels.
+
+:class:`RegionReads` is the part of :class:`~torchpatch.image.Image` that
+reads boxes: :meth:`~RegionReads.read_region` (one box, a view when it can
+be) and :meth:`~RegionReads.read_regions` (many boxes of one size, stacked
+into a given buffer). Boxes may reach past the border when a padding mode
+says how to fill them (:mod:`torchpatch.geometry.padding`). The fast path
+of every patch copy lives here: numpy copies, one box after the other, from
+the loaded voxels or from the memory map of an unloaded ``.npy`` file,
+straight into the caller's buffer (in shared memory inside a loader worker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import io
+from .constants import LABEL
+from .geometry import (
+    GEOMETRIC_MODES,
+    STATISTIC_MODES,
+    check_locations,
+    check_region,
+    parse_padding_mode,
+    source_indices,
+    to_triplet,
+)
+from .typing import TypeTriplet
+
+Array = np.ndarray[Any, np.dtype[Any]]
+
+
+class RegionReads:
+    """Box reads of an image (mixed into :class:`~torchpatch.image.Image`, which provides the voxels).
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> image = ScalarImage(tensor=torch.arange(8.0).reshape(1, 2, 4, 1))
+        >>> image.read_region((0, 3, 0), (2, 5, 1), padding_mode='edge')[0, :, :, 0].tolist()
+        [[3.0, 3.0], [7.0, 7.0]]
+    """
+
+    # Provided by Image.
+    _data: torch.Tensor | None
+    _requested_dtype: torch.dtype | None
+    path: Path | list[Path] | None
+    check_nans: bool
+    type: str | None
+
+    def _describe(self, what: str = "") -> str:
+        raise NotImplementedError
+
+    def _to_tensor(self, array: Array | torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def data(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def spatial_shape(self) -> TypeTriplet:
+        raise NotImplementedError
+
+    @property
+    def num_channels(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def dtype(self) -> torch.dtype:
+        raise NotImplementedError
+
+    def _region_array(self) -> Array | None:
+        """A ``(C, I, J, K)`` numpy array whose boxes are this image's voxels, or ``None``.
+
+        Loaded CPU data, or the memory map of an unloaded ``.npy`` file; the
+        caller checks the map's dtype is the one :meth:`read_region` returns.
+        ``None`` when crops must go through :meth:`read_region` (NaN checks,
+        a requested dtype, other formats, other devices).
+        """
+        if self.check_nans:
+            return None
+        data = self._data
+        if data is not None:
+            if data.device.type != "cpu" or data.requires_grad or data.dtype == torch.bfloat16:
+                return None
+            return data.numpy()
+        if self._requested_dtype is None and isinstance(self.path, Path) and io.get_suffix(self.path) == ".npy":
+            return io.memory_map(self.path)
+        return None
+
+    def read_region(
+        self,
+        index_ini: Sequence[int],
+        index_fin: Sequence[int],
+        *,
+        padding_mode: float | str | None = None,
+        out: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Voxels of the half-open box ``[index_ini, index_fin)``: ``(C, ...)``.
+
+        The one way torchpatch reads a box of an image: samplers, the grid,
+        the Queue, :func:`~torchpatch.infer`, detection and export all cut
+        patches through it. Loaded images are sliced (a view, no copy, unless
+        ``out`` is given); uncompressed ``.nii`` and ``.npy`` files are read
+        from disk for just the box; other formats are loaded whole first.
+
+        Args:
+            index_ini: First voxel of the box.
+            index_fin: One past the last voxel of the box.
+            padding_mode: ``None``: the box must lie inside the image.
+                Otherwise the box may reach past the border, and the voxels
+                outside are filled as this mode of
+                :mod:`~torchpatch.geometry.padding` says (label maps get 0
+                unless the mode copies voxels).
+            out: A ``(C, *box)`` tensor of this image's dtype to write into
+                (e.g. one item of a batch in shared memory); returned.
+
+        Example:
+            >>> from torchpatch import ScalarImage
+            >>> image = ScalarImage(tensor=torch.arange(16).reshape(1, 4, 4, 1))
+            >>> image.read_region((1, 1, 0), (3, 2, 1)).flatten().tolist()
+            [5, 9]
+            >>> image.read_region((-1, 0, 0), (1, 1, 1), padding_mode='edge').flatten().tolist()
+            [0, 0]
+        """
+        if padding_mode is None:
+            ini, fin = check_region(index_ini, index_fin, self.spatial_shape, self._describe())
+            return self._read_inside(ini, fin, out)
+        ini = to_triplet(tuple(index_ini), "index_ini", minimum=-(2**62))
+        fin = to_triplet(tuple(index_fin), "index_fin", minimum=-(2**62))
+        shape = self.spatial_shape
+        if any(f <= i for i, f in zip(ini, fin)):
+            raise ValueError(f"region {ini} -> {fin} of {self._describe()} is empty: need index_ini < index_fin")
+        if all(i >= 0 and f <= s for i, f, s in zip(ini, fin, shape)):
+            return self._read_inside(ini, fin, out)
+        mode, fill = parse_padding_mode(padding_mode)
+        if self.type == LABEL and mode not in GEOMETRIC_MODES:
+            mode, fill = "constant", 0.0
+        size = tuple(f - i for i, f in zip(ini, fin))
+        if out is None:
+            out = torch.empty((self.num_channels, *size), dtype=self.dtype, device=self._device)
+        if mode in STATISTIC_MODES:
+            padded, first = self._statistic_padding(mode, ini, fin)
+            out.copy_(
+                padded[:, first[0] : first[0] + size[0], first[1] : first[1] + size[1], first[2] : first[2] + size[2]]
+            )
+            return out
+        maps = [source_indices(s, i, f, mode) for s, i, f in zip(shape, ini, fin)]
+        valid = [m[m >= 0] for m in maps]
+        if any(v.size == 0 for v in valid):  # the box lies wholly outside the image
+            out.fill_(fill)
+            return out
+        low = [int(v.min()) for v in valid]
+        high = [int(v.max()) + 1 for v in valid]
+        region = self._read_inside((low[0], low[1], low[2]), (high[0], high[1], high[2]), None)
+        if mode == "constant":
+            out.fill_(fill)
+            offset = [int(np.argmax(m >= 0)) for m in maps]
+            out[
+                :,
+                offset[0] : offset[0] + high[0] - low[0],
+                offset[1] : offset[1] + high[1] - low[1],
+                offset[2] : offset[2] + high[2] - low[2],
+            ] = region
+            return out
+        for axis, (indices, start) in enumerate(zip(maps, low)):
+            region = region.index_select(axis + 1, torch.from_numpy(indices - start).to(region.device))
+        out.copy_(region)
+        return out
+
+    def read_regions(
+        self,
+        locations: Any,
+        *,
+        padding_mode: float | str | None = None,
+        out: torch.Tensor | None = None,
+        copy: bool = True,
+    ) -> torch.Tensor:
+        """The boxes at ``locations``, stacked: ``(N, C, *size)``, every box the same size.
+
+        :meth:`read_region` for many boxes at once, checked once: what
+        :meth:`Subject.cut <torchpatch.subject.Subject.cut>` calls. Boxes of
+        loaded voxels or of a memory-mapped ``.npy`` are copied straight into
+        ``out`` by numpy, one box after the other.
+
+        Args:
+            locations: ``(N, 6)`` ints ``(i0, j0, k0, i1, j1, k1)``.
+            padding_mode: As in :meth:`read_region`.
+            out: A ``(N, C, *size)`` tensor of this image's dtype to fill.
+            copy: ``False`` lets a single box inside the image be a view of
+                the loaded voxels (the grid's patches), instead of a copy.
+
+        Example:
+            >>> from torchpatch import ScalarImage
+            >>> image = ScalarImage(tensor=torch.arange(16).reshape(1, 4, 4, 1))
+            >>> image.read_regions([[0, 0, 0, 1, 2, 1], [3, 2, 0, 4, 4, 1]])[:, 0, :, :, 0].tolist()
+            [[[0, 1]], [[14, 15]]]
+        """
+        boxes = check_locations(locations, self._describe())
+        if not copy and out is None and len(boxes) == 1:
+            box = boxes[0].tolist()
+            return self.read_region(box[:3], box[3:], padding_mode=padding_mode)[None]
+        sizes = boxes[:, 3:] - boxes[:, :3]
+        size = tuple(int(v) for v in sizes[0]) if len(boxes) else (1, 1, 1)
+        if out is None:
+            out = torch.empty((len(boxes), self.num_channels, *size), dtype=self.dtype, device=self._device)
+        if not len(boxes):
+            return out
+        shape = np.asarray(self.spatial_shape, dtype=np.int64)
+        inside: np.ndarray = np.asarray((boxes[:, :3] >= 0).all(axis=1) & (boxes[:, 3:] <= shape).all(axis=1))
+        if padding_mode is None and not inside.all():
+            row = int(np.flatnonzero(~inside)[0])
+            check_region(boxes[row, :3].tolist(), boxes[row, 3:].tolist(), self.spatial_shape, self._describe())
+        source = self._region_array()
+        target = None
+        if source is not None and out.device.type == "cpu" and out.dtype != torch.bfloat16:
+            target = out.numpy()
+            if target.dtype != source.dtype:
+                target = None
+        inside_rows: list[bool] = [bool(v) for v in inside]
+        for index, (box, box_inside) in enumerate(zip(boxes.tolist(), inside_rows)):
+            if target is not None and box_inside:
+                assert source is not None
+                target[index] = source[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]]
+            else:
+                self.read_region(box[:3], box[3:], padding_mode=padding_mode, out=out[index])
+        return out
+
+    @property
+    def _device(self) -> torch.device:
+        return self._data.device if self._data is not None else torch.device("cpu")
+
+    def _read_inside(self, ini: TypeTriplet, fin: TypeTriplet, out: torch.Tensor | None) -> torch.Tensor:
+        """The box ``[ini, fin)``, checked to lie inside: a view, or copied into ``out``."""
+        if out is not None:
+            # The fast path of every patch copy: numpy copies on one thread from
+            # loaded voxels or a memory-mapped .npy (no tensor per patch, and no
+            # parallel region to wait on when worker processes hold the cores).
+            source = self._region_array()
+            if source is not None and out.device.type == "cpu" and out.dtype != torch.bfloat16:
+                target = out.numpy()
+                if source.dtype == target.dtype:
+                    target[...] = source[:, ini[0] : fin[0], ini[1] : fin[1], ini[2] : fin[2]]
+                    return out
+        if self._data is None and isinstance(self.path, Path) and io.supports_region_reads(self.path):
+            region = self._to_tensor(io.read_region(self.path, ini, fin))
+        else:
+            region = self.data[:, ini[0] : fin[0], ini[1] : fin[1], ini[2] : fin[2]]
+        if out is None:
+            return region
+        out.copy_(region)
+        return out
+
+    def _statistic_padding(self, mode: str, ini: TypeTriplet, fin: TypeTriplet) -> tuple[torch.Tensor, TypeTriplet]:
+        """A padded slab of this image holding the box, and where the box starts in it.
+
+        A statistic mode fills a voxel past the border from whole lines of
+        the image along the axes it pads (as :func:`numpy.pad` does, axis
+        after axis), so the slab spans the whole image along the axes the
+        box reaches past, and only the box along the others.
+        """
+        shape = self.spatial_shape
+        low, high, widths, start = [], [], [(0, 0)], []
+        for i, f, size in zip(ini, fin, shape):
+            if i < 0 or f > size:
+                low.append(0)
+                high.append(size)
+                widths.append((max(0, -i), max(0, f - size)))
+                start.append(i + max(0, -i))
+            else:
+                low.append(i)
+                high.append(f)
+                widths.append((0, 0))
+                start.append(0)
+        slab = self._read_inside((low[0], low[1], low[2]), (high[0], high[1], high[2]), None).detach().cpu()
+        if slab.dtype in (torch.float16, torch.bfloat16):
+            slab = slab.to(torch.float32)
+        array = np.pad(slab.numpy(), widths, mode=mode)  # type: ignore[call-overload]
+        padded = torch.from_numpy(array).to(device=self._device, dtype=self.dtype)
+        return padded, (start[0], start[1], start[2])
+
+
+__all__ = ["RegionReads"]
