@@ -61,9 +61,10 @@ def main(mode: str) -> dict[str, Any]:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     victim = multiprocessing.active_children()[0]
     result: dict[str, Any] = {"mode": mode, "pid": victim.pid, "error": None}
-    os.kill(victim.pid, signal.SIGKILL)  # type: ignore[arg-type]
     start = time.monotonic()
     try:
+        # Inside the try: the SIGCHLD handler may raise as soon as the worker dies.
+        os.kill(victim.pid, signal.SIGKILL)  # type: ignore[arg-type]
         if mode == "poll":
             victim.join(DEADLINE)
             next(iterator)
