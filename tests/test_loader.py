@@ -25,6 +25,7 @@ from torchpatch import (
     collate_subjects,
     io,
 )
+from torchpatch.loader import empty_batch
 
 
 def make_patch(index: int, shape: tuple[int, int, int, int] = (1, 4, 4, 2)) -> Subject:
@@ -147,3 +148,53 @@ def test_subjects_loader_with_spawned_workers():
     ids = [subject_id for batch in batches for subject_id in batch["subject_id"]]
     assert ids == ["sub-0", "sub-1", "sub-2", "sub-3"]
     assert torch.cat([batch[LOCATION] for batch in batches])[:, 0].tolist() == [0, 1, 2, 3]
+
+
+# Shared memory in loader workers ------------------------------------------------------------------------------
+
+
+SHARED_CASES = [
+    ((2, 1, 3, 4, 5), torch.float32),
+    ((3, 2), torch.bfloat16),
+    ((4,), torch.bool),
+    ((0, 1, 2), torch.int64),
+]
+
+
+def test_torch_allocates_an_untyped_storage_straight_in_shared_memory():
+    # empty_batch relies on this private PyTorch call (share_memory_() would copy): a rename fails here.
+    for shape, dtype in SHARED_CASES:
+        storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * dtype.itemsize)
+        assert storage.is_shared() and storage.nbytes() == int(np.prod(shape)) * dtype.itemsize
+        tensor = torch.empty(0, dtype=dtype).set_(storage, 0, shape)
+        assert tensor.shape == shape and tensor.dtype == dtype and tensor.is_contiguous()
+        assert tensor.is_shared() and tensor.untyped_storage().data_ptr() == storage.data_ptr()
+
+
+def test_share_memory_on_a_new_tensor_copies_it():
+    # Why empty_batch does not use the public share_memory_(): it moves the voxels to a new buffer.
+    tensor = torch.empty(1000)
+    before = tensor.data_ptr()
+    tensor.share_memory_()
+    assert tensor.is_shared() and tensor.data_ptr() != before
+
+
+class SharedBatches(torch.utils.data.Dataset[tuple[bool, torch.Tensor]]):
+    """Each item: whether empty_batch gave shared memory in the worker, and the tensor itself."""
+
+    def __len__(self) -> int:
+        return len(SHARED_CASES)
+
+    def __getitem__(self, index: int) -> tuple[bool, torch.Tensor]:
+        shape, dtype = SHARED_CASES[index]
+        batch = empty_batch(shape, dtype)
+        batch.zero_()
+        return batch.is_shared(), batch
+
+
+def test_empty_batch_is_in_shared_memory_inside_a_worker_only():
+    assert not empty_batch((2, 3), torch.float32).is_shared()
+    loader = torch.utils.data.DataLoader(SharedBatches(), batch_size=None, num_workers=1)
+    for (shape, dtype), (shared, batch) in zip(SHARED_CASES, loader):
+        assert shared, (shape, dtype)
+        assert batch.shape == shape and batch.dtype == dtype and not batch.any()

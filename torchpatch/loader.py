@@ -31,9 +31,11 @@ def empty_batch(shape: Sequence[int], dtype: torch.dtype, device: torch.device |
     """
     device = torch.device(device)
     if device.type == "cpu" and get_worker_info() is not None:
-        template = torch.empty(0, dtype=dtype)
-        storage = template._typed_storage()._new_shared(int(np.prod(shape)), device=device)
-        return template.new(storage).resize_(*shape)
+        # PyTorch has no public way to allocate in shared memory: share_memory_()
+        # allocates, then copies (16 MiB: 57 against 39 ms here). The private
+        # UntypedStorage._new_shared is pinned by tests/test_loader.py.
+        storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * dtype.itemsize)
+        return torch.empty(0, dtype=dtype).set_(storage, 0, tuple(int(v) for v in shape))
     return torch.empty(tuple(shape), dtype=dtype, device=device)
 
 
