@@ -63,7 +63,7 @@ def imports(path: Path) -> list[tuple[int, str, list[str]]]:
     module = module_name(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = []
-    tree = ast.parse(path.read_text())
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     # Imports for type annotations only (under ``if TYPE_CHECKING:``) do not run.
     typing_only = {
         id(inner)

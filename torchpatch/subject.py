@@ -13,8 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from .constants import INTENSITY
-from .geometry import check_locations, shift_affine
+from .constants import INTENSITY, LABEL
+from .geometry import check_locations, parse_padding_mode, shift_affine
 from .image import Image
 from .patches import Patches
 from .typing import TypeSpacing, TypeTriplet
@@ -395,6 +395,42 @@ class Subject(MutableMapping[str, Any]):
             if isinstance(value, RegionAware):
                 cropped[name] = value.crop_to_region(tuple(index_ini), tuple(index_fin))
         return self.with_images(cropped, **metadata)
+
+    def check_padding_value(self, padding_mode: Any, include: Sequence[str] | None = None) -> None:
+        """Check a constant ``padding_mode`` fits the integer voxels it would pad.
+
+        Label maps are padded with 0 and float images take any value, so only
+        integer intensity images are checked (a grid or an export refuses
+        what would wrap around or be truncated).
+
+        Raises:
+            ValueError: Naming the image, its dtype and range.
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage
+            >>> s = Subject(ct=ScalarImage(tensor=torch.zeros(1, 2, 2, 2, dtype=torch.uint8)), subject_id='s1')
+            >>> s.check_padding_value(255)
+            >>> s.check_padding_value(-1)
+            Traceback (most recent call last):
+            ...
+            ValueError: padding_mode -1 does not fit the torch.uint8 voxels of image 'ct' in subject 's1' (range 0 ...
+        """
+        mode, fill = parse_padding_mode(padding_mode, allow_none=True)
+        if mode != "constant" or fill == 0:
+            return
+        images = self.get_images_dict(include=include) if include is not None else self.images
+        for name, image in images.items():
+            dtype = image.dtype
+            if image.type == LABEL or dtype.is_floating_point or dtype == torch.bool:
+                continue
+            info = torch.iinfo(dtype)
+            if fill != int(fill) or not info.min <= fill <= info.max:
+                raise ValueError(
+                    f"padding_mode {padding_mode!r} does not fit the {dtype} voxels of image {name!r} in "
+                    f"subject {self.name!r} (range {info.min} to {info.max}); cast the image "
+                    f"(dtype=torch.float32) or choose another padding_mode"
+                )
 
     def cut(
         self,

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..annotations import BoundingBoxes, Points
 from ..cache.fingerprint import digest, image_fingerprint, sha1, tensor_chunks
 from ..constants import INTENSITY, LABEL
@@ -51,6 +49,7 @@ class SubjectPlan:
         folders: The folders of the image's files (none for a tensor).
 
     Example:
+        >>> import torch
         >>> from torchpatch import ScalarImage
         >>> subject = Subject(t1=ScalarImage(tensor=torch.zeros(1, 8, 8, 1)), subject_id='sub 1')
         >>> _, (plan,) = plan_subjects(subject, ExportOptions.from_arguments(4))
@@ -113,6 +112,7 @@ def plan_subjects(
             value that does not fit the voxels; or no subject at all.
 
     Example:
+        >>> import torch
         >>> from torchpatch import ScalarImage
         >>> subjects = [Subject(a=ScalarImage(tensor=torch.zeros(1, 4, 4, 1)), subject_id='x') for _ in range(2)]
         >>> [plan.stem for plan in plan_subjects(subjects, ExportOptions.from_arguments(2))[1]]
@@ -194,7 +194,8 @@ def _plan_subject(subject: Any, position: int, options: ExportOptions, stems: se
     }
     loaded = {key: image.is_loaded for key, image in images.items()}
     try:
-        shape = Subject(images, subject_id=name).spatial_shape  # checks the images share one grid
+        selected = Subject(images, subject_id=name)
+        shape = selected.spatial_shape  # checks the images share one grid
         patch = parse_patch_size(options.patch_size, shape)
         if options.padding_mode is None and any(p > s for p, s in zip(patch, shape)):
             raise ValueError(
@@ -211,7 +212,7 @@ def _plan_subject(subject: Any, position: int, options: ExportOptions, stems: se
         grid = plan_grid(
             shape, options.patch_size, options.patch_overlap, options.padding_mode, where=f"subject {name!r}"
         )
-        _check_fill(grid, images, name)
+        selected.check_padding_value(grid.padding_mode)
     finally:
         unload_new(images, loaded)
     first = images[image_name].path
@@ -222,27 +223,11 @@ def _plan_subject(subject: Any, position: int, options: ExportOptions, stems: se
     )
 
 
-def _check_fill(grid: GridPlan, images: dict[str, Image], name: str) -> None:
-    """A constant padding value must fit the integer voxels it pads (label maps are padded with 0)."""
-    if grid.mode != "constant" or grid.fill == 0:
-        return
-    for key, image in images.items():
-        dtype = image.dtype
-        if image.type == LABEL or dtype.is_floating_point or dtype == torch.bool:
-            continue
-        info = torch.iinfo(dtype)
-        if grid.fill != int(grid.fill) or not info.min <= grid.fill <= info.max:
-            raise ValueError(
-                f"padding_mode {grid.padding_mode!r} does not fit the {dtype} voxels of image {key!r} in "
-                f"subject {name!r} (range {info.min} to {info.max}); cast the image "
-                f"(dtype=torch.float32) or choose another padding_mode"
-            )
-
-
 def unload_new(images: dict[str, Image], loaded: dict[str, bool]) -> None:
     """Free what the export read, leaving the images that were loaded before as they were.
 
     Example:
+        >>> import torch
         >>> from torchpatch import ScalarImage
         >>> image = ScalarImage(tensor=torch.zeros(1, 2, 2, 1))
         >>> unload_new({'a': image}, {'a': True}); image.is_loaded
@@ -284,6 +269,7 @@ def default_folder(plans: Sequence[SubjectPlan], options: ExportOptions) -> Path
     Example:
         >>> import tempfile
         >>> import numpy as np
+        >>> import torch
         >>> from torchpatch import ScalarImage
         >>> path = Path(tempfile.mkdtemp()) / 'photo.npy'
         >>> np.save(path, np.zeros((1, 8, 8, 1), np.float32))

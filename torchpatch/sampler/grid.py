@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..constants import LABEL
 from ..geometry import GridPlan, grid_starts, plan_grid
 from ..geometry import parse_padding_mode as parse_any_padding_mode
 from ..subject import Subject
@@ -141,23 +140,7 @@ class GridSampler(PatchSampler, Dataset[Subject]):
         # padding_mode None only images smaller than the patch reach past
         # their border, and are filled with 0.
         self._fill_mode: float | str = 0.0 if padding_mode is None else padding_mode
-        self._check_fill()
-
-    def _check_fill(self) -> None:
-        grid = self.grid
-        if grid.mode != "constant" or grid.fill == 0:
-            return
-        for name, image in self.subject.images.items():
-            dtype = image.dtype
-            if image.type == LABEL or dtype.is_floating_point or dtype == torch.bool:
-                continue
-            info = torch.iinfo(dtype)
-            if grid.fill != int(grid.fill) or not info.min <= grid.fill <= info.max:
-                raise ValueError(
-                    f"padding_mode {self.padding_mode!r} does not fit the {dtype} voxels of image {name!r} in "
-                    f"subject {self.subject.name!r} (range {info.min} to {info.max}); cast the image "
-                    f"(dtype=torch.float32) or choose another padding_mode"
-                )
+        subject.check_padding_value(padding_mode)
 
     # Planning and cutting -----------------------------------------------------------
 
