@@ -418,3 +418,11 @@ def test_bad_arguments_raise_clear_errors(scene_2d: Subject, tmp_path: Path) -> 
         export_patches(["photo.png"], 16, output_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="label_name 'photo' is not a LabelMap"):
         export_patches(scene_2d, 16, output_dir=tmp_path, label_name="photo", image_name="mask", progress=False)
+
+
+def test_a_fractional_overlap_means_the_same_voxels_as_everywhere(scene_2d: Subject, tmp_path: Path) -> None:
+    by_fraction = _export(scene_2d, tmp_path / "fraction", patch_overlap=0.5)
+    by_voxels = _export(scene_2d, tmp_path / "voxels", patch_overlap=8)
+    locations = [entry["location"] for entry in by_fraction.manifest["patches"]]
+    assert locations == [entry["location"] for entry in by_voxels.manifest["patches"]]
+    assert by_fraction.num_patches == 35  # 64x48 in tiles of 16 every 8 voxels: 7 x 5
