@@ -7,16 +7,14 @@ images are told apart from metadata by type, never by magic keys.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from typing import Any
 
 import numpy as np
-import torch
 
-from .constants import INTENSITY, LABEL
-from .geometry import check_locations, parse_padding_mode, shift_affine
+from .constants import INTENSITY
 from .image import Image
-from .patches import Patches
+from .patches import RegionAware, SubjectCuts
 from .typing import TypeSpacing, TypeTriplet
 
 #: Largest difference between two affines of one subject, in millimetres.
@@ -41,7 +39,7 @@ class ImageNotFoundError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-class Subject(MutableMapping[str, Any]):
+class Subject(SubjectCuts, MutableMapping[str, Any]):
     """Images sharing one voxel grid, plus metadata (ids, class labels, ...).
 
     Args:
@@ -395,139 +393,6 @@ class Subject(MutableMapping[str, Any]):
             if isinstance(value, RegionAware):
                 cropped[name] = value.crop_to_region(tuple(index_ini), tuple(index_fin))
         return self.with_images(cropped, **metadata)
-
-    def check_padding_value(self, padding_mode: Any, include: Sequence[str] | None = None) -> None:
-        """Check a constant ``padding_mode`` fits the integer voxels it would pad.
-
-        Label maps are padded with 0 and float images take any value, so only
-        integer intensity images are checked (a grid or an export refuses
-        what would wrap around or be truncated).
-
-        Raises:
-            ValueError: Naming the image, its dtype and range.
-
-        Example:
-            >>> import torch
-            >>> from torchpatch import ScalarImage
-            >>> s = Subject(ct=ScalarImage(tensor=torch.zeros(1, 2, 2, 2, dtype=torch.uint8)), subject_id='s1')
-            >>> s.check_padding_value(255)
-            >>> s.check_padding_value(-1)
-            Traceback (most recent call last):
-            ...
-            ValueError: padding_mode -1 does not fit the torch.uint8 voxels of image 'ct' in subject 's1' (range 0 ...
-        """
-        mode, fill = parse_padding_mode(padding_mode, allow_none=True)
-        if mode != "constant" or fill == 0:
-            return
-        images = self.get_images_dict(include=include) if include is not None else self.images
-        for name, image in images.items():
-            dtype = image.dtype
-            if image.type == LABEL or dtype.is_floating_point or dtype == torch.bool:
-                continue
-            info = torch.iinfo(dtype)
-            if fill != int(fill) or not info.min <= fill <= info.max:
-                raise ValueError(
-                    f"padding_mode {padding_mode!r} does not fit the {dtype} voxels of image {name!r} in "
-                    f"subject {self.name!r} (range {info.min} to {info.max}); cast the image "
-                    f"(dtype=torch.float32) or choose another padding_mode"
-                )
-
-    def cut(
-        self,
-        locations: Any,
-        *,
-        padding_mode: float | str | None = None,
-        include: Sequence[str] | None = None,
-        allocator: Callable[[tuple[int, ...], torch.dtype], torch.Tensor] | None = None,
-        copy: bool = True,
-    ) -> Patches:
-        """The boxes at ``locations`` of every image, stacked per image.
-
-        The one way torchpatch cuts patches: samplers, the grid, the Queue's
-        workers, :func:`~torchpatch.infer`, detection and export all go
-        through here and :meth:`Image.read_regions
-        <torchpatch.image.Image.read_regions>`. Metadata that knows its place
-        in the voxel grid (:class:`RegionAware`: boxes, points) is cropped
-        per patch; the rest is shared.
-
-        Args:
-            locations: ``(N, 6)`` ints ``(i0, j0, k0, i1, j1, k1)``, boxes of
-                one size, in this subject's voxel grid.
-            padding_mode: ``None``: boxes must lie inside the images.
-                Otherwise boxes may reach past the border, filled per this
-                mode (see :mod:`~torchpatch.geometry.padding`).
-            include: Cut only these images (default: all).
-            allocator: Makes each image's ``(N, C, *size)`` buffer from a
-                shape and a dtype (e.g. in shared memory); default
-                :func:`torch.empty`.
-            copy: ``False`` lets a single box inside a loaded image be a view
-                of its voxels instead of a copy (ignored with ``allocator``).
-
-        Example:
-            >>> import torch
-            >>> from torchpatch import ScalarImage, LOCATION
-            >>> s = Subject(t1=ScalarImage(tensor=torch.arange(16.0).reshape(1, 4, 4, 1)))
-            >>> patches = s.cut([[-1, 0, 0, 1, 2, 1]], padding_mode=0)
-            >>> patches[0]['t1'].data[0, :, :, 0].tolist(), patches[0][LOCATION].tolist()
-            ([[0.0, 0.0], [0.0, 1.0]], [-1, 0, 0, 1, 2, 1])
-        """
-        images = self.get_images_dict(include=include) if include is not None else self.images
-        boxes = check_locations(locations, f"subject {self.name!r}")
-        sizes = tuple(int(v) for v in boxes[0, 3:] - boxes[0, :3]) if len(boxes) else (1, 1, 1)
-        allocate = allocator if allocator is not None else (lambda shape, dtype: torch.empty(shape, dtype=dtype))
-        data: dict[str, torch.Tensor] = {}
-        affines: dict[str, np.ndarray] = {}
-        templates: dict[str, Any] = {}
-        for name, image in images.items():
-            if not copy and allocator is None and len(boxes) == 1:
-                data[name] = image.read_regions(boxes, padding_mode=padding_mode, copy=False)
-            else:
-                out = allocate((len(boxes), image.num_channels, *sizes), image.dtype)
-                data[name] = image.read_regions(boxes, padding_mode=padding_mode, out=out)
-            affine = image.affine
-            affines[name] = np.stack([shift_affine(affine, box[:3]) for box in boxes.tolist()]).reshape(-1, 4, 4)
-            templates[name] = image.derive(None, image.affine, checked=True)
-        store = {key: value for key, value in self._store.items() if key not in self.images or key in images}
-        template = Subject.__new__(Subject)
-        template.__dict__["_store"] = store
-        template = template.with_images(templates)
-        aware = {name: value for name, value in self.metadata.items() if isinstance(value, RegionAware)}
-        metadata = None
-        if aware:
-            metadata = [
-                {name: value.crop_to_region(tuple(box[:3]), tuple(box[3:])) for name, value in aware.items()}
-                for box in boxes.tolist()
-            ]
-        return Patches(template, data, affines, boxes, metadata)
-
-
-@runtime_checkable
-class RegionAware(Protocol):
-    """Metadata living in the voxel grid, cropped along with the images.
-
-    ``crop_to_region(index_ini, index_fin)`` returns the value in the
-    coordinates of the box ``[index_ini, index_fin)`` of the current grid;
-    ``index_ini`` may be negative (padding) and ``index_fin`` beyond the shape.
-
-    Example:
-        >>> import torch
-        >>> from torchpatch import ScalarImage
-        >>> class Marker:  # a position along I that follows crops
-        ...     def __init__(self, i):
-        ...         self.i = i
-        ...     def crop_to_region(self, index_ini, index_fin):
-        ...         return Marker(self.i - index_ini[0])
-        >>> isinstance(Marker(3), RegionAware)
-        True
-        >>> s = Subject(t1=ScalarImage(tensor=torch.zeros(1, 4, 4, 1)), marker=Marker(3), note='shared')
-        >>> patch = s.crop((2, 0, 0), (4, 4, 1))
-        >>> patch['marker'].i, patch['note']
-        (1, 'shared')
-    """
-
-    def crop_to_region(self, index_ini: tuple[int, ...], index_fin: tuple[int, ...]) -> Any:
-        """The value in the coordinates of the box ``[index_ini, index_fin)``."""
-        ...
 
 
 __all__ = ["ImageNotFoundError", "RegionAware", "Subject"]
