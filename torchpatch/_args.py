@@ -42,13 +42,14 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def to_triplet(value: Any, name: str, *, minimum: int = 1) -> TypeTriplet:
+def to_triplet(value: Any, name: str, *, minimum: int = 1, expected: str = "an int or three ints") -> TypeTriplet:
     """Parse an int or a sequence of three ints into a 3-tuple.
 
     Args:
         value: An int (repeated on the three axes) or three ints.
         name: Argument name used in error messages.
         minimum: Smallest accepted value on each axis.
+        expected: What the argument may be, for messages.
 
     Example:
         >>> to_triplet(4, 'patch_size')
@@ -56,7 +57,6 @@ def to_triplet(value: Any, name: str, *, minimum: int = 1) -> TypeTriplet:
         >>> to_triplet((8, 8, 1), 'patch_size')
         (8, 8, 1)
     """
-    expected = "an int or three ints"
     items = _items(value, name, expected)
     if items is None:
         if not _is_int(value):
@@ -69,6 +69,18 @@ def to_triplet(value: Any, name: str, *, minimum: int = 1) -> TypeTriplet:
     if min(values) < minimum:
         raise ValueError(f"{name} must be at least {minimum} on every axis, got {values}")
     return values
+
+
+def to_optional_triplet(value: Any, name: str, *, minimum: int = 1) -> TypeTriplet | None:
+    """:func:`to_triplet` for arguments where ``None`` means "not given".
+
+    Example:
+        >>> to_optional_triplet(None, 'downsampling_factor'), to_optional_triplet(2, 'downsampling_factor')
+        (None, (2, 2, 2))
+    """
+    if value is None:
+        return None
+    return to_triplet(value, name, minimum=minimum, expected="None, an int or three ints")
 
 
 def parse_patch_size(patch_size: Any, spatial_shape: Sequence[int] | None = None) -> TypeTriplet:
@@ -142,4 +154,4 @@ def parse_patch_overlap(
     return overlap
 
 
-__all__ = ["parse_patch_overlap", "parse_patch_size", "to_triplet"]
+__all__ = ["parse_patch_overlap", "parse_patch_size", "to_optional_triplet", "to_triplet"]

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .._args import to_optional_triplet
 from ..geometry import AxisSplit
 from ..sampler.grid import GridSampler
 from ..typing import TypePath, TypeTriplet
@@ -33,24 +33,6 @@ from .windows import WINDOW_MODES, PartialWeights, shared_weights
 OVERLAP_MODES = ("crop", "average", *WINDOW_MODES)
 
 Array = np.ndarray[Any, np.dtype[Any]]
-
-
-def _parse_factor(value: Any) -> TypeTriplet | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError(f"downsampling_factor must be None, an int or three ints, got the bool {value!r}")
-    if isinstance(value, Integral):
-        factor = (int(value),) * 3
-    elif isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str) and len(value) == 3:
-        if not all(isinstance(v, Integral) and not isinstance(v, bool) for v in value):
-            raise TypeError(f"downsampling_factor must hold ints, got {tuple(value)}")
-        factor = (int(value[0]), int(value[1]), int(value[2]))
-    else:
-        raise TypeError(f"downsampling_factor must be None, an int or three ints, got {value!r}")
-    if min(factor) < 1:
-        raise ValueError(f"downsampling_factor must be at least 1 on every axis, got {factor}")
-    return factor
 
 
 def _storage_dtype(dtype: torch.dtype, overlap_mode: str) -> torch.dtype:
@@ -166,7 +148,7 @@ class GridAggregator:
         self._grid_starts = sampler.grid.starts
         self._locations = sampler.locations
         self._counts = np.zeros(len(sampler), dtype=np.int64)
-        self._requested_factor = _parse_factor(downsampling_factor)
+        self._requested_factor = to_optional_triplet(downsampling_factor, "downsampling_factor")
         self.downsampling_factor: TypeTriplet | None = None
         self.output_path = None if output_path is None else Path(output_path)
         if self.output_path is not None and self.output_path.suffix != ".npy":
