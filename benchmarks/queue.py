@@ -207,14 +207,21 @@ def tree_cpu_seconds() -> float:
 #: The torchpatch modules this job runs through; other modules (inference, export...) may be
 #: imported by ``torchpatch/__init__`` but cannot change the measurements.
 PATCH_PATH_MODULES = (
-    "torchpatch._queue_chunks",
     "torchpatch.cache",
+    "torchpatch.cache.store",
     "torchpatch.dataset",
     "torchpatch.geometry",
     "torchpatch.image",
     "torchpatch.io",
     "torchpatch.loader",
+    "torchpatch.patches",
     "torchpatch.queue",
+    "torchpatch.queue.diagnostics",
+    "torchpatch.queue.plan",
+    "torchpatch.queue.pool",
+    "torchpatch.queue.producer",
+    "torchpatch.queue.queue",
+    "torchpatch.regions",
     "torchpatch.sampler.label",
     "torchpatch.sampler.sampler",
     "torchpatch.sampler.uniform",

@@ -324,3 +324,15 @@ def test_images_on_different_grids_are_refused():
     subject = Subject(t1=ScalarImage(tensor=torch.rand(1, 8, 8, 8)), t2=ScalarImage(tensor=torch.rand(1, 8, 8, 7)))
     with pytest.raises(ValueError, match="different spatial shapes"):
         next(UniformSampler(2)(subject, 1, generator=0))
+
+
+def test_a_subclass_changing_its_patches_is_not_thread_safe_unless_it_says_so():
+    class Plain(UniformSampler):
+        pass
+
+    class Vouched(ShiftedData):
+        thread_safe = True
+
+    assert UniformSampler.thread_safe and Plain.thread_safe
+    assert not ShiftedData.thread_safe and not IgnoresTheSeed.thread_safe
+    assert Vouched.thread_safe

@@ -98,7 +98,9 @@ class PatchSampler:
             given and changes no shared state (torch's global RNG, the
             subject), so the :class:`~torchpatch.Queue` may cut subjects of
             its decode-once cache in threads of the training process instead
-            of worker processes. ``False`` unless a sampler says otherwise.
+            of worker processes. ``False`` unless a sampler says otherwise;
+            a subclass overriding ``extract_patch`` or ``__call__`` is not
+            thread-safe unless it sets ``thread_safe = True`` itself.
 
     Example:
         >>> from torchpatch import ScalarImage, LOCATION
@@ -109,6 +111,14 @@ class PatchSampler:
     """
 
     thread_safe: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A subclass that changes how patches are made (extract_patch,
+        # __call__) may use shared state there: it is thread-safe only if it
+        # says so itself, not by inheriting its parent's word.
+        super().__init_subclass__(**kwargs)
+        if "thread_safe" not in cls.__dict__ and ("extract_patch" in cls.__dict__ or "__call__" in cls.__dict__):
+            cls.thread_safe = False
 
     def __init__(self, patch_size: int | Sequence[int], *, padding_mode: float | str | None = None) -> None:
         self._patch_size_argument = patch_size
