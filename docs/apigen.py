@@ -137,11 +137,17 @@ def directive(full: str, value: Any, defining: str, name: str) -> list[str]:
         return [*lines, ""]
     if inspect.isfunction(value):
         return [f".. autofunction:: {full}", ""]
-    lines = [f".. autodata:: {full}"]
-    if full.rsplit(".", 1)[0] != defining:  # autodoc reads the comment only in the documented module
-        comment = doc_comment(defining, name)
-        if comment:
-            lines += ["", *(f"   {line}" for line in comment)]
+    # Data is described by its ``#:`` comment only: autodoc would show the
+    # docstring of its type (numpy's, dict's, a dataclass's) for a value
+    # re-exported by a package, whose own source holds no comment for it.
+    module, _, short = full.rpartition(".")
+    lines = [f".. py:data:: {short}", f"   :module: {module}"]
+    shown = repr(value)
+    if len(shown) <= 80 and "\n" not in shown:
+        lines.append(f"   :value: {shown}")
+    comment = doc_comment(defining, name)
+    if comment:
+        lines += ["", *(f"   {line}" for line in comment)]
     return [*lines, ""]
 
 
@@ -152,7 +158,13 @@ def heading(text: str, char: str) -> list[str]:
 def page_lines(page: str, title: str, modules: list[str], entries: dict[str, list[tuple[str, Any, str]]]) -> list[str]:
     lines = [f".. _api-{page}:", "", *heading(f"``{page}``: {title}", "=")]
     lines += [f".. automodule:: {page}", "   :no-members:", ""]
-    everything = [full for module in modules for full, _, _ in entries.get(module, [])]
+    # Data (whose summary autosummary would take from its type) is listed below the table only.
+    everything = [
+        full
+        for module in modules
+        for full, value, _ in entries.get(module, [])
+        if inspect.isclass(value) or inspect.isfunction(value)
+    ]
     # The tables read summaries in the page's module, as their docstrings were written.
     lines += [f".. currentmodule:: {page}", ""]
     if page == "torchpatch":

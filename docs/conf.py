@@ -95,6 +95,8 @@ _EXTERNAL = (
     "scipy",
     "tqdm",
     "multiprocessing",
+    "concurrent",
+    "threading",
 )
 nitpick_ignore_regex = [
     (r"py:.*", rf"({'|'.join(_EXTERNAL)})(\..*)?"),

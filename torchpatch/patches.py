@@ -1,4 +1,4 @@
-"""The patches of one subject, stacked per image: what :meth:`Subject.cut` returns.
+"""The patches of one subject, stacked per image: what :meth:`Subject.cut <torchpatch.patches.SubjectCuts.cut>` returns.
 
 Cutting many patches of a subject at once lets every image's boxes be copied
 straight into one ``(N, C, *patch)`` buffer (in shared memory inside a
@@ -214,7 +214,7 @@ class SubjectCuts:
         The one way torchpatch cuts patches: samplers, the grid, the Queue's
         workers, :func:`~torchpatch.infer`, detection and export all go
         through here and :meth:`Image.read_regions
-        <torchpatch.image.Image.read_regions>`. Metadata that knows its place
+        <torchpatch.regions.RegionReads.read_regions>`. Metadata that knows its place
         in the voxel grid (:class:`RegionAware`: boxes, points) is cropped
         per patch; the rest is shared.
 

@@ -184,7 +184,7 @@ class RegionReads:
         """The boxes at ``locations``, stacked: ``(N, C, *size)``, every box the same size.
 
         :meth:`read_region` for many boxes at once, checked once: what
-        :meth:`Subject.cut <torchpatch.subject.Subject.cut>` calls. Boxes of
+        :meth:`Subject.cut <torchpatch.patches.SubjectCuts.cut>` calls. Boxes of
         loaded voxels or of a memory-mapped ``.npy`` are copied straight into
         ``out`` by numpy, one box after the other.
 

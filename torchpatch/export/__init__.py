@@ -2,7 +2,7 @@
 
 :func:`export_patches` cuts every subject into the tiles of its grid (the
 :class:`~torchpatch.sampler.grid.GridSampler`'s: :func:`~torchpatch.geometry.plan_grid`
-then :meth:`Subject.cut <torchpatch.subject.Subject.cut>`) and writes each tile with its
+then :meth:`Subject.cut <torchpatch.patches.SubjectCuts.cut>`) and writes each tile with its
 labels moved into the tile's coordinates, so tools that want small images
 (YOLO, COCO trainers, Deep Plant Phenomics) can train on them::
 

@@ -2,7 +2,7 @@
 
 :class:`PatchWriter` writes into the partial folder of an export. Each
 subject is cut on its grid with :meth:`Subject.cut
-<torchpatch.subject.Subject.cut>` (one patch at a time: a view of the voxels
+<torchpatch.patches.SubjectCuts.cut>` (one patch at a time: a view of the voxels
 when the patch lies inside the image), which also crops its boxes and points
 to each patch; the heatmap is drawn on the whole image and each patch reads
 its box of it, 0 outside the image. The shared files (``coco.json``,

@@ -1,4 +1,4 @@
-"""Pure geometry: affines and spacing, the grid plan, padding modes. No tensors, no files.
+"""Pure geometry: per-axis arguments, affines and spacing, the grid plan, padding modes. No tensors, no files.
 
 Everything here works on plain tuples and 4x4 ``numpy`` affines, so the
 samplers, the grid, inference, export and the transforms can plan a crop, a
@@ -7,7 +7,6 @@ pad or a grid before touching voxels.
 
 from __future__ import annotations
 
-from .._args import parse_patch_overlap, parse_patch_size, to_triplet
 from .affine import (
     LPS_TO_RAS,
     check_affine,
@@ -20,6 +19,7 @@ from .affine import (
     shift_affine,
     spacing_from_affine,
 )
+from .arguments import parse_patch_overlap, parse_patch_size, to_optional_triplet, to_triplet
 from .grid import AxisSplit, GridPlan, grid_starts, plan_grid
 from .padding import GEOMETRIC_MODES, MODE_ALIASES, STATISTIC_MODES, parse_padding_mode, source_indices
 
@@ -45,5 +45,6 @@ __all__ = [
     "shift_affine",
     "source_indices",
     "spacing_from_affine",
+    "to_optional_triplet",
     "to_triplet",
 ]

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .._args import to_triplet
 from ..typing import TypeAffine, TypeSpacing, TypeTriplet
+from .arguments import to_triplet
 
 #: Flips the first two world axes: LPS (SimpleITK, DICOM, NRRD) <-> RAS+.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

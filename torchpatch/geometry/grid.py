@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from .._args import parse_patch_overlap, parse_patch_size
 from ..typing import TypeTriplet
+from .arguments import parse_patch_overlap, parse_patch_size
 from .padding import parse_padding_mode
 
 Array = np.ndarray[Any, np.dtype[Any]]

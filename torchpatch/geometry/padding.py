@@ -66,9 +66,10 @@ def parse_padding_mode(padding_mode: Any, *, allow_none: bool = False) -> tuple[
 
 
 def source_indices(size: int, index_ini: int, index_fin: int, mode: str) -> Array:
-    """For each position ``index_ini .. index_fin - 1`` of an axis of ``size`` voxels, the voxel it copies.
+    """The voxel each position of a box along one axis copies, -1 where it is filled instead.
 
-    Positions inside ``[0, size)`` copy themselves; outside, a geometric
+    The box spans positions ``index_ini`` to ``index_fin - 1`` of an axis
+    of ``size`` voxels. Positions inside ``[0, size)`` copy themselves; outside, a geometric
     ``mode`` says which voxel they copy (as :func:`numpy.pad` would), and any
     other mode gives -1 (filled, not copied).
 

@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._args import to_optional_triplet
-from ..geometry import AxisSplit
+from ..geometry import AxisSplit, to_optional_triplet
 from ..sampler.grid import GridSampler
 from ..typing import TypePath, TypeTriplet
 from .windows import WINDOW_MODES, PartialWeights, shared_weights

@@ -40,8 +40,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .._args import parse_patch_overlap
-from ..geometry import plan_grid
+from ..geometry import parse_patch_overlap, plan_grid
 from ..image import Image, ScalarImage
 from ..typing import TypeTriplet
 from .merge import Detections, check_boxes, check_merge_options, matching_pairs, merge_detections

@@ -103,7 +103,7 @@ class SubjectPatches(Dataset[Patches]):
             ) from error
 
     def cut_in_thread(self, task: Task) -> Patches:
-        """:meth:`__getitem__` for a thread of the training process (only when :attr:`thread_safe`).
+        """``__getitem__`` for a thread of the training process (only when :attr:`thread_safe`).
 
         Nothing here touches torch's global RNG (which threads would share):
         the subject comes from the cache without its transform, and a

@@ -5,7 +5,7 @@ patches, runs the model on each and stitches the outputs back with
 :class:`~torchpatch.inference.GridAggregator`. The plan (where the patches
 start, how much padding the border needs) is :func:`~torchpatch.geometry.plan_grid`,
 pure geometry computed once; patches are cut with
-:meth:`Subject.cut <torchpatch.subject.Subject.cut>` when indexed, so a grid
+:meth:`Subject.cut <torchpatch.patches.SubjectCuts.cut>` when indexed, so a grid
 over a lazy ``.nii`` or ``.npy`` file reads one patch of bytes at a time.
 """
 
@@ -170,7 +170,7 @@ class GridSampler(PatchSampler, Dataset[Subject]):
     def cut(
         self, indices: Sequence[int] | slice, *, include: Sequence[str] | None = None, allocator: Any = None
     ) -> Any:
-        """The patches at grid ``indices``, stacked per image (as :meth:`Subject.cut` stacks them).
+        """The patches at grid ``indices``, stacked per image (see ``Subject.cut``).
 
         The batch path of :func:`~torchpatch.inference.infer`: one copy of
         each box straight into the batch.

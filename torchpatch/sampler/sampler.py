@@ -60,7 +60,7 @@ class PatchPlan:
         locations: ``(N, 6)`` int64 boxes ``(i0, j0, k0, i1, j1, k1)`` in the
             subject's voxel grid (below 0 or past the shape where the patch
             is padded).
-        padding_mode: How :meth:`Subject.cut <torchpatch.subject.Subject.cut>`
+        padding_mode: How :meth:`Subject.cut <torchpatch.patches.SubjectCuts.cut>`
             fills the voxels of a box outside the image (``None``: boxes lie
             inside).
 
@@ -229,7 +229,7 @@ class PatchSampler:
     ) -> Patches:
         """``num_patches`` patches of ``subject``, stacked per image: what the Queue's workers send.
 
-        :meth:`plan` then :meth:`Subject.cut <torchpatch.subject.Subject.cut>`,
+        :meth:`plan` then :meth:`Subject.cut <torchpatch.patches.SubjectCuts.cut>`,
         every box copied once straight into the stacked buffers. A sampler
         whose :meth:`extract_patch` or ``__call__`` is overridden has its
         patches made by those and stacked.
@@ -239,7 +239,7 @@ class PatchSampler:
             num_patches: How many patches.
             generator: A numpy generator or seed; default seeds from torch.
             allocator: Makes each image's stacked buffer (see
-                :meth:`Subject.cut <torchpatch.subject.Subject.cut>`).
+                :meth:`Subject.cut <torchpatch.patches.SubjectCuts.cut>`).
 
         Example:
             >>> from torchpatch import ScalarImage, UniformSampler

@@ -6,8 +6,8 @@ of two boxes is ``'iou'`` (intersection over union) or ``'ios'``
 (intersection over the smaller box's area or volume): a fragment inside a
 whole box has IoS 1 but a small IoU.
 
-:func:`check_overlap_options`, :func:`check_detections`, :func:`box_sizes`
-and :func:`overlap` are the building blocks the other merge modules share;
+``check_overlap_options``, ``check_detections``, ``box_sizes``
+and ``overlap`` are the building blocks the other merge modules share;
 they are public so those modules can import them, but are not in
 ``__all__`` (the API reference lists only what users call).
 """

@@ -4,10 +4,10 @@ Finding matching pairs is the hot path of every merge: 10 000 boxes make
 5e7 pairs, most of them far apart. Boxes are sorted by class, then by
 ``i0``; a box can only meet the boxes after it that start before it ends
 along ``i``, so only those candidate pairs are measured, a block of them at
-a time (:class:`Sweep`), and a sparse scene costs about ``O(N log N)``.
+a time (``Sweep``), and a sparse scene costs about ``O(N log N)``.
 
-:class:`Sweep`, :func:`find_pairs`, :func:`pairs_up_to` and
-:func:`cross_pairs` work on checked inputs for
+``Sweep``, ``find_pairs``, ``pairs_up_to`` and
+``cross_pairs`` work on checked inputs for
 :mod:`~torchpatch.inference.merge.algorithms`; they are public so it can
 import them, but are not in ``__all__``.
 """
@@ -154,7 +154,7 @@ def pairs_up_to(
     side: torch.Tensor | None = None,
     limit: float = float("inf"),
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """:func:`find_pairs`, or ``None`` as soon as there are more than ``limit`` pairs.
+    """``find_pairs``, or ``None`` as soon as there are more than ``limit`` pairs.
 
     Example:
         >>> boxes = torch.tensor([[0.0, 0.0, 4.0, 4.0], [1.0, 0.0, 4.0, 4.0], [2.0, 0.0, 4.0, 4.0]])

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .typing import TypeTriplet
+from ..typing import TypeTriplet
 
 
 def _items(value: Any, name: str, expected: str) -> list[Any] | None:
