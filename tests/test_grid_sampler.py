@@ -235,7 +235,7 @@ def test_large_indices_are_int64() -> None:
         ((1, 5, 1), ValueError, r"patch_overlap \(1, 5, 1\) must be >= 0 and smaller than patch_size"),
         (-1, ValueError, r"patch_overlap \(-1, -1, -1\) must be >= 0"),
         ((1, 1), ValueError, "patch_overlap must have three values"),
-        # One rule everywhere (torchpatch._args): floats are fractions of the patch in [0, 1).
+        # One rule everywhere (torchpatch.geometry.arguments): floats are fractions of the patch in [0, 1).
         (1.5, ValueError, r"fractional patch_overlap must be in \[0, 1\), got 1.5"),
         (True, TypeError, "patch_overlap must be an int .* got the bool"),
         ((1, 1.0, 1), TypeError, r"patch_overlap must hold only ints \(voxels\) or only floats"),
