@@ -123,7 +123,8 @@ class ExportResult:
 def export_patches(
     subjects: Subject | Iterable[Subject],
     patch_size: int | Sequence[int],
-    patch_overlap: int | Sequence[int] = 0,
+    patch_overlap: int | float | Sequence[int] | Sequence[float] = 0,
+    *,
     output_dir: TypePath | None = None,
     image_name: str | None = None,
     label_name: str | None = None,
@@ -134,7 +135,6 @@ def export_patches(
     min_visibility: float | None = None,
     skip_empty: bool = False,
     progress: bool = True,
-    *,
     padding_mode: str | float | None = None,
 ) -> ExportResult:
     """Write the grid patches of ``subjects`` with their labels (see the module docstring).
