@@ -9,15 +9,8 @@ touched until a patch is cut.
 
 Along each axis a patch starts every ``patch - overlap`` voxels; when the last
 one does not end on the border, one more patch is added, shifted back to end
-exactly there (TorchIO's rule, so the locations match). Here 11 voxels, patch
-4, overlap 1 (step 3)::
-
-    voxel    0 1 2 3 4 5 6 7 8 9 10
-    start 0  # # # #
-    start 3        # # # #
-    start 6              # # # #
-    start 7                # # # #   <- would start at 9 and leave the
-                                        image: shifted back to 11 - 4
+exactly there (TorchIO's rule, so the locations match; the diagram is in
+:class:`~torchpatch.GridSampler`'s documentation).
 
 With a ``padding_mode``, every axis is first padded by ``overlap // 2`` on
 both sides, so border voxels get as many patches (and as much context) as
