@@ -64,7 +64,7 @@ def _job(library: str, mode: str, channels: int, size: int) -> tuple[Any, Any]:
         image = ScalarImage(tensor=volume)
 
         def run() -> torch.Tensor:
-            return infer(model, image, PATCH, OVERLAP, BATCH, overlap_mode=mode, progress=False).data
+            return infer(model, image, PATCH, OVERLAP, batch_size=BATCH, overlap_mode=mode, progress=False).data
 
     elif library == "torchpatch-loop":
         from torchpatch import DATA, LOCATION, ScalarImage, Subject, SubjectsLoader

@@ -239,10 +239,12 @@ class SubjectCuts:
             >>> patches[0]['t1'].data[0, :, :, 0].tolist(), patches[0][LOCATION].tolist()
             ([[0.0, 0.0], [0.0, 1.0]], [-1, 0, 0, 1, 2, 1])
         """
-        images = self.get_images_dict(include=include) if include is not None else self.images
-        boxes = check_locations(locations, f"subject {self.name!r}")
-        sizes = tuple(int(v) for v in boxes[0, 3:] - boxes[0, :3]) if len(boxes) else (1, 1, 1)
-        allocate = allocator if allocator is not None else (lambda shape, dtype: torch.empty(shape, dtype=dtype))
+        every = self.images
+        images = self.get_images_dict(include=include) if include is not None else every
+        boxes = check_locations(locations, lambda: f"subject {self.name!r}")
+        rows = boxes.tolist()
+        sizes = (rows[0][3] - rows[0][0], rows[0][4] - rows[0][1], rows[0][5] - rows[0][2]) if rows else (1, 1, 1)
+        allocate = allocator if allocator is not None else _empty
         data: dict[str, torch.Tensor] = {}
         affines: dict[str, np.ndarray] = {}
         templates: dict[str, Any] = {}
@@ -253,20 +255,29 @@ class SubjectCuts:
                 out = allocate((len(boxes), image.num_channels, *sizes), image.dtype)
                 data[name] = image.read_regions(boxes, padding_mode=padding_mode, out=out)
             affine = image.affine
-            affines[name] = np.stack([shift_affine(affine, box[:3]) for box in boxes.tolist()]).reshape(-1, 4, 4)
+            shifted = [shift_affine(affine, box[:3]) for box in rows]
+            affines[name] = shifted[0][None] if len(shifted) == 1 else np.stack(shifted).reshape(-1, 4, 4)
             templates[name] = image.derive(None, image.affine, checked=True)
-        store = {key: value for key, value in self._store.items() if key not in self.images or key in images}
+        store = {key: value for key, value in self._store.items() if key not in every or key in images}
         template = type(self).__new__(type(self))
         template.__dict__["_store"] = store
         template = template.with_images(templates)
-        aware = {name: value for name, value in self.metadata.items() if isinstance(value, RegionAware)}
+        aware = {
+            name: value
+            for name, value in self._store.items()
+            if name not in every and hasattr(value, "crop_to_region") and isinstance(value, RegionAware)
+        }
         metadata = None
         if aware:
             metadata = [
                 {name: value.crop_to_region(tuple(box[:3]), tuple(box[3:])) for name, value in aware.items()}
-                for box in boxes.tolist()
+                for box in rows
             ]
         return Patches(template, data, affines, boxes, metadata)
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype)
 
 
 @runtime_checkable

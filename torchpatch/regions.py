@@ -201,29 +201,34 @@ class RegionReads:
             >>> image.read_regions([[0, 0, 0, 1, 2, 1], [3, 2, 0, 4, 4, 1]])[:, 0, :, :, 0].tolist()
             [[[0, 1]], [[14, 15]]]
         """
-        boxes = check_locations(locations, self._describe())
-        if not copy and out is None and len(boxes) == 1:
-            box = boxes[0].tolist()
+        boxes = check_locations(locations, self._describe)
+        rows = boxes.tolist()
+        shape = self.spatial_shape
+        # Plain Python: for the few boxes of a call, numpy's per-call overhead costs more than the tests.
+        inside = [
+            b[0] >= 0 and b[1] >= 0 and b[2] >= 0 and b[3] <= shape[0] and b[4] <= shape[1] and b[5] <= shape[2]
+            for b in rows
+        ]
+        if padding_mode is None and not all(inside):
+            box = rows[inside.index(False)]
+            check_region(box[:3], box[3:], shape, self._describe())
+        if not copy and out is None and len(rows) == 1:
+            box = rows[0]
+            if inside[0]:
+                return self._read_inside((box[0], box[1], box[2]), (box[3], box[4], box[5]), None)[None]
             return self.read_region(box[:3], box[3:], padding_mode=padding_mode)[None]
-        sizes = boxes[:, 3:] - boxes[:, :3]
-        size = tuple(int(v) for v in sizes[0]) if len(boxes) else (1, 1, 1)
+        size = (rows[0][3] - rows[0][0], rows[0][4] - rows[0][1], rows[0][5] - rows[0][2]) if rows else (1, 1, 1)
         if out is None:
-            out = torch.empty((len(boxes), self.num_channels, *size), dtype=self.dtype, device=self._device)
-        if not len(boxes):
+            out = torch.empty((len(rows), self.num_channels, *size), dtype=self.dtype, device=self._device)
+        if not rows:
             return out
-        shape = np.asarray(self.spatial_shape, dtype=np.int64)
-        inside: np.ndarray = np.asarray((boxes[:, :3] >= 0).all(axis=1) & (boxes[:, 3:] <= shape).all(axis=1))
-        if padding_mode is None and not inside.all():
-            row = int(np.flatnonzero(~inside)[0])
-            check_region(boxes[row, :3].tolist(), boxes[row, 3:].tolist(), self.spatial_shape, self._describe())
         source = self._region_array()
         target = None
         if source is not None and out.device.type == "cpu" and out.dtype != torch.bfloat16:
             target = out.numpy()
             if target.dtype != source.dtype:
                 target = None
-        inside_rows: list[bool] = [bool(v) for v in inside]
-        for index, (box, box_inside) in enumerate(zip(boxes.tolist(), inside_rows)):
+        for index, (box, box_inside) in enumerate(zip(rows, inside)):
             if target is not None and box_inside:
                 assert source is not None
                 target[index] = source[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]]

@@ -17,7 +17,7 @@ along axis ``n``; its norm is the spacing along that axis.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Real
 from typing import Any
 
@@ -140,8 +140,13 @@ def check_region(
     return ini, fin
 
 
-def check_locations(locations: Any, name: str = "image") -> np.ndarray:
+def check_locations(locations: Any, name: str | Callable[[], str] = "image") -> np.ndarray:
     """Patch locations as an ``(N, 6)`` int64 array of boxes of one size, after checking them.
+
+    Args:
+        locations: ``(N, 6)`` ints, or one row of 6.
+        name: What the boxes are cut from, for messages (a callable is
+            only called when there is an error to report).
 
     Example:
         >>> check_locations([[0, 0, 0, 2, 2, 1], [-1, 3, 0, 1, 5, 1]]).tolist()
@@ -151,17 +156,23 @@ def check_locations(locations: Any, name: str = "image") -> np.ndarray:
     if array.ndim == 1 and array.size == 6:
         array = array[None]
     if array.dtype.kind not in "iu" or array.ndim != 2 or array.shape[1] != 6:
+        where = name() if callable(name) else name
         raise ValueError(
-            f"locations for {name} must be N rows of 6 ints (i0, j0, k0, i1, j1, k1), got {array.dtype} "
+            f"locations for {where} must be N rows of 6 ints (i0, j0, k0, i1, j1, k1), got {array.dtype} "
             f"of shape {array.shape}"
         )
-    boxes = array.astype(np.int64)
+    boxes = array if array.dtype == np.int64 else array.astype(np.int64)
+    if len(boxes) == 1:  # one patch (a grid's item): plain Python is faster than numpy here
+        row = boxes[0].tolist()
+        if row[3] > row[0] and row[4] > row[1] and row[5] > row[2]:
+            return boxes
     sizes = boxes[:, 3:] - boxes[:, :3]
     if len(boxes) and ((sizes < 1).any() or (sizes != sizes[0]).any()):
-        row = int(np.flatnonzero((sizes < 1).any(axis=1) | (sizes != sizes[0]).any(axis=1))[0])
+        row_index = int(np.flatnonzero((sizes < 1).any(axis=1) | (sizes != sizes[0]).any(axis=1))[0])
+        where = name() if callable(name) else name
         raise ValueError(
-            f"locations for {name} must be boxes of one size with index_ini < index_fin; row {row} is "
-            f"{boxes[row].tolist()} (size {sizes[row].tolist()}) but row 0 has size {sizes[0].tolist()}"
+            f"locations for {where} must be boxes of one size with index_ini < index_fin; row {row_index} is "
+            f"{boxes[row_index].tolist()} (size {sizes[row_index].tolist()}) but row 0 has size {sizes[0].tolist()}"
         )
     return boxes
 
