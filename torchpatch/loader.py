@@ -38,6 +38,12 @@ def empty_batch(shape: Sequence[int], dtype: torch.dtype, device: torch.device |
         size = tuple(int(v) for v in shape)
         strides = tuple(int(np.prod(size[axis + 1 :])) for axis in range(len(size)))
         return torch.empty(0, dtype=dtype).set_(storage, 0, size, strides)
+    if device.type == "cpu" and dtype != torch.bfloat16:
+        # numpy's allocator advises transparent huge pages for large arrays: a
+        # fresh batch is faulted in 2 MiB at a time, not 4 KiB (see _zeros in
+        # inference/aggregator.py), whatever glibc's mmap threshold did last.
+        numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+        return torch.from_numpy(np.empty(tuple(int(v) for v in shape), dtype=numpy_dtype))
     return torch.empty(tuple(shape), dtype=dtype, device=device)
 
 
