@@ -15,7 +15,7 @@ reads just a box of voxels, from disk when the file is uncompressed
 # Longer than the house's ~400 lines on purpose: Image carries TorchIO's whole
 # image surface (construction, lazy loading, header properties, output and
 # key access) in one class users read top to bottom; box reads live in
-# regions.py.
+# regions.py, file reading in io.
 
 from __future__ import annotations
 
@@ -266,18 +266,8 @@ class Image(RegionReads):
         """
         if self._data is not None:
             return
-        paths = self.path if isinstance(self.path, list) else [self.path]
-        arrays = []
-        for path in paths:
-            assert path is not None
-            array, _ = io.read_image(path)
-            arrays.append(array)
-        if len(arrays) > 1:
-            self._check_paths_match()
-            array = np.concatenate(arrays, axis=0)
-        else:
-            array = arrays[0]
-        self.set_data(array)
+        assert self.path is not None
+        self.set_data(io.read_channels(self.path if isinstance(self.path, list) else [self.path]))
 
     def unload(self) -> None:
         """Free the voxels of a file-backed image; they are read again on use.
@@ -318,28 +308,10 @@ class Image(RegionReads):
 
     # Header ----------------------------------------------------------------------
 
-    def _check_paths_match(self) -> None:
-        assert isinstance(self.path, list)
-        headers = [io.read_header(p) for p in self.path]
-        reference = headers[0]
-        for path, header in zip(self.path[1:], headers[1:]):
-            if header.spatial_shape != reference.spatial_shape or not np.allclose(
-                header.affine, reference.affine, atol=1e-4
-            ):
-                raise ValueError(
-                    f"files stacked as channels must share one grid: {str(self.path[0])!r} has shape "
-                    f"{reference.spatial_shape} and affine\n{reference.affine}\nbut {str(path)!r} has shape "
-                    f"{header.spatial_shape} and affine\n{header.affine}"
-                )
-
     def _file_header(self) -> io.Header:
         if self._header is None:
             if isinstance(self.path, list):
-                self._check_paths_match()
-                headers = [io.read_header(p) for p in self.path]
-                channels = sum(h.num_channels for h in headers)
-                dtype = np.result_type(*[h.dtype for h in headers])
-                self._header = io.Header(headers[0].spatial_shape, channels, headers[0].affine, dtype)
+                self._header = io.read_channels_header(self.path)
             else:
                 assert self.path is not None
                 self._header = io.read_header(self.path)

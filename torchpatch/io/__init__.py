@@ -112,6 +112,55 @@ def read_image(path: TypePath) -> tuple[Array, TypeAffine]:
         ) from error
 
 
+def read_channels_header(paths: Sequence[TypePath]) -> Header:
+    """The header of files stacked as channels: one grid, the channels summed.
+
+    Raises:
+        ValueError: When the files do not share one spatial shape and affine,
+            naming both files with their shapes and affines.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> for name in ('a.nrrd', 'b.nrrd'):
+        ...     write_image(np.ones((1, 2, 2, 2), np.float32), np.eye(4), folder / name)
+        >>> read_channels_header([folder / 'a.nrrd', folder / 'b.nrrd']).num_channels
+        2
+    """
+    headers = [read_header(path) for path in paths]
+    reference = headers[0]
+    for path, header in zip(paths[1:], headers[1:]):
+        if header.spatial_shape != reference.spatial_shape or not np.allclose(
+            header.affine, reference.affine, atol=1e-4
+        ):
+            raise ValueError(
+                f"files stacked as channels must share one grid: {str(paths[0])!r} has shape "
+                f"{reference.spatial_shape} and affine\n{reference.affine}\nbut {str(path)!r} has shape "
+                f"{header.spatial_shape} and affine\n{header.affine}"
+            )
+    channels = sum(h.num_channels for h in headers)
+    dtype = np.result_type(*[h.dtype for h in headers])
+    return Header(reference.spatial_shape, channels, reference.affine, dtype)
+
+
+def read_channels(paths: Sequence[TypePath]) -> Array:
+    """The voxels of files stacked as channels, ``(C, I, J, K)`` (checked to share one grid).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> for name in ('a.nrrd', 'b.nrrd'):
+        ...     write_image(np.ones((1, 2, 2, 2), np.float32), np.eye(4), folder / name)
+        >>> read_channels([folder / 'a.nrrd', folder / 'b.nrrd']).shape
+        (2, 2, 2, 2)
+    """
+    arrays = [read_image(path)[0] for path in paths]
+    if len(arrays) == 1:
+        return arrays[0]
+    read_channels_header(paths)
+    return np.concatenate(arrays, axis=0)
+
+
 def supports_region_reads(path: TypePath) -> bool:
     """Whether :func:`read_region` reads only the requested voxels of ``path``.
 
@@ -215,6 +264,8 @@ def write_image(array: Array, affine: TypeAffine, path: TypePath) -> None:
 
 
 __all__ = [
+    "read_channels",
+    "read_channels_header",
     "BACKENDS",
     "RASTER_FORMATS",
     "REGION_READ_SUFFIXES",
