@@ -1,8 +1,10 @@
 """torchpatch: patch-based deep learning on large 3D and 2D images."""
 
-from __future__ import annotations
+from . import annotations, geometry, inference, io, transforms, viz
 
-from . import annotations_io, geometry, heatmap, inference, io, transforms, viz
+# The old module paths, kept as aliases of parts of torchpatch.annotations (no API page of their own).
+from . import annotations_io as annotations_io
+from . import heatmap as heatmap
 from ._version import __version__ as __version__
 from .annotations import BoundingBoxes, Points
 from .constants import AFFINE, DATA, INTENSITY, LABEL, LOCATION, PATH, STEM, TYPE
@@ -45,11 +47,10 @@ __all__ = [
     "Subject",
     "SubjectsDataset",
     "SubjectsLoader",
-    "annotations_io",
+    "annotations",
     "collate_subjects",
     "export_patches",
     "geometry",
-    "heatmap",
     "infer",
     "inference",
     "io",
