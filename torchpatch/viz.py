@@ -22,6 +22,9 @@ Classes have fixed colours: class ``c`` takes colour ``c`` of ``label_cmap``
 label 0 (background) is left transparent.
 """
 
+# A little over the house's ~400 lines: one module for every plot, so the optional
+# matplotlib dependency is imported in one place only.
+
 from __future__ import annotations
 
 from collections.abc import Sequence
