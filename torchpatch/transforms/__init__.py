@@ -16,6 +16,11 @@ transform                  what it does
 :class:`ZNormalization`    zero mean and unit standard deviation per channel
 =========================  ==========================================================
 
+Random augmentation (:class:`RandomFlip`, :class:`RandomNoise`,
+:class:`RandomGamma`, :class:`RandomBlur`, :class:`RandomSwap`,
+:class:`RandomBiasField`, :class:`OneOf`) lives in
+:mod:`torchpatch.transforms.augmentation` and is exported here too.
+
 Example:
     >>> import torch
     >>> from torchpatch import ScalarImage, Subject
@@ -26,6 +31,16 @@ Example:
 
 from __future__ import annotations
 
+from .augmentation import (
+    OneOf,
+    RandomBiasField,
+    RandomBlur,
+    RandomFlip,
+    RandomGamma,
+    RandomNoise,
+    RandomSwap,
+    RandomTransform,
+)
 from .base import Compose, Transform
 from .crop_pad import Crop, CropOrPad, Pad
 from .intensity import RescaleIntensity, ZNormalization
@@ -35,7 +50,15 @@ __all__ = [
     "Compose",
     "Crop",
     "CropOrPad",
+    "OneOf",
     "Pad",
+    "RandomBiasField",
+    "RandomBlur",
+    "RandomFlip",
+    "RandomGamma",
+    "RandomNoise",
+    "RandomSwap",
+    "RandomTransform",
     "RescaleIntensity",
     "Resample",
     "ToCanonical",

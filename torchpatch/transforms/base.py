@@ -172,11 +172,15 @@ class Compose(Transform):
 
     Args:
         transforms: A sequence of callables, applied in order.
+        p: Probability of applying them at all (drawn from torch's global
+            generator, only when below 1); otherwise the subject is returned
+            as it is.
 
     Raises:
         TypeError: When ``transforms`` is not a sequence, when one of them is
             not callable (its position is named), or when one returns
-            something other than a subject.
+            something other than a subject; when ``p`` is not a number.
+        ValueError: When ``p`` is outside ``[0, 1]``.
 
     Example:
         >>> from torchpatch import ScalarImage, Subject
@@ -185,10 +189,17 @@ class Compose(Transform):
         >>> out = pipeline(Subject(a=ScalarImage(tensor=torch.ones(1, 2, 2, 1))))
         >>> out.a.spatial_shape, out['seen']
         ((4, 4, 1), True)
+        >>> Compose([Pad(1)], p=0)(Subject(a=ScalarImage(tensor=torch.ones(1, 2, 2, 1)))).a.spatial_shape
+        (2, 2, 1)
     """
 
-    def __init__(self, transforms: Sequence[TypeSubjectTransform]) -> None:
+    def __init__(self, transforms: Sequence[TypeSubjectTransform], p: float = 1.0) -> None:
         super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)):
+            raise TypeError(f"p must be a number in [0, 1], got {type(p).__name__} {p!r}")
+        if not 0 <= p <= 1:
+            raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+        self.p = float(p)
         if isinstance(transforms, (str, bytes)) or not isinstance(transforms, Sequence):
             hint = "; wrap a single transform in a list: Compose([transform])" if callable(transforms) else ""
             raise TypeError(f"transforms must be a sequence of callables, got {type(transforms).__name__}{hint}")
@@ -203,6 +214,8 @@ class Compose(Transform):
     def apply_transform(self, subject: Subject) -> Subject:
         """Run every transform in order, checking each returns a subject."""
         result = subject.with_images({})
+        if self.p < 1 and torch.rand(()).item() >= self.p:
+            return result
         for position, transform in enumerate(self.transforms):
             result = transform(result)
             if not isinstance(result, Subject):
@@ -223,7 +236,8 @@ class Compose(Transform):
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(transform) for transform in self.transforms)
-        return f"Compose([{inner}])"
+        suffix = f", p={self.p!r}" if self.p != 1 else ""
+        return f"Compose([{inner}]{suffix})"
 
 
 __all__ = ["Compose", "Transform", "rebuild_image"]

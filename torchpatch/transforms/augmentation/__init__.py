@@ -1,0 +1,47 @@
+"""Random augmentation of whole subjects, with TorchIO 1.x names and arguments.
+
+Every random transform draws its parameters from torch's global generator
+(``torch.manual_seed`` makes it reproducible) and appends what it applied to
+the subject's ``history`` metadata list.
+
+==============================  ====================================================
+transform                       what it does
+==============================  ====================================================
+:class:`RandomFlip`             reverse voxel axes (labels, boxes and points follow)
+:class:`RandomNoise`            add Gaussian noise
+:class:`RandomGamma`            raise intensities to a random power
+:class:`RandomBlur`             Gaussian blur, standard deviations in mm
+:class:`RandomSwap`             swap random pairs of patches
+:class:`RandomBiasField`        multiply by a smooth polynomial bias field
+:class:`OneOf`                  apply one transform chosen at random
+==============================  ====================================================
+
+Example:
+    >>> import torch
+    >>> from torchpatch import ScalarImage, Subject
+    >>> from torchpatch.transforms import Compose
+    >>> _ = torch.manual_seed(0)
+    >>> augment = Compose([RandomFlip(axes=(0, 1)), OneOf([RandomNoise(), RandomGamma()])])
+    >>> out = augment(Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 1))))
+    >>> [record['name'] for record in out['history']]
+    ['RandomFlip', 'RandomNoise']
+"""
+
+from __future__ import annotations
+
+from .artifacts import RandomBiasField, RandomSwap
+from .flip import RandomFlip
+from .intensity import IntensityRandomTransform, RandomBlur, RandomGamma, RandomNoise
+from .random import OneOf, RandomTransform
+
+__all__ = [
+    "IntensityRandomTransform",
+    "OneOf",
+    "RandomBiasField",
+    "RandomBlur",
+    "RandomFlip",
+    "RandomGamma",
+    "RandomNoise",
+    "RandomSwap",
+    "RandomTransform",
+]
