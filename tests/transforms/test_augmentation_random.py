@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from torchpatch import LabelMap, ScalarImage, Subject
+from torchpatch import LabelMap, Queue, ScalarImage, Subject, SubjectsDataset, UniformSampler
 from torchpatch.transforms import (
     Compose,
     OneOf,
@@ -180,3 +180,17 @@ def test_parse_range_errors() -> None:
 def test_random_transform_needs_both_steps() -> None:
     with pytest.raises(NotImplementedError, match="RandomTransform must implement get_params"):
         RandomTransform()(make_subject())
+
+
+def test_queue_seeding_makes_augmentation_reproducible_whatever_the_workers() -> None:
+    augment = Compose([RandomFlip(axes=(0, 1, 2)), OneOf([RandomNoise(), RandomGamma()]), RandomBiasField()])
+    runs = []
+    for num_workers in (0, 2):
+        subjects = [make_subject().with_images({}, subject_id=f"s{i}") for i in range(3)]
+        dataset = SubjectsDataset(subjects, transform=augment)
+        queue = Queue(dataset, 4, 2, UniformSampler(3), num_workers=num_workers, seed=11)
+        try:
+            runs.append(torch.stack([patch["t1"].data for patch in queue]))
+        finally:
+            queue.close()
+    assert torch.equal(runs[0], runs[1])
