@@ -205,3 +205,55 @@ def test_bad_arguments_are_named(conv, image) -> None:
     labels_only = Subject(seg=LabelMap(tensor=torch.zeros(1, 4, 4, 4)), subject_id="sub-8")
     with pytest.raises(ValueError, match="subject 'sub-8' has no intensity image"):
         infer(conv, labels_only, 4, progress=False)
+
+
+# Test-time mirroring -----------------------------------------------------------------------------
+
+
+def test_mirroring_an_equivariant_model_changes_nothing_bit_for_bit() -> None:
+    image = ScalarImage(tensor=torch.rand(1, 12, 10, 8))
+    plain = infer(lambda x: x * 2, image, 6, 2, progress=False)
+    mirrored = infer(lambda x: x * 2, image, 6, 2, mirror_axes=(0, 1, 2), progress=False)
+    assert torch.equal(plain.data, mirrored.data)
+
+
+def test_mirroring_averages_the_predictions_flipped_back() -> None:
+    image = ScalarImage(tensor=torch.rand(1, 12, 10, 1))
+    ramp = torch.arange(6.0).reshape(1, 1, 6, 1, 1)  # not flip-equivariant along I
+
+    def biased(x: torch.Tensor) -> torch.Tensor:
+        return x + ramp
+
+    def averaged(x: torch.Tensor) -> torch.Tensor:
+        return x + (ramp + ramp.flip(2)) / 2
+
+    calls: list[int] = []
+
+    def counting(x: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return biased(x)
+
+    mirrored = infer(counting, image, (6, 5, 1), 0, mirror_axes=0, overlap_mode="crop", progress=False)
+    expected = infer(averaged, image, (6, 5, 1), 0, overlap_mode="crop", progress=False)
+    torch.testing.assert_close(mirrored.data, expected.data)
+    assert len(calls) == 2  # one batch of the 4 patches, predicted plain and mirrored
+
+
+@pytest.mark.parametrize(
+    ("axes", "error", "match"),
+    [
+        (3, ValueError, r"mirror_axes must be distinct spatial axes among 0, 1, 2 \(I, J, K\), got 3"),
+        ((0, 0), ValueError, r"distinct spatial axes.*\(0, 0\)"),
+        ("I", TypeError, "mirror_axes must be None, an int or ints"),
+        (True, TypeError, "mirror_axes must be None, an int or ints"),
+        ((0, 1.0), TypeError, "mirror_axes must hold ints"),
+    ],
+)
+def test_bad_mirror_axes_are_named(axes: object, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        infer(lambda x: x, ScalarImage(tensor=torch.rand(1, 4, 4, 4)), 4, mirror_axes=axes, progress=False)  # type: ignore[arg-type]
+
+
+def test_mirroring_needs_floating_point_outputs() -> None:
+    with pytest.raises(TypeError, match=r"must return floating-point outputs, got torch\.int64"):
+        infer(lambda x: x.long(), ScalarImage(tensor=torch.rand(1, 4, 4, 4)), 4, mirror_axes=0, progress=False)

@@ -96,6 +96,44 @@ def _prefetched(batches: _PatchBatches, pin: bool) -> Iterator[tuple[torch.Tenso
                 pending.cancel()
 
 
+def _mirror_flips(mirror_axes: Any) -> list[tuple[int, ...]]:
+    """The tensor dimensions to flip for each prediction: every combination of the axes (``[()]`` without)."""
+    if mirror_axes is None:
+        return [()]
+    axes = [mirror_axes] if isinstance(mirror_axes, int) and not isinstance(mirror_axes, bool) else mirror_axes
+    if isinstance(axes, (str, bytes, bool)) or not isinstance(axes, Sequence):
+        raise TypeError(f"mirror_axes must be None, an int or ints among 0, 1, 2, got {mirror_axes!r}")
+    if not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
+        raise TypeError(f"mirror_axes must hold ints (0, 1, 2 for I, J, K), got {mirror_axes!r}")
+    if not all(0 <= a <= 2 for a in axes) or len(set(axes)) != len(axes):
+        raise ValueError(f"mirror_axes must be distinct spatial axes among 0, 1, 2 (I, J, K), got {mirror_axes!r}")
+    dims = [a + 2 for a in sorted(axes)]  # (B, C, I, J, K)
+    return [tuple(d for bit, d in enumerate(dims) if mask >> bit & 1) for mask in range(2 ** len(dims))]
+
+
+def _predict(model: Callable[[torch.Tensor], Any], inputs: torch.Tensor, flips: list[tuple[int, ...]]) -> torch.Tensor:
+    """The model's outputs, averaged over the mirrored inputs (each prediction flipped back)."""
+    total: torch.Tensor | None = None
+    dtype = torch.float32
+    for dims in flips:
+        outputs = model(inputs.flip(dims) if dims else inputs)
+        if not isinstance(outputs, torch.Tensor):
+            raise TypeError(f"model must return a tensor (B, C, I, J, K), got {type(outputs).__name__}")
+        if len(flips) == 1:
+            return outputs
+        if not outputs.is_floating_point():
+            raise TypeError(
+                f"mirror_axes averages the predictions of mirrored inputs: the model must return floating-point "
+                f"outputs, got {outputs.dtype}"
+            )
+        # float64 sums of 2^n predictions, divided by 2^n: exact when they agree.
+        dtype = outputs.dtype
+        outputs = (outputs.flip(dims) if dims else outputs).to(torch.float64)
+        total = outputs if total is None else total.add_(outputs)
+    assert total is not None
+    return total.div_(len(flips)).to(dtype)
+
+
 def infer(
     model: Callable[[torch.Tensor], torch.Tensor],
     subject_or_image: Subject | Image,
@@ -109,6 +147,7 @@ def infer(
     image_name: str | None = None,
     padding_mode: str | float | None = None,
     num_workers: int = 0,
+    mirror_axes: int | Sequence[int] | None = None,
 ) -> ScalarImage:
     """Run ``model`` on the whole image, patch by patch, and stitch the outputs.
 
@@ -140,6 +179,12 @@ def infer(
             and a CUDA device or crop mode, a thread cuts the next batch
             while the model runs on this one; otherwise everything runs in
             the caller's thread.
+        mirror_axes: Test-time augmentation by mirroring (nnU-Net's): the
+            model also sees each batch flipped along every combination of
+            these spatial axes (0, 1, 2 for I, J, K), each prediction is
+            flipped back, and their mean is blended. ``(0, 1, 2)`` costs 8
+            model calls per batch. The model must return floating-point
+            outputs.
 
     Returns:
         A :class:`~torchpatch.image.ScalarImage` on the CPU with the input's
@@ -159,6 +204,7 @@ def infer(
         raise TypeError(f"model must be callable, got {type(model).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    flips = _mirror_flips(mirror_axes)
     target = _model_device(model) if device is None else torch.device(device)
     cuda = target.type == "cuda"
     sampler = GridSampler(Subject({name: image}), patch_size, patch_overlap, padding_mode)
@@ -179,9 +225,7 @@ def infer(
             if not inputs.is_floating_point():
                 inputs = inputs.float()
             with torch.inference_mode():
-                outputs = model(inputs)
-            if not isinstance(outputs, torch.Tensor):
-                raise TypeError(f"model must return a tensor (B, C, I, J, K), got {type(outputs).__name__}")
+                outputs = _predict(model, inputs, flips)
             aggregator.add_batch(outputs, locations)
     finally:
         bar.close()
