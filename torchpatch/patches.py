@@ -190,10 +190,8 @@ class SubjectCuts:
         images = self.get_images_dict(include=include) if include is not None else self.images
         for name, image in images.items():
             dtype = image.dtype
-            if image.type == LABEL or dtype.is_floating_point or dtype == torch.bool:
-                continue
-            info = torch.iinfo(dtype)
-            if fill != int(fill) or not info.min <= fill <= info.max:
+            if image.type != LABEL and not fill_fits(fill, dtype):
+                info = torch.iinfo(dtype)
                 raise ValueError(
                     f"padding_mode {padding_mode!r} does not fit the {dtype} voxels of image {name!r} in "
                     f"subject {self.name!r} (range {info.min} to {info.max}); cast the image "
@@ -276,6 +274,19 @@ class SubjectCuts:
         return Patches(template, data, affines, boxes, metadata)
 
 
+def fill_fits(fill: float, dtype: torch.dtype) -> bool:
+    """Whether a constant padding value can be stored in voxels of ``dtype`` unchanged.
+
+    Example:
+        >>> fill_fits(-1.0, torch.uint8), fill_fits(255.0, torch.uint8), fill_fits(0.5, torch.float16)
+        (False, True, True)
+    """
+    if dtype.is_floating_point or dtype == torch.bool:
+        return True
+    info = torch.iinfo(dtype)
+    return fill == int(fill) and info.min <= fill <= info.max
+
+
 def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype)
 
@@ -309,4 +320,4 @@ class RegionAware(Protocol):
         ...
 
 
-__all__ = ["Patches", "RegionAware", "SubjectCuts"]
+__all__ = ["Patches", "RegionAware", "SubjectCuts", "fill_fits"]

@@ -55,6 +55,37 @@ def rebuild_image(image: Image, data: torch.Tensor, affine: TypeAffine | None = 
     return image.derive(data, image.affine if affine is None else np.asarray(affine, dtype=np.float64))
 
 
+def skips(p: float) -> bool:
+    """Whether a transform applied with probability ``p`` is skipped this time.
+
+    Draws from torch's global generator only when ``p < 1``, so a transform
+    that always applies leaves the random stream as it is.
+
+    Example:
+        >>> skips(1.0), skips(0.0)
+        (False, True)
+    """
+    return p < 1 and torch.rand(()).item() >= p
+
+
+def apply_checked(transform: TypeSubjectTransform, subject: Subject, position: int, name: str) -> Subject:
+    """``transform(subject)``, checked to be a subject; ``position`` and ``name`` (the input's) are for the message.
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> s = Subject(a=ScalarImage(tensor=torch.zeros(1, 2, 2, 1)))
+        >>> apply_checked(lambda x: x, s, 0, s.name) is s
+        True
+    """
+    result = transform(subject)
+    if not isinstance(result, Subject):
+        raise TypeError(
+            f"transforms[{position}] ({transform!r}) must return a Subject, "
+            f"got {type(result).__name__} for subject {name!r}"
+        )
+    return result
+
+
 def _parse_names(names: Any, argument: str) -> tuple[str, ...] | None:
     if names is None:
         return None
@@ -214,15 +245,10 @@ class Compose(Transform):
     def apply_transform(self, subject: Subject) -> Subject:
         """Run every transform in order, checking each returns a subject."""
         result = subject.with_images({})
-        if self.p < 1 and torch.rand(()).item() >= self.p:
+        if skips(self.p):
             return result
         for position, transform in enumerate(self.transforms):
-            result = transform(result)
-            if not isinstance(result, Subject):
-                raise TypeError(
-                    f"transforms[{position}] ({transform!r}) must return a Subject, "
-                    f"got {type(result).__name__} for subject {subject.name!r}"
-                )
+            result = apply_checked(transform, result, position, subject.name)
         return result
 
     def __len__(self) -> int:

@@ -29,6 +29,7 @@ from ..annotations import annotation_grid, crop_annotations, region_aware_metada
 from ..constants import LABEL
 from ..geometry import GEOMETRIC_MODES, parse_padding_mode, shift_affine
 from ..image import Image
+from ..patches import fill_fits
 from ..subject import Subject
 from ..typing import TypeTriplet
 from .base import Transform, rebuild_image
@@ -119,10 +120,8 @@ def pad_image(image: Image, bounds: TypeBounds, mode: str, fill: float, name: st
 
 
 def _check_fill(fill: float, dtype: torch.dtype, name: str, subject: Subject) -> None:
-    if dtype.is_floating_point or dtype == torch.bool:
-        return
-    info = torch.iinfo(dtype)
-    if fill != int(fill) or not info.min <= fill <= info.max:
+    if not fill_fits(fill, dtype):
+        info = torch.iinfo(dtype)
         raise ValueError(
             f"padding value {fill:g} does not fit the {dtype} voxels of image {name!r} in subject "
             f"{subject.name!r} (range {info.min} to {info.max}); cast the image or choose another padding_mode"

@@ -21,7 +21,7 @@ import torch
 
 from ...geometry import is_number
 from ...subject import Subject
-from ..base import Transform, TypeSubjectTransform
+from ..base import Transform, TypeSubjectTransform, apply_checked, skips
 
 #: Metadata key of the list of records of the random transforms applied.
 HISTORY_KEY = "history"
@@ -171,7 +171,7 @@ class RandomTransform(Transform):
 
     def apply_transform(self, subject: Subject) -> Subject:
         """Draw the parameters, apply them and record them (with probability ``p``)."""
-        if self.p < 1 and torch.rand(()).item() >= self.p:
+        if skips(self.p):
             return subject.with_images({})
         params = self.get_params(subject)
         return add_history(self.apply_params(subject, params), {"name": type(self).__name__, **params})
@@ -251,17 +251,10 @@ class OneOf(Transform):
 
     def apply_transform(self, subject: Subject) -> Subject:
         """Choose one transform by weight and apply it (with probability ``p``)."""
-        if self.p < 1 and torch.rand(()).item() >= self.p:
+        if skips(self.p):
             return subject.with_images({})
         index = int(torch.multinomial(torch.tensor(self.weights, dtype=torch.float64), 1).item())
-        transform = self.transforms[index]
-        result = transform(subject)
-        if not isinstance(result, Subject):
-            raise TypeError(
-                f"transforms[{index}] ({transform!r}) must return a Subject, "
-                f"got {type(result).__name__} for subject {subject.name!r}"
-            )
-        return result
+        return apply_checked(self.transforms[index], subject, index, subject.name)
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{transform!r}: {weight!r}" for transform, weight in zip(self.transforms, self.weights))
