@@ -13,6 +13,7 @@ transform                       what it does
 :class:`RandomBlur`             Gaussian blur, standard deviations in mm
 :class:`RandomSwap`             swap random pairs of patches
 :class:`RandomBiasField`        multiply by a smooth polynomial bias field
+:class:`RandomAnisotropy`       thick slices: downsample one axis, restore the grid
 :class:`OneOf`                  apply one transform chosen at random
 ==============================  ====================================================
 
@@ -29,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+from .anisotropy import RandomAnisotropy
 from .artifacts import RandomBiasField, RandomSwap
 from .flip import RandomFlip
 from .intensity import IntensityRandomTransform, RandomBlur, RandomGamma, RandomNoise
@@ -37,6 +39,7 @@ from .random import OneOf, RandomTransform
 __all__ = [
     "IntensityRandomTransform",
     "OneOf",
+    "RandomAnisotropy",
     "RandomBiasField",
     "RandomBlur",
     "RandomFlip",
