@@ -26,6 +26,9 @@ for bit (:func:`anisotropy_region`). That is what per-patch augmentation
 needs.
 """
 
+# A little over 400 lines: the tensor function and the transform share one
+# definition (and its docstring diagram), which is clearer kept in one place.
+
 from __future__ import annotations
 
 import math
