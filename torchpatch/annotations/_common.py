@@ -113,16 +113,24 @@ def check_depth_one_region(ini: TypeTriplet, fin: TypeTriplet, owner: str) -> No
         )
 
 
-def parse_matrix(matrix: Any) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """A finite 4x4 float64 voxel-to-voxel affine."""
+def parse_matrix(matrix: Any) -> Any:
+    """A finite 4x4 float64 voxel-to-voxel affine, or a callable voxel-to-voxel map as it is."""
+    if callable(matrix):
+        return matrix
     array = np.asarray(matrix, dtype=np.float64)
     if array.shape != (4, 4) or not np.all(np.isfinite(array)):
         raise ValueError(f"matrix must be a finite 4x4 voxel-to-voxel affine, got shape {array.shape}")
     return array
 
 
-def map_positions(positions: torch.Tensor, matrix: np.ndarray[Any, Any]) -> torch.Tensor:
-    """Positions (N, 3) in our edge coordinates through a voxel-index affine (centres at integers)."""
+def map_positions(positions: torch.Tensor, matrix: Any) -> torch.Tensor:
+    """Positions (N, 3) in our edge coordinates through a voxel-index map (centres at integers).
+
+    ``matrix`` is a 4x4 affine or a callable taking and returning ``(N, 3)``
+    float64 voxel indices (a non-linear map such as an elastic deformation).
+    """
+    if callable(matrix):
+        return torch.as_tensor(matrix(positions.to(torch.float64) - 0.5), dtype=torch.float64) + 0.5
     block = torch.from_numpy(matrix[:3, :3]).to(torch.float64)
     offset = torch.from_numpy(matrix[:3, 3]).to(torch.float64)
     centred = positions.to(torch.float64) - 0.5

@@ -311,7 +311,8 @@ class BoundingBoxes:
 
         Args:
             matrix: 4x4 affine from old voxel indices to new ones (integers at
-                voxel centres), e.g. ``inv(new_affine) @ old_affine``.
+                voxel centres), e.g. ``inv(new_affine) @ old_affine``, or a
+                callable mapping ``(N, 3)`` float64 old indices to new ones.
             spatial_shape: The new canvas.
 
         Example:

@@ -199,7 +199,10 @@ class Compose(Transform):
     """Apply transforms one after the other.
 
     Any callable ``Subject -> Subject`` is accepted, so plain functions and
-    lambdas mix with the built-in transforms.
+    lambdas mix with the built-in transforms. Consecutive spatial random
+    transforms (flips, affine, elastic) that select the same images and agree
+    on interpolation and padding are composed and resampled once (each is
+    still drawn and recorded in turn).
 
     Args:
         transforms: A sequence of callables, applied in order.
@@ -247,8 +250,21 @@ class Compose(Transform):
         result = subject.with_images({})
         if skips(self.p):
             return result
-        for position, transform in enumerate(self.transforms):
-            result = apply_checked(transform, result, position, subject.name)
+        position = 0
+        while position < len(self.transforms):
+            transform = self.transforms[position]
+            run = [transform]
+            fuses = getattr(transform, "fuses", None)
+            while fuses is not None and position + len(run) < len(self.transforms):
+                if not fuses(self.transforms[position + len(run)]):
+                    break
+                run.append(self.transforms[position + len(run)])
+            if len(run) > 1:
+                # Consecutive spatial transforms: composed, resampled once.
+                result = transform.apply_run(run, result)  # type: ignore[attr-defined]
+            else:
+                result = apply_checked(transform, result, position, subject.name)
+            position += len(run)
         return result
 
     def __len__(self) -> int:

@@ -4,18 +4,20 @@ Every random transform draws its parameters from torch's global generator
 (``torch.manual_seed`` makes it reproducible) and appends what it applied to
 the subject's ``history`` metadata list.
 
-==============================  ====================================================
-transform                       what it does
-==============================  ====================================================
-:class:`RandomFlip`             reverse voxel axes (labels, boxes and points follow)
-:class:`RandomNoise`            add Gaussian noise
-:class:`RandomGamma`            raise intensities to a random power
-:class:`RandomBlur`             Gaussian blur, standard deviations in mm
-:class:`RandomSwap`             swap random pairs of patches
-:class:`RandomBiasField`        multiply by a smooth polynomial bias field
-:class:`RandomAnisotropy`       thick slices: downsample one axis, restore the grid
-:class:`OneOf`                  apply one transform chosen at random
-==============================  ====================================================
+====================================  ====================================================
+transform                             what it does
+====================================  ====================================================
+:class:`RandomFlip`                   reverse voxel axes (labels, boxes and points follow)
+:class:`RandomAffine`                 random scaling, rotation and translation (mm)
+:class:`RandomElasticDeformation`     smooth random displacements from a coarse grid
+:class:`RandomNoise`                  add Gaussian noise
+:class:`RandomGamma`                  raise intensities to a random power
+:class:`RandomBlur`                   Gaussian blur, standard deviations in mm
+:class:`RandomSwap`                   swap random pairs of patches
+:class:`RandomBiasField`              multiply by a smooth polynomial bias field
+:class:`RandomAnisotropy`             thick slices: downsample one axis, restore the grid
+:class:`OneOf`                        apply one transform chosen at random
+====================================  ====================================================
 
 Example:
     >>> import torch
@@ -30,21 +32,27 @@ Example:
 
 from __future__ import annotations
 
+from .affine import RandomAffine
 from .anisotropy import RandomAnisotropy
 from .artifacts import RandomBiasField, RandomSwap
+from .elastic import RandomElasticDeformation
 from .flip import RandomFlip
 from .intensity import IntensityRandomTransform, RandomBlur, RandomGamma, RandomNoise
 from .random import OneOf, RandomTransform
+from .resample import SpatialRandomTransform
 
 __all__ = [
     "IntensityRandomTransform",
     "OneOf",
+    "RandomAffine",
     "RandomAnisotropy",
     "RandomBiasField",
     "RandomBlur",
+    "RandomElasticDeformation",
     "RandomFlip",
     "RandomGamma",
     "RandomNoise",
     "RandomSwap",
     "RandomTransform",
+    "SpatialRandomTransform",
 ]

@@ -20,6 +20,7 @@ from ...typing import TypeTriplet
 from ..base import rebuild_image
 from .intensity import as_float
 from .random import RandomTransform, parse_range, uniform
+from .resample import Frame, crop_region
 
 
 class RandomSwap(RandomTransform):
@@ -128,31 +129,49 @@ class RandomSwap(RandomTransform):
         return {"patch_size": self.patch_size, "num_iterations": self.num_iterations, **super().arguments()}
 
 
-def bias_field(coefficients: Sequence[float], order: int, spatial_shape: Sequence[int]) -> torch.Tensor:
+def bias_field(
+    coefficients: Sequence[float],
+    order: int,
+    spatial_shape: Sequence[int],
+    index_ini: Sequence[int] | None = None,
+    index_fin: Sequence[int] | None = None,
+) -> torch.Tensor:
     """The multiplicative field ``exp(sum c * x**a * y**b * z**c)``, ``a + b + c <= order``.
 
-    Coordinates run linearly over ``[-1, 1]`` along each axis (voxel
-    centres, 0 at the middle; always 0 along an axis of size one), and the
-    coefficients are taken in the order of the loops ``a``, then ``b``, then
-    ``c``, each from 0.
+    Coordinates run linearly over ``[-1, 1]`` along each axis of the whole
+    image of shape ``spatial_shape`` (voxel centres, 0 at the middle; always
+    0 along an axis of size one), and the coefficients are taken in the
+    order of the loops ``a``, then ``b``, then ``c``, each from 0. With
+    ``index_ini``/``index_fin`` only that box of the field is computed (a
+    patch), equal to the same box of the whole field.
 
     Example:
         >>> field = bias_field([0.0, 1.0, 0.0, 0.0], 1, (1, 1, 3))  # terms 1, z, y, x
         >>> [round(v, 4) for v in field.flatten().tolist()]
         [0.3679, 1.0, 2.7183]
+        >>> patch = bias_field([0.0, 1.0, 0.0, 0.0], 1, (1, 1, 3), (0, 0, 2), (1, 1, 3))
+        >>> patch.flatten().tolist() == [field[0, 0, 2].item()]
+        True
     """
-    axes = []
-    for size in spatial_shape:
-        coordinates = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-        axes.append(coordinates / coordinates.abs().max() if size > 1 else coordinates)
-    x, y, z = torch.meshgrid(*axes, indexing="ij")
-    exponent = torch.zeros(tuple(spatial_shape), dtype=torch.float64)
+    ini = [0, 0, 0] if index_ini is None else [int(v) for v in index_ini]
+    fin = list(spatial_shape) if index_fin is None else [int(v) for v in index_fin]
+    powers = []
+    for size, a, b in zip(spatial_shape, ini, fin):
+        coordinates = torch.arange(a, b, dtype=torch.float64) - (size - 1) / 2
+        if size > 1:
+            coordinates = coordinates / ((size - 1) / 2)
+        powers.append(coordinates[:, None] ** torch.arange(order + 1, dtype=torch.float64))
+    # The polynomial as a tensor of coefficients (a, b, c), contracted one axis at a time.
+    table = torch.zeros(order + 1, order + 1, order + 1, dtype=torch.float64)
     index = 0
     for a in range(order + 1):
         for b in range(order + 1 - a):
             for c in range(order + 1 - a - b):
-                exponent += coefficients[index] * x**a * y**b * z**c
+                table[a, b, c] = float(coefficients[index])
                 index += 1
+    exponent = torch.einsum("ia,abc->ibc", powers[0], table)
+    exponent = torch.einsum("jb,ibc->ijc", powers[1], exponent)
+    exponent = torch.einsum("kc,ijc->ijk", powers[2], exponent)
     return torch.exp(exponent)
 
 
@@ -218,6 +237,16 @@ class RandomBiasField(RandomTransform):
 
     def apply_params(self, subject: Subject, params: Mapping[str, Any]) -> Subject:
         """Multiply every selected scalar image by the field of ``params['coefficients']``."""
+        return self._apply(subject, params, None, None, None)
+
+    def _apply(
+        self,
+        subject: Subject,
+        params: Mapping[str, Any],
+        shape: Sequence[int] | None,
+        ini: Sequence[int] | None,
+        fin: Sequence[int] | None,
+    ) -> Subject:
         coefficients = [float(value) for value in params["coefficients"]]
         if len(coefficients) != number_of_coefficients(self.order) or not all(is_number(c) for c in coefficients):
             raise ValueError(
@@ -228,9 +257,28 @@ class RandomBiasField(RandomTransform):
         images = {}
         for name, image in self.get_images_dict(subject).items():
             data = as_float(image.data)
-            field = bias_field(coefficients, self.order, image.spatial_shape).to(data.dtype).to(data.device)
-            images[name] = rebuild_image(image, data * field)
+            field = bias_field(coefficients, self.order, shape or image.spatial_shape, ini, fin)
+            images[name] = rebuild_image(image, data * field.to(data.dtype).to(data.device))
         return subject.with_images(images)
+
+    def source_box(
+        self, params: Mapping[str, Any], index_ini: Sequence[int], index_fin: Sequence[int], frame: Frame
+    ) -> tuple[Sequence[int], Sequence[int]]:
+        """The field is pointwise: a patch needs its own box only."""
+        return index_ini, index_fin
+
+    def apply_region(
+        self,
+        region: Subject,
+        params: Mapping[str, Any],
+        origin: Sequence[int],
+        index_ini: Sequence[int],
+        index_fin: Sequence[int],
+        frame: Frame,
+    ) -> Subject:
+        """The field of the whole image, evaluated on the box ``[index_ini, index_fin)`` of ``region``."""
+        patch = crop_region(region, origin, index_ini, index_fin, frame)
+        return self._apply(patch, params, frame.shape, index_ini, index_fin)
 
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""

@@ -16,7 +16,9 @@ import torch
 from ...annotations import annotation_grid, map_annotations, region_aware_metadata
 from ...subject import Subject
 from ..base import rebuild_image
+from .maps import AffineMap, CoordinateMap
 from .random import RandomTransform, parse_probability
+from .resample import Frame, SpatialMapMixin
 
 #: The anatomical letters of each world axis.
 _WORLD_AXES = ("LR", "AP", "IS")
@@ -40,7 +42,7 @@ def _parse_axes(axes: Any) -> tuple[int | str, ...]:
     return tuple(parsed)
 
 
-class RandomFlip(RandomTransform):
+class RandomFlip(SpatialMapMixin, RandomTransform):
     """Reverse the order of the voxels along some axes, each with probability ``flip_probability``.
 
     Every selected image is flipped (label maps too) with the same draws.
@@ -126,6 +128,14 @@ class RandomFlip(RandomTransform):
             for name, value in map_annotations(annotations, matrix, shape, repr(self)).items():
                 result[name] = value
         return result
+
+    def coordinate_map(self, params: Mapping[str, Any], frame: Frame) -> CoordinateMap:
+        """The flip as an exact :class:`~.maps.AffineMap` of the whole grid (joins a resampling chain)."""
+        matrix = np.eye(4)
+        for axis in params["axes"]:
+            matrix[int(axis), int(axis)] = -1.0
+            matrix[int(axis), 3] = frame.shape[int(axis)] - 1
+        return AffineMap(matrix)
 
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""

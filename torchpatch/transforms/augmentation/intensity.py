@@ -22,6 +22,7 @@ from ...image import Image
 from ...subject import Subject
 from ..base import rebuild_image
 from .random import RandomTransform, parse_range, uniform
+from .resample import Frame, crop_region
 
 
 def as_float(data: torch.Tensor) -> torch.Tensor:
@@ -107,6 +108,9 @@ class RandomNoise(IntensityRandomTransform):
         (1.0, ['mean', 'name', 'seed', 'std'])
     """
 
+    #: Each voxel depends on itself only: a patch needs no context.
+    pointwise = True
+
     def __init__(
         self,
         mean: float | tuple[float, float] = 0.0,
@@ -163,6 +167,9 @@ class RandomGamma(IntensityRandomTransform):
         >>> out.t1.data.flatten().tolist(), round(out['history'][0]['gamma']['t1'], 6)
         ([0.0625, -0.0625], 2.0)
     """
+
+    #: Each voxel depends on itself only: a patch needs no context.
+    pointwise = True
 
     def __init__(
         self,
@@ -250,6 +257,29 @@ class RandomBlur(IntensityRandomTransform):
         array = data.detach().cpu().numpy()
         blurred = np.stack([ndimage.gaussian_filter(channel, sigmas) for channel in array])
         return rebuild_image(image, torch.from_numpy(blurred).to(data.device))
+
+    def source_box(
+        self, params: Mapping[str, Any], index_ini: Sequence[int], index_fin: Sequence[int], frame: Frame
+    ) -> tuple[list[int], list[int]]:
+        """The box enlarged by the filter's radius (scipy's: ``int(4 * sigma + 0.5)`` voxels)."""
+        spacing = np.linalg.norm(frame.affine[:3, :3], axis=0)
+        radius = [0, 0, 0]
+        for stds in params["std"].values():
+            for axis in range(3):
+                radius[axis] = max(radius[axis], int(4 * float(stds[axis]) / spacing[axis] + 0.5))
+        return [a - r for a, r in zip(index_ini, radius)], [b + r for b, r in zip(index_fin, radius)]
+
+    def apply_region(
+        self,
+        region: Subject,
+        params: Mapping[str, Any],
+        origin: Sequence[int],
+        index_ini: Sequence[int],
+        index_fin: Sequence[int],
+        frame: Frame,
+    ) -> Subject:
+        """Blur the region (mirrored only where it ends with the volume), keep the box ``[index_ini, index_fin)``."""
+        return crop_region(self.apply_params(region, params), origin, index_ini, index_fin, frame)
 
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""

@@ -1,0 +1,417 @@
+"""The one resampling of the spatial transforms: a chain of coordinate maps, one ``grid_sample``.
+
+Spatial random transforms (:class:`SpatialRandomTransform`: flips, affine,
+elastic) describe themselves by a :class:`~.maps.CoordinateMap` in the whole
+subject's voxel grid. Consecutive ones in a :class:`~torchpatch.transforms.Compose`
+(with the same images, interpolation and padding) are composed and resampled
+once, on the whole subject or on one patch read with the context it needs
+(:mod:`.context`), by the same :func:`resample_region`::
+
+    region of the input (any box of the whole grid, clamped to the volume)
+      + a one-voxel ring of the fill value   ──grid_sample(chain(output box))──>  output box
+
+Positions outside the volume take the image's fill value (``default_pad_value``
+for scalar images, 0 for label maps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional
+
+from ...annotations import annotation_grid, crop_annotations, map_annotations, region_aware_metadata
+from ...constants import LABEL
+from ...geometry import is_number, shift_affine
+from ...image import Image
+from ...subject import Subject
+from ...typing import TypeTriplet
+from ..base import rebuild_image, skips
+from .maps import ChainMap, CoordinateMap
+from .random import RandomTransform, add_history
+
+#: Interpolations of the spatial transforms (``grid_sample`` modes).
+INTERPOLATIONS = {"linear": "bilinear", "nearest": "nearest"}
+
+#: Fill values computed from each image.
+PAD_STATISTICS = ("minimum", "mean", "otsu")
+
+
+def parse_interpolation(value: Any, argument: str) -> str:
+    """``'linear'`` or ``'nearest'``.
+
+    Example:
+        >>> parse_interpolation('nearest', 'label_interpolation')
+        'nearest'
+        >>> parse_interpolation('bspline', 'image_interpolation')
+        Traceback (most recent call last):
+        ...
+        ValueError: image_interpolation must be one of ['linear', 'nearest'], got 'bspline'
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{argument} must be a string, one of {list(INTERPOLATIONS)}, got {type(value).__name__}")
+    if value.lower() not in INTERPOLATIONS:
+        raise ValueError(f"{argument} must be one of {list(INTERPOLATIONS)}, got {value!r}")
+    return value.lower()
+
+
+def parse_pad_value(value: Any) -> float | str:
+    """A finite number or one of ``'minimum'``, ``'mean'``, ``'otsu'``.
+
+    Example:
+        >>> parse_pad_value(0), parse_pad_value('mean')
+        (0.0, 'mean')
+    """
+    if is_number(value):
+        if not np.isfinite(value):
+            raise ValueError(f"default_pad_value must be finite, got {value!r}")
+        return float(value)
+    if value not in PAD_STATISTICS:
+        raise ValueError(f"default_pad_value must be a number or one of {list(PAD_STATISTICS)}, got {value!r}")
+    return str(value)
+
+
+def otsu_threshold(values: torch.Tensor, bins: int = 256) -> float:
+    """The threshold maximising the between-class variance of ``values`` (Otsu, 1979).
+
+    Example:
+        >>> 0.2 <= otsu_threshold(torch.tensor([0.0, 0.1, 0.2, 5.0, 5.1, 5.2])) < 5
+        True
+    """
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return low
+    counts = torch.histc(values.float(), bins, low, high).double()
+    centres = torch.linspace(low, high, bins + 1, dtype=torch.float64)
+    centres = (centres[:-1] + centres[1:]) / 2
+    weight = counts.cumsum(0)
+    total = weight[-1]
+    mass = (counts * centres).cumsum(0)
+    below = weight[:-1]
+    above = total - below
+    valid = (below > 0) & (above > 0)
+    mean_below = mass[:-1] / below.clamp(min=1)
+    mean_above = (mass[-1] - mass[:-1]) / above.clamp(min=1)
+    variance = torch.where(valid, below * above * (mean_below - mean_above) ** 2, torch.zeros_like(below))
+    index = int(variance.argmax())
+    return float((centres[index] + centres[index + 1]) / 2)
+
+
+def fill_value(image: Image, pad_value: float | str) -> float:
+    """The value of ``image`` outside its volume: 0 for label maps, else ``pad_value`` computed on the whole image.
+
+    ``'otsu'`` is the mean of the voxels below Otsu's threshold (the background).
+
+    Example:
+        >>> from torchpatch import LabelMap, ScalarImage
+        >>> image = ScalarImage(tensor=torch.tensor([1.0, 2.0, 6.0]).reshape(1, 3, 1, 1))
+        >>> fill_value(image, 'minimum'), fill_value(image, 'mean'), fill_value(image, -1)
+        (1.0, 3.0, -1.0)
+        >>> fill_value(LabelMap(tensor=torch.ones(1, 2, 1, 1)), 'minimum')
+        0.0
+    """
+    if image.type == LABEL:
+        return 0.0
+    if not isinstance(pad_value, str):
+        return float(pad_value)
+    data = image.data
+    if pad_value == "minimum":
+        return float(data.min())
+    if pad_value == "mean":
+        return float(data.double().mean())
+    values = data.reshape(-1)
+    background = values[values <= otsu_threshold(values)]
+    return float(background.double().mean())
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The whole subject's voxel grid, in which coordinate maps live.
+
+    Attributes:
+        shape: The whole subject's spatial shape.
+        affine: Its 4x4 voxel-to-world affine.
+    """
+
+    shape: TypeTriplet
+    affine: np.ndarray
+
+    @classmethod
+    def of(cls, subject: Subject, names: Sequence[str], transform: str) -> Frame:
+        """The grid shared by the images ``names`` of ``subject`` (an error if they differ).
+
+        Example:
+            >>> from torchpatch import ScalarImage
+            >>> Frame.of(Subject(t1=ScalarImage(tensor=torch.zeros(1, 3, 2, 1))), ['t1'], 'RandomAffine').shape
+            (3, 2, 1)
+        """
+        shapes = {name: subject[name].spatial_shape for name in names}
+        if len(set(shapes.values())) > 1:
+            raise ValueError(
+                f"{transform} moves every image with the same map, but the images of subject {subject.name!r} have "
+                f"different spatial shapes {shapes}; resample them onto one grid first (e.g. Resample('t1'))"
+            )
+        if not names:
+            return cls((1, 1, 1), np.eye(4))
+        first = subject[names[0]]
+        return cls(first.spatial_shape, np.asarray(first.affine, dtype=np.float64))
+
+    @property
+    def is_2d(self) -> bool:
+        """Whether the grid is one voxel deep (a 2D image)."""
+        return self.shape[2] == 1
+
+    @property
+    def normal_axis(self) -> int:
+        """The world axis (0 x, 1 y, 2 z) along which the depth axis ``k`` points most."""
+        return int(np.argmax(np.abs(self.affine[:3, 2])))
+
+
+def crop_region(
+    region: Subject, origin: Sequence[int], ini: Sequence[int], fin: Sequence[int], frame: Frame
+) -> Subject:
+    """``region`` (images holding the whole-grid box at ``origin``) cut down to the box ``[ini, fin)``.
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> region = Subject(t1=ScalarImage(tensor=torch.arange(4.0).reshape(1, 4, 1, 1)))
+        >>> frame = Frame((6, 1, 1), np.eye(4))
+        >>> crop_region(region, (2, 0, 0), (3, 0, 0), (5, 1, 1), frame).t1.data.flatten().tolist()
+        [1.0, 2.0]
+    """
+    size = region.get_first_image().spatial_shape
+    start = [int(a) - int(o) for a, o in zip(ini, origin)]
+    stop = [int(b) - int(o) for b, o in zip(fin, origin)]
+    if start == [0, 0, 0] and stop == list(size):
+        return region
+    if min(start) < 0 or any(s > n for s, n in zip(stop, size)):
+        raise ValueError(
+            f"the box {tuple(ini)} -> {tuple(fin)} is not inside the region at {tuple(origin)} of shape {size}"
+        )
+    index = (slice(None), *[slice(a, b) for a, b in zip(start, stop)])
+    affine = shift_affine(frame.affine, ini)
+    return region.with_images(
+        {name: rebuild_image(image, image.data[index], affine) for name, image in region.images.items()}
+    )
+
+
+def sampling_grid(points: torch.Tensor, origin: Sequence[int], size: Sequence[int], planar: bool) -> torch.Tensor:
+    """``points`` (whole-grid indices) as a ``grid_sample`` grid over a region padded with a one-voxel ring.
+
+    The region holds the whole-grid box ``[origin, origin + size)``; after
+    padding, index ``origin - 1`` is the ring's first voxel.
+    """
+    local = points - torch.tensor([float(o) - 1 for o in origin], dtype=torch.float64)
+    padded = [int(n) + 2 for n in size]
+    if planar:
+        local, padded = local[..., 0, :2], padded[:2]
+    scale = torch.tensor([2.0 / max(n - 1, 1) for n in padded], dtype=torch.float64)
+    normalised = (local * scale - 1).flip(-1)  # grid_sample wants (k, j, i)
+    return normalised.to(torch.float32).unsqueeze(0)
+
+
+def resample_region(data: torch.Tensor, grid: torch.Tensor, interpolation: str, fill: float) -> torch.Tensor:
+    """Sample ``data`` (a region at ``origin`` of the whole grid) at a prepared :func:`sampling_grid`.
+
+    Args:
+        data: ``(C, I, J, K)`` voxels of the region.
+        grid: From :func:`sampling_grid` for this region.
+        interpolation: ``'linear'`` or ``'nearest'``.
+        fill: The value outside the volume (the region's padding ring).
+
+    Returns:
+        ``(C, *output)`` in ``data``'s dtype, or ``float32`` for integers
+        interpolated linearly.
+    """
+    planar = grid.shape[-1] == 2
+    work = data.to(torch.float64 if data.dtype == torch.float64 else torch.float32)
+    ring = (1, 1, 1, 1) if planar else (1, 1, 1, 1, 1, 1)
+    source = work[..., 0] if planar else work
+    source = functional.pad(source.unsqueeze(0), ring, value=fill)
+    out = functional.grid_sample(
+        source, grid.to(source.dtype), mode=INTERPOLATIONS[interpolation], padding_mode="border", align_corners=True
+    )[0]
+    if planar:
+        out = out.unsqueeze(-1)
+    if interpolation == "nearest" or data.is_floating_point():
+        return out.to(data.dtype)
+    return out
+
+
+class SpatialRandomTransform(RandomTransform):
+    """A random transform that moves voxels: described by a coordinate map, resampled once per chain.
+
+    Subclasses implement :meth:`~.random.RandomTransform.get_params` and
+    :meth:`coordinate_map`. Consecutive spatial transforms in a
+    :class:`~torchpatch.transforms.Compose` that select the same images and
+    agree on interpolation and padding are resampled together, once.
+
+    Args:
+        image_interpolation: ``'linear'`` or ``'nearest'``, for scalar images.
+        label_interpolation: ``'nearest'`` (or ``'linear'``), for label maps;
+            label maps are padded with 0.
+        default_pad_value: Scalar images' value outside the volume: a number,
+            or ``'minimum'``, ``'mean'``, ``'otsu'`` (the mean below Otsu's
+            threshold) of each whole image.
+        p: Probability of applying the transform.
+        include: Names of the only images to move.
+        exclude: Names of images to leave as they are.
+    """
+
+    def __init__(
+        self,
+        image_interpolation: str = "linear",
+        label_interpolation: str = "nearest",
+        default_pad_value: float | str = "minimum",
+        p: float = 1.0,
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str | None = None,
+    ) -> None:
+        super().__init__(p, include, exclude)
+        self.image_interpolation = parse_interpolation(image_interpolation, "image_interpolation")
+        self.label_interpolation = parse_interpolation(label_interpolation, "label_interpolation")
+        self.default_pad_value = parse_pad_value(default_pad_value)
+
+    def coordinate_map(self, params: Mapping[str, Any], frame: Frame) -> CoordinateMap:
+        """The map of ``params`` in the whole grid ``frame``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement coordinate_map")
+
+    def settings(self) -> tuple[Any, ...] | None:
+        """What must agree for two spatial transforms to be resampled together (``None``: anything)."""
+        return (self.image_interpolation, self.label_interpolation, self.default_pad_value)
+
+    def fuses(self, other: Any) -> bool:
+        """Whether ``other`` may be resampled in one chain with this transform."""
+        if not isinstance(other, (SpatialRandomTransform, SpatialMapMixin)):
+            return False
+        mine, theirs = self.settings(), other.settings()
+        same_images = (self.include, self.exclude) == (other.include, other.exclude)
+        return same_images and (mine is None or theirs is None or mine == theirs)
+
+    def apply_params(self, subject: Subject, params: Mapping[str, Any]) -> Subject:
+        """Resample the selected images (and move the annotations) with ``params``."""
+        return resample_steps(subject, [(self, params)])
+
+    def apply_run(self, run: Sequence[Any], subject: Subject) -> Subject:
+        """Apply a run of transforms that :meth:`fuses` accepted, with one resampling."""
+        steps = []
+        for transform in run:
+            if not skips(transform.p):
+                steps.append((transform, transform.get_params(subject)))
+        if not steps:
+            return subject.with_images({})
+        result = resample_steps(subject, steps)
+        for transform, params in steps:
+            result = add_history(result, {"name": type(transform).__name__, **params})
+        return result
+
+    def arguments(self) -> dict[str, Any]:
+        """Arguments shown by ``repr`` (the resampling ones when not the defaults)."""
+        arguments: dict[str, Any] = {}
+        if self.image_interpolation != "linear":
+            arguments["image_interpolation"] = self.image_interpolation
+        if self.label_interpolation != "nearest":
+            arguments["label_interpolation"] = self.label_interpolation
+        if self.default_pad_value != "minimum":
+            arguments["default_pad_value"] = self.default_pad_value
+        return {**arguments, **super().arguments()}
+
+
+class SpatialMapMixin:
+    """For exact spatial transforms (flips) that join a resampling chain without settings of their own."""
+
+    include: tuple[str, ...] | None
+    exclude: tuple[str, ...] | None
+
+    def settings(self) -> tuple[Any, ...] | None:
+        """Exact maps agree with any interpolation."""
+        return None
+
+    def coordinate_map(self, params: Mapping[str, Any], frame: Frame) -> CoordinateMap:
+        """The map of ``params`` in the whole grid ``frame``."""
+        raise NotImplementedError
+
+    def fuses(self, other: Any) -> bool:
+        """Whether ``other`` may be resampled in one chain with this transform."""
+        return isinstance(other, (SpatialRandomTransform, SpatialMapMixin)) and other.fuses(self)
+
+    def apply_run(self, run: Sequence[Any], subject: Subject) -> Subject:
+        """Apply a run of spatial transforms with one resampling."""
+        return SpatialRandomTransform.apply_run(self, run, subject)  # type: ignore[arg-type]
+
+
+def chain_settings(transforms: Sequence[Any]) -> tuple[str, str, float | str]:
+    """The interpolations and pad value of a chain (its first transform with settings)."""
+    for transform in transforms:
+        settings = transform.settings()
+        if settings is not None:
+            return settings
+    return ("nearest", "nearest", 0.0)
+
+
+def resample_steps(subject: Subject, steps: Sequence[tuple[Any, Mapping[str, Any]]]) -> Subject:
+    """A whole subject through a chain of spatial steps ``(transform, params)``: one resampling per image."""
+    first = steps[0][0]
+    images = first.get_images_dict(subject)
+    name = " + ".join(type(transform).__name__ for transform, _ in steps)
+    frame = Frame.of(subject, list(images), name)
+    chain = ChainMap([transform.coordinate_map(params, frame) for transform, params in steps])
+    image_interpolation, label_interpolation, pad_value = chain_settings([t for t, _ in steps])
+    annotations = region_aware_metadata(subject)
+    if annotations:
+        annotation_grid(subject, list(images), name, annotations)
+    if chain.is_identity:
+        return subject.with_images({})
+    ini, fin = (0, 0, 0), frame.shape
+    grid = sampling_grid(chain.sample_grid(ini, fin), ini, frame.shape, frame.is_2d)
+    moved = {}
+    for key, image in images.items():
+        interpolation = label_interpolation if image.type == LABEL else image_interpolation
+        data = resample_region(image.data, grid, interpolation, fill_value(image, pad_value))
+        moved[key] = rebuild_image(image, data)
+    result = subject.with_images(moved)
+    for key, value in move_annotations(annotations, chain, frame, ini, fin, name).items():
+        result[key] = value
+    return result
+
+
+def move_annotations(
+    annotations: Mapping[str, Any],
+    chain: CoordinateMap,
+    frame: Frame,
+    ini: Sequence[int],
+    fin: Sequence[int],
+    transform: str,
+) -> dict[str, Any]:
+    """Whole-grid annotations moved by ``chain`` and cropped to the output box ``[ini, fin)``.
+
+    Points move exactly; a box becomes the box of its moved corners, then
+    keeps what lies in the output box (its ``min_visibility`` applies).
+    """
+    if not annotations:
+        return {}
+    moved = map_annotations(annotations, chain.forward, frame.shape, transform)
+    return crop_annotations(moved, ini, fin)
+
+
+__all__ = [
+    "INTERPOLATIONS",
+    "PAD_STATISTICS",
+    "Frame",
+    "SpatialMapMixin",
+    "SpatialRandomTransform",
+    "chain_settings",
+    "crop_region",
+    "fill_value",
+    "move_annotations",
+    "otsu_threshold",
+    "parse_interpolation",
+    "parse_pad_value",
+    "resample_region",
+    "resample_steps",
+    "sampling_grid",
+]
