@@ -317,6 +317,39 @@ def package_versions(python: Path, packages: Sequence[str]) -> dict[str, str]:
     return json.loads(completed.stdout)
 
 
+def _live_descendants_usage() -> tuple[float, int]:
+    """CPU seconds and minor page faults of this process's live descendants (Linux ``/proc``)."""
+    import psutil
+
+    cpu, faults = 0.0, 0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+            fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (psutil.Error, OSError):
+            continue
+        cpu += times.user + times.system
+        faults += int(fields[7])  # minflt: field 10 of stat, the 8th after the command name
+    return cpu, faults
+
+
+def tree_usage() -> tuple[float, int]:
+    """In a child: CPU seconds (user + system) and minor page faults used so far by its process tree.
+
+    This process and its reaped children come from ``getrusage`` (``ru_minflt``
+    of ``RUSAGE_SELF`` + ``RUSAGE_CHILDREN``); live workers from ``/proc``. Take
+    it before and after a stretch of work and subtract.
+    """
+    import resource
+
+    cpu, faults = _live_descendants_usage()
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        cpu += usage.ru_utime + usage.ru_stime
+        faults += usage.ru_minflt
+    return cpu, faults
+
+
 __all__ = [
     "MEMORY_METHOD",
     "RESULT_MARKER",
@@ -335,5 +368,6 @@ __all__ = [
     "run_child",
     "spread",
     "text_table",
+    "tree_usage",
     "venv_python",
 ]
