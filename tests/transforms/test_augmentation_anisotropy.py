@@ -182,7 +182,7 @@ def test_apply_region_on_a_subject_equals_apply_params_cropped(data, axis: int, 
     origin, end = min(lo, start), max(hi, stop)
     ini, fin = [0, 0, 0], list(subject.spatial_shape)
     ini[axis], fin[axis] = origin, end
-    part = transform.apply_region(subject.crop(ini, fin), params, origin, start, stop, n)
+    part = transform.apply_axis_region(subject.crop(ini, fin), params, origin, start, stop, n)
     whole = transform.apply_params(subject, params)
     ini[axis], fin[axis] = start, stop
     expected = whole.crop(ini, fin)
@@ -194,7 +194,7 @@ def test_apply_region_on_a_subject_equals_apply_params_cropped(data, axis: int, 
 
 def test_apply_region_crops_points_with_the_images() -> None:
     subject = make_subject().with_images({}, pts=Points.from_indices([[1, 1, 1], [6, 2, 2]], (9, 8, 7)))
-    out = RandomAnisotropy().apply_region(subject, {"axis": 0, "downsampling": 2.0}, 0, 4, 9, 9)
+    out = RandomAnisotropy().apply_axis_region(subject, {"axis": 0, "downsampling": 2.0}, 0, 4, 9, 9)
     assert out.t1.spatial_shape == out.seg.spatial_shape == (5, 8, 7)
     assert out.pts.voxel_indices().tolist() == [[2, 2, 2]]
 
@@ -202,7 +202,7 @@ def test_apply_region_crops_points_with_the_images() -> None:
 def test_apply_region_rejects_an_output_range_outside_the_subject() -> None:
     subject = make_subject()
     with pytest.raises(ValueError, match=r"output indices \[3, 13\) are not inside the indices \[3, 12\)"):
-        RandomAnisotropy().apply_region(subject, {"axis": 0, "downsampling": 1.0}, 3, 3, 13, 20)
+        RandomAnisotropy().apply_axis_region(subject, {"axis": 0, "downsampling": 1.0}, 3, 3, 13, 20)
 
 
 def test_source_range_examples() -> None:

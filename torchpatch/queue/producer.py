@@ -37,6 +37,7 @@ from ..loader import empty_batch
 from ..patches import Patches
 from ..sampler.sampler import PatchSampler
 from ..subject import Subject
+from ..transforms.augmentation.context import augment_patches
 from . import diagnostics
 from .plan import EpochPlan, Task
 
@@ -122,6 +123,12 @@ class SubjectPatches(Dataset[Patches]):
         rng = np.random.default_rng(seed)
         if self.patch_transform is None:
             patches = self.sampler.patches(subject, count, generator=rng, allocator=_shared)
+        elif self.sampler.cuts_by_plan:
+            # Each patch read with the context its drawn spatial transforms need.
+            plan = self.sampler.plan(subject, count, rng)
+            patches = augment_patches(
+                self.patch_transform, subject, plan.locations, padding_mode=plan.padding_mode, allocator=_shared
+            )
         else:
             cut = self.sampler.patches(subject, count, generator=rng)
             patches = Patches.from_subjects([self.patch_transform(patch) for patch in cut], _shared)

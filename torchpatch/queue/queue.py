@@ -78,7 +78,13 @@ class Queue(Dataset[Subject]):
             ``DistributedSampler(dataset)``, so each rank visits its own
             subjects. The queue calls its ``set_epoch`` at every epoch.
         verbose: Show a progress bar while the pool fills.
-        patch_transform: Applied to every patch, in the workers (augmentation).
+        patch_transform: Augmentation of every patch, in the workers, with
+            context: each patch's random parameters are drawn first and the
+            region its spatial transforms need is read around it, so a patch
+            equals the transform applied to the whole subject then cropped
+            (:func:`~torchpatch.transforms.augmentation.context.augment_patches`),
+            at the cost of the patch only. Draws are seeded per subject from
+            ``seed``, whatever the number of workers.
         seed: Makes the epochs reproducible; drawn from torch's RNG if ``None``.
         prefetch_subjects: Subjects each worker prepares ahead.
         multiprocessing_context: Passed to the internal ``DataLoader``.

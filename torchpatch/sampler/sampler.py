@@ -219,6 +219,18 @@ class PatchSampler:
             patch[key] = value
         return patch
 
+    @property
+    def cuts_by_plan(self) -> bool:
+        """Whether the patches are exactly the boxes of :meth:`plan` (no overridden ``extract_patch``, ``__call__``).
+
+        Example:
+            >>> from torchpatch import UniformSampler
+            >>> UniformSampler(4).cuts_by_plan
+            True
+        """
+        kind = type(self)
+        return kind.extract_patch is PatchSampler.extract_patch and kind.__call__ is PatchSampler.__call__
+
     def patches(
         self,
         subject: Subject,
@@ -247,9 +259,7 @@ class PatchSampler:
             >>> tuple(UniformSampler(4).patches(subject, 3, generator=0).data['t1'].shape)
             (3, 1, 4, 4, 4)
         """
-        kind = type(self)
-        custom = kind.extract_patch is not PatchSampler.extract_patch or kind.__call__ is not PatchSampler.__call__
-        if num_patches and custom:
+        if num_patches and not self.cuts_by_plan:
             return Patches.from_subjects(list(self(subject, num_patches, generator=generator)), allocator)
         plan = self.plan(subject, num_patches, generator)
         return subject.cut(plan.locations, padding_mode=plan.padding_mode, allocator=allocator)

@@ -44,6 +44,7 @@ from ...subject import Subject
 from ..base import rebuild_image
 from .intensity import as_float
 from .random import RandomTransform, parse_range, uniform
+from .resample import Frame, crop_region
 
 #: The interpolations implemented, for the images brought back to their grid.
 INTERPOLATIONS = ("linear", "nearest")
@@ -376,7 +377,33 @@ class RandomAnisotropy(RandomTransform):
         self._check_params(params)
         return source_range(params["downsampling"], start, stop, length)
 
+    def source_box(
+        self, params: Mapping[str, Any], index_ini: Sequence[int], index_fin: Sequence[int], frame: Frame
+    ) -> tuple[list[int], list[int]]:
+        """The box needed for the output box ``[index_ini, index_fin)``: :meth:`source_range` along the axis."""
+        axis, _ = self._check_params(params)
+        ini, fin = [int(v) for v in index_ini], [int(v) for v in index_fin]
+        ini[axis], fin[axis] = self.source_range(params, ini[axis], fin[axis], frame.shape[axis])
+        return ini, fin
+
     def apply_region(
+        self,
+        region: Subject,
+        params: Mapping[str, Any],
+        origin: Sequence[int],
+        index_ini: Sequence[int],
+        index_fin: Sequence[int],
+        frame: Frame,
+    ) -> Subject:
+        """The output box ``[index_ini, index_fin)`` from ``region`` (images at ``origin`` of the whole grid)."""
+        axis, _ = self._check_params(params)
+        size = region.get_first_image().spatial_shape
+        ini, fin = list(index_ini), list(index_fin)
+        ini[axis], fin[axis] = origin[axis], origin[axis] + size[axis]
+        patch = crop_region(region, origin, ini, fin, frame)
+        return self.apply_axis_region(patch, params, origin[axis], index_ini[axis], index_fin[axis], frame.shape[axis])
+
+    def apply_axis_region(
         self, subject: Subject, params: Mapping[str, Any], origin: int, start: int, stop: int, length: int
     ) -> Subject:
         """The output indices ``[start, stop)`` along ``params['axis']``, from a subject holding a part of the axis.
@@ -398,7 +425,7 @@ class RandomAnisotropy(RandomTransform):
             >>> ramp = torch.arange(10.0).reshape(1, 10, 1, 1)
             >>> params = {'axis': 0, 'downsampling': 2.5}
             >>> part = Subject(t1=ScalarImage(tensor=ramp[:, 3:9]))  # source_range(params, 6, 8, 10) == (5, 9)
-            >>> out = RandomAnisotropy().apply_region(part, params, 3, 6, 8, 10)
+            >>> out = RandomAnisotropy().apply_axis_region(part, params, 3, 6, 8, 10)
             >>> whole = RandomAnisotropy().apply_params(Subject(t1=ScalarImage(tensor=ramp)), params)
             >>> torch.equal(out.t1.data, whole.t1.data[:, 6:8]), out.t1.origin  # shifted by 6 - 3 voxels
             (True, (3.0, 0.0, 0.0))
