@@ -16,10 +16,27 @@ transform                  what it does
 :class:`ZNormalization`    zero mean and unit standard deviation per channel
 =========================  ==========================================================
 
-Random augmentation (:class:`RandomFlip`, :class:`RandomNoise`,
-:class:`RandomGamma`, :class:`RandomBlur`, :class:`RandomSwap`,
-:class:`RandomBiasField`, :class:`OneOf`) lives in
-:mod:`torchpatch.transforms.augmentation` and is exported here too.
+Random augmentation lives in :mod:`torchpatch.transforms.augmentation` and
+is exported here too (and at the top, ``torchpatch.RandomAffine``...):
+
+===================================  ================================================
+random transform                     what it does
+===================================  ================================================
+:class:`RandomFlip`                  reverse voxel axes
+:class:`RandomAffine`                random scaling, rotation and translation (mm)
+:class:`RandomElasticDeformation`    smooth random displacements from a coarse grid
+:class:`RandomAnisotropy`            thick slices along one random axis
+:class:`RandomNoise`                 add Gaussian noise
+:class:`RandomGamma`                 raise intensities to a random power
+:class:`RandomBlur`                  Gaussian blur, standard deviations in mm
+:class:`RandomSwap`                  swap random pairs of patches
+:class:`RandomBiasField`             multiply by a smooth polynomial bias field
+:class:`OneOf`                       apply one transform chosen at random
+===================================  ================================================
+
+The same objects run on a whole subject (``SubjectsDataset(transform=...)``)
+or per patch with context (``Queue(patch_transform=...)``); see the
+augmentation guide.
 
 Example:
     >>> import torch
@@ -33,8 +50,11 @@ from __future__ import annotations
 
 from .augmentation import (
     OneOf,
+    RandomAffine,
+    RandomAnisotropy,
     RandomBiasField,
     RandomBlur,
+    RandomElasticDeformation,
     RandomFlip,
     RandomGamma,
     RandomNoise,
@@ -52,8 +72,11 @@ __all__ = [
     "CropOrPad",
     "OneOf",
     "Pad",
+    "RandomAffine",
+    "RandomAnisotropy",
     "RandomBiasField",
     "RandomBlur",
+    "RandomElasticDeformation",
     "RandomFlip",
     "RandomGamma",
     "RandomNoise",
