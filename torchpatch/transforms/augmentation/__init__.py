@@ -35,6 +35,7 @@ from __future__ import annotations
 from .affine import RandomAffine
 from .anisotropy import RandomAnisotropy
 from .artifacts import RandomBiasField, RandomSwap
+from .batch import BatchTransform
 from .elastic import RandomElasticDeformation
 from .flip import RandomFlip
 from .intensity import IntensityRandomTransform, RandomBlur, RandomGamma, RandomNoise
@@ -42,6 +43,7 @@ from .random import OneOf, RandomTransform
 from .resample import SpatialRandomTransform
 
 __all__ = [
+    "BatchTransform",
     "IntensityRandomTransform",
     "OneOf",
     "RandomAffine",

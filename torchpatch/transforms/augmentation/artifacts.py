@@ -280,6 +280,22 @@ class RandomBiasField(RandomTransform):
         patch = crop_region(region, origin, index_ini, index_fin, frame)
         return self._apply(patch, params, frame.shape, index_ini, index_fin)
 
+    def apply_batch(
+        self,
+        name: str,
+        data: torch.Tensor,
+        params: Sequence[Mapping[str, Any]],
+        shape: Sequence[int],
+        index_ini: Sequence[int],
+        index_fin: Sequence[int],
+    ) -> torch.Tensor:
+        """Image ``name`` of a batch ``(B, C, ...)`` (boxes ``[index_ini, index_fin)`` of patches of ``shape``)
+        times each sample's field."""
+        fields = [
+            bias_field([float(c) for c in p["coefficients"]], self.order, shape, index_ini, index_fin) for p in params
+        ]
+        return data * torch.stack(fields).unsqueeze(1).to(device=data.device, dtype=data.dtype)
+
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""
         return {"coefficients": self.coefficients, "order": self.order, **super().arguments()}

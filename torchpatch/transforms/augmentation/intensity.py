@@ -138,6 +138,21 @@ class RandomNoise(IntensityRandomTransform):
         noise = torch.randn(data.shape, generator=generator, dtype=data.dtype)
         return rebuild_image(image, data + (noise * std + mean).to(data.device))
 
+    def apply_batch(
+        self, name: str, data: torch.Tensor, params: Sequence[Mapping[str, Any]], *geometry: Any
+    ) -> torch.Tensor:
+        """Image ``name`` of a batch ``(B, C, ...)`` plus noise of each sample's mean and std, drawn at once.
+
+        The noise is drawn on the batch's device by one generator seeded with
+        the first sample's seed (a batch replays as a whole).
+        """
+        shape = (-1, *[1] * (data.ndim - 1))
+        mean = torch.tensor([float(p["mean"][name]) for p in params], device=data.device, dtype=data.dtype)
+        std = torch.tensor([float(p["std"][name]) for p in params], device=data.device, dtype=data.dtype)
+        generator = torch.Generator(device=data.device).manual_seed(int(params[0]["seed"][name]))
+        noise = torch.randn(data.shape, generator=generator, device=data.device, dtype=data.dtype)
+        return data + noise * std.reshape(shape) + mean.reshape(shape)
+
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""
         return {"mean": self.mean, "std": self.std, **super().arguments()}
@@ -192,6 +207,14 @@ class RandomGamma(IntensityRandomTransform):
             return image
         data = as_float(image.data)
         return rebuild_image(image, data.sign() * data.abs() ** gamma)
+
+    def apply_batch(
+        self, name: str, data: torch.Tensor, params: Sequence[Mapping[str, Any]], *geometry: Any
+    ) -> torch.Tensor:
+        """Image ``name`` of a batch ``(B, C, ...)``, each sample with its own ``gamma``, at once."""
+        gamma = torch.tensor([float(p["gamma"][name]) for p in params], device=data.device, dtype=data.dtype)
+        gamma = gamma.reshape(-1, *[1] * (data.ndim - 1))
+        return data.sign() * data.abs() ** gamma
 
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""

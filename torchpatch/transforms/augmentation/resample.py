@@ -116,14 +116,23 @@ def fill_value(image: Image, pad_value: float | str) -> float:
     """
     if image.type == LABEL:
         return 0.0
+    return statistic_fill(image.data, pad_value)
+
+
+def statistic_fill(data: torch.Tensor, pad_value: float | str) -> float:
+    """``pad_value`` itself when a number, else that statistic of ``data``.
+
+    Example:
+        >>> statistic_fill(torch.tensor([1.0, 5.0]), 'mean'), statistic_fill(torch.tensor([1.0]), 7)
+        (3.0, 7.0)
+    """
     if not isinstance(pad_value, str):
         return float(pad_value)
-    data = image.data
     if pad_value == "minimum":
         return float(data.min())
     if pad_value == "mean":
         return float(data.double().mean())
-    values = data.reshape(-1)
+    values = data.reshape(-1).cpu()
     background = values[values <= otsu_threshold(values)]
     return float(background.double().mean())
 
@@ -414,4 +423,5 @@ __all__ = [
     "resample_region",
     "resample_steps",
     "sampling_grid",
+    "statistic_fill",
 ]
