@@ -1,11 +1,13 @@
 """Random affine transforms (scaling, rotation, translation in mm): :class:`RandomAffine`.
 
 The transform acts on the world (the affine of the images stays as it is):
-a point ``q`` of the content moves to ``F(q) = c + t + R S (q - c)``, with
-``S`` the scalings (``s > 1`` enlarges the content, zooming in), ``R`` the
-rotation about the world axes x, then y, then z (RAS+, degrees), ``t`` the
-translation in mm and ``c`` the centre (the image's centre or the world
-origin). Every output voxel samples the input at ``F⁻¹`` of its position,
+a point ``q`` of the content moves to ``F(q) = c + S (R (q - c) + t)``, as in
+TorchIO 1.x: ``R`` rotates about the world axes (RAS+, degrees; about y
+first, then x, then z: ``R = Rz Rx Ry``, ITK's Euler order), ``t`` translates
+in mm, and ``S`` scales about the centre ``c`` (``s > 1`` enlarges the
+content, zooming in; the translation is scaled too). ``c`` is the image's
+centre (the middle of its first and last voxel centres) or the world
+origin. Every output voxel samples the input at ``F⁻¹`` of its position,
 which is what :meth:`RandomAffine.coordinate_map` gives in voxel indices.
 """
 
@@ -54,7 +56,7 @@ def parse_axis_ranges(
 
 
 def rotation_matrix(degrees: Sequence[float]) -> np.ndarray:
-    """The 3x3 rotation about x, then y, then z by ``degrees``.
+    """The 3x3 rotation by ``degrees`` about the world axes x, y, z, composed ``Rz @ Rx @ Ry``.
 
     Example:
         >>> np.round(rotation_matrix([0, 0, 90]) @ [1, 0, 0], 6).tolist()
@@ -64,21 +66,22 @@ def rotation_matrix(degrees: Sequence[float]) -> np.ndarray:
     rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
     ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
     rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
-    return rz @ ry @ rx
+    return rz @ rx @ ry
 
 
 def world_matrix(scales: Sequence[float], degrees: Sequence[float], translation: Sequence[float], center: Any) -> Any:
-    """The 4x4 world map ``F(q) = c + t + R S (q - c)`` of the content.
+    """The 4x4 world map ``F(q) = c + S (R (q - c) + t)`` of the content.
 
     Example:
         >>> world_matrix([2, 2, 2], [0, 0, 0], [1, 0, 0], [0, 0, 0])[:3, 3].tolist()
-        [1.0, 0.0, 0.0]
+        [2.0, 0.0, 0.0]
     """
-    linear = rotation_matrix(degrees) @ np.diag(np.asarray(scales, dtype=np.float64))
+    scaling = np.diag(np.asarray(scales, dtype=np.float64))
+    linear = scaling @ rotation_matrix(degrees)
     c = np.asarray(center, dtype=np.float64)
     matrix = np.eye(4)
     matrix[:3, :3] = linear
-    matrix[:3, 3] = c + np.asarray(translation, dtype=np.float64) - linear @ c
+    matrix[:3, 3] = c + scaling @ np.asarray(translation, dtype=np.float64) - linear @ c
     return matrix
 
 
@@ -88,7 +91,8 @@ class RandomAffine(SpatialRandomTransform):
     TorchIO 1.x's arguments and meaning. Each scale is drawn in its range
     (one for all axes when ``isotropic``), each angle in degrees and each
     translation in mm in theirs. A content point ``q`` moves to
-    ``c + t + R S (q - c)`` (see :mod:`~torchpatch.transforms.augmentation.affine`).
+    ``c + S (R (q - c) + t)``, TorchIO's map (see
+    :mod:`~torchpatch.transforms.augmentation.affine`).
     For 2D images (depth one) only the rotation about the axis normal to the
     image and the scaling and translation in its plane are drawn.
 

@@ -56,9 +56,9 @@ def _affine_half_extent(transform: RandomAffine, half: np.ndarray, spacing: np.n
                 worst = np.maximum(worst, np.abs(rotation_matrix([ax, ay, az])))
     inverse_scale = 1 / np.array([low for low, _ in transform.scales])
     translation = np.array([max(abs(low), abs(high)) for low, high in transform.translation])
-    extent_mm = half * spacing + translation
-    # input - c = S^-1 R^T (p - c - t), in mm, then back to voxels.
-    return inverse_scale * (worst.T @ extent_mm) / spacing * 1.02 + 1
+    # input - c = R^T (S^-1 (p - c) - t), in mm, then back to voxels.
+    extent_mm = worst.T @ (inverse_scale * half * spacing + translation)
+    return extent_mm / spacing * 1.02 + 1
 
 
 def context_margin(transform: Any, patch_size: Sequence[int], spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> Any:

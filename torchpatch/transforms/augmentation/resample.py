@@ -104,7 +104,9 @@ def otsu_threshold(values: torch.Tensor, bins: int = 256) -> float:
 def fill_value(image: Image, pad_value: float | str) -> float:
     """The value of ``image`` outside its volume: 0 for label maps, else ``pad_value`` computed on the whole image.
 
-    ``'otsu'`` is the mean of the voxels below Otsu's threshold (the background).
+    As in TorchIO, ``'minimum'`` is the image's minimum, ``'mean'`` the mean of
+    the voxels on the six faces of the volume, ``'otsu'`` the mean of the face
+    voxels below their Otsu threshold (the background).
 
     Example:
         >>> from torchpatch import LabelMap, ScalarImage
@@ -116,7 +118,14 @@ def fill_value(image: Image, pad_value: float | str) -> float:
     """
     if image.type == LABEL:
         return 0.0
-    return statistic_fill(image.data, pad_value)
+    data = image.data
+    if pad_value in ("mean", "otsu"):
+        border = torch.zeros(image.spatial_shape, dtype=torch.bool)
+        for axis in range(3):
+            border.narrow(axis, 0, 1).fill_(True)
+            border.narrow(axis, border.shape[axis] - 1, 1).fill_(True)
+        data = data[:, border.to(data.device)]
+    return statistic_fill(data, pad_value)
 
 
 def statistic_fill(data: torch.Tensor, pad_value: float | str) -> float:
