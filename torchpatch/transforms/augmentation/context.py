@@ -45,6 +45,7 @@ from .maps import ChainMap
 from .random import OneOf, RandomTransform, add_history
 from .resample import (
     Frame,
+    SamplingGrid,
     SpatialMapMixin,
     SpatialRandomTransform,
     chain_settings,
@@ -52,7 +53,6 @@ from .resample import (
     fill_value,
     move_annotations,
     resample_region,
-    sampling_grid,
 )
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]
@@ -172,7 +172,7 @@ class PatchAugmenter:
             return self.crop(region, origin, box)
         image_interpolation, label_interpolation, pad_value = chain_settings(step.transforms)
         size = region.get_first_image().spatial_shape
-        grid = sampling_grid(chain.sample_grid(*box), origin, size, self.frame.is_2d)
+        grid = SamplingGrid(chain.sample_grid(*box), origin, size, self.frame.is_2d)
         affine = shift_affine(self.frame.affine, box[0])
         moved = {}
         for name, image in selected.items():

@@ -217,45 +217,76 @@ def crop_region(
     )
 
 
-def sampling_grid(points: torch.Tensor, origin: Sequence[int], size: Sequence[int], planar: bool) -> torch.Tensor:
-    """``points`` (whole-grid indices) as a ``grid_sample`` grid over a region padded with a one-voxel ring.
+class SamplingGrid:
+    """Where the output voxels sample a region: whole-grid positions made relative to the region.
 
-    The region holds the whole-grid box ``[origin, origin + size)``; after
-    padding, index ``origin - 1`` is the ring's first voxel.
+    The region holds the whole-grid box ``[origin, origin + size)``; positions
+    outside it are outside the volume and take the fill value.
+
+    Args:
+        points: ``(*output, 3)`` float64 positions in the whole grid.
+        origin: The region's first voxel in the whole grid.
+        size: The region's spatial shape.
+        planar: Whether the data are 2D (depth one): sampled in their plane.
     """
-    local = points - torch.tensor([float(o) - 1 for o in origin], dtype=torch.float64)
-    padded = [int(n) + 2 for n in size]
-    if planar:
-        local, padded = local[..., 0, :2], padded[:2]
-    scale = torch.tensor([2.0 / max(n - 1, 1) for n in padded], dtype=torch.float64)
-    normalised = (local * scale - 1).flip(-1)  # grid_sample wants (k, j, i)
-    return normalised.to(torch.float32).unsqueeze(0)
+
+    def __init__(self, points: torch.Tensor, origin: Sequence[int], size: Sequence[int], planar: bool) -> None:
+        self.local = points - torch.tensor([float(o) for o in origin], dtype=torch.float64)
+        self.size = tuple(int(n) for n in size)
+        self.planar = planar
+        self._normalised: torch.Tensor | None = None
+
+    def normalised(self) -> torch.Tensor:
+        """The ``grid_sample`` grid over the region padded with a one-voxel ring (computed once)."""
+        if self._normalised is None:
+            local = self.local + 1
+            padded = [n + 2 for n in self.size]
+            if self.planar:
+                local, padded = local[..., 0, :2], padded[:2]
+            scale = torch.tensor([2.0 / max(n - 1, 1) for n in padded], dtype=torch.float64)
+            self._normalised = (local * scale - 1).flip(-1).to(torch.float32).unsqueeze(0)  # (k, j, i) order
+        return self._normalised
+
+    def nearest(self, data: torch.Tensor, fill: float) -> torch.Tensor:
+        """``data`` at the nearest voxels (no conversion to float): label maps."""
+        rounded = self.local.round().long()
+        sizes = torch.tensor(self.size)
+        inside = ((rounded >= 0) & (rounded < sizes)).all(dim=-1)
+        clamped = torch.minimum(rounded.clamp(min=0), sizes - 1)
+        index = (clamped[..., 0] * self.size[1] + clamped[..., 1]) * self.size[2] + clamped[..., 2]
+        flat = data.reshape(data.shape[0], -1)
+        out = flat[:, index.reshape(-1)].reshape(data.shape[0], *index.shape)
+        if not bool(inside.all()):
+            out[:, ~inside] = torch.tensor(fill).to(out.dtype)
+        return out
 
 
-def resample_region(data: torch.Tensor, grid: torch.Tensor, interpolation: str, fill: float) -> torch.Tensor:
-    """Sample ``data`` (a region at ``origin`` of the whole grid) at a prepared :func:`sampling_grid`.
+def resample_region(data: torch.Tensor, grid: SamplingGrid, interpolation: str, fill: float) -> torch.Tensor:
+    """Sample ``data`` (a region of the whole grid) at ``grid``, positions outside it taking ``fill``.
 
     Args:
         data: ``(C, I, J, K)`` voxels of the region.
-        grid: From :func:`sampling_grid` for this region.
-        interpolation: ``'linear'`` or ``'nearest'``.
-        fill: The value outside the volume (the region's padding ring).
+        grid: The output's positions relative to this region.
+        interpolation: ``'linear'`` (``grid_sample``) or ``'nearest'`` (a gather).
+        fill: The value outside the volume.
 
     Returns:
         ``(C, *output)`` in ``data``'s dtype, or ``float32`` for integers
         interpolated linearly.
     """
-    planar = grid.shape[-1] == 2
+    if interpolation == "nearest":
+        return grid.nearest(data, fill)
+    planar = grid.planar
     work = data.to(torch.float64 if data.dtype == torch.float64 else torch.float32)
     ring = (1, 1, 1, 1) if planar else (1, 1, 1, 1, 1, 1)
     source = work[..., 0] if planar else work
     source = functional.pad(source.unsqueeze(0), ring, value=fill)
     out = functional.grid_sample(
-        source, grid.to(source.dtype), mode=INTERPOLATIONS[interpolation], padding_mode="border", align_corners=True
+        source, grid.normalised().to(source.dtype), mode="bilinear", padding_mode="border", align_corners=True
     )[0]
     if planar:
         out = out.unsqueeze(-1)
-    if interpolation == "nearest" or data.is_floating_point():
+    if data.is_floating_point():
         return out.to(data.dtype)
     return out
 
@@ -385,7 +416,7 @@ def resample_steps(subject: Subject, steps: Sequence[tuple[Any, Mapping[str, Any
     if chain.is_identity:
         return subject.with_images({})
     ini, fin = (0, 0, 0), frame.shape
-    grid = sampling_grid(chain.sample_grid(ini, fin), ini, frame.shape, frame.is_2d)
+    grid = SamplingGrid(chain.sample_grid(ini, fin), ini, frame.shape, frame.is_2d)
     moved = {}
     for key, image in images.items():
         interpolation = label_interpolation if image.type == LABEL else image_interpolation
@@ -420,6 +451,7 @@ __all__ = [
     "INTERPOLATIONS",
     "PAD_STATISTICS",
     "Frame",
+    "SamplingGrid",
     "SpatialMapMixin",
     "SpatialRandomTransform",
     "chain_settings",
@@ -431,6 +463,5 @@ __all__ = [
     "parse_pad_value",
     "resample_region",
     "resample_steps",
-    "sampling_grid",
     "statistic_fill",
 ]
