@@ -34,9 +34,9 @@ random transform                     what it does
 :class:`OneOf`                       apply one transform chosen at random
 ===================================  ================================================
 
-The same objects run on a whole subject (``SubjectsDataset(transform=...)``)
-or per patch with context (``Queue(patch_transform=...)``); see the
-augmentation guide.
+The same objects run on a whole subject (``SubjectsDataset(transform=...)``),
+per patch with context (``Queue(patch_transform=...)``) or over a collated
+batch on its device (:class:`BatchTransform`).
 
 Example:
     >>> import torch
@@ -49,6 +49,7 @@ Example:
 from __future__ import annotations
 
 from .augmentation import (
+    BatchTransform,
     OneOf,
     RandomAffine,
     RandomAnisotropy,
@@ -67,6 +68,7 @@ from .intensity import RescaleIntensity, ZNormalization
 from .spatial import Resample, ToCanonical
 
 __all__ = [
+    "BatchTransform",
     "Compose",
     "Crop",
     "CropOrPad",
