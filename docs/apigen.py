@@ -37,6 +37,7 @@ PAGES = [
     ("torchpatch.loader", "Loader and collation"),
     ("torchpatch.inference", "Inference: aggregation, sliding window, detection"),
     ("torchpatch.transforms", "Preprocessing transforms"),
+    ("torchpatch.transforms.augmentation", "Random augmentation"),
     ("torchpatch.annotations", "Boxes and points, annotation files, count heatmaps"),
     ("torchpatch.export", "Dataset export"),
     ("torchpatch.datasets", "Synthetic data"),
