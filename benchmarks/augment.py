@@ -286,7 +286,12 @@ def _make_torchpatch(spec: dict[str, Any], job: Job, paths: list[tuple[str, Path
     ]
     dataset_options = {"transform": pipeline} if variant == "torchpatch-subject" else {}
     dataset = tp.SubjectsDataset(subjects, **dataset_options)
-    sampler = tp.LabelSampler(patch_size, "label", label_probabilities=LABEL_PROBABILITIES)
+    sampler_options: dict[str, Any] = {}
+    if variant == "torchpatch-batch" and any(
+        c > s for c, s in zip(tp.geometry.parse_patch_size(patch_size), job.shape)
+    ):
+        sampler_options["padding_mode"] = 0.0  # the context is larger than the volume: pad on the fly
+    sampler = tp.LabelSampler(patch_size, "label", label_probabilities=LABEL_PROBABILITIES, **sampler_options)
     queue_options = {"patch_transform": pipeline} if variant == "torchpatch-patch" else {}
 
     def build() -> tuple[Any, Any]:
