@@ -47,18 +47,22 @@ HISTORY = "history"
 
 
 def _affine_half_extent(transform: RandomAffine, half: np.ndarray, spacing: np.ndarray) -> np.ndarray:
-    """The largest input offset from the centre, per axis (voxels), for output offsets up to ``half``."""
-    angles = [np.linspace(low, high, 5) for low, high in transform.degrees]
-    worst = np.zeros((3, 3))
+    """The largest input offset from the centre, per axis (voxels), for output offsets up to ``half``.
+
+    The sampling map is ``q - c = R^T (S^-1 (p - c) - t)``: its reach is
+    evaluated at the smallest scales and largest translations, over a grid of
+    angles spanning the ranges (the worst combination, not the worst entry).
+    """
+    angles = [np.linspace(low, high, 7) for low, high in transform.degrees]
+    inverse_scale = 1 / np.array([low for low, _ in transform.scales])
+    translation = np.array([max(abs(low), abs(high)) for low, high in transform.translation])
+    extent = inverse_scale * half * spacing + translation
+    worst = np.zeros(3)
     for ax in angles[0]:
         for ay in angles[1]:
             for az in angles[2]:
-                worst = np.maximum(worst, np.abs(rotation_matrix([ax, ay, az])))
-    inverse_scale = 1 / np.array([low for low, _ in transform.scales])
-    translation = np.array([max(abs(low), abs(high)) for low, high in transform.translation])
-    # input - c = R^T (S^-1 (p - c) - t), in mm, then back to voxels.
-    extent_mm = worst.T @ (inverse_scale * half * spacing + translation)
-    return extent_mm / spacing * 1.02 + 1
+                worst = np.maximum(worst, np.abs(rotation_matrix([ax, ay, az])).T @ extent)
+    return worst / spacing * 1.02 + 1
 
 
 def context_margin(transform: Any, patch_size: Sequence[int], spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> Any:
