@@ -69,7 +69,12 @@ def assert_patch_equals_whole_cropped(pipeline, subject: Subject, box, seed: int
     for name in ("t1", "i16"):
         expected = whole[name].data[index]
         assert patch[name].data.dtype == expected.dtype
-        torch.testing.assert_close(patch[name].data, expected, atol=1e-4, rtol=1e-4, msg=name)
+        # float32 sampling positions are off by ~1e-6 voxel: next to a jump (the fill's edge) that is
+        # ~1e-6 of the jump, so the tolerance scales with the image's range.
+        scale = float(whole[name].data.abs().max())
+        torch.testing.assert_close(
+            patch[name].data, expected, atol=1e-4 * max(scale, 1), rtol=1e-4, msg=lambda m, n=name: f"{n}: {m}"
+        )
         np.testing.assert_allclose(
             patch[name].affine, whole[name].affine @ np.r_[np.c_[np.eye(3), box[:3]], [[0, 0, 0, 1]]]
         )
@@ -99,7 +104,8 @@ def pipelines(draw):
     """A pipeline of random transforms with drawn parameters, in a drawn order.
 
     Fill statistics ('minimum', 'mean', 'otsu') are only drawn for the first chain of spatial transforms
-    when nothing precedes it: see the xfail test below for the case where something does.
+    when nothing precedes it: see the xfail test below for the case where something does. Only spatial
+    transforms get p < 1 (a skipped transform between two spatial ones: another xfail test below).
     """
     probability = st.sampled_from([1.0, 1.0, 0.5])
     names = ["flip", "affine", "elastic", "anisotropy", "gamma", "bias", "blur"]
@@ -137,13 +143,13 @@ def pipelines(draw):
                 )
             )
         elif name == "anisotropy":
-            items.append(RandomAnisotropy(downsampling=(1.5, 3), p=draw(probability)))
+            items.append(RandomAnisotropy(downsampling=(1.5, 3), p=1.0))
         elif name == "gamma":
-            items.append(RandomGamma(log_gamma=draw(st.floats(0, 0.4)), p=draw(probability)))
+            items.append(RandomGamma(log_gamma=draw(st.floats(0, 0.4)), p=1.0))
         elif name == "bias":
-            items.append(RandomBiasField(coefficients=draw(st.floats(0, 0.5)), p=draw(probability)))
+            items.append(RandomBiasField(coefficients=draw(st.floats(0, 0.5)), p=1.0))
         else:
-            items.append(RandomBlur(std=(0, draw(st.floats(0, 1.5))), p=draw(probability)))
+            items.append(RandomBlur(std=(0, draw(st.floats(0, 1.5))), p=1.0))
     return Compose(items)
 
 
@@ -283,3 +289,20 @@ def test_fill_statistic_after_an_intensity_transform_matches_the_whole_pipeline(
     }[first]
     pipeline = Compose([before, RandomAffine(scales=0, degrees=0, translation=(1, 1), default_pad_value="minimum")])
     assert_patch_equals_whole_cropped(pipeline, subject, (0, 0, 0, 10, 10, 10), 0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="draw_steps drops a skipped transform (p) and then fuses the spatial transforms on either side of it, "
+    "while Compose only fuses transforms that are adjacent in its list (two resamplings)",
+)
+def test_a_skipped_transform_between_spatial_ones_keeps_them_apart_like_compose() -> None:
+    subject = make_subject(SHAPE_3D, np.eye(4))
+    pipeline = Compose(
+        [
+            RandomElasticDeformation(num_control_points=5, max_displacement=1.0, default_pad_value=0.5),
+            RandomGamma(p=0.0),
+            RandomAffine(scales=0, degrees=10, translation=1, default_pad_value=0.5),
+        ]
+    )
+    assert_patch_equals_whole_cropped(pipeline, subject, (2, 2, 2, 12, 12, 12), 0)
