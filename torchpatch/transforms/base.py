@@ -58,14 +58,16 @@ def rebuild_image(image: Image, data: torch.Tensor, affine: TypeAffine | None = 
 def skips(p: float) -> bool:
     """Whether a transform applied with probability ``p`` is skipped this time.
 
-    Draws from torch's global generator only when ``p < 1``, so a transform
-    that always applies leaves the random stream as it is.
+    Draws one number from torch's global generator every time, as TorchIO
+    does (skipped when it is above ``p``), so the same seed gives TorchIO's
+    parameters for the same pipeline.
 
     Example:
         >>> skips(1.0), skips(0.0)
         (False, True)
     """
-    return p < 1 and torch.rand(()).item() >= p
+    draw = torch.rand(1).item()
+    return draw > p or p == 0
 
 
 def apply_checked(transform: TypeSubjectTransform, subject: Subject, position: int, name: str) -> Subject:
@@ -207,7 +209,7 @@ class Compose(Transform):
     Args:
         transforms: A sequence of callables, applied in order.
         p: Probability of applying them at all (drawn from torch's global
-            generator, only when below 1); otherwise the subject is returned
+            generator, one number per call as in TorchIO); otherwise the subject is returned
             as it is.
 
     Raises:

@@ -172,7 +172,7 @@ class PatchAugmenter:
             return self.crop(region, origin, box)
         image_interpolation, label_interpolation, pad_value = chain_settings(step.transforms)
         size = region.get_first_image().spatial_shape
-        grid = SamplingGrid(chain.sample_grid(*box), origin, size, self.frame.is_2d)
+        grid = SamplingGrid(chain.sample_grid(*box), origin, size, self.frame.shape)
         affine = shift_affine(self.frame.affine, box[0])
         moved = {}
         for name, image in selected.items():

@@ -3,7 +3,10 @@
 A coarse grid of control points spans the image; each gets a random
 displacement in mm, and a cubic B-spline interpolates them into a smooth
 displacement at every voxel (see :class:`~.maps.BSplineMap` for where the
-control points sit). Because B-spline weights are non-negative and sum to
+control points sit: where TorchIO 1.x puts them). As in TorchIO, the
+displacements are in LPS millimetres (SimpleITK's world: ``+x`` is left,
+``+y`` posterior, ``+z`` superior) and each output voxel at ``p`` samples the
+input at ``p + d(p)``, so a record from TorchIO replays to the same field. Because B-spline weights are non-negative and sum to
 one, no voxel moves further than ``max_displacement`` along any axis.
 """
 
@@ -59,7 +62,9 @@ class RandomElasticDeformation(SpatialRandomTransform):
     2D images (depth one) are deformed in their plane.
 
     The history record holds ``displacements``: the control points' ``(n0,
-    n1, n2, 3)`` displacements in mm as nested lists.
+    n1, n2, 3)`` displacements in LPS mm as nested lists (TorchIO's
+    ``control_points``). Unlike TorchIO 1.2.1, which locks the borders of the
+    first two axes only, ``locked_borders`` locks all three.
 
     Args:
         num_control_points: Control points per axis (an int or three), at
@@ -82,7 +87,7 @@ class RandomElasticDeformation(SpatialRandomTransform):
             ``locked_borders=2`` leaves no control point free.
 
     Warns:
-        UserWarning: When called on an image where ``max_displacement``
+        RuntimeWarning: When called on an image where ``max_displacement``
             exceeds half the distance between control points (the
             deformation may fold).
 
@@ -124,7 +129,8 @@ class RandomElasticDeformation(SpatialRandomTransform):
         images = self.get_images_dict(subject)
         frame = Frame.of(subject, list(images), type(self).__name__)
         self._check_folding(frame, subject.name)
-        field = (torch.rand(*self.num_control_points, 3, dtype=torch.float64) * 2 - 1) * torch.tensor(
+        # TorchIO's draw: uniform in [-D, D) per component, from one float32 torch.rand.
+        field = ((torch.rand(*self.num_control_points, 3) - 0.5) * 2).double() * torch.tensor(
             self.max_displacement, dtype=torch.float64
         )
         for lock in range(self.locked_borders):
@@ -140,13 +146,13 @@ class RandomElasticDeformation(SpatialRandomTransform):
         for axis in range(3):
             if frame.shape[axis] <= 1:
                 continue
-            step = (frame.shape[axis] - 1) * spacing[axis] / (self.num_control_points[axis] - 3)
+            step = (frame.shape[axis] + 0.25) * spacing[axis] / (self.num_control_points[axis] - 3)
             if max(self.max_displacement) > step / 2:
                 warnings.warn(
                     f"RandomElasticDeformation: max_displacement {self.max_displacement} mm exceeds half the "
                     f"{step:.3g} mm between control points along axis {axis} of subject {name!r}; the deformation "
                     f"may fold. Use fewer control points or a smaller max_displacement",
-                    UserWarning,
+                    RuntimeWarning,
                     stacklevel=4,
                 )
                 return
@@ -154,6 +160,13 @@ class RandomElasticDeformation(SpatialRandomTransform):
     def coordinate_map(self, params: Mapping[str, Any], frame: Frame) -> CoordinateMap:
         """A :class:`~.maps.BSplineMap` with the displacements in voxels."""
         world = torch.as_tensor(params["displacements"], dtype=torch.float64)
+        world = world * torch.tensor([-1.0, -1.0, 1.0], dtype=torch.float64)  # LPS -> RAS
+        # ITK lays the control grid along the LPS world axes: a voxel axis pointing
+        # the other way (e.g. i towards -L in an RAS+ image) sees it reversed.
+        lps = np.diag([-1.0, -1.0, 1.0]) @ frame.affine[:3, :3]
+        reversed_axes = [a for a in range(3) if lps[int(np.argmax(np.abs(lps[:, a]))), a] < 0]
+        if reversed_axes:
+            world = world.flip(reversed_axes)
         to_voxels = torch.from_numpy(np.linalg.inv(frame.affine[:3, :3]))
         voxels = world @ to_voxels.T
         if frame.is_2d:

@@ -132,10 +132,12 @@ class BSplineMap(CoordinateMap):
     """``input = output + displacement(output)``: a cubic B-spline displacement field.
 
     The field has ``n`` coefficients per axis. On an axis of ``L`` voxels,
-    coefficient ``m`` sits at index ``(m - 1) * (L - 1) / (n - 3)``: the
-    second and the second-to-last coefficients sit on the first and last
-    voxels. Displacements are in voxels; every displacement lies between the
-    smallest and largest coefficient of its axis.
+    coefficient ``m`` sits at index ``-0.625 + (m - 1) * (L + 0.25) / (n - 3)``:
+    the second and the second-to-last coefficients sit on the volume's
+    voxel-corner box widened by 1/8 voxel on each side, which is where ITK's
+    ``BSplineTransformInitializer`` puts them (so TorchIO's control points
+    give the same field). Displacements are in voxels; every displacement
+    lies between the smallest and largest coefficient of its axis.
 
     Args:
         coefficients: ``(n0, n1, n2, 3)`` displacements in voxels, each ``n >= 4``.
@@ -164,11 +166,8 @@ class BSplineMap(CoordinateMap):
         """First coefficient index and fractional position of ``coordinates`` along ``axis``."""
         count = self.coefficients.shape[axis]
         length = self.shape[axis]
-        if length <= 1:
-            u = torch.ones_like(coordinates)
-        else:
-            # Outside the image the field keeps its value at the border.
-            u = (coordinates / ((length - 1) / (count - 3)) + 1).clamp(1, count - 2)
+        # Outside the control grid's domain the field keeps its value at the border.
+        u = ((coordinates + 0.625) / ((length + 0.25) / (count - 3)) + 1).clamp(1, count - 2)
         first = torch.floor(u).clamp(max=count - 3)
         return first.long() - 1, u - first
 

@@ -7,11 +7,11 @@ subject's voxel grid. Consecutive ones in a :class:`~torchpatch.transforms.Compo
 once, on the whole subject or on one patch read with the context it needs
 (:mod:`.context`), by the same :func:`resample_region`::
 
-    region of the input (any box of the whole grid, clamped to the volume)
-      + a one-voxel ring of the fill value   ──grid_sample(chain(output box))──>  output box
+    region of the input (the box of the whole grid that the output box needs,
+    clamped to the volume)   ──grid_sample(chain(output box))──>  output box
 
-Positions outside the volume take the image's fill value (``default_pad_value``
-for scalar images, 0 for label maps).
+Positions outside the volume's voxel-corner box take the image's fill value
+(``default_pad_value`` for scalar images, 0 for label maps), as in TorchIO.
 """
 
 from __future__ import annotations
@@ -220,49 +220,49 @@ def crop_region(
 class SamplingGrid:
     """Where the output voxels sample a region: whole-grid positions made relative to the region.
 
-    The region holds the whole-grid box ``[origin, origin + size)``; positions
-    outside it are outside the volume and take the fill value.
+    As in ITK (TorchIO), a position inside the volume's voxel-corner box
+    (index ``-0.5`` to ``n - 0.5``) takes the interpolated value, with the
+    edge voxels extended by half a voxel, and a position outside it takes the
+    fill value. The region (the box ``[origin, origin + size)`` of the whole
+    grid) holds every voxel the positions inside the volume need.
 
     Args:
         points: ``(*output, 3)`` float64 positions in the whole grid.
         origin: The region's first voxel in the whole grid.
         size: The region's spatial shape.
-        planar: Whether the data are 2D (depth one): sampled in their plane.
+        shape: The whole volume's spatial shape.
     """
 
-    def __init__(self, points: torch.Tensor, origin: Sequence[int], size: Sequence[int], planar: bool) -> None:
+    def __init__(self, points: torch.Tensor, origin: Sequence[int], size: Sequence[int], shape: Sequence[int]) -> None:
         self.local = points - torch.tensor([float(o) for o in origin], dtype=torch.float64)
         self.size = tuple(int(n) for n in size)
-        self.planar = planar
+        self.planar = int(shape[2]) == 1
+        limit = torch.tensor([float(n) - 0.5 for n in shape], dtype=torch.float64)
+        outside = ((points < -0.5) | (points > limit)).any(dim=-1)
+        self.outside: torch.Tensor | None = outside if bool(outside.any()) else None
         self._normalised: torch.Tensor | None = None
 
     def normalised(self) -> torch.Tensor:
-        """The ``grid_sample`` grid over the region padded with a one-voxel ring (computed once)."""
+        """The ``grid_sample`` grid over the region (computed once)."""
         if self._normalised is None:
-            local = self.local + 1
-            padded = [n + 2 for n in self.size]
+            local, size = self.local, list(self.size)
             if self.planar:
-                local, padded = local[..., 0, :2], padded[:2]
-            scale = torch.tensor([2.0 / max(n - 1, 1) for n in padded], dtype=torch.float64)
+                local, size = local[..., 0, :2], size[:2]
+            scale = torch.tensor([2.0 / max(n - 1, 1) for n in size], dtype=torch.float64)
             self._normalised = (local * scale - 1).flip(-1).to(torch.float32).unsqueeze(0)  # (k, j, i) order
         return self._normalised
 
-    def nearest(self, data: torch.Tensor, fill: float) -> torch.Tensor:
+    def nearest(self, data: torch.Tensor) -> torch.Tensor:
         """``data`` at the nearest voxels (no conversion to float): label maps."""
-        rounded = self.local.round().long()
         sizes = torch.tensor(self.size)
-        inside = ((rounded >= 0) & (rounded < sizes)).all(dim=-1)
-        clamped = torch.minimum(rounded.clamp(min=0), sizes - 1)
+        clamped = torch.minimum(self.local.round().long().clamp(min=0), sizes - 1)
         index = (clamped[..., 0] * self.size[1] + clamped[..., 1]) * self.size[2] + clamped[..., 2]
         flat = data.reshape(data.shape[0], -1)
-        out = flat[:, index.reshape(-1)].reshape(data.shape[0], *index.shape)
-        if not bool(inside.all()):
-            out[:, ~inside] = torch.tensor(fill).to(out.dtype)
-        return out
+        return flat[:, index.reshape(-1)].reshape(data.shape[0], *index.shape)
 
 
 def resample_region(data: torch.Tensor, grid: SamplingGrid, interpolation: str, fill: float) -> torch.Tensor:
-    """Sample ``data`` (a region of the whole grid) at ``grid``, positions outside it taking ``fill``.
+    """Sample ``data`` (a region of the whole grid) at ``grid``; positions outside the volume take ``fill``.
 
     Args:
         data: ``(C, I, J, K)`` voxels of the region.
@@ -275,19 +275,23 @@ def resample_region(data: torch.Tensor, grid: SamplingGrid, interpolation: str, 
         interpolated linearly.
     """
     if interpolation == "nearest":
-        return grid.nearest(data, fill)
-    planar = grid.planar
-    work = data.to(torch.float64 if data.dtype == torch.float64 else torch.float32)
-    ring = (1, 1, 1, 1) if planar else (1, 1, 1, 1, 1, 1)
-    source = work[..., 0] if planar else work
-    source = functional.pad(source.unsqueeze(0), ring, value=fill)
-    out = functional.grid_sample(
-        source, grid.normalised().to(source.dtype), mode="bilinear", padding_mode="border", align_corners=True
-    )[0]
-    if planar:
-        out = out.unsqueeze(-1)
-    if data.is_floating_point():
-        return out.to(data.dtype)
+        out = grid.nearest(data)
+    else:
+        source = data if data.dtype in (torch.float32, torch.float64) else data.to(torch.float32)
+        source = source[..., 0] if grid.planar else source
+        out = functional.grid_sample(
+            source.unsqueeze(0),
+            grid.normalised().to(source.dtype),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=True,
+        )[0]
+        if grid.planar:
+            out = out.unsqueeze(-1)
+        if data.is_floating_point():
+            out = out.to(data.dtype)
+    if grid.outside is not None:
+        out[:, grid.outside] = torch.tensor(fill).to(out.dtype)
     return out
 
 
@@ -416,7 +420,7 @@ def resample_steps(subject: Subject, steps: Sequence[tuple[Any, Mapping[str, Any
     if chain.is_identity:
         return subject.with_images({})
     ini, fin = (0, 0, 0), frame.shape
-    grid = SamplingGrid(chain.sample_grid(ini, fin), ini, frame.shape, frame.is_2d)
+    grid = SamplingGrid(chain.sample_grid(ini, fin), ini, frame.shape, frame.shape)
     moved = {}
     for key, image in images.items():
         interpolation = label_interpolation if image.type == LABEL else image_interpolation
