@@ -6,8 +6,9 @@ displacement at every voxel (see :class:`~.maps.BSplineMap` for where the
 control points sit: where TorchIO 1.x puts them). As in TorchIO, the
 displacements are in LPS millimetres (SimpleITK's world: ``+x`` is left,
 ``+y`` posterior, ``+z`` superior) and each output voxel at ``p`` samples the
-input at ``p + d(p)``, so a record from TorchIO replays to the same field. Because B-spline weights are non-negative and sum to
-one, no voxel moves further than ``max_displacement`` along any axis.
+input at ``p + d(p)``, so a record from TorchIO replays to the same field.
+Because B-spline weights are non-negative and sum to one, no voxel moves
+further than ``max_displacement`` along any axis.
 """
 
 from __future__ import annotations
