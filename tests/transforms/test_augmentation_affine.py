@@ -138,16 +138,19 @@ def shifted(pad_value, shape=(12, 10, 8)) -> tuple[Subject, Subject]:
 def test_default_pad_value_fills_outside_for_scalars_and_zero_for_labels(pad_value) -> None:
     subject, out = shifted(pad_value)
     data = subject.t1.data
+    on_faces = torch.ones(data.shape[1:], dtype=torch.bool)
+    on_faces[1:-1, 1:-1, 1:-1] = False
+    faces = data[0][on_faces]
     if pad_value == "minimum":
         fill = float(data.min())
-    elif pad_value == "mean":
-        fill = float(data.double().mean())
-    elif pad_value == "otsu":
-        fill = float(data[data <= otsu_threshold(data.flatten())].double().mean())
+    elif pad_value == "mean":  # as in TorchIO: the mean of the voxels on the six faces
+        fill = float(faces.double().mean())
+    elif pad_value == "otsu":  # the mean of the face voxels below their Otsu threshold
+        fill = float(faces[faces <= otsu_threshold(faces)].double().mean())
     else:
         fill = float(pad_value)
     assert fill != 0
-    torch.testing.assert_close(out.t1.data[:, :4], torch.full_like(out.t1.data[:, :4], fill))
+    torch.testing.assert_close(out.t1.data[:, :4], torch.full_like(out.t1.data[:, :4], fill), atol=1e-5, rtol=1e-6)
     torch.testing.assert_close(out.t1.data[:, 4:], data[:, :-4], atol=1e-5, rtol=0)
     assert bool((out.seg.data[:, :4] == 0).all()) and torch.equal(out.seg.data[:, 4:], subject.seg.data[:, :-4])
 

@@ -122,7 +122,7 @@ def test_a_point_on_a_blob_stays_on_the_deformed_blob(seed: int) -> None:
 
 def test_folding_risk_warns_naming_the_subject() -> None:
     subject = make_subject()
-    with pytest.warns(UserWarning, match=r"max_displacement .* exceeds half the .* between control points"):
+    with pytest.warns(Warning, match=r"max_displacement .* exceeds half the .* between control points"):
         RandomElasticDeformation(num_control_points=7, max_displacement=7.5)(subject)
 
 

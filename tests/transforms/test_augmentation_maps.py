@@ -129,9 +129,13 @@ def test_chain_of_affine_and_bspline_composes_sample_forward_and_bounds() -> Non
 
 
 def test_rotation_and_world_matrix_follow_the_docstring() -> None:
-    # R about z by 90 degrees sends x to y; F(q) = c + t + R S (q - c).
+    # R about z by 90 degrees sends x to y, about x sends y to z, about y sends z to x.
     np.testing.assert_allclose(rotation_matrix([0, 0, 90]) @ [1, 0, 0], [0, 1, 0], atol=1e-12)
     np.testing.assert_allclose(rotation_matrix([90, 0, 0]) @ [0, 1, 0], [0, 0, 1], atol=1e-12)
     np.testing.assert_allclose(rotation_matrix([0, 90, 0]) @ [0, 0, 1], [1, 0, 0], atol=1e-12)
+    # Composed about y first, then x, then z: R = Rz Rx Ry.
+    composed = rotation_matrix([0, 0, 30]) @ rotation_matrix([20, 0, 0]) @ rotation_matrix([0, -40, 0])
+    np.testing.assert_allclose(rotation_matrix([20, -40, 30]), composed, atol=1e-12)
+    # F(q) = c + S (R (q - c) + t): q - c = (1, 0, 0), R -> (0, 1, 0), + t -> (1, 1, 0), S -> (2, 1, 0), + c.
     forward = world_matrix([2, 1, 1], [0, 0, 90], [1, 0, 0], [1, 1, 1])
-    np.testing.assert_allclose(forward @ [2, 1, 1, 1], [2, 3, 1, 1], atol=1e-12)
+    np.testing.assert_allclose(forward @ [2, 1, 1, 1], [3, 2, 1, 1], atol=1e-12)
