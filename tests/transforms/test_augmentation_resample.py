@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from torchpatch import LabelMap, ScalarImage, Subject
+from torchpatch.annotations import Points
 from torchpatch.transforms import Compose
 from torchpatch.transforms.augmentation import RandomAffine, RandomElasticDeformation, RandomFlip, RandomGamma
 from torchpatch.transforms.augmentation.context import augment_patches
@@ -154,3 +155,24 @@ def test_frame_of_2d_images_and_its_normal_axis() -> None:
     frame = Frame.of(Subject(t1=ScalarImage(tensor=torch.zeros(1, 5, 6, 1), affine=affine)), ["t1"], "test")
     assert frame.is_2d and frame.normal_axis == 0
     assert Frame.of(Subject(t1=ScalarImage(tensor=torch.zeros(1, 5, 6, 7))), ["t1"], "test").is_2d is False
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_point_on_a_blob_follows_a_fused_flip_affine_elastic_chain(seed: int) -> None:
+    data = torch.zeros(1, 20, 20, 20)
+    data[0, 11:14, 5:8, 8:11] = 1.0
+    subject = Subject(t1=ScalarImage(tensor=data), point=Points.from_indices([[12, 6, 9]], (20, 20, 20)))
+    pipeline = Compose(
+        [
+            RandomFlip(axes=(0, 1, 2)),
+            RandomAffine(scales=0.1, degrees=20, translation=2, image_interpolation="nearest"),
+            RandomElasticDeformation(num_control_points=5, max_displacement=2, image_interpolation="nearest"),
+        ]
+    )
+    torch.manual_seed(seed)
+    out = pipeline(subject)
+    assert out.t1.data[(0, *out.point.voxel_indices()[0].tolist())] == 1
+    torch.manual_seed(seed)
+    patch = augment_patches(pipeline, subject, [[2, 2, 2, 18, 18, 18]])[0]
+    if len(patch.point):
+        assert patch.t1.data[(0, *patch.point.voxel_indices()[0].tolist())] == 1
