@@ -105,7 +105,7 @@ def pipelines(draw):
 
     Fill statistics ('minimum', 'mean', 'otsu') are only drawn for the first chain of spatial transforms
     when nothing precedes it: see the xfail test below for the case where something does. Only spatial
-    transforms get p < 1 (a skipped transform between two spatial ones: another xfail test below).
+    transforms get p < 1.
     """
     probability = st.sampled_from([1.0, 1.0, 0.5])
     names = ["flip", "affine", "elastic", "anisotropy", "gamma", "bias", "blur"]
@@ -260,11 +260,6 @@ def test_nested_compose_and_one_of_draw_like_the_whole_pipeline(seed: int) -> No
     assert_patch_equals_whole_cropped(pipeline, subject, (3, 2, 1, 15, 14, 11), seed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="draw_steps flattens nested Compose/OneOf and fuses spatial transforms across their boundary "
-    "(one resampling), while Compose.apply_transform only fuses within one Compose (two resamplings)",
-)
 def test_spatial_transforms_in_nested_composes_resample_like_the_whole_pipeline() -> None:
     subject = make_subject(SHAPE_3D, np.eye(4))
     affine = RandomAffine(degrees=20, scales=0.2, default_pad_value=0.5)
@@ -274,8 +269,8 @@ def test_spatial_transforms_in_nested_composes_resample_like_the_whole_pipeline(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="augment_patches computes the fill statistic ('minimum', 'mean', 'otsu') of a spatial step on the "
-    "original image (PatchAugmenter.fill), the whole-subject pipeline on the image as it enters the step",
+    reason="documented difference (context.py): augment_patches computes the fill statistic ('minimum', 'mean', "
+    "'otsu') of a spatial step on the original image, the whole-subject pipeline on the image entering the step",
 )
 @pytest.mark.parametrize("first", ["gamma", "bias", "anisotropy", "elastic"])
 def test_fill_statistic_after_an_intensity_transform_matches_the_whole_pipeline(first: str) -> None:
@@ -291,11 +286,6 @@ def test_fill_statistic_after_an_intensity_transform_matches_the_whole_pipeline(
     assert_patch_equals_whole_cropped(pipeline, subject, (0, 0, 0, 10, 10, 10), 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="draw_steps drops a skipped transform (p) and then fuses the spatial transforms on either side of it, "
-    "while Compose only fuses transforms that are adjacent in its list (two resamplings)",
-)
 def test_a_skipped_transform_between_spatial_ones_keeps_them_apart_like_compose() -> None:
     subject = make_subject(SHAPE_3D, np.eye(4))
     pipeline = Compose(

@@ -197,6 +197,25 @@ def _is_intensity(image: Image) -> bool:
     return image.type == INTENSITY
 
 
+def fusion_runs(transforms: Sequence[TypeSubjectTransform]) -> list[list[TypeSubjectTransform]]:
+    """``transforms`` cut into runs resampled together: neighbours that every member of the run ``fuses`` with.
+
+    Transforms without a ``fuses`` method (most) are runs of one.
+
+    Example:
+        >>> fusion_runs([abs, round])
+        [[<built-in function abs>], [<built-in function round>]]
+    """
+    runs: list[list[TypeSubjectTransform]] = []
+    for transform in transforms:
+        last = runs[-1] if runs else None
+        if last is not None and all(getattr(member, "fuses", lambda _: False)(transform) for member in last):
+            last.append(transform)
+        else:
+            runs.append([transform])
+    return runs
+
+
 class Compose(Transform):
     """Apply transforms one after the other.
 
@@ -253,19 +272,12 @@ class Compose(Transform):
         if skips(self.p):
             return result
         position = 0
-        while position < len(self.transforms):
-            transform = self.transforms[position]
-            run = [transform]
-            fuses = getattr(transform, "fuses", None)
-            while fuses is not None and position + len(run) < len(self.transforms):
-                if not fuses(self.transforms[position + len(run)]):
-                    break
-                run.append(self.transforms[position + len(run)])
+        for run in fusion_runs(self.transforms):
             if len(run) > 1:
                 # Consecutive spatial transforms: composed, resampled once.
-                result = transform.apply_run(run, result)  # type: ignore[attr-defined]
+                result = run[0].apply_run(run, result)  # type: ignore[attr-defined]
             else:
-                result = apply_checked(transform, result, position, subject.name)
+                result = apply_checked(run[0], result, position, subject.name)
             position += len(run)
         return result
 
@@ -284,4 +296,4 @@ class Compose(Transform):
         return f"Compose([{inner}]{suffix})"
 
 
-__all__ = ["Compose", "Transform", "rebuild_image"]
+__all__ = ["Compose", "Transform", "fusion_runs", "rebuild_image"]

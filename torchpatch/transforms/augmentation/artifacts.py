@@ -52,7 +52,7 @@ class RandomSwap(RandomTransform):
         >>> _ = torch.manual_seed(0)
         >>> out = RandomSwap(patch_size=(2, 1, 1), num_iterations=1)(subject)
         >>> out.t1.data.flatten().tolist(), out['history'][0]['locations']
-        ([2.0, 3.0, 0.0, 1.0], [[[0, 0, 0], [2, 0, 0]]])
+        ([2.0, 3.0, 0.0, 1.0], [[[2, 0, 0], [0, 0, 0]]])
     """
 
     intensity_only = True

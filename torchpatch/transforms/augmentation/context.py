@@ -23,7 +23,11 @@ patch, up to interpolation rounding, wherever the steps know their region:
   transforms, the patch after them.
 
 Boxes and points are moved from the whole subject's annotations and cropped
-to the patch.
+to the patch. One difference remains: a fill computed from the image
+(``default_pad_value='minimum'``, ``'mean'``, ``'otsu'``) is computed on the
+subject's image, while on the whole subject it is computed on the image as it
+enters the spatial transform; they differ when an intensity transform comes
+first (put the spatial transforms first, as usual, or give a number).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from ...constants import LABEL, LOCATION
 from ...geometry import check_locations, shift_affine
 from ...patches import Patches
 from ...subject import Subject
-from ..base import Compose, rebuild_image, skips
+from ..base import Compose, fusion_runs, rebuild_image, skips
 from .maps import ChainMap
 from .random import OneOf, RandomTransform, add_history
 from .resample import (
@@ -81,35 +85,35 @@ def draw_steps(transform: Callable[[Subject], Subject], subject: Subject) -> lis
     """Draw the parameters of ``transform`` for ``subject``, as the whole-subject pipeline would.
 
     :class:`~torchpatch.transforms.Compose` and :class:`~.random.OneOf` are
-    flattened (their ``p`` and choice drawn), consecutive spatial transforms
-    that fuse are grouped into one step.
+    flattened (their ``p`` and choice drawn); the spatial transforms that
+    ``Compose`` resamples together (:func:`~torchpatch.transforms.base.fusion_runs`)
+    form one step.
     """
-    flat: list[tuple[Any, Mapping[str, Any] | None]] = []
+    steps: list[Step] = []
 
     def visit(item: Any) -> None:
         if isinstance(item, Compose):
-            if not skips(item.p):
-                for child in item.transforms:
-                    visit(child)
+            if skips(item.p):
+                return
+            # The runs Compose resamples together, and nothing else: a skipped
+            # transform or a nested Compose still separates resamplings.
+            for run in fusion_runs(item.transforms):
+                if len(run) == 1:
+                    visit(run[0])
+                    continue
+                drawn = [(m, m.get_params(subject)) for m in run if not skips(m.p)]  # type: ignore[attr-defined]
+                if drawn:
+                    steps.append(Step("spatial", [m for m, _ in drawn], [p for _, p in drawn]))
         elif isinstance(item, OneOf):
             if not skips(item.p):
                 index = int(torch.multinomial(torch.tensor(item.weights, dtype=torch.float64), 1).item())
                 visit(item.transforms[index])
         elif _kind(item) == "opaque":
-            flat.append((item, None))
+            steps.append(Step("opaque", [item], [None]))
         elif not skips(item.p):
-            flat.append((item, item.get_params(subject)))
+            steps.append(Step(_kind(item), [item], [item.get_params(subject)]))
 
     visit(transform)
-    steps: list[Step] = []
-    for item, params in flat:
-        kind = _kind(item)
-        last = steps[-1] if steps else None
-        if kind == "spatial" and last is not None and last.kind == "spatial" and last.transforms[0].fuses(item):
-            last.transforms.append(item)
-            last.params.append(params)
-        else:
-            steps.append(Step(kind, [item], [params]))
     return steps
 
 
