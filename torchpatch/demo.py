@@ -87,8 +87,8 @@ def augmentation() -> Compose:
             RandomFlip(axes=(0, 1, 2)),
             RandomAffine(scales=0.1, degrees=10),
             RandomElasticDeformation(num_control_points=5, max_displacement=2),
-            RandomGamma(log_gamma=0.2),
-            RandomNoise(std=(0, 0.05)),
+            RandomGamma(log_gamma=0.1),
+            RandomNoise(std=(0, 0.02)),
         ]
     )
 
