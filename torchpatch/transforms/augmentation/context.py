@@ -64,7 +64,13 @@ Box = tuple[tuple[int, ...], tuple[int, ...]]
 
 @dataclass
 class Step:
-    """One step of a drawn pipeline: a transform with its parameters (``None``: it draws its own)."""
+    """One step of a drawn pipeline: transforms with their parameters (``None``: it draws its own).
+
+    Example:
+        >>> from torchpatch.transforms.augmentation import RandomGamma
+        >>> Step('point', [RandomGamma()], [{'gamma': {'t1': 1.2}}]).kind
+        'point'
+    """
 
     kind: str  # 'spatial', 'region', 'point' or 'opaque'
     transforms: list[Any]
@@ -88,6 +94,15 @@ def draw_steps(transform: Callable[[Subject], Subject], subject: Subject) -> lis
     flattened (their ``p`` and choice drawn); the spatial transforms that
     ``Compose`` resamples together (:func:`~torchpatch.transforms.base.fusion_runs`)
     form one step.
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> from torchpatch.transforms import Compose
+        >>> from torchpatch.transforms.augmentation import RandomAffine, RandomFlip, RandomGamma
+        >>> subject = Subject(t1=ScalarImage(tensor=torch.rand(1, 8, 8, 8)))
+        >>> steps = draw_steps(Compose([RandomFlip(), RandomAffine(), RandomGamma()]), subject)
+        >>> [(step.kind, len(step.transforms)) for step in steps]
+        [('spatial', 2), ('point', 1)]
     """
     steps: list[Step] = []
 
@@ -129,7 +144,16 @@ def _union(a: Box, b: Box) -> Box:
 
 
 class PatchAugmenter:
-    """Runs drawn steps on one subject's patches (what :func:`augment_patches` does per patch)."""
+    """Runs drawn steps on one subject's patches (what :func:`augment_patches` does per patch).
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> from torchpatch.transforms.augmentation import RandomGamma
+        >>> subject = Subject(t1=ScalarImage(tensor=torch.rand(1, 8, 8, 8)))
+        >>> patch = PatchAugmenter(subject, None).augment(draw_steps(RandomGamma(), subject), ((0, 0, 0), (4, 4, 4)))
+        >>> patch.t1.spatial_shape, patch['location'].tolist()
+        ((4, 4, 4), [0, 0, 0, 4, 4, 4])
+    """
 
     def __init__(self, subject: Subject, padding_mode: Any) -> None:
         self.subject = subject

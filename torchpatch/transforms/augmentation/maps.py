@@ -34,6 +34,11 @@ class CoordinateMap:
     """Where each output voxel samples the input, and where input points go.
 
     Positions are ``(..., 3)`` float64 tensors of voxel indices ``(i, j, k)``.
+
+    Example:
+        >>> shift = AffineMap(np.array([[1.0, 0, 0, 2], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
+        >>> isinstance(shift, CoordinateMap), shift.forward(torch.tensor([[2.0, 0.0, 0.0]])).tolist()
+        (True, [[0.0, 0.0, 0.0]])
     """
 
     def sample(self, points: torch.Tensor) -> torch.Tensor:

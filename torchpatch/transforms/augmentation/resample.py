@@ -153,6 +153,11 @@ class Frame:
     Attributes:
         shape: The whole subject's spatial shape.
         affine: Its 4x4 voxel-to-world affine.
+
+    Example:
+        >>> frame = Frame((4, 4, 1), np.eye(4))
+        >>> frame.is_2d, frame.normal_axis
+        (True, 2)
     """
 
     shape: TypeTriplet
@@ -231,6 +236,12 @@ class SamplingGrid:
         origin: The region's first voxel in the whole grid.
         size: The region's spatial shape.
         shape: The whole volume's spatial shape.
+
+    Example:
+        >>> points = torch.tensor([[[[1.0, 0.0, 0.0]]], [[[-1.0, 0.0, 0.0]]]])  # (2, 1, 1, 3)
+        >>> grid = SamplingGrid(points, (0, 0, 0), (3, 1, 1), (3, 1, 1))
+        >>> grid.outside.flatten().tolist()
+        [False, True]
     """
 
     def __init__(self, points: torch.Tensor, origin: Sequence[int], size: Sequence[int], shape: Sequence[int]) -> None:
@@ -273,6 +284,12 @@ def resample_region(data: torch.Tensor, grid: SamplingGrid, interpolation: str, 
     Returns:
         ``(C, *output)`` in ``data``'s dtype, or ``float32`` for integers
         interpolated linearly.
+
+    Example:
+        >>> data = torch.tensor([0.0, 10.0]).reshape(1, 2, 1, 1)
+        >>> grid = SamplingGrid(torch.tensor([[[[0.5, 0, 0]]], [[[3.0, 0, 0]]]]), (0, 0, 0), (2, 1, 1), (2, 1, 1))
+        >>> resample_region(data, grid, 'linear', -1.0).flatten().tolist()
+        [5.0, -1.0]
     """
     if interpolation == "nearest":
         out = grid.nearest(data)
@@ -313,6 +330,11 @@ class SpatialRandomTransform(RandomTransform):
         p: Probability of applying the transform.
         include: Names of the only images to move.
         exclude: Names of images to leave as they are.
+
+    Example:
+        >>> from torchpatch.transforms.augmentation import RandomAffine
+        >>> isinstance(RandomAffine(), SpatialRandomTransform), RandomAffine().fuses(RandomAffine())
+        (True, True)
     """
 
     def __init__(
@@ -375,7 +397,13 @@ class SpatialRandomTransform(RandomTransform):
 
 
 class SpatialMapMixin:
-    """For exact spatial transforms (flips) that join a resampling chain without settings of their own."""
+    """For exact spatial transforms (flips) that join a resampling chain without settings of their own.
+
+    Example:
+        >>> from torchpatch.transforms.augmentation import RandomAffine, RandomFlip
+        >>> RandomFlip().settings() is None, RandomFlip().fuses(RandomAffine(image_interpolation='nearest'))
+        (True, True)
+    """
 
     include: tuple[str, ...] | None
     exclude: tuple[str, ...] | None
@@ -398,7 +426,13 @@ class SpatialMapMixin:
 
 
 def chain_settings(transforms: Sequence[Any]) -> tuple[str, str, float | str]:
-    """The interpolations and pad value of a chain (its first transform with settings)."""
+    """The interpolations and pad value of a chain (its first transform with settings).
+
+    Example:
+        >>> from torchpatch.transforms.augmentation import RandomAffine, RandomFlip
+        >>> chain_settings([RandomFlip(), RandomAffine(default_pad_value=0)])
+        ('linear', 'nearest', 0.0)
+    """
     for transform in transforms:
         settings = transform.settings()
         if settings is not None:
@@ -407,7 +441,15 @@ def chain_settings(transforms: Sequence[Any]) -> tuple[str, str, float | str]:
 
 
 def resample_steps(subject: Subject, steps: Sequence[tuple[Any, Mapping[str, Any]]]) -> Subject:
-    """A whole subject through a chain of spatial steps ``(transform, params)``: one resampling per image."""
+    """A whole subject through a chain of spatial steps ``(transform, params)``: one resampling per image.
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> from torchpatch.transforms.augmentation import RandomFlip
+        >>> subject = Subject(t1=ScalarImage(tensor=torch.arange(3.0).reshape(1, 3, 1, 1)))
+        >>> resample_steps(subject, [(RandomFlip(), {'axes': [0]})]).t1.data.flatten().tolist()
+        [2.0, 1.0, 0.0]
+    """
     first = steps[0][0]
     images = first.get_images_dict(subject)
     name = " + ".join(type(transform).__name__ for transform, _ in steps)
@@ -444,6 +486,15 @@ def move_annotations(
 
     Points move exactly; a box becomes the box of its moved corners, then
     keeps what lies in the output box (its ``min_visibility`` applies).
+
+    Example:
+        >>> from torchpatch import Points
+        >>> from .maps import AffineMap
+        >>> shift = AffineMap(np.array([[1.0, 0, 0, -1], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
+        >>> moved = move_annotations({'p': Points([[0.5, 0.5]], (4, 4))}, shift, Frame((4, 4, 1), np.eye(4)),
+        ...                          (0, 0, 0), (4, 4, 1), 'shift')
+        >>> moved['p'].data.tolist()
+        [[1.5, 0.5]]
     """
     if not annotations:
         return {}
