@@ -13,7 +13,7 @@ from torchpatch.annotations import BoundingBoxes, Points
 from torchpatch.transforms import Compose
 from torchpatch.transforms.augmentation import RandomAffine, RandomFlip
 from torchpatch.transforms.augmentation.context import augment_patches
-from torchpatch.transforms.augmentation.resample import otsu_threshold
+from torchpatch.transforms.augmentation.fill import otsu_threshold
 
 
 def phantom(shape=(12, 12, 12), offset: float = 0.5) -> torch.Tensor:

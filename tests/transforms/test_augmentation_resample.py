@@ -11,7 +11,8 @@ from torchpatch.annotations import Points
 from torchpatch.transforms import Compose
 from torchpatch.transforms.augmentation import RandomAffine, RandomElasticDeformation, RandomFlip, RandomGamma
 from torchpatch.transforms.augmentation.context import augment_patches
-from torchpatch.transforms.augmentation.resample import Frame, fill_value, otsu_threshold
+from torchpatch.transforms.augmentation.fill import fill_value, otsu_threshold
+from torchpatch.transforms.augmentation.resample import Frame
 
 
 def phantom(shape=(24, 24, 12)) -> torch.Tensor:

@@ -26,19 +26,16 @@ from torch.nn import functional
 
 from ...annotations import annotation_grid, crop_annotations, map_annotations, region_aware_metadata
 from ...constants import LABEL
-from ...geometry import is_number, shift_affine
-from ...image import Image
+from ...geometry import shift_affine
 from ...subject import Subject
 from ...typing import TypeTriplet
 from ..base import rebuild_image, skips
+from .fill import fill_value, parse_pad_value
 from .maps import ChainMap, CoordinateMap
 from .random import RandomTransform, add_history
 
 #: Interpolations of the spatial transforms (``grid_sample`` modes).
 INTERPOLATIONS = {"linear": "bilinear", "nearest": "nearest"}
-
-#: Fill values computed from each image.
-PAD_STATISTICS = ("minimum", "mean", "otsu")
 
 
 def parse_interpolation(value: Any, argument: str) -> str:
@@ -57,93 +54,6 @@ def parse_interpolation(value: Any, argument: str) -> str:
     if value.lower() not in INTERPOLATIONS:
         raise ValueError(f"{argument} must be one of {list(INTERPOLATIONS)}, got {value!r}")
     return value.lower()
-
-
-def parse_pad_value(value: Any) -> float | str:
-    """A finite number or one of ``'minimum'``, ``'mean'``, ``'otsu'``.
-
-    Example:
-        >>> parse_pad_value(0), parse_pad_value('mean')
-        (0.0, 'mean')
-    """
-    if is_number(value):
-        if not np.isfinite(value):
-            raise ValueError(f"default_pad_value must be finite, got {value!r}")
-        return float(value)
-    if value not in PAD_STATISTICS:
-        raise ValueError(f"default_pad_value must be a number or one of {list(PAD_STATISTICS)}, got {value!r}")
-    return str(value)
-
-
-def otsu_threshold(values: torch.Tensor, bins: int = 256) -> float:
-    """The threshold maximising the between-class variance of ``values`` (Otsu, 1979).
-
-    Example:
-        >>> 0.2 <= otsu_threshold(torch.tensor([0.0, 0.1, 0.2, 5.0, 5.1, 5.2])) < 5
-        True
-    """
-    low, high = float(values.min()), float(values.max())
-    if high <= low:
-        return low
-    counts = torch.histc(values.float(), bins, low, high).double()
-    centres = torch.linspace(low, high, bins + 1, dtype=torch.float64)
-    centres = (centres[:-1] + centres[1:]) / 2
-    weight = counts.cumsum(0)
-    total = weight[-1]
-    mass = (counts * centres).cumsum(0)
-    below = weight[:-1]
-    above = total - below
-    valid = (below > 0) & (above > 0)
-    mean_below = mass[:-1] / below.clamp(min=1)
-    mean_above = (mass[-1] - mass[:-1]) / above.clamp(min=1)
-    variance = torch.where(valid, below * above * (mean_below - mean_above) ** 2, torch.zeros_like(below))
-    index = int(variance.argmax())
-    return float((centres[index] + centres[index + 1]) / 2)
-
-
-def fill_value(image: Image, pad_value: float | str) -> float:
-    """The value of ``image`` outside its volume: 0 for label maps, else ``pad_value`` computed on the whole image.
-
-    As in TorchIO, ``'minimum'`` is the image's minimum, ``'mean'`` the mean of
-    the voxels on the six faces of the volume, ``'otsu'`` the mean of the face
-    voxels below their Otsu threshold (the background).
-
-    Example:
-        >>> from torchpatch import LabelMap, ScalarImage
-        >>> image = ScalarImage(tensor=torch.tensor([1.0, 2.0, 6.0]).reshape(1, 3, 1, 1))
-        >>> fill_value(image, 'minimum'), fill_value(image, 'mean'), fill_value(image, -1)
-        (1.0, 3.0, -1.0)
-        >>> fill_value(LabelMap(tensor=torch.ones(1, 2, 1, 1)), 'minimum')
-        0.0
-    """
-    if image.type == LABEL:
-        return 0.0
-    data = image.data
-    if pad_value in ("mean", "otsu"):
-        border = torch.zeros(image.spatial_shape, dtype=torch.bool)
-        for axis in range(3):
-            border.narrow(axis, 0, 1).fill_(True)
-            border.narrow(axis, border.shape[axis] - 1, 1).fill_(True)
-        data = data[:, border.to(data.device)]
-    return statistic_fill(data, pad_value)
-
-
-def statistic_fill(data: torch.Tensor, pad_value: float | str) -> float:
-    """``pad_value`` itself when a number, else that statistic of ``data``.
-
-    Example:
-        >>> statistic_fill(torch.tensor([1.0, 5.0]), 'mean'), statistic_fill(torch.tensor([1.0]), 7)
-        (3.0, 7.0)
-    """
-    if not isinstance(pad_value, str):
-        return float(pad_value)
-    if pad_value == "minimum":
-        return float(data.min())
-    if pad_value == "mean":
-        return float(data.double().mean())
-    values = data.reshape(-1).cpu()
-    background = values[values <= otsu_threshold(values)]
-    return float(background.double().mean())
 
 
 @dataclass(frozen=True)
@@ -504,19 +414,14 @@ def move_annotations(
 
 __all__ = [
     "INTERPOLATIONS",
-    "PAD_STATISTICS",
     "Frame",
     "SamplingGrid",
     "SpatialMapMixin",
     "SpatialRandomTransform",
     "chain_settings",
     "crop_region",
-    "fill_value",
     "move_annotations",
-    "otsu_threshold",
     "parse_interpolation",
-    "parse_pad_value",
     "resample_region",
     "resample_steps",
-    "statistic_fill",
 ]
