@@ -58,6 +58,16 @@ class SubjectsDataset(Dataset[Subject]):
         self.load_getitem = load_getitem
         self._cache = None if cache_dir is None else SubjectCache(cache_dir)
 
+    @property
+    def transform(self) -> TypeTransform | None:
+        """The transform applied to each subject (``None`` for none), as in TorchIO.
+
+        Example:
+            >>> SubjectsDataset([], transform=None).transform is None
+            True
+        """
+        return self._transform
+
     def set_transform(self, transform: TypeTransform | None) -> None:
         """Replace the transform (``None`` for none)."""
         if transform is not None and not callable(transform):

@@ -172,7 +172,7 @@ def _worker_init(worker_id: int) -> None:
 
 
 def _augmenting_worker_init(worker_id: int) -> None:
-    """Reuse the heap for augmentation's temporaries, volumes still mapped and unmapped.
+    """Reuse the heap for the temporaries of transforms (patch or dataset), volumes still mapped and unmapped.
 
     Augmenting a 64^3 patch allocates and frees a few dozen MiB of sampling
     grids and intermediates in blocks of up to ~6 MiB. Mapped fresh each time
@@ -231,7 +231,7 @@ class Producer:
         self._tasks = _Tasks()
         options: dict[str, Any] = {}
         if num_workers > 0:
-            augmenting = worker_dataset.patch_transform is not None
+            augmenting = worker_dataset.patch_transform is not None or worker_dataset.dataset.transform is not None
             options = {
                 "worker_init_fn": _augmenting_worker_init if augmenting else _worker_init,
                 "persistent_workers": True,

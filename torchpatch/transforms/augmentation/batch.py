@@ -40,7 +40,7 @@ from .context import Step, draw_steps
 from .elastic import RandomElasticDeformation
 from .intensity import RandomBlur
 from .maps import ChainMap
-from .resample import INTERPOLATIONS, Frame, chain_settings, move_annotations
+from .resample import Frame, chain_settings, move_annotations
 
 #: History key of the batch (a list of lists of records, one list per sample).
 HISTORY = "history"
@@ -212,54 +212,57 @@ class BatchTransform:
         first = batch[names[0]][DATA]
         shape = tuple(int(n) for n in first.shape[2:])
         planar = shape[2] == 1
-        voxels, identity, chains = [], [], []
-        settings: list[tuple[str, str, float | str] | None] = []
-        for subject, (spatial, _) in zip(subjects, plans):
+        count, device = len(subjects), first.device
+        crop = (slice(None), slice(None), *[slice(a, b) for a, b in zip(ini, fin)])
+        moved = {name: batch[name][DATA][crop].clone() for name in names}
+        labels = {name: subjects[0][name].type == LABEL for name in names}
+        # The grid_sample grid of the whole batch, (k, j, i) order, written sample by sample.
+        patch = [b - a for a, b in zip(ini, fin)]
+        grid = torch.empty(count, *(patch[:2] if planar else patch), 2 if planar else 3, dtype=torch.float32)
+        scale = torch.tensor([2.0 / max(n - 1, 1) for n in shape], dtype=torch.float64).flip(0)
+        linear: dict[str, list[int]] = {name: [] for name in names}
+        chains = []
+        for index, (subject, (spatial, _)) in enumerate(zip(subjects, plans)):
             affine = np.asarray(subject.get_first_image().affine, dtype=np.float64)
             frame = Frame((shape[0], shape[1], shape[2]), affine)
-            if spatial is None:
-                chain = ChainMap([])
-            else:
-                chain = ChainMap([t.coordinate_map(p, frame) for t, p in zip(spatial.transforms, spatial.params)])
+            steps = [] if spatial is None else list(zip(spatial.transforms, spatial.params))
+            chain = ChainMap([t.coordinate_map(p, frame) for t, p in steps])
             chains.append((chain, frame))
-            identity.append(chain.is_identity)
-            settings.append(chain_settings(spatial.transforms) if spatial is not None else None)
-            voxels.append(chain.sample_grid(ini, fin))
-        device = first.device
-        voxel = torch.stack(voxels).to(device)  # (B, *patch, 3), voxel indices in the context
-        scale = torch.tensor([2.0 / max(n - 1, 1) for n in shape], dtype=torch.float64, device=device)
-        normal = voxel * scale - 1
-        grid = (normal[..., 0, :2] if planar else normal).flip(-1).to(torch.float32)
-        crop = (slice(None), slice(None), *[slice(a, b) for a, b in zip(ini, fin)])
-        for name in names:
-            data = batch[name][DATA]
-            moved = data[crop].clone()
-            todo = [b for b in range(len(subjects)) if not identity[b] and _selected(plans[b][0], subjects[b], name)]
-            label = subjects[0][name].type == LABEL
-            for mode in INTERPOLATIONS:
-                group = [b for b in todo if (s := settings[b]) is not None and s[1 if label else 0] == mode]
-                if not group:
+            if chain.is_identity or spatial is None:
+                continue
+            settings = chain_settings(spatial.transforms)
+            points = chain.sample_grid(ini, fin)  # voxel indices in the context, float64
+            flipped = points.flip(-1)
+            grid[index] = ((flipped[..., 0, 1:] if planar else flipped) * (scale[1:] if planar else scale) - 1).float()
+            for name in names:
+                if not _selected(spatial, subject, name):
                     continue
-                if mode == "nearest":
+                if settings[1 if labels[name] else 0] == "nearest":
                     # A gather of the nearest voxels: no float copy of the context (label maps).
-                    for b in group:
-                        moved[b] = _nearest(data[b], voxel[b])
-                    continue
-                source = data if len(group) == len(subjects) else data[group]
-                source = source if source.is_floating_point() else source.float()
-                sampled = functional.grid_sample(
-                    source[..., 0] if planar else source,
-                    grid[group].to(source.dtype),
-                    mode="bilinear",
-                    padding_mode="border",
-                    align_corners=True,
-                )
-                if planar:
-                    sampled = sampled.unsqueeze(-1)
-                if not moved.is_floating_point():
-                    moved = moved.float()
-                moved[group] = sampled.to(moved.dtype)
-            out[name] = {**out[name], DATA: moved}
+                    moved[name][index] = _nearest(batch[name][DATA][index], points.to(device))
+                else:
+                    linear[name].append(index)
+        grid = grid.to(device)
+        for name in names:
+            group = linear[name]
+            if not group:
+                out[name] = {**out[name], DATA: moved[name]}
+                continue
+            data = batch[name][DATA]
+            source = data if len(group) == count else data[group]
+            source = source if source.is_floating_point() else source.float()
+            sampled = functional.grid_sample(
+                source[..., 0] if planar else source,
+                grid if len(group) == count else grid[group],
+                mode="bilinear",
+                padding_mode="border",
+                align_corners=True,
+            )
+            if planar:
+                sampled = sampled.unsqueeze(-1)
+            result = moved[name] if moved[name].is_floating_point() else moved[name].float()
+            result[group] = sampled.to(result.dtype)
+            out[name] = {**out[name], DATA: result}
         for index, (spatial, _) in enumerate(plans):
             chain, frame = chains[index]
             if spatial is not None:
