@@ -21,9 +21,17 @@ from .subject import ImageNotFoundError, Subject
 
 # Transforms where TorchIO 1.x puts them (``tio.RandomAffine``, ``tio.CropOrPad``...).
 from .transforms import (
+    Clamp,
     Compose,
+    CopyAffine,
     Crop,
     CropOrPad,
+    EnsureShapeMultiple,
+    KeepLargestComponent,
+    KeepLargestConnectedComponent,
+    Lambda,
+    Mask,
+    OneHot,
     OneOf,
     Pad,
     RandomAffine,
@@ -35,8 +43,10 @@ from .transforms import (
     RandomGamma,
     RandomNoise,
     RandomSwap,
+    RemapLabels,
     Resample,
     RescaleIntensity,
+    SequentialLabels,
     ToCanonical,
     ZNormalization,
 )
@@ -98,4 +108,14 @@ __all__ = [
     "sliced_detection",
     "transforms",
     "viz",
+    "Clamp",
+    "CopyAffine",
+    "EnsureShapeMultiple",
+    "KeepLargestComponent",
+    "KeepLargestConnectedComponent",
+    "Lambda",
+    "Mask",
+    "OneHot",
+    "RemapLabels",
+    "SequentialLabels",
 ]

@@ -16,6 +16,12 @@ transform                  what it does
 :class:`ZNormalization`    zero mean and unit standard deviation per channel
 =========================  ==========================================================
 
+More steps with TorchIO's names (:mod:`~torchpatch.transforms.misc`,
+:mod:`~torchpatch.transforms.label`): :class:`Lambda`, :class:`Clamp`,
+:class:`Mask`, :class:`CopyAffine`, :class:`EnsureShapeMultiple`,
+:class:`OneHot`, :class:`RemapLabels`, :class:`SequentialLabels` and
+:class:`KeepLargestComponent` (also ``KeepLargestConnectedComponent``).
+
 Random augmentation lives in :mod:`torchpatch.transforms.augmentation` and
 is exported here too (and at the top, ``torchpatch.RandomAffine``...):
 
@@ -65,13 +71,23 @@ from .augmentation import (
 from .base import Compose, Transform
 from .crop_pad import Crop, CropOrPad, Pad
 from .intensity import RescaleIntensity, ZNormalization
+from .label import KeepLargestComponent, KeepLargestConnectedComponent, OneHot, RemapLabels, SequentialLabels
+from .misc import Clamp, CopyAffine, EnsureShapeMultiple, Lambda, Mask
 from .spatial import Resample, ToCanonical
 
 __all__ = [
     "BatchTransform",
+    "Clamp",
     "Compose",
+    "CopyAffine",
     "Crop",
     "CropOrPad",
+    "EnsureShapeMultiple",
+    "KeepLargestComponent",
+    "KeepLargestConnectedComponent",
+    "Lambda",
+    "Mask",
+    "OneHot",
     "OneOf",
     "Pad",
     "RandomAffine",
@@ -84,8 +100,10 @@ __all__ = [
     "RandomNoise",
     "RandomSwap",
     "RandomTransform",
-    "RescaleIntensity",
+    "RemapLabels",
     "Resample",
+    "RescaleIntensity",
+    "SequentialLabels",
     "ToCanonical",
     "Transform",
     "ZNormalization",
