@@ -33,6 +33,7 @@ LAYERS: list[list[str]] = [
     ["torchpatch.loader"],
     ["torchpatch.queue"],
     ["torchpatch.inference"],
+    ["torchpatch.data"],
     ["torchpatch.export"],
     ["torchpatch.viz", "torchpatch.testing"],
     ["torchpatch", "torchpatch.demo"],

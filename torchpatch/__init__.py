@@ -1,13 +1,25 @@
 """torchpatch: patch-based deep learning on large 3D and 2D images."""
 
-from . import annotations, geometry, inference, io, transforms, viz
+from . import annotations, data, geometry, inference, io, transforms, viz
 
 # The old module paths, kept as aliases of parts of torchpatch.annotations (no API page of their own).
 from . import annotations_io as annotations_io
 from . import heatmap as heatmap
 from ._version import __version__ as __version__
 from .annotations import BoundingBoxes, Points
-from .constants import AFFINE, DATA, INTENSITY, LABEL, LOCATION, PATH, STEM, TYPE
+from .constants import (
+    AFFINE,
+    CHANNELS_DIMENSION,
+    DATA,
+    HISTORY,
+    INTENSITY,
+    LABEL,
+    LOCATION,
+    MIN_FLOAT_32,
+    PATH,
+    STEM,
+    TYPE,
+)
 from .dataset import SubjectsDataset
 from .export import ExportResult, export_patches
 from .heatmap import points_to_heatmap
@@ -53,10 +65,13 @@ from .transforms import (
 
 __all__ = [
     "AFFINE",
+    "CHANNELS_DIMENSION",
     "DATA",
+    "HISTORY",
     "INTENSITY",
     "LABEL",
     "LOCATION",
+    "MIN_FLOAT_32",
     "PATH",
     "STEM",
     "TYPE",
@@ -100,6 +115,7 @@ __all__ = [
     "annotations",
     "collate_subjects",
     "export_patches",
+    "data",
     "geometry",
     "infer",
     "inference",

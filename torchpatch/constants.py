@@ -23,16 +23,26 @@ INTENSITY = "intensity"
 #: The type of a :class:`~torchpatch.image.LabelMap`.
 LABEL = "label"
 
+#: Key of a subject's list of applied random transforms (their parameters, in order).
+HISTORY = "history"
+#: The channels axis of a batch ``(B, C, I, J, K)`` (an image's is 0).
+CHANNELS_DIMENSION = 1
+#: Smallest float32 ``x`` with ``1 + x != 1`` (``torch.finfo(torch.float32).eps``).
+MIN_FLOAT_32 = 1.1920928955078125e-07
+
 #: Number of voxels on each side of a patch location: ``(i0, j0, k0, i1, j1, k1)``.
 LOCATION_LENGTH = 6
 
 __all__ = [
     "AFFINE",
+    "CHANNELS_DIMENSION",
     "DATA",
+    "HISTORY",
     "INTENSITY",
     "LABEL",
     "LOCATION",
     "LOCATION_LENGTH",
+    "MIN_FLOAT_32",
     "PATH",
     "STEM",
     "TYPE",

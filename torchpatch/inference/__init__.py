@@ -1,7 +1,12 @@
-"""Whole-image inference: grid aggregation, sliding-window inference, sliced detection and merging."""
+"""Whole-image inference: grid aggregation, sliding-window inference, sliced detection and merging.
+
+``GridSampler`` is here too, where TorchIO's inference examples reach it
+(``tio.inference.GridSampler``); it is :class:`torchpatch.sampler.GridSampler`.
+"""
 
 from __future__ import annotations
 
+from ..sampler import GridSampler
 from .aggregator import OVERLAP_MODES, GridAggregator
 from .detection import parse_patch_overlap, patch_corners, sliced_detection
 from .infer import infer
@@ -12,6 +17,7 @@ __all__ = [
     "OVERLAP_MODES",
     "Detections",
     "GridAggregator",
+    "GridSampler",
     "box_ios",
     "box_iou",
     "gaussian_window",
