@@ -96,7 +96,7 @@ def test_failed_preprocessing_leaves_no_entry(tmp_path):
         raise ValueError("broken transform")
 
     dataset = SubjectsDataset([subject], transform=broken, cache_dir=tmp_path / "cache")
-    with pytest.raises(ValueError, match="broken transform"):
+    with pytest.raises(ValueError, match="broken transform"), pytest.warns(UserWarning, match="cannot be pickled"):
         dataset[0]
     assert list((tmp_path / "cache").iterdir()) == []
 
@@ -238,4 +238,44 @@ def test_cache_removes_partial_entries_of_dead_writers(tmp_path):
     cache = SubjectCache.__new__(SubjectCache)  # as unpickled in a worker: __init__ does not run
     cache.root = root
     cache.get_or_create(subject, None, lambda s: s)
-    assert [p.name for p in root.iterdir()] == [subject_key(subject, None)]
+    assert [p.name for p in root.iterdir() if p.name != ".sources"] == [subject_key(subject, None)]
+
+
+def _offset_by(value):
+    return lambda s: s.with_images(
+        {n: ScalarImage(tensor=i.data + value, affine=i.affine) for n, i in s.images.items()}
+    )
+
+
+def test_an_unpicklable_transform_gets_a_stable_key_and_one_warning(tmp_path):
+    """A lambda's key comes from its code and captured values (its repr holds an address that changes every run)."""
+    subject = Subject(t1=ScalarImage(tensor=torch.ones(1, 2, 2, 2)))
+    first, again, other = _offset_by(1.0), _offset_by(1.0), _offset_by(2.0)
+    with pytest.warns(UserWarning, match="module-level function or a Transform class") as caught:
+        key = subject_key(subject, first)
+        assert subject_key(subject, again) == key  # a new closure object, as in a new run
+    assert len(caught) == 1
+    with pytest.warns(UserWarning, match="cannot be pickled"):
+        assert subject_key(subject, other) != key  # other captured value
+    cache_dir = tmp_path / "cache"
+    for _ in range(3):  # three "runs": one entry, reused
+        dataset = SubjectsDataset([subject], transform=_offset_by(1.0), cache_dir=cache_dir)
+        assert float(dataset[0].t1.data.max()) == 2.0
+    assert len([p for p in cache_dir.iterdir() if p.name != ".sources"]) == 1
+
+
+def test_the_cache_keeps_the_most_recently_used_versions_of_each_subject(tmp_path):
+    from torchpatch.cache.store import VERSIONS_KEPT
+    from torchpatch.transforms import Pad
+
+    subject = Subject(t1=ScalarImage(tensor=torch.ones(1, 2, 2, 2)))
+    cache = SubjectCache(tmp_path / "cache")
+    for width in range(1, VERSIONS_KEPT + 3):
+        cache.get_or_create(subject, Pad(width), Pad(width))
+    entries = [p.name for p in cache.root.iterdir() if p.name != ".sources"]
+    assert len(entries) == VERSIONS_KEPT
+    newest = {subject_key(subject, Pad(width)) for width in range(3, VERSIONS_KEPT + 3)}
+    assert set(entries) == newest
+    other = Subject(t1=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)))
+    cache.get_or_create(other, Pad(1), Pad(1))  # another subject's versions are counted apart
+    assert len([p for p in cache.root.iterdir() if p.name != ".sources"]) == VERSIONS_KEPT + 1

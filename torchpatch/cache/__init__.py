@@ -17,8 +17,11 @@ its own bytes. Label maps also get the voxel positions of every non-zero class
 The key (:func:`subject_key`) covers each source's fingerprint
 (:mod:`~torchpatch.cache.fingerprint`: file path, size and modification time,
 or the bytes of in-memory tensors, and the affine) and the pickled transform
-(its ``repr`` when it cannot be pickled), so changing a file or the
-preprocessing writes a new entry. Entries are written to a hidden partial
+(a lambda or closure, which pickle cannot store, is described by its code
+and the values it captures, with a warning), so changing a file or the
+preprocessing writes a new entry. Each subject keeps the entries of its
+:data:`~torchpatch.cache.store.VERSIONS_KEPT` most recently used transforms
+(``.sources/`` records their use); older ones are removed after a write. Entries are written to a hidden partial
 folder and renamed (:mod:`torchpatch.io.atomic`), so an interrupted write is
 never read, and the partial folders of killed writers are removed when the
 cache is next opened or written. The transform must be deterministic: random

@@ -18,10 +18,13 @@ and compared after a round trip; :func:`digest` hashes any of them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pickle
+import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,8 +126,79 @@ def digest(fingerprint: Any, *chunks: bytes | memoryview) -> str:
     return sha1(json.dumps(fingerprint, sort_keys=True).encode(), *chunks)
 
 
+#: Transforms already warned about (by their structural fingerprint): warn once each.
+_WARNED: set[str] = set()
+
+#: Depth of the walk through an unpicklable transform's attributes and captured values.
+_DEPTH = 6
+
+
+def structure(value: Any, depth: int = _DEPTH) -> Any:
+    """A JSON-able description of ``value`` that is the same in every run: for what pickle cannot store.
+
+    Functions (lambdas, closures) are described by their module, name,
+    bytecode, constants, captured values and the simple module-level values
+    they read; other objects by their class and attributes; anything else by
+    its ``repr`` with memory addresses removed.
+
+    Example:
+        >>> structure(lambda s: s) == structure(lambda s: s), structure(lambda s: s) == structure(lambda s: None)
+        (True, False)
+    """
+    if depth <= 0:
+        return "..."
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [structure(item, depth - 1) for item in value]
+    if isinstance(value, dict):
+        return {str(key): structure(item, depth - 1) for key, item in value.items()}
+    with contextlib.suppress(Exception):  # what pickle cannot store is described below
+        return {"pickle": sha1(pickle.dumps(value, protocol=4))}
+    code = getattr(value, "__code__", None)
+    if code is not None:
+        cells = [cell.cell_contents for cell in (getattr(value, "__closure__", None) or ()) if _filled(cell)]
+        module_globals = getattr(value, "__globals__", {})
+        read = {name: module_globals[name] for name in code.co_names if _simple(module_globals.get(name))}
+        return {
+            "function": f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}",
+            "code": _code(code),
+            "captured": structure(cells, depth - 1),
+            "globals": structure(read, depth - 1),
+            "defaults": structure(getattr(value, "__defaults__", None), depth - 1),
+        }
+    attributes = getattr(value, "__dict__", None)
+    if isinstance(attributes, dict):
+        return {
+            "class": f"{type(value).__module__}.{type(value).__qualname__}",
+            "state": structure(attributes, depth - 1),
+        }
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+def _simple(value: Any) -> bool:
+    return isinstance(value, (bool, int, float, str, tuple)) and not isinstance(value, type)
+
+
+def _code(code: Any) -> list[Any]:
+    constants = [_code(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts]
+    return [code.co_code.hex(), constants, list(code.co_names)]
+
+
 def transform_fingerprint(transform: Callable[[Subject], Subject] | None) -> bytes:
-    """The pickled ``transform`` (its ``repr`` when it cannot be pickled); ``b'none'`` for ``None``.
+    """The pickled ``transform``; ``b'none'`` for ``None``.
+
+    A transform pickle cannot store (a lambda, a closure) is described by
+    :func:`structure` instead, and a warning says so once: the description
+    covers its code and the values it captures, not everything it may read.
 
     Example:
         >>> transform_fingerprint(None)
@@ -135,7 +209,31 @@ def transform_fingerprint(transform: Callable[[Subject], Subject] | None) -> byt
     try:
         return pickle.dumps(transform, protocol=4)
     except Exception:  # noqa: BLE001 - lambdas and closures cannot be pickled
-        return repr(transform).encode()
+        described = json.dumps(structure(transform), sort_keys=True).encode()
+        key = sha1(described)
+        if key not in _WARNED:
+            _WARNED.add(key)
+            warnings.warn(
+                f"the dataset transform {transform!r} cannot be pickled (a lambda or a closure), so its cache key is "
+                f"made from its code and the values it captures: a change to anything else it reads will not be "
+                f"noticed. Define it as a module-level function or a Transform class to key the cache exactly",
+                UserWarning,
+                stacklevel=4,
+            )
+        return described
+
+
+def source_key(subject: Subject) -> str:
+    """Hash of ``subject``'s image fingerprints alone: the same for every transform of the same sources.
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> s = Subject(t1=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)))
+        >>> source_key(s) == source_key(s.with_images({})), len(source_key(s))
+        (True, 40)
+    """
+    images = {name: image_fingerprint(image) for name, image in subject.images.items()}
+    return digest({"torchpatch-cache": KEY_VERSION, "images": images})
 
 
 def subject_key(subject: Subject, transform: Callable[[Subject], Subject] | None) -> str:
@@ -157,6 +255,8 @@ __all__ = [
     "file_fingerprint",
     "image_fingerprint",
     "sha1",
+    "source_key",
+    "structure",
     "subject_key",
     "tensor_chunks",
     "transform_fingerprint",

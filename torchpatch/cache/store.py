@@ -16,12 +16,18 @@ from ..image import Image, ScalarImage
 from ..io.atomic import atomic_folder, remove_dead_partials
 from ..subject import Subject
 from ..typing import TypePath
-from .fingerprint import subject_key
+from .fingerprint import source_key, subject_key
 from .labels import CachedLabelMap, LabelIndex
 
 #: Layout of an entry folder (the key's own version is fingerprint.KEY_VERSION).
 _FORMAT = 1
 _MANIFEST = "manifest.json"
+
+#: Folder of the use markers: ``.sources/<source key>/<entry key>``, touched when the entry is used.
+_SOURCES = ".sources"
+
+#: Entries kept per subject (its sources), the most recently used: older transforms' entries go.
+VERSIONS_KEPT = 3
 
 
 def _jsonable(value: Any) -> bool:
@@ -79,7 +85,48 @@ class SubjectCache:
                 images[name] = ScalarImage(path, affine=affine)
         metadata = dict(original.metadata)
         metadata.update(manifest.get("metadata", {}))
+        self._mark_used(original, key)
         return original.with_images(images, **metadata)
+
+    def _mark_used(self, subject: Subject, key: str) -> Path:
+        marker = self.root / _SOURCES / source_key(subject) / key
+        with contextlib.suppress(OSError):
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        return marker
+
+    def prune(self, subject: Subject, keep: int = VERSIONS_KEPT) -> list[Path]:
+        """Remove the entries of ``subject``'s sources beyond the ``keep`` most recently used.
+
+        Every change of the dataset transform writes new entries; this bounds
+        what the old ones take (called after each write).
+
+        Returns:
+            The entry folders removed.
+
+        Example:
+            >>> import tempfile, torch
+            >>> from torchpatch.transforms import Pad
+            >>> cache = SubjectCache(tempfile.mkdtemp())
+            >>> subject = Subject(t1=ScalarImage(tensor=torch.ones(1, 2, 2, 2)))
+            >>> for width in (1, 2, 3):
+            ...     _ = cache.get_or_create(subject, Pad(width), Pad(width))
+            >>> len(cache.prune(subject, keep=1)), len([p for p in cache.root.iterdir() if p.name != '.sources'])
+            (2, 1)
+        """
+        folder = self.root / _SOURCES / source_key(subject)
+        try:
+            markers = sorted(folder.iterdir(), key=lambda path: path.stat().st_mtime_ns, reverse=True)
+        except OSError:
+            return []
+        removed = []
+        for marker in markers[keep:]:
+            # An entry being read by another process stays readable: its files are open or mapped.
+            shutil.rmtree(self.path(marker.name), ignore_errors=True)
+            with contextlib.suppress(OSError):
+                marker.unlink()
+            removed.append(self.path(marker.name))
+        return removed
 
     def store(self, key: str, subject: Subject, original: Subject) -> Subject:
         """Write ``subject`` (already preprocessed) atomically; return it memory-mapped."""
@@ -115,7 +162,9 @@ class SubjectCache:
             return cached
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self.path(key))  # a folder without manifest: an interrupted write
-        return self.store(key, prepare(subject), subject)
+        stored = self.store(key, prepare(subject), subject)
+        self.prune(subject)
+        return stored
 
 
-__all__ = ["SubjectCache"]
+__all__ = ["VERSIONS_KEPT", "SubjectCache"]
