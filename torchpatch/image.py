@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -442,6 +442,16 @@ class Image(RegionReads):
         keys = [DATA, AFFINE, PATH, STEM, TYPE, *self.metadata]
         raise KeyError(f"{self._describe()} has no key {key!r}; keys: {keys}")
 
+    def __iter__(self) -> NoReturn:
+        # A DataLoader's default_collate walks mappings key by key; Image is
+        # registered as a Mapping (below) so that batching subjects without
+        # SubjectsLoader stops here with a fix, not deep inside torch.
+        raise TypeError(
+            f"{self._describe()} cannot be iterated. To batch subjects or patches, use "
+            f"torchpatch.SubjectsLoader(dataset, batch_size=...) in place of torch.utils.data.DataLoader "
+            f"(or pass collate_fn=torchpatch.collate_subjects): torch's default_collate cannot stack images"
+        )
+
     def __repr__(self) -> str:
         try:
             spacing = ", ".join(f"{s:.2f}" for s in self.spacing)
@@ -453,6 +463,11 @@ class Image(RegionReads):
             details = f"unreadable: {error}"
         where = f"; path: {str(self.path)!r}" if self.path is not None else ""
         return f"{type(self).__name__}({details}{where})"
+
+
+# TorchIO's Image is a dict: torch's default_collate treats it as a mapping
+# and so calls __iter__, whose error names SubjectsLoader.
+Mapping.register(Image)
 
 
 class ScalarImage(Image):

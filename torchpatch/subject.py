@@ -64,7 +64,7 @@ class Subject(SubjectCuts, MutableMapping[str, Any]):
             raise TypeError(f"Subject takes at most one mapping as positional argument, got {len(args)}")
         entries: dict[str, Any] = {}
         if args:
-            if not isinstance(args[0], Mapping):
+            if not isinstance(args[0], Mapping) or isinstance(args[0], Image):
                 raise TypeError(f"Subject's positional argument must be a mapping, got {type(args[0]).__name__}")
             entries.update(args[0])
         entries.update(kwargs)

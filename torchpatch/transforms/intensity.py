@@ -31,8 +31,13 @@ def _check_masking_method(masking_method: Any) -> TypeMaskingMethod:
     )
 
 
-def _get_mask(masking_method: TypeMaskingMethod, image: Image, name: str, subject: Subject) -> torch.Tensor | None:
-    """Boolean mask of shape ``(1 or C, I, J, K)`` selecting the voxels to compute statistics on."""
+def _get_mask(
+    masking_method: TypeMaskingMethod, image: Image, name: str, subject: Subject, values: torch.Tensor | None = None
+) -> torch.Tensor | None:
+    """Boolean mask of shape ``(1 or C, I, J, K)`` selecting the voxels to compute statistics on.
+
+    A callable receives ``values`` when given (the float voxels), else the image's data.
+    """
     if masking_method is None:
         return None
     where = f"image {name!r} of subject {subject.name!r}"
@@ -44,7 +49,7 @@ def _get_mask(masking_method: TypeMaskingMethod, image: Image, name: str, subjec
                 f"mask {masking_method!r} has spatial shape {mask_image.spatial_shape} but {where} has {spatial}"
             )
         return (mask_image.data != 0).any(dim=0, keepdim=True).to(image.data.device)
-    mask = masking_method(image.data)
+    mask = masking_method(image.data if values is None else values)
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
         description = f"{mask.dtype} tensor" if isinstance(mask, torch.Tensor) else type(mask).__name__
         raise TypeError(f"masking_method must return a bool tensor, got a {description} for {where}")
@@ -190,7 +195,9 @@ class ZNormalization(Transform):
     Args:
         masking_method: ``None`` (every voxel), the name of an image of the
             subject (its non-zero voxels, e.g. a LabelMap) or a callable
-            taking the image tensor and returning a bool tensor.
+            taking the image's voxels as a float32 tensor (as TorchIO, which
+            reads images as float32, gives them; integer images too) and
+            returning a bool tensor, e.g. :meth:`ZNormalization.mean`.
         include: Names of the only scalar images to normalise.
         exclude: Names of scalar images to leave as they are.
 
@@ -206,6 +213,8 @@ class ZNormalization(Transform):
         >>> subject = Subject(a=ScalarImage(tensor=torch.tensor([1.0, 3.0, 1.0, 3.0]).reshape(1, 4, 1, 1)))
         >>> ZNormalization()(subject).a.data.flatten().tolist()
         [-1.0, 1.0, -1.0, 1.0]
+        >>> ZNormalization(masking_method=ZNormalization.mean)  # TorchIO's foreground mask
+        ZNormalization(masking_method=<function ZNormalization.mean at 0x...>)
     """
 
     intensity_only = True
@@ -219,6 +228,19 @@ class ZNormalization(Transform):
         super().__init__(include, exclude)
         self.masking_method = _check_masking_method(masking_method)
 
+    @staticmethod
+    def mean(tensor: torch.Tensor) -> torch.Tensor:
+        """TorchIO's masking function: the voxels above the mean of ``tensor`` (all channels together).
+
+        Pass it as ``masking_method=ZNormalization.mean`` to compute the
+        statistics on the foreground of an image whose background is dark.
+
+        Example:
+            >>> ZNormalization.mean(torch.tensor([0, 0, 0, 4, 8])).tolist()
+            [False, False, False, True, True]
+        """
+        return tensor > tensor.float().mean()
+
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""
         arguments: dict[str, Any] = {}
@@ -229,7 +251,7 @@ class ZNormalization(Transform):
     def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
         """Normalise one scalar image."""
         values = image.data.to(torch.float32)
-        mask = _get_mask(self.masking_method, image, name, subject)
+        mask = _get_mask(self.masking_method, image, name, subject, values)
         normalized = torch.empty_like(values)
         for channel in range(values.shape[0]):
             what = f"channel {channel} of image {name!r} of subject {subject.name!r}"
