@@ -89,13 +89,12 @@ class OneHot(LabelTransform):
         exclude: Sequence[str] | str | None = None,
     ) -> None:
         super().__init__(include, exclude)
-        if num_classes is None:
-            num_classes = -1
-        if isinstance(num_classes, bool) or not isinstance(num_classes, Integral):
-            raise TypeError(f"num_classes must be an int (-1: as many as needed), got {num_classes!r}")
-        if num_classes == 0 or num_classes < -1:
-            raise ValueError(f"num_classes must be positive or -1 (as many as needed), got {num_classes}")
-        self.num_classes = int(num_classes)
+        value = -1 if num_classes is None else num_classes
+        if isinstance(value, bool) or not isinstance(value, Integral):
+            raise TypeError(f"num_classes must be an int (-1: as many as needed), got {value!r}")
+        if value == 0 or value < -1:
+            raise ValueError(f"num_classes must be positive or -1 (as many as needed), got {value}")
+        self.num_classes: int = int(value)
 
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""

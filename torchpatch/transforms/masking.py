@@ -59,7 +59,7 @@ def check_masking_method(masking_method: Any) -> TypeMaskingMethod:
             raise ValueError(
                 f"masking_method bounds must be three or six non-negative ints, got {list(masking_method)!r}"
             )
-        return masking_method
+        return tuple(int(item) for item in masking_method)
     raise TypeError(
         "masking_method must be None, an image name, an anatomical label ('Left', 'Right', 'Anterior', "
         "'Posterior', 'Inferior', 'Superior'), a callable tensor -> bool tensor, or bounds (an int or six ints), "
