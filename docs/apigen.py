@@ -36,6 +36,7 @@ PAGES = [
     ("torchpatch.queue", "Training queue"),
     ("torchpatch.loader", "Loader and collation"),
     ("torchpatch.inference", "Inference: aggregation, sliding window, detection"),
+    ("torchpatch.data", "TorchIO's tio.data module paths"),
     ("torchpatch.transforms", "Preprocessing transforms"),
     ("torchpatch.transforms.augmentation", "Random augmentation"),
     ("torchpatch.annotations", "Boxes and points, annotation files, count heatmaps"),
