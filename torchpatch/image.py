@@ -443,14 +443,9 @@ class Image(RegionReads):
         raise KeyError(f"{self._describe()} has no key {key!r}; keys: {keys}")
 
     def __iter__(self) -> NoReturn:
-        # A DataLoader's default_collate walks mappings key by key; Image is
-        # registered as a Mapping (below) so that batching subjects without
-        # SubjectsLoader stops here with a fix, not deep inside torch.
-        raise TypeError(
-            f"{self._describe()} cannot be iterated. To batch subjects or patches, use "
-            f"torchpatch.SubjectsLoader(dataset, batch_size=...) in place of torch.utils.data.DataLoader "
-            f"(or pass collate_fn=torchpatch.collate_subjects): torch's default_collate cannot stack images"
-        )
+        # Reached from a plain DataLoader's default_collate (Image is a registered Mapping, below).
+        use = "torchpatch.SubjectsLoader (or collate_fn=torchpatch.collate_subjects)"
+        raise TypeError(f"{self._describe()} cannot be iterated; to batch subjects or patches, use {use}")
 
     def __repr__(self) -> str:
         try:
@@ -465,9 +460,7 @@ class Image(RegionReads):
         return f"{type(self).__name__}({details}{where})"
 
 
-# TorchIO's Image is a dict: torch's default_collate treats it as a mapping
-# and so calls __iter__, whose error names SubjectsLoader.
-Mapping.register(Image)
+Mapping.register(Image)  # as TorchIO's dict Image: default_collate then calls __iter__
 
 
 class ScalarImage(Image):
