@@ -18,6 +18,14 @@ format                                 library     notes
                                                    affine is given by the caller
                                                    (or an ``affine`` array in the
                                                    ``.npz``); never unpickles
+``.mnc``                               SimpleITK,  MINC2 (HDF5) by SimpleITK,
+                                       nibabel     MINC1 (NetCDF, 3D) by nibabel
+                                                   as float32; written as MINC2
+``.hdr``, ``.img``                     SimpleITK   Analyze 7.5 or NIfTI-1 pair;
+                                                   plain Analyze has no
+                                                   orientation: LPS identity
+                                                   (as TorchIO); written as a
+                                                   NIfTI-1 pair
 =====================================  ==========  ============================
 
 Headers are read without reading voxels (DICOM: the first and last slice
@@ -25,7 +33,8 @@ headers only), so an image's shape and affine are known before its data is.
 
 Each format is a :class:`~torchpatch.io.base.Backend` record in its own
 module (:mod:`~torchpatch.io.nifti`, :mod:`~torchpatch.io.numpy`,
-:mod:`~torchpatch.io.sitk`, :mod:`~torchpatch.io.dicom`); :data:`BACKENDS`
+:mod:`~torchpatch.io.sitk`, :mod:`~torchpatch.io.dicom`,
+:mod:`~torchpatch.io.minc`, :mod:`~torchpatch.io.analyze`); :data:`BACKENDS`
 maps each suffix to its record, and the public functions below look the
 file up there. What 2D raster formats hold is :data:`RASTER_FORMATS`;
 atomic writes of files and folders are :mod:`~torchpatch.io.atomic`.
@@ -40,9 +49,11 @@ import numpy as np
 
 from ..geometry import check_affine
 from ..typing import TypeAffine, TypePath
+from .analyze import ANALYZE
 from .atomic import atomic_path, write_atomic
 from .base import Array, Backend, Header, c_order
 from .dicom import DICOM
+from .minc import MINC
 from .nifti import NIFTI, NIFTI_GZ
 from .numpy import NPY, NPZ, open_memmap, release_memory_maps
 from .paths import SUPPORTED_SUFFIXES, check_path, get_stem, get_suffix
@@ -52,7 +63,9 @@ from .sitk import SITK, SITK_DETACHED
 
 #: The backend of each supported suffix (a folder is a DICOM series).
 BACKENDS: dict[str, Backend] = {
-    suffix: backend for backend in (NIFTI, NIFTI_GZ, NPY, NPZ, SITK, SITK_DETACHED) for suffix in backend.suffixes
+    suffix: backend
+    for backend in (NIFTI, NIFTI_GZ, NPY, NPZ, SITK, SITK_DETACHED, MINC, ANALYZE)
+    for suffix in backend.suffixes
 }
 
 #: Formats whose region reads read only the requested voxels.
@@ -228,8 +241,8 @@ def write_image(array: Array, affine: TypeAffine, path: TypePath) -> None:
     """Write ``(C, I, J, K)`` voxels with a RAS+ affine, atomically.
 
     The file is written under a temporary name in the same folder and then
-    renamed, so a reader never sees half a file (``.mhd``/``.nhdr``, which
-    reference a second file, are written in place). Temporary files left by
+    renamed, so a reader never sees half a file (``.mhd``/``.nhdr`` and
+    ``.hdr``/``.img``, which are two files, are written in place). Temporary files left by
     a killed writer are removed by the next write into the folder.
 
     Example:

@@ -16,7 +16,11 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 NUMPY_SUFFIXES = (".npy", ".npz")
 SITK_3D_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 SITK_2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-SUPPORTED_SUFFIXES = NIFTI_SUFFIXES + NUMPY_SUFFIXES + SITK_3D_SUFFIXES + SITK_2D_SUFFIXES
+MINC_SUFFIXES = (".mnc",)
+ANALYZE_SUFFIXES = (".hdr", ".img")
+SUPPORTED_SUFFIXES = (
+    NIFTI_SUFFIXES + NUMPY_SUFFIXES + SITK_3D_SUFFIXES + SITK_2D_SUFFIXES + MINC_SUFFIXES + ANALYZE_SUFFIXES
+)
 
 
 def get_suffix(path: TypePath) -> str:
@@ -90,6 +94,8 @@ def names_path(error: Exception, path: TypePath, resolved: Path) -> bool:
 
 
 __all__ = [
+    "ANALYZE_SUFFIXES",
+    "MINC_SUFFIXES",
     "NIFTI_SUFFIXES",
     "NUMPY_SUFFIXES",
     "SITK_2D_SUFFIXES",
