@@ -20,6 +20,29 @@ from .typing import TypeSpacing, TypeTriplet
 #: Largest difference between two affines of one subject, in millimetres.
 AFFINE_TOLERANCE = 1e-4
 
+#: What turns ``history`` records into transforms: set by :mod:`torchpatch.transforms`
+#: (:func:`set_history_handler`), which sits above subjects.
+_history_handler: Any = None
+
+
+def set_history_handler(handler: Any) -> None:
+    """Register what answers :meth:`Subject.get_applied_transforms` and the other history methods.
+
+    ``handler`` has ``applied_transforms``, ``composed_history``,
+    ``inverse_transform`` and ``apply_inverse_transform`` functions taking the
+    subject first (:mod:`torchpatch.transforms.augmentation.history`, set on
+    import).
+
+    Example:
+        >>> import torchpatch  # sets it
+        >>> from torchpatch import ScalarImage
+        >>> import torch
+        >>> Subject(t1=ScalarImage(tensor=torch.zeros(1, 1, 1, 1))).get_applied_transforms()
+        []
+    """
+    global _history_handler
+    _history_handler = handler
+
 
 class ImageNotFoundError(KeyError, ValueError):
     """A name given for an image (or an annotation) that the subject does not have.
@@ -394,5 +417,42 @@ class Subject(SubjectCuts, MutableMapping[str, Any]):
                 cropped[name] = value.crop_to_region(tuple(index_ini), tuple(index_fin))
         return self.with_images(cropped, **metadata)
 
+    def _history(self) -> Any:
+        if _history_handler is None:
+            raise RuntimeError("the history methods need torchpatch.transforms: import torchpatch first")
+        return _history_handler
 
-__all__ = ["ImageNotFoundError", "RegionAware", "Subject"]
+    def get_applied_transforms(self, ignore_intensity: bool = False, image_interpolation: str | None = None) -> Any:
+        """The random transforms recorded in ``history``, as transforms with their parameters (TorchIO's name)."""
+        return self._history().applied_transforms(self, ignore_intensity, image_interpolation)
+
+    def get_composed_history(self, ignore_intensity: bool = False, image_interpolation: str | None = None) -> Any:
+        """:meth:`get_applied_transforms` in a ``Compose``."""
+        return self._history().composed_history(self, ignore_intensity, image_interpolation)
+
+    def get_inverse_transform(
+        self, warn: bool = True, ignore_intensity: bool = False, image_interpolation: str | None = None
+    ) -> Any:
+        """The inverses of the invertible recorded transforms, last first, in a ``Compose``."""
+        return self._history().inverse_transform(self, warn, ignore_intensity, image_interpolation)
+
+    def apply_inverse_transform(self, **kwargs: Any) -> Subject:
+        """This subject with its recorded transforms undone and its history cleared.
+
+        Example:
+            >>> import torch, torchpatch as tp
+            >>> subject = tp.Subject(t1=tp.ScalarImage(tensor=torch.arange(3.0).reshape(1, 3, 1, 1)))
+            >>> flipped = tp.RandomFlip(flip_probability=1)(subject)
+            >>> flipped.apply_inverse_transform().t1.data.flatten().tolist()
+            [0.0, 1.0, 2.0]
+        """
+        result: Subject = self._history().apply_inverse_transform(self, **kwargs)
+        return result
+
+    def clear_history(self) -> None:
+        """Forget the recorded transforms (TorchIO's name)."""
+        if "history" in self:
+            self["history"] = []
+
+
+__all__ = ["ImageNotFoundError", "RegionAware", "Subject", "set_history_handler"]

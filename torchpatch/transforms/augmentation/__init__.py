@@ -32,6 +32,8 @@ Example:
 
 from __future__ import annotations
 
+from ...subject import set_history_handler
+from . import history
 from .affine import RandomAffine
 from .anisotropy import RandomAnisotropy
 from .artifacts import RandomBiasField, RandomSwap
@@ -58,3 +60,5 @@ __all__ = [
     "RandomTransform",
     "SpatialRandomTransform",
 ]
+
+set_history_handler(history)

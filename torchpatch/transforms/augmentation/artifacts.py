@@ -261,6 +261,12 @@ class RandomBiasField(RandomTransform):
             images[name] = rebuild_image(image, data * field.to(data.dtype).to(data.device))
         return subject.with_images(images)
 
+    invertible = True
+
+    def apply_inverse(self, subject: Subject, params: Mapping[str, Any]) -> Subject:
+        """Divide by the same field."""
+        return self.apply_params(subject, {"coefficients": [-float(c) for c in params["coefficients"]]})
+
     def source_box(
         self, params: Mapping[str, Any], index_ini: Sequence[int], index_fin: Sequence[int], frame: Frame
     ) -> tuple[Sequence[int], Sequence[int]]:

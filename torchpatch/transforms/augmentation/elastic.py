@@ -174,6 +174,11 @@ class RandomElasticDeformation(SpatialRandomTransform):
             voxels[..., 2] = 0
         return BSplineMap(voxels, frame.shape)
 
+    def inverse_map(self, params: Mapping[str, Any], frame: Frame) -> CoordinateMap:
+        """The opposite displacements: an approximate inverse, as TorchIO's."""
+        opposite = (-torch.as_tensor(params["displacements"], dtype=torch.float64)).tolist()
+        return self.coordinate_map({"displacements": opposite}, frame)
+
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""
         points: Any = self.num_control_points

@@ -129,6 +129,12 @@ class RandomFlip(SpatialMapMixin, RandomTransform):
                 result[name] = value
         return result
 
+    invertible = True
+
+    def apply_inverse(self, subject: Subject, params: Mapping[str, Any]) -> Subject:
+        """A flip undoes itself."""
+        return self.apply_params(subject, params)
+
     def coordinate_map(self, params: Mapping[str, Any], frame: Frame) -> CoordinateMap:
         """The flip as an exact :class:`~.maps.AffineMap` of the whole grid (joins a resampling chain)."""
         matrix = np.eye(4)

@@ -153,6 +153,16 @@ class RandomNoise(IntensityRandomTransform):
         noise = torch.randn(data.shape, generator=generator, device=data.device, dtype=data.dtype)
         return data + noise * std.reshape(shape) + mean.reshape(shape)
 
+    invertible = True
+
+    def apply_inverse(self, subject: Subject, params: Mapping[str, Any]) -> Subject:
+        """Subtract the same noise (its seed is recorded)."""
+        negated = {
+            key: ({n: -v for n, v in values.items()} if key in ("mean", "std") else values)
+            for key, values in params.items()
+        }
+        return self.apply_params(subject, negated)
+
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""
         return {"mean": self.mean, "std": self.std, **super().arguments()}
@@ -207,6 +217,12 @@ class RandomGamma(IntensityRandomTransform):
             return image
         data = as_float(image.data)
         return rebuild_image(image, data.sign() * data.abs() ** gamma)
+
+    invertible = True
+
+    def apply_inverse(self, subject: Subject, params: Mapping[str, Any]) -> Subject:
+        """Raise to ``1 / gamma``."""
+        return self.apply_params(subject, {"gamma": {name: 1 / float(g) for name, g in params["gamma"].items()}})
 
     def apply_batch(
         self, name: str, data: torch.Tensor, params: Sequence[Mapping[str, Any]], *geometry: Any

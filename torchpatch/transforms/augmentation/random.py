@@ -15,7 +15,7 @@ which seeds it per subject whatever the number of workers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -183,6 +183,13 @@ class RandomTransform(Transform):
     def apply_params(self, subject: Subject, params: Mapping[str, Any]) -> Subject:
         """Apply the parameters drawn by :meth:`get_params` (or read from a history record)."""
         raise NotImplementedError(f"{type(self).__name__} must implement apply_params")
+
+    #: Whether :meth:`apply_inverse` undoes :meth:`apply_params`.
+    invertible: ClassVar[bool] = False
+
+    def apply_inverse(self, subject: Subject, params: Mapping[str, Any]) -> Subject:
+        """Undo :meth:`apply_params` with the same parameters (invertible transforms only)."""
+        raise ValueError(f"{type(self).__name__} cannot be inverted")
 
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""

@@ -27,11 +27,12 @@ from torch.nn import functional
 from ...annotations import annotation_grid, crop_annotations, map_annotations, region_aware_metadata
 from ...constants import LABEL
 from ...geometry import shift_affine
+from ...image import Image
 from ...subject import Subject
 from ...typing import TypeTriplet
 from ..base import rebuild_image, skips
 from .fill import fill_value, parse_pad_value
-from .maps import ChainMap, CoordinateMap
+from .maps import AffineMap, ChainMap, CoordinateMap
 from .random import RandomTransform, add_history
 
 #: Interpolations of the spatial transforms (``grid_sample`` modes).
@@ -281,6 +282,19 @@ class SpatialRandomTransform(RandomTransform):
         """Resample the selected images (and move the annotations) with ``params``."""
         return resample_steps(subject, [(self, params)])
 
+    invertible = True
+
+    def inverse_map(self, params: Mapping[str, Any], frame: Frame) -> CoordinateMap:
+        """The map undoing :meth:`coordinate_map` (exact for affine maps; subclasses may approximate)."""
+        forward = self.coordinate_map(params, frame)
+        if isinstance(forward, AffineMap):
+            return AffineMap(np.linalg.inv(forward.matrix))
+        raise ValueError(f"{type(self).__name__} cannot be inverted")
+
+    def apply_inverse(self, subject: Subject, params: Mapping[str, Any]) -> Subject:
+        """Resample with :meth:`inverse_map`: undoes :meth:`apply_params` up to interpolation."""
+        return resample_steps(subject, [(_Inverted(self), params)])
+
     def apply_run(self, run: Sequence[Any], subject: Subject) -> Subject:
         """Apply a run of transforms that :meth:`fuses` accepted, with one resampling."""
         steps = []
@@ -333,6 +347,22 @@ class SpatialMapMixin:
     def apply_run(self, run: Sequence[Any], subject: Subject) -> Subject:
         """Apply a run of spatial transforms with one resampling."""
         return SpatialRandomTransform.apply_run(self, run, subject)  # type: ignore[arg-type]
+
+
+class _Inverted:
+    """A spatial transform seen through its inverse map (for :func:`resample_steps`)."""
+
+    def __init__(self, transform: SpatialRandomTransform) -> None:
+        self.transform = transform
+
+    def get_images_dict(self, subject: Subject) -> dict[str, Image]:
+        return self.transform.get_images_dict(subject)
+
+    def settings(self) -> tuple[Any, ...] | None:
+        return self.transform.settings()
+
+    def coordinate_map(self, params: Mapping[str, Any], frame: Frame) -> CoordinateMap:
+        return self.transform.inverse_map(params, frame)
 
 
 def chain_settings(transforms: Sequence[Any]) -> tuple[str, str, float | str]:
