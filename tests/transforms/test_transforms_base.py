@@ -89,13 +89,27 @@ def test_transform_include_of_a_missing_image_names_the_subject():
         AddOne(include=["flair"])(make_subject())
 
 
-def test_transform_called_on_an_image_suggests_a_subject():
-    with pytest.raises(TypeError, match=r"takes a Subject, got ScalarImage; wrap an image"):
-        AddOne()(ScalarImage(tensor=torch.zeros(1, 2, 2, 1)))
+def test_transform_called_on_an_image_returns_an_image_like_torchio():
+    image = ScalarImage(tensor=torch.zeros(1, 2, 2, 1), affine=np.diag([2.0, 1.0, 1.0, 1.0]))
+    out = AddOne()(image)
+    assert isinstance(out, ScalarImage)
+    assert torch.equal(out.data, torch.ones(1, 2, 2, 1)) and np.array_equal(out.affine, image.affine)
+    assert torch.equal(image.data, torch.zeros(1, 2, 2, 1))  # the input is left unchanged
+
+
+def test_transforms_and_compose_called_on_a_label_map_return_a_label_map():
+    seg = LabelMap(tensor=torch.tensor([0, 1, 1, 2], dtype=torch.uint8).reshape(1, 4, 1, 1))
+    out = Compose([Pad(1), Resample((2, 1, 1))])(seg)
+    assert isinstance(out, LabelMap) and out.dtype == torch.uint8
+    assert out.spatial_shape == (3, 3, 1)  # padded to (6, 3, 1), then halved along I
+    # Functions in a Compose still receive a subject.
+    seen = []
+    Compose([lambda subject: seen.append(type(subject).__name__) or subject])(seg)
+    assert seen == ["Subject"]
 
 
 def test_transform_called_on_a_tensor_is_a_type_error():
-    with pytest.raises(TypeError, match="takes a Subject, got Tensor"):
+    with pytest.raises(TypeError, match=r"takes a Subject, got Tensor \(a bare Image is accepted too\)"):
         AddOne()(torch.zeros(1, 2, 2, 1))
 
 

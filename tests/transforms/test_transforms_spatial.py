@@ -88,16 +88,18 @@ def test_resample_halves_shape_when_spacing_doubles():
     assert out.origin == (0.5, 0.5, 0.5)
 
 
-def test_resample_keeps_the_outer_corner_of_the_field_of_view():
+def test_resample_keeps_the_centre_of_the_field_of_view_like_torchio():
+    # TorchIO's grid (the old one kept the outer corner and rounded the size).
     affine = np.array(PERMUTED)
     image = ramp((1, 5, 6, 7), affine)
     out = Resample((1.0, 1.5, 0.5))(Subject(t1=image)).t1
-    corner = np.array([-0.5, -0.5, -0.5, 1.0])
-    assert np.allclose(out.affine @ corner, image.affine @ corner)
+    centre = np.array([(5 - 1) / 2, (6 - 1) / 2, (7 - 1) / 2, 1.0])
+    new_centre = np.array([*((np.array(out.spatial_shape) - 1) / 2), 1.0])
+    assert np.allclose(out.affine @ new_centre, image.affine @ centre)
     assert np.allclose(out.spacing, (1.0, 1.5, 0.5))
     assert out.orientation == image.orientation
-    # 5 * 2 / 1 = 10, 6 * 0.5 / 1.5 = 2, 7 * 0.75 / 0.5 = 10.5 -> 11 (halves up).
-    assert out.spatial_shape == (10, 2, 11)
+    # 5 * 2 / 1 = 10, 6 * 0.5 / 1.5 = 2, 7 * 0.75 / 0.5 = 10.5 -> 10 (floor, never beyond the old extent).
+    assert out.spatial_shape == (10, 2, 10)
 
 
 def test_resample_never_makes_an_axis_empty():
@@ -111,11 +113,12 @@ def test_resample_linear_values_along_a_ramp():
     assert out.data.flatten().tolist() == [0.5, 2.5]
 
 
-def test_resample_keeps_the_last_voxel_of_an_odd_axis():
-    # 5 voxels at 1 mm -> 3 at 2 mm; the last centre sits on the outer edge
-    # (input index 4.5), inside the field of view: the edge value, not 0.
+def test_resample_of_an_odd_axis_trims_both_ends_evenly():
+    # 5 voxels at 1 mm -> floor(2.5) = 2 at 2 mm, centred on input index 2:
+    # new centres at input indices 1 and 3 (TorchIO's grid).
     out = Resample((2, 1, 1))(Subject(t1=ramp((1, 5, 1, 1)))).t1
-    assert out.data.flatten().tolist() == [0.5, 2.5, 4.0]
+    assert out.data.flatten().tolist() == [1.0, 3.0]
+    assert out.origin == (1.0, 0.0, 0.0)
 
 
 def test_resample_upsampling_keeps_border_voxels():
@@ -163,19 +166,35 @@ def test_resample_nearest_image_interpolation():
 @pytest.mark.parametrize(
     ("dtype", "expected"),
     [
-        (torch.int16, torch.float32),
-        (torch.uint8, torch.float32),
-        (torch.bool, torch.float32),
+        (torch.int16, torch.int16),
+        (torch.uint8, torch.uint8),
+        (torch.bool, torch.uint8),
         (torch.float16, torch.float16),
         (torch.float32, torch.float32),
         (torch.float64, torch.float64),
     ],
 )
-def test_resample_scalar_output_dtype(dtype, expected):
+def test_resample_scalar_output_dtype_is_kept_like_torchio(dtype, expected):
     image = ScalarImage(tensor=torch.ones(1, 4, 4, 1, dtype=dtype))
     out = Resample(2)(Subject(t1=image)).t1
     assert out.dtype == expected
     assert torch.equal(out.data, torch.ones(1, 2, 2, 1, dtype=expected))
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.uint8, torch.bool])
+def test_resample_without_keep_dtype_gives_float32_integer_scalars(dtype):
+    image = ScalarImage(tensor=torch.ones(1, 4, 4, 1, dtype=dtype))
+    out = Resample(2, keep_dtype=False)(Subject(t1=image)).t1
+    assert out.dtype == torch.float32
+    assert torch.equal(out.data, torch.ones(1, 2, 2, 1))
+
+
+def test_resample_integer_scalars_are_cut_toward_zero_like_simpleitk():
+    image = ScalarImage(tensor=torch.tensor([-3, 0, 3, 6, 9], dtype=torch.int16).reshape(1, 5, 1, 1))
+    # floor(5 / 1.5) = 3 voxels centred on index 2, at input indices 0.5, 2, 3.5: -1.5, 3, 7.5.
+    out = Resample((1.5, 1, 1))(image)
+    assert out.dtype == torch.int16 and out.data.flatten().tolist() == [-1, 3, 7]
+    assert Resample((1.5, 1, 1), keep_dtype=False)(image).data.flatten().tolist() == [-1.5, 3.0, 7.5]
 
 
 def test_resample_each_channel_separately():
@@ -273,8 +292,8 @@ def test_resample_rejects_targets_of_the_wrong_type(target):
 def test_resample_rejects_unknown_interpolations():
     with pytest.raises(ValueError, match=r"image_interpolation must be one of \['nearest', 'linear'\], got 'cubic'"):
         Resample(image_interpolation="cubic")
-    with pytest.raises(ValueError, match=r"label_interpolation .* got 'linear' \(label maps must stay integer"):
-        Resample(label_interpolation="linear")
+    with pytest.raises(ValueError, match=r"label_interpolation must be one of \['nearest', 'linear'\], got 'bspline'"):
+        Resample(label_interpolation="bspline")
     with pytest.raises(TypeError, match="image_interpolation must be one of"):
         Resample(image_interpolation=1)
 

@@ -19,7 +19,7 @@ memory with its input when a transform leaves it unchanged.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 import numpy as np
 import torch
@@ -30,6 +30,10 @@ from ..subject import Subject
 from ..typing import TypeAffine
 
 TypeSubjectTransform = Callable[[Subject], Subject]
+
+#: Name under which a bare :class:`~torchpatch.image.Image` given to a
+#: transform is wrapped in a subject (TorchIO's name).
+DEFAULT_IMAGE_NAME = "default_image_name"
 
 
 def rebuild_image(image: Image, data: torch.Tensor, affine: TypeAffine | None = None) -> Image:
@@ -112,7 +116,8 @@ class Transform:
 
     Raises:
         TypeError: When ``include``/``exclude`` are not names, or when the
-            transform is called on something other than a subject.
+            transform is called on something other than a subject or an
+            image.
         ValueError: When both ``include`` and ``exclude`` are given.
 
     Example:
@@ -125,6 +130,8 @@ class Transform:
         >>> out = Negate(exclude=['b'])(subject)
         >>> float(out.a.data.sum()), float(out.b.data.sum()), float(subject.a.data.sum())
         (-4.0, 4.0, 4.0)
+        >>> Negate()(subject.a).data.flatten().tolist()  # a bare image in, an image out
+        [-1.0, -1.0, -1.0, -1.0]
     """
 
     #: Whether only intensity images (ScalarImage) are transformed.
@@ -141,10 +148,26 @@ class Transform:
                 f"give include or exclude, not both: got include={list(self.include)} and exclude={list(self.exclude)}"
             )
 
-    def __call__(self, subject: Subject) -> Subject:
+    @overload
+    def __call__(self, subject: Subject) -> Subject: ...
+
+    @overload
+    def __call__(self, subject: Image) -> Image: ...
+
+    def __call__(self, subject: Subject | Image) -> Subject | Image:
+        """Transform a subject, or a bare image as TorchIO does.
+
+        An image is wrapped in a subject under the name
+        :data:`DEFAULT_IMAGE_NAME`, transformed, and the transformed image is
+        returned (the input image is left unchanged).
+        """
+        if isinstance(subject, Image):
+            wrapped = Subject({DEFAULT_IMAGE_NAME: subject})
+            return self.apply_transform(wrapped).get_image(DEFAULT_IMAGE_NAME, repr(self))
         if not isinstance(subject, Subject):
-            hint = "; wrap an image in a subject first: Subject(image=image)" if isinstance(subject, Image) else ""
-            raise TypeError(f"{type(self).__name__} takes a Subject, got {type(subject).__name__}{hint}")
+            raise TypeError(
+                f"{type(self).__name__} takes a Subject, got {type(subject).__name__} (a bare Image is accepted too)"
+            )
         return self.apply_transform(subject)
 
     def apply_transform(self, subject: Subject) -> Subject:
@@ -296,4 +319,4 @@ class Compose(Transform):
         return f"Compose([{inner}]{suffix})"
 
 
-__all__ = ["Compose", "Transform", "fusion_runs", "rebuild_image"]
+__all__ = ["DEFAULT_IMAGE_NAME", "Compose", "Transform", "fusion_runs", "rebuild_image"]
