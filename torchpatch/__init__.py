@@ -39,6 +39,7 @@ from .transforms import (
     Crop,
     CropOrPad,
     EnsureShapeMultiple,
+    HistogramStandardization,
     KeepLargestComponent,
     KeepLargestConnectedComponent,
     Lambda,
@@ -58,9 +59,12 @@ from .transforms import (
     RemapLabels,
     Resample,
     RescaleIntensity,
+    Resize,
     SequentialLabels,
     ToCanonical,
+    ToOrientation,
     ZNormalization,
+    train_histogram,
 )
 
 __all__ = [
@@ -104,6 +108,10 @@ __all__ = [
     "RescaleIntensity",
     "Resample",
     "ToCanonical",
+    "ToOrientation",
+    "Resize",
+    "HistogramStandardization",
+    "train_histogram",
     "UniformSampler",
     "WeightedSampler",
     "ZNormalization",

@@ -21,6 +21,9 @@ More steps with TorchIO's names (:mod:`~torchpatch.transforms.misc`,
 :class:`Mask`, :class:`CopyAffine`, :class:`EnsureShapeMultiple`,
 :class:`OneHot`, :class:`RemapLabels`, :class:`SequentialLabels` and
 :class:`KeepLargestComponent` (also ``KeepLargestConnectedComponent``).
+Grids and intensity scales chosen by the user (:mod:`~torchpatch.transforms.orientation`,
+:mod:`~torchpatch.transforms.histogram`): :class:`ToOrientation`, :class:`Resize` and
+:class:`HistogramStandardization` (landmarks learnt with its ``train``).
 
 Random augmentation lives in :mod:`torchpatch.transforms.augmentation` and
 is exported here too (and at the top, ``torchpatch.RandomAffine``...):
@@ -70,9 +73,11 @@ from .augmentation import (
 )
 from .base import Compose, Transform
 from .crop_pad import Crop, CropOrPad, Pad
+from .histogram import HistogramStandardization, train_histogram
 from .intensity import RescaleIntensity, ZNormalization
 from .label import KeepLargestComponent, KeepLargestConnectedComponent, OneHot, RemapLabels, SequentialLabels
 from .misc import Clamp, CopyAffine, EnsureShapeMultiple, Lambda, Mask
+from .orientation import Resize, ToOrientation
 from .spatial import Resample, ToCanonical
 
 __all__ = [
@@ -83,6 +88,7 @@ __all__ = [
     "Crop",
     "CropOrPad",
     "EnsureShapeMultiple",
+    "HistogramStandardization",
     "KeepLargestComponent",
     "KeepLargestConnectedComponent",
     "Lambda",
@@ -102,9 +108,12 @@ __all__ = [
     "RandomTransform",
     "RemapLabels",
     "Resample",
+    "Resize",
     "RescaleIntensity",
     "SequentialLabels",
     "ToCanonical",
+    "ToOrientation",
     "Transform",
     "ZNormalization",
+    "train_histogram",
 ]
