@@ -3,6 +3,11 @@
 Per subject, the positions of each needed class among the valid centres are
 listed once. A draw picks a class with ``label_probabilities`` (renormalised
 over the classes the subject has) and then a position of that class: O(1).
+
+Partial-volume label maps (float fractions, one channel per class) are
+sampled as TorchIO samples them: a class is picked as above, then a voxel in
+proportion to its fraction of that class (one running sum over the volume,
+built once per subject, O(log n) per draw).
 """
 
 from __future__ import annotations
@@ -117,6 +122,39 @@ def _label_volume(data: torch.Tensor) -> torch.Tensor:
     return data.argmax(dim=0, keepdim=True)
 
 
+def check_fractions(data: torch.Tensor, where: str) -> None:
+    """Raise unless a float label map holds only finite values >= 0 (one pass); ``where`` names it.
+
+    Example:
+        >>> check_fractions(torch.tensor([[[[0.25]], [[1.0]]]]), "label map 'seg'")  # fine: returns None
+        >>> check_fractions(torch.tensor([[[[0.5]], [[-0.5]]]]), "label map 'seg'")
+        Traceback (most recent call last):
+        ...
+        ValueError: label map 'seg' holds negative values (minimum -0.5); partial-volume fractions must be >= 0
+    """
+    low, high = (float(v) for v in torch.aminmax(data))  # NaN propagates to both
+    if not np.isfinite(low) or not np.isfinite(high):
+        raise ValueError(f"{where} holds NaN or infinite values")
+    if low < 0:
+        raise ValueError(f"{where} holds negative values (minimum {low:g}); partial-volume fractions must be >= 0")
+
+
+class _WeightedDraw:
+    """Flat corner indices drawn in proportion to non-negative weights (inverse CDF).
+
+    The running sum is float64 so that a voxel's share stays exact in large
+    volumes; ``side='right'`` never lands on a zero weight.
+    """
+
+    def __init__(self, weights: np.ndarray) -> None:
+        self.cdf = np.cumsum(weights, dtype=np.float64)
+        self.last = int(np.flatnonzero(weights)[-1])
+
+    def __call__(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        flat = np.searchsorted(self.cdf, rng.random(count) * self.cdf[-1], side="right")
+        return np.minimum(flat, self.last).astype(np.int64)
+
+
 class LabelSampler(RandomSampler):
     """Patches centred on labelled voxels, class by class.
 
@@ -126,8 +164,19 @@ class LabelSampler(RandomSampler):
         label_probabilities: ``{class: weight}``, the relative frequencies of
             the classes at patch centres. Classes a subject lacks are skipped.
             ``None`` means uniform over all foreground (non-zero) voxels.
+            With several channels, class ``c`` is channel ``c``.
         padding_mode: Pad images smaller than the patch (see
             :class:`~torchpatch.sampler.PatchSampler`); ``None`` makes it an error.
+
+    Partial-volume (float) label maps are sampled with TorchIO's meaning.
+    One channel: a class is the voxels *equal* to it (a voxel of 0.5 is in
+    no class) and ``None`` is uniform over the voxels above 0. Several
+    channels (fractions, one per class): class ``c`` gets its share of
+    ``label_probabilities`` spread over the voxels in proportion to
+    channel ``c``; ``None`` is uniform over the voxels where some channel
+    other than 0 (the background) is above 0 (TorchIO uses channel 0 > 0
+    there, i.e. the background of a one-hot map). Negative, NaN or infinite
+    fractions are errors.
 
     Example:
         >>> from torchpatch import LabelMap, ScalarImage, Subject, LOCATION
@@ -192,23 +241,21 @@ class LabelSampler(RandomSampler):
         image = subject.get_image(name, "label_name")
         index = image.label_index if isinstance(image, CachedLabelMap) else None
         region_shape = tuple(s - p + 1 for s, p in zip(image.spatial_shape, patch_size))
-        if index is not None:
+        classes: list[tuple[int, float]]
+        lists: list[Any]
+        if index is not None and not image.dtype.is_floating_point:
             # Decode-once cache: positions by class were stored with the volume.
             classes, lists = self._positions_from_index(index, image, patch_size)
         else:
-            labels = _label_volume(image.data)
-            if labels.is_floating_point():
-                raise TypeError(
-                    f"label image {name!r} of subject {subject.name!r} must hold integers, got {labels.dtype}"
-                )
-            flat = valid_centres(labels, patch_size).contiguous().numpy().ravel()
-            classes, lists = self._positions(flat)
+            data = self._label_data(image, name, subject)
+            if data.is_floating_point() and data.shape[0] > 1:
+                weights = self._fraction_weights(data, patch_size)
+                classes, lists = ([(1, 1.0)], [_WeightedDraw(weights)]) if weights.any() else ([], [])
+            else:
+                flat = valid_centres(_label_volume(data), patch_size).contiguous().numpy().ravel()
+                classes, lists = self._positions(flat)
         if not classes:
-            wanted = "foreground" if self.label_probabilities is None else sorted(self.label_probabilities)
-            raise ValueError(
-                f"subject {subject.name!r}: label image {name!r} has no voxel of {wanted} among the valid patch "
-                f"centres (patch_size {patch_size}, spatial shape {subject.spatial_shape})"
-            )
+            raise self._no_centre_error(subject, name, patch_size)
         weights = np.array([w for _, w in classes], dtype=np.float64)
         weights /= weights.sum()
 
@@ -227,6 +274,79 @@ class LabelSampler(RandomSampler):
             return np.stack(np.unravel_index(flat_index, region_shape), axis=1).astype(np.int64)
 
         return draw
+
+    def centre_weights(self, subject: Subject, patch_size: TypeTriplet) -> torch.Tensor:
+        """The probability of each valid centre (see :meth:`get_probability_map`), float64.
+
+        Example:
+            >>> from torchpatch import LabelMap
+            >>> seg = LabelMap(tensor=torch.tensor([0, 1, 2, 2, 0]).reshape(1, 5, 1, 1))
+            >>> sampler = LabelSampler((3, 1, 1), label_probabilities={1: 1, 2: 1})
+            >>> sampler.centre_weights(Subject(seg=seg), (3, 1, 1)).flatten().tolist()
+            [0.5, 0.25, 0.25]
+        """
+        name = self._label_image_name(subject)
+        image = subject.get_image(name, "label_name")
+        data = self._label_data(image, name, subject)
+        region_shape = tuple(s - p + 1 for s, p in zip(image.spatial_shape, patch_size))
+        if data.is_floating_point() and data.shape[0] > 1:
+            weights = self._fraction_weights(data, patch_size)
+        else:
+            weights = np.zeros(int(np.prod(region_shape)), dtype=np.float64)
+            flat = valid_centres(_label_volume(data), patch_size).contiguous().numpy().ravel()
+            for (_, weight), positions in zip(*self._positions(flat)):
+                weights[positions] += weight / positions.size
+        total = weights.sum()
+        if total <= 0:
+            raise self._no_centre_error(subject, name, patch_size)
+        return torch.from_numpy(weights / total).reshape(region_shape)
+
+    def _label_data(self, image: Image, name: str, subject: Subject) -> torch.Tensor:
+        """The label map's voxels; floats only from a LabelMap, as finite fractions >= 0."""
+        data = image.data
+        if data.is_floating_point():
+            if image.type != LABEL:
+                raise TypeError(
+                    f"label image {name!r} of subject {subject.name!r} must hold integers, got {data.dtype} in a "
+                    f"{type(image).__name__}; partial-volume fractions are sampled from a LabelMap, and any "
+                    f"weights with WeightedSampler"
+                )
+            check_fractions(data, f"label map {name!r} of subject {subject.name!r}")
+        return data
+
+    def _fraction_weights(self, data: torch.Tensor, patch_size: TypeTriplet) -> np.ndarray:
+        """Flat weights of the valid centres of a partial-volume map with one channel per class.
+
+        TorchIO's meaning: class ``c`` (channel ``c``) gets its share of
+        ``label_probabilities``, spread over the voxels in proportion to their
+        fraction of ``c``. Without ``label_probabilities``, every voxel with
+        some fraction of a class other than channel 0 (the background) is
+        equally likely, as for integer one-hot maps.
+        """
+        channels = [valid_centres(data[c : c + 1], patch_size) for c in range(data.shape[0])]
+        if self.label_probabilities is None:
+            foreground = torch.zeros(channels[0].shape, dtype=torch.bool)
+            for channel in channels[1:]:
+                foreground |= channel > 0
+            return foreground.contiguous().numpy().ravel().astype(np.float64)
+        present = []
+        for label, weight in self.label_probabilities.items():
+            if weight > 0 and 0 <= label < len(channels):
+                total = float(channels[label].sum(dtype=torch.float64))
+                if total > 0:
+                    present.append((label, weight, total))
+        weights = np.zeros(channels[0].numel(), dtype=np.float64)
+        scale = sum(weight for _, weight, _ in present)
+        for label, weight, total in present:
+            weights += channels[label].contiguous().numpy().ravel() * (weight / scale / total)
+        return weights
+
+    def _no_centre_error(self, subject: Subject, name: str, patch_size: TypeTriplet) -> ValueError:
+        wanted = "foreground" if self.label_probabilities is None else sorted(self.label_probabilities)
+        return ValueError(
+            f"subject {subject.name!r}: label image {name!r} has no voxel of {wanted} among the valid patch "
+            f"centres (patch_size {patch_size}, spatial shape {subject.spatial_shape})"
+        )
 
     def _positions_from_index(
         self, index: LabelIndex, image: Image, patch_size: TypeTriplet
@@ -272,7 +392,8 @@ class LabelSampler(RandomSampler):
         order = np.argsort(flat, kind="stable")
         ordered = flat[order]
         for label, weight in needed:
-            start, stop = np.searchsorted(ordered, [label, label + 1])
+            # Equal values only: a float map's 0.5 is no voxel of class 0 (as in TorchIO).
+            start, stop = np.searchsorted(ordered, label, "left"), np.searchsorted(ordered, label, "right")
             if stop > start:
                 classes.append((label, weight))
                 lists.append(order[start:stop])

@@ -337,6 +337,43 @@ class RandomSampler(PatchSampler):
         starts = np.concatenate(chunks)[:num_patches] if chunks else np.zeros((0, 3), dtype=np.int64)
         return self._plan_from(starts.astype(np.int64), before, patch_size)
 
+    def get_probability_map(self, subject: Subject) -> torch.Tensor:
+        """The probability of each voxel of ``subject`` being a patch centre, as TorchIO's samplers give it.
+
+        A ``(1, I, J, K)`` float32 map that sums to one and is zero where no
+        patch of ``patch_size`` can be centred (the border, see
+        :func:`~torchpatch.sampler.weighted.valid_centres`). TorchIO returns
+        the map before normalising and clearing the border (a boolean mask
+        for a ``LabelSampler`` without ``label_probabilities``); after
+        both, its map and this one are equal. Samplers implement it through
+        :meth:`centre_weights`.
+
+        Example:
+            >>> from torchpatch import ScalarImage, WeightedSampler
+            >>> weights = torch.tensor([5.0, 1.0, 3.0, 8.0]).reshape(1, 4, 1, 1)
+            >>> subject = Subject(w=ScalarImage(tensor=weights))
+            >>> WeightedSampler((3, 1, 1), 'w').get_probability_map(subject).flatten().tolist()
+            [0.0, 0.25, 0.75, 0.0]
+        """
+        subject.check_consistent_space()
+        padded, before = self._pad_to_fit(subject)
+        patch_size = self.check_fits(padded)
+        region = self.centre_weights(padded, patch_size).to(torch.float64)
+        full = torch.zeros((1, *padded.spatial_shape), dtype=torch.float64)
+        slices = tuple(slice(p // 2, p // 2 + r) for p, r in zip(patch_size, region.shape))
+        full[0][slices] = region / region.sum()
+        inside = tuple(slice(b, b + s) for b, s in zip(before, subject.spatial_shape))
+        return full[(slice(None), *inside)].to(torch.float32)
+
+    def centre_weights(self, subject: Subject, patch_size: TypeTriplet) -> torch.Tensor:
+        """Subclass hook for :meth:`get_probability_map`: the weight of each valid centre.
+
+        Returns a tensor shaped like ``valid_centres(data, patch_size)`` (one
+        weight per patch corner, any positive total); ``subject`` already
+        has room for the patch.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement centre_weights(subject, patch_size)")
+
     def prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
         """Subclass hook: build the distribution once; return ``draw(rng, n) -> (n, 3) int64 corners``.
 

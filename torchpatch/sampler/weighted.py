@@ -124,15 +124,39 @@ class WeightedSampler(RandomSampler):
             raise TypeError(f"probability_map must be the name of an image, got {type(probability_map).__name__}")
         self.probability_map = probability_map
 
-    def prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
-        image = subject.get_image(self.probability_map, "probability_map")
-        data = image.data
+    def _checked_map(self, subject: Subject) -> torch.Tensor:
+        """The map's voxels, after checking it has one channel and no negative, NaN or infinite value."""
+        data = subject.get_image(self.probability_map, "probability_map").data
         if data.shape[0] != 1:
             raise ValueError(
                 f"probability map {self.probability_map!r} of subject {subject.name!r} must have one channel, "
                 f"got {data.shape[0]}"
             )
         check_probability_map(data, subject, self.probability_map)
+        return data
+
+    def centre_weights(self, subject: Subject, patch_size: TypeTriplet) -> torch.Tensor:
+        """The checked probability map at the valid centres (a view, see :func:`valid_centres`).
+
+        Example:
+            >>> from torchpatch import ScalarImage
+            >>> subject = Subject(w=ScalarImage(tensor=torch.arange(5.0).reshape(1, 5, 1, 1)))
+            >>> WeightedSampler((3, 1, 1), 'w').centre_weights(subject, (3, 1, 1)).flatten().tolist()
+            [1.0, 2.0, 3.0]
+        """
+        data = self._checked_map(subject)
+        region = valid_centres(data, patch_size)
+        if not region.is_floating_point():
+            region = region.to(torch.float32)
+        if float(region.sum(dtype=torch.float64)) <= 0:
+            raise ValueError(
+                f"probability map {self.probability_map!r} of subject {subject.name!r} is zero at every valid "
+                f"patch centre (patch_size {patch_size} in spatial shape {tuple(data.shape[1:])})"
+            )
+        return region
+
+    def prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
+        data = self._checked_map(subject)
         region = valid_centres(data, patch_size)
         region_shape = tuple(region.shape)
         local = _running_sums(region)
