@@ -240,3 +240,13 @@ def test_same_as_torchio_when_torchio_saves(tmp_path, rng):
         theirs, ours = tio.ScalarImage(tmp_path / name), ScalarImage(tmp_path / name)
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
         np.testing.assert_allclose(ours.affine, theirs.affine, atol=1e-6)
+
+
+@needs_nibabel_data
+def test_minc2_affine_has_x_and_y_negated_against_minc1_as_simpleitk_and_torchio_read_it():
+    """Pins the documented difference of :mod:`torchpatch.io.minc` (SimpleITK 2.5's MINC2 reading)."""
+    minc1_data, minc1_affine = io.read_image(NIBABEL_DATA / "minc1_1_scale.mnc")  # axes (z, y, x)
+    minc2_data, minc2_affine = io.read_image(NIBABEL_DATA / "minc2_1_scale.mnc")  # axes (x, y, z)
+    np.testing.assert_array_equal(minc2_data[0], minc1_data[0].transpose(2, 1, 0))
+    reordered = minc1_affine[:, [2, 1, 0, 3]]
+    np.testing.assert_allclose(minc2_affine, np.diag([-1.0, -1.0, 1.0, 1.0]) @ reordered)

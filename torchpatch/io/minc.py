@@ -6,6 +6,15 @@ reads it. This is the split TorchIO 1.2.1 makes (it tries SimpleITK, then
 nibabel), so both give its voxels and RAS+ affine; here the first bytes of
 the file pick the library, so no failed attempt prints errors first.
 
+Known difference between the two (kept, to give TorchIO's numbers): MINC
+world coordinates are RAS, and the SimpleITK 2.5 / ITK 5.4 MINC reader
+hands them over as if they were LPS (ITK fixed this later, in its pull
+request 4864), so after the usual LPS to RAS+ flip a MINC2 affine has x and y
+negated compared with nibabel's reading of the same voxels: nibabel's
+``minc1_1_scale.mnc`` and ``minc2_1_scale.mnc`` hold the same voxels, and
+their affines differ that way. Round trips through torchpatch (or TorchIO)
+are consistent, since SimpleITK writes with the same convention.
+
 MINC1 voxels are stored scaled (``image-min``/``image-max``) and load as
 float32, as TorchIO loads them. A 4D MINC1 file is refused: its first axis is
 time, and TorchIO 1.2.1 takes its last (spatial) axis as the channels.
