@@ -43,6 +43,9 @@ _ORDERS = {"nearest": 0, "linear": 1}
 #: or whether two grids are the same.
 _TOLERANCE = 1e-6
 
+#: Added to input coordinates before nearest-neighbour rounding, in voxels.
+_HALF_TIE_NUDGE = 1e-7
+
 
 class ToCanonical(Transform):
     """Reorder and flip voxel axes so that the orientation becomes RAS+.
@@ -355,6 +358,11 @@ class Resample(Transform):
             sigmas = _antialias_sigmas(input_affine, affine)
         output = np.empty((data.shape[0], *shape), dtype=compute_dtype)
         inside = _inside_field_of_view(matrix, offset, image.spatial_shape, shape)
+        if order == 0:
+            # A centre halfway between two voxels takes the upper one, as
+            # SimpleITK rounds; without the nudge, rounding errors of 1e-15
+            # decide.
+            offset = offset + _HALF_TIE_NUDGE
         for channel in range(data.shape[0]):
             values = _channel_array(data[channel], compute_dtype)
             if sigmas is not None:
