@@ -33,6 +33,9 @@ from ..subject import Subject
 from ..typing import TypeAffine, TypeTriplet
 from .base import Transform, rebuild_image
 
+# Longer than 400 lines: Resample carries TorchIO's whole argument set (targets,
+# pre-affine, antialias, dtypes); splitting it off is left for a later change.
+
 #: World axis and sign of each orientation code.
 _CODES = {"R": (0, False), "L": (0, True), "A": (1, False), "P": (1, True), "S": (2, False), "I": (2, True)}
 
