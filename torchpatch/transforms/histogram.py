@@ -241,8 +241,9 @@ def train_histogram(
         if masking_function is not None:
             mask = _broadcast_mask(masking_function(torch.as_tensor(array)), array.shape, what)
         elif mask_path is not None:
-            path = mask_path[index] if per_image_masks else mask_path  # type: ignore[index]
-            mask = _broadcast_mask(np.asarray(read_image(path)[0]) > 0, array.shape, what)
+            path: Any = mask_path[index] if per_image_masks else mask_path  # type: ignore[index]
+            mask_voxels: np.ndarray[Any, Any] = np.asarray(read_image(path)[0])
+            mask = _broadcast_mask(mask_voxels > 0, array.shape, what)
         else:
             mask = None
         selected = array.reshape(-1) if mask is None else array[mask]
