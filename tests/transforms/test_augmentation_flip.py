@@ -134,6 +134,11 @@ def test_bad_arguments(kwargs, error, message) -> None:
         RandomFlip(**kwargs)
 
 
-def test_calling_on_an_image_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="RandomFlip takes a Subject, got ScalarImage"):
-        RandomFlip()(ScalarImage(tensor=torch.zeros(1, 2, 2, 1)))
+def test_calling_on_an_image_returns_the_flipped_image() -> None:
+    """As in TorchIO, a bare image goes in and comes out."""
+    image = ScalarImage(tensor=torch.arange(2.0).reshape(1, 2, 1, 1))
+    flipped = RandomFlip(axes=0, flip_probability=1)(image)
+    assert isinstance(flipped, ScalarImage)
+    assert flipped.data.flatten().tolist() == [1.0, 0.0]
+    with pytest.raises(TypeError, match="RandomFlip takes a Subject, got Tensor"):
+        RandomFlip()(torch.zeros(1, 2, 2, 1))
