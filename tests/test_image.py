@@ -129,18 +129,18 @@ def test_affine_setter_stores_float64_copy():
 # Label maps --------------------------------------------------------------------------------
 
 
-def test_label_map_with_fractional_floats_lists_example_values():
+def test_label_map_with_fractional_floats_keeps_them_as_partial_volume_float32():
+    """TorchIO's LabelSampler takes partial-volume label maps: whole floats become int64, fractions stay."""
     data = torch.tensor([0.0, 1.0, 0.5, 2.25, 0.5]).reshape(1, 5, 1, 1)
-    with pytest.raises(ValueError, match=r"non-integer values such as \[0\.5, 2\.25\].*ScalarImage"):
-        LabelMap(tensor=data)
+    label = LabelMap(tensor=data)
+    assert label.data.dtype == torch.float32 and label.data.flatten().tolist() == [0.0, 1.0, 0.5, 2.25, 0.5]
+    assert LabelMap(tensor=torch.tensor([0.0, 2.0]).reshape(1, 2, 1, 1)).data.dtype == torch.int64
 
 
-def test_label_map_file_with_fractional_floats_names_path(tmp_path):
+def test_label_map_file_with_fractional_floats_reads_them(tmp_path):
     path = tmp_path / "probabilities.nii.gz"
     io.write_image(np.array([0.0, 0.3, 1.0, 1.0], np.float32).reshape(1, 2, 2, 1), np.eye(4), path)
-    label = LabelMap(path)
-    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}.*non-integer values such as \[0\.3"):
-        _ = label.data
+    assert LabelMap(path).data.flatten().tolist() == pytest.approx([0.0, 0.3, 1.0, 1.0])
 
 
 def test_label_map_with_nan_is_rejected():

@@ -177,9 +177,6 @@ def test_a_scalar_image_named_as_label_map_is_still_a_type_error_with_a_hint():
         LabelSampler(2, "t1").plan(subject, 1, generator=0)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="LabelMap (torchpatch/image.py) still refuses non-integer floats; the sampler accepts them"
-)
 def test_a_plain_label_map_keeps_partial_volume_fractions():
     image = LabelMap(tensor=three_channels())
     assert image.data.is_floating_point()
@@ -202,12 +199,14 @@ def test_cached_float_label_file_with_whole_values_samples_like_the_source(tmp_p
     assert abs(counts[2] / 4000 - 0.75) < 0.03 and set(counts) == {1, 2}
 
 
-def test_cached_fraction_file_is_refused_when_read_as_a_label_map(tmp_path):
-    # What the cache does today with a partial-volume file: LabelMap refuses it at the first read.
+def test_cached_fraction_file_samples_like_the_source(tmp_path):
+    # A partial-volume file: cached as float32 without a class index, sampled by its fractions.
     ScalarImage(tensor=three_channels()).save(tmp_path / "pv.nii.gz")
     subject = Subject(seg=LabelMap(tmp_path / "pv.nii.gz"), subject_id="s-pv")
-    with pytest.raises(ValueError, match="non-integer values"):
-        SubjectsDataset([subject], cache_dir=tmp_path / "cache")[0]
+    cached = SubjectsDataset([subject], cache_dir=tmp_path / "cache")[0]
+    assert cached.seg.data.is_floating_point()
+    sampler = LabelSampler(3, "seg", {1: 1, 2: 1})
+    torch.testing.assert_close(sampler.get_probability_map(cached), sampler.get_probability_map(subject))
 
 
 # WeightedSampler.get_probability_map -------------------------------------------------------------------------

@@ -191,13 +191,8 @@ class Image(RegionReads):
         finite = np.isfinite(array)
         if not finite.all():
             raise ValueError(f"label map {self._describe()} holds NaN or infinite values")
-        fractional = array != np.round(array)
-        if fractional.any():
-            examples = np.unique(array[fractional])[:5].tolist()
-            raise ValueError(
-                f"label map {self._describe()} holds non-integer values such as {examples}; "
-                f"label maps must hold integer classes (use ScalarImage for probabilities)"
-            )
+        if (array != np.round(array)).any():
+            return array.astype(np.float32)  # partial-volume fractions, as TorchIO's LabelSampler takes them
         return array.astype(np.int64)
 
     def set_data(self, tensor: torch.Tensor | Array | None) -> None:

@@ -137,7 +137,7 @@ class SubjectCache:
             for name, image in subject.images.items():
                 array = image.data.detach().cpu().numpy()
                 np.save(temporary / f"{name}.npy", array, allow_pickle=False)
-                index = image.type == LABEL and array.shape[0] == 1
+                index = image.type == LABEL and array.shape[0] == 1 and not np.issubdtype(array.dtype, np.floating)
                 if index:
                     LabelIndex.build(array, temporary / name)
                 entries[name] = {"type": image.type, "affine": image.affine.tolist(), "index": index}
