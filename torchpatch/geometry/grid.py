@@ -34,6 +34,8 @@ from .padding import parse_padding_mode
 Array = np.ndarray[Any, np.dtype[Any]]
 #: Per patch along one axis: the output slice it writes and the matching slice of the patch.
 AxisSplit = list[tuple[slice, slice]]
+#: Where neighbouring patches split their overlap in crop mode (see :meth:`GridPlan.splits`).
+CROP_CUTS = ("middle", "torchio")
 
 
 def grid_starts(size: int, patch: int, overlap: int) -> Array:
@@ -105,46 +107,76 @@ class GridPlan:
             int(f) <= s for f, s in zip(location[3:], self.spatial_shape)
         )
 
-    def splits(self, factor: Sequence[int] = (1, 1, 1), *, crop: bool = True) -> tuple[AxisSplit, AxisSplit, AxisSplit]:
+    def splits(
+        self, factor: Sequence[int] = (1, 1, 1), *, crop: bool = True, cut: str = "middle"
+    ) -> tuple[AxisSplit, AxisSplit, AxisSplit]:
         """Per axis and patch: the output slice it writes and the matching slice of the patch.
 
-        In crop mode neighbours split their overlap at its middle: the cut
-        lies ``overlap // 2`` voxels after the start of the later patch, so
-        every output voxel comes from exactly one patch whatever the order of
-        arrival. Otherwise each patch writes all of itself. Both are clipped
-        to the image (grid padding lies outside it).
+        In crop mode every output voxel comes from exactly one patch, whatever
+        the order of arrival; where two neighbours overlap, the later one
+        writes from a cut onwards (see :data:`CROP_CUTS`):
+
+        - ``'middle'``: the cut lies in the middle of the voxels the two
+          patches share, ``shared // 2`` after the later patch's start. For
+          evenly spaced patches ``shared`` is the overlap; for the last
+          patch, shifted back to end on the border, it is larger, and each
+          side keeps half of it (the most context on both sides).
+        - ``'torchio'``: the cut lies ``overlap // 2`` after the later
+          patch's start for every pair, the shifted last patch included,
+          which then keeps more than half of what it shares with its
+          neighbour. This is where TorchIO 1.x's aggregator cuts, writing
+          patches in grid order with later ones overwriting.
+
+        The two differ only next to a shifted last patch. Otherwise each patch
+        writes all of itself. Both are clipped to the image (grid padding
+        lies outside it).
 
         Args:
             factor: The model's downsampling factor per axis: the output grid
                 and patches are the image's divided by it (it must divide
                 the starts and the patch size).
             crop: Split overlaps (crop mode) or keep whole patches.
+            cut: Where neighbours split their overlap in crop mode, one of
+                :data:`CROP_CUTS`.
+
+        Raises:
+            ValueError: If ``cut`` is not one of :data:`CROP_CUTS`.
 
         Example:
             >>> plan = plan_grid((10, 1, 1), (4, 1, 1), (2, 0, 0))
             >>> [(o.start, o.stop, p.start, p.stop) for o, p in plan.splits()[0]]
             [(0, 3, 0, 3), (3, 5, 1, 3), (5, 7, 1, 3), (7, 10, 1, 4)]
+            >>> plan = plan_grid((12, 1, 1), (8, 1, 1), (2, 0, 0))
+            >>> [(o.start, o.stop) for o, _ in plan.splits()[0]]
+            [(0, 6), (6, 12)]
+            >>> [(o.start, o.stop) for o, _ in plan.splits(cut='torchio')[0]]
+            [(0, 5), (5, 12)]
         """
+        if not isinstance(cut, str) or cut not in CROP_CUTS:
+            raise ValueError(f"cut must be one of {CROP_CUTS}, got {cut!r}")
 
-        def axis(starts: Array, patch: int, size: int) -> AxisSplit:
+        def axis(starts: Array, patch: int, overlap: int, size: int) -> AxisSplit:
             split = []
             for index, start in enumerate(starts.tolist()):
                 low, high = start, start + patch
                 if crop:
                     if index > 0:
-                        low = start + (int(starts[index - 1]) + patch - start) // 2
+                        shared = overlap if cut == "torchio" else int(starts[index - 1]) + patch - start
+                        low = start + shared // 2
                     if index + 1 < len(starts):
                         following = int(starts[index + 1])
-                        high = following + (start + patch - following) // 2
+                        shared = overlap if cut == "torchio" else start + patch - following
+                        high = following + shared // 2
                 low, high = max(low, 0), min(high, size)
                 split.append((slice(low, max(low, high)), slice(low - start, max(low, high) - start)))
             return split
 
         f = [int(v) for v in factor]
+        s, p, o = self.spatial_shape, self.patch_size, self.patch_overlap
         return (
-            axis(self.starts[0] // f[0], self.patch_size[0] // f[0], self.spatial_shape[0] // f[0]),
-            axis(self.starts[1] // f[1], self.patch_size[1] // f[1], self.spatial_shape[1] // f[1]),
-            axis(self.starts[2] // f[2], self.patch_size[2] // f[2], self.spatial_shape[2] // f[2]),
+            axis(self.starts[0] // f[0], p[0] // f[0], o[0] // f[0], s[0] // f[0]),
+            axis(self.starts[1] // f[1], p[1] // f[1], o[1] // f[1], s[1] // f[1]),
+            axis(self.starts[2] // f[2], p[2] // f[2], o[2] // f[2], s[2] // f[2]),
         )
 
 
@@ -201,4 +233,4 @@ def plan_grid(
     )
 
 
-__all__ = ["AxisSplit", "GridPlan", "grid_starts", "plan_grid"]
+__all__ = ["CROP_CUTS", "AxisSplit", "GridPlan", "grid_starts", "plan_grid"]

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..geometry import AxisSplit, to_optional_triplet
+from ..geometry.grid import CROP_CUTS
 from ..sampler.grid import GridSampler
 from ..typing import TypePath, TypeTriplet
 from .windows import WINDOW_MODES, PartialWeights, shared_weights
@@ -73,6 +74,13 @@ class GridAggregator:
     - ``'crop'``: each patch writes its centre; neighbours split their
       overlap in the middle (``overlap // 2`` from the later patch's start),
       so every output voxel is copied from one patch. No weights are kept.
+      Next to the last patch of an axis, shifted back to end on the border,
+      the two patches share more than ``overlap`` voxels: by default
+      (``crop_mode='middle'``) each keeps half of them, so both keep as much
+      context as possible; ``crop_mode='torchio'`` cuts ``overlap // 2``
+      after the shifted patch's start instead, as TorchIO 1.x does, which
+      gives TorchIO's output voxel for voxel
+      (:meth:`GridPlan.splits <torchpatch.geometry.GridPlan.splits>`).
     - ``'average'``: the mean of every prediction of a voxel.
     - ``'hann'`` and ``'gaussian'``: the mean weighted by a separable window
       (:mod:`~torchpatch.inference.windows`), high in the middle of a patch.
@@ -114,6 +122,9 @@ class GridAggregator:
         output_path: A ``.npy`` file to accumulate into, memory-mapped
             one batch at a time, so outputs larger than memory are rebuilt
             with a small resident set. ``None`` keeps the output in memory.
+        crop_mode: Where crop mode cuts the overlap next to a shifted last
+            patch: ``'middle'`` (default) or ``'torchio'`` (TorchIO 1.x's
+            cut). Other overlap modes ignore it.
 
     Example:
         >>> from torchpatch import ScalarImage, Subject, DATA, LOCATION, SubjectsLoader
@@ -134,12 +145,16 @@ class GridAggregator:
         overlap_mode: str = "crop",
         downsampling_factor: int | Sequence[int] | None = None,
         output_path: TypePath | None = None,
+        crop_mode: str = "middle",
     ) -> None:
         if not isinstance(sampler, GridSampler):
             raise TypeError(f"sampler must be a GridSampler, got {type(sampler).__name__}")
         if not isinstance(overlap_mode, str) or overlap_mode not in OVERLAP_MODES:
             raise ValueError(f"overlap_mode must be one of {OVERLAP_MODES}, got {overlap_mode!r}")
+        if not isinstance(crop_mode, str) or crop_mode not in CROP_CUTS:
+            raise ValueError(f"crop_mode must be one of {CROP_CUTS}, got {crop_mode!r}")
         self.overlap_mode = overlap_mode
+        self.crop_mode = crop_mode
         self.spatial_shape = sampler.spatial_shape
         self.patch_size = sampler.patch_size
         self.subject_name = sampler.subject.name
@@ -307,7 +322,7 @@ class GridAggregator:
         patch = tuple(p // f for p, f in zip(self.patch_size, factor))
         crop = self.overlap_mode == "crop"
         output_starts = [axis_starts // f for axis_starts, f in zip(self._grid_starts, factor)]
-        self._plans = self._grid.splits(factor, crop=crop)
+        self._plans = self._grid.splits(factor, crop=crop, cut=self.crop_mode)
         self.downsampling_factor = (factor[0], factor[1], factor[2])
         self._output_patch = (patch[0], patch[1], patch[2])
         self._channels = int(tensor.shape[1])
