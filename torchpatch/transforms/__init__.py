@@ -77,8 +77,8 @@ from .histogram import HistogramStandardization, train_histogram
 from .intensity import RescaleIntensity, ZNormalization
 from .label import KeepLargestComponent, KeepLargestConnectedComponent, OneHot, RemapLabels, SequentialLabels
 from .misc import Clamp, CopyAffine, EnsureShapeMultiple, Lambda, Mask
-from .orientation import Resize, ToOrientation
-from .spatial import Resample, ToCanonical
+from .orientation import Resize, ToCanonical, ToOrientation
+from .spatial import Resample
 
 __all__ = [
     "BatchTransform",

@@ -215,6 +215,41 @@ def resized_grid(shape: TypeTriplet, affine: TypeAffine, target_shape: TypeTripl
     return (new_shape[0], new_shape[1], new_shape[2]), np.asarray(affine, dtype=np.float64) @ new_to_old
 
 
+class ToCanonical(ToOrientation):
+    """Reorder and flip voxel axes so that the orientation becomes RAS+.
+
+    Axis ``I`` then points to the right, ``J`` to the front and ``K`` up.
+    Only ``torch.permute`` and ``torch.flip`` are used: no value changes, and
+    the affine is updated so every voxel centre keeps its world position.
+    Images already in RAS+ are passed through unchanged.
+
+    A depth-one (2D) image whose third axis does not point up or down (e.g.
+    a coronal slice) has its depth-one axis moved to ``I`` or ``J``; apply
+    this transform to 2D images only when that is what you want.
+
+    Args:
+        include: Names of the only images to reorient.
+        exclude: Names of images to leave as they are.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from torchpatch import ScalarImage, Subject
+        >>> lps = ScalarImage(tensor=torch.arange(2.0).reshape(1, 2, 1, 1), affine=np.diag([-1.0, -1.0, 1.0, 1.0]))
+        >>> ras = ToCanonical()(Subject(t1=lps)).t1
+        >>> ras.orientation, ras.data.flatten().tolist(), ras.origin
+        (('R', 'A', 'S'), [1.0, 0.0], (-1.0, 0.0, 0.0))
+    """
+
+    def __init__(self, include: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None) -> None:
+        super().__init__("RAS", include=include, exclude=exclude)
+
+    def arguments(self) -> dict[str, Any]:
+        """Arguments shown by ``repr`` (the orientation is always RAS)."""
+        arguments = super().arguments()
+        arguments.pop("orientation")
+        return arguments
+
+
 class Resize(Transform):
     """Resample images to a given shape, keeping their field of view.
 
@@ -323,4 +358,4 @@ class Resize(Transform):
         return result if groups else subject.with_images({})
 
 
-__all__ = ["Resize", "ToOrientation", "orientation_axes", "resized_grid"]
+__all__ = ["ToCanonical", "Resize", "ToOrientation", "orientation_axes", "resized_grid"]

@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from ..annotations import annotation_grid, crop_annotations, map_annotations, region_aware_metadata
 from ..constants import LABEL
-from ..geometry import is_number, orientation_from_affine, spacing_from_affine
+from ..geometry import is_number, spacing_from_affine
 from ..image import Image, ScalarImage
 from ..subject import Subject
 from ..typing import TypeAffine, TypeTriplet
@@ -48,86 +48,6 @@ _TOLERANCE = 1e-6
 
 #: Added to input coordinates before nearest-neighbour rounding, in voxels.
 _HALF_TIE_NUDGE = 1e-7
-
-
-class ToCanonical(Transform):
-    """Reorder and flip voxel axes so that the orientation becomes RAS+.
-
-    Axis ``I`` then points to the right, ``J`` to the front and ``K`` up.
-    Only ``torch.permute`` and ``torch.flip`` are used: no value changes, and
-    the affine is updated so every voxel centre keeps its world position.
-    Images already in RAS+ are passed through unchanged.
-
-    A depth-one (2D) image whose third axis does not point up or down (e.g.
-    a coronal slice) has its depth-one axis moved to ``I`` or ``J``; apply
-    this transform to 2D images only when that is what you want.
-
-    Args:
-        include: Names of the only images to reorient.
-        exclude: Names of images to leave as they are.
-
-    Example:
-        >>> import numpy as np, torch
-        >>> from torchpatch import ScalarImage, Subject
-        >>> lps = ScalarImage(tensor=torch.arange(2.0).reshape(1, 2, 1, 1), affine=np.diag([-1.0, -1.0, 1.0, 1.0]))
-        >>> ras = ToCanonical()(Subject(t1=lps)).t1
-        >>> ras.orientation, ras.data.flatten().tolist(), ras.origin
-        (('R', 'A', 'S'), [1.0, 0.0], (-1.0, 0.0, 0.0))
-    """
-
-    def apply_transform(self, subject: Subject) -> Subject:
-        """Reorient every selected image, and map the annotations."""
-        result = super().apply_transform(subject)
-        annotations = region_aware_metadata(subject)
-        if annotations:
-            names = list(self.get_images_dict(subject))
-            shape, affine = annotation_grid(subject, names, repr(self), annotations)
-            permutation, flips = _canonical_axes(affine)
-            new_to_old = np.linalg.solve(affine, _canonical_affine(affine, shape, permutation, flips))
-            new_shape = (shape[permutation[0]], shape[permutation[1]], shape[permutation[2]])
-            old_to_new = np.linalg.inv(new_to_old)
-            for name, value in map_annotations(annotations, old_to_new, new_shape, repr(self)).items():
-                result[name] = value
-        return result
-
-    def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
-        """Permute and flip the axes of ``image`` into RAS+."""
-        permutation, flips = _canonical_axes(image.affine)
-        if permutation == (0, 1, 2) and not any(flips):
-            return image
-        data = image.data.permute(0, *(1 + axis for axis in permutation))
-        flipped = [1 + axis for axis in range(3) if flips[axis]]
-        if flipped:
-            data = torch.flip(data, flipped)
-        affine = _canonical_affine(image.affine, image.spatial_shape, permutation, flips)
-        return rebuild_image(image, data.contiguous(), affine)
-
-
-def _canonical_axes(affine: TypeAffine) -> tuple[TypeTriplet, tuple[bool, bool, bool]]:
-    """For each new axis (R, A, S): the old axis it comes from and whether it is reversed."""
-    permutation = [0, 0, 0]
-    flips = [False, False, False]
-    for axis, code in enumerate(orientation_from_affine(affine)):
-        world, negative = _CODES[code]
-        permutation[world] = axis
-        flips[world] = negative
-    return (permutation[0], permutation[1], permutation[2]), (flips[0], flips[1], flips[2])
-
-
-def _canonical_affine(
-    affine: TypeAffine, shape: Sequence[int], permutation: Sequence[int], flips: Sequence[bool]
-) -> TypeAffine:
-    # new_to_old maps a new voxel index to the old one: old[p] = new[n], or
-    # (shape[p] - 1) - new[n] on a reversed axis.
-    new_to_old = np.zeros((4, 4))
-    new_to_old[3, 3] = 1.0
-    for new_axis, old_axis in enumerate(permutation):
-        if flips[new_axis]:
-            new_to_old[old_axis, new_axis] = -1.0
-            new_to_old[old_axis, 3] = shape[old_axis] - 1
-        else:
-            new_to_old[old_axis, new_axis] = 1.0
-    return np.asarray(affine, dtype=np.float64) @ new_to_old
 
 
 class Resample(Transform):
@@ -522,4 +442,4 @@ def _channel_array(channel: torch.Tensor, dtype: np.dtype[Any]) -> np.ndarray[An
     return np.ascontiguousarray(array)
 
 
-__all__ = ["Resample", "ToCanonical"]
+__all__ = ["Resample"]
