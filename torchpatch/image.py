@@ -15,7 +15,7 @@ reads just a box of voxels, from disk when the file is uncompressed
 # Longer than the house's ~400 lines on purpose: Image carries TorchIO's whole
 # image surface (construction, lazy loading, header properties, output and
 # key access) in one class users read top to bottom; box reads live in
-# regions.py, file reading in io.
+# regions.py, SimpleITK/Pillow/matplotlib views in conversions.py, file reading in io.
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ import torch
 
 from . import io
 from .constants import AFFINE, DATA, INTENSITY, LABEL, PATH, STEM, TYPE
+from .conversions import ImageConversions
 from .geometry import (
     check_affine,
     orientation_from_affine,
@@ -46,7 +47,7 @@ Array = np.ndarray[Any, np.dtype[Any]]
 _WIDENED = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64, np.dtype(np.uint64): np.int64}
 
 
-class Image(RegionReads):
+class Image(RegionReads, ImageConversions):
     """A 4D image ``(C, I, J, K)`` with a RAS+ affine, read lazily from disk.
 
     Args:

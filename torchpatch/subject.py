@@ -14,6 +14,7 @@ import numpy as np
 
 from .constants import INTENSITY
 from .image import Image
+from .image_plot import plot_subject
 from .patches import RegionAware, SubjectCuts
 from .typing import TypeSpacing, TypeTriplet
 
@@ -191,8 +192,31 @@ class Subject(SubjectCuts, MutableMapping[str, Any]):
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
     ) -> list[Image]:
-        """The images of :meth:`get_images_dict`, as a list."""
+        """The images of :meth:`get_images_dict`, as a list (TorchIO's arguments).
+
+        Unlike TorchIO, ``intensity_only`` defaults to ``False`` (label maps
+        too), and a name in ``include``/``exclude`` that is no image is an error.
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage, LabelMap
+            >>> s = Subject(a=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)), b=LabelMap(tensor=torch.zeros(1, 2, 2, 2)))
+            >>> len(s.get_images()), len(s.get_images(intensity_only=True)), len(s.get_images(exclude=['a']))
+            (2, 1, 1)
+        """
         return list(self.get_images_dict(intensity_only, include, exclude).values())
+
+    def get_images_names(self) -> list[str]:
+        """The names of every image, in insertion order (TorchIO's method).
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage, LabelMap
+            >>> t1, seg = ScalarImage(tensor=torch.zeros(1, 2, 2, 2)), LabelMap(tensor=torch.zeros(1, 2, 2, 2))
+            >>> Subject(t1=t1, seg=seg, age=3).get_images_names()
+            ['t1', 'seg']
+        """
+        return list(self.images)
 
     def get_image(self, name: str, argument: str = "image_name") -> Image:
         """The image ``name``, or an error naming the argument, the subject and its images.
@@ -416,6 +440,23 @@ class Subject(SubjectCuts, MutableMapping[str, Any]):
             if isinstance(value, RegionAware):
                 cropped[name] = value.crop_to_region(tuple(index_ini), tuple(index_fin))
         return self.with_images(cropped, **metadata)
+
+    def plot(self, return_fig: bool = False, **kwargs: Any) -> Any:
+        """Plot every image, three orthogonal slices each (TorchIO's method; needs matplotlib).
+
+        ``return_fig=True`` returns the figure; ``kwargs`` go to
+        :func:`~torchpatch.image_plot.plot_subject` (``show=False`` draws
+        without displaying, ``output_path``, ``cmap_dict``, ...).
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage
+            >>> s = Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 4)))
+            >>> len(s.plot(show=False, return_fig=True).axes)
+            3
+        """
+        figure = plot_subject(self, **kwargs)
+        return figure if return_fig else None
 
     def _history(self) -> Any:
         if _history_handler is None:

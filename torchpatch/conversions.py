@@ -1,0 +1,223 @@
+"""An image as other libraries hold it: SimpleITK, Pillow, a matplotlib figure.
+
+:class:`ImageConversions` is the part of :class:`~torchpatch.image.Image`
+that TorchIO 1.x scripts call to hand an image to another library, with
+TorchIO's names and arguments: :meth:`~ImageConversions.as_sitk` and
+:meth:`~ImageConversions.from_sitk` (SimpleITK, whose world is LPS: the
+RAS+ affine is turned into LPS spacing, origin and direction),
+:meth:`~ImageConversions.as_pil` (a 2D image as a picture) and
+:meth:`~ImageConversions.plot` (three orthogonal slices, or the picture of a
+2D image; matplotlib is the optional ``torchpatch[plot]`` extra).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from .constants import INTENSITY
+from .geometry import LPS_TO_RAS
+from .image_plot import plot_volume
+from .io.sitk import from_sitk as sitk_voxels
+from .typing import TypeAffine, TypeTriplet
+
+Array = np.ndarray[Any, np.dtype[Any]]
+
+
+def _sitk_array(data: torch.Tensor) -> Array:
+    """The voxels as a numpy array of a type SimpleITK stores (bool -> uint8, half floats -> float32)."""
+    tensor = data.detach().cpu()
+    if tensor.dtype == torch.bool:
+        tensor = tensor.to(torch.uint8)
+    elif tensor.dtype in (torch.float16, torch.bfloat16):
+        tensor = tensor.to(torch.float32)
+    return tensor.numpy()
+
+
+def to_sitk(data: torch.Tensor, affine: TypeAffine, force_3d: bool = False) -> sitk.Image:
+    """``(C, I, J, K)`` voxels and a RAS+ affine as a SimpleITK image (LPS geometry).
+
+    A depth-one image becomes a 2D SimpleITK image unless ``force_3d``;
+    more than one channel makes a vector image (one component per channel).
+
+    Args:
+        data: ``(C, I, J, K)`` voxels.
+        affine: 4x4 voxel-to-RAS+ matrix.
+        force_3d: Keep a depth-one image 3D (size ``(I, J, 1)``).
+
+    Raises:
+        ValueError: If ``data`` is not 4D, or a 2D image's third axis is
+            rotated into the first two (then only ``force_3d=True`` keeps its geometry).
+
+    Example:
+        >>> image = to_sitk(torch.zeros(1, 4, 3, 2), np.diag([2.0, 3.0, 4.0, 1.0]))
+        >>> image.GetSize(), image.GetSpacing(), image.GetDirection()[:3]
+        ((4, 3, 2), (2.0, 3.0, 4.0), (-1.0, 0.0, 0.0))
+    """
+    if data.ndim != 4:
+        raise ValueError(f"data must be 4D (C, I, J, K), got shape {tuple(data.shape)}")
+    array = _sitk_array(data)
+    channels = array.shape[0]
+    lps = LPS_TO_RAS @ np.asarray(affine, dtype=np.float64)
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    direction = lps[:3, :3] / spacing
+    origin = lps[:3, 3]
+    two_d = array.shape[3] == 1 and not force_3d
+    if two_d:
+        if np.abs(direction[2, :2]).max() > 1e-6 or np.abs(direction[:2, 2]).max() > 1e-6:
+            raise ValueError(
+                f"this 2D image's third axis is rotated into its plane (affine\n{affine}); "
+                "use as_sitk(force_3d=True) to keep its geometry"
+            )
+        voxels = array[..., 0].transpose(2, 1, 0)  # (J, I, C)
+        spacing, direction, origin = spacing[:2], direction[:2, :2], origin[:2]
+    else:
+        voxels = array.transpose(3, 2, 1, 0)  # (K, J, I, C)
+    if channels == 1:
+        voxels = voxels[..., 0]
+    image = sitk.GetImageFromArray(np.ascontiguousarray(voxels), isVector=channels > 1)
+    image.SetSpacing([float(s) for s in spacing])
+    image.SetOrigin([float(o) for o in origin])
+    image.SetDirection([float(d) for d in direction.ravel()])
+    return image
+
+
+class ImageConversions:
+    """SimpleITK, Pillow and matplotlib views of an image (mixed into :class:`~torchpatch.image.Image`).
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> image = ScalarImage(tensor=torch.rand(1, 4, 3, 2))
+        >>> back = ScalarImage.from_sitk(image.as_sitk())
+        >>> torch.equal(back.data, image.data), np.allclose(back.affine, image.affine)
+        (True, True)
+    """
+
+    # Provided by Image.
+    type: str | None
+
+    def _describe(self, what: str = "") -> str:
+        raise NotImplementedError
+
+    @property
+    def data(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def affine(self) -> TypeAffine:
+        raise NotImplementedError
+
+    @property
+    def spatial_shape(self) -> TypeTriplet:
+        raise NotImplementedError
+
+    def is_2d(self) -> bool:
+        raise NotImplementedError
+
+    def as_sitk(self, force_3d: bool = False) -> sitk.Image:
+        """The image as a :class:`SimpleITK.Image` (TorchIO's method).
+
+        Spacing, origin and direction are the affine's, in LPS as SimpleITK
+        wants them. A depth-one image becomes a 2D image (pass
+        ``force_3d=True`` for a 3D one of depth 1); several channels make a
+        vector image. ``bool`` voxels become ``uint8`` and half floats
+        ``float32``, types SimpleITK lacks. Unlike TorchIO, a 2D image keeps
+        its in-plane direction (TorchIO always writes ``(-1, -1)``), so
+        :meth:`from_sitk` gives the image back exactly.
+
+        Example:
+            >>> from torchpatch import ScalarImage
+            >>> image = ScalarImage(tensor=torch.zeros(3, 8, 6, 1))
+            >>> sitk_image = image.as_sitk()
+            >>> sitk_image.GetSize(), sitk_image.GetNumberOfComponentsPerPixel(), sitk_image.GetDirection()
+            ((8, 6), 3, (-1.0, 0.0, 0.0, -1.0))
+        """
+        return to_sitk(self.data, self.affine, force_3d=force_3d)
+
+    @classmethod
+    def from_sitk(cls, sitk_image: sitk.Image, **kwargs: Any) -> Any:
+        """A new image of this class from a :class:`SimpleITK.Image` (TorchIO's classmethod).
+
+        A 2D SimpleITK image becomes depth one, a vector image one channel
+        per component, and its LPS geometry a RAS+ affine.
+
+        Args:
+            sitk_image: The SimpleITK image.
+            **kwargs: More arguments of the class (``check_nans``,
+                ``dtype``, metadata). ``Image.from_sitk`` makes an intensity
+                image unless ``type`` is given.
+
+        Example:
+            >>> from torchpatch import LabelMap, ScalarImage
+            >>> LabelMap.from_sitk(sitk.Image(20, 30, 40, sitk.sitkUInt16)).shape
+            (1, 20, 30, 40)
+            >>> photo = ScalarImage.from_sitk(sitk.Image((224, 224), sitk.sitkVectorFloat32, 3))
+            >>> photo.shape, photo.orientation
+            ((3, 224, 224, 1), ('L', 'P', 'S'))
+        """
+        if not isinstance(sitk_image, sitk.Image):
+            raise TypeError(f"from_sitk needs a SimpleITK.Image, got {type(sitk_image).__name__}")
+        data, affine = sitk_voxels(sitk_image)
+        if cls.__name__ == "Image":  # ScalarImage and LabelMap set their own type
+            kwargs.setdefault("type", INTENSITY)
+        image_class: Any = cls  # an Image subclass
+        return image_class(tensor=data, affine=affine, **kwargs)
+
+    def as_pil(self, transpose: bool = True) -> Any:
+        """A 2D image as a :class:`PIL.Image.Image` (TorchIO's method; needs Pillow).
+
+        Voxels are clamped to ``[0, 255]`` and cast to ``uint8``; one channel
+        is repeated into RGB, three make RGB and four RGBA. With
+        ``transpose`` (the default) picture rows are J and columns I, as
+        the image's file shows it; ``transpose=False`` swaps them.
+
+        Raises:
+            ValueError: If the image is not 2D or has other than 1, 3 or 4 channels.
+
+        Example:
+            >>> from torchpatch import ScalarImage
+            >>> picture = ScalarImage(tensor=torch.full((3, 8, 6, 1), 300.0)).as_pil()
+            >>> picture.size, picture.mode, picture.getpixel((0, 0))
+            ((8, 6), 'RGB', (255, 255, 255))
+        """
+        try:
+            from PIL import Image as PILImage
+        except ImportError as error:
+            raise ImportError("Image.as_pil needs Pillow: pip install Pillow (or torchpatch[plot])") from error
+        if not self.is_2d():
+            raise ValueError(f"as_pil needs a 2D image (depth one), but {self._describe()} is {self.spatial_shape}")
+        data = self.data.detach().cpu()
+        channels = int(data.shape[0])
+        if channels not in (1, 3, 4):
+            raise ValueError(f"as_pil takes 1, 3 or 4 channels, but {self._describe()} has {channels}")
+        if channels == 1:
+            data = data.expand(3, -1, -1, -1)
+        plane = data[..., 0].permute(2, 1, 0) if transpose else data[..., 0].permute(1, 2, 0)
+        array = plane.to(torch.float64).clamp(0, 255).numpy().astype(np.uint8)
+        return PILImage.fromarray(np.ascontiguousarray(array))
+
+    def plot(self, return_fig: bool = False, **kwargs: Any) -> Any:
+        """Plot three orthogonal slices through the centre, or a 2D image as its picture (TorchIO's method).
+
+        Args:
+            return_fig: Return the :class:`matplotlib.figure.Figure`
+                (default: ``None``, as TorchIO).
+            **kwargs: Arguments of :func:`~torchpatch.image_plot.plot_volume`
+                (``show=False`` to draw without displaying, ``output_path``,
+                ``indices``, ``channel``, ``cmap``, ``percentiles``, ...).
+
+        Example:
+            >>> from torchpatch import ScalarImage
+            >>> figure = ScalarImage(tensor=torch.rand(1, 8, 8, 8)).plot(show=False, return_fig=True)
+            >>> [ax.get_title() for ax in figure.axes]
+            ['Sagittal', 'Coronal', 'Axial']
+        """
+        image: Any = self  # an Image
+        figure = plot_volume(image, **kwargs)
+        return figure if return_fig else None
+
+
+__all__ = ["ImageConversions", "to_sitk"]
