@@ -49,10 +49,12 @@ def index_model(sampler: GridSampler):
     return model
 
 
-def aggregate_index_model(shape: tuple[int, int, int], patch: int, overlap: int, mode: str) -> np.ndarray:
+def aggregate_index_model(
+    shape: tuple[int, int, int], patch: int, overlap: int, mode: str, crop_mode: str = "middle"
+) -> np.ndarray:
     subject = Subject(t1=ScalarImage(tensor=torch.zeros(1, *shape)))
     sampler = GridSampler(subject, patch, overlap)
-    aggregator = GridAggregator(sampler, overlap_mode=mode)
+    aggregator = GridAggregator(sampler, overlap_mode=mode, crop_mode=crop_mode)
     model = index_model(sampler)
     for batch in SubjectsLoader(sampler, batch_size=3):
         aggregator.add_batch(model(batch["t1"][DATA], batch[LOCATION]), batch[LOCATION])
@@ -116,6 +118,84 @@ def test_crop_mode_with_patch_2_writes_one_voxel_per_inner_patch() -> None:
         [7, 8, 9, 9],
     ]
     np.testing.assert_array_equal(aggregate_index_model((4, 4, 1), 2, 1, "crop"), expected)
+
+
+# Crop mode next to a shifted last patch: 'middle' against 'torchio' ----------------------------
+#
+# 12x12x1 image, patch 8, overlap 2: per axis the patches start at 0 and 4 (the
+# second shifted back from 6 to end on the border), so they share voxels 4-7.
+
+
+def test_crop_mode_middle_gives_each_side_half_of_what_a_shifted_patch_shares() -> None:
+    # shared = 0 + 8 - 4 = 4 voxels: the cut lies 4 // 2 = 2 after the start 4.
+    row = aggregate_index_model((12, 12, 1), 8, 2, "crop")[0]
+    np.testing.assert_array_equal(row, [1] * 6 + [2] * 6)
+
+
+def test_crop_mode_torchio_cuts_half_the_overlap_after_the_shifted_start() -> None:
+    # TorchIO's cut: overlap // 2 = 1 after the start 4, whatever is shared.
+    output = aggregate_index_model((12, 12, 1), 8, 2, "crop", crop_mode="torchio")
+    np.testing.assert_array_equal(output[0], [1] * 5 + [2] * 7)
+    np.testing.assert_array_equal(output[:, 0], [1] * 5 + [3] * 7)
+    np.testing.assert_array_equal(output[11], [3] * 5 + [4] * 7)
+
+
+@pytest.mark.parametrize(("shape", "patch", "overlap"), [((10, 10, 1), 4, 2), ((11, 11, 1), 5, 3), ((9, 9, 1), 3, 0)])
+def test_crop_modes_agree_when_no_patch_is_shifted(shape, patch, overlap) -> None:
+    # Evenly spaced patches share exactly the overlap, odd ones included.
+    middle = aggregate_index_model(shape, patch, overlap, "crop")
+    np.testing.assert_array_equal(aggregate_index_model(shape, patch, overlap, "crop", crop_mode="torchio"), middle)
+
+
+def test_crop_mode_torchio_with_an_odd_overlap_cuts_at_its_floor_half() -> None:
+    # Patch 5, overlap 3, image 8: starts 0, 2 and 3 (shifted); cuts at 2 + 1 and 3 + 1.
+    row = aggregate_index_model((8, 8, 1), 5, 3, "crop", crop_mode="torchio")[0]
+    np.testing.assert_array_equal(row, [1, 1, 1, 2, 3, 3, 3, 3])
+    # 'middle': the shifted patch shares 4 voxels with the one at 2, cut at 3 + 2.
+    row = aggregate_index_model((8, 8, 1), 5, 3, "crop")[0]
+    np.testing.assert_array_equal(row, [1, 1, 1, 2, 2, 3, 3, 3])
+
+
+@pytest.mark.parametrize("padding_mode", [None, 0, "edge"])
+@pytest.mark.parametrize(("shape", "patch", "overlap"), [((13, 10, 7), (8, 4, 4), (2, 3, 2)), ((9, 6, 1), 4, 2)])
+def test_crop_mode_torchio_reproduces_the_input_in_any_order(shape, patch, overlap, padding_mode) -> None:
+    volume = torch.rand(2, *shape, generator=torch.Generator().manual_seed(3))
+    sampler = GridSampler(Subject(t1=ScalarImage(tensor=volume)), patch, overlap, padding_mode)
+    order = torch.randperm(len(sampler), generator=torch.Generator().manual_seed(4)).tolist()
+    output = run_grid(sampler, GridAggregator(sampler, crop_mode="torchio"), lambda x: x, 3, order)
+    assert torch.equal(output, volume)
+
+
+def test_crop_mode_torchio_does_not_depend_on_the_order_of_arrival() -> None:
+    sampler = GridSampler(Subject(t1=ScalarImage(tensor=torch.zeros(1, 12, 11, 1))), 8, 2)
+    model = index_model(sampler)
+
+    def run(order):
+        aggregator = GridAggregator(sampler, crop_mode="torchio")
+        for index in order:
+            location = torch.as_tensor(sampler.locations[index : index + 1])
+            aggregator.add_batch(model(torch.zeros(1, 1, 8, 8, 1), location), location)
+        return aggregator.get_output_tensor()
+
+    assert torch.equal(run(range(len(sampler))), run(reversed(range(len(sampler)))))
+
+
+def test_crop_mode_torchio_with_a_downsampling_factor_cuts_in_output_voxels() -> None:
+    # Patch 8, overlap 4, factor 2, image 14: starts 0, 4, 6 (shifted), output
+    # starts 0, 2, 3, output overlap 2: the cuts lie 2 // 2 = 1 after 2 and 3.
+    sampler = GridSampler(Subject(t1=ScalarImage(tensor=torch.zeros(1, 14, 8, 1))), (8, 8, 1), (4, 0, 0))
+    model = index_model(sampler)
+    aggregator = GridAggregator(sampler, crop_mode="torchio", downsampling_factor=(2, 2, 1))
+    for batch in SubjectsLoader(sampler, batch_size=3):
+        outputs = model(batch["t1"][DATA], batch[LOCATION])[:, :, ::2, ::2]
+        aggregator.add_batch(outputs, batch[LOCATION])
+    np.testing.assert_array_equal(aggregator.get_output_tensor()[0, :, 0, 0], [1, 1, 1, 2, 3, 3, 3])
+
+
+@pytest.mark.parametrize("mode", ["average", "hann", "gaussian"])
+def test_crop_mode_is_ignored_by_the_blending_modes(mode: str) -> None:
+    expected = aggregate_index_model((12, 12, 1), 8, 2, mode)
+    np.testing.assert_array_equal(aggregate_index_model((12, 12, 1), 8, 2, mode, crop_mode="torchio"), expected)
 
 
 def test_average_mode_is_the_mean_of_the_covering_patches() -> None:
@@ -345,6 +425,13 @@ def test_unknown_overlap_mode(small_grid) -> None:
         ValueError, match=r"overlap_mode must be one of \('crop', 'average', 'hann', 'gaussian'\), got 'max'"
     ):
         GridAggregator(small_grid[0], "max")
+
+
+def test_unknown_crop_mode(small_grid) -> None:
+    with pytest.raises(ValueError, match=r"crop_mode must be one of \('middle', 'torchio'\), got 'centre'"):
+        GridAggregator(small_grid[0], crop_mode="centre")
+    with pytest.raises(TypeError, match=r"crop_mode must be a str, one of .*, got int"):
+        GridAggregator(small_grid[0], crop_mode=1)  # type: ignore[arg-type]
 
 
 def test_constructor_argument_types(small_grid, tmp_path: Path) -> None:

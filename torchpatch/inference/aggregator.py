@@ -124,7 +124,9 @@ class GridAggregator:
             with a small resident set. ``None`` keeps the output in memory.
         crop_mode: Where crop mode cuts the overlap next to a shifted last
             patch: ``'middle'`` (default) or ``'torchio'`` (TorchIO 1.x's
-            cut). Other overlap modes ignore it.
+            cut). Other overlap modes ignore it. With a downsampling factor
+            both cut in output voxels (``overlap // f // 2`` after a start
+            in ``'torchio'`` mode).
 
     Example:
         >>> from torchpatch import ScalarImage, Subject, DATA, LOCATION, SubjectsLoader
@@ -151,7 +153,9 @@ class GridAggregator:
             raise TypeError(f"sampler must be a GridSampler, got {type(sampler).__name__}")
         if not isinstance(overlap_mode, str) or overlap_mode not in OVERLAP_MODES:
             raise ValueError(f"overlap_mode must be one of {OVERLAP_MODES}, got {overlap_mode!r}")
-        if not isinstance(crop_mode, str) or crop_mode not in CROP_CUTS:
+        if not isinstance(crop_mode, str):
+            raise TypeError(f"crop_mode must be a str, one of {CROP_CUTS}, got {type(crop_mode).__name__}")
+        if crop_mode not in CROP_CUTS:
             raise ValueError(f"crop_mode must be one of {CROP_CUTS}, got {crop_mode!r}")
         self.overlap_mode = overlap_mode
         self.crop_mode = crop_mode
