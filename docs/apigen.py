@@ -28,6 +28,8 @@ PAGES = [
     ("torchpatch", "The torchpatch namespace"),
     ("torchpatch.image", "Images"),
     ("torchpatch.regions", "Box reads"),
+    ("torchpatch.conversions", "Images as SimpleITK, Pillow and matplotlib see them"),
+    ("torchpatch.image_plot", "TorchIO's image and subject plots"),
     ("torchpatch.subject", "Subjects"),
     ("torchpatch.patches", "Stacked patches"),
     ("torchpatch.dataset", "Datasets of subjects"),
