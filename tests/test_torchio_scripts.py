@@ -209,3 +209,65 @@ def test_infer_script_saves_torchio_prediction(
     assert ours.shape == theirs.shape
     assert np.allclose(ours.affine, theirs.affine)
     assert np.array_equal(np.asarray(ours.dataobj), np.asarray(theirs.dataobj))
+
+
+# One-line idioms of TorchIO 1.2.1 scripts that still fail with only the import changed. Each is
+# pinned strict, so the test turns red (remove the mark) the day the library accepts it.
+def _subject() -> Any:
+    import torchpatch as tio
+
+    return tio, tio.Subject(t1=tio.ScalarImage(tensor=torch.rand(1, 10, 10, 10)))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="ValueError: degrees must be one number, two (low, high) or six (one range per axis), got (0, 0, 10): "
+    "TorchIO reads three values (d1, d2, d3) as U(-di, di) per axis (the usual in-plane 2D rotation; the same for "
+    "translation, and 1 +/- ai for scales); fix parse_axis_ranges, torchpatch/transforms/augmentation/affine.py:49-51",
+)
+@pytest.mark.parametrize("argument", [{"degrees": (0, 0, 10)}, {"translation": (2, 2, 0)}, {"scales": (0.1, 0.1, 0)}])
+def test_random_affine_three_values_per_axis(argument: dict[str, Any]) -> None:
+    tio, subject = _subject()
+    assert tio.RandomAffine(**argument)(subject).t1.shape == (1, 10, 10, 10)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="ValueError: image_interpolation must be one of ['linear', 'nearest'], got 'bspline': TorchIO accepts "
+    "SimpleITK's 'bspline' (and 'cubic', 'lanczos', 'gaussian', ...); INTERPOLATIONS in "
+    "torchpatch/transforms/augmentation/resample.py:39 (checked at :56) and Resample's check in "
+    "torchpatch/transforms/spatial.py:355-357",
+)
+@pytest.mark.parametrize("transform", ["RandomAffine", "RandomElasticDeformation", "Resample"])
+def test_bspline_image_interpolation(transform: str) -> None:
+    tio, subject = _subject()
+    arguments: tuple[Any, ...] = (2,) if transform == "Resample" else ()
+    assert getattr(tio, transform)(*arguments, image_interpolation="bspline")(subject).t1.data.dtype == torch.float32
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="TypeError: RandomFlip takes a Subject, got Tensor (a bare Image is accepted too): TorchIO's transforms "
+    "take a 4D torch.Tensor or NumPy array and return the same type; torchpatch/transforms/base.py:167-169",
+)
+@pytest.mark.parametrize("kind", ["tensor", "numpy"])
+def test_transform_on_a_bare_tensor(kind: str) -> None:
+    tio, _ = _subject()
+    data: Any = torch.rand(1, 8, 8, 8) if kind == "tensor" else np.random.default_rng(0).random((1, 8, 8, 8))
+    out = tio.Compose([tio.RandomFlip(axes=(0,), flip_probability=1)])(data)
+    assert type(out) is type(data)
+    assert out.shape == (1, 8, 8, 8)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AttributeError,
+    reason="AttributeError: 'ScalarImage' object has no attribute 'get_center': TorchIO's Image.get_center(lps=False) "
+    "gives the world coordinates of the volume centre; add it to torchpatch/image.py",
+)
+def test_image_get_center() -> None:
+    _, subject = _subject()
+    assert np.allclose(subject.t1.get_center(), (4.5, 4.5, 4.5))
