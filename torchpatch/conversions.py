@@ -167,7 +167,7 @@ class ImageConversions:
         return image_class(tensor=data, affine=affine, **kwargs)
 
     def as_pil(self, transpose: bool = True) -> Any:
-        """A 2D image as a :class:`PIL.Image.Image` (TorchIO's method; needs Pillow).
+        """A 2D image as a Pillow ``PIL.Image.Image`` (TorchIO's method; needs Pillow).
 
         Voxels are clamped to ``[0, 255]`` and cast to ``uint8``; one channel
         is repeated into RGB, three make RGB and four RGBA. With
