@@ -117,6 +117,22 @@ class ImageConversions:
     def is_2d(self) -> bool:
         raise NotImplementedError
 
+    def get_center(self, lps: bool = False) -> tuple[float, float, float]:
+        """World position of the volume's centre (the middle of its first and last voxel centres), TorchIO's method.
+
+        Args:
+            lps: Give it in LPS+ (SimpleITK's world) instead of RAS+.
+
+        Example:
+            >>> from torchpatch import ScalarImage
+            >>> image = ScalarImage(tensor=torch.zeros(1, 10, 10, 1))
+            >>> image.get_center(), image.get_center(lps=True)
+            ((4.5, 4.5, 0.0), (-4.5, -4.5, 0.0))
+        """
+        index = (np.asarray(self.spatial_shape, dtype=np.float64) - 1) / 2
+        r, a, s = (np.asarray(self.affine, dtype=np.float64) @ np.append(index, 1.0))[:3]
+        return (float(-r), float(-a), float(s)) if lps else (float(r), float(a), float(s))
+
     def as_sitk(self, force_3d: bool = False) -> sitk.Image:
         """The image as a :class:`SimpleITK.Image` (TorchIO's method).
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..constants import INTENSITY
-from ..image import Image
+from ..image import Image, ScalarImage
 from ..subject import Subject
 from ..typing import TypeAffine
 
@@ -164,9 +164,15 @@ class Transform:
         if isinstance(subject, Image):
             wrapped = Subject({DEFAULT_IMAGE_NAME: subject})
             return self.apply_transform(wrapped).get_image(DEFAULT_IMAGE_NAME, repr(self))
+        if isinstance(subject, (torch.Tensor, np.ndarray)) and subject.ndim == 4:
+            # As TorchIO: a (C, I, J, K) tensor or array is a scalar image with an identity affine.
+            image = ScalarImage(tensor=torch.as_tensor(subject))
+            data = self(image).data
+            return data.numpy() if isinstance(subject, np.ndarray) else data
         if not isinstance(subject, Subject):
             raise TypeError(
-                f"{type(self).__name__} takes a Subject, got {type(subject).__name__} (a bare Image is accepted too)"
+                f"{type(self).__name__} takes a Subject, got {type(subject).__name__} (a bare Image, or a 4D "
+                f"(C, I, J, K) tensor or array, is accepted too)"
             )
         return self.apply_transform(subject)
 

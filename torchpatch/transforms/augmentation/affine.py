@@ -39,16 +39,24 @@ def parse_axis_ranges(
         ((0.9, 1.1), (0.9, 1.1), (0.9, 1.1))
         >>> parse_axis_ranges((0, 0, 0, 0, -10, 10), 'degrees')[2]
         (-10.0, 10.0)
-        >>> parse_axis_ranges((1, 2, 3), 'degrees')
+        >>> parse_axis_ranges((0, 0, 10), 'degrees')[2], parse_axis_ranges((0.1, 0.1, 0), 'scales', around=1)[2]
+        ((-10.0, 10.0), (1.0, 1.0))
+        >>> parse_axis_ranges((1, 2, 3, 4), 'degrees')
         Traceback (most recent call last):
         ...
-        ValueError: degrees must be one number, two (low, high) or six (one range per axis), got (1, 2, 3)
+        ValueError: degrees must be one number, two (low, high), three (one per axis) or six ...
     """
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 6:
         ranges = tuple(parse_range(value[2 * a : 2 * a + 2], argument, minimum=minimum) for a in range(3))
         return ranges
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 3:
+        # One number per axis, each meaning (around - x, around + x), as TorchIO reads three values.
+        return tuple(parse_range(item, argument, around=around, minimum=minimum) for item in value)
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) not in (1, 2):
-        raise ValueError(f"{argument} must be one number, two (low, high) or six (one range per axis), got {value!r}")
+        raise ValueError(
+            f"{argument} must be one number, two (low, high), three (one per axis) or six (one range per axis), "
+            f"got {value!r}"
+        )
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 1:
         value = value[0]
     low_high = parse_range(value, argument, around=around, minimum=minimum)
@@ -101,10 +109,11 @@ class RandomAffine(SpatialRandomTransform):
     replays it; boxes and points move with the voxels.
 
     Args:
-        scales: Scaling ranges: ``x`` for ``(1 - x, 1 + x)``, ``(a, b)``, or
-            six numbers (a range per axis). Values must be positive.
-        degrees: Rotation ranges in degrees: ``x`` for ``(-x, x)``, ``(a, b)``
-            or six numbers.
+        scales: Scaling ranges: ``x`` for ``(1 - x, 1 + x)``, ``(a, b)``,
+            three numbers (``1 ± x`` per axis) or six numbers (a range per
+            axis). Values must be positive.
+        degrees: Rotation ranges in degrees: ``x`` for ``(-x, x)``, ``(a, b)``,
+            three numbers (``±x`` per axis) or six numbers.
         translation: Translation ranges in mm, like ``degrees``.
         isotropic: One scale for the three axes (``scales`` must then be one
             or two numbers).
