@@ -1,4 +1,7 @@
-"""TorchIO's ``masking_method``: which voxels :class:`Mask` keeps and :class:`RemapLabels` changes.
+"""TorchIO's ``masking_method``: which voxels a mask selects.
+
+Used by :class:`~torchpatch.transforms.Mask` (the voxels it keeps) and
+:class:`~torchpatch.transforms.RemapLabels` (those it changes).
 
 One argument, five forms, each giving a boolean mask of shape ``(1, I, J, K)``
 or ``(C, I, J, K)`` (one mask per channel)::

@@ -1,4 +1,4 @@
-"""Changing the voxel grid: axis order (:class:`ToCanonical`) and spacing (:class:`Resample`).
+"""Changing the voxel grid: axis order (:class:`~torchpatch.transforms.ToCanonical`) and spacing (:class:`Resample`).
 
 Both keep data and affine describing the same world: after either, the RAS+
 position given by the new affine to a voxel centre is where the value of that

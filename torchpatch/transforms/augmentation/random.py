@@ -184,7 +184,7 @@ class RandomTransform(Transform):
         """Apply the parameters drawn by :meth:`get_params` (or read from a history record)."""
         raise NotImplementedError(f"{type(self).__name__} must implement apply_params")
 
-    #: Whether :meth:`apply_inverse` undoes :meth:`apply_params`.
+    #: Whether :meth:`RandomTransform.apply_inverse` undoes :meth:`RandomTransform.apply_params`.
     invertible: ClassVar[bool] = False
 
     def apply_inverse(self, subject: Subject, params: Mapping[str, Any]) -> Subject:
