@@ -14,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torchpatch import LOCATION, LabelMap, ScalarImage, Subject
+from torchpatch import LOCATION, LabelMap, ScalarImage, Subject, collate_subjects
 from torchpatch.transforms import Compose
 from torchpatch.transforms.augmentation import (
     OneOf,
@@ -296,3 +296,20 @@ def test_a_skipped_transform_between_spatial_ones_keeps_them_apart_like_compose(
         ]
     )
     assert_patch_equals_whole_cropped(pipeline, subject, (2, 2, 2, 12, 12, 12), 0)
+
+
+def test_bspline_patches_equal_the_whole_subject_cropped() -> None:
+    """A cubic B-spline reads a wider context (its prefilter reaches far): still equal to the whole then cropped."""
+    subject = make_subject(SHAPE_3D, np.eye(4))
+    pipeline = RandomAffine(degrees=15, scales=0.1, image_interpolation="bspline", default_pad_value=0.5)
+    for seed in range(3):
+        assert_patch_equals_whole_cropped(pipeline, subject, (3, 2, 1, 15, 14, 11), seed)
+
+
+def test_batch_transform_refuses_bspline() -> None:
+    from torchpatch.transforms.augmentation.batch import BatchTransform
+
+    augment = BatchTransform(RandomAffine(image_interpolation="bspline"), patch_size=4)
+    batch = collate_subjects([Subject(t1=ScalarImage(tensor=torch.rand(1, *augment.context_size)))])
+    with pytest.raises(ValueError, match="BatchTransform resamples with grid_sample"):
+        augment(batch)

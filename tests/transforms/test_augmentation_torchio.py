@@ -60,3 +60,17 @@ def test_a_seed_draws_torchio_affine_parameters() -> None:
     torch.manual_seed(5)
     ours = tp.RandomAffine(scales=0.15, degrees=15, translation=3)(tp.Subject(t1=tp.ScalarImage(tensor=volume)))
     np.testing.assert_allclose(ours.t1.data.numpy(), theirs.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["oblique", "lps"])
+def test_bspline_interpolation_gives_torchio_numbers(name: str) -> None:
+    volume, affine = _volume(), AFFINES[name]
+    params = {"scales": [1.1, 0.9, 1.05], "degrees": [10.0, -7.0, 12.0], "translation": [3.0, -2.0, 1.0]}
+    transform = tio.Affine(**params, default_pad_value=0, image_interpolation="bspline")
+    theirs = transform(tio.ScalarImage(tensor=volume, affine=affine)).data
+    subject = tp.Subject(t1=tp.ScalarImage(tensor=volume, affine=affine))
+    ours = RandomAffine(default_pad_value=0, image_interpolation="bspline").apply_params(subject, params).t1.data
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-5)
+    resampled = tio.Resample(1.7, image_interpolation="bspline")(tio.ScalarImage(tensor=volume, affine=affine)).data
+    mine = tp.Resample(1.7, image_interpolation="bspline")(tp.ScalarImage(tensor=volume, affine=affine)).data
+    np.testing.assert_allclose(mine.numpy(), resampled.numpy(), atol=1e-5)

@@ -40,7 +40,7 @@ from .base import Transform, rebuild_image
 _CODES = {"R": (0, False), "L": (0, True), "A": (1, False), "P": (1, True), "S": (2, False), "I": (2, True)}
 
 #: Interpolation names and their spline orders.
-_ORDERS = {"nearest": 0, "linear": 1}
+_ORDERS = {"nearest": 0, "linear": 1, "bspline": 3}
 
 #: Slack, in voxels, when deciding whether a point falls inside a field of view
 #: or whether two grids are the same.
@@ -295,8 +295,10 @@ class Resample(Transform):
             # downsampled volume, the whole of a depth-one axis, and border
             # voxels that rounding puts 1e-16 outside). The field of view is
             # cut separately, below.
+            # A cubic B-spline's coefficients are prefiltered with mirrored edges, as ITK does.
+            mode = "mirror" if order == 3 else "nearest"
             ndimage.affine_transform(
-                values, matrix, offset=offset, output_shape=shape, output=output[channel], order=order, mode="nearest"
+                values, matrix, offset=offset, output_shape=shape, output=output[channel], order=order, mode=mode
             )
             if inside is not None:
                 output[channel] *= inside

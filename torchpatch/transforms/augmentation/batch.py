@@ -231,6 +231,11 @@ class BatchTransform:
             if chain.is_identity or spatial is None:
                 continue
             settings = chain_settings(spatial.transforms)
+            if "bspline" in settings[:2]:
+                raise ValueError(
+                    f"BatchTransform resamples with grid_sample ('linear' or 'nearest'), but {spatial.transforms[0]!r} "
+                    f"asks for 'bspline'; use it per patch (Queue(patch_transform=...)) or on the subject"
+                )
             points = chain.sample_grid(ini, fin)  # voxel indices in the context, float64
             flipped = points.flip(-1)
             grid[index] = ((flipped[..., 0, 1:] if planar else flipped) * (scale[1:] if planar else scale) - 1).float()

@@ -48,6 +48,7 @@ from ..base import Compose, fusion_runs, rebuild_image, skips
 from .maps import ChainMap
 from .random import OneOf, RandomTransform, add_history
 from .resample import (
+    BSPLINE_MARGIN,
     Frame,
     SamplingGrid,
     SpatialMapMixin,
@@ -179,6 +180,8 @@ class PatchAugmenter:
         first = step.transforms[0]
         if step.kind == "spatial":
             low, high = self.chain(step).bounds(np.asarray(box[0], float), np.asarray(box[1], float) - 1)
+            if "bspline" in chain_settings(step.transforms)[:2]:
+                low, high = low - BSPLINE_MARGIN, high + BSPLINE_MARGIN
             needed = _clamp(low, high, self.frame.shape)
             partial = first.include is not None or first.exclude is not None or first.intensity_only
             return _union(needed, box) if partial else needed

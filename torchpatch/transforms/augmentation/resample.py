@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch.nn import functional
 
 from ...annotations import annotation_grid, crop_annotations, map_annotations, region_aware_metadata
@@ -36,19 +37,22 @@ from .maps import AffineMap, ChainMap, CoordinateMap
 from .random import RandomTransform, add_history
 
 #: Interpolations of the spatial transforms (``grid_sample`` modes).
-INTERPOLATIONS = {"linear": "bilinear", "nearest": "nearest"}
+INTERPOLATIONS = {"linear": "bilinear", "nearest": "nearest", "bspline": "bspline"}
+
+#: Voxels of context a cubic B-spline needs beyond the sampled positions (its prefilter reaches far, decaying 0.27^n).
+BSPLINE_MARGIN = 8
 
 
 def parse_interpolation(value: Any, argument: str) -> str:
-    """``'linear'`` or ``'nearest'``.
+    """``'linear'``, ``'nearest'`` or ``'bspline'`` (cubic B-spline, SimpleITK's and TorchIO's).
 
     Example:
         >>> parse_interpolation('nearest', 'label_interpolation')
         'nearest'
-        >>> parse_interpolation('bspline', 'image_interpolation')
+        >>> parse_interpolation('lanczos', 'image_interpolation')
         Traceback (most recent call last):
         ...
-        ValueError: image_interpolation must be one of ['linear', 'nearest'], got 'bspline'
+        ValueError: image_interpolation must be one of ['linear', 'nearest', 'bspline'], got 'lanczos'
     """
     if not isinstance(value, str):
         raise TypeError(f"{argument} must be a string, one of {list(INTERPOLATIONS)}, got {type(value).__name__}")
@@ -204,6 +208,8 @@ def resample_region(data: torch.Tensor, grid: SamplingGrid, interpolation: str, 
     """
     if interpolation == "nearest":
         out = grid.nearest(data)
+    elif interpolation == "bspline":
+        out = _bspline(data, grid)
     else:
         source = data if data.dtype in (torch.float32, torch.float64) else data.to(torch.float32)
         source = source[..., 0] if grid.planar else source
@@ -221,6 +227,17 @@ def resample_region(data: torch.Tensor, grid: SamplingGrid, interpolation: str, 
     if grid.outside is not None:
         out[:, grid.outside] = torch.tensor(fill).to(out.dtype)
     return out
+
+
+def _bspline(data: torch.Tensor, grid: SamplingGrid) -> torch.Tensor:
+    """Cubic B-spline interpolation (scipy's prefiltered ``map_coordinates``) of every channel at ``grid``."""
+    coordinates = grid.local.reshape(-1, 3).T.numpy()
+    source = data.detach().cpu().double().numpy()
+    sampled = [
+        ndimage.map_coordinates(channel, coordinates, order=3, mode="mirror", prefilter=True) for channel in source
+    ]
+    out = torch.from_numpy(np.stack(sampled).reshape(data.shape[0], *grid.local.shape[:-1]))
+    return out.to(data.dtype if data.is_floating_point() else torch.float32)
 
 
 class SpatialRandomTransform(RandomTransform):
@@ -443,6 +460,7 @@ def move_annotations(
 
 
 __all__ = [
+    "BSPLINE_MARGIN",
     "INTERPOLATIONS",
     "Frame",
     "SamplingGrid",
