@@ -1,0 +1,310 @@
+"""Every public name of TorchIO 1.x's data, sampler, inference and transform API, checked against torchpatch.
+
+For each module a TorchIO script reaches (``tio.X``, ``tio.data.X``,
+``tio.inference.X``, ``tio.transforms.X``, ...), every public name of
+TorchIO's is either reachable at the same path in ``torchpatch`` or listed in
+``NOT_PROVIDED`` with the reason the migration guide (docs/migration.rst)
+gives. For the classes and functions provided, TorchIO's parameter names,
+their positional order and their defaults are the same in torchpatch, except
+what ``SIGNATURE_DIFFERENCES`` lists (with the reason). Both tables are
+checked both ways, so an entry that is no longer true fails too: the lists
+cannot rot.
+
+Skipped when TorchIO is not installed (never a runtime dependency). Run it
+in the benchmark environment::
+
+    cd /tmp && PYTHONPATH=/work/main /work/main/.bench-venv-aug/bin/python \\
+        -m pytest -p no:cacheprovider -c /dev/null /work/main/tests/test_torchio_names.py
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+tio = pytest.importorskip("torchio")
+
+import torchpatch  # noqa: E402
+
+# Modules walked, as attribute paths from the package (``""`` is ``tio``).
+# Each contributes its ``__all__`` (its public names otherwise) and its
+# sub-packages; ``inference`` and ``sampler`` are TorchIO's top-level aliases
+# of ``data.inference`` and ``data.sampler``.
+PATHS = (
+    "",
+    "constants",
+    "data",
+    "data.inference",
+    "data.sampler",
+    "inference",
+    "sampler",
+    "transforms",
+    "transforms.augmentation",
+    "transforms.augmentation.spatial",
+    "transforms.augmentation.intensity",
+    "transforms.preprocessing",
+    "transforms.preprocessing.intensity",
+    "datasets",
+)
+
+_TODO = "to do"
+_DETERMINISTIC = (
+    "to do: the deterministic twin of a random transform; the random one records what it drew "
+    "in the subject's history and replays it with apply_params"
+)
+_BASE = "base class of TorchIO's transform hierarchy: a torchpatch transform subclasses torchpatch.transforms.Transform"
+_MRI = "to do: MRI artefact simulation (k-space), not part of the augmentation issue"
+
+# name -> reason. A key is a bare name (not provided at any path) or a
+# TorchIO path such as ``tio.transforms.preprocessing`` (a whole module) or
+# ``tio.Transform`` (one name at one path).
+NOT_PROVIDED: dict[str, str] = {
+    # deterministic transforms
+    "Affine": _DETERMINISTIC,
+    "ElasticDeformation": _DETERMINISTIC,
+    "AffineElasticDeformation": _DETERMINISTIC,
+    "Flip": _DETERMINISTIC,
+    "Swap": _DETERMINISTIC,
+    "Blur": _DETERMINISTIC,
+    "Noise": _DETERMINISTIC,
+    "Gamma": _DETERMINISTIC,
+    "BiasField": _DETERMINISTIC,
+    "RandomAffineElasticDeformation": _TODO,
+    # MRI artefacts
+    "RandomMotion": _MRI,
+    "Motion": _MRI,
+    "RandomGhosting": _MRI,
+    "Ghosting": _MRI,
+    "RandomSpike": _MRI,
+    "Spike": _MRI,
+    "RandomLabelsToImage": "to do: synthesis of images from label maps",
+    "LabelsToImage": "to do: synthesis of images from label maps",
+    # base classes
+    "FourierTransform": _BASE,
+    "IntensityTransform": _BASE,
+    "LabelTransform": _BASE,
+    "SpatialTransform": _BASE,
+    "NormalizationTransform": _BASE,
+    "tio.Transform": "to do: torchpatch.transforms.Transform, not at the top",
+    "MonaiAdapter": (
+        "any callable Subject -> Subject is a transform, so a function that calls a MONAI dictionary "
+        "transform on subject images' data does the same"
+    ),
+    # preprocessing
+    "Contour": _TODO,
+    "PCA": _TODO,
+    "RemoveLabels": _TODO,
+    "To": _TODO,
+    "ToReferenceSpace": _TODO,
+    "Transpose": _TODO,
+    "tio.transforms.preprocessing": "to do: the transforms are at tio.transforms.X and tio.X",
+    "tio.transforms.augmentation.spatial": "to do: the transforms are at tio.transforms.X and tio.X",
+    "tio.transforms.augmentation.intensity.RandomBiasField": "to do: at tio.transforms.RandomBiasField and tio.X",
+    "tio.transforms.augmentation.intensity.RandomSwap": "to do: at tio.transforms.RandomSwap and tio.X",
+    # constants
+    "DATA_REPO": "URL of TorchIO's data-set downloads; torchpatch downloads nothing",
+    "REPO_URL": "URL of TorchIO's data-set downloads; torchpatch downloads nothing",
+    "IMAGE": "internal key of TorchIO's (no public function takes or returns it)",
+    "TENSOR": "internal key of TorchIO's (no public function takes or returns it)",
+    "NUM_SAMPLES": "internal key of TorchIO's Queue (no public function takes or returns it)",
+    "SAMPLING_MAP": "internal key of TorchIO's samplers (no public function takes or returns it)",
+    # modules outside the data, sampler, inference and transform API
+    "tio.datasets": (
+        "TorchIO's downloadable data sets (IXI, Colin27, ...): torchpatch downloads nothing; "
+        "torchpatch.datasets makes synthetic phantoms in code instead"
+    ),
+    "tio.download": "torchpatch downloads nothing",
+    "tio.reference": "TorchIO's citation helpers",
+    "tio.external": "TorchIO's optional-import helpers",
+    "tio.types": "type aliases: torchpatch.typing",
+    "tio.utils": "TorchIO's internal helpers",
+}
+
+_BASE_KWARG = "TorchIO's Transform keyword, not taken: "
+# "Class.parameter" (or "Transform.parameter" for the keywords every TorchIO
+# transform takes through **kwargs, or "Class()" for the positional order) ->
+# reason. Checked both ways, like NOT_PROVIDED.
+SIGNATURE_DIFFERENCES: dict[str, str] = {
+    "Transform.include": "to do: Compose and OneOf take no include/exclude (the transforms they hold do)",
+    "Transform.exclude": "to do: Compose and OneOf take no include/exclude (the transforms they hold do)",
+    "Transform.p": "to do: preprocessing transforms take no p (the random ones do)",
+    "Transform.copy": _BASE_KWARG + "to do (transforms copy the subject, as copy=True does)",
+    "Transform.keys": _BASE_KWARG + "to do (deprecated in TorchIO: include)",
+    "Transform.keep": _BASE_KWARG + "to do",
+    "Transform.parse_input": _BASE_KWARG + "to do",
+    "Transform.label_keys": _BASE_KWARG + "to do (images are told apart by type: LabelMap)",
+    "KeepLargestComponent.p": "to do",
+    "KeepLargestComponent.copy": "to do",
+    "KeepLargestComponent.keys": "to do",
+    "KeepLargestComponent.keep": "to do",
+    "KeepLargestComponent.parse_input": "to do",
+    "KeepLargestComponent.label_keys": "to do",
+    "KeepLargestComponent()": "to do (follows from the missing keywords)",
+    "Crop.copy": "to do",
+    "Crop()": "to do (follows from the missing copy)",
+    "CropOrPad.target_shape": "to do: target_shape=None (the bounding box of mask_name) is not taken",
+    "CropOrPad.labels": "to do",
+    "CropOrPad.only_crop": "to do",
+    "CropOrPad.only_pad": "to do",
+    "CropOrPad.location": "to do",
+    "CropOrPad.units": "to do",
+    "CropOrPad()": "to do (follows from the missing arguments)",
+    "ToCanonical.orientation": "to do (ToOrientation takes it)",
+    "ToCanonical()": "to do (follows from the missing orientation)",
+    "RandomAffine.default_pad_label": "to do",
+    "RandomAffine()": "to do (follows from the missing default_pad_label)",
+    "Image()": (
+        "reader and verify_path are keyword-only (taken through **kwargs: the reader is chosen from the file's suffix)"
+    ),
+    "SubjectsLoader()": "collate_fn is keyword-only (taken through **kwargs, default collate_subjects)",
+    "GridSampler.patch_overlap": "same meaning: 0 is (0, 0, 0)",
+    "GridAggregator.downsampling_factor": (
+        "None finds the factor from the first batch's shape (TorchIO's 1 means no downsampling; passing 1 is the same)"
+    ),
+    "Queue()": "subject_sampler comes after start_background: pass it by keyword, as TorchIO's docs do",
+}
+
+
+def _get(root: ModuleType, path: str) -> Any:
+    """The object at a dotted attribute path, importing sub-modules as needed."""
+    obj: Any = root
+    for part in filter(None, path.split(".")):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            if not isinstance(obj, ModuleType):
+                raise
+            try:
+                obj = importlib.import_module(f"{obj.__name__}.{part}")
+            except ModuleNotFoundError:
+                raise AttributeError(f"{obj.__name__} has no {part}") from None
+    return obj
+
+
+def _public_names(path: str) -> list[str]:
+    """TorchIO's public names at ``path``: ``__all__`` (or the public, TorchIO-defined names) and sub-packages."""
+    module = _get(tio, path)
+    names = set(getattr(module, "__all__", ()) if path else ())
+    for name in dir(module):
+        if name.startswith("_"):
+            continue
+        obj = getattr(module, name)
+        if isinstance(obj, ModuleType):
+            is_torchio = obj.__name__.startswith("torchio.")
+            if is_torchio and (not path or hasattr(obj, "__path__")):
+                names.add(name)  # sub-packages (and the top's modules)
+        elif not hasattr(module, "__all__") or not path:
+            origin = getattr(obj, "__module__", "torchio") or "torchio"
+            if origin.startswith("torchio") or not callable(obj):
+                names.add(name)
+    return sorted(names)
+
+
+def _all_names() -> list[str]:
+    return [f"tio.{path}.{name}" if path else f"tio.{name}" for path in PATHS for name in _public_names(path)]
+
+
+def _reason_missing(qualified: str) -> str | None:
+    """The NOT_PROVIDED reason that covers a TorchIO path, if any."""
+    parts = qualified.split(".")
+    for end in range(len(parts), 1, -1):
+        key = ".".join(parts[:end])
+        if key in NOT_PROVIDED:
+            return NOT_PROVIDED[key]
+    return NOT_PROVIDED.get(parts[-1])
+
+
+def _provided(qualified: str) -> bool:
+    try:
+        _get(torchpatch, qualified.removeprefix("tio."))
+    except AttributeError:
+        return False
+    return True
+
+
+def test_every_torchio_name_is_provided_or_listed() -> None:
+    missing = [q for q in _all_names() if not _provided(q) and _reason_missing(q) is None]
+    assert not missing, f"TorchIO names torchpatch lacks, not in NOT_PROVIDED: {missing}"
+
+
+def test_not_provided_entries_are_true() -> None:
+    names = _all_names()
+    stale = []
+    for key in NOT_PROVIDED:
+        covered = [q for q in names if q == key or q.startswith(key + ".") or q.split(".")[-1] == key]
+        if not covered:
+            stale.append(f"{key} (no such TorchIO name)")
+        elif all(_provided(q) for q in covered):
+            stale.append(f"{key} (provided now)")
+    assert not stale, f"NOT_PROVIDED entries to remove (and the migration guide to update): {stale}"
+
+
+def _parameters(obj: Any) -> dict[str, inspect.Parameter]:
+    try:
+        return dict(inspect.signature(obj).parameters)
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return {}
+
+
+def _same_default(a: object, b: object) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - arrays and tensors
+        return False
+
+
+def _signature_differences() -> dict[str, str]:
+    """``{"Class.parameter" or "Class()": what differs}`` for every provided TorchIO class and function."""
+    found: dict[str, str] = {}
+    seen: set[int] = set()
+    base = _parameters(tio.Transform)
+    for qualified in _all_names():
+        theirs = _get(tio, qualified.removeprefix("tio."))
+        if not (inspect.isclass(theirs) or inspect.isfunction(theirs)) or id(theirs) in seen:
+            continue
+        seen.add(id(theirs))
+        if not _provided(qualified):
+            continue
+        ours = _get(torchpatch, qualified.removeprefix("tio."))
+        name = qualified.split(".")[-1]
+        their_params = _parameters(theirs)
+        our_params = _parameters(ours)
+        var = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+        is_transform = inspect.isclass(theirs) and issubclass(theirs, tio.Transform)
+        if is_transform and any(p.kind == p.VAR_KEYWORD for p in their_params.values()):
+            for key, param in base.items():
+                their_params.setdefault(key, param)  # TorchIO's **kwargs go to Transform
+        our_var_keyword = any(p.kind == p.VAR_KEYWORD for p in our_params.values())
+        for key, param in their_params.items():
+            if param.kind in var:
+                continue
+            label = f"Transform.{key}" if is_transform and key in base and key not in _parameters(theirs) else None
+            if key not in our_params:
+                if not our_var_keyword:
+                    found[label or f"{name}.{key}"] = f"missing (TorchIO's default {param.default!r})"
+            elif not _same_default(param.default, our_params[key].default):
+                found[f"{name}.{key}"] = f"default {our_params[key].default!r}, TorchIO's {param.default!r}"
+        positional = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.POSITIONAL_ONLY)
+        their_order = [k for k, p in _parameters(theirs).items() if p.kind in positional]
+        our_order = [k for k, p in our_params.items() if p.kind in positional]
+        if our_order and our_order[: len(their_order)] != their_order:
+            found[f"{name}()"] = f"positional order {our_order}, TorchIO's {their_order}"
+    return found
+
+
+def test_signatures_match_or_are_listed() -> None:
+    found = _signature_differences()
+    unlisted = {key: what for key, what in found.items() if key not in SIGNATURE_DIFFERENCES}
+    assert not unlisted, f"signature differences not in SIGNATURE_DIFFERENCES: {unlisted}"
+
+
+def test_signature_differences_entries_are_true() -> None:
+    found = _signature_differences()
+    stale = sorted(set(SIGNATURE_DIFFERENCES) - set(found))
+    assert not stale, f"SIGNATURE_DIFFERENCES entries that no longer differ (remove them): {stale}"
