@@ -141,4 +141,4 @@ def test_calling_on_an_image_returns_the_flipped_image() -> None:
     assert isinstance(flipped, ScalarImage)
     assert flipped.data.flatten().tolist() == [1.0, 0.0]
     with pytest.raises(TypeError, match="RandomFlip takes a Subject, got Tensor"):
-        RandomFlip()(torch.zeros(1, 2, 2, 1))
+        RandomFlip()(torch.zeros(2, 2, 1))

@@ -109,8 +109,8 @@ def test_transforms_and_compose_called_on_a_label_map_return_a_label_map():
 
 
 def test_transform_called_on_a_tensor_is_a_type_error():
-    with pytest.raises(TypeError, match=r"takes a Subject, got Tensor \(a bare Image is accepted too\)"):
-        AddOne()(torch.zeros(1, 2, 2, 1))
+    with pytest.raises(TypeError, match=r"takes a Subject, got Tensor \(a bare Image, or a 4D"):
+        AddOne()(torch.zeros(2, 2, 1))
 
 
 def test_transform_without_apply_image_says_what_to_implement():

@@ -116,7 +116,7 @@ def test_rescale_does_not_modify_a_float32_input():
         ({"percentiles": (60, 40)}, ValueError, "0 <= low < high <= 100"),
         ({"percentiles": 60}, ValueError, "0 <= low < high <= 100"),
         ({"in_min_max": (3, 3)}, ValueError, r"in_min_max must be \(min, max\) with min < max, got \(3, 3\)"),
-        ({"masking_method": 3}, TypeError, "masking_method must be None, the name of an image .* got int 3"),
+        ({"masking_method": 3.5}, TypeError, "masking_method must be None, an image name, .* got float 3.5"),
     ],
 )
 def test_rescale_rejects_bad_arguments(kwargs, error, message):
@@ -137,7 +137,9 @@ def test_mask_selecting_nothing_is_an_error(transform_class):
 @pytest.mark.parametrize("transform_class", [RescaleIntensity, ZNormalization])
 def test_missing_mask_image_names_subject_and_images(transform_class):
     subject = Subject(t1=line([1.0, 2.0]), subject_id="sub-06")
-    with pytest.raises(KeyError, match=r"masking_method 'brain' is not an image of subject 'sub-06'; images: \['t1'\]"):
+    with pytest.raises(
+        ValueError, match=r"masking_method 'brain' is neither an image of subject 'sub-06' \(\['t1'\]\)"
+    ):
         transform_class(masking_method="brain")(subject)
 
 
@@ -147,10 +149,11 @@ def test_mask_image_of_another_shape_is_an_error():
         RescaleIntensity(masking_method="brain")(subject)
 
 
-def test_mask_callable_returning_a_non_bool_tensor_is_an_error():
-    with pytest.raises(TypeError, match=r"masking_method must return a bool tensor, got a torch\.float32 tensor"):
-        ZNormalization(masking_method=lambda x: x * 2)(Subject(t1=line([1.0, 2.0])))
-    with pytest.raises(TypeError, match="got a ndarray"):
+def test_mask_callable_returning_a_non_bool_tensor_counts_non_zero_and_anything_else_is_an_error():
+    """As masking everywhere (transforms.masking): a non-bool tensor selects its non-zero voxels."""
+    out = ZNormalization(masking_method=lambda x: (x > 1.5).float())(Subject(t1=line([1.0, 2.0, 3.0])))
+    assert out.t1.data.flatten().tolist()[1:] == pytest.approx([-1.0, 1.0])
+    with pytest.raises(TypeError, match="masking_method must give a tensor, got ndarray"):
         ZNormalization(masking_method=lambda x: x.numpy() > 0)(Subject(t1=line([1.0, 2.0])))
 
 
@@ -211,8 +214,10 @@ def test_znormalization_does_not_modify_a_float32_input():
 
 
 def test_znormalization_rejects_a_bad_masking_method():
-    with pytest.raises(TypeError, match=r"masking_method must be None, .* got list \[1\]"):
+    with pytest.raises(ValueError, match=r"masking_method bounds must be three or six non-negative ints, got \[1\]"):
         ZNormalization(masking_method=[1])
+    with pytest.raises(TypeError, match=r"masking_method must be None, .* got float 3\.5"):
+        ZNormalization(masking_method=3.5)
 
 
 # Properties -------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ or the output of a function of the image tensor (e.g. ``lambda x: x > 0``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Union
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,49 +18,20 @@ from ..geometry import is_number
 from ..image import Image
 from ..subject import Subject
 from .base import Transform, rebuild_image
-
-TypeMaskingMethod = Union[str, Callable[[torch.Tensor], torch.Tensor], None]
-
-
-def _check_masking_method(masking_method: Any) -> TypeMaskingMethod:
-    if masking_method is None or isinstance(masking_method, str) or callable(masking_method):
-        return masking_method
-    raise TypeError(
-        "masking_method must be None, the name of an image of the subject (e.g. a LabelMap) or a callable "
-        f"tensor -> bool tensor, got {type(masking_method).__name__} {masking_method!r}"
-    )
+from .masking import TypeMaskingMethod, check_masking_method, get_mask
 
 
 def _get_mask(
     masking_method: TypeMaskingMethod, image: Image, name: str, subject: Subject, values: torch.Tensor | None = None
 ) -> torch.Tensor | None:
-    """Boolean mask of shape ``(1 or C, I, J, K)`` selecting the voxels to compute statistics on.
+    """Boolean mask ``(1 or C, I, J, K)`` of the voxels to compute statistics on (``None``: all of them).
 
-    A callable receives ``values`` when given (the float voxels), else the image's data.
+    Any form :mod:`~torchpatch.transforms.masking` accepts; a callable receives ``values`` when given (the float
+    voxels, as TorchIO gives them), else the image's data.
     """
     if masking_method is None:
         return None
-    where = f"image {name!r} of subject {subject.name!r}"
-    spatial = image.spatial_shape
-    if isinstance(masking_method, str):
-        mask_image = subject.get_image(masking_method, "masking_method")
-        if mask_image.spatial_shape != spatial:
-            raise ValueError(
-                f"mask {masking_method!r} has spatial shape {mask_image.spatial_shape} but {where} has {spatial}"
-            )
-        return (mask_image.data != 0).any(dim=0, keepdim=True).to(image.data.device)
-    mask = masking_method(image.data if values is None else values)
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        description = f"{mask.dtype} tensor" if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise TypeError(f"masking_method must return a bool tensor, got a {description} for {where}")
-    if tuple(mask.shape) == spatial:
-        mask = mask[None]
-    if mask.ndim != 4 or tuple(mask.shape[1:]) != spatial or mask.shape[0] not in (1, image.num_channels):
-        raise ValueError(
-            f"masking_method returned a mask of shape {tuple(mask.shape)} for {where} of shape {image.shape}; "
-            f"expected {image.shape}, {(1, *spatial)} or {spatial}"
-        )
-    return mask
+    return get_mask(masking_method, subject, image, name, values=values)
 
 
 def _masked_values(values: torch.Tensor, mask: torch.Tensor | None, what: str) -> torch.Tensor:
@@ -146,7 +117,7 @@ class RescaleIntensity(Transform):
         low, high = self.percentiles
         if not 0 <= low < high <= 100:
             raise ValueError(f"percentiles must be (low, high) with 0 <= low < high <= 100, got {percentiles!r}")
-        self.masking_method = _check_masking_method(masking_method)
+        self.masking_method = check_masking_method(masking_method)
         self.in_min_max = None if in_min_max is None else _pair(in_min_max, "in_min_max")
         if self.in_min_max is not None and not self.in_min_max[0] < self.in_min_max[1]:
             raise ValueError(f"in_min_max must be (min, max) with min < max, got {in_min_max!r}")
@@ -226,7 +197,7 @@ class ZNormalization(Transform):
         exclude: Sequence[str] | str | None = None,
     ) -> None:
         super().__init__(include, exclude)
-        self.masking_method = _check_masking_method(masking_method)
+        self.masking_method = check_masking_method(masking_method)
 
     @staticmethod
     def mean(tensor: torch.Tensor) -> torch.Tensor:

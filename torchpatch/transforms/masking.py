@@ -80,6 +80,7 @@ def get_mask(
     image: Image,
     name: str,
     labels: Sequence[int] | None = None,
+    values: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The boolean mask that ``masking_method`` selects for ``image`` (named ``name`` in ``subject``).
 
@@ -90,6 +91,8 @@ def get_mask(
         name: Its name, for messages.
         labels: With a mask image, the values that count as inside (all
             non-zero values when ``None``).
+        values: What a callable receives instead of the image's voxels (e.g.
+            the float32 voxels TorchIO would give it).
 
     Returns:
         A bool tensor of shape ``(1, I, J, K)`` or ``(C, I, J, K)``.
@@ -126,7 +129,7 @@ def get_mask(
         mask[tuple(index)] = True
         return mask
     if callable(masking_method):
-        return _checked_mask(masking_method(data), image, where)
+        return _checked_mask(masking_method(data if values is None else values), image, where)
     return _mask_from_bounds(masking_method, spatial, data.device)
 
 
