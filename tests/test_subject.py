@@ -27,9 +27,10 @@ def test_images_and_metadata_are_told_apart_by_type(make_subject):
     assert list(subject.images) == ["t1", "seg"]
     assert subject.metadata == {"subject_id": "sub-01", "label_name": "seg"}
     assert subject.get_first_image() is subject.t1
-    assert list(subject.get_images_dict(intensity_only=True)) == ["t1"]
-    assert subject.get_images(exclude=["t1"]) == [subject.seg]
-    assert subject.get_images(include=["seg"]) == [subject.seg]
+    assert list(subject.get_images_dict()) == ["t1"]  # TorchIO's default: intensity images only
+    assert list(subject.get_images_dict(intensity_only=False)) == ["t1", "seg"]
+    assert subject.get_images(False, exclude=["t1"]) == [subject.seg]
+    assert subject.get_images(False, include=["seg"]) == [subject.seg]
 
 
 def test_get_images_with_unknown_name_lists_images(make_subject):

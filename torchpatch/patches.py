@@ -187,7 +187,7 @@ class SubjectCuts:
         mode, fill = parse_padding_mode(padding_mode, allow_none=True)
         if mode != "constant" or fill == 0:
             return
-        images = self.get_images_dict(include=include) if include is not None else self.images
+        images = self.get_images_dict(False, include=include) if include is not None else self.images
         for name, image in images.items():
             dtype = image.dtype
             if image.type != LABEL and not fill_fits(fill, dtype):
@@ -238,7 +238,7 @@ class SubjectCuts:
             ([[0.0, 0.0], [0.0, 1.0]], [-1, 0, 0, 1, 2, 1])
         """
         every = self.images
-        images = self.get_images_dict(include=include) if include is not None else every
+        images = self.get_images_dict(False, include=include) if include is not None else every
         boxes = check_locations(locations, lambda: f"subject {self.name!r}")
         rows = boxes.tolist()
         sizes = (rows[0][3] - rows[0][0], rows[0][4] - rows[0][1], rows[0][5] - rows[0][2]) if rows else (1, 1, 1)

@@ -157,7 +157,7 @@ class Subject(SubjectCuts, MutableMapping[str, Any]):
 
     def get_images_dict(
         self,
-        intensity_only: bool = False,
+        intensity_only: bool = True,
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
     ) -> dict[str, Image]:
@@ -188,21 +188,22 @@ class Subject(SubjectCuts, MutableMapping[str, Any]):
 
     def get_images(
         self,
-        intensity_only: bool = False,
+        intensity_only: bool = True,
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
     ) -> list[Image]:
         """The images of :meth:`get_images_dict`, as a list (TorchIO's arguments).
 
-        Unlike TorchIO, ``intensity_only`` defaults to ``False`` (label maps
-        too), and a name in ``include``/``exclude`` that is no image is an error.
+        As in TorchIO, ``intensity_only`` defaults to ``True`` (scalar images
+        only); unlike TorchIO, a name in ``include``/``exclude`` that is no
+        image is an error.
 
         Example:
             >>> import torch
             >>> from torchpatch import ScalarImage, LabelMap
             >>> s = Subject(a=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)), b=LabelMap(tensor=torch.zeros(1, 2, 2, 2)))
-            >>> len(s.get_images()), len(s.get_images(intensity_only=True)), len(s.get_images(exclude=['a']))
-            (2, 1, 1)
+            >>> len(s.get_images()), len(s.get_images(intensity_only=False)), len(s.get_images(False, exclude=['a']))
+            (1, 2, 1)
         """
         return list(self.get_images_dict(intensity_only, include, exclude).values())
 
