@@ -158,7 +158,8 @@ SIGNATURE_DIFFERENCES: dict[str, str] = {
     "RandomAffine.default_pad_label": "to do",
     "RandomAffine()": "to do (follows from the missing default_pad_label)",
     "Image()": (
-        "reader and verify_path are keyword-only (taken through **kwargs: the reader is chosen from the file's suffix)"
+        "to do: reader and verify_path are not taken (Image's **kwargs keeps them as metadata); "
+        "the reader is chosen from the file's suffix"
     ),
     "SubjectsLoader()": "collate_fn is keyword-only (taken through **kwargs, default collate_subjects)",
     "GridSampler.patch_overlap": "same meaning: 0 is (0, 0, 0)",
