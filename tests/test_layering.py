@@ -29,6 +29,7 @@ LAYERS: list[list[str]] = [
         "torchpatch.regions",
         "torchpatch.image_plot",
         "torchpatch.conversions",
+        "torchpatch.image_reader",
         "torchpatch.image",
         "torchpatch.patches",
         "torchpatch.subject",

@@ -38,7 +38,7 @@ from .geometry import (
     shift_affine,
     spacing_from_affine,
 )
-from .regions import RegionReads
+from .image_reader import CustomReads, TypeReader, check_reader, is_custom_reader, parse_image_paths
 from .typing import TypeAffine, TypePath, TypeSpacing, TypeTriplet
 
 Array = np.ndarray[Any, np.dtype[Any]]
@@ -47,7 +47,7 @@ Array = np.ndarray[Any, np.dtype[Any]]
 _WIDENED = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64, np.dtype(np.uint64): np.int64}
 
 
-class Image(RegionReads, ImageConversions):
+class Image(CustomReads, ImageConversions):
     """A 4D image ``(C, I, J, K)`` with a RAS+ affine, read lazily from disk.
 
     Args:
@@ -59,6 +59,8 @@ class Image(RegionReads, ImageConversions):
         affine: 4x4 voxel-to-RAS+ matrix. Identity when omitted for tensors;
             for a path it replaces the file's (needed for ``.npy``).
         check_nans: Warn when the loaded data holds NaN.
+        reader: ``path -> (voxels, affine)`` reading the file: :mod:`~torchpatch.image_reader`.
+        verify_path: Check at construction that the file exists.
         dtype: Cast the loaded data to this torch dtype.
         **kwargs: Plain metadata kept in the ``metadata`` dict.
 
@@ -75,6 +77,8 @@ class Image(RegionReads, ImageConversions):
         tensor: torch.Tensor | Array | None = None,
         affine: Any = None,
         check_nans: bool = False,
+        reader: TypeReader = io.read_image,
+        verify_path: bool = True,
         *,
         dtype: torch.dtype | None = None,
         **kwargs: Any,
@@ -93,6 +97,7 @@ class Image(RegionReads, ImageConversions):
             raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
         self.type = type
         self.check_nans = check_nans
+        self.reader = check_reader(reader)
         self.metadata: dict[str, Any] = dict(kwargs)
         self._requested_dtype = dtype
         self._data: torch.Tensor | None = None
@@ -101,22 +106,13 @@ class Image(RegionReads, ImageConversions):
         self._affine: TypeAffine | None = None if affine is None else check_affine(affine, self._describe("affine"))
         self.path: Path | list[Path] | None = None
         if path is not None:
-            self.path = self._parse_paths(path)
+            self.path = parse_image_paths(path, is_custom_reader(reader), verify_path)
         else:
             self.set_data(tensor)
             if self._affine is None:
                 self._affine = np.eye(4)
 
     # Construction helpers ----------------------------------------------------
-
-    @staticmethod
-    def _parse_paths(path: TypePath | Sequence[TypePath]) -> Path | list[Path]:
-        if isinstance(path, (list, tuple)):
-            if not path:
-                raise ValueError("an image needs at least one path, got an empty list")
-            paths = [io.check_path(p) for p in path]
-            return paths[0] if len(paths) == 1 else paths
-        return io.check_path(path)  # type: ignore[arg-type]
 
     def _describe(self, what: str = "") -> str:
         name = f"{type(self).__name__}"
@@ -263,6 +259,8 @@ class Image(RegionReads, ImageConversions):
         if self._data is not None:
             return
         assert self.path is not None
+        if is_custom_reader(self.reader):
+            return self.load_with_reader()
         self.set_data(io.read_channels(self.path if isinstance(self.path, list) else [self.path]))
 
     def unload(self) -> None:
@@ -305,6 +303,8 @@ class Image(RegionReads, ImageConversions):
     # Header ----------------------------------------------------------------------
 
     def _file_header(self) -> io.Header:
+        if is_custom_reader(self.reader):
+            return self.header_from_reader()
         if self._header is None:
             if isinstance(self.path, list):
                 self._header = io.read_channels_header(self.path)
