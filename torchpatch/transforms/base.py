@@ -18,14 +18,16 @@ memory with its input when a transform leaves it unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, overload
 
 import numpy as np
 import torch
 
 from ..constants import INTENSITY
-from ..image import Image, ScalarImage
+from ..geometry import is_number
+from ..image import Image, LabelMap, ScalarImage
 from ..subject import Subject
 from ..typing import TypeAffine
 
@@ -74,6 +76,28 @@ def skips(p: float) -> bool:
     return draw > p or p == 0
 
 
+def parse_probability(value: Any, argument: str) -> float:
+    """``value`` as a probability in ``[0, 1]``.
+
+    Raises:
+        TypeError: When ``value`` is not a number.
+        ValueError: When it is outside ``[0, 1]``.
+
+    Example:
+        >>> parse_probability(0.5, 'p')
+        0.5
+        >>> parse_probability(2, 'p')
+        Traceback (most recent call last):
+        ...
+        ValueError: p must be a probability in [0, 1], got 2
+    """
+    if not is_number(value):
+        raise TypeError(f"{argument} must be a number in [0, 1], got {type(value).__name__} {value!r}")
+    if not 0 <= value <= 1:
+        raise ValueError(f"{argument} must be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
 def apply_checked(transform: TypeSubjectTransform, subject: Subject, position: int, name: str) -> Subject:
     """``transform(subject)``, checked to be a subject; ``position`` and ``name`` (the input's) are for the message.
 
@@ -108,17 +132,44 @@ class Transform:
     Subclasses implement :meth:`apply_image` (one image at a time) or, when
     images depend on each other, :meth:`apply_transform` (the whole subject).
 
+    The keyword arguments after ``exclude`` are TorchIO's, which every
+    TorchIO transform takes; subclasses take them through ``**kwargs``.
+
     Args:
         include: Names of the only images to transform (a single name is
-            accepted); the others are passed through unchanged.
+            accepted); the others are passed through unchanged. For a
+            ``dict`` input, the keys whose (4D tensor or array) values are
+            images.
         exclude: Names of images to pass through unchanged. Give
             ``include`` or ``exclude``, not both.
+        p: Probability of applying the transform. One number is drawn from
+            torch's global generator at every call, whatever ``p`` (as
+            TorchIO does, so seeded pipelines draw the same numbers); when
+            the transform is skipped the subject is returned as it is.
+        copy: Accepted for TorchIO scripts: TorchIO deep-copies the input
+            unless ``copy=False``; torchpatch never modifies its input, so
+            both values give a new subject and leave the input unchanged.
+        keys: TorchIO's deprecated name of ``include`` (a ``FutureWarning``
+            says so).
+        keep: ``{image name: new name}``: the images, as they were before
+            the transform, added to the output under the new names (for
+            autoencoders or registration). Unlike TorchIO, they are added
+            also when ``p`` skips the transform, so every output has the
+            same keys and batches collate.
+        parse_input: Whether inputs other than a subject (an image, a 4D
+            tensor or array, a ``dict``) are accepted; with ``False`` only a
+            subject is.
+        label_keys: For a ``dict`` input, the names in ``include`` that are
+            label maps (the others are scalar images).
 
     Raises:
-        TypeError: When ``include``/``exclude`` are not names, or when the
-            transform is called on something other than a subject or an
-            image.
-        ValueError: When both ``include`` and ``exclude`` are given.
+        TypeError: When ``include``/``exclude``/``label_keys`` are not
+            names, ``keep`` not a mapping of names, ``p`` not a number, or
+            when the transform is called on something it does not take.
+        ValueError: When both ``include`` and ``exclude`` (or ``keys``) are
+            given, ``p`` is outside ``[0, 1]``, ``keep`` names an image the
+            subject lacks or a name it already has, or a ``dict`` is
+            transformed without ``include``.
 
     Example:
         >>> from torchpatch import ScalarImage, Subject
@@ -132,21 +183,61 @@ class Transform:
         (-4.0, 4.0, 4.0)
         >>> Negate()(subject.a).data.flatten().tolist()  # a bare image in, an image out
         [-1.0, -1.0, -1.0, -1.0]
+        >>> out = Negate(include='a', keep={'a': 'a_original'})(subject)
+        >>> float(out.a.data.sum()), float(out.a_original.data.sum())
+        (-4.0, 4.0)
+        >>> out = Negate(include=['x'], label_keys=['x'])({'x': ones, 'age': 3})  # a dict in, a dict out
+        >>> out['x'].sum().item(), out['x'].dtype, out['age']
+        (-4, torch.int64, 3)
+        >>> float(Negate(p=0)(subject).a.data.sum())  # skipped
+        4.0
     """
 
     #: Whether only intensity images (ScalarImage) are transformed.
     intensity_only: ClassVar[bool] = False
+    #: Whether :meth:`apply_transform` draws ``p`` itself (random transforms,
+    #: ``Compose``, ``OneOf``) rather than :meth:`__call__`.
+    draws_p: ClassVar[bool] = False
     # Defaults for subclasses whose __init__ does not call ours.
     include: tuple[str, ...] | None = None
     exclude: tuple[str, ...] | None = None
+    p: float = 1.0
+    copy: bool = True
+    keep: dict[str, str] | None = None
+    parse_input: bool = True
+    label_keys: tuple[str, ...] | None = None
 
-    def __init__(self, include: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None) -> None:
+    def __init__(
+        self,
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str | None = None,
+        *,
+        p: float = 1.0,
+        copy: bool = True,
+        keys: Sequence[str] | str | None = None,
+        keep: dict[str, str] | None = None,
+        parse_input: bool = True,
+        label_keys: Sequence[str] | str | None = None,
+    ) -> None:
+        if keys is not None:
+            warnings.warn("keys is deprecated (as in TorchIO): use include instead", FutureWarning, stacklevel=2)
+            if include is not None:
+                raise ValueError(f"give include or keys (its deprecated name), not both: got {include!r} and {keys!r}")
+            include = keys
         self.include = _parse_names(include, "include")
         self.exclude = _parse_names(exclude, "exclude")
         if self.include is not None and self.exclude is not None:
             raise ValueError(
                 f"give include or exclude, not both: got include={list(self.include)} and exclude={list(self.exclude)}"
             )
+        self.p = parse_probability(p, "p")
+        for name, flag in (("copy", copy), ("parse_input", parse_input)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False, got {type(flag).__name__} {flag!r}")
+        self.copy = copy
+        self.parse_input = parse_input
+        self.keep = _parse_keep(keep)
+        self.label_keys = _parse_names(label_keys, "label_keys")
 
     @overload
     def __call__(self, subject: Subject) -> Subject: ...
@@ -154,27 +245,66 @@ class Transform:
     @overload
     def __call__(self, subject: Image) -> Image: ...
 
-    def __call__(self, subject: Subject | Image) -> Subject | Image:
+    @overload
+    def __call__(self, subject: dict[str, Any]) -> dict[str, Any]: ...
+
+    def __call__(self, subject: Subject | Image | dict[str, Any]) -> Subject | Image | dict[str, Any]:
         """Transform a subject, or a bare image as TorchIO does.
 
         An image is wrapped in a subject under the name
         :data:`DEFAULT_IMAGE_NAME`, transformed, and the transformed image is
         returned (the input image is left unchanged).
         """
+        if isinstance(subject, Subject):
+            return self._transform_subject(subject)
+        if not self.parse_input:
+            raise TypeError(
+                f"{type(self).__name__} with parse_input=False takes a Subject, got {type(subject).__name__}"
+            )
         if isinstance(subject, Image):
             wrapped = Subject({DEFAULT_IMAGE_NAME: subject})
-            return self.apply_transform(wrapped).get_image(DEFAULT_IMAGE_NAME, repr(self))
+            return self._transform_subject(wrapped).get_image(DEFAULT_IMAGE_NAME, repr(self))
         if isinstance(subject, (torch.Tensor, np.ndarray)) and subject.ndim == 4:
             # As TorchIO: a (C, I, J, K) tensor or array is a scalar image with an identity affine.
             image = ScalarImage(tensor=torch.as_tensor(subject))
             data = self(image).data
             return data.numpy() if isinstance(subject, np.ndarray) else data
-        if not isinstance(subject, Subject):
-            raise TypeError(
-                f"{type(self).__name__} takes a Subject, got {type(subject).__name__} (a bare Image, or a 4D "
-                f"(C, I, J, K) tensor or array, is accepted too)"
+        if isinstance(subject, dict):
+            transformed = self._transform_subject(self._subject_from_dict(subject))
+            return {key: value.data if isinstance(value, Image) else value for key, value in transformed.items()}
+        raise TypeError(
+            f"{type(self).__name__} takes a Subject, got {type(subject).__name__} (a bare Image, or a 4D "
+            f"(C, I, J, K) tensor or array, is accepted too; so is a dict of them with include)"
+        )
+
+    def _transform_subject(self, subject: Subject) -> Subject:
+        """Apply with probability ``p`` (unless :meth:`apply_transform` draws it) and add the ``keep`` images."""
+        kept = {new: subject.get_image(old, "keep") for old, new in (self.keep or {}).items()}
+        for new in kept:
+            if new in subject:
+                raise ValueError(f"keep would add {new!r} to subject {subject.name!r}, which has it already")
+        skipped = not self.draws_p and skips(self.p)
+        transformed = subject.with_images({}) if skipped else self.apply_transform(subject)
+        return transformed.with_images(kept) if kept else transformed
+
+    def _subject_from_dict(self, data: dict[str, Any]) -> Subject:
+        """A subject of the ``include`` entries of ``data`` (label maps: ``label_keys``) and its other entries."""
+        if self.include is None:
+            raise ValueError(
+                f"{type(self).__name__} needs include (the keys of the images) to transform a dict, "
+                f"got include=None for keys {sorted(map(str, data))}"
             )
-        return self.apply_transform(subject)
+        labels = self.label_keys or ()
+        entries: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in self.include:
+                if not isinstance(value, (torch.Tensor, np.ndarray)):
+                    raise TypeError(
+                        f"dict entry {key!r} named by include must be a tensor or array, got {type(value).__name__}"
+                    )
+                value = (LabelMap if key in labels else ScalarImage)(tensor=torch.as_tensor(value))
+            entries[key] = value
+        return Subject(entries)
 
     def apply_transform(self, subject: Subject) -> Subject:
         """Transform the selected images one by one with :meth:`apply_image`."""
@@ -215,11 +345,23 @@ class Transform:
             arguments["include"] = list(self.include)
         if self.exclude is not None:
             arguments["exclude"] = list(self.exclude)
+        if self.p != 1:
+            arguments["p"] = self.p
+        if self.keep is not None:
+            arguments["keep"] = self.keep
         return arguments
 
     def __repr__(self) -> str:
         text = ", ".join(f"{key}={value!r}" for key, value in self.arguments().items())
         return f"{type(self).__name__}({text})"
+
+
+def _parse_keep(keep: Any) -> dict[str, str] | None:
+    if keep is None:
+        return None
+    if not isinstance(keep, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in keep.items()):
+        raise TypeError(f"keep must be None or a mapping of image names to new names, got {keep!r}")
+    return dict(keep)
 
 
 def _is_intensity(image: Image) -> bool:
@@ -259,6 +401,10 @@ class Compose(Transform):
         p: Probability of applying them at all (drawn from torch's global
             generator, one number per call as in TorchIO); otherwise the subject is returned
             as it is.
+        **kwargs: :class:`Transform`'s keywords (``keep``, ``copy``...);
+            ``include``/``exclude``/``label_keys`` name the images of a
+            ``dict`` input (each transform inside chooses its own images of
+            a subject).
 
     Raises:
         TypeError: When ``transforms`` is not a sequence, when one of them is
@@ -277,13 +423,10 @@ class Compose(Transform):
         (2, 2, 1)
     """
 
-    def __init__(self, transforms: Sequence[TypeSubjectTransform], p: float = 1.0) -> None:
-        super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)):
-            raise TypeError(f"p must be a number in [0, 1], got {type(p).__name__} {p!r}")
-        if not 0 <= p <= 1:
-            raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
-        self.p = float(p)
+    draws_p = True
+
+    def __init__(self, transforms: Sequence[TypeSubjectTransform], p: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(p=p, **kwargs)
         if isinstance(transforms, (str, bytes)) or not isinstance(transforms, Sequence):
             hint = "; wrap a single transform in a list: Compose([transform])" if callable(transforms) else ""
             raise TypeError(f"transforms must be a sequence of callables, got {type(transforms).__name__}{hint}")
@@ -325,4 +468,4 @@ class Compose(Transform):
         return f"Compose([{inner}]{suffix})"
 
 
-__all__ = ["DEFAULT_IMAGE_NAME", "Compose", "Transform", "fusion_runs", "rebuild_image"]
+__all__ = ["DEFAULT_IMAGE_NAME", "Compose", "Transform", "fusion_runs", "parse_probability", "rebuild_image"]

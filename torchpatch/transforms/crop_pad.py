@@ -170,6 +170,8 @@ class Pad(Transform):
             copies voxels (edge, reflect, symmetric, wrap).
         include: Names of the only images to pad.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``keep``, ``copy``...).
 
     Raises:
         TypeError: When an argument has the wrong type.
@@ -190,8 +192,9 @@ class Pad(Transform):
         padding_mode: float | str = 0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         self.padding = _parse_bounds(padding, "padding")
         self.padding_mode = padding_mode
         self._mode, self._fill = parse_padding_mode(padding_mode)
@@ -226,6 +229,8 @@ class Crop(Transform):
             six ints ``(i_ini, i_fin, j_ini, j_fin, k_ini, k_fin)``.
         include: Names of the only images to crop.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``keep``, ``copy``...).
 
     Raises:
         TypeError: When ``cropping`` is not ints.
@@ -245,8 +250,9 @@ class Crop(Transform):
         cropping: int | Sequence[int],
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         self.cropping = _parse_bounds(cropping, "cropping")
 
     def arguments(self) -> dict[str, Any]:
@@ -289,6 +295,8 @@ class CropOrPad(Transform):
         mask_name: Name of an image of the subject to centre on.
         include: Names of the only images to crop or pad.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``keep``, ``copy``...).
 
     Raises:
         TypeError: When an argument has the wrong type.
@@ -313,8 +321,9 @@ class CropOrPad(Transform):
         mask_name: str | None = None,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         self.target_shape = _parse_target_shape(target_shape)
         self.padding_mode = padding_mode
         self._mode, self._fill = parse_padding_mode(padding_mode)

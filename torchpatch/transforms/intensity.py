@@ -78,6 +78,8 @@ class RescaleIntensity(Transform):
             replacing ``percentiles`` and the mask.
         include: Names of the only scalar images to rescale.
         exclude: Names of scalar images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``keep``, ``copy``...).
 
     Raises:
         TypeError: When an argument has the wrong type.
@@ -104,8 +106,9 @@ class RescaleIntensity(Transform):
         in_min_max: Sequence[float] | None = None,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         if is_number(out_min_max):
             out_min_max = (-abs(float(out_min_max)), abs(float(out_min_max)))  # type: ignore[arg-type]
         self.out_min_max = _pair(out_min_max, "out_min_max")
@@ -171,6 +174,8 @@ class ZNormalization(Transform):
             returning a bool tensor, e.g. :meth:`ZNormalization.mean`.
         include: Names of the only scalar images to normalise.
         exclude: Names of scalar images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``keep``, ``copy``...).
 
     Raises:
         TypeError: When ``masking_method`` has the wrong type.
@@ -195,8 +200,9 @@ class ZNormalization(Transform):
         masking_method: TypeMaskingMethod = None,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         self.masking_method = check_masking_method(masking_method)
 
     @staticmethod

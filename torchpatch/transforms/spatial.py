@@ -113,6 +113,8 @@ class Resample(Transform):
             behaviour); when False they are resampled to ``float32``.
         include: Names of the only images to resample.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``keep``, ``copy``...).
 
     Raises:
         TypeError: When ``target``, an interpolation or ``pre_affine_name``
@@ -149,8 +151,9 @@ class Resample(Transform):
         keep_dtype: bool = True,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         self.target = _parse_target(target)
         self.image_interpolation = _parse_interpolation(image_interpolation, "image_interpolation")
         self.label_interpolation = _parse_interpolation(label_interpolation, "label_interpolation")

@@ -21,32 +21,10 @@ import torch
 
 from ...geometry import is_number
 from ...subject import Subject
-from ..base import Transform, TypeSubjectTransform, apply_checked, skips
+from ..base import Transform, TypeSubjectTransform, apply_checked, parse_probability, skips
 
 #: Metadata key of the list of records of the random transforms applied.
 HISTORY_KEY = "history"
-
-
-def parse_probability(value: Any, argument: str) -> float:
-    """``value`` as a probability in ``[0, 1]``.
-
-    Raises:
-        TypeError: When ``value`` is not a number.
-        ValueError: When it is outside ``[0, 1]``.
-
-    Example:
-        >>> parse_probability(0.5, 'p')
-        0.5
-        >>> parse_probability(2, 'p')
-        Traceback (most recent call last):
-        ...
-        ValueError: p must be a probability in [0, 1], got 2
-    """
-    if not is_number(value):
-        raise TypeError(f"{argument} must be a number in [0, 1], got {type(value).__name__} {value!r}")
-    if not 0 <= value <= 1:
-        raise ValueError(f"{argument} must be a probability in [0, 1], got {value!r}")
-    return float(value)
 
 
 def parse_range(
@@ -143,6 +121,8 @@ class RandomTransform(Transform):
             subject is returned as it is and nothing is recorded.
         include: Names of the only images to transform.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other
+            keywords (``keep``, ``copy``...).
 
     Raises:
         TypeError: When ``p`` is not a number.
@@ -163,11 +143,16 @@ class RandomTransform(Transform):
         ('RandomShift', True)
     """
 
+    draws_p = True
+
     def __init__(
-        self, p: float = 1.0, include: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None
+        self,
+        p: float = 1.0,
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
-        self.p = parse_probability(p, "p")
+        super().__init__(include, exclude, p=p, **kwargs)
 
     def apply_transform(self, subject: Subject) -> Subject:
         """Draw the parameters, apply them and record them (with probability ``p``)."""
@@ -191,13 +176,6 @@ class RandomTransform(Transform):
         """Undo :meth:`apply_params` with the same parameters (invertible transforms only)."""
         raise ValueError(f"{type(self).__name__} cannot be inverted")
 
-    def arguments(self) -> dict[str, Any]:
-        """Arguments shown by ``repr``."""
-        arguments = super().arguments()
-        if self.p != 1:
-            arguments["p"] = self.p
-        return arguments
-
 
 class OneOf(Transform):
     """Apply one transform chosen at random, with probability ``p``.
@@ -209,6 +187,8 @@ class OneOf(Transform):
         transforms: A mapping of transforms to their (relative, non-negative)
             weights, or a sequence of transforms, all equally likely.
         p: Probability of applying one of them.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other
+            keywords, as for :class:`~torchpatch.transforms.Compose`.
 
     Raises:
         TypeError: When ``transforms`` is not a mapping or sequence of
@@ -225,11 +205,15 @@ class OneOf(Transform):
         'RandomFlip'
     """
 
+    draws_p = True
+
     def __init__(
-        self, transforms: Mapping[TypeSubjectTransform, float] | Sequence[TypeSubjectTransform], p: float = 1.0
+        self,
+        transforms: Mapping[TypeSubjectTransform, float] | Sequence[TypeSubjectTransform],
+        p: float = 1.0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.p = parse_probability(p, "p")
+        super().__init__(p=p, **kwargs)
         if isinstance(transforms, Mapping):
             items = list(transforms.items())
         elif isinstance(transforms, Sequence) and not isinstance(transforms, (str, bytes)):
