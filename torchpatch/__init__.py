@@ -33,17 +33,24 @@ from .subject import ImageNotFoundError, Subject
 
 # Transforms where TorchIO 1.x puts them (``tio.RandomAffine``, ``tio.CropOrPad``...).
 from .transforms import (
+    Affine,
+    BiasField,
+    Blur,
     Clamp,
     Compose,
     CopyAffine,
     Crop,
     CropOrPad,
+    ElasticDeformation,
     EnsureShapeMultiple,
+    Flip,
+    Gamma,
     HistogramStandardization,
     KeepLargestComponent,
     KeepLargestConnectedComponent,
     Lambda,
     Mask,
+    Noise,
     OneHot,
     OneOf,
     Pad,
@@ -61,6 +68,7 @@ from .transforms import (
     RescaleIntensity,
     Resize,
     SequentialLabels,
+    Swap,
     ToCanonical,
     ToOrientation,
     ZNormalization,
@@ -68,6 +76,14 @@ from .transforms import (
 )
 
 __all__ = [
+    "Affine",
+    "BiasField",
+    "Blur",
+    "ElasticDeformation",
+    "Flip",
+    "Gamma",
+    "Noise",
+    "Swap",
     "AFFINE",
     "CHANNELS_DIMENSION",
     "DATA",

@@ -41,6 +41,7 @@ random transform                     what it does
 :class:`RandomSwap`                  swap random pairs of patches
 :class:`RandomBiasField`             multiply by a smooth polynomial bias field
 :class:`OneOf`                       apply one transform chosen at random
+:class:`Affine`, :class:`Flip`...    TorchIO's deterministic twins (parameters given)
 ===================================  ================================================
 
 The same objects run on a whole subject (``SubjectsDataset(transform=...)``),
@@ -57,8 +58,16 @@ Example:
 
 from __future__ import annotations
 
+# TorchIO's deterministic transforms (parameters given).
 from .augmentation import (
+    Affine,
     BatchTransform,
+    BiasField,
+    Blur,
+    ElasticDeformation,
+    Flip,
+    Gamma,
+    Noise,
     OneOf,
     RandomAffine,
     RandomAnisotropy,
@@ -70,6 +79,7 @@ from .augmentation import (
     RandomNoise,
     RandomSwap,
     RandomTransform,
+    Swap,
 )
 from .base import Compose, Transform
 from .crop_pad import Crop, CropOrPad, Pad
@@ -81,6 +91,14 @@ from .orientation import Resize, ToCanonical, ToOrientation
 from .spatial import Resample
 
 __all__ = [
+    "Affine",
+    "BiasField",
+    "Blur",
+    "ElasticDeformation",
+    "Flip",
+    "Gamma",
+    "Noise",
+    "Swap",
     "BatchTransform",
     "Clamp",
     "Compose",

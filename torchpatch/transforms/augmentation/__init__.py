@@ -17,6 +17,7 @@ transform                             what it does
 :class:`RandomBiasField`              multiply by a smooth polynomial bias field
 :class:`RandomAnisotropy`             thick slices: downsample one axis, restore the grid
 :class:`OneOf`                        apply one transform chosen at random
+:class:`Affine`, :class:`Flip`...     TorchIO's deterministic twins, parameters given
 ====================================  ====================================================
 
 Example:
@@ -38,6 +39,8 @@ from .affine import RandomAffine
 from .anisotropy import RandomAnisotropy
 from .artifacts import RandomBiasField, RandomSwap
 from .batch import BatchTransform
+from .deterministic import Affine, ElasticDeformation, Flip
+from .deterministic_intensity import BiasField, Blur, Gamma, Noise, Swap
 from .elastic import RandomElasticDeformation
 from .flip import RandomFlip
 from .intensity import IntensityRandomTransform, RandomBlur, RandomGamma, RandomNoise
@@ -45,6 +48,14 @@ from .random import OneOf, RandomTransform
 from .resample import SpatialRandomTransform
 
 __all__ = [
+    "Affine",
+    "BiasField",
+    "Blur",
+    "ElasticDeformation",
+    "Flip",
+    "Gamma",
+    "Noise",
+    "Swap",
     "BatchTransform",
     "IntensityRandomTransform",
     "OneOf",

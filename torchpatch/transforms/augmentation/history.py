@@ -12,6 +12,10 @@ and ``apply_inverse_transform`` call::
       -> Compose([Replay(RandomFlip(), {...}), Replay(RandomAffine(), {...})])
       -> inverse: Compose([Replay(RandomAffine(), {...}, inverse=True), Replay(RandomFlip(), {...}, inverse=True)])
 
+Records of the deterministic transforms (``{"name": "Affine", ...}``, as
+TorchIO records them) hold their random twin's parameters and come back as
+the deterministic transform itself (``Affine.from_record(record)``).
+
 Invertible: flips, affine transforms (exactly, up to interpolation), elastic
 deformations (approximately, by the opposite displacements, as TorchIO
 does), gamma, noise (its seed is recorded) and bias fields. Records of
@@ -37,6 +41,12 @@ def _subclasses(kind: type) -> list[type]:
         found.append(child)
         found.extend(_subclasses(child))
     return found
+
+
+def _replay_transform(kind: type, record: Mapping[str, Any]) -> Any:
+    """An instance of ``kind`` to replay ``record``: a deterministic transform (``Affine``...) is built from it."""
+    build = getattr(kind, "from_record", None)
+    return build(record) if build is not None else kind()
 
 
 class Replay(Transform):
@@ -115,7 +125,7 @@ def applied_transforms(
                 f"history record {position} of subject {subject.name!r} names {name!r}, which is not a random "
                 f"transform torchpatch knows (records are dicts with a 'name' such as 'RandomAffine')"
             )
-        transform = classes[name]()
+        transform = _replay_transform(classes[name], record)
         if ignore_intensity and transform.intensity_only:
             continue
         if image_interpolation is not None and hasattr(transform, "image_interpolation"):
