@@ -27,7 +27,7 @@ import torch
 
 from ..annotations import annotation_grid, crop_annotations, region_aware_metadata
 from ..constants import LABEL
-from ..geometry import GEOMETRIC_MODES, parse_padding_mode, shift_affine
+from ..geometry import GEOMETRIC_MODES, is_number, parse_padding_mode, shift_affine
 from ..image import Image
 from ..patches import fill_fits
 from ..subject import Subject
@@ -290,18 +290,34 @@ class CropOrPad(Transform):
     Args:
         target_shape: One int (a cube; ``(t, t, 1)`` on a depth-one 2D
             image) or three values, where ``None`` keeps the size of that
-            axis.
+            axis. ``None`` (with ``mask_name``): the shape of the bounding
+            box of the mask, so the images are cropped to that box.
         padding_mode: As in :class:`Pad`.
         mask_name: Name of an image of the subject to centre on.
+        labels: The values of the mask that count as foreground (default:
+            every non-zero value); needs ``mask_name``.
+        only_crop: Crop only: axes smaller than the target keep their size.
+        only_pad: Pad only: axes larger than the target keep their size.
+        location: ``'center'``, or ``'random'``: on each axis to crop, the
+            window starts at a position drawn uniformly with
+            :func:`torch.randint` (TorchIO's draws, so ``torch.manual_seed``
+            reproduces it); padding stays centred. Not with ``mask_name``.
+        units: What ``target_shape`` counts: ``'voxels'``, or lengths in
+            ``'mm'`` or ``'cm'`` (numbers, rounded to voxels with each
+            image's spacing).
         include: Names of the only images to crop or pad.
         exclude: Names of images to leave as they are.
         **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
             (``p``, ``keep``, ``copy``...).
 
     Raises:
-        TypeError: When an argument has the wrong type.
-        ValueError: When a target size is not positive; when called, if an
-            image does not share the spatial shape of the mask.
+        TypeError: When an argument has the wrong type, or ``target_shape``
+            is None without ``mask_name``.
+        ValueError: When a target size is not positive, ``labels`` come without
+            ``mask_name``, ``only_crop`` and ``only_pad`` are both set,
+            ``location`` or ``units`` is unknown, or ``location='random'``
+            comes with ``mask_name``; when called, if an image does not share
+            the spatial shape of the mask.
         KeyError: When ``mask_name`` is not an image of the subject.
 
     Example:
@@ -312,30 +328,75 @@ class CropOrPad(Transform):
         [2.0, 3.0]
         >>> CropOrPad(8)(Subject(a=ScalarImage(tensor=torch.zeros(1, 5, 9, 1)))).a.spatial_shape
         (8, 8, 1)
+        >>> CropOrPad(8, only_crop=True)(Subject(a=ScalarImage(tensor=torch.zeros(1, 5, 9, 1)))).a.spatial_shape
+        (5, 8, 1)
+        >>> CropOrPad((10.0, 10.0, None), units='mm')(Subject(a=ScalarImage(tensor=torch.zeros(1, 9, 9, 1),
+        ...     affine=torch.diag(torch.tensor([2.0, 2.0, 1.0, 1.0])).numpy()))).a.spatial_shape
+        (5, 5, 1)
+        >>> from torchpatch import LabelMap
+        >>> mask = torch.zeros(1, 6, 6, 1, dtype=torch.int64); mask[0, 1:3, 2:5] = 2; mask[0, 5, 5] = 1
+        >>> out = CropOrPad(mask_name='m', labels=[2])(Subject(m=LabelMap(tensor=mask)))
+        >>> out.m.spatial_shape, int(out.m.data.min())
+        ((2, 3, 1), 2)
     """
 
     def __init__(
         self,
-        target_shape: int | Sequence[int | None],
+        target_shape: int | float | Sequence[int | float | None] | None = None,
         padding_mode: float | str = 0,
         mask_name: str | None = None,
+        labels: Sequence[int] | None = None,
+        only_crop: bool = False,
+        only_pad: bool = False,
+        location: str = "center",
+        units: str = "voxels",
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(include, exclude, **kwargs)
-        self.target_shape = _parse_target_shape(target_shape)
+        if units not in _UNITS:
+            raise ValueError(f"units must be one of {sorted(_UNITS)}, got {units!r}")
+        self.units = units
+        if target_shape is None and mask_name is None:
+            raise TypeError(
+                "target_shape must be an int or three ints, got NoneType None without mask_name "
+                "(target_shape=None means the bounding box of the mask mask_name)"
+            )
+        self.target_shape = None if target_shape is None else _parse_target_shape(target_shape, units)
         self.padding_mode = padding_mode
         self._mode, self._fill = parse_padding_mode(padding_mode)
         if mask_name is not None and not isinstance(mask_name, str):
             raise TypeError(f"mask_name must be None or an image name, got {type(mask_name).__name__} {mask_name!r}")
         self.mask_name = mask_name
+        if labels is not None and mask_name is None:
+            raise ValueError(f"labels select voxels of the mask: give mask_name too, got labels={labels!r}")
+        if labels is not None and (
+            isinstance(labels, str) or not isinstance(labels, Sequence) or not all(is_number(x) for x in labels)
+        ):
+            raise TypeError(f"labels must be None or a sequence of label values, got {labels!r}")
+        self.labels = None if labels is None else list(labels)
+        if only_crop and only_pad:
+            raise ValueError("only_crop and only_pad cannot both be True")
+        self.only_crop, self.only_pad = bool(only_crop), bool(only_pad)
+        if location not in ("center", "random"):
+            raise ValueError(f"location must be 'center' or 'random', got {location!r}")
+        if location == "random" and mask_name is not None:
+            raise ValueError(f"location='random' cannot be combined with mask_name (got {mask_name!r})")
+        self.location = location
 
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""
-        arguments = {"target_shape": self.target_shape, "padding_mode": self.padding_mode}
-        if self.mask_name is not None:
-            arguments["mask_name"] = self.mask_name
+        arguments: dict[str, Any] = {"target_shape": self.target_shape, "padding_mode": self.padding_mode}
+        optional = {
+            "mask_name": (self.mask_name, None),
+            "labels": (self.labels, None),
+            "only_crop": (self.only_crop, False),
+            "only_pad": (self.only_pad, False),
+            "location": (self.location, "center"),
+            "units": (self.units, "voxels"),
+        }
+        arguments.update({key: value for key, (value, default) in optional.items() if value != default})
         return {**arguments, **super().arguments()}
 
     def apply_transform(self, subject: Subject) -> Subject:
@@ -344,7 +405,19 @@ class CropOrPad(Transform):
         if self.mask_name is not None:
             mask = subject.get_image(self.mask_name, "CropOrPad mask_name")
             mask_shape = mask.spatial_shape
-            box = _bounding_box(mask.data)
+            data = mask.data
+            if self.labels is not None:
+                data = torch.isin(data, torch.tensor(self.labels, dtype=data.dtype))
+            box = _bounding_box(data)
+        plans: dict[tuple[TypeTriplet, tuple[float, ...]], tuple[TypeBounds, TypeBounds]] = {}
+
+        def plan(image: Image) -> tuple[TypeBounds, TypeBounds]:
+            # One plan per grid: random windows are drawn once for images sharing it.
+            key = (image.spatial_shape, tuple(image.spacing))
+            if key not in plans:
+                plans[key] = self._plan(image.spatial_shape, tuple(image.spacing), box)
+            return plans[key]
+
         results = {}
         for name, image in self.get_images_dict(subject).items():
             shape = image.spatial_shape
@@ -353,46 +426,101 @@ class CropOrPad(Transform):
                     f"image {name!r} of subject {subject.name!r} has spatial shape {shape} but the mask "
                     f"{self.mask_name!r} has {mask_shape}; CropOrPad with mask_name needs one grid"
                 )
-            cropping, padding = _crop_and_pad(shape, self._target_for(shape), box)
+            cropping, padding = plan(image)
             cropped = crop_image(image, cropping, name, subject)
             results[name] = pad_image(cropped, padding, self._mode, self._fill, name, subject)
+        spacing = tuple(subject.get_first_image().spacing)
 
         def region(shape: TypeTriplet) -> tuple[TypeTriplet, TypeTriplet]:
-            target = self._target_for(shape)
-            cropping, padding = _crop_and_pad(shape, target, box)
-            ini = tuple(cropping[2 * a] - padding[2 * a] for a in range(3))
-            return (ini[0], ini[1], ini[2]), (ini[0] + target[0], ini[1] + target[1], ini[2] + target[2])
+            cropping, padding = plans.get((shape, spacing)) or self._plan(shape, spacing, box)
+            ini = [cropping[2 * a] - padding[2 * a] for a in range(3)]
+            fin = [shape[a] - cropping[2 * a + 1] + padding[2 * a + 1] for a in range(3)]
+            return (ini[0], ini[1], ini[2]), (fin[0], fin[1], fin[2])
 
         return _with_annotations(subject, subject.with_images(results), self, region)
 
-    def _target_for(self, shape: TypeTriplet) -> TypeTriplet:
-        if isinstance(self.target_shape, int):
-            size = self.target_shape
-            return (size, size, 1 if shape[2] == 1 else size)
-        values = [shape[a] if t is None else t for a, t in enumerate(self.target_shape)]
+    def _plan(
+        self, shape: TypeTriplet, spacing: tuple[float, ...], box: tuple[TypeTriplet, TypeTriplet] | None
+    ) -> tuple[TypeBounds, TypeBounds]:
+        """Cropping and padding for an image of ``shape`` and ``spacing`` (``only_crop``/``only_pad`` applied)."""
+        if self.target_shape is None:
+            target = shape if box is None else _box_shape(box)
+        else:
+            target = self._target_for(shape, spacing)
+        cropping, padding = _crop_and_pad(shape, target, box)
+        if self.location == "random":
+            cropping = _random_cropping(cropping)
+        if self.only_crop:
+            padding = (0, 0, 0, 0, 0, 0)
+        if self.only_pad:
+            cropping = (0, 0, 0, 0, 0, 0)
+        return cropping, padding
+
+    def _target_for(self, shape: TypeTriplet, spacing: Sequence[float]) -> TypeTriplet:
+        target = self.target_shape
+        if target is None or isinstance(target, (int, float)):
+            size = shape[0] if target is None else target
+            target = (size, size, None if shape[2] == 1 else size)
+        values = []
+        for axis, value in enumerate(target):
+            if value is None:
+                values.append(shape[axis])
+            elif self.units == "voxels":
+                values.append(int(value))
+            else:
+                voxels = round(float(value) * _UNITS[self.units] / float(spacing[axis]))
+                if voxels < 1:
+                    raise ValueError(
+                        f"target_shape {self.target_shape!r} in {self.units} is less than one voxel of spacing "
+                        f"{tuple(spacing)} on axis {axis}"
+                    )
+                values.append(voxels)
         return (values[0], values[1], values[2])
 
 
-def _parse_target_shape(value: Any) -> int | tuple[int | None, int | None, int | None]:
-    def check(item: Any) -> int | None:
+#: Millimetres per unit of ``CropOrPad(units=...)`` (voxels: not a length).
+_UNITS = {"voxels": 0.0, "mm": 1.0, "cm": 10.0}
+
+
+def _parse_target_shape(value: Any, units: str = "voxels") -> Any:
+    lengths = units != "voxels"
+
+    def check(item: Any) -> int | float | None:
         if item is None:
             return None
-        if isinstance(item, bool) or not isinstance(item, Integral):
-            raise TypeError(f"target_shape must be an int or three ints (or None), got {value!r}")
-        if item < 1:
+        if not is_number(item) or not (lengths or isinstance(item, Integral)):
+            kind = "numbers" if lengths else "ints"
+            raise TypeError(f"target_shape must be an int or three {kind} (or None), got {value!r}")
+        if item <= 0 or (not lengths and item < 1):
             raise ValueError(f"target_shape must be at least 1 on every axis, got {value!r}")
-        return int(item)
+        return float(item) if lengths else int(item)
 
-    if isinstance(value, Integral) and not isinstance(value, bool):
-        checked = check(value)
-        assert checked is not None  # an int is never None
-        return checked
+    if is_number(value):
+        if not (lengths or isinstance(value, Integral)):
+            raise TypeError(
+                f"target_shape must be an int or three ints (or None), got {type(value).__name__} {value!r}"
+            )
+        return check(value)
     if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
         items = list(value)
         if len(items) != 3:
             raise ValueError(f"target_shape must have three values (I, J, K), got {len(items)}: {value!r}")
         return (check(items[0]), check(items[1]), check(items[2]))
     raise TypeError(f"target_shape must be an int or three ints (or None), got {type(value).__name__} {value!r}")
+
+
+def _box_shape(box: tuple[TypeTriplet, TypeTriplet]) -> TypeTriplet:
+    return (box[1][0] - box[0][0], box[1][1] - box[0][1], box[1][2] - box[0][2])
+
+
+def _random_cropping(cropping: TypeBounds) -> TypeBounds:
+    """The same amount cropped per axis, its start drawn uniformly (``torch.randint``, as TorchIO)."""
+    bounds: list[int] = []
+    for axis in range(3):
+        amount = cropping[2 * axis] + cropping[2 * axis + 1]
+        ini = int(torch.randint(0, amount + 1, (1,)).item()) if amount else 0
+        bounds += [ini, amount - ini]
+    return (bounds[0], bounds[1], bounds[2], bounds[3], bounds[4], bounds[5])
 
 
 def _bounding_box(data: torch.Tensor) -> tuple[TypeTriplet, TypeTriplet] | None:
