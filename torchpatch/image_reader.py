@@ -32,6 +32,9 @@ from .typing import TypePath, TypeTriplet
 #: What a reader returns: ``(C, I, J, K)`` voxels (tensor or array) and a 4x4 affine (``None``: identity).
 TypeReader = Callable[[Path], tuple[Any, Any]]
 
+# The default of Image's ``reader``, kept at import (tests replace ``io.read_image`` to count reads).
+_BUILTIN_READER = io.read_image
+
 
 def is_custom_reader(reader: TypeReader) -> bool:
     """Whether ``reader`` replaces the built-in :func:`torchpatch.io.read_image`.
@@ -40,7 +43,7 @@ def is_custom_reader(reader: TypeReader) -> bool:
         >>> is_custom_reader(io.read_image), is_custom_reader(lambda path: (np.zeros((1, 1, 1, 1)), None))
         (False, True)
     """
-    return reader is not io.read_image
+    return reader is not _BUILTIN_READER
 
 
 def check_reader(reader: Any) -> TypeReader:
