@@ -138,7 +138,9 @@ class Affine(RandomAffine):
             raise ValueError(f"default_pad_label must be 0 (label maps are padded with 0), got {default_pad_label!r}")
         ranges = [[value for value in triplet for _ in range(2)] for triplet in fixed]
         super().__init__(
-            *ranges,
+            scales=ranges[0],
+            degrees=ranges[1],
+            translation=ranges[2],
             center=center,
             default_pad_value=default_pad_value,
             image_interpolation=image_interpolation,
