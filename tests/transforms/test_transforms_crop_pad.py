@@ -351,3 +351,67 @@ def test_crop_or_pad_always_gives_the_target_shape_and_keeps_world_positions(sha
         inside = all(0 <= s < n for s, n in zip(source, shape))
         value = float(out.data[(0, *index)])
         assert value == (float(data[(0, *source)]) if inside else 0.0)
+
+
+def test_crop_or_pad_only_crop_and_only_pad_keep_the_other_axes() -> None:
+    subject = Subject(a=ScalarImage(tensor=torch.zeros(1, 5, 9, 3)))
+    assert CropOrPad((8, 8, 3), only_crop=True)(subject).a.spatial_shape == (5, 8, 3)
+    assert CropOrPad((8, 8, 3), only_pad=True)(subject).a.spatial_shape == (8, 9, 3)
+
+
+def test_crop_or_pad_target_none_crops_to_the_mask_labels() -> None:
+    mask = torch.zeros(1, 6, 6, 1, dtype=torch.int64)
+    mask[0, 1:3, 2:5] = 2
+    mask[0, 5, 5] = 1
+    out = CropOrPad(mask_name="m")(Subject(m=LabelMap(tensor=mask)))
+    assert out.m.spatial_shape == (5, 4, 1)
+    assert CropOrPad(mask_name="m", labels=[2])(Subject(m=LabelMap(tensor=mask))).m.spatial_shape == (2, 3, 1)
+
+
+def test_crop_or_pad_random_location_is_seeded_and_keeps_the_size() -> None:
+    subject = Subject(a=ScalarImage(tensor=torch.arange(10.0).reshape(1, 10, 1, 1)))
+    torch.manual_seed(1)
+    first = CropOrPad((4, 1, 1), location="random")(subject).a.data
+    torch.manual_seed(1)
+    assert torch.equal(first, CropOrPad((4, 1, 1), location="random")(subject).a.data)
+    assert first.shape == (1, 4, 1, 1)
+
+
+def test_crop_or_pad_rejects_bad_extras() -> None:
+    with pytest.raises(ValueError, match="only_crop and only_pad"):
+        CropOrPad(2, only_crop=True, only_pad=True)
+    with pytest.raises(ValueError, match="location must be"):
+        CropOrPad(2, location="corner")
+    with pytest.raises(ValueError, match="units must be"):
+        CropOrPad(2, units="inch")
+    with pytest.raises(ValueError, match="cannot be combined with mask_name"):
+        CropOrPad(2, mask_name="m", location="random")
+    with pytest.raises(ValueError, match="give mask_name too"):
+        CropOrPad(2, labels=[1])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"target_shape": (6, 3, 5), "only_crop": True},
+        {"target_shape": (6, 3, 5), "only_pad": True},
+        {"target_shape": (6, 3, 5), "location": "random"},
+        {"target_shape": (9.0, 4.0, 5.0), "units": "mm"},
+        {"target_shape": None, "mask_name": "seg", "labels": [2]},
+    ],
+)
+def test_crop_or_pad_extras_match_torchio(kwargs: dict) -> None:
+    tio = pytest.importorskip("torchio")
+    data = torch.arange(4 * 5 * 6, dtype=torch.float32).reshape(1, 4, 5, 6)
+    seg = torch.zeros(1, 4, 5, 6, dtype=torch.int64)
+    seg[0, 1:3, 1:4, 2:5] = 2
+    seg[0, 0, 0, 0] = 1
+    affine = torch.diag(torch.tensor([1.5, 1.0, 1.0, 1.0])).numpy()
+    ours = Subject(t1=ScalarImage(tensor=data, affine=affine), seg=LabelMap(tensor=seg, affine=affine))
+    theirs = tio.Subject(t1=tio.ScalarImage(tensor=data, affine=affine), seg=tio.LabelMap(tensor=seg, affine=affine))
+    torch.manual_seed(3)
+    expected = tio.CropOrPad(**kwargs)(theirs)
+    torch.manual_seed(3)
+    got = CropOrPad(**kwargs)(ours)
+    assert torch.equal(got.t1.data, expected.t1.data)
+    assert got.t1.affine == pytest.approx(expected.t1.affine)
