@@ -10,7 +10,7 @@ context, batched) and gives the same voxels::
 As in TorchIO, calling one still draws one number for ``p`` (so a pipeline
 consumes the same random numbers), and it records itself in the subject's
 ``history`` under its own name (``{"name": "Affine", ...}``) with the random
-twin's parameters; :mod:`.history` replays and inverts those records. The
+twin's parameters; :mod:`~torchpatch.transforms.augmentation.history` replays and inverts those records. The
 intensity ones take, like TorchIO's, one value for every image or a dict
 image name -> value (what TorchIO's own history holds).
 """

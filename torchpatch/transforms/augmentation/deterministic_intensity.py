@@ -1,6 +1,6 @@
 """TorchIO 1.x's deterministic intensity transforms: noise, gamma, blur, bias field and swap with given parameters.
 
-As the spatial ones of :mod:`.deterministic`, each subclasses its random twin,
+As the spatial ones of :mod:`~torchpatch.transforms.augmentation.deterministic`, each subclasses its random twin,
 replaces the draw by its arguments (one value for every image or a dict image
 name -> value, TorchIO's per-image form) and records itself in the history.
 """
