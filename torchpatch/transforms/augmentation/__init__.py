@@ -17,6 +17,9 @@ transform                             what it does
 :class:`RandomBiasField`              multiply by a smooth polynomial bias field
 :class:`RandomAnisotropy`             thick slices: downsample one axis, restore the grid
 :class:`OneOf`                        apply one transform chosen at random
+:class:`RandomMotion`                 MRI motion: k-space from a few rigidly moved copies
+:class:`RandomGhosting`               MRI ghosts along a voxel axis (k-space planes weakened)
+:class:`RandomSpike`                  MRI spikes in k-space: stripes across the image
 :class:`Affine`, :class:`Flip`...     TorchIO's deterministic twins, parameters given
 ====================================  ====================================================
 
@@ -43,11 +46,20 @@ from .deterministic import Affine, ElasticDeformation, Flip
 from .deterministic_intensity import BiasField, Blur, Gamma, Noise, Swap
 from .elastic import RandomElasticDeformation
 from .flip import RandomFlip
+from .ghosting import Ghosting, RandomGhosting
 from .intensity import IntensityRandomTransform, RandomBlur, RandomGamma, RandomNoise
+from .kspace import RandomSpike, Spike
+from .motion import Motion, RandomMotion
 from .random import OneOf, RandomTransform
 from .resample import SpatialRandomTransform
 
 __all__ = [
+    "Ghosting",
+    "Motion",
+    "RandomGhosting",
+    "RandomMotion",
+    "RandomSpike",
+    "Spike",
     "Affine",
     "BiasField",
     "Blur",

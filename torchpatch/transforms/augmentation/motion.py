@@ -35,7 +35,7 @@ from .random import parse_range
 from .resample import SamplingGrid, parse_interpolation, resample_region
 
 
-def motion_voxel_map(degrees: Sequence[float], translation: Sequence[float], affine: Any) -> Any:
+def motion_voxel_map(degrees: Any, translation: Any, affine: Any) -> Any:
     """The 4x4 map from output voxels to the input voxels they sample, for one movement.
 
     The movement ``x -> R x + t`` acts in LPS world coordinates (SimpleITK's),
