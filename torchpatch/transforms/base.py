@@ -248,7 +248,7 @@ class Transform:
     @overload
     def __call__(self, subject: dict[str, Any]) -> dict[str, Any]: ...
 
-    def __call__(self, subject: Subject | Image | dict[str, Any]) -> Subject | Image | dict[str, Any]:
+    def __call__(self, subject: Any) -> Any:
         """Transform a subject, or a bare image as TorchIO does.
 
         An image is wrapped in a subject under the name
