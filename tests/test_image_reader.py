@@ -71,7 +71,7 @@ def test_reader_must_be_callable(raw_file: Path) -> None:
 
 def test_verify_path_false_defers_the_missing_file_error(tmp_path: Path) -> None:
     missing = tmp_path / "missing.nii.gz"
-    with pytest.raises(FileNotFoundError, match="missing.nii.gz"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.nii\.gz"):
         ScalarImage(missing)
     image = ScalarImage(missing, verify_path=False)
     assert image.path == missing
@@ -80,7 +80,7 @@ def test_verify_path_false_defers_the_missing_file_error(tmp_path: Path) -> None
 
 
 def test_custom_reader_still_verifies_existence(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="missing.raw"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.raw"):
         ScalarImage(tmp_path / "missing.raw", reader=_numpy_reader)
 
 

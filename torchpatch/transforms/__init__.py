@@ -21,6 +21,10 @@ More steps with TorchIO's names (:mod:`~torchpatch.transforms.misc`,
 :class:`Mask`, :class:`CopyAffine`, :class:`EnsureShapeMultiple`,
 :class:`OneHot`, :class:`RemapLabels`, :class:`SequentialLabels` and
 :class:`KeepLargestComponent` (also ``KeepLargestConnectedComponent``).
+:class:`RemoveLabels`, :class:`Contour`, :class:`To`, :class:`Transpose` and
+:class:`ToReferenceSpace` (:mod:`~torchpatch.transforms.label_extra`,
+:mod:`~torchpatch.transforms.reference`); TorchIO's module paths
+(:mod:`~torchpatch.transforms.preprocessing`) re-export them all.
 Grids and intensity scales chosen by the user (:mod:`~torchpatch.transforms.orientation`,
 :mod:`~torchpatch.transforms.histogram`): :class:`ToOrientation`, :class:`Resize` and
 :class:`HistogramStandardization` (landmarks learnt with its ``train``).
@@ -58,6 +62,8 @@ Example:
 
 from __future__ import annotations
 
+from . import preprocessing
+
 # TorchIO's deterministic transforms (parameters given).
 from .augmentation import (
     Affine,
@@ -87,16 +93,25 @@ from .augmentation import (
     Spike,
     Swap,
 )
+from .augmentation import spatial as _augmentation_spatial  # noqa: F401 - makes augmentation.spatial an attribute
 from .base import Compose, Transform
 from .crop_pad import Crop, CropOrPad, Pad
 from .histogram import HistogramStandardization, train_histogram
 from .intensity import RescaleIntensity, ZNormalization
 from .label import KeepLargestComponent, KeepLargestConnectedComponent, OneHot, RemapLabels, SequentialLabels
+from .label_extra import Contour, RemoveLabels
 from .misc import Clamp, CopyAffine, EnsureShapeMultiple, Lambda, Mask
 from .orientation import Resize, ToCanonical, ToOrientation
+from .reference import To, ToReferenceSpace, Transpose
 from .spatial import Resample
 
 __all__ = [
+    "Contour",
+    "RemoveLabels",
+    "To",
+    "ToReferenceSpace",
+    "Transpose",
+    "preprocessing",
     "Affine",
     "BiasField",
     "Blur",

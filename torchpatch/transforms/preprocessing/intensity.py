@@ -1,0 +1,16 @@
+"""Intensity preprocessing where TorchIO 1.x groups it (``tio.transforms.preprocessing.intensity``).
+
+Example:
+    >>> from torchpatch.transforms.preprocessing.intensity import Clamp
+    >>> Clamp(0, 1)
+    Clamp(out_min=0, out_max=1)
+"""
+
+from __future__ import annotations
+
+from ..histogram import HistogramStandardization
+from ..intensity import RescaleIntensity, ZNormalization
+from ..misc import Clamp, Mask
+from ..reference import To
+
+__all__ = ["Clamp", "HistogramStandardization", "Mask", "RescaleIntensity", "To", "ZNormalization"]
