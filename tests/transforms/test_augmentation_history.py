@@ -85,8 +85,8 @@ def test_transforms_that_cannot_be_inverted_are_left_out_with_a_warning() -> Non
 
 
 def test_unknown_records_are_named() -> None:
-    subject = _subject().with_images({}, history=[{"name": "RandomSpike", "spikes": 1}])
-    with pytest.raises(ValueError, match=r"history record 0 .* names 'RandomSpike'"):
+    subject = _subject().with_images({}, history=[{"name": "RandomFoo", "spikes": 1}])
+    with pytest.raises(ValueError, match=r"history record 0 .* names 'RandomFoo'"):
         subject.get_applied_transforms()
 
 

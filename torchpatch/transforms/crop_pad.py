@@ -33,6 +33,7 @@ from ..patches import fill_fits
 from ..subject import Subject
 from ..typing import TypeTriplet
 from .base import Transform, rebuild_image
+from .crop_pad_plan import UNITS, bounding_box, box_shape, crop_and_pad, parse_target_shape, random_cropping
 
 TypeBounds = tuple[int, int, int, int, int, int]
 
@@ -355,15 +356,15 @@ class CropOrPad(Transform):
         **kwargs: Any,
     ) -> None:
         super().__init__(include, exclude, **kwargs)
-        if units not in _UNITS:
-            raise ValueError(f"units must be one of {sorted(_UNITS)}, got {units!r}")
+        if units not in UNITS:
+            raise ValueError(f"units must be one of {sorted(UNITS)}, got {units!r}")
         self.units = units
         if target_shape is None and mask_name is None:
             raise TypeError(
                 "target_shape must be an int or three ints, got NoneType None without mask_name "
                 "(target_shape=None means the bounding box of the mask mask_name)"
             )
-        self.target_shape = None if target_shape is None else _parse_target_shape(target_shape, units)
+        self.target_shape = None if target_shape is None else parse_target_shape(target_shape, units)
         self.padding_mode = padding_mode
         self._mode, self._fill = parse_padding_mode(padding_mode)
         if mask_name is not None and not isinstance(mask_name, str):
@@ -408,7 +409,7 @@ class CropOrPad(Transform):
             data = mask.data
             if self.labels is not None:
                 data = torch.isin(data, torch.tensor(self.labels, dtype=data.dtype))
-            box = _bounding_box(data)
+            box = bounding_box(data)
         plans: dict[tuple[TypeTriplet, tuple[float, ...]], tuple[TypeBounds, TypeBounds]] = {}
 
         def plan(image: Image) -> tuple[TypeBounds, TypeBounds]:
@@ -444,12 +445,12 @@ class CropOrPad(Transform):
     ) -> tuple[TypeBounds, TypeBounds]:
         """Cropping and padding for an image of ``shape`` and ``spacing`` (``only_crop``/``only_pad`` applied)."""
         if self.target_shape is None:
-            target = shape if box is None else _box_shape(box)
+            target = shape if box is None else box_shape(box)
         else:
             target = self._target_for(shape, spacing)
-        cropping, padding = _crop_and_pad(shape, target, box)
+        cropping, padding = crop_and_pad(shape, target, box)
         if self.location == "random":
-            cropping = _random_cropping(cropping)
+            cropping = random_cropping(cropping)
         if self.only_crop:
             padding = (0, 0, 0, 0, 0, 0)
         if self.only_pad:
@@ -468,7 +469,7 @@ class CropOrPad(Transform):
             elif self.units == "voxels":
                 values.append(int(value))
             else:
-                voxels = round(float(value) * _UNITS[self.units] / float(spacing[axis]))
+                voxels = round(float(value) * UNITS[self.units] / float(spacing[axis]))
                 if voxels < 1:
                     raise ValueError(
                         f"target_shape {self.target_shape!r} in {self.units} is less than one voxel of spacing "
@@ -476,86 +477,6 @@ class CropOrPad(Transform):
                     )
                 values.append(voxels)
         return (values[0], values[1], values[2])
-
-
-#: Millimetres per unit of ``CropOrPad(units=...)`` (voxels: not a length).
-_UNITS = {"voxels": 0.0, "mm": 1.0, "cm": 10.0}
-
-
-def _parse_target_shape(value: Any, units: str = "voxels") -> Any:
-    lengths = units != "voxels"
-
-    def check(item: Any) -> int | float | None:
-        if item is None:
-            return None
-        if not is_number(item) or not (lengths or isinstance(item, Integral)):
-            kind = "numbers" if lengths else "ints"
-            raise TypeError(f"target_shape must be an int or three {kind} (or None), got {value!r}")
-        if item <= 0 or (not lengths and item < 1):
-            raise ValueError(f"target_shape must be at least 1 on every axis, got {value!r}")
-        return float(item) if lengths else int(item)
-
-    if is_number(value):
-        if not (lengths or isinstance(value, Integral)):
-            raise TypeError(
-                f"target_shape must be an int or three ints (or None), got {type(value).__name__} {value!r}"
-            )
-        return check(value)
-    if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
-        items = list(value)
-        if len(items) != 3:
-            raise ValueError(f"target_shape must have three values (I, J, K), got {len(items)}: {value!r}")
-        return (check(items[0]), check(items[1]), check(items[2]))
-    raise TypeError(f"target_shape must be an int or three ints (or None), got {type(value).__name__} {value!r}")
-
-
-def _box_shape(box: tuple[TypeTriplet, TypeTriplet]) -> TypeTriplet:
-    return (box[1][0] - box[0][0], box[1][1] - box[0][1], box[1][2] - box[0][2])
-
-
-def _random_cropping(cropping: TypeBounds) -> TypeBounds:
-    """The same amount cropped per axis, its start drawn uniformly (``torch.randint``, as TorchIO)."""
-    bounds: list[int] = []
-    for axis in range(3):
-        amount = cropping[2 * axis] + cropping[2 * axis + 1]
-        ini = int(torch.randint(0, amount + 1, (1,)).item()) if amount else 0
-        bounds += [ini, amount - ini]
-    return (bounds[0], bounds[1], bounds[2], bounds[3], bounds[4], bounds[5])
-
-
-def _bounding_box(data: torch.Tensor) -> tuple[TypeTriplet, TypeTriplet] | None:
-    """Half-open box ``[ini, fin)`` of the non-zero voxels of any channel; None when there are none."""
-    foreground = (data != 0).any(dim=0)
-    ini, fin = [], []
-    for axis in range(3):
-        others = tuple(a for a in range(3) if a != axis)
-        present = torch.nonzero(foreground.any(dim=others)).flatten()
-        if present.numel() == 0:
-            return None
-        ini.append(int(present[0]))
-        fin.append(int(present[-1]) + 1)
-    return (ini[0], ini[1], ini[2]), (fin[0], fin[1], fin[2])
-
-
-def _crop_and_pad(
-    shape: TypeTriplet, target: TypeTriplet, box: tuple[TypeTriplet, TypeTriplet] | None
-) -> tuple[TypeBounds, TypeBounds]:
-    """Cropping, then padding, that turns ``shape`` into ``target`` around the centre or ``box``."""
-    cropping, padding = [], []
-    for axis in range(3):
-        size, wanted = shape[axis], target[axis]
-        # Twice the centre, in voxel edges, so that halves stay integers.
-        twice_centre = size if box is None else box[0][axis] + box[1][axis]
-        shift = twice_centre - wanted
-        # Halve rounding away from zero: the odd voxel goes to the ini side.
-        start = (shift + 1) // 2 if shift >= 0 else -((1 - shift) // 2)
-        stop = start + wanted
-        cropping += [max(0, start), max(0, size - stop)]
-        padding += [max(0, -start), max(0, stop - size)]
-    return (
-        (cropping[0], cropping[1], cropping[2], cropping[3], cropping[4], cropping[5]),
-        (padding[0], padding[1], padding[2], padding[3], padding[4], padding[5]),
-    )
 
 
 __all__ = ["Crop", "CropOrPad", "Pad", "crop_image", "pad_image"]
