@@ -64,10 +64,7 @@ _MRI = "to do: MRI artefact simulation (k-space), not part of the augmentation i
 # ``tio.Transform`` (one name at one path).
 NOT_PROVIDED: dict[str, str] = {
     # deterministic transforms
-    "Affine": _DETERMINISTIC,
-    "ElasticDeformation": _DETERMINISTIC,
     "AffineElasticDeformation": _DETERMINISTIC,
-    "Flip": _DETERMINISTIC,
     "Swap": _DETERMINISTIC,
     "Blur": _DETERMINISTIC,
     "Noise": _DETERMINISTIC,
@@ -89,18 +86,12 @@ NOT_PROVIDED: dict[str, str] = {
     "LabelTransform": _BASE,
     "SpatialTransform": _BASE,
     "NormalizationTransform": _BASE,
-    "tio.Transform": "to do: torchpatch.transforms.Transform, not at the top",
     "MonaiAdapter": (
         "any callable Subject -> Subject is a transform, so a function that calls a MONAI dictionary "
         "transform on subject images' data does the same"
     ),
     # preprocessing
-    "Contour": _TODO,
     "PCA": _TODO,
-    "RemoveLabels": _TODO,
-    "To": _TODO,
-    "ToReferenceSpace": _TODO,
-    "Transpose": _TODO,
     "tio.transforms.preprocessing": "to do: the transforms are at tio.transforms.X and tio.X",
     "tio.transforms.augmentation.spatial": "to do: the transforms are at tio.transforms.X and tio.X",
     "tio.transforms.augmentation.intensity.RandomBiasField": "to do: at tio.transforms.RandomBiasField and tio.X",
@@ -129,38 +120,22 @@ _BASE_KWARG = "TorchIO's Transform keyword, not taken: "
 # transform takes through **kwargs, or "Class()" for the positional order) ->
 # reason. Checked both ways, like NOT_PROVIDED.
 SIGNATURE_DIFFERENCES: dict[str, str] = {
-    "Transform.include": "to do: Compose and OneOf take no include/exclude (the transforms they hold do)",
-    "Transform.exclude": "to do: Compose and OneOf take no include/exclude (the transforms they hold do)",
+    "Contour()": "p, copy, keys, keep, parse_input, label_keys are keyword-only: include and exclude stay positional",
+    "Transpose()": "p, copy, keys, keep, parse_input, label_keys are keyword-only: include and exclude stay positional",
+    "Transform()": "p, copy, keys, keep, parse_input, label_keys are keyword-only: include and exclude stay positional",
+    "Image.reader": "the default is torchpatch.io.read_image (same meaning: path -> (voxels, affine))",
     "Transform.p": "to do: preprocessing transforms take no p (the random ones do)",
     "Transform.copy": _BASE_KWARG + "to do (transforms copy the subject, as copy=True does)",
     "Transform.keys": _BASE_KWARG + "to do (deprecated in TorchIO: include)",
     "Transform.keep": _BASE_KWARG + "to do",
     "Transform.parse_input": _BASE_KWARG + "to do",
     "Transform.label_keys": _BASE_KWARG + "to do (images are told apart by type: LabelMap)",
-    "KeepLargestComponent.p": "to do",
-    "KeepLargestComponent.copy": "to do",
-    "KeepLargestComponent.keys": "to do",
-    "KeepLargestComponent.keep": "to do",
-    "KeepLargestComponent.parse_input": "to do",
-    "KeepLargestComponent.label_keys": "to do",
     "KeepLargestComponent()": "to do (follows from the missing keywords)",
-    "Crop.copy": "to do",
     "Crop()": "to do (follows from the missing copy)",
-    "CropOrPad.target_shape": "to do: target_shape=None (the bounding box of mask_name) is not taken",
-    "CropOrPad.labels": "to do",
-    "CropOrPad.only_crop": "to do",
-    "CropOrPad.only_pad": "to do",
-    "CropOrPad.location": "to do",
-    "CropOrPad.units": "to do",
-    "CropOrPad()": "to do (follows from the missing arguments)",
     "ToCanonical.orientation": "to do (ToOrientation takes it)",
     "ToCanonical()": "to do (follows from the missing orientation)",
     "RandomAffine.default_pad_label": "to do",
     "RandomAffine()": "to do (follows from the missing default_pad_label)",
-    "Image()": (
-        "to do: reader and verify_path are not taken (Image's **kwargs keeps them as metadata); "
-        "the reader is chosen from the file's suffix"
-    ),
     "SubjectsLoader()": "collate_fn is keyword-only (taken through **kwargs, default collate_subjects)",
     "GridSampler.patch_overlap": "same meaning: 0 is (0, 0, 0)",
     "GridAggregator.downsampling_factor": (
