@@ -30,6 +30,7 @@ PAGES = [
     ("torchpatch.regions", "Box reads"),
     ("torchpatch.conversions", "Images as SimpleITK, Pillow and matplotlib see them"),
     ("torchpatch.image_plot", "TorchIO's image and subject plots"),
+    ("torchpatch.image_reader", "Custom readers and paths of images"),
     ("torchpatch.subject", "Subjects"),
     ("torchpatch.patches", "Stacked patches"),
     ("torchpatch.dataset", "Datasets of subjects"),

@@ -195,8 +195,8 @@ class Transform:
 
     #: Whether only intensity images (ScalarImage) are transformed.
     intensity_only: ClassVar[bool] = False
-    #: Whether :meth:`apply_transform` draws ``p`` itself (random transforms,
-    #: ``Compose``, ``OneOf``) rather than :meth:`__call__`.
+    #: Whether ``apply_transform`` draws ``p`` itself (random transforms, ``Compose``, ``OneOf``)
+    #: rather than ``Transform.__call__``.
     draws_p: ClassVar[bool] = False
     # Defaults for subclasses whose __init__ does not call ours.
     include: tuple[str, ...] | None = None
