@@ -276,7 +276,7 @@ class LabelSampler(RandomSampler):
         return draw
 
     def centre_weights(self, subject: Subject, patch_size: TypeTriplet) -> torch.Tensor:
-        """The probability of each valid centre (see :meth:`get_probability_map`), float64.
+        """The probability of each valid centre, float64 (see :meth:`RandomSampler.get_probability_map`).
 
         Example:
             >>> from torchpatch import LabelMap
