@@ -47,11 +47,11 @@ from .deterministic_intensity import BiasField, Blur, Gamma, Noise, Swap
 from .elastic import RandomElasticDeformation
 from .flip import RandomFlip
 from .ghosting import Ghosting, RandomGhosting
-from .intensity import IntensityRandomTransform, RandomBlur, RandomGamma, RandomNoise
 from .kspace import RandomSpike, Spike
 from .motion import Motion, RandomMotion
 from .random import OneOf, RandomTransform
 from .resample import SpatialRandomTransform
+from .voxelwise import IntensityRandomTransform, RandomBlur, RandomGamma, RandomNoise
 
 __all__ = [
     "Ghosting",

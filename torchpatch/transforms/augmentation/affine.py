@@ -160,8 +160,9 @@ class RandomAffine(SpatialRandomTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(image_interpolation, label_interpolation, default_pad_value, p, include, exclude)
+        super().__init__(image_interpolation, label_interpolation, default_pad_value, p, include, exclude, **kwargs)
         self.scales = parse_axis_ranges(scales, "scales", around=1.0)
         if any(low <= 0 for low, _ in self.scales):
             raise ValueError(f"scales must be positive, got ranges {self.scales} from scales={scales!r}")

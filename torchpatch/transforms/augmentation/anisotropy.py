@@ -42,9 +42,9 @@ from ...geometry import is_number, shift_affine
 from ...image import Image
 from ...subject import Subject
 from ..base import rebuild_image
-from .intensity import as_float
 from .random import RandomTransform, parse_range, uniform
 from .resample import Frame, crop_region
+from .voxelwise import as_float
 
 #: The interpolations implemented, for the images brought back to their grid.
 INTERPOLATIONS = ("linear", "nearest")
@@ -315,8 +315,9 @@ class RandomAnisotropy(RandomTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(p, include, exclude)
+        super().__init__(p, include, exclude, **kwargs)
         self.axes = _parse_axes(axes)
         self.downsampling = _parse_downsampling(downsampling)
         self.image_interpolation = _parse_interpolation(image_interpolation)

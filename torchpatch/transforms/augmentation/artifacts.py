@@ -18,9 +18,9 @@ from ...image import Image
 from ...subject import Subject
 from ...typing import TypeTriplet
 from ..base import rebuild_image
-from .intensity import as_float
 from .random import RandomTransform, parse_range, uniform
 from .resample import Frame, crop_region
+from .voxelwise import as_float
 
 
 class RandomSwap(RandomTransform):
@@ -64,8 +64,9 @@ class RandomSwap(RandomTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(p, include, exclude)
+        super().__init__(p, include, exclude, **kwargs)
         self.patch_size = to_triplet(patch_size, "patch_size")
         if isinstance(num_iterations, bool) or not isinstance(num_iterations, int):
             raise TypeError(f"num_iterations must be an int, got {type(num_iterations).__name__} {num_iterations!r}")
@@ -222,8 +223,9 @@ class RandomBiasField(RandomTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(p, include, exclude)
+        super().__init__(p, include, exclude, **kwargs)
         self.coefficients = parse_range(coefficients, "coefficients")
         if isinstance(order, bool) or not isinstance(order, int):
             raise TypeError(f"order must be an int, got {type(order).__name__} {order!r}")

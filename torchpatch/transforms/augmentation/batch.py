@@ -38,9 +38,9 @@ from .affine import RandomAffine, rotation_matrix
 from .anisotropy import RandomAnisotropy
 from .context import Step, draw_steps
 from .elastic import RandomElasticDeformation
-from .intensity import RandomBlur
 from .maps import ChainMap
 from .resample import Frame, chain_settings, move_annotations
+from .voxelwise import RandomBlur
 
 #: History key of the batch (a list of lists of records, one list per sample).
 HISTORY = "history"

@@ -130,6 +130,7 @@ class Affine(RandomAffine):
         p: float = 1.0,
         include: Names = None,
         exclude: Names = None,
+        **kwargs: Any,
     ) -> None:
         fixed = [
             number_triplet(v, a) for v, a in ((scales, "scales"), (degrees, "degrees"), (translation, "translation"))
@@ -149,6 +150,7 @@ class Affine(RandomAffine):
             p=p,
             include=include,
             exclude=exclude,
+            **kwargs,
         )
         self.fixed = fixed
 
@@ -196,9 +198,14 @@ class Flip(RandomFlip):
     """
 
     def __init__(
-        self, axes: int | str | Sequence[int | str], p: float = 1.0, include: Names = None, exclude: Names = None
+        self,
+        axes: int | str | Sequence[int | str],
+        p: float = 1.0,
+        include: Names = None,
+        exclude: Names = None,
+        **kwargs: Any,
     ):
-        super().__init__(axes, flip_probability=1.0, p=p, include=include, exclude=exclude)
+        super().__init__(axes, flip_probability=1.0, p=p, include=include, exclude=exclude, **kwargs)
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Flip:
@@ -252,6 +259,7 @@ class ElasticDeformation(RandomElasticDeformation):
         p: float = 1.0,
         include: Names = None,
         exclude: Names = None,
+        **kwargs: Any,
     ) -> None:
         points = np.asarray(control_points, dtype=np.float64)
         if points.ndim != 4 or points.shape[3] != 3 or min(points.shape[:3]) < 4 or not np.isfinite(points).all():
@@ -268,6 +276,7 @@ class ElasticDeformation(RandomElasticDeformation):
             p=p,
             include=include,
             exclude=exclude,
+            **kwargs,
         )
         self.control_points = points
 

@@ -19,9 +19,9 @@ from ...subject import Subject
 from ..base import rebuild_image
 from .artifacts import RandomBiasField, RandomSwap, number_of_coefficients
 from .deterministic import Names, each_value, number_triplet, per_image
-from .intensity import RandomBlur, RandomGamma, RandomNoise, as_float
 from .random import RandomTransform
 from .resample import Frame, crop_region
+from .voxelwise import RandomBlur, RandomGamma, RandomNoise, as_float
 
 
 def _check_numbers(value: Any, argument: str, minimum: float | None = None) -> None:
@@ -54,8 +54,17 @@ class Noise(RandomNoise):
         ([1.0, 1.0], {'name': 'Noise', 'mean': {'t1': 1.0}, 'std': {'t1': 0.0}, 'seed': {'t1': 0}})
     """
 
-    def __init__(self, mean: Any, std: Any, seed: Any, p: float = 1.0, include: Names = None, exclude: Names = None):
-        super().__init__(p=p, include=include, exclude=exclude)
+    def __init__(
+        self,
+        mean: Any,
+        std: Any,
+        seed: Any,
+        p: float = 1.0,
+        include: Names = None,
+        exclude: Names = None,
+        **kwargs: Any,
+    ):
+        super().__init__(p=p, include=include, exclude=exclude, **kwargs)
         _check_numbers(mean, "mean")
         _check_numbers(std, "std", minimum=0)
         for item in each_value(seed):
@@ -101,8 +110,8 @@ class Gamma(RandomGamma):
         ([0.25, 0.25], [0.5, 0.125])
     """
 
-    def __init__(self, gamma: Any, p: float = 1.0, include: Names = None, exclude: Names = None) -> None:
-        super().__init__(p=p, include=include, exclude=exclude)
+    def __init__(self, gamma: Any, p: float = 1.0, include: Names = None, exclude: Names = None, **kwargs: Any) -> None:
+        super().__init__(p=p, include=include, exclude=exclude, **kwargs)
         for item in each_value(gamma):
             values = item if isinstance(item, Sequence) and not isinstance(item, str) else [item]
             if not values or not all(is_number(value) for value in values):
@@ -174,8 +183,8 @@ class Blur(RandomBlur):
         (1.0, {'t1': [1.0, 1.0, 0.0]})
     """
 
-    def __init__(self, std: Any, p: float = 1.0, include: Names = None, exclude: Names = None) -> None:
-        super().__init__(p=p, include=include, exclude=exclude)
+    def __init__(self, std: Any, p: float = 1.0, include: Names = None, exclude: Names = None, **kwargs: Any) -> None:
+        super().__init__(p=p, include=include, exclude=exclude, **kwargs)
         for item in each_value(std):
             if min(number_triplet(item, "std")) < 0:
                 raise ValueError(f"std must be non-negative, got {std!r}")
@@ -222,14 +231,16 @@ class BiasField(RandomBiasField):
         [0.3679, 1.0, 2.7183]
     """
 
-    def __init__(self, coefficients: Any, order: Any, p: float = 1.0, include: Names = None, exclude: Names = None):
+    def __init__(
+        self, coefficients: Any, order: Any, p: float = 1.0, include: Names = None, exclude: Names = None, **kwargs: Any
+    ):
         if isinstance(coefficients, Mapping) != isinstance(order, Mapping):
             raise ValueError(
                 f"coefficients and order must both be dicts image name -> value or neither, "
                 f"got {type(coefficients).__name__} and {type(order).__name__}"
             )
         orders = each_value(order)
-        super().__init__(0.0, orders[0] if orders else 0, p=p, include=include, exclude=exclude)
+        super().__init__(0.0, orders[0] if orders else 0, p=p, include=include, exclude=exclude, **kwargs)
         for name in coefficients if isinstance(coefficients, Mapping) else [None]:
             values = coefficients[name] if name is not None else coefficients
             degree = order[name] if name is not None else order
@@ -349,9 +360,17 @@ class Swap(RandomSwap):
         ([2.0, 3.0, 0.0, 1.0], 'Swap')
     """
 
-    def __init__(self, patch_size: Any, locations: Any, p: float = 1.0, include: Names = None, exclude: Names = None):
+    def __init__(
+        self,
+        patch_size: Any,
+        locations: Any,
+        p: float = 1.0,
+        include: Names = None,
+        exclude: Names = None,
+        **kwargs: Any,
+    ):
         sizes = [to_triplet(size, "patch_size") for size in each_value(patch_size)]
-        super().__init__(sizes[0] if sizes else 1, 0, p=p, include=include, exclude=exclude)
+        super().__init__(sizes[0] if sizes else 1, 0, p=p, include=include, exclude=exclude, **kwargs)
         for pairs in each_value(locations):
             for pair in pairs:
                 if len(pair) != 2 or not all(len(corner) == 3 for corner in pair):

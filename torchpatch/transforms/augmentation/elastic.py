@@ -112,8 +112,9 @@ class RandomElasticDeformation(SpatialRandomTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(image_interpolation, label_interpolation, default_pad_value, p, include, exclude)
+        super().__init__(image_interpolation, label_interpolation, default_pad_value, p, include, exclude, **kwargs)
         self.num_control_points = _parse_control_points(num_control_points)
         self.max_displacement = _parse_displacement(max_displacement)
         if isinstance(locked_borders, bool) or locked_borders not in (0, 1, 2):

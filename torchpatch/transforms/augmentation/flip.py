@@ -85,8 +85,9 @@ class RandomFlip(SpatialMapMixin, RandomTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(p, include, exclude)
+        super().__init__(p, include, exclude, **kwargs)
         self.axes = _parse_axes(axes)
         self.flip_probability = parse_probability(flip_probability, "flip_probability")
 

@@ -16,7 +16,6 @@ import torch
 from ...geometry import is_number
 from ...image import Image
 from ..base import rebuild_image
-from .intensity import IntensityRandomTransform, as_float
 from .kspace import (
     FixedIntensityTransform,
     draw_uniform,
@@ -25,6 +24,7 @@ from .kspace import (
     parse_count_range,
 )
 from .random import parse_range
+from .voxelwise import IntensityRandomTransform, as_float
 
 
 def add_ghosts(data: torch.Tensor, num_ghosts: int, axis: int, intensity: float, restore: float | None) -> torch.Tensor:
@@ -132,8 +132,9 @@ class RandomGhosting(IntensityRandomTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(p, include, exclude)
+        super().__init__(p, include, exclude, **kwargs)
         self.num_ghosts = parse_count_range(num_ghosts, "num_ghosts")
         self.axes = _parse_axes(axes)
         self.intensity = parse_range(intensity, "intensity", minimum=0, from_zero=True)
@@ -194,8 +195,9 @@ class Ghosting(FixedIntensityTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(p, include, exclude)
+        super().__init__(p, include, exclude, **kwargs)
         self.num_ghosts = num_ghosts
         self.axis = axis
         self.intensity = intensity

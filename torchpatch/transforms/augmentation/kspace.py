@@ -26,8 +26,8 @@ import torch
 from ...image import Image
 from ...subject import Subject
 from ..base import Transform, rebuild_image, skips
-from .intensity import IntensityRandomTransform, as_float
 from .random import parse_probability, parse_range
+from .voxelwise import IntensityRandomTransform, as_float
 
 SPATIAL_DIMS = (-3, -2, -1)
 
@@ -151,9 +151,13 @@ class FixedIntensityTransform(Transform):
     parameter_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
-        self, p: float = 1.0, include: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None
+        self,
+        p: float = 1.0,
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         self.p = parse_probability(p, "p")
 
     def image_params(self, name: str) -> dict[str, Any] | None:
@@ -227,8 +231,9 @@ class RandomSpike(IntensityRandomTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(p, include, exclude)
+        super().__init__(p, include, exclude, **kwargs)
         self.num_spikes = parse_count_range(num_spikes, "num_spikes")
         self.intensity = parse_range(intensity, "intensity")
 
@@ -277,8 +282,9 @@ class Spike(FixedIntensityTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(p, include, exclude)
+        super().__init__(p, include, exclude, **kwargs)
         self.spikes_positions = spikes_positions
         self.intensity = intensity
 

@@ -29,10 +29,10 @@ from ...geometry import LPS_TO_RAS
 from ...image import Image
 from ..base import rebuild_image
 from .affine import rotation_matrix
-from .intensity import IntensityRandomTransform, as_float
 from .kspace import FixedIntensityTransform, draw_uniform, fourier_transform, inverse_fourier_transform
 from .random import parse_range
 from .resample import SamplingGrid, parse_interpolation, resample_region
+from .voxelwise import IntensityRandomTransform, as_float
 
 
 def motion_voxel_map(degrees: Any, translation: Any, affine: Any) -> Any:
@@ -168,8 +168,9 @@ class RandomMotion(IntensityRandomTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(p, include, exclude)
+        super().__init__(p, include, exclude, **kwargs)
         self.degrees = parse_range(degrees, "degrees")
         self.translation = parse_range(translation, "translation")
         if isinstance(num_transforms, bool) or not isinstance(num_transforms, int):
@@ -237,8 +238,9 @@ class Motion(FixedIntensityTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(p, include, exclude)
+        super().__init__(p, include, exclude, **kwargs)
         self.degrees = degrees
         self.translation = translation
         self.times = times

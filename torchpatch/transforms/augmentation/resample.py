@@ -273,8 +273,9 @@ class SpatialRandomTransform(RandomTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(p, include, exclude)
+        super().__init__(p, include, exclude, **kwargs)
         self.image_interpolation = parse_interpolation(image_interpolation, "image_interpolation")
         self.label_interpolation = parse_interpolation(label_interpolation, "label_interpolation")
         self.default_pad_value = parse_pad_value(default_pad_value)
