@@ -292,6 +292,8 @@ class HistogramStandardization(Transform):
             :mod:`torchpatch.transforms.masking`.
         include: Names of the only scalar images to standardize.
         exclude: Names of scalar images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         TypeError: When an argument has the wrong type.
@@ -318,8 +320,9 @@ class HistogramStandardization(Transform):
         masking_method: TypeMaskingMethod = None,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         self.landmarks = landmarks
         self.landmarks_dict = parse_landmarks(landmarks)
         self.masking_method = check_masking_method(masking_method)

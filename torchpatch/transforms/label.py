@@ -68,6 +68,8 @@ class OneHot(LabelTransform):
             :func:`torch.nn.functional.one_hot`.
         include: Names of the only label maps to encode.
         exclude: Names of label maps to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         TypeError: When ``num_classes`` is not an int.
@@ -87,8 +89,9 @@ class OneHot(LabelTransform):
         num_classes: int | None = -1,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         value = -1 if num_classes is None else num_classes
         if isinstance(value, bool) or not isinstance(value, Integral):
             raise TypeError(f"num_classes must be an int (-1: as many as needed), got {value!r}")
@@ -126,6 +129,8 @@ class RemapLabels(LabelTransform):
             A callable receives the label map's voxels.
         include: Names of the only label maps to change.
         exclude: Names of label maps to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         TypeError: When ``remapping`` is not a mapping of numbers, or
@@ -144,8 +149,9 @@ class RemapLabels(LabelTransform):
         masking_method: TypeMaskingMethod = None,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         if not isinstance(remapping, Mapping):
             raise TypeError(f"remapping must be a dict old label -> new label, got {type(remapping).__name__}")
         for key, value in remapping.items():
@@ -203,6 +209,8 @@ class SequentialLabels(LabelTransform):
         masking_method: Where to relabel, as in :class:`RemapLabels`.
         include: Names of the only label maps to change.
         exclude: Names of label maps to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Example:
         >>> from torchpatch import LabelMap
@@ -216,8 +224,9 @@ class SequentialLabels(LabelTransform):
         masking_method: TypeMaskingMethod = None,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         self.masking_method = check_masking_method(masking_method)
 
     def arguments(self) -> dict[str, Any]:
@@ -247,6 +256,8 @@ class KeepLargestComponent(LabelTransform):
     Args:
         include: Names of the only label maps to change.
         exclude: Names of label maps to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         ValueError: When called, if a label map has several channels.

@@ -35,6 +35,8 @@ class RemoveLabels(RemapLabels):
         masking_method: Where to remove them, as in :class:`~torchpatch.transforms.RemapLabels`.
         include: Names of the only label maps to change.
         exclude: Names of label maps to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         TypeError: When ``labels`` is not a sequence of numbers, or
@@ -54,12 +56,13 @@ class RemoveLabels(RemapLabels):
         masking_method: TypeMaskingMethod = None,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
         if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
             raise TypeError(f"labels must be a sequence of labels to remove, got {labels!r}")
         if isinstance(background_label, bool) or not isinstance(background_label, (Integral, float)):
             raise TypeError(f"background_label must be a number, got {background_label!r}")
-        super().__init__(dict.fromkeys(labels, background_label), masking_method, include, exclude)
+        super().__init__(dict.fromkeys(labels, background_label), masking_method, include, exclude, **kwargs)
         self.labels = list(labels)
         self.background_label = background_label
 
@@ -101,6 +104,8 @@ class Contour(LabelTransform):
     Args:
         include: Names of the only label maps to change.
         exclude: Names of label maps to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         ValueError: When called, if a label map has several channels.

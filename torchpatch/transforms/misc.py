@@ -46,6 +46,8 @@ class Lambda(Transform):
             ``[LABEL]`` (``'intensity'``, ``'label'``); ``None``: every type.
         include: Names of the only images to apply it to.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         TypeError: When ``function`` is not callable or ``types_to_apply`` is
@@ -69,8 +71,9 @@ class Lambda(Transform):
         types_to_apply: Sequence[str] | None = None,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         if not callable(function):
             raise TypeError(f"function must be a callable tensor -> tensor, got {type(function).__name__}")
         self.function = function
@@ -122,6 +125,8 @@ class Clamp(Transform):
         out_max: Upper bound; ``None`` keeps the image's maximum.
         include: Names of the only scalar images to clip.
         exclude: Names of scalar images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         TypeError: When a bound is not a number.
@@ -142,8 +147,9 @@ class Clamp(Transform):
         out_max: float | None = None,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         for value, argument in ((out_min, "out_min"), (out_max, "out_max")):
             if value is not None and not is_number(value):
                 raise TypeError(f"{argument} must be a number or None, got {type(value).__name__} {value!r}")
@@ -179,6 +185,8 @@ class Mask(Transform):
             non-zero value when ``None``).
         include: Names of the only scalar images to mask.
         exclude: Names of scalar images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         TypeError: When an argument has the wrong type.
@@ -204,8 +212,9 @@ class Mask(Transform):
         labels: Sequence[int] | None = None,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         self.masking_method = check_masking_method(masking_method)
         if not is_number(outside_value):
             raise TypeError(f"outside_value must be a number, got {type(outside_value).__name__} {outside_value!r}")
@@ -249,6 +258,8 @@ class CopyAffine(Transform):
         target: Name of the image whose affine is copied.
         include: Names of the only images to change.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         TypeError: When ``target`` is not a string.
@@ -264,9 +275,13 @@ class CopyAffine(Transform):
     """
 
     def __init__(
-        self, target: str, include: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None
+        self,
+        target: str,
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         if not isinstance(target, str):
             raise TypeError(f"target must be the name of an image, got {type(target).__name__} {target!r}")
         self.target = target
@@ -306,6 +321,8 @@ class EnsureShapeMultiple(Transform):
             size smaller than its multiple becomes 1, as in TorchIO).
         include: Names of the only images to change.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         TypeError: When ``target_multiple`` is not ints.
@@ -328,8 +345,9 @@ class EnsureShapeMultiple(Transform):
         method: str = "pad",
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         self.target_multiple = _parse_multiple(target_multiple)
         if method not in ("crop", "pad"):
             raise ValueError(f"method must be 'crop' or 'pad', got {method!r}")

@@ -107,6 +107,8 @@ class ToOrientation(Transform):
             any order and case (``'ras'``, ``'PLS'``, ``'SLP'``...).
         include: Names of the only images to reorient.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         TypeError: When ``orientation`` is not a string.
@@ -129,8 +131,9 @@ class ToOrientation(Transform):
         orientation: str = "RAS",
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         self.orientation = _parse_orientation(orientation)
 
     def arguments(self) -> dict[str, Any]:
@@ -223,13 +226,26 @@ class ToCanonical(ToOrientation):
     the affine is updated so every voxel centre keeps its world position.
     Images already in RAS+ are passed through unchanged.
 
+    As in TorchIO, this is :class:`ToOrientation` with ``'RAS'`` as its
+    default: ``ToCanonical(orientation='LPS')`` reorients to LPS+, exactly
+    as ``ToOrientation('LPS')`` does.
+
     A depth-one (2D) image whose third axis does not point up or down (e.g.
     a coronal slice) has its depth-one axis moved to ``I`` or ``J``; apply
     this transform to 2D images only when that is what you want.
 
     Args:
+        orientation: The target orientation code, ``'RAS'`` unless given
+            (see :class:`ToOrientation`).
         include: Names of the only images to reorient.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
+
+    Raises:
+        TypeError: When ``orientation`` is not a string.
+        ValueError: When it is not a 3-letter code with one letter per axis
+            direction.
 
     Example:
         >>> import numpy as np, torch
@@ -238,15 +254,15 @@ class ToCanonical(ToOrientation):
         >>> ras = ToCanonical()(Subject(t1=lps)).t1
         >>> ras.orientation, ras.data.flatten().tolist(), ras.origin
         (('R', 'A', 'S'), [1.0, 0.0], (-1.0, 0.0, 0.0))
+        >>> ToCanonical(orientation='LPS')(Subject(t1=ras)).t1.orientation
+        ('L', 'P', 'S')
     """
 
-    def __init__(self, include: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None) -> None:
-        super().__init__("RAS", include=include, exclude=exclude)
-
     def arguments(self) -> dict[str, Any]:
-        """Arguments shown by ``repr`` (the orientation is always RAS)."""
+        """Arguments shown by ``repr`` (the orientation only when it is not RAS)."""
         arguments = super().arguments()
-        arguments.pop("orientation")
+        if arguments["orientation"] == "RAS":
+            arguments.pop("orientation")
         return arguments
 
 
@@ -277,6 +293,8 @@ class Resize(Transform):
         label_interpolation: ``'nearest'`` (label maps stay integer).
         include: Names of the only images to resize.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         TypeError: When ``target_shape`` or an interpolation has the wrong type.
@@ -306,8 +324,9 @@ class Resize(Transform):
         label_interpolation: str = "nearest",
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         self._is_int = isinstance(target_shape, (int, np.integer))
         self.target_shape = _parse_target_shape(target_shape)
         # Checks the interpolations now, with Resample's messages.

@@ -39,6 +39,8 @@ class To(Transform):
             (``non_blocking``, ``copy``...).
         include: Names of the only images to convert.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         TypeError: When ``target`` is none of these, or ``to_kwargs`` is not a dict.
@@ -59,8 +61,9 @@ class To(Transform):
         to_kwargs: dict[str, Any] | None = None,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         if not isinstance(target, (str, torch.dtype, torch.device)):
             raise TypeError(f"target must be a torch.dtype, a torch.device or a device string, got {target!r}")
         if to_kwargs is not None and not isinstance(to_kwargs, dict):
@@ -89,6 +92,8 @@ class Transpose(Transform):
     Args:
         include: Names of the only images to transpose.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Example:
         >>> from torchpatch import ScalarImage
@@ -157,6 +162,8 @@ class ToReferenceSpace(Transform):
         reference: The image whose space the outputs are in.
         include: Names of the only images to change.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``p``, ``copy``, ``keep``, ``parse_input``, ``label_keys``, ...).
 
     Raises:
         TypeError: When ``reference`` is not an :class:`~torchpatch.image.Image`.
@@ -174,8 +181,9 @@ class ToReferenceSpace(Transform):
         reference: Image,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(include, exclude)
+        super().__init__(include, exclude, **kwargs)
         if not isinstance(reference, Image):
             raise TypeError(f"reference must be a torchpatch Image, got {type(reference).__name__}")
         self.reference = reference
