@@ -5,9 +5,11 @@ benchmark venv: ``.bench-venv-aug/bin/python -m pytest tests/test_aggregator_tor
 Both libraries cut the same grid from the same image and stitch the outputs of
 the same model, which adds a code of the patch's location to every voxel of
 its input, an image of voxel indices: every output voxel then names the input
-voxel and the patch it came from. Crop mode with ``crop_mode='torchio'`` and
-average mode equal TorchIO's; the default crop mode differs from it only next
-to a last patch shifted back to the border (see ``docs/migration.rst``).
+voxel and the patch it came from. Crop mode with ``crop_mode='torchio'``,
+average mode and hann mode with ``hann_mode='torchio'`` equal TorchIO's; the
+default crop mode differs from it only next to a last patch shifted back to
+the border, the default Hann window everywhere patches overlap (see
+``docs/migration.rst``).
 TorchIO refuses odd overlaps, so those are tested in ``test_aggregator.py``
 only.
 """
@@ -49,23 +51,32 @@ def _volume(shape) -> torch.Tensor:
     return torch.arange(int(np.prod(shape)), dtype=torch.float64).reshape(1, *shape)
 
 
-def _torchio(shape, patch, overlap, padding, mode: str) -> torch.Tensor:
-    sampler = tio.GridSampler(tio.Subject(t=tio.ScalarImage(tensor=_volume(shape))), patch, overlap, padding)
+def _torchio(shape, patch, overlap, padding, mode: str, dtype=torch.float64, model=_model) -> torch.Tensor:
+    image = tio.ScalarImage(tensor=_volume(shape).to(dtype))
+    sampler = tio.GridSampler(tio.Subject(t=image), patch, overlap, padding)
     aggregator = tio.inference.GridAggregator(sampler, overlap_mode=mode)
     # TorchIO's locations are in the padded image's grid; the model sees the unpadded one.
     border = 0 if padding is None else np.tile(_triplet(overlap) // 2, 2)
     for batch in tio.SubjectsLoader(sampler, batch_size=4):
         locations = batch[tio.LOCATION]
-        aggregator.add_batch(_model(batch["t"][tio.DATA], locations - torch.as_tensor(border)), locations)
+        aggregator.add_batch(model(batch["t"][tio.DATA], locations - torch.as_tensor(border)), locations)
     return aggregator.get_output_tensor().to(torch.float64)
 
 
-def _torchpatch(shape, patch, overlap, padding, mode: str, **kwargs) -> torch.Tensor:
-    sampler = tp.GridSampler(tp.Subject(t=tp.ScalarImage(tensor=_volume(shape))), patch, overlap, padding)
+def _torchpatch(shape, patch, overlap, padding, mode: str, dtype=torch.float64, model=_model, **kwargs) -> torch.Tensor:
+    image = tp.ScalarImage(tensor=_volume(shape).to(dtype))
+    sampler = tp.GridSampler(tp.Subject(t=image), patch, overlap, padding)
     aggregator = tp.GridAggregator(sampler, overlap_mode=mode, **kwargs)
     for batch in tp.SubjectsLoader(sampler, batch_size=4):
-        aggregator.add_batch(_model(batch["t"][tp.DATA], batch[tp.LOCATION]), batch[tp.LOCATION])
+        aggregator.add_batch(model(batch["t"][tp.DATA], batch[tp.LOCATION]), batch[tp.LOCATION])
     return aggregator.get_output_tensor().to(torch.float64)
+
+
+def _float32_model(inputs: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
+    """A float32 output that differs from patch to patch (TorchIO blends Hann windows in float32)."""
+    starts = locations[:, :3].to(torch.float32)
+    code = 1 + 0.1 * starts[:, 0] + 0.01 * starts[:, 1] + 0.001 * starts[:, 2]
+    return inputs.to(torch.float32) * code.view(-1, 1, 1, 1, 1)
 
 
 @pytest.mark.parametrize("padding", PADDINGS)
@@ -101,6 +112,26 @@ def test_average_mode_equals_torchio(shape, patch, overlap, padding) -> None:
     # Equal up to float64 rounding: TorchIO divides a sum, torchpatch keeps a running mean.
     expected = _torchio(shape, patch, overlap, padding, "average")
     torch.testing.assert_close(_torchpatch(shape, patch, overlap, padding, "average"), expected, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("padding", [None, "edge"])
+@pytest.mark.parametrize(("shape", "patch", "overlap"), CASES)
+def test_hann_mode_torchio_equals_torchio(shape, patch, overlap, padding) -> None:
+    # Equal up to float32 rounding: TorchIO divides summed weighted patches
+    # by summed windows, torchpatch keeps a running weighted mean.
+    args = (shape, patch, overlap, padding, "hann", torch.float32, _float32_model)
+    expected = _torchio(*args)
+    output = _torchpatch(*args, hann_mode="torchio")
+    torch.testing.assert_close(output, expected, rtol=2e-6, atol=2e-6 * float(expected.abs().max()))
+
+
+def test_default_hann_window_differs_from_torchio() -> None:
+    # The default window is sampled at voxel centres: the blend differs from
+    # TorchIO's wherever patches overlap (by far more than float rounding).
+    args = ((31, 17, 13), (10, 6, 8), (6, 2, 4), None, "hann", torch.float32, _float32_model)
+    expected = _torchio(*args)
+    difference = (_torchpatch(*args) - expected).abs().max() / expected.abs().max()
+    assert difference > 1e-3
 
 
 def test_torchio_refuses_odd_overlaps() -> None:

@@ -28,7 +28,7 @@ from ..geometry import AxisSplit, to_optional_triplet
 from ..geometry.grid import CROP_CUTS
 from ..sampler.grid import GridSampler
 from ..typing import TypePath, TypeTriplet
-from .windows import WINDOW_MODES, PartialWeights, shared_weights
+from .windows import WINDOW_MODES, PartialWeights, check_hann_mode, shared_weights
 
 OVERLAP_MODES = ("crop", "average", *WINDOW_MODES)
 
@@ -84,6 +84,10 @@ class GridAggregator:
     - ``'average'``: the mean of every prediction of a voxel.
     - ``'hann'`` and ``'gaussian'``: the mean weighted by a separable window
       (:mod:`~torchpatch.inference.windows`), high in the middle of a patch.
+      The default Hann window (``hann_mode='centred'``) is sampled at voxel
+      centres, ``sin^2(pi (t + 1/2) / p)``; ``hann_mode='torchio'`` uses
+      TorchIO 1.x's, ``sin^2(pi (t + 1) / (p + 1))``, which gives TorchIO's
+      output up to float rounding.
 
     The weighted modes update a running weighted mean in place,
     ``out += (x - out) * w / W`` (``torch.lerp``), with ``w`` the patch's
@@ -127,6 +131,11 @@ class GridAggregator:
             cut). Other overlap modes ignore it. With a downsampling factor
             both cut in output voxels (``overlap // f // 2`` after a start
             in ``'torchio'`` mode).
+        hann_mode: Which Hann window hann mode weights with: ``'centred'``
+            (default, :func:`~torchpatch.inference.windows.hann_window`) or
+            ``'torchio'`` (TorchIO 1.x's,
+            :func:`~torchpatch.inference.windows.torchio_hann_window`).
+            Other overlap modes ignore it.
 
     Example:
         >>> from torchpatch import ScalarImage, Subject, DATA, LOCATION, SubjectsLoader
@@ -148,6 +157,7 @@ class GridAggregator:
         downsampling_factor: int | Sequence[int] | None = None,
         output_path: TypePath | None = None,
         crop_mode: str = "middle",
+        hann_mode: str = "centred",
     ) -> None:
         if not isinstance(sampler, GridSampler):
             raise TypeError(f"sampler must be a GridSampler, got {type(sampler).__name__}")
@@ -159,6 +169,7 @@ class GridAggregator:
             raise ValueError(f"crop_mode must be one of {CROP_CUTS}, got {crop_mode!r}")
         self.overlap_mode = overlap_mode
         self.crop_mode = crop_mode
+        self.hann_mode = check_hann_mode(hann_mode)
         self.spatial_shape = sampler.spatial_shape
         self.patch_size = sampler.patch_size
         self.subject_name = sampler.subject.name
@@ -333,7 +344,9 @@ class GridAggregator:
         self._dtype = _storage_dtype(tensor.dtype, self.overlap_mode)
         device = tensor.device if self.output_path is None else torch.device("cpu")
         if self.overlap_mode != "crop":
-            self._weights = shared_weights(output_starts, patch, self.overlap_mode, self._dtype, device)
+            self._weights = shared_weights(
+                output_starts, patch, self.overlap_mode, self._dtype, device, hann_mode=self.hann_mode
+            )
         self._allocate((self._channels, *output_shape), device)
 
     def _allocate(self, shape: tuple[int, ...], device: torch.device) -> None:

@@ -148,6 +148,8 @@ def infer(
     padding_mode: str | float | None = None,
     num_workers: int = 0,
     mirror_axes: int | Sequence[int] | None = None,
+    crop_mode: str = "middle",
+    hann_mode: str = "centred",
 ) -> ScalarImage:
     """Run ``model`` on the whole image, patch by patch, and stitch the outputs.
 
@@ -185,6 +187,12 @@ def infer(
             flipped back, and their mean is blended. ``(0, 1, 2)`` costs 8
             model calls per batch. The model must return floating-point
             outputs.
+        crop_mode: Where crop mode cuts next to a last patch shifted back
+            to the border: ``'middle'`` (default) or ``'torchio'`` (TorchIO
+            1.x's cut; see :class:`GridAggregator`).
+        hann_mode: Which Hann window hann mode uses: ``'centred'``
+            (default) or ``'torchio'`` (TorchIO 1.x's; see
+            :class:`GridAggregator`).
 
     Returns:
         A :class:`~torchpatch.image.ScalarImage` on the CPU with the input's
@@ -208,7 +216,7 @@ def infer(
     target = _model_device(model) if device is None else torch.device(device)
     cuda = target.type == "cuda"
     sampler = GridSampler(Subject({name: image}), patch_size, patch_overlap, padding_mode)
-    aggregator = GridAggregator(sampler, overlap_mode)
+    aggregator = GridAggregator(sampler, overlap_mode, crop_mode=crop_mode, hann_mode=hann_mode)
     batches = _PatchBatches(sampler, name, batch_size)
     # A thread cuts the next batch while this one is used when that leaves a
     # core idle otherwise: on CUDA (this thread waits for the device) and in

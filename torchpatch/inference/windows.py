@@ -11,6 +11,11 @@ image, covered only by the border of one patch, still get a prediction::
               | |    .'       '.                    | |      /   \\
         floor - |..-'           '-..          floor - |.....'     '.....
                   0     patch     p                     0    patch    p
+
+TorchIO 1.x's Hann window (:func:`torchio_hann_window`, chosen with
+``hann_mode='torchio'``) is sampled so that it is lower in the middle and
+higher at the border than :func:`hann_window`; blending with it gives
+TorchIO's ``overlap_mode='hann'`` output.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ WINDOW_FLOOR = 1e-3
 SIGMA_SCALE = 0.125
 
 WINDOW_MODES = ("hann", "gaussian")
+#: Which Hann profile ``'hann'`` blending uses: sampled at voxel centres
+#: (:func:`hann_window`, the default) or TorchIO 1.x's (:func:`torchio_hann_window`).
+HANN_MODES = ("centred", "torchio")
 #: Memory the blending ratios of recurring neighbourhoods may keep (see :class:`PartialWeights`).
 CACHE_BYTES = 64 * 2**20
 
@@ -49,6 +57,26 @@ def hann_window(size: int, floor: float = WINDOW_FLOOR) -> torch.Tensor:
     return _finish(profile, floor)
 
 
+def torchio_hann_window(size: int) -> torch.Tensor:
+    """TorchIO 1.x's float32 Hann profile ``sin^2(pi (t + 1) / (size + 1))``, scaled to a maximum of 1.
+
+    This is a Hann window of ``size + 2`` points without its two zero ends,
+    the window of TorchIO's ``overlap_mode='hann'``: lower in the middle and
+    higher near the border than :func:`hann_window`. No floor is needed, as
+    no value is zero (the smallest, about ``(pi / (size + 1))^2``, stays far
+    above float32's range). Blending divides by the summed windows, so the
+    scale does not change the output.
+
+    Example:
+        >>> [round(v, 4) for v in torchio_hann_window(4).tolist()]
+        [0.382, 1.0, 1.0, 0.382]
+    """
+    _check_size(size)
+    t = np.arange(size, dtype=np.float64)
+    profile = np.sin(math.pi * (t + 1) / (size + 1)) ** 2
+    return torch.from_numpy((profile / profile.max()).astype(np.float32))
+
+
 def gaussian_window(size: int, sigma_scale: float = SIGMA_SCALE, floor: float = WINDOW_FLOOR) -> torch.Tensor:
     """A float32 Gaussian profile centred on the patch, ``sigma = sigma_scale * size``, maximum 1.
 
@@ -65,19 +93,50 @@ def gaussian_window(size: int, sigma_scale: float = SIGMA_SCALE, floor: float = 
     return _finish(profile, floor)
 
 
-def make_window(patch_size: Sequence[int], mode: str) -> torch.Tensor:
+def make_window(patch_size: Sequence[int], mode: str, hann_mode: str = "centred") -> torch.Tensor:
     """The separable ``(1, I, J, K)`` float32 window of ``mode`` for one patch.
+
+    Args:
+        patch_size: Three ints.
+        mode: ``'hann'`` or ``'gaussian'``.
+        hann_mode: The Hann profile, one of :data:`HANN_MODES`:
+            ``'centred'`` (:func:`hann_window`) or ``'torchio'``
+            (:func:`torchio_hann_window`). Ignored by ``'gaussian'``.
 
     Example:
         >>> window = make_window((4, 4, 1), 'hann')
         >>> window.shape, window.dtype, float(window.min()) > 0
         (torch.Size([1, 4, 4, 1]), torch.float32, True)
+        >>> round(float(make_window((4, 4, 1), 'hann', hann_mode='torchio')[0, 0, 0, 0]), 4)
+        0.1459
     """
     if mode not in WINDOW_MODES:
         raise ValueError(f"window mode must be one of {WINDOW_MODES}, got {mode!r}")
-    make = hann_window if mode == "hann" else gaussian_window
-    i, j, k = (make(int(size)) for size in patch_size)
+    i, j, k = (_profile(mode, int(size), hann_mode) for size in patch_size)
     return (i[:, None, None] * (j[:, None] * k[None, :])[None]).unsqueeze(0)
+
+
+def check_hann_mode(hann_mode: Any) -> str:
+    """``hann_mode`` if it is one of :data:`HANN_MODES`; raises otherwise.
+
+    Example:
+        >>> check_hann_mode('torchio')
+        'torchio'
+    """
+    if not isinstance(hann_mode, str):
+        raise TypeError(f"hann_mode must be a str, one of {HANN_MODES}, got {type(hann_mode).__name__}")
+    if hann_mode not in HANN_MODES:
+        raise ValueError(f"hann_mode must be one of {HANN_MODES}, got {hann_mode!r}")
+    return hann_mode
+
+
+def _profile(mode: str, size: int, hann_mode: str) -> torch.Tensor:
+    """The 1D profile of window ``mode`` (``'average'``: ones)."""
+    if mode == "average":
+        return torch.ones(size)
+    if mode == "gaussian":
+        return gaussian_window(size)
+    return torchio_hann_window(size) if check_hann_mode(hann_mode) == "torchio" else hann_window(size)
 
 
 def _check_size(size: int) -> None:
@@ -115,6 +174,7 @@ class PartialWeights:
         mode: ``'average'``, ``'hann'`` or ``'gaussian'``.
         dtype: Floating dtype of the weights.
         device: Where the weights live.
+        hann_mode: The Hann profile (see :func:`make_window`).
 
     Example:
         >>> import numpy as np
@@ -131,15 +191,11 @@ class PartialWeights:
         mode: str,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
+        hann_mode: str = "centred",
     ) -> None:
-        if mode == "average":
-            profiles = [torch.ones(int(p)) for p in patch_size]
-        elif mode in WINDOW_MODES:
-            make = hann_window if mode == "hann" else gaussian_window
-            profiles = [make(int(p)) for p in patch_size]
-        else:
+        if mode != "average" and mode not in WINDOW_MODES:
             raise ValueError(f"mode must be 'average', 'hann' or 'gaussian', got {mode!r}")
-        profiles = [p.to(device=device, dtype=dtype) for p in profiles]
+        profiles = [_profile(mode, int(p), hann_mode).to(device=device, dtype=dtype) for p in patch_size]
         i, j, k = profiles
         # The association (i x (j x k)) is the one the contraction below uses.
         self.window = (i[:, None, None] * (j[:, None] * k[None, :])[None]).unsqueeze(0)
@@ -193,7 +249,12 @@ class PartialWeights:
 
 
 def shared_weights(
-    starts: Sequence[np.ndarray], patch_size: Sequence[int], mode: str, dtype: torch.dtype, device: torch.device
+    starts: Sequence[np.ndarray],
+    patch_size: Sequence[int],
+    mode: str,
+    dtype: torch.dtype,
+    device: torch.device,
+    hann_mode: str = "centred",
 ) -> PartialWeights:
     """A :class:`PartialWeights`, reused while the grid, mode, dtype and device stay the same.
 
@@ -213,9 +274,10 @@ def shared_weights(
     device = torch.device(device)
     if device.type != "cpu":
         # Never hold accelerator memory after the aggregator is gone.
-        return PartialWeights([np.asarray(axis, dtype=np.int64) for axis in starts], patch_size, mode, dtype, device)
+        arrays = [np.asarray(axis, dtype=np.int64) for axis in starts]
+        return PartialWeights(arrays, patch_size, mode, dtype, device, hann_mode)
     key = (tuple(tuple(int(s) for s in axis) for axis in starts), tuple(int(p) for p in patch_size), mode)
-    return _shared_weights(*key, dtype, device)
+    return _shared_weights(*key, dtype, device, hann_mode)
 
 
 @functools.lru_cache(maxsize=1)
@@ -225,9 +287,10 @@ def _shared_weights(
     mode: str,
     dtype: torch.dtype,
     device: torch.device,
+    hann_mode: str,
 ) -> PartialWeights:
     arrays = [np.asarray(axis, dtype=np.int64) for axis in starts]
-    return PartialWeights(arrays, patch_size, mode, dtype, device)
+    return PartialWeights(arrays, patch_size, mode, dtype, device, hann_mode)
 
 
 def _kinds(tables: list[torch.Tensor]) -> list[int]:
@@ -240,11 +303,14 @@ def _kinds(tables: list[torch.Tensor]) -> list[int]:
 
 
 __all__ = [
+    "HANN_MODES",
     "SIGMA_SCALE",
     "WINDOW_FLOOR",
     "PartialWeights",
+    "check_hann_mode",
     "gaussian_window",
     "hann_window",
     "make_window",
     "shared_weights",
+    "torchio_hann_window",
 ]
