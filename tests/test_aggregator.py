@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from torchpatch import DATA, LOCATION, ScalarImage, Subject, SubjectsLoader
 from torchpatch.inference import GridAggregator
-from torchpatch.inference.windows import gaussian_window, hann_window
+from torchpatch.inference.windows import gaussian_window, hann_window, make_window, torchio_hann_window
 from torchpatch.sampler.grid import GridSampler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,11 +50,11 @@ def index_model(sampler: GridSampler):
 
 
 def aggregate_index_model(
-    shape: tuple[int, int, int], patch: int, overlap: int, mode: str, crop_mode: str = "middle"
+    shape: tuple[int, int, int], patch: int, overlap: int, mode: str, crop_mode: str = "middle", **kwargs
 ) -> np.ndarray:
     subject = Subject(t1=ScalarImage(tensor=torch.zeros(1, *shape)))
     sampler = GridSampler(subject, patch, overlap)
-    aggregator = GridAggregator(sampler, overlap_mode=mode, crop_mode=crop_mode)
+    aggregator = GridAggregator(sampler, overlap_mode=mode, crop_mode=crop_mode, **kwargs)
     model = index_model(sampler)
     for batch in SubjectsLoader(sampler, batch_size=3):
         aggregator.add_batch(model(batch["t1"][DATA], batch[LOCATION]), batch[LOCATION])
@@ -222,6 +222,57 @@ def test_hann_mode_weights_by_the_window() -> None:
         [3.0, 3.2, 3.8, 4.0],
     ]
     np.testing.assert_allclose(aggregate_index_model((4, 4, 1), 3, 1, "hann"), expected, rtol=1e-6)
+
+
+def test_hann_mode_torchio_weights_by_torchio_window() -> None:
+    # TorchIO's Hann of 3 voxels: sin^2(pi (t + 1) / 4) = .5, 1, .5. Along an axis
+    # the weighted mean of the patch index is 0, .5 / 1.5, 1 / 1.5, 1.
+    np.testing.assert_allclose(torchio_hann_window(3).tolist(), [0.5, 1.0, 0.5], rtol=1e-7)
+    e = [0.0, 1 / 3, 2 / 3, 1.0]
+    expected = [[2 * e[i] + e[j] + 1 for j in range(4)] for i in range(4)]
+    output = aggregate_index_model((4, 4, 1), 3, 1, "hann", hann_mode="torchio")
+    np.testing.assert_allclose(output, expected, rtol=1e-6)
+
+
+def test_torchio_hann_window_has_no_floor_and_tends_to_zero_at_the_ends() -> None:
+    # sin^2(pi / 201) / sin^2(pi 100 / 201) ~ 2.4e-4, below hann_window's 1e-3 floor.
+    window = torchio_hann_window(200)
+    np.testing.assert_allclose(float(window[0]), math.sin(math.pi / 201) ** 2 / math.sin(math.pi * 100 / 201) ** 2)
+    assert float(window.max()) == 1.0
+    assert torch.equal(window, window.flip(0))
+    assert torchio_hann_window(1).tolist() == [1.0]
+    assert float(hann_window(200)[0]) == pytest.approx(1e-3)
+
+
+def test_make_window_hann_mode() -> None:
+    window = make_window((3, 5, 1), "hann", hann_mode="torchio")
+    i, j = torchio_hann_window(3), torchio_hann_window(5)
+    torch.testing.assert_close(window[0, :, :, 0], i[:, None] * j[None, :])
+    assert torch.equal(make_window((3, 5, 1), "gaussian", hann_mode="torchio"), make_window((3, 5, 1), "gaussian"))
+    with pytest.raises(ValueError, match=r"hann_mode must be one of \('centred', 'torchio'\), got 'tio'"):
+        make_window((3, 5, 1), "hann", hann_mode="tio")
+
+
+@pytest.mark.parametrize("mode", ["crop", "average", "gaussian"])
+def test_hann_mode_is_ignored_by_the_other_modes(mode: str) -> None:
+    expected = aggregate_index_model((12, 12, 1), 8, 2, mode)
+    np.testing.assert_array_equal(aggregate_index_model((12, 12, 1), 8, 2, mode, hann_mode="torchio"), expected)
+
+
+def test_hann_modes_differ_where_patches_overlap() -> None:
+    centred = aggregate_index_model((12, 12, 1), 8, 4, "hann")
+    torchio = aggregate_index_model((12, 12, 1), 8, 4, "hann", hann_mode="torchio")
+    assert torchio[0, 0] == centred[0, 0] == 1.0  # one patch only: its value
+    assert np.abs(torchio - centred).max() > 0.01
+
+
+@pytest.mark.parametrize("padding_mode", [None, "edge"])
+def test_hann_mode_torchio_reproduces_the_input_exactly(padding_mode) -> None:
+    image = ScalarImage(tensor=torch.rand(2, 11, 9, 5, generator=torch.Generator().manual_seed(3)))
+    sampler = GridSampler(Subject(t1=image), (6, 4, 3), (4, 2, 2), padding_mode=padding_mode)
+    aggregator = GridAggregator(sampler, overlap_mode="hann", hann_mode="torchio")
+    assert aggregator.hann_mode == "torchio"
+    assert torch.equal(run_grid(sampler, aggregator, lambda x: x, 3, reversed(range(len(sampler)))), image.data)
 
 
 def test_gaussian_mode_weights_by_the_window() -> None:
@@ -432,6 +483,13 @@ def test_unknown_crop_mode(small_grid) -> None:
         GridAggregator(small_grid[0], crop_mode="centre")
     with pytest.raises(TypeError, match=r"crop_mode must be a str, one of .*, got int"):
         GridAggregator(small_grid[0], crop_mode=1)  # type: ignore[arg-type]
+
+
+def test_unknown_hann_mode(small_grid) -> None:
+    with pytest.raises(ValueError, match=r"hann_mode must be one of \('centred', 'torchio'\), got 'centered'"):
+        GridAggregator(small_grid[0], "hann", hann_mode="centered")
+    with pytest.raises(TypeError, match=r"hann_mode must be a str, one of .*, got NoneType"):
+        GridAggregator(small_grid[0], hann_mode=None)  # type: ignore[arg-type]
 
 
 def test_constructor_argument_types(small_grid, tmp_path: Path) -> None:

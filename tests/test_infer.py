@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual name
 
-from torchpatch import LabelMap, ScalarImage, Subject
-from torchpatch.inference import infer
+from torchpatch import DATA, LOCATION, LabelMap, ScalarImage, Subject, SubjectsLoader
+from torchpatch.inference import GridAggregator, GridSampler, infer
 
 
 @pytest.fixture
@@ -39,6 +39,39 @@ def test_crop_mode_with_enough_overlap_equals_the_whole_image_convolution(conv, 
     with torch.no_grad():
         expected = conv(image.data[None])[0]
     torch.testing.assert_close(output.data, expected, rtol=1e-5, atol=1e-6)
+
+
+def _patch_mean(x: torch.Tensor) -> torch.Tensor:
+    """A model whose output differs from patch to patch: each patch's mean."""
+    return x.mean(dim=(2, 3, 4), keepdim=True).expand_as(x).clone()
+
+
+@pytest.mark.parametrize(
+    ("overlap_mode", "options"),
+    [("crop", {"crop_mode": "torchio"}), ("hann", {"hann_mode": "torchio"}), ("crop", {}), ("hann", {})],
+)
+def test_crop_mode_and_hann_mode_reach_the_aggregator(image, overlap_mode, options) -> None:
+    # Along I (11 voxels, patches of 6 every 4) the last patch is shifted back
+    # to start at 5, so the crop cuts differ; the Hann windows differ wherever
+    # patches overlap.
+    output = infer(_patch_mean, image, 6, 2, batch_size=3, overlap_mode=overlap_mode, progress=False, **options)
+    sampler = GridSampler(Subject(t1=image), 6, 2)
+    aggregator = GridAggregator(sampler, overlap_mode, **options)
+    for batch in SubjectsLoader(sampler, batch_size=3):
+        aggregator.add_batch(_patch_mean(batch["t1"][DATA]), batch[LOCATION])
+    assert torch.equal(output.data, aggregator.get_output_tensor())
+    default = infer(_patch_mean, image, 6, 2, batch_size=3, overlap_mode=overlap_mode, progress=False)
+    assert torch.equal(output.data, default.data) is (not options)
+
+
+def test_unknown_crop_mode_or_hann_mode_fails_before_the_model_runs(image) -> None:
+    def model(x: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("the model ran")
+
+    with pytest.raises(ValueError, match=r"crop_mode must be one of \('middle', 'torchio'\), got 'tio'"):
+        infer(model, image, 6, 2, overlap_mode="crop", crop_mode="tio", progress=False)
+    with pytest.raises(ValueError, match=r"hann_mode must be one of \('centred', 'torchio'\), got 'tio'"):
+        infer(model, image, 6, 2, overlap_mode="hann", hann_mode="tio", progress=False)
 
 
 def test_infer_on_a_subject_feeds_its_first_intensity_image(conv, image) -> None:
