@@ -152,7 +152,8 @@ def test_mask_image_of_another_shape_is_an_error():
 def test_mask_callable_returning_a_non_bool_tensor_counts_non_zero_and_anything_else_is_an_error():
     """As masking everywhere (transforms.masking): a non-bool tensor selects its non-zero voxels."""
     out = ZNormalization(masking_method=lambda x: (x > 1.5).float())(Subject(t1=line([1.0, 2.0, 3.0])))
-    assert out.t1.data.flatten().tolist()[1:] == pytest.approx([-1.0, 1.0])
+    # Mean 2.5 and sample standard deviation sqrt(0.5) on (2, 3).
+    assert out.t1.data.flatten().tolist()[1:] == pytest.approx([-(0.5**0.5), 0.5**0.5])
     with pytest.raises(TypeError, match="masking_method must give a tensor, got ndarray"):
         ZNormalization(masking_method=lambda x: x.numpy() > 0)(Subject(t1=line([1.0, 2.0])))
 
@@ -170,28 +171,50 @@ def test_mask_callable_may_return_a_spatial_mask():
 # ZNormalization ---------------------------------------------------------------------------------
 
 
-def test_znormalization_gives_zero_mean_and_unit_std():
-    # Mean 2, population variance (4 + 1 + 1 + 4) / 4 = 2.5.
+def test_znormalization_gives_zero_mean_and_unit_sample_std_as_torchio():
+    # Mean 2, sample variance (4 + 1 + 1 + 4) / (4 - 1) = 10 / 3 (TorchIO's and torch.std's default).
     out = ZNormalization()(Subject(t1=line([0.0, 1.0, 3.0, 4.0]))).t1
-    expected = [v / np.sqrt(2.5) for v in (-2.0, -1.0, 1.0, 2.0)]
+    expected = [v / np.sqrt(10 / 3) for v in (-2.0, -1.0, 1.0, 2.0)]
     assert np.allclose(values_of(out), expected)
+    assert torch.std_mean(out.data) == pytest.approx((1.0, 0.0), abs=1e-6)
     assert out.dtype == torch.float32
 
 
+def test_znormalization_unbiased_false_divides_by_the_population_std():
+    # Mean 2, population variance (4 + 1 + 1 + 4) / 4 = 2.5: the numbers of earlier versions.
+    transform = ZNormalization(unbiased=False)
+    out = transform(Subject(t1=line([0.0, 1.0, 3.0, 4.0]))).t1
+    expected = [v / np.sqrt(2.5) for v in (-2.0, -1.0, 1.0, 2.0)]
+    assert np.allclose(values_of(out), expected)
+    assert repr(transform) == "ZNormalization(unbiased=False)"
+    assert repr(ZNormalization()) == "ZNormalization()"
+
+
+def test_znormalization_unbiased_must_be_a_bool():
+    with pytest.raises(TypeError, match="unbiased must be True or False, got int 0"):
+        ZNormalization(unbiased=0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        ZNormalization(None, None, None, False)  # type: ignore[misc]  # keyword only
+
+
 def test_znormalization_works_per_channel():
-    out = ZNormalization()(Subject(t1=line([1.0, 3.0, 10.0, 30.0], channels=2))).t1
+    out = ZNormalization(unbiased=False)(Subject(t1=line([1.0, 3.0, 10.0, 30.0], channels=2))).t1
     assert out.data.flatten().tolist() == [-1.0, 1.0, -1.0, 1.0]
+    sample = ZNormalization()(Subject(t1=line([1.0, 3.0, 10.0, 30.0], channels=2))).t1
+    assert sample.data.flatten().tolist() == pytest.approx([-(0.5**0.5), 0.5**0.5] * 2)
 
 
 def test_znormalization_uses_masked_statistics_for_every_voxel():
     subject = Subject(t1=line([100.0, 1.0, 3.0]), brain=labels([0, 1, 1]))
     out = ZNormalization(masking_method="brain")(subject).t1
-    # Mean 2 and standard deviation 1 on the mask: 100 -> 98.
-    assert values_of(out) == [98.0, -1.0, 1.0]
+    # Mean 2 and sample standard deviation sqrt(2) on the mask: 100 -> 98 / sqrt(2).
+    assert values_of(out) == pytest.approx([v / 2**0.5 for v in (98.0, -1.0, 1.0)])
+    population = ZNormalization(masking_method="brain", unbiased=False)(subject).t1
+    assert values_of(population) == [98.0, -1.0, 1.0]
 
 
 def test_znormalization_turns_integer_images_into_float32():
-    out = ZNormalization()(Subject(t1=line([1, 3], dtype=torch.int16))).t1
+    out = ZNormalization(unbiased=False)(Subject(t1=line([1, 3], dtype=torch.int16))).t1
     assert out.dtype == torch.float32
     assert values_of(out) == [-1.0, 1.0]
 

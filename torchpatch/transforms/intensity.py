@@ -164,7 +164,10 @@ class ZNormalization(Transform):
 
     The statistics of each channel are computed on the masked voxels (all
     voxels without a mask) and applied to every voxel. The standard
-    deviation is the population one (divided by ``N``).
+    deviation is the sample one (divided by ``N - 1``), as TorchIO's and
+    torch's default; ``unbiased=False`` divides by ``N`` (the population
+    one, which earlier torchpatch versions used: pass it to reproduce the
+    inputs of a model trained with them).
 
     Args:
         masking_method: ``None`` (every voxel), the name of an image of the
@@ -172,13 +175,17 @@ class ZNormalization(Transform):
             taking the image's voxels as a float32 tensor (as TorchIO, which
             reads images as float32, gives them; integer images too) and
             returning a bool tensor, e.g. :meth:`ZNormalization.mean`.
+        unbiased: Divide by the sample standard deviation (``N - 1``,
+            TorchIO's numbers) when ``True``, by the population one (``N``)
+            when ``False``. Keyword only.
         include: Names of the only scalar images to normalise.
         exclude: Names of scalar images to leave as they are.
         **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
             (``p``, ``keep``, ``copy``...).
 
     Raises:
-        TypeError: When ``masking_method`` has the wrong type.
+        TypeError: When ``masking_method`` has the wrong type or
+            ``unbiased`` is not a bool.
         ValueError: When called, if a channel is constant on the mask (a
             standard deviation of 0 cannot be divided by), holds NaN or
             infinity, or the mask selects no voxel.
@@ -187,8 +194,10 @@ class ZNormalization(Transform):
         >>> import torch
         >>> from torchpatch import ScalarImage, Subject
         >>> subject = Subject(a=ScalarImage(tensor=torch.tensor([1.0, 3.0, 1.0, 3.0]).reshape(1, 4, 1, 1)))
-        >>> ZNormalization()(subject).a.data.flatten().tolist()
+        >>> ZNormalization(unbiased=False)(subject).a.data.flatten().tolist()
         [-1.0, 1.0, -1.0, 1.0]
+        >>> [round(v, 4) for v in ZNormalization()(subject).a.data.flatten().tolist()]  # TorchIO's: N - 1
+        [-0.866, 0.866, -0.866, 0.866]
         >>> ZNormalization(masking_method=ZNormalization.mean)  # TorchIO's foreground mask
         ZNormalization(masking_method=<function ZNormalization.mean at 0x...>)
     """
@@ -200,10 +209,15 @@ class ZNormalization(Transform):
         masking_method: TypeMaskingMethod = None,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        *,
+        unbiased: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(include, exclude, **kwargs)
         self.masking_method = check_masking_method(masking_method)
+        if not isinstance(unbiased, bool):
+            raise TypeError(f"unbiased must be True or False, got {type(unbiased).__name__} {unbiased!r}")
+        self.unbiased = unbiased
 
     @staticmethod
     def mean(tensor: torch.Tensor) -> torch.Tensor:
@@ -223,6 +237,8 @@ class ZNormalization(Transform):
         arguments: dict[str, Any] = {}
         if self.masking_method is not None:
             arguments["masking_method"] = self.masking_method
+        if not self.unbiased:
+            arguments["unbiased"] = False
         return {**arguments, **super().arguments()}
 
     def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
@@ -242,7 +258,7 @@ class ZNormalization(Transform):
                     f"{what} is constant ({low:g}) on the voxels used for statistics: its standard deviation "
                     f"is 0, so it cannot be z-normalized; exclude the image or use another masking_method"
                 )
-            std, mean = torch.std_mean(selected, correction=0)
+            std, mean = torch.std_mean(selected, correction=1 if self.unbiased else 0)
             torch.sub(values[channel], mean, out=normalized[channel])
             normalized[channel].div_(std)
         return rebuild_image(image, normalized)
