@@ -11,7 +11,7 @@ from .aggregator import OVERLAP_MODES, GridAggregator
 from .detection import parse_patch_overlap, patch_corners, sliced_detection
 from .infer import infer
 from .merge import Detections, box_ios, box_iou, greedy_nmm, matching_pairs, merge_detections, nmm, nms
-from .windows import gaussian_window, hann_window, make_window
+from .windows import gaussian_window, hann_window, make_window, torchio_hann_window
 
 __all__ = [
     "OVERLAP_MODES",
@@ -32,4 +32,5 @@ __all__ = [
     "parse_patch_overlap",
     "patch_corners",
     "sliced_detection",
+    "torchio_hann_window",
 ]

@@ -132,9 +132,9 @@ class GridAggregator:
             both cut in output voxels (``overlap // f // 2`` after a start
             in ``'torchio'`` mode).
         hann_mode: Which Hann window hann mode weights with: ``'centred'``
-            (default, :func:`~torchpatch.inference.windows.hann_window`) or
+            (default, :func:`~torchpatch.inference.hann_window`) or
             ``'torchio'`` (TorchIO 1.x's,
-            :func:`~torchpatch.inference.windows.torchio_hann_window`).
+            :func:`~torchpatch.inference.torchio_hann_window`).
             Other overlap modes ignore it.
 
     Example:

@@ -12,10 +12,11 @@ image, covered only by the border of one patch, still get a prediction::
         floor - |..-'           '-..          floor - |.....'     '.....
                   0     patch     p                     0    patch    p
 
-TorchIO 1.x's Hann window (:func:`torchio_hann_window`, chosen with
-``hann_mode='torchio'``) is sampled so that it is lower in the middle and
-higher at the border than :func:`hann_window`; blending with it gives
-TorchIO's ``overlap_mode='hann'`` output.
+TorchIO 1.x's Hann window
+(:func:`~torchpatch.inference.torchio_hann_window`, chosen with
+``hann_mode='torchio'``) is sampled differently: flatter, higher near the
+border relative to its middle than :func:`~torchpatch.inference.hann_window`.
+Blending with it gives TorchIO's ``overlap_mode='hann'`` output.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ SIGMA_SCALE = 0.125
 
 WINDOW_MODES = ("hann", "gaussian")
 #: Which Hann profile ``'hann'`` blending uses: sampled at voxel centres
-#: (:func:`hann_window`, the default) or TorchIO 1.x's (:func:`torchio_hann_window`).
+#: (:func:`~torchpatch.inference.hann_window`, the default) or TorchIO 1.x's
+#: (:func:`~torchpatch.inference.torchio_hann_window`).
 HANN_MODES = ("centred", "torchio")
 #: Memory the blending ratios of recurring neighbourhoods may keep (see :class:`PartialWeights`).
 CACHE_BYTES = 64 * 2**20
@@ -61,10 +63,11 @@ def torchio_hann_window(size: int) -> torch.Tensor:
     """TorchIO 1.x's float32 Hann profile ``sin^2(pi (t + 1) / (size + 1))``, scaled to a maximum of 1.
 
     This is a Hann window of ``size + 2`` points without its two zero ends,
-    the window of TorchIO's ``overlap_mode='hann'``: lower in the middle and
-    higher near the border than :func:`hann_window`. No floor is needed, as
+    the window of TorchIO's ``overlap_mode='hann'``: flatter than
+    :func:`~torchpatch.inference.hann_window` (higher near the border,
+    relative to its middle). No floor is applied, as TorchIO applies none;
     no value is zero (the smallest, about ``(pi / (size + 1))^2``, stays far
-    above float32's range). Blending divides by the summed windows, so the
+    inside float32's range). Blending divides by the summed windows, so the
     scale does not change the output.
 
     Example:
@@ -99,9 +102,11 @@ def make_window(patch_size: Sequence[int], mode: str, hann_mode: str = "centred"
     Args:
         patch_size: Three ints.
         mode: ``'hann'`` or ``'gaussian'``.
-        hann_mode: The Hann profile, one of :data:`HANN_MODES`:
-            ``'centred'`` (:func:`hann_window`) or ``'torchio'``
-            (:func:`torchio_hann_window`). Ignored by ``'gaussian'``.
+        hann_mode: The Hann profile, one of
+            :data:`~torchpatch.inference.windows.HANN_MODES`: ``'centred'``
+            (:func:`~torchpatch.inference.hann_window`) or ``'torchio'``
+            (:func:`~torchpatch.inference.torchio_hann_window`). Ignored by
+            ``'gaussian'``.
 
     Example:
         >>> window = make_window((4, 4, 1), 'hann')
@@ -117,7 +122,7 @@ def make_window(patch_size: Sequence[int], mode: str, hann_mode: str = "centred"
 
 
 def check_hann_mode(hann_mode: Any) -> str:
-    """``hann_mode`` if it is one of :data:`HANN_MODES`; raises otherwise.
+    """``hann_mode`` if it is one of :data:`~torchpatch.inference.windows.HANN_MODES`; raises otherwise.
 
     Example:
         >>> check_hann_mode('torchio')
@@ -174,7 +179,7 @@ class PartialWeights:
         mode: ``'average'``, ``'hann'`` or ``'gaussian'``.
         dtype: Floating dtype of the weights.
         device: Where the weights live.
-        hann_mode: The Hann profile (see :func:`make_window`).
+        hann_mode: The Hann profile (see :func:`~torchpatch.inference.make_window`).
 
     Example:
         >>> import numpy as np
