@@ -34,6 +34,7 @@ from .subject import ImageNotFoundError, Subject
 # Transforms where TorchIO 1.x puts them (``tio.RandomAffine``, ``tio.CropOrPad``...).
 from .transforms import (
     Affine,
+    AffineElasticDeformation,
     BiasField,
     Blur,
     Clamp,
@@ -58,6 +59,7 @@ from .transforms import (
     OneOf,
     Pad,
     RandomAffine,
+    RandomAffineElasticDeformation,
     RandomAnisotropy,
     RandomBiasField,
     RandomBlur,
@@ -97,6 +99,7 @@ __all__ = [
     "Affine",
     "BiasField",
     "Blur",
+    "AffineElasticDeformation",
     "ElasticDeformation",
     "Flip",
     "Gamma",
@@ -140,6 +143,7 @@ __all__ = [
     "RandomAnisotropy",
     "RandomBiasField",
     "RandomBlur",
+    "RandomAffineElasticDeformation",
     "RandomElasticDeformation",
     "RandomFlip",
     "RandomGamma",

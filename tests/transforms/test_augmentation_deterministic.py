@@ -115,7 +115,7 @@ def test_per_channel_gamma() -> None:
 
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="default_pad_label"):
-        tp.Affine(1, 0, 0, default_pad_label=1)
+        tp.Affine(1, 0, 0, default_pad_label=float("inf"))
     with pytest.raises(TypeError, match="scales"):
         tp.Affine("a", 0, 0)
     with pytest.raises(ValueError, match="order 1 needs 4"):

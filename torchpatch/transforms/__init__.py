@@ -67,6 +67,7 @@ from . import preprocessing
 # TorchIO's deterministic transforms (parameters given).
 from .augmentation import (
     Affine,
+    AffineElasticDeformation,
     BatchTransform,
     BiasField,
     Blur,
@@ -78,6 +79,7 @@ from .augmentation import (
     Noise,
     OneOf,
     RandomAffine,
+    RandomAffineElasticDeformation,
     RandomAnisotropy,
     RandomBiasField,
     RandomBlur,
@@ -115,6 +117,7 @@ __all__ = [
     "Affine",
     "BiasField",
     "Blur",
+    "AffineElasticDeformation",
     "ElasticDeformation",
     "Flip",
     "Gamma",
@@ -145,6 +148,7 @@ __all__ = [
     "RandomAnisotropy",
     "RandomBiasField",
     "RandomBlur",
+    "RandomAffineElasticDeformation",
     "RandomElasticDeformation",
     "RandomFlip",
     "RandomGamma",

@@ -4,24 +4,25 @@ Every random transform draws its parameters from torch's global generator
 (``torch.manual_seed`` makes it reproducible) and appends what it applied to
 the subject's ``history`` metadata list.
 
-====================================  ====================================================
-transform                             what it does
-====================================  ====================================================
-:class:`RandomFlip`                   reverse voxel axes (labels, boxes and points follow)
-:class:`RandomAffine`                 random scaling, rotation and translation (mm)
-:class:`RandomElasticDeformation`     smooth random displacements from a coarse grid
-:class:`RandomNoise`                  add Gaussian noise
-:class:`RandomGamma`                  raise intensities to a random power
-:class:`RandomBlur`                   Gaussian blur, standard deviations in mm
-:class:`RandomSwap`                   swap random pairs of patches
-:class:`RandomBiasField`              multiply by a smooth polynomial bias field
-:class:`RandomAnisotropy`             thick slices: downsample one axis, restore the grid
-:class:`OneOf`                        apply one transform chosen at random
-:class:`RandomMotion`                 MRI motion: k-space from a few rigidly moved copies
-:class:`RandomGhosting`               MRI ghosts along a voxel axis (k-space planes weakened)
-:class:`RandomSpike`                  MRI spikes in k-space: stripes across the image
-:class:`Affine`, :class:`Flip`...     TorchIO's deterministic twins, parameters given
-====================================  ====================================================
+=========================================  ====================================================
+transform                                  what it does
+=========================================  ====================================================
+:class:`RandomFlip`                        reverse voxel axes (labels, boxes and points follow)
+:class:`RandomAffine`                      random scaling, rotation and translation (mm)
+:class:`RandomElasticDeformation`          smooth random displacements from a coarse grid
+:class:`RandomAffineElasticDeformation`    both, resampled once (TorchIO 1.2)
+:class:`RandomNoise`                       add Gaussian noise
+:class:`RandomGamma`                       raise intensities to a random power
+:class:`RandomBlur`                        Gaussian blur, standard deviations in mm
+:class:`RandomSwap`                        swap random pairs of patches
+:class:`RandomBiasField`                   multiply by a smooth polynomial bias field
+:class:`RandomAnisotropy`                  thick slices: downsample one axis, restore the grid
+:class:`OneOf`                             apply one transform chosen at random
+:class:`RandomMotion`                      MRI motion: k-space from a few rigidly moved copies
+:class:`RandomGhosting`                    MRI ghosts along a voxel axis (k-space planes weakened)
+:class:`RandomSpike`                       MRI spikes in k-space: stripes across the image
+:class:`Affine`, :class:`Flip`...          TorchIO's deterministic twins, parameters given
+=========================================  ====================================================
 
 Example:
     >>> import torch
@@ -39,6 +40,7 @@ from __future__ import annotations
 from ...subject import set_history_handler
 from . import history
 from .affine import RandomAffine
+from .affine_elastic import AffineElasticDeformation, RandomAffineElasticDeformation
 from .anisotropy import RandomAnisotropy
 from .artifacts import RandomBiasField, RandomSwap
 from .batch import BatchTransform
@@ -54,6 +56,8 @@ from .resample import SpatialRandomTransform
 from .voxelwise import IntensityRandomTransform, RandomBlur, RandomGamma, RandomNoise
 
 __all__ = [
+    "AffineElasticDeformation",
+    "RandomAffineElasticDeformation",
     "Ghosting",
     "Motion",
     "RandomGhosting",

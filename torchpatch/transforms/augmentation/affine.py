@@ -120,7 +120,8 @@ class RandomAffine(SpatialRandomTransform):
         center: ``'image'`` (rotate and scale about the centre of the image)
             or ``'origin'`` (about the world origin).
         default_pad_value: Value outside the volume of scalar images: a
-            number or ``'minimum'``, ``'mean'``, ``'otsu'``; label maps use 0.
+            number or ``'minimum'``, ``'mean'``, ``'otsu'``.
+        default_pad_label: Value outside the volume of label maps (a number).
         image_interpolation: ``'linear'`` or ``'nearest'``.
         label_interpolation: ``'nearest'`` or ``'linear'``.
         check_shape: Accepted for TorchIO compatibility; images are always
@@ -128,6 +129,8 @@ class RandomAffine(SpatialRandomTransform):
         p: Probability of applying the transform.
         include: Names of the only images to move.
         exclude: Names of images to leave as they are.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
+            (``copy``, ``keep``, ``parse_input``, ``label_keys``...).
 
     Raises:
         TypeError: When an argument has the wrong type.
@@ -154,6 +157,7 @@ class RandomAffine(SpatialRandomTransform):
         isotropic: bool = False,
         center: str = "image",
         default_pad_value: float | str = "minimum",
+        default_pad_label: float = 0,
         image_interpolation: str = "linear",
         label_interpolation: str = "nearest",
         check_shape: bool = True,
@@ -162,7 +166,16 @@ class RandomAffine(SpatialRandomTransform):
         exclude: Sequence[str] | str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(image_interpolation, label_interpolation, default_pad_value, p, include, exclude, **kwargs)
+        super().__init__(
+            image_interpolation,
+            label_interpolation,
+            default_pad_value,
+            p,
+            include,
+            exclude,
+            default_pad_label=default_pad_label,
+            **kwargs,
+        )
         self.scales = parse_axis_ranges(scales, "scales", around=1.0)
         if any(low <= 0 for low, _ in self.scales):
             raise ValueError(f"scales must be positive, got ranges {self.scales} from scales={scales!r}")

@@ -35,6 +35,7 @@ from ...geometry import to_triplet
 from ...image import LabelMap, ScalarImage
 from ...subject import Subject
 from .affine import RandomAffine, rotation_matrix
+from .affine_elastic import AffineElasticBase
 from .anisotropy import RandomAnisotropy
 from .context import Step, draw_steps
 from .elastic import RandomElasticDeformation
@@ -95,6 +96,8 @@ def context_margin(transform: Any, patch_size: Sequence[int], spacing: Sequence[
 
 
 def _flatten(transform: Any) -> list[Any]:
+    if isinstance(transform, AffineElasticBase):
+        return transform.parts()
     children = getattr(transform, "transforms", None)
     if children is None:
         return [transform]

@@ -162,13 +162,13 @@ class PatchAugmenter:
         images = list(subject.images)
         self.frame = Frame.of(subject, images, "patch augmentation")
         self.annotations = region_aware_metadata(subject)
-        self._fills: dict[tuple[str, Any], float] = {}
+        self._fills: dict[tuple[str, Any, float], float] = {}
 
-    def fill(self, name: str, pad_value: Any) -> float:
+    def fill(self, name: str, pad_value: Any, pad_label: float = 0.0) -> float:
         """The fill value of image ``name``, computed once on the whole image."""
-        key = (name, pad_value)
+        key = (name, pad_value, pad_label)
         if key not in self._fills:
-            self._fills[key] = fill_value(self.subject[name], pad_value)
+            self._fills[key] = fill_value(self.subject[name], pad_value, pad_label)
         return self._fills[key]
 
     def chain(self, step: Step) -> ChainMap:
@@ -201,14 +201,14 @@ class PatchAugmenter:
         selected = step.transforms[0].get_images_dict(region)
         if chain.is_identity:
             return self.crop(region, origin, box)
-        image_interpolation, label_interpolation, pad_value = chain_settings(step.transforms)
+        image_interpolation, label_interpolation, pad_value, pad_label = chain_settings(step.transforms)
         size = region.get_first_image().spatial_shape
         grid = SamplingGrid(chain.sample_grid(*box), origin, size, self.frame.shape)
         affine = shift_affine(self.frame.affine, box[0])
         moved = {}
         for name, image in selected.items():
             interpolation = label_interpolation if image.type == LABEL else image_interpolation
-            data = resample_region(image.data, grid, interpolation, self.fill(name, pad_value))
+            data = resample_region(image.data, grid, interpolation, self.fill(name, pad_value, pad_label))
             moved[name] = rebuild_image(image, data, affine)
         base = region if len(selected) == len(region.images) else self.crop(region, origin, box)
         return base.with_images(moved)

@@ -93,8 +93,7 @@ class Affine(RandomAffine):
         translation: Translation in mm.
         center: ``'image'`` or ``'origin'``.
         default_pad_value: As in :class:`RandomAffine`.
-        default_pad_label: Value outside the volume for label maps: 0 only
-            (accepted for TorchIO compatibility).
+        default_pad_label: Value outside the volume for label maps (a number).
         image_interpolation: As in :class:`RandomAffine`.
         label_interpolation: As in :class:`RandomAffine`.
         check_shape: Accepted for TorchIO compatibility.
@@ -104,7 +103,7 @@ class Affine(RandomAffine):
 
     Raises:
         TypeError: When a parameter is not one or three numbers.
-        ValueError: When a scale is not positive, or ``default_pad_label`` is not 0.
+        ValueError: When a scale is not positive, or ``default_pad_label`` is not finite.
 
     Example:
         >>> import torch
@@ -135,8 +134,6 @@ class Affine(RandomAffine):
         fixed = [
             number_triplet(v, a) for v, a in ((scales, "scales"), (degrees, "degrees"), (translation, "translation"))
         ]
-        if not is_number(default_pad_label) or default_pad_label != 0:
-            raise ValueError(f"default_pad_label must be 0 (label maps are padded with 0), got {default_pad_label!r}")
         ranges = [[value for value in triplet for _ in range(2)] for triplet in fixed]
         super().__init__(
             scales=ranges[0],
@@ -144,6 +141,7 @@ class Affine(RandomAffine):
             translation=ranges[2],
             center=center,
             default_pad_value=default_pad_value,
+            default_pad_label=default_pad_label,
             image_interpolation=image_interpolation,
             label_interpolation=label_interpolation,
             check_shape=check_shape,

@@ -2,7 +2,8 @@
 
 As in TorchIO 1.x: a number, or a statistic of the image (its minimum, or
 the mean of the voxels on the volume's faces, or the mean of the face voxels
-below their Otsu threshold); label maps are padded with 0.
+below their Otsu threshold); label maps are padded with ``default_pad_label``
+(0 unless given).
 """
 
 from __future__ import annotations
@@ -36,6 +37,20 @@ def parse_pad_value(value: Any) -> float | str:
     return str(value)
 
 
+def parse_pad_label(value: Any) -> float:
+    """A finite number: label maps' value outside the volume (TorchIO's ``default_pad_label``).
+
+    Example:
+        >>> parse_pad_label(0), parse_pad_label(2)
+        (0.0, 2.0)
+    """
+    if not is_number(value):
+        raise TypeError(f"default_pad_label must be a number, got {type(value).__name__} {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"default_pad_label must be finite, got {value!r}")
+    return float(value)
+
+
 def otsu_threshold(values: torch.Tensor, bins: int = 256) -> float:
     """The threshold maximising the between-class variance of ``values`` (Otsu, 1979).
 
@@ -62,8 +77,8 @@ def otsu_threshold(values: torch.Tensor, bins: int = 256) -> float:
     return float((centres[index] + centres[index + 1]) / 2)
 
 
-def fill_value(image: Image, pad_value: float | str) -> float:
-    """The value of ``image`` outside its volume: 0 for label maps, else ``pad_value`` computed on the whole image.
+def fill_value(image: Image, pad_value: float | str, pad_label: float = 0.0) -> float:
+    """The value of ``image`` outside its volume: ``pad_label`` for label maps, else ``pad_value`` on the whole image.
 
     As in TorchIO, ``'minimum'`` is the image's minimum, ``'mean'`` the mean of
     the voxels on the six faces of the volume, ``'otsu'`` the mean of the face
@@ -74,11 +89,12 @@ def fill_value(image: Image, pad_value: float | str) -> float:
         >>> image = ScalarImage(tensor=torch.tensor([1.0, 2.0, 6.0]).reshape(1, 3, 1, 1))
         >>> fill_value(image, 'minimum'), fill_value(image, 'mean'), fill_value(image, -1)
         (1.0, 3.0, -1.0)
-        >>> fill_value(LabelMap(tensor=torch.ones(1, 2, 1, 1)), 'minimum')
-        0.0
+        >>> labels = LabelMap(tensor=torch.ones(1, 2, 1, 1))
+        >>> fill_value(labels, 'minimum'), fill_value(labels, 0, 5)
+        (0.0, 5.0)
     """
     if image.type == LABEL:
-        return 0.0
+        return float(pad_label)
     data = image.data
     if pad_value in ("mean", "otsu"):
         border = torch.zeros(image.spatial_shape, dtype=torch.bool)
@@ -107,4 +123,4 @@ def statistic_fill(data: torch.Tensor, pad_value: float | str) -> float:
     return float(background.double().mean())
 
 
-__all__ = ["PAD_STATISTICS", "fill_value", "otsu_threshold", "parse_pad_value", "statistic_fill"]
+__all__ = ["PAD_STATISTICS", "fill_value", "otsu_threshold", "parse_pad_label", "parse_pad_value", "statistic_fill"]

@@ -147,6 +147,9 @@ class BSplineMap(CoordinateMap):
     Args:
         coefficients: ``(n0, n1, n2, 3)`` displacements in voxels, each ``n >= 4``.
         shape: The whole subject's spatial shape.
+        zero_outside: Outside the control grid's domain, no displacement (ITK's
+            ``BSplineTransform``, what TorchIO's combined affine and elastic
+            transform sees) instead of the field's value at the border.
 
     Example:
         >>> coefficients = torch.zeros(4, 4, 4, 3, dtype=torch.float64)
@@ -155,7 +158,8 @@ class BSplineMap(CoordinateMap):
         [[3.0, 2.0, 3.0]]
     """
 
-    def __init__(self, coefficients: torch.Tensor, shape: Sequence[int]) -> None:
+    def __init__(self, coefficients: torch.Tensor, shape: Sequence[int], zero_outside: bool = False) -> None:
+        self.zero_outside = zero_outside
         self.coefficients = coefficients.to(torch.float64)
         self.shape = tuple(int(n) for n in shape)
         if self.coefficients.ndim != 4 or self.coefficients.shape[-1] != 3 or min(self.coefficients.shape[:3]) < 4:
@@ -207,12 +211,25 @@ class BSplineMap(CoordinateMap):
             weights = wi[:, :, None, None] * wj[:, None, :, None] * wk[:, None, None, :]
             gathered = table[flat_index.reshape(-1)].reshape(chunk.shape[0], 64, 3)
             out[start : start + _CHUNK] = torch.einsum("nm,nmd->nd", weights.reshape(-1, 64), gathered)
+        if self.zero_outside:
+            out[~self._inside(flat)] = 0
         return out.reshape(points.shape)
+
+    def _inside(self, points: torch.Tensor) -> torch.Tensor:
+        """Whether each of ``points`` ``(N, 3)`` lies where the control grid covers the whole B-spline support."""
+        inside = torch.ones(points.shape[0], dtype=torch.bool)
+        for axis in range(3):
+            count, length = self.coefficients.shape[axis], self.shape[axis]
+            u = (points[:, axis] + 0.625) / ((length + 0.25) / (count - 3)) + 1
+            inside &= (u >= 1) & (u <= count - 2)
+        return inside
 
     def sample(self, points: torch.Tensor) -> torch.Tensor:
         return points.to(torch.float64) + self.field(points)
 
     def sample_grid(self, ini: Sequence[int], fin: Sequence[int]) -> torch.Tensor:
+        if self.zero_outside:
+            return self.sample(box_grid(ini, fin))
         return box_grid(ini, fin) + self.field_grid(ini, fin)
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:

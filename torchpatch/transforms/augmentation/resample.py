@@ -32,7 +32,7 @@ from ...image import Image
 from ...subject import Subject
 from ...typing import TypeTriplet
 from ..base import rebuild_image, skips
-from .fill import fill_value, parse_pad_value
+from .fill import fill_value, parse_pad_label, parse_pad_value
 from .maps import AffineMap, ChainMap, CoordinateMap
 from .random import RandomTransform, add_history
 
@@ -250,14 +250,16 @@ class SpatialRandomTransform(RandomTransform):
 
     Args:
         image_interpolation: ``'linear'`` or ``'nearest'``, for scalar images.
-        label_interpolation: ``'nearest'`` (or ``'linear'``), for label maps;
-            label maps are padded with 0.
+        label_interpolation: ``'nearest'`` (or ``'linear'``), for label maps.
         default_pad_value: Scalar images' value outside the volume: a number,
             or ``'minimum'``, ``'mean'``, ``'otsu'`` (the mean below Otsu's
             threshold) of each whole image.
         p: Probability of applying the transform.
         include: Names of the only images to move.
         exclude: Names of images to leave as they are.
+        default_pad_label: Label maps' value outside the volume (a number,
+            TorchIO's ``default_pad_label``).
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords.
 
     Example:
         >>> from torchpatch.transforms.augmentation import RandomAffine
@@ -273,12 +275,14 @@ class SpatialRandomTransform(RandomTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        default_pad_label: float = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(p, include, exclude, **kwargs)
         self.image_interpolation = parse_interpolation(image_interpolation, "image_interpolation")
         self.label_interpolation = parse_interpolation(label_interpolation, "label_interpolation")
         self.default_pad_value = parse_pad_value(default_pad_value)
+        self.default_pad_label = parse_pad_label(default_pad_label)
 
     def coordinate_map(self, params: Mapping[str, Any], frame: Frame) -> CoordinateMap:
         """The map of ``params`` in the whole grid ``frame``."""
@@ -286,7 +290,7 @@ class SpatialRandomTransform(RandomTransform):
 
     def settings(self) -> tuple[Any, ...] | None:
         """What must agree for two spatial transforms to be resampled together (``None``: anything)."""
-        return (self.image_interpolation, self.label_interpolation, self.default_pad_value)
+        return (self.image_interpolation, self.label_interpolation, self.default_pad_value, self.default_pad_label)
 
     def fuses(self, other: Any) -> bool:
         """Whether ``other`` may be resampled in one chain with this transform."""
@@ -335,6 +339,8 @@ class SpatialRandomTransform(RandomTransform):
             arguments["label_interpolation"] = self.label_interpolation
         if self.default_pad_value != "minimum":
             arguments["default_pad_value"] = self.default_pad_value
+        if self.default_pad_label != 0:
+            arguments["default_pad_label"] = self.default_pad_label
         return {**arguments, **super().arguments()}
 
 
@@ -383,19 +389,19 @@ class _Inverted:
         return self.transform.inverse_map(params, frame)
 
 
-def chain_settings(transforms: Sequence[Any]) -> tuple[str, str, float | str]:
-    """The interpolations and pad value of a chain (its first transform with settings).
+def chain_settings(transforms: Sequence[Any]) -> tuple[str, str, float | str, float]:
+    """The interpolations and pad values (images', label maps') of a chain (its first transform with settings).
 
     Example:
         >>> from torchpatch.transforms.augmentation import RandomAffine, RandomFlip
-        >>> chain_settings([RandomFlip(), RandomAffine(default_pad_value=0)])
-        ('linear', 'nearest', 0.0)
+        >>> chain_settings([RandomFlip(), RandomAffine(default_pad_value=0, default_pad_label=3)])
+        ('linear', 'nearest', 0.0, 3.0)
     """
     for transform in transforms:
         settings = transform.settings()
         if settings is not None:
             return settings
-    return ("nearest", "nearest", 0.0)
+    return ("nearest", "nearest", 0.0, 0.0)
 
 
 def resample_steps(subject: Subject, steps: Sequence[tuple[Any, Mapping[str, Any]]]) -> Subject:
@@ -413,7 +419,7 @@ def resample_steps(subject: Subject, steps: Sequence[tuple[Any, Mapping[str, Any
     name = " + ".join(type(transform).__name__ for transform, _ in steps)
     frame = Frame.of(subject, list(images), name)
     chain = ChainMap([transform.coordinate_map(params, frame) for transform, params in steps])
-    image_interpolation, label_interpolation, pad_value = chain_settings([t for t, _ in steps])
+    image_interpolation, label_interpolation, pad_value, pad_label = chain_settings([t for t, _ in steps])
     annotations = region_aware_metadata(subject)
     if annotations:
         annotation_grid(subject, list(images), name, annotations)
@@ -424,7 +430,7 @@ def resample_steps(subject: Subject, steps: Sequence[tuple[Any, Mapping[str, Any
     moved = {}
     for key, image in images.items():
         interpolation = label_interpolation if image.type == LABEL else image_interpolation
-        data = resample_region(image.data, grid, interpolation, fill_value(image, pad_value))
+        data = resample_region(image.data, grid, interpolation, fill_value(image, pad_value, pad_label))
         moved[key] = rebuild_image(image, data)
     result = subject.with_images(moved)
     for key, value in move_annotations(annotations, chain, frame, ini, fin, name).items():

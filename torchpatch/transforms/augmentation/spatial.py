@@ -11,12 +11,15 @@ Example:
 from __future__ import annotations
 
 from .affine import RandomAffine
+from .affine_elastic import AffineElasticDeformation, RandomAffineElasticDeformation
 from .anisotropy import RandomAnisotropy
 from .deterministic import Affine, ElasticDeformation, Flip
 from .elastic import RandomElasticDeformation
 from .flip import RandomFlip
 
 __all__ = [
+    "AffineElasticDeformation",
+    "RandomAffineElasticDeformation",
     "Affine",
     "ElasticDeformation",
     "Flip",
