@@ -197,11 +197,21 @@ def test_znormalization_unbiased_must_be_a_bool():
         ZNormalization(None, None, None, False)  # type: ignore[misc]  # keyword only
 
 
-def test_znormalization_works_per_channel():
-    out = ZNormalization(unbiased=False)(Subject(t1=line([1.0, 3.0, 10.0, 30.0], channels=2))).t1
+def test_znormalization_works_per_channel_when_asked():
+    subject = Subject(t1=line([1.0, 3.0, 10.0, 30.0], channels=2))
+    out = ZNormalization(unbiased=False, per_channel=True)(subject).t1
     assert out.data.flatten().tolist() == [-1.0, 1.0, -1.0, 1.0]
-    sample = ZNormalization()(Subject(t1=line([1.0, 3.0, 10.0, 30.0], channels=2))).t1
+    sample = ZNormalization(per_channel=True)(subject).t1
     assert sample.data.flatten().tolist() == pytest.approx([-(0.5**0.5), 0.5**0.5] * 2)
+
+
+def test_znormalization_uses_all_channels_together_by_default_as_torchio():
+    values = torch.tensor([1.0, 3.0, 10.0, 30.0])
+    out = ZNormalization()(Subject(t1=line(values.tolist(), channels=2))).t1
+    expected = (values - values.mean()) / values.std()
+    assert out.data.flatten().tolist() == pytest.approx(expected.tolist())
+    with pytest.raises(TypeError, match="per_channel must be True or False"):
+        ZNormalization(per_channel=1)
 
 
 def test_znormalization_uses_masked_statistics_for_every_voxel():
@@ -222,7 +232,10 @@ def test_znormalization_turns_integer_images_into_float32():
 def test_znormalization_of_a_constant_channel_names_subject_image_and_channel():
     subject = Subject(t1=line([1.0, 2.0, 4.0, 4.0], channels=2), subject_id="sub-08")
     with pytest.raises(ValueError, match=r"channel 1 of image 't1' of subject 'sub-08' is constant \(4\).*deviation"):
-        ZNormalization()(subject)
+        ZNormalization(per_channel=True)(subject)
+    constant = Subject(t1=line([4.0, 4.0, 4.0, 4.0], channels=2), subject_id="sub-08")
+    with pytest.raises(ValueError, match=r"image 't1' of subject 'sub-08' is constant \(4\)"):
+        ZNormalization()(constant)
 
 
 def test_znormalization_of_nan_values_is_an_error():

@@ -160,10 +160,13 @@ class RescaleIntensity(Transform):
 
 
 class ZNormalization(Transform):
-    """Subtract the mean and divide by the standard deviation, per channel.
+    """Subtract the mean and divide by the standard deviation.
 
-    The statistics of each channel are computed on the masked voxels (all
-    voxels without a mask) and applied to every voxel. The standard
+    As in TorchIO, one mean and one standard deviation are computed on the
+    masked voxels of all the image's channels together (all voxels without a
+    mask) and applied to every voxel; ``per_channel=True`` normalises each
+    channel with its own statistics (what earlier torchpatch versions did,
+    better for channels of different modalities). The standard
     deviation is the sample one (divided by ``N - 1``), as TorchIO's and
     torch's default; ``unbiased=False`` divides by ``N`` (the population
     one, which earlier torchpatch versions used: pass it to reproduce the
@@ -178,6 +181,8 @@ class ZNormalization(Transform):
         unbiased: Divide by the sample standard deviation (``N - 1``,
             TorchIO's numbers) when ``True``, by the population one (``N``)
             when ``False``. Keyword only.
+        per_channel: Statistics of each channel apart (``False``: of all
+            channels together, TorchIO's numbers). Keyword only.
         include: Names of the only scalar images to normalise.
         exclude: Names of scalar images to leave as they are.
         **kwargs: :class:`~torchpatch.transforms.Transform`'s other keywords
@@ -211,6 +216,7 @@ class ZNormalization(Transform):
         exclude: Sequence[str] | str | None = None,
         *,
         unbiased: bool = True,
+        per_channel: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(include, exclude, **kwargs)
@@ -218,6 +224,9 @@ class ZNormalization(Transform):
         if not isinstance(unbiased, bool):
             raise TypeError(f"unbiased must be True or False, got {type(unbiased).__name__} {unbiased!r}")
         self.unbiased = unbiased
+        if not isinstance(per_channel, bool):
+            raise TypeError(f"per_channel must be True or False, got {type(per_channel).__name__} {per_channel!r}")
+        self.per_channel = per_channel
 
     @staticmethod
     def mean(tensor: torch.Tensor) -> torch.Tensor:
@@ -239,26 +248,38 @@ class ZNormalization(Transform):
             arguments["masking_method"] = self.masking_method
         if not self.unbiased:
             arguments["unbiased"] = False
+        if self.per_channel:
+            arguments["per_channel"] = True
         return {**arguments, **super().arguments()}
+
+    def _statistics(self, selected: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standard deviation and mean of ``selected``, checked."""
+        low, high = (float(v) for v in torch.aminmax(selected))
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError(f"{what} holds NaN or infinite values; cannot z-normalize it")
+        if low == high:
+            raise ValueError(
+                f"{what} is constant ({low:g}) on the voxels used for statistics: its standard deviation "
+                f"is 0, so it cannot be z-normalized; exclude the image or use another masking_method"
+            )
+        std, mean = torch.std_mean(selected, correction=1 if self.unbiased else 0)
+        return std, mean
 
     def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
         """Normalise one scalar image."""
         values = image.data.to(torch.float32)
         mask = _get_mask(self.masking_method, image, name, subject, values)
         normalized = torch.empty_like(values)
+        if not self.per_channel and values.shape[0] > 1:
+            # TorchIO's statistics: the masked voxels of every channel together.
+            selected = _masked_values(values, mask, f"image {name!r} of subject {subject.name!r}")
+            std, mean = self._statistics(selected, f"image {name!r} of subject {subject.name!r}")
+            return rebuild_image(image, values.sub(mean).div_(std))
         for channel in range(values.shape[0]):
             what = f"channel {channel} of image {name!r} of subject {subject.name!r}"
             channel_mask = None if mask is None else mask[channel if mask.shape[0] > 1 else 0]
             selected = _masked_values(values[channel], channel_mask, what)
-            low, high = (float(v) for v in torch.aminmax(selected))
-            if not (np.isfinite(low) and np.isfinite(high)):
-                raise ValueError(f"{what} holds NaN or infinite values; cannot z-normalize it")
-            if low == high:
-                raise ValueError(
-                    f"{what} is constant ({low:g}) on the voxels used for statistics: its standard deviation "
-                    f"is 0, so it cannot be z-normalized; exclude the image or use another masking_method"
-                )
-            std, mean = torch.std_mean(selected, correction=1 if self.unbiased else 0)
+            std, mean = self._statistics(selected, what)
             torch.sub(values[channel], mean, out=normalized[channel])
             normalized[channel].div_(std)
         return rebuild_image(image, normalized)
