@@ -36,7 +36,7 @@ def _check_kwargs(value: Any, argument: str) -> dict[str, Any]:
 class AffineElasticBase(SpatialRandomTransform):
     """What the random and deterministic combinations share: one chain of the affine and elastic maps.
 
-    Subclasses set :attr:`affine` and :attr:`elastic` (two spatial transforms)
+    Subclasses set ``affine`` and ``elastic`` (two spatial transforms)
     before calling ``__init__``. The history record holds ``affine_first``,
     ``affine`` and ``elastic`` (each part's parameters).
 
