@@ -51,35 +51,19 @@ PATHS = (
     "datasets",
 )
 
-_TODO = "to do"
-_DETERMINISTIC = (
-    "to do: the deterministic twin of a random transform; the random one records what it drew "
-    "in the subject's history and replays it with apply_params"
-)
 _BASE = "base class of TorchIO's transform hierarchy: a torchpatch transform subclasses torchpatch.transforms.Transform"
-_MRI = "to do: MRI artefact simulation (k-space), not part of the augmentation issue"
 
 # name -> reason. A key is a bare name (not provided at any path) or a
 # TorchIO path such as ``tio.transforms.preprocessing`` (a whole module) or
 # ``tio.Transform`` (one name at one path).
 NOT_PROVIDED: dict[str, str] = {
     # deterministic transforms
-    "AffineElasticDeformation": _DETERMINISTIC,
-    "Swap": _DETERMINISTIC,
-    "Blur": _DETERMINISTIC,
-    "Noise": _DETERMINISTIC,
-    "Gamma": _DETERMINISTIC,
-    "BiasField": _DETERMINISTIC,
-    "RandomAffineElasticDeformation": _TODO,
     # MRI artefacts
-    "RandomMotion": _MRI,
-    "Motion": _MRI,
-    "RandomGhosting": _MRI,
-    "Ghosting": _MRI,
-    "RandomSpike": _MRI,
-    "Spike": _MRI,
-    "RandomLabelsToImage": "to do: synthesis of images from label maps",
-    "LabelsToImage": "to do: synthesis of images from label maps",
+    "RandomLabelsToImage": (
+        "not provided: image synthesis from label maps (SynthSeg-style) is a generator, not an augmentation of "
+        "the image; write it as a function Subject -> Subject"
+    ),
+    "LabelsToImage": "not provided: see RandomLabelsToImage",
     # base classes
     "FourierTransform": _BASE,
     "IntensityTransform": _BASE,
@@ -91,11 +75,11 @@ NOT_PROVIDED: dict[str, str] = {
         "transform on subject images' data does the same"
     ),
     # preprocessing
-    "PCA": _TODO,
-    "tio.transforms.preprocessing": "to do: the transforms are at tio.transforms.X and tio.X",
-    "tio.transforms.augmentation.spatial": "to do: the transforms are at tio.transforms.X and tio.X",
-    "tio.transforms.augmentation.intensity.RandomBiasField": "to do: at tio.transforms.RandomBiasField and tio.X",
-    "tio.transforms.augmentation.intensity.RandomSwap": "to do: at tio.transforms.RandomSwap and tio.X",
+    "PCA": "not provided: it needs scikit-learn, which is not a dependency (its numbers follow sklearn's conventions)",
+    "tio.transforms.preprocessing": (
+        "provided with every transform; not its PCA and NormalizationTransform (see their entries) nor TorchIO's "
+        "one-module-per-transform files (crop, pad, ...): import the names from the package"
+    ),
     # constants
     "DATA_REPO": "URL of TorchIO's data-set downloads; torchpatch downloads nothing",
     "REPO_URL": "URL of TorchIO's data-set downloads; torchpatch downloads nothing",
@@ -115,27 +99,18 @@ NOT_PROVIDED: dict[str, str] = {
     "tio.utils": "TorchIO's internal helpers",
 }
 
-_BASE_KWARG = "TorchIO's Transform keyword, not taken: "
 # "Class.parameter" (or "Transform.parameter" for the keywords every TorchIO
 # transform takes through **kwargs, or "Class()" for the positional order) ->
 # reason. Checked both ways, like NOT_PROVIDED.
+_KEYWORD_ONLY = "p, copy, keys, keep, parse_input, label_keys are keyword-only: include and exclude stay positional"
+
 SIGNATURE_DIFFERENCES: dict[str, str] = {
-    "Contour()": "p, copy, keys, keep, parse_input, label_keys are keyword-only: include and exclude stay positional",
-    "Transpose()": "p, copy, keys, keep, parse_input, label_keys are keyword-only: include and exclude stay positional",
-    "Transform()": "p, copy, keys, keep, parse_input, label_keys are keyword-only: include and exclude stay positional",
+    "Contour()": _KEYWORD_ONLY,
+    "Transpose()": _KEYWORD_ONLY,
+    "Transform()": _KEYWORD_ONLY,
     "Image.reader": "the default is torchpatch.io.read_image (same meaning: path -> (voxels, affine))",
-    "Transform.p": "to do: preprocessing transforms take no p (the random ones do)",
-    "Transform.copy": _BASE_KWARG + "to do (transforms copy the subject, as copy=True does)",
-    "Transform.keys": _BASE_KWARG + "to do (deprecated in TorchIO: include)",
-    "Transform.keep": _BASE_KWARG + "to do",
-    "Transform.parse_input": _BASE_KWARG + "to do",
-    "Transform.label_keys": _BASE_KWARG + "to do (images are told apart by type: LabelMap)",
-    "KeepLargestComponent()": "to do (follows from the missing keywords)",
-    "Crop()": "to do (follows from the missing copy)",
-    "ToCanonical.orientation": "to do (ToOrientation takes it)",
-    "ToCanonical()": "to do (follows from the missing orientation)",
-    "RandomAffine.default_pad_label": "to do",
-    "RandomAffine()": "to do (follows from the missing default_pad_label)",
+    "KeepLargestComponent()": _KEYWORD_ONLY,
+    "Crop()": _KEYWORD_ONLY,
     "SubjectsLoader()": "collate_fn is keyword-only (taken through **kwargs, default collate_subjects)",
     "GridSampler.patch_overlap": "same meaning: 0 is (0, 0, 0)",
     "GridAggregator.downsampling_factor": (
