@@ -74,3 +74,15 @@ def test_bspline_interpolation_gives_torchio_numbers(name: str) -> None:
     resampled = tio.Resample(1.7, image_interpolation="bspline")(tio.ScalarImage(tensor=volume, affine=affine)).data
     mine = tp.Resample(1.7, image_interpolation="bspline")(tp.ScalarImage(tensor=volume, affine=affine)).data
     np.testing.assert_allclose(mine.numpy(), resampled.numpy(), atol=1e-5)
+
+
+def test_a_seed_draws_torchio_elastic_deformation_with_its_border_locking() -> None:
+    """TorchIO 1.2.1 locks the border control points of its first two axes only: lock_all_axes=False does the same."""
+    volume = _volume()
+    subject = tio.Subject(t1=tio.ScalarImage(tensor=volume))
+    torch.manual_seed(3)
+    theirs = tio.RandomElasticDeformation(max_displacement=2)(subject).t1.data
+    torch.manual_seed(3)
+    transform = RandomElasticDeformation(max_displacement=2, lock_all_axes=False)
+    ours = transform(tp.Subject(t1=tp.ScalarImage(tensor=volume))).t1.data
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-4)

@@ -80,6 +80,9 @@ class RandomElasticDeformation(SpatialRandomTransform):
         p: Probability of applying the transform.
         include: Names of the only images to deform.
         exclude: Names of images to leave as they are.
+        lock_all_axes: Lock the borders of all three axes; ``False`` locks
+            those of the first two only, as TorchIO 1.2.1 does (its numbers
+            for a given seed). Keyword only.
 
     Raises:
         TypeError: When an argument has the wrong type.
@@ -112,9 +115,16 @@ class RandomElasticDeformation(SpatialRandomTransform):
         p: float = 1.0,
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
+        *,
+        lock_all_axes: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(image_interpolation, label_interpolation, default_pad_value, p, include, exclude, **kwargs)
+        if not isinstance(lock_all_axes, bool):
+            raise TypeError(
+                f"lock_all_axes must be True or False, got {type(lock_all_axes).__name__} {lock_all_axes!r}"
+            )
+        self.lock_all_axes = lock_all_axes
         self.num_control_points = _parse_control_points(num_control_points)
         self.max_displacement = _parse_displacement(max_displacement)
         if isinstance(locked_borders, bool) or locked_borders not in (0, 1, 2):
@@ -136,7 +146,7 @@ class RandomElasticDeformation(SpatialRandomTransform):
             self.max_displacement, dtype=torch.float64
         )
         for lock in range(self.locked_borders):
-            for axis in range(3):
+            for axis in range(3 if self.lock_all_axes else 2):
                 field.narrow(axis, lock, 1).zero_()
                 field.narrow(axis, field.shape[axis] - 1 - lock, 1).zero_()
         if frame.is_2d and images:
@@ -189,6 +199,8 @@ class RandomElasticDeformation(SpatialRandomTransform):
             "max_displacement": displacement[0] if len(set(displacement)) == 1 else displacement,
             "locked_borders": self.locked_borders,
         }
+        if not self.lock_all_axes:
+            arguments["lock_all_axes"] = False
         return {**arguments, **super().arguments()}
 
 
