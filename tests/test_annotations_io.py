@@ -87,6 +87,12 @@ def test_yolo_writer_uses_class_zero_without_class_ids(tmp_path):
         ("-1 0.5 0.5 0.1 0.1\n", "line 1: the class id must be an integer"),
         ("1.5 0.5 0.5 0.1 0.1\n", "line 1: the class id must be an integer"),
         ("0 0.5 0.5 0.1 0.1 0.9\n0 0.5 0.5 0.1 0.1\n", "some lines have a score"),
+        (
+            "0 0.5 0.5 0.1 0.1\n0 120 64 30 20\n",
+            r"line 2: YOLO coordinates are normalised .* cx=120, cy=64, w=30, h=20",
+        ),
+        ("0 0.5 1.25 0.1 0.1\n", r"line 1: YOLO coordinates .* got cy=1.25 \("),
+        ("0 -0.5 0.5 0.1 0.1\n", r"line 1: YOLO coordinates .* got cx=-0.5 \("),
     ],
 )
 def test_malformed_yolo_names_file_and_line(tmp_path, text, match):

@@ -46,6 +46,12 @@ def read_yolo(
         cx, cy, w, h = (parse_number(v, path, where, n) for v, n in zip(fields[1:5], ("cx", "cy", "w", "h")))
         corners = ((cx - w / 2) * shape[0], (cy - h / 2) * shape[1], (cx + w / 2) * shape[0], (cy + h / 2) * shape[1])
         check_box(corners, path, where)
+        outside = [f"{n}={v:g}" for v, n in zip((cx, cy, w, h), ("cx", "cy", "w", "h")) if not 0 <= v <= 1]
+        if outside:
+            raise ValueError(
+                f"{str(path)!r}, {where}: YOLO coordinates are normalised to [0, 1] by the image size, "
+                f"got {', '.join(outside)} (pixel coordinates, or the labels of another image?)"
+            )
         rows.append(corners)
         if len(fields) == 6:
             scores.append(parse_number(fields[5], path, where, "the score"))
