@@ -290,3 +290,14 @@ def test_bad_mirror_axes_are_named(axes: object, error: type, match: str) -> Non
 def test_mirroring_needs_floating_point_outputs() -> None:
     with pytest.raises(TypeError, match=r"must return floating-point outputs, got torch\.int64"):
         infer(lambda x: x.long(), ScalarImage(tensor=torch.rand(1, 4, 4, 4)), 4, mirror_axes=0, progress=False)
+
+
+@pytest.mark.parametrize("mirror_axes", [None, (0,)])
+def test_a_model_returning_fewer_outputs_than_patches_is_named(image, mirror_axes) -> None:
+    def drops_one(batch: torch.Tensor) -> torch.Tensor:
+        return batch[:-1]
+
+    with pytest.raises(
+        ValueError, match=r"returned 3 outputs for a batch of 4 patches \(input shape \(4, 1, 6, 6, 6\)"
+    ):
+        infer(drops_one, image, patch_size=6, batch_size=4, mirror_axes=mirror_axes, progress=False)

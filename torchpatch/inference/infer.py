@@ -119,6 +119,12 @@ def _predict(model: Callable[[torch.Tensor], Any], inputs: torch.Tensor, flips: 
         outputs = model(inputs.flip(dims) if dims else inputs)
         if not isinstance(outputs, torch.Tensor):
             raise TypeError(f"model must return a tensor (B, C, I, J, K), got {type(outputs).__name__}")
+        if outputs.ndim >= 1 and outputs.shape[0] != inputs.shape[0]:
+            raise ValueError(
+                f"the model returned {outputs.shape[0]} outputs for a batch of {inputs.shape[0]} patches "
+                f"(input shape {tuple(inputs.shape)}, output shape {tuple(outputs.shape)}): it must return one "
+                f"output per patch, (B, C, I, J, K)"
+            )
         if len(flips) == 1:
             return outputs
         if not outputs.is_floating_point():
