@@ -7,7 +7,9 @@ float32 unless stored as float64.
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -83,8 +85,8 @@ def read_nifti_header(path: Path) -> Header:
     return Header(spatial_shape, channels, check_affine(image.affine, f"affine of {str(path)!r}"), dtype)
 
 
-def _gzip_size_matches(path: Path, image: Any) -> bool:
-    """Whether the gzip trailer's size is that of header + voxels.
+def _gzip_data_offset(path: Path, image: Any) -> int | None:
+    """The voxel offset when the gzip trailer's size is that of header + voxels, else ``None``.
 
     SimpleITK fills a truncated ``.nii.gz`` with zeros instead of failing, so
     it is used only on files whose trailer proves they are whole; anything
@@ -94,14 +96,47 @@ def _gzip_size_matches(path: Path, image: Any) -> bool:
     # The on-disk voxel offset: a loaded image's header reports 0.
     offset = int(getattr(image.dataobj, "offset", header.get_data_offset()))
     expected = offset + int(np.prod(image.shape)) * np.dtype(header.get_data_dtype()).itemsize
+    return offset if _gzip_trailer(path)[1] == expected % 2**32 else None
+
+
+def _gzip_trailer(path: Path) -> tuple[int, int]:
+    """The CRC32 and the size modulo 2**32 of the uncompressed data, from the gzip trailer."""
     with open(path, "rb") as stream:
-        stream.seek(-4, os.SEEK_END)
-        trailer = int.from_bytes(stream.read(4), "little")
-    return trailer == expected % 2**32
+        stream.seek(-8, os.SEEK_END)
+        trailer = stream.read(8)
+    return int.from_bytes(trailer[:4], "little"), int.from_bytes(trailer[4:], "little")
+
+
+def _crc_matches(path: Path, offset: int, voxels: Array) -> bool:
+    """Whether the first ``offset`` bytes and ``voxels`` (in file order) have the trailer's CRC32.
+
+    zlib.crc32 runs at several GB/s: a few milliseconds per 20 MB, against
+    the tenths of a second of inflating them.
+    """
+    with gzip.open(path, "rb") as stream:
+        head = stream.read(offset)
+    crc = zlib.crc32(np.ascontiguousarray(voxels).data, zlib.crc32(head))
+    return crc == _gzip_trailer(path)[0]
+
+
+def _inflate_checked(path: Path, crc_failed: bool) -> bytes:
+    """All uncompressed bytes of a gzip file, every member's CRC32 and size checked.
+
+    ``crc_failed`` says that the CRC of what SimpleITK inflated already
+    failed (a multi-member file can still be whole, hence this second read).
+    """
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        why = f"CRC check failed on the voxels SimpleITK inflated, then {error}" if crc_failed else str(error)
+        raise ValueError(f"corrupt gzip file {str(path)!r}: {why}") from error
 
 
 def read_nifti(path: Path) -> tuple[Array, TypeAffine]:
     """All voxels of a ``.nii``/``.nii.gz`` file as ``(C, I, J, K)`` and its affine.
+
+    The gzip checksum of a ``.nii.gz`` is verified whichever decoder reads
+    it: a corrupt file raises ``ValueError`` naming it ("CRC check failed").
 
     Example:
         >>> import tempfile
@@ -115,13 +150,29 @@ def read_nifti(path: Path) -> tuple[Array, TypeAffine]:
     affine = check_affine(image.affine, f"affine of {str(path)!r}")
     proxy = image.dataobj
     unscaled = getattr(proxy, "slope", 1.0) == 1.0 and getattr(proxy, "inter", 0.0) == 0.0
-    if get_suffix(path) == ".nii.gz" and len(image.shape) == 3 and unscaled and _gzip_size_matches(path, image):
+    compressed = get_suffix(path) == ".nii.gz"
+    offset = _gzip_data_offset(path, image) if compressed and len(image.shape) == 3 and unscaled else None
+    crc_failed = False
+    if offset is not None:
         # SimpleITK inflates gzip about 1.7x faster than Python's zlib here
-        # (0.18 s against 0.32 s for a 160x192x160 float32 volume); nibabel
-        # still reads the header and the affine, which it does exactly.
-        raw = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).transpose(2, 1, 0)
-        if raw.shape == tuple(image.shape) and raw.dtype == image.get_data_dtype():
-            return c_order(raw[None]), affine
+        # (0.18 s against 0.32 s for a 160x192x160 float32 volume) but skips
+        # the gzip CRC, checked here; nibabel still reads the header and the
+        # affine, which it does exactly. (K, J, I) C order is the file's order.
+        try:
+            on_disk = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+        except RuntimeError:  # a corrupt stream: the checked read below says why
+            on_disk = None
+        raw = None if on_disk is None else on_disk.transpose(2, 1, 0)
+        matches = raw is not None and raw.shape == tuple(image.shape) and raw.dtype == image.get_data_dtype()
+        if matches and raw is not None and on_disk is not None:
+            if _crc_matches(path, offset, on_disk):
+                return c_order(raw[None]), affine
+            crc_failed = True
+    if compressed:
+        # nibabel's gzip reads stop at the last voxel, before the CRC: read
+        # every byte through Python's gzip module, which checks it.
+        image = type(image).from_bytes(_inflate_checked(path, crc_failed))
+        proxy = image.dataobj
     raw = np.asanyarray(proxy)
     data = _cast_scaled(_to_channels_first(raw, image.shape, path), proxy)
     return c_order(data), affine
