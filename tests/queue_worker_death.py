@@ -6,11 +6,12 @@ scenario runs in its own interpreter, never inside the pytest process.
 
 Usage::
 
-    python tests/queue_worker_death.py {transform,external}
+    python tests/queue_worker_death.py {transform,external,step}
 
 ``transform``: the dataset transform kills its own worker on subject
 ``'sub-2'`` (half a second into it). ``external``: the main process kills a worker with SIGKILL after
-the first patch. Prints one JSON line: the error type and message, the
+the first patch. ``step``: the same, while the loop is busy in its
+training step (not in the Queue). Prints one JSON line: the error type and message, the
 seconds from the kill (or the first pop) to the error, and how long
 ``close()`` took.
 """
@@ -63,10 +64,15 @@ def main(mode: str) -> dict[str, object]:
             queue = Queue(dataset, 6, 3, UniformSampler(6), num_workers=2, seed=0)
             for epoch in range(20):
                 for popped, _ in enumerate(queue):
-                    if mode == "external" and epoch == 0 and popped == 0:
+                    if mode in ("external", "step") and epoch == 0 and popped == 0:
                         victim = multiprocessing.active_children()[0]
                         os.kill(victim.pid, signal.SIGKILL)  # type: ignore[arg-type]
                         start = time.monotonic()
+                        if mode == "step":
+                            # The training loop is in its step, not in the Queue, when the worker dies
+                            # (PyTorch's SIGCHLD error is raised there, when it comes; else the next pop reports it).
+                            while time.monotonic() - start < 3:
+                                time.sleep(0.01)
                     if time.monotonic() - start > DEADLINE:
                         raise TimeoutError("no error after the worker died")
         except Exception as error:  # noqa: BLE001 - reported to the test as JSON

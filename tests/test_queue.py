@@ -385,7 +385,7 @@ def test_killed_worker_raises_within_seconds_never_hangs():
             text=True,
             env=environment,
         )
-        for mode in ("transform", "external")
+        for mode in ("transform", "external", "step")
     }
     outputs = {}
     try:
@@ -403,6 +403,10 @@ def test_killed_worker_raises_within_seconds_never_hangs():
         if mode == "transform":
             # The training process is waiting in the Queue: the error names the subject being cut.
             assert result["message"].startswith("a Queue worker process died while cutting patches of subject 'sub-2'")
+            assert "killed by signal" in result["message"], result
+        elif mode == "step":
+            # PyTorch's SIGCHLD handler raises inside the training step: the Queue's wrapper names it.
+            assert result["message"].startswith("a Queue worker process died"), result
             assert "killed by signal" in result["message"], result
         else:
             # PyTorch's SIGCHLD handler raises wherever the training process is: maybe outside the Queue.

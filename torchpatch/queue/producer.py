@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import signal
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -269,8 +271,39 @@ class Producer:
         self._first_routes = self._routes(plan)
         self._tasks.items = plan.split(self._first_routes)[0]
         self._first_iterator = iter(self.loader)
+        self._name_dead_workers()
         self.thread = threading.Thread(target=self._produce, name="torchpatch-queue", daemon=True)
         self.thread.start()
+
+    def _name_dead_workers(self) -> None:
+        """Make PyTorch's SIGCHLD error name the Queue's subjects, wherever the training loop is.
+
+        PyTorch's handler (installed when the workers start, in the main
+        thread) raises a bare "DataLoader worker (pid N) is killed by signal"
+        wherever the main thread is, often inside the user's training step,
+        away from :meth:`take`. This wraps it: when one of this loader's
+        workers is dead, the error becomes :func:`~.diagnostics.explain_worker_death`'s.
+        """
+        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGCHLD"):
+            return
+        previous = signal.getsignal(signal.SIGCHLD)
+        if not callable(previous):
+            return
+        producer = weakref.ref(self)
+
+        def handler(signum: int, frame: Any) -> None:
+            try:
+                previous(signum, frame)
+            except RuntimeError as error:
+                owner = producer()
+                if owner is None or not diagnostics.any_worker_dead(owner.loader):
+                    raise
+                clearer = owner._explain(error)
+                if clearer is None:
+                    raise
+                raise clearer from error
+
+        signal.signal(signal.SIGCHLD, handler)
 
     def _routes(self, plan: EpochPlan) -> list[bool]:
         """For each task, whether a thread of this process cuts it rather than a worker process.
