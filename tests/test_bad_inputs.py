@@ -9,6 +9,9 @@ the row (then remove the mark). Add a row for every bug found.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -610,3 +613,50 @@ def test_bad_input(
 def test_rows() -> None:
     """The list stays long enough to be worth its name."""
     assert len(ROWS) >= 40
+
+
+# Killed writers ----------------------------------------------------------------------------------------------------
+# Each writer is killed with SIGKILL in a subprocess in the middle of its write (the partial file or folder is on
+# disk); the next run of the same kind of writer in this process must remove what the dead one left.
+
+_KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from torchpatch.io.atomic import atomic_folder, atomic_path
+target = Path(sys.argv[2])
+if sys.argv[1] == "file":
+    with atomic_path(target) as temporary:
+        temporary.write_bytes(b"half a volume")
+        os.kill(os.getpid(), signal.SIGKILL)
+else:
+    with atomic_folder(target) as temporary:
+        (temporary / "t1.npy").write_bytes(b"half a volume")
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _kill_a_writer(kind: str, target: Path) -> list[str]:
+    process = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, kind, str(target)], capture_output=True, text=True, timeout=60
+    )
+    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+    left = [p.name for p in target.parent.iterdir() if ".partial-" in p.name]
+    assert left, "the killed writer left no partial file: the test would prove nothing"
+    return left
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and dead-process checks are POSIX")
+def test_a_killed_save_leaves_nothing_after_the_next_save(tmp_path: Path) -> None:
+    _kill_a_writer("file", tmp_path / "scan.nii.gz")
+    tp.ScalarImage(tensor=torch.zeros(1, 2, 2, 2)).save(tmp_path / "other.nii.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.nii.gz"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and dead-process checks are POSIX")
+def test_a_killed_cache_writer_leaves_nothing_after_the_next_run(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    _kill_a_writer("folder", cache / "0123abcd")
+    subject = tp.Subject(t1=tp.ScalarImage(tensor=torch.rand(1, 4, 4, 4)))
+    tp.SubjectsDataset([subject], cache_dir=cache)[0]
+    assert not [p.name for p in cache.iterdir() if ".partial-" in p.name]
