@@ -9,6 +9,7 @@ the row (then remove the mark). Add a row for every bug found.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -660,3 +661,24 @@ def test_a_killed_cache_writer_leaves_nothing_after_the_next_run(tmp_path: Path)
     subject = tp.Subject(t1=tp.ScalarImage(tensor=torch.rand(1, 4, 4, 4)))
     tp.SubjectsDataset([subject], cache_dir=cache)[0]
     assert not [p.name for p in cache.iterdir() if ".partial-" in p.name]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and dead-process checks are POSIX")
+def test_a_killed_export_leaves_nothing_after_the_next_export(tmp_path: Path) -> None:
+    output = tmp_path / "export"
+    _kill_a_writer("folder", output)  # an export writes a partial folder beside output_dir, then renames it
+    subject = tp.Subject(t1=tp.ScalarImage(tensor=torch.rand(1, 8, 8, 1)), subject_id="s")
+    tp.export_patches(subject, (4, 4, 1), output_dir=output, progress=False)
+    assert not [p.name for p in tmp_path.rglob("*") if ".partial-" in p.name]
+    assert (output / "manifest.json").is_file()
+
+
+def test_a_worker_killed_during_the_training_step_is_named() -> None:
+    """The kill row of the table: a Queue worker SIGKILLed while the loop is in its step (a subprocess)."""
+    script = Path(__file__).with_name("queue_worker_death.py")
+    process = subprocess.run(
+        [sys.executable, str(script), "step"], capture_output=True, text=True, timeout=150, env={**os.environ}
+    )
+    assert process.returncode == 0, process.stderr[-2000:]
+    result = json.loads(process.stdout.strip().splitlines()[-1])
+    assert result["error"] == "RuntimeError" and result["message"].startswith("a Queue worker process died"), result
