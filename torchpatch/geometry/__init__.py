@@ -19,7 +19,7 @@ from .affine import (
     shift_affine,
     spacing_from_affine,
 )
-from .arguments import parse_patch_overlap, parse_patch_size, to_optional_triplet, to_triplet
+from .arguments import parse_patch_overlap, parse_patch_size, parse_voxel_axes, to_optional_triplet, to_triplet
 from .grid import AxisSplit, GridPlan, grid_starts, plan_grid
 from .padding import GEOMETRIC_MODES, MODE_ALIASES, STATISTIC_MODES, parse_padding_mode, source_indices
 
@@ -41,6 +41,7 @@ __all__ = [
     "parse_padding_mode",
     "parse_patch_overlap",
     "parse_patch_size",
+    "parse_voxel_axes",
     "plan_grid",
     "shift_affine",
     "source_indices",

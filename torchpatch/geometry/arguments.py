@@ -154,4 +154,31 @@ def parse_patch_overlap(
     return overlap
 
 
-__all__ = ["parse_patch_overlap", "parse_patch_size", "to_optional_triplet", "to_triplet"]
+def parse_voxel_axes(axes: Any, argument: str = "axes") -> tuple[int, ...]:
+    """One voxel axis (0, 1, 2 for I, J, K) or a non-empty sequence of them.
+
+    Example:
+        >>> parse_voxel_axes(1), parse_voxel_axes((0, 2))
+        ((1,), (0, 2))
+        >>> parse_voxel_axes(3)
+        Traceback (most recent call last):
+        ...
+        ValueError: axes must hold 0, 1 or 2 (the spatial axes I, J, K), got 3 in 3
+    """
+    single = isinstance(axes, Integral) and not isinstance(axes, bool)
+    items = (axes,) if single else axes
+    if not isinstance(items, Sequence) or isinstance(items, (str, bytes)):
+        raise TypeError(
+            f"{argument} must be an axis or a sequence of axes among 0, 1, 2, got {type(axes).__name__} {axes!r}"
+        )
+    if not items:
+        raise ValueError(f"{argument} must hold at least one axis among 0, 1, 2, got {axes!r}")
+    for axis in items:
+        if isinstance(axis, bool) or not isinstance(axis, Integral):
+            raise TypeError(f"{argument} must hold ints among 0, 1, 2, got {type(axis).__name__} {axis!r} in {axes!r}")
+        if axis not in (0, 1, 2):
+            raise ValueError(f"{argument} must hold 0, 1 or 2 (the spatial axes I, J, K), got {axis!r} in {axes!r}")
+    return tuple(int(axis) for axis in items)
+
+
+__all__ = ["parse_patch_overlap", "parse_patch_size", "parse_voxel_axes", "to_optional_triplet", "to_triplet"]

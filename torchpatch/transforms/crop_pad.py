@@ -33,9 +33,15 @@ from ..patches import fill_fits
 from ..subject import Subject
 from ..typing import TypeTriplet
 from .base import Transform, rebuild_image
-from .crop_pad_plan import UNITS, bounding_box, box_shape, crop_and_pad, parse_target_shape, random_cropping
-
-TypeBounds = tuple[int, int, int, int, int, int]
+from .crop_pad_plan import (
+    UNITS,
+    TypeBounds,
+    bounding_box,
+    box_shape,
+    crop_and_pad,
+    parse_target_shape,
+    random_cropping,
+)
 
 
 def _parse_bounds(value: Any, argument: str) -> int | TypeBounds:

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from ...constants import INTENSITY
-from ...geometry import is_number, shift_affine
+from ...geometry import is_number, parse_voxel_axes, shift_affine
 from ...image import Image
 from ...subject import Subject
 from ..base import rebuild_image
@@ -222,20 +222,6 @@ def anisotropy_region(
     return torch.where(w > 0, b, a)
 
 
-def _parse_axes(axes: Any) -> tuple[int, ...]:
-    items = (axes,) if isinstance(axes, int) and not isinstance(axes, bool) else axes
-    if not isinstance(items, Sequence) or isinstance(items, (str, bytes)):
-        raise TypeError(f"axes must be an axis or a sequence of axes among 0, 1, 2, got {type(axes).__name__} {axes!r}")
-    if not items:
-        raise ValueError(f"axes must hold at least one axis among 0, 1, 2, got {axes!r}")
-    for axis in items:
-        if isinstance(axis, bool) or not isinstance(axis, int):
-            raise TypeError(f"axes must hold ints among 0, 1, 2, got {type(axis).__name__} {axis!r} in {axes!r}")
-        if axis not in (0, 1, 2):
-            raise ValueError(f"axes must hold 0, 1 or 2 (the spatial axes I, J, K), got {axis!r} in {axes!r}")
-    return tuple(items)
-
-
 def _parse_downsampling(value: Any) -> tuple[float, float]:
     if is_number(value):
         if not (math.isfinite(value) and value >= 1):
@@ -318,7 +304,7 @@ class RandomAnisotropy(RandomTransform):
         **kwargs: Any,
     ) -> None:
         super().__init__(p, include, exclude, **kwargs)
-        self.axes = _parse_axes(axes)
+        self.axes = parse_voxel_axes(axes)
         self.downsampling = _parse_downsampling(downsampling)
         self.image_interpolation = _parse_interpolation(image_interpolation)
         if not isinstance(scalars_only, bool):

@@ -40,7 +40,7 @@ from .anisotropy import RandomAnisotropy
 from .context import Step, draw_steps
 from .elastic import RandomElasticDeformation
 from .maps import ChainMap
-from .resample import Frame, chain_settings, move_annotations
+from .resample import Frame, SamplingGrid, chain_settings, move_annotations
 from .voxelwise import RandomBlur
 
 #: History key of the batch (a list of lists of records, one list per sample).
@@ -247,7 +247,8 @@ class BatchTransform:
                     continue
                 if settings[1 if labels[name] else 0] == "nearest":
                     # A gather of the nearest voxels: no float copy of the context (label maps).
-                    moved[name][index] = _nearest(batch[name][DATA][index], points.to(device))
+                    sampling = SamplingGrid(points.to(device), (0, 0, 0), shape, shape)
+                    moved[name][index] = sampling.nearest(batch[name][DATA][index])
                 else:
                     linear[name].append(index)
         grid = grid.to(device)
@@ -350,16 +351,6 @@ class BatchTransform:
                 data = data.clone() if data is out[name][DATA] else data
                 data[b] = new.to(data.dtype)
                 out[name] = {**out[name], DATA: data}
-
-
-def _nearest(data: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """``data`` ``(C, I, J, K)`` at the voxels nearest to ``points`` ``(*out, 3)`` (clamped to the data)."""
-    sizes = data.shape[1:]
-    index = torch.zeros(points.shape[:-1], dtype=torch.int64, device=data.device)
-    for axis, size in enumerate(sizes):
-        index = index * size + points[..., axis].round().clamp(0, size - 1).long()
-    flat = data.reshape(data.shape[0], -1)
-    return flat[:, index.reshape(-1)].reshape(data.shape[0], *points.shape[:-1])
 
 
 def _selected(spatial: Step | None, subject: Subject, name: str) -> bool:

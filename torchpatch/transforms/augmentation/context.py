@@ -76,6 +76,8 @@ class Step:
     kind: str  # 'spatial', 'region', 'point' or 'opaque'
     transforms: list[Any]
     params: list[Mapping[str, Any] | None] = field(default_factory=list)
+    #: A spatial step's composed map, made once (its boxes, resampling and annotations all use it).
+    chain: ChainMap | None = field(default=None, repr=False)
 
 
 def _kind(transform: Any) -> str:
@@ -172,8 +174,10 @@ class PatchAugmenter:
         return self._fills[key]
 
     def chain(self, step: Step) -> ChainMap:
-        """The composed coordinate map of a spatial step."""
-        return ChainMap([t.coordinate_map(p, self.frame) for t, p in zip(step.transforms, step.params)])
+        """The composed coordinate map of a spatial step (made on first use, kept on the step)."""
+        if step.chain is None:
+            step.chain = ChainMap([t.coordinate_map(p, self.frame) for t, p in zip(step.transforms, step.params)])
+        return step.chain
 
     def source(self, step: Step, box: Box) -> Box:
         """The box a step reads to produce ``box``."""

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...geometry import is_number
+from ...geometry import is_number, parse_voxel_axes
 from ...image import Image
 from ..base import rebuild_image
 from .kspace import (
@@ -60,15 +60,6 @@ def add_ghosts(data: torch.Tensor, num_ghosts: int, axis: int, intensity: float,
     index[axis + 1] = kept
     spectrum[tuple(index)] = centre
     return inverse_fourier_transform(spectrum).to(data.dtype)
-
-
-def _parse_axes(axes: Any) -> tuple[int, ...]:
-    values = (axes,) if not isinstance(axes, Sequence) or isinstance(axes, str) else tuple(axes)
-    if not values or not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in values):
-        raise TypeError(f"axes must be one or more voxel axes among 0, 1, 2, got {type(axes).__name__} {axes!r}")
-    if any(a not in (0, 1, 2) for a in values):
-        raise ValueError(f"axes must be among the voxel axes 0, 1, 2, got {axes!r}")
-    return tuple(int(a) for a in values)
 
 
 def _ghost_image(image: Image, params: Mapping[str, Any]) -> Image:
@@ -136,7 +127,7 @@ class RandomGhosting(IntensityRandomTransform):
     ) -> None:
         super().__init__(p, include, exclude, **kwargs)
         self.num_ghosts = parse_count_range(num_ghosts, "num_ghosts")
-        self.axes = _parse_axes(axes)
+        self.axes = parse_voxel_axes(axes)
         self.intensity = parse_range(intensity, "intensity", minimum=0, from_zero=True)
         self.restore = None if restore is None else parse_range(restore, "restore", minimum=0, from_zero=True)
         if self.restore is not None and self.restore[1] > 1:

@@ -160,10 +160,10 @@ class SamplingGrid:
     """
 
     def __init__(self, points: torch.Tensor, origin: Sequence[int], size: Sequence[int], shape: Sequence[int]) -> None:
-        self.local = points - torch.tensor([float(o) for o in origin], dtype=torch.float64)
+        self.local = points - torch.tensor([float(o) for o in origin], dtype=torch.float64, device=points.device)
         self.size = tuple(int(n) for n in size)
         self.planar = int(shape[2]) == 1
-        limit = torch.tensor([float(n) - 0.5 for n in shape], dtype=torch.float64)
+        limit = torch.tensor([float(n) - 0.5 for n in shape], dtype=torch.float64, device=points.device)
         outside = ((points < -0.5) | (points > limit)).any(dim=-1)
         self.outside: torch.Tensor | None = outside if bool(outside.any()) else None
         self._normalised: torch.Tensor | None = None
@@ -174,13 +174,13 @@ class SamplingGrid:
             local, size = self.local, list(self.size)
             if self.planar:
                 local, size = local[..., 0, :2], size[:2]
-            scale = torch.tensor([2.0 / max(n - 1, 1) for n in size], dtype=torch.float64)
+            scale = torch.tensor([2.0 / max(n - 1, 1) for n in size], dtype=torch.float64, device=local.device)
             self._normalised = (local * scale - 1).flip(-1).to(torch.float32).unsqueeze(0)  # (k, j, i) order
         return self._normalised
 
     def nearest(self, data: torch.Tensor) -> torch.Tensor:
         """``data`` at the nearest voxels (no conversion to float): label maps."""
-        sizes = torch.tensor(self.size)
+        sizes = torch.tensor(self.size, device=self.local.device)
         clamped = torch.minimum(self.local.round().long().clamp(min=0), sizes - 1)
         index = (clamped[..., 0] * self.size[1] + clamped[..., 1]) * self.size[2] + clamped[..., 2]
         flat = data.reshape(data.shape[0], -1)
