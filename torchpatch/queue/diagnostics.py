@@ -28,6 +28,7 @@ messages only, never for control flow that must be right.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,14 +48,39 @@ class WorkerState:
         dead_pids: Pids of workers that have exited (by signal or otherwise).
         lost_tasks: Task numbers sent to a dead worker and not returned
             (every outstanding task when no worker is known dead), in order.
+        exit_codes: The exit code of each dead worker, as ``dead_pids``
+            (negative: killed by that signal).
 
     Example:
-        >>> WorkerState().dead_pids, WorkerState([12], [3]).lost_tasks
+        >>> WorkerState().dead_pids, WorkerState([12], [3], [-9]).lost_tasks
         ([], [3])
     """
 
     dead_pids: list[int] = field(default_factory=list)
     lost_tasks: list[int] = field(default_factory=list)
+    exit_codes: list[int] = field(default_factory=list)
+
+    def causes(self) -> str:
+        """How each dead worker ended, in words (empty when none is known dead).
+
+        Reading a worker's exit code reaps it, so PyTorch's own SIGCHLD
+        handler may then find nothing to report: the cause is said here.
+
+        Example:
+            >>> WorkerState([12, 13], [], [-9, 1]).causes()
+            'worker pid 12 was killed by signal SIGKILL; worker pid 13 exited with code 1'
+        """
+        words = []
+        for pid, code in zip(self.dead_pids, self.exit_codes, strict=False):
+            if code < 0:
+                try:
+                    name = signal.Signals(-code).name
+                except ValueError:
+                    name = str(-code)
+                words.append(f"worker pid {pid} was killed by signal {name}")
+            else:
+                words.append(f"worker pid {pid} exited with code {code}")
+        return "; ".join(words)
 
 
 def worker_state(loader: DataLoader[Any]) -> WorkerState:
@@ -63,7 +89,7 @@ def worker_state(loader: DataLoader[Any]) -> WorkerState:
     Example:
         >>> import torch
         >>> worker_state(DataLoader(torch.arange(3)))  # no workers
-        WorkerState(dead_pids=[], lost_tasks=[])
+        WorkerState(dead_pids=[], lost_tasks=[], exit_codes=[])
     """
     try:
         iterator = loader._iterator
@@ -75,7 +101,9 @@ def worker_state(loader: DataLoader[Any]) -> WorkerState:
             if len(info) == 1  # sent to worker info[0], not yet received
         ]
         lost = sorted(task for task, worker in pending if not dead or worker in dead)
-        return WorkerState([int(workers[index].pid) for index in dead], lost)
+        return WorkerState(
+            [int(workers[index].pid) for index in dead], lost, [int(workers[index].exitcode) for index in dead]
+        )
     except Exception:  # noqa: BLE001 - diagnostics only
         return WorkerState()
 
@@ -144,6 +172,8 @@ def explain_worker_death(
         return None
     if cut_off:
         text = f"worker pid {', '.join(map(str, state.dead_pids))} is gone: {type(error).__name__}: {text}"
+    if state.dead_pids and "killed by signal" not in text:
+        text = f"{text}; {state.causes()}"
     names = [name for name in map(describe, state.lost_tasks) if name is not None]
     lost = ""
     if names:
