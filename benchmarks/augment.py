@@ -83,6 +83,7 @@ from benchmarks.common import (  # noqa: E402
     tree_usage,
     venv_python,
 )
+from benchmarks.phantoms import make_phantom  # noqa: E402
 
 THIS_FILE = Path(__file__).resolve()
 VENV = ".bench-venv-aug"
@@ -139,67 +140,7 @@ QUICK_JOB = Job(subjects=2, shape=(96, 112, 96), patch=32, samples_per_volume=8,
 # Data: anatomy-like phantoms (child side: numpy, scipy, nibabel)
 # ---------------------------------------------------------------------------
 
-#: Label values and T1-like intensities (white matter brightest, CSF dark, skull darkest).
-TISSUES = {"background": 0, "white matter": 1, "grey matter": 2, "csf": 3, "deep grey": 4}
-INTENSITY = {"air": 0.0, "scalp": 0.75, "skull": 0.08, "csf": 0.22, "grey": 0.55, "white": 0.82, "deep": 0.62}
-
-
-def _smooth(rng: Any, shape: tuple[int, ...], coarse: tuple[int, ...]) -> Any:
-    """A smooth random field of ``shape``, unit std: cubic zoom of a coarse Gaussian grid."""
-    import numpy as np
-    from scipy import ndimage
-
-    low = rng.normal(size=coarse)
-    field_ = ndimage.zoom(low, [s / c for s, c in zip(shape, coarse)], order=3)
-    return ((field_ - field_.mean()) / (field_.std() + 1e-12)).astype(np.float32)
-
-
-def make_phantom(shape: tuple[int, int, int], seed: int) -> tuple[Any, Any]:
-    """A head-like T1 phantom and its tissue labels.
-
-    Nested, smoothly deformed ellipsoids (scalp, skull, CSF, cortex with a
-    folded grey/white boundary), two ventricles and two deep grey nuclei.
-    Tissue edges are soft (a sigmoid half a voxel wide: partial volume); then
-    a smooth multiplicative bias and Rician noise (SNR ~40 in white matter).
-    """
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    axes = [(np.arange(n, dtype=np.float32) - (n - 1) / 2) / (n / 2) for n in shape]
-    u = np.meshgrid(*axes, indexing="ij", sparse=True)
-    radii = np.array([0.82, 0.86, 0.80]) * rng.uniform(0.95, 1.05, 3)
-    rho = np.sqrt(sum((ui / r) ** 2 for ui, r in zip(u, radii))).astype(np.float32)
-    rho *= 1 + 0.03 * _smooth(rng, shape, (5, 6, 5))  # head shape
-    folds = _smooth(rng, shape, (22, 26, 22))  # gyri: the grey/white boundary
-    width = 0.5 / (min(shape) / 2)  # half a voxel, in rho units
-
-    def inside(threshold: Any) -> Any:
-        return 1 / (1 + np.exp(np.clip((rho - threshold) / width, -50, 50)))
-
-    def blob(centre: tuple[float, ...], size: tuple[float, ...]) -> Any:
-        distance = np.sqrt(sum(((ui - c) / s) ** 2 for ui, c, s in zip(u, centre, size)))
-        return 1 / (1 + np.exp(np.clip((distance - 1) / (width / min(size)), -50, 50)))
-
-    head, skull, csf, brain = inside(1.0), inside(0.93), inside(0.87), inside(0.84)
-    white = inside(0.70 + 0.06 * folds) * brain
-    side = rng.uniform(0.08, 0.12)
-    ventricles = np.maximum(blob((side, 0.05, 0.1), (0.07, 0.25, 0.1)), blob((-side, 0.05, 0.1), (0.07, 0.25, 0.1)))
-    deep = np.maximum(blob((0.22, -0.05, -0.05), (0.08, 0.1, 0.08)), blob((-0.22, -0.05, -0.05), (0.08, 0.1, 0.08)))
-    image = INTENSITY["air"] + head * (INTENSITY["scalp"] - INTENSITY["air"])
-    image += skull * (INTENSITY["skull"] - INTENSITY["scalp"]) + csf * (INTENSITY["csf"] - INTENSITY["skull"])
-    image += brain * (INTENSITY["grey"] - INTENSITY["csf"]) + white * (INTENSITY["white"] - INTENSITY["grey"])
-    image = image * (1 - deep) + INTENSITY["deep"] * deep
-    image = image * (1 - ventricles) + INTENSITY["csf"] * ventricles
-    image *= np.exp(0.12 * _smooth(rng, shape, (3, 3, 3)))  # scanner bias field
-    sigma = 0.02
-    image = np.sqrt((image + rng.normal(0, sigma, shape)) ** 2 + rng.normal(0, sigma, shape) ** 2)
-    label = np.zeros(shape, dtype=np.uint8)
-    label[csf > 0.5] = TISSUES["csf"]
-    label[brain > 0.5] = TISSUES["grey matter"]
-    label[white > 0.5] = TISSUES["white matter"]
-    label[deep > 0.5] = TISSUES["deep grey"]
-    label[ventricles > 0.5] = TISSUES["csf"]
-    return image.astype(np.float32), label
+# The phantom (make_phantom, TISSUES, INTENSITY) lives in benchmarks/phantoms.py, shared by every benchmark.
 
 
 def generate_data(folder: Path, subjects: int, shape: tuple[int, int, int]) -> dict[str, Any]:
