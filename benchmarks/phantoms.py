@@ -29,6 +29,8 @@ from typing import Any
 
 #: The kinds :func:`make_volume` knows.
 KINDS = ("ct-int16", "mr-float32", "noise")
+#: Bumped whenever a volume changes, so the benchmarks' cached data folders are rewritten.
+VERSION = 1
 
 #: MR label values and T1-like intensities (white matter brightest, CSF dark, skull darkest).
 TISSUES = {"background": 0, "white matter": 1, "grey matter": 2, "csf": 3, "deep grey": 4}
@@ -385,6 +387,7 @@ def write_subjects(
         names.append(stem)
     manifest = {
         "kind": kind,
+        "version": VERSION,
         "subjects": names,
         "shape": list(shape),
         "dtype": dtype,
@@ -435,6 +438,7 @@ __all__ = [
     "INTENSITY",
     "KINDS",
     "TISSUES",
+    "VERSION",
     "describe",
     "make_ct",
     "make_noise",

@@ -1,14 +1,22 @@
 """Training-queue benchmark: torchpatch vs TorchIO 1.2.1 vs TorchIO 2.0.0a2, in one run.
 
-The job (issue 3, item 4): 8 synthetic subjects of 160x192x160 (a float32
-``.nii.gz`` image and a uint8 ``.nii.gz`` label map), patches of 64^3, 16
+The job (issue 3, item 4; data of issue 15): 8 subjects of 160x192x160 (an
+image ``.nii.gz`` and a uint8 label map ``.nii.gz``), patches of 64^3, 16
 patches per volume, a pool of 64 patches, batches of 8, 2 queue workers and
 an outer loader without workers; a training step is simulated by summing the
-batch. Each library runs the job in its own subprocess with its own venv::
+batch. The subjects come from ``benchmarks/phantoms.py``, one folder per kind
+of data (``--data``), their file sizes and gzip ratios printed with the results::
+
+    ct-int16     abdomen-like CT, int16 HU (about 2.6x smaller on disk)
+    mr-float32   T1-like head, float32, air masked to 0 (about 3.4x)
+    noise        the pre-issue-15 float32 noise volume (1.1x: inflate is a memcpy);
+                 uniform sampler only unless --noise-samplers says otherwise
+
+Each library runs the job in its own subprocess with its own venv::
 
     for each round (median over rounds; the cases are interleaved, so a burst
     of load from other users hits every library alike):
-        for each sampler (uniform, label {0: 1, 1: 1}) x threads (default, OMP_NUM_THREADS=1):
+        for each data kind x sampler (uniform, label {0: 1, 1: 1}) x threads (default, OMP_NUM_THREADS=1):
             torchpatch          epoch 1 and 2, the .nii.gz decoded every epoch
             torchpatch+cache    SubjectsDataset(cache_dir=fresh folder): epoch 1 decodes and
                                 writes .npy, epoch 2 reads memory-mapped patches (warm)
@@ -25,11 +33,14 @@ WeightedSampler micro-benchmark: a 256^3 float32 map, patch 64, 200 draws
 including the set-up, one thread. Results and analysis:
 ``docs/benchmarks-queue.rst``.
 
-Run (9 to 12 minutes at the defaults on 2 shared cores; ``--quick`` in about one)::
+Run (about 12 minutes at the defaults on 2 shared cores: 36 cases, one round,
+plus a second round only where the --budget allows; the data is written once,
+about 30 s per kind; ``--quick`` in about two minutes)::
 
     .bench-venv-tio1/bin/python benchmarks/queue.py            # the full table
     .bench-venv-tio1/bin/python benchmarks/queue.py --quick    # smoke test
     .bench-venv-tio1/bin/python benchmarks/queue.py --rst      # also print RST tables
+    .bench-venv-tio1/bin/python benchmarks/queue.py --data ct-int16 --samplers uniform --runs 1
 """
 
 from __future__ import annotations
@@ -57,7 +68,7 @@ import signal  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
+from dataclasses import asdict, dataclass, replace  # noqa: E402
 from typing import Any  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
@@ -78,6 +89,7 @@ from benchmarks.common import (  # noqa: E402
     text_table,
     venv_python,
 )
+from benchmarks.phantoms import KINDS, VERSION, describe, subject_paths, write_subjects  # noqa: E402
 
 THIS_FILE = Path(__file__).resolve()
 DEFAULT_DATA_DIR = Path(tempfile.gettempdir()) / "torchpatch-bench-data"
@@ -90,6 +102,8 @@ VARIANTS = {
     "torchio2": (".bench-venv-tio2", "TorchIO 2.0.0a2"),
 }
 SAMPLERS = ("uniform", "label")
+#: Samplers run on the noise data by default: it is kept as one row for the history.
+NOISE_SAMPLERS = ("uniform",)
 THREADS = ("default", "1")
 LABEL_PROBABILITIES = {0: 1.0, 1: 1.0}
 
@@ -131,47 +145,9 @@ QUICK_MICRO = MicroJob(size=96, patch=32, draws=50, repeats=2)
 # ---------------------------------------------------------------------------
 
 
-def data_folder(root: Path, job: Job) -> Path:
+def data_folder(root: Path, job: Job, kind: str) -> Path:
     i, j, k = job.shape
-    return root / f"queue-{job.subjects}x{i}x{j}x{k}"
-
-
-def generate_data(folder: Path, subjects: int, shape: tuple[int, int, int]) -> None:
-    """Write the synthetic subjects (child side: needs numpy and nibabel).
-
-    Each label map holds one ellipsoid (class 1, about 10 % of the voxels,
-    placed at random); the image is 100 inside it plus a smooth gradient plus
-    Gaussian noise, float32. ``manifest.json`` is written last, so a folder
-    without it is regenerated.
-    """
-    import nibabel as nib
-    import numpy as np
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(1234)
-    affine = np.diag([1.0, 1.0, 1.2, 1.0])
-    grid = np.ogrid[: shape[0], : shape[1], : shape[2]]
-    names = []
-    for index in range(subjects):
-        centre = [rng.uniform(0.35, 0.65) * s for s in shape]
-        radii = [rng.uniform(0.22, 0.3) * s for s in shape]
-        inside = sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1
-        label = inside.astype(np.uint8)
-        gradient = (grid[0] / shape[0] * 20 + grid[1] / shape[1] * 10).astype(np.float32)
-        image = (100 * label + gradient + rng.normal(0, 10, size=shape)).astype(np.float32)
-        stem = f"sub-{index:02d}"
-        for suffix, array in (("t1", image), ("label", label)):
-            target = folder / f"{stem}_{suffix}.nii.gz"
-            temporary = folder / f".{stem}_{suffix}.partial.nii.gz"
-            nib.save(nib.Nifti1Image(array, affine), str(temporary))
-            temporary.replace(target)
-        names.append(stem)
-    (folder / "manifest.json").write_text(json.dumps({"subjects": names, "shape": list(shape)}))
-
-
-def subject_paths(folder: Path) -> list[tuple[str, Path, Path]]:
-    names = json.loads((folder / "manifest.json").read_text())["subjects"]
-    return [(name, folder / f"{name}_t1.nii.gz", folder / f"{name}_label.nii.gz") for name in names]
+    return root / f"queue-{kind}-v{VERSION}-{job.subjects}x{i}x{j}x{k}"
 
 
 # ---------------------------------------------------------------------------
@@ -448,8 +424,7 @@ def run_micro(spec: dict[str, Any]) -> dict[str, Any]:
 def child_main(argument: str) -> None:
     spec = json.loads(argument)
     if spec["kind"] == "generate":
-        generate_data(Path(spec["folder"]), spec["subjects"], tuple(spec["shape"]))
-        emit_result({"ok": True})
+        emit_result(write_subjects(Path(spec["folder"]), spec["data"], spec["subjects"], tuple(spec["shape"])))
     elif spec["kind"] == "case":
         emit_result(run_case(spec))
     elif spec["kind"] == "micro":
@@ -465,6 +440,7 @@ def child_main(argument: str) -> None:
 
 @dataclass
 class Case:
+    data: str
     variant: str
     sampler: str
     threads: str
@@ -506,19 +482,20 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def ensure_data(root: Path, job: Job) -> Path:
-    folder = data_folder(root, job)
+def ensure_data(root: Path, job: Job, kind: str) -> tuple[Path, dict[str, Any]]:
+    """The folder of ``kind`` subjects for ``job`` (written on first use) and its manifest."""
+    folder = data_folder(root, job, kind)
     if (folder / "manifest.json").exists():
         _log(f"data: reusing {folder}")
-        return folder
-    _log(f"data: writing {job.subjects} subjects of {job.shape} to {folder}")
-    spec = {"kind": "generate", "folder": str(folder), "subjects": job.subjects, "shape": list(job.shape)}
-    run_child(
+        return folder, json.loads((folder / "manifest.json").read_text())
+    _log(f"data: writing {job.subjects} {kind} subjects of {job.shape} to {folder}")
+    spec = {"kind": "generate", "folder": str(folder), "data": kind, "subjects": job.subjects, "shape": list(job.shape)}
+    result = run_child(
         [venv_python(VARIANTS["torchio1"][0]), THIS_FILE, "--child", json.dumps(spec)],
         child_environment("default"),
         timeout=900,
     )
-    return folder
+    return folder, result.result
 
 
 def run_one(variant: str, sampler: str, threads: str, job: Job, data: Path, seed: int, timeout: float) -> ChildResult:
@@ -535,10 +512,11 @@ def run_one(variant: str, sampler: str, threads: str, job: Job, data: Path, seed
     return run_child([python, THIS_FILE, "--child", json.dumps(spec)], child_environment(threads), timeout)
 
 
-def run_queue_benchmark(args: argparse.Namespace, job: Job, data: Path, started: float) -> list[Case]:
+def run_queue_benchmark(args: argparse.Namespace, job: Job, folders: dict[str, Path], started: float) -> list[Case]:
     cases = [
-        Case(variant, sampler, threads, [])
-        for sampler in args.samplers
+        Case(kind, variant, sampler, threads, [])
+        for kind in args.data
+        for sampler in (args.noise_samplers if kind == "noise" else args.samplers)
         for threads in args.threads
         for variant in args.variants
     ]
@@ -548,7 +526,7 @@ def run_queue_benchmark(args: argparse.Namespace, job: Job, data: Path, started:
         _log("warm-up: one unmeasured run per environment")
         for variant in [v for v in ("torchpatch+cache", "torchio2") if v in args.variants]:
             try:
-                result = run_one(variant, "uniform", "1", job, data, 0, args.timeout)
+                result = run_one(variant, "uniform", "1", job, next(iter(folders.values())), 0, args.timeout)
             except RuntimeError as error:
                 _log(f"  warm-up of {variant} failed: {error}")
                 continue
@@ -580,9 +558,11 @@ def run_queue_benchmark(args: argparse.Namespace, job: Job, data: Path, started:
                 case.slow = True  # measured once: repeating it would not fit the time budget
                 continue
             try:
-                result = run_one(case.variant, case.sampler, case.threads, job, data, round_index + 1, args.timeout)
+                result = run_one(
+                    case.variant, case.sampler, case.threads, job, folders[case.data], round_index + 1, args.timeout
+                )
             except RuntimeError as error:
-                _log(f"  {case.variant} {case.sampler} threads={case.threads} failed: {error}")
+                _log(f"  {case.data} {case.variant} {case.sampler} threads={case.threads} failed: {error}")
                 case.unavailable = "failed"
                 continue
             if "unavailable" in result.result:
@@ -591,7 +571,8 @@ def run_queue_benchmark(args: argparse.Namespace, job: Job, data: Path, started:
             case.runs.append(result)
             values = result.result
             _log(
-                f"  round {round_index + 1}: {case.variant:17s} {case.sampler:7s} threads={case.threads:7s} "
+                f"  round {round_index + 1}: {case.data:10s} {case.variant:17s} {case.sampler:7s} "
+                f"threads={case.threads:7s} "
                 f"cold {values['patches'][0] / values['epoch_s'][0]:7.1f}/s  "
                 f"warm {values['patches'][1] / values['epoch_s'][1]:7.1f}/s  "
                 f"first {values['first_batch_s']:5.2f} s  rss {result.peak_rss / 2**20:6.0f} MiB  "
@@ -622,11 +603,17 @@ def run_micro_benchmark(args: argparse.Namespace, micro: MicroJob) -> tuple[dict
 # Reporting -------------------------------------------------------------------
 
 
-def _find(cases: list[Case], variant: str, sampler: str, threads: str) -> Case | None:
+def _find(cases: list[Case], data: str, variant: str, sampler: str, threads: str) -> Case | None:
     for case in cases:
-        if (case.variant, case.sampler, case.threads) == (variant, sampler, threads):
+        if (case.data, case.variant, case.sampler, case.threads) == (data, variant, sampler, threads):
             return case
     return None
+
+
+def _groups(cases: list[Case]) -> list[tuple[str, str, str]]:
+    """The (data, sampler, threads) combinations that ran, in table order."""
+    present = {(case.data, case.sampler, case.threads) for case in cases}
+    return [(d, s, t) for d in KINDS for s in SAMPLERS for t in THREADS if (d, s, t) in present]
 
 
 def _threads_label(threads: str) -> str:
@@ -648,32 +635,29 @@ def results_tables(cases: list[Case]) -> list[tuple[str, list[str], list[list[st
         "n",
     ]
     tables = []
-    samplers = [s for s in SAMPLERS if any(c.sampler == s for c in cases)]
-    thread_settings = [t for t in THREADS if any(c.threads == t for c in cases)]
-    for sampler in samplers:
-        for threads in thread_settings:
-            rows = []
-            for variant in VARIANTS:
-                case = _find(cases, variant, sampler, threads)
-                if case is None:
-                    continue
-                noise = None if case.unavailable else spread(case.values("cold"))
-                rows.append(
-                    [
-                        VARIANTS[variant][1],
-                        fmt(case.median("cold")),
-                        fmt(case.median("warm")),
-                        fmt(case.median("first"), 2),
-                        fmt(case.median("cpu cold"), 2),
-                        fmt(case.median("cpu warm"), 2),
-                        fmt(case.median("rss"), 0),
-                        fmt(case.median("pss"), 0),
-                        "n/a" if noise is None else f"{noise:.0%}",
-                        fmt(case.median("load"), 1),
-                        (f"{len(case.runs)}{'*' if case.slow else ''}" if not case.unavailable else "n/a"),
-                    ]
-                )
-            tables.append((f"{sampler} sampler, {_threads_label(threads)}", headers, rows))
+    for data, sampler, threads in _groups(cases):
+        rows = []
+        for variant in VARIANTS:
+            case = _find(cases, data, variant, sampler, threads)
+            if case is None:
+                continue
+            noise = None if case.unavailable else spread(case.values("cold"))
+            rows.append(
+                [
+                    VARIANTS[variant][1],
+                    fmt(case.median("cold")),
+                    fmt(case.median("warm")),
+                    fmt(case.median("first"), 2),
+                    fmt(case.median("cpu cold"), 2),
+                    fmt(case.median("cpu warm"), 2),
+                    fmt(case.median("rss"), 0),
+                    fmt(case.median("pss"), 0),
+                    "n/a" if noise is None else f"{noise:.0%}",
+                    fmt(case.median("load"), 1),
+                    (f"{len(case.runs)}{'*' if case.slow else ''}" if not case.unavailable else "n/a"),
+                ]
+            )
+        tables.append((f"{data}, {sampler} sampler, {_threads_label(threads)}", headers, rows))
     return tables
 
 
@@ -685,48 +669,44 @@ def _status(value: float | None, target: float, higher: bool = True) -> str:
 
 
 def targets_table(cases: list[Case]) -> tuple[str, list[str], list[list[str]]]:
+    """Issue 15's targets: cold >= 2x the faster TorchIO, warm (cache) >= 1.5x TIO 2 and >= 10x TIO 1, RSS."""
     headers = [
-        "sampler / threads",
+        "data / sampler / threads",
         "cold vs TIO1",
         "cold vs TIO2",
-        "cold (cache) vs faster, >= 2x",
-        "warm (cache) vs TIO1",
-        "warm (cache) vs TIO2",
-        "warm (cache) vs faster, >= 10x",
+        "cold vs faster, >= 2x",
+        "cold (cache) vs faster",
+        "warm (cache) vs TIO2, >= 1.5x",
+        "warm (cache) vs TIO1, >= 10x",
         "RSS vs TIO1, <= 1x",
         "RSS (cache) vs TIO1, <= 1x",
     ]
     rows = []
-    for sampler in SAMPLERS:
-        for threads in THREADS:
-            plain = _find(cases, "torchpatch", sampler, threads)
-            cached = _find(cases, "torchpatch+cache", sampler, threads)
-            tio1 = _find(cases, "torchio1", sampler, threads)
-            tio2 = _find(cases, "torchio2", sampler, threads)
-            if plain is None and cached is None:
-                continue
+    for data, sampler, threads in _groups(cases):
+        plain = _find(cases, data, "torchpatch", sampler, threads)
+        cached = _find(cases, data, "torchpatch+cache", sampler, threads)
+        tio1 = _find(cases, data, "torchio1", sampler, threads)
+        tio2 = _find(cases, data, "torchio2", sampler, threads)
+        if plain is None and cached is None:
+            continue
 
-            def med(case: Case | None, what: str) -> float | None:
-                return None if case is None else case.median(what)
+        def med(case: Case | None, what: str) -> float | None:
+            return None if case is None else case.median(what)
 
-            faster_cold = max([v for v in (med(tio1, "cold"), med(tio2, "cold")) if v is not None], default=None)
-            faster_warm = max([v for v in (med(tio1, "warm"), med(tio2, "warm")) if v is not None], default=None)
-            # Until the cache lands, the plain variant stands in for the targets.
-            best = cached if cached is not None and not cached.unavailable else plain
-            suffix = "" if best is cached else " (no cache)"
-            rows.append(
-                [
-                    f"{sampler} / {_threads_label(threads)}",
-                    fmt(ratio(med(plain, "cold"), med(tio1, "cold")), 2, "x"),
-                    fmt(ratio(med(plain, "cold"), med(tio2, "cold")), 2, "x"),
-                    _status(ratio(med(best, "cold"), faster_cold), 2.0) + suffix,
-                    fmt(ratio(med(best, "warm"), med(tio1, "warm")), 2, "x"),
-                    fmt(ratio(med(best, "warm"), med(tio2, "warm")), 2, "x"),
-                    _status(ratio(med(best, "warm"), faster_warm), 10.0) + suffix,
-                    _status(ratio(med(plain, "rss"), med(tio1, "rss")), 1.0, higher=False),
-                    _status(ratio(med(cached, "rss"), med(tio1, "rss")), 1.0, higher=False),
-                ]
-            )
+        faster_cold = max([v for v in (med(tio1, "cold"), med(tio2, "cold")) if v is not None], default=None)
+        rows.append(
+            [
+                f"{data} / {sampler} / {_threads_label(threads)}",
+                fmt(ratio(med(plain, "cold"), med(tio1, "cold")), 2, "x"),
+                fmt(ratio(med(plain, "cold"), med(tio2, "cold")), 2, "x"),
+                _status(ratio(med(plain, "cold"), faster_cold), 2.0),
+                fmt(ratio(med(cached, "cold"), faster_cold), 2, "x"),
+                _status(ratio(med(cached, "warm"), med(tio2, "warm")), 1.5),
+                _status(ratio(med(cached, "warm"), med(tio1, "warm")), 10.0),
+                _status(ratio(med(plain, "rss"), med(tio1, "rss")), 1.0, higher=False),
+                _status(ratio(med(cached, "rss"), med(tio1, "rss")), 1.0, higher=False),
+            ]
+        )
     return "targets (torchpatch / peer, medians)", headers, rows
 
 
@@ -774,8 +754,17 @@ def _git_state() -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="measured rounds; medians are reported (default 3)")
+    parser.add_argument(
+        "--runs", type=int, default=2, help="measured rounds, as the --budget allows; medians are reported (default 2)"
+    )
     parser.add_argument("--quick", action="store_true", help="3 small subjects, 1 round, no warm-up: a smoke test")
+    parser.add_argument(
+        "--data", nargs="+", choices=KINDS, default=list(KINDS), help="kinds of volumes (benchmarks/phantoms.py)"
+    )
+    parser.add_argument(
+        "--noise-samplers", nargs="+", choices=SAMPLERS, default=list(NOISE_SAMPLERS), help="samplers on noise data"
+    )
+    parser.add_argument("--subjects", type=int, help="subjects per data kind (default 8; the quick job 3)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the unmeasured warm-up runs")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="cache of the synthetic subjects")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
@@ -783,11 +772,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", nargs="+", choices=THREADS, default=list(THREADS))
     parser.add_argument("--no-micro", action="store_true", help="skip the WeightedSampler micro-benchmark")
     parser.add_argument(
-        "--budget", type=float, default=870.0, help="seconds: no new round starts if it would end past this"
+        "--budget", type=float, default=720.0, help="seconds: no new round starts if it would end past this"
     )
     parser.add_argument("--reserve", type=float, default=40.0, help="seconds kept for the micro-benchmark")
     parser.add_argument(
-        "--slow", type=float, default=60.0, help="a case whose first run takes longer is not repeated (n marked *)"
+        "--slow", type=float, default=40.0, help="a case whose first run takes longer is not repeated (n marked *)"
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per child before it is killed")
     parser.add_argument("--rst", action="store_true", help="also print the tables as reStructuredText")
@@ -795,10 +784,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.runs = 1 if args.runs == 3 else args.runs
+        args.runs = 1 if args.runs == 2 else args.runs
         args.no_warmup = True
     if args.runs < 1:
         parser.error("--runs must be >= 1")
+    if args.subjects is not None and args.subjects < 1:
+        parser.error("--subjects must be >= 1")
     return args
 
 
@@ -812,13 +803,17 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     source_state = _git_state()
     job = QUICK_JOB if args.quick else Job()
+    if args.subjects is not None:
+        job = replace(job, subjects=args.subjects)
     micro = QUICK_MICRO if args.quick else MicroJob()
     versions = {
         "torchio1 venv": package_versions(venv_python(VARIANTS["torchio1"][0]), ["torch", "torchio", "torchpatch"]),
         "torchio2 venv": package_versions(venv_python(VARIANTS["torchio2"][0]), ["torch", "torchio", "torchpatch"]),
     }
-    data = ensure_data(args.data_dir, job)
-    cases = run_queue_benchmark(args, job, data, started)
+    folders, manifests = {}, {}
+    for kind in args.data:
+        folders[kind], manifests[kind] = ensure_data(args.data_dir, job, kind)
+    cases = run_queue_benchmark(args, job, folders, started)
     times, fingerprints = ({}, set()) if args.no_micro else run_micro_benchmark(args, micro)
     total = time.perf_counter() - started
     fingerprints |= {run.result["torchpatch_sources"] for case in cases for run in case.runs} - {None}
@@ -839,14 +834,17 @@ def main(argv: list[str] | None = None) -> None:
         f"torchpatch: {source_state} at the start; {imported}",
         f"versions: {json.dumps(versions)}",
         (
-            f"job: {job.subjects} subjects {job.shape} float32 .nii.gz + uint8 label .nii.gz, patch {job.patch}, "
+            f"job: {job.subjects} subjects {job.shape} per data kind, image .nii.gz + uint8 label .nii.gz, "
+            f"patch {job.patch}, "
             f"samples_per_volume {job.samples_per_volume}, max_length {job.max_length}, batch {job.batch_size}, "
             f"{job.workers} queue workers (processes; TorchIO 2.0.0a2: threads), outer loader num_workers=0, "
             f"{job.patches_per_epoch} patches per epoch, label probabilities {LABEL_PROBABILITIES}"
         ),
+        *(f"data {describe(manifests[kind])}" for kind in args.data),
         "cold = epoch 1 from building the Queue (workers start included); warm = epoch 2",
         f"memory: {MEMORY_METHOD}",
-        f"medians of up to {args.runs} rounds ({'no ' if args.no_warmup else ''}warm-up run first); "
+        f"medians of up to {args.runs} rounds (--budget {args.budget:.0f} s; "
+        f"{'no ' if args.no_warmup else ''}warm-up run first); "
         f"noise = (max - min) / median of the cold throughput; load = median 1-minute load average at the end "
         f"of the runs (above the core count, other processes competed); n* = run once, too slow to repeat "
         f"within the time budget (--slow {args.slow:.0f} s)",
@@ -863,6 +861,7 @@ def main(argv: list[str] | None = None) -> None:
             "header": header,
             "cases": [
                 {
+                    "data": c.data,
                     "variant": c.variant,
                     "sampler": c.sampler,
                     "threads": c.threads,
@@ -881,6 +880,7 @@ def main(argv: list[str] | None = None) -> None:
                 for c in cases
             ],
             "micro": times,
+            "data": manifests,
         }
         args.json.write_text(json.dumps(raw, indent=1))
 
