@@ -1,6 +1,6 @@
 """Training-queue benchmark: torchpatch vs TorchIO 1.2.1 vs TorchIO 2.0.0a2, in one run.
 
-The job (issue 3, item 4; data of issue 15): 8 subjects of 160x192x160 (an
+The job (issue 3, item 4; data of issue 15): 16 subjects of 160x192x160 (an
 image ``.nii.gz`` and a uint8 label map ``.nii.gz``), patches of 64^3, 16
 patches per volume, a pool of 64 patches, batches of 8, 2 queue workers and
 an outer loader without workers; a training step is simulated by summing the
@@ -33,9 +33,10 @@ WeightedSampler micro-benchmark: a 256^3 float32 map, patch 64, 200 draws
 including the set-up, one thread. Results and analysis:
 ``docs/benchmarks-queue.rst``.
 
-Run (about 12 minutes at the defaults on 2 shared cores: 36 cases, one round,
-plus a second round only where the --budget allows; the data is written once,
-about 30 s per kind; ``--quick`` in about two minutes)::
+Run (about 10 minutes at the defaults on 2 shared cores: 40 cases of 4-5 s, but
+TorchIO 2.0.0a2's label sampler takes about 60 s a case and runs once (--slow);
+a second round where the --budget allows; the data is written once, about 25 s
+per kind; ``--quick`` in about 90 seconds)::
 
     .bench-venv-tio1/bin/python benchmarks/queue.py            # the full table
     .bench-venv-tio1/bin/python benchmarks/queue.py --quick    # smoke test
@@ -112,7 +113,7 @@ LABEL_PROBABILITIES = {0: 1.0, 1: 1.0}
 class Job:
     """The queue job every library runs."""
 
-    subjects: int = 8
+    subjects: int = 16
     shape: tuple[int, int, int] = (160, 192, 160)
     patch: int = 64
     samples_per_volume: int = 16
@@ -764,7 +765,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--noise-samplers", nargs="+", choices=SAMPLERS, default=list(NOISE_SAMPLERS), help="samplers on noise data"
     )
-    parser.add_argument("--subjects", type=int, help="subjects per data kind (default 8; the quick job 3)")
+    parser.add_argument("--subjects", type=int, help="subjects per data kind (default 16; the quick job 3)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the unmeasured warm-up runs")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="cache of the synthetic subjects")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
