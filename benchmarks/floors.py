@@ -4,43 +4,63 @@ The speed targets of ``queue.py`` and ``grid.py`` are ratios against peers;
 this script measures the costs every library shares, so a missed target can
 be told apart from a physical floor:
 
-- memory bandwidth: copying a 256 MiB float32 array with numpy, on one
-  thread and on two threads at once (GB/s copied);
-- decoding: reading one benchmark subject (``.nii.gz`` image + label) with
-  SimpleITK, as torchpatch and TorchIO do (CPU seconds);
+- memory bandwidth: copying a 256 MiB float32 array with numpy on one
+  thread and on two threads at once, and with ``torch.Tensor.copy_`` on
+  torch's default threads and on one (GB/s copied);
+- decoding: inflating the queue job's ``.nii.gz`` files (the phantoms of
+  ``benchmarks/phantoms.py``: CT-like int16, MR-like float32, the old noise)
+  with every inflater that imports (zlib, ISA-L ``isal``, libdeflate
+  ``deflate``, ``zlib-ng``) from bytes already in memory, and reading the
+  same files whole with SimpleITK and nibabel (one thread, milliseconds and
+  MB/s of voxels);
+- the least time of a cold and of a warm queue epoch that follows: the
+  fastest inflater on every file of the job spread over the cores, and the
+  memory traffic of cutting, batching and reading the patches at the
+  measured bandwidth;
 - the grid job's 8-channel model alone: ``x.repeat(1, 8, 1, 1, 1)`` on the
-  16 batches of 8 patches of 64³ (seconds, no aggregation at all);
-- the least memory traffic of the jobs, turned into seconds at the measured
-  bandwidth.
+  16 batches of 8 patches of 64³ (seconds, no aggregation at all).
 
-Run it from the repository root with the torchpatch venv, after
-``benchmarks/queue.py`` has written its data::
+Run it from the repository root with the torchpatch venv (it writes one
+subject per kind if ``benchmarks/queue.py`` has not written its data)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/floors.py
+    .venv/bin/python benchmarks/floors.py
+    .venv/bin/python benchmarks/floors.py --data ct-int16 --repeats 3   # quicker
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 # Scripts beside this one (benchmarks/queue.py) must not shadow the standard
-# library modules of the same name, which torch imports.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+# library modules of the same name, which torch imports; reach benchmarks.* from the root.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+if str(_HERE.parent) not in sys.path:
+    sys.path.append(str(_HERE.parent))
+
+from benchmarks.phantoms import KINDS, VERSION, describe, write_subjects  # noqa: E402
 
 MIB = 1 << 20
-DEFAULT_DATA = Path(tempfile.gettempdir()) / "torchpatch-bench-data" / "queue-8x160x192x160"
+DATA_ROOT = Path(tempfile.gettempdir()) / "torchpatch-bench-data"
+SHAPE = (160, 192, 160)
+#: The queue job of benchmarks/queue.py: subjects per kind, patch side, patches per subject.
+SUBJECTS, PATCH, SAMPLES_PER_VOLUME = 16, 64, 16
 
 
 def _median(function: Callable[[], object], repeats: int = 5) -> float:
+    """Median wall seconds of ``repeats`` calls after one warm-up call."""
     function()
     times = []
     for _ in range(repeats):
@@ -50,8 +70,8 @@ def _median(function: Callable[[], object], repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def copy_bandwidth(threads: int, size_mib: int = 256) -> float:
-    """GB/s copied by ``threads`` threads, each copying its own ``size_mib`` array."""
+def numpy_bandwidth(threads: int, size_mib: int = 256) -> float:
+    """GB/s copied by ``threads`` Python threads, each copying its own ``size_mib`` array with numpy."""
     sources = [np.random.default_rng(index).random(size_mib * MIB // 4, dtype=np.float32) for index in range(threads)]
     targets = [np.zeros_like(source) for source in sources]
 
@@ -65,23 +85,97 @@ def copy_bandwidth(threads: int, size_mib: int = 256) -> float:
     return threads * size_mib * MIB / _median(run) / 1e9
 
 
-def decode_seconds(data: Path) -> float | None:
-    """CPU seconds to read one subject's image and label with SimpleITK."""
-    import SimpleITK as sitk
+def torch_bandwidth(threads: int | None, size_mib: int = 256) -> tuple[float, int]:
+    """GB/s of ``Tensor.copy_`` on ``threads`` intra-op threads (``None``: torch's default) and the count."""
+    import torch
 
-    files = [data / "sub-00_t1.nii.gz", data / "sub-00_label.nii.gz"]
-    if not all(file.exists() for file in files):
-        return None
+    default = torch.get_num_threads()
+    torch.set_num_threads(threads or default)
+    try:
+        source = torch.rand(size_mib * MIB // 4)
+        target = torch.empty_like(source)
+        return size_mib * MIB / _median(lambda: target.copy_(source)) / 1e9, torch.get_num_threads()
+    finally:
+        torch.set_num_threads(default)
 
-    def run() -> None:
-        for file in files:
-            image = sitk.ReadImage(str(file))  # kept alive while its voxels are viewed
-            sitk.GetArrayViewFromImage(image).sum()
 
-    start = time.process_time()
-    for _ in range(3):
-        run()
-    return (time.process_time() - start) / 3
+def inflaters() -> dict[str, Callable[[bytes, int], object]]:
+    """Whole-buffer gzip inflaters that import here: name -> ``inflate(data, size)``."""
+    found: dict[str, Callable[[bytes, int], object]] = {"zlib": lambda data, size: zlib.decompress(data, 31)}
+    try:
+        from isal import isal_zlib
+
+        found["isal"] = lambda data, size: isal_zlib.decompress(data, wbits=31)
+    except ImportError:
+        pass
+    try:
+        import deflate
+
+        found["libdeflate"] = lambda data, size: deflate.gzip_decompress(data, size)
+    except ImportError:
+        pass
+    try:
+        from zlib_ng import zlib_ng
+
+        found["zlib-ng"] = lambda data, size: zlib_ng.decompress(data, wbits=31)
+    except ImportError:
+        pass
+    return found
+
+
+def readers() -> dict[str, Callable[[Path], object]]:
+    """Whole-file readers (header, inflate, array) that import here: name -> ``read(path)``."""
+    found: dict[str, Callable[[Path], object]] = {}
+    try:
+        import SimpleITK as sitk
+
+        found["SimpleITK read"] = lambda path: sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    except ImportError:
+        pass
+    try:
+        import nibabel as nib
+
+        found["nibabel read"] = lambda path: np.asanyarray(nib.load(str(path)).dataobj)
+    except ImportError:
+        pass
+    return found
+
+
+def subject_files(kind: str) -> tuple[list[Path], dict[str, object]]:
+    """The queue data's first subject of ``kind`` (image, label), written here if missing."""
+    folder = DATA_ROOT / f"queue-{kind}-v{VERSION}-{SUBJECTS}x{'x'.join(map(str, SHAPE))}"
+    if not (folder / "manifest.json").exists():
+        folder = DATA_ROOT / f"floors-{kind}-v{VERSION}-1x{'x'.join(map(str, SHAPE))}"
+        if not (folder / "manifest.json").exists():
+            write_subjects(folder, kind, 1, SHAPE)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return [folder / "sub-00_image.nii.gz", folder / "sub-00_label.nii.gz"], manifest
+
+
+def decode_table(kind: str, repeats: int) -> dict[str, float]:
+    """Print each decoder's time on one subject of ``kind``; returns decoder -> seconds (image + label)."""
+    files, manifest = subject_files(kind)
+    print(f"\n{describe(manifest)}")
+    contents = [file.read_bytes() for file in files]
+    sizes = [int.from_bytes(data[-4:], "little") for data in contents]  # ISIZE: fine below 4 GiB
+    totals: dict[str, float] = {}
+    rows = []
+    for name, inflate in inflaters().items():
+        seconds = [_median(lambda d=data, s=size, f=inflate: f(d, s), repeats) for data, size in zip(contents, sizes)]
+        totals[name] = sum(seconds)
+        rows.append((name, seconds))
+    for name, read in readers().items():
+        seconds = [_median(lambda f=file, r=read: r(f), repeats) for file in files]
+        totals[name] = sum(seconds)
+        rows.append((name, seconds))
+    zlib_seconds = totals["zlib"]
+    print(f"  {'decoder':16s} {'image ms':>9s} {'MB/s':>6s} {'label ms':>9s} {'both ms':>8s} {'vs zlib':>8s}")
+    for name, (image, label) in rows:
+        print(
+            f"  {name:16s} {image * 1e3:9.1f} {sizes[0] / image / 1e6:6.0f} {label * 1e3:9.1f} "
+            f"{(image + label) * 1e3:8.1f} {zlib_seconds / (image + label):7.2f}x"
+        )
+    return totals
 
 
 def model_seconds() -> float:
@@ -100,23 +194,40 @@ def model_seconds() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="benchmarks/queue.py's subjects")
+    parser.add_argument("--data", nargs="+", choices=KINDS, default=list(KINDS), help="kinds of volumes to decode")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement, after one warm-up")
     args = parser.parse_args()
-    one, two = copy_bandwidth(1), copy_bandwidth(2)
-    print(f"numpy copy bandwidth: {one:.1f} GB/s on one thread, {two:.1f} GB/s on two")
-    decode = decode_seconds(args.data)
-    if decode is not None:
-        print(f"SimpleITK read of one queue subject (image + label .nii.gz): {decode:.3f} CPU s")
-        epoch = 8 * decode / 2
-        print(f"  8 subjects on 2 cores: >= {epoch:.2f} s per cold epoch, <= {128 / epoch:.0f} patches/s")
-    patch = 64**3 * 4 + 64**3  # float32 image + uint8 label
-    # Warm queue: each patch copied out of the volume and into the batch, then read by the step.
-    warm_bytes = 128 * patch * 5  # two copies (read + write each) and one read
-    print(f"warm queue epoch, 128 patches: >= {warm_bytes / (two * 1e9):.3f} s at two-core bandwidth")
-    print(f"  <= {128 / (warm_bytes / (two * 1e9)):.0f} patches/s")
-    # Grid, one channel, crop: 125 patches cut (read + write), their centres written into the output.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    one, two = numpy_bandwidth(1), numpy_bandwidth(2)
+    (torch_default, default_threads), (torch_one, _) = torch_bandwidth(None), torch_bandwidth(1)
+    print(f"numpy copy bandwidth: {one:.1f} GB/s on one thread, {two:.1f} GB/s on two threads at once")
+    print(
+        f"torch copy_ bandwidth: {torch_default:.1f} GB/s on torch's default {default_threads} threads, "
+        f"{torch_one:.1f} GB/s on one"
+    )
+    patches = SUBJECTS * SAMPLES_PER_VOLUME
+    print(f"\nDecoding one subject, one thread, median of {args.repeats} after a warm-up (files in the page cache)")
+    floors = {}
+    for kind in args.data:
+        totals = decode_table(kind, args.repeats)
+        fastest = min((name for name in totals if not name.endswith(" read")), key=totals.__getitem__)
+        floors[kind] = (fastest, SUBJECTS * totals[fastest] / cores)
+    print(f"\nQueue job floors ({SUBJECTS} subjects, {patches} patches of {PATCH}^3 per epoch, {cores} cores)")
+    for kind, (fastest, seconds) in floors.items():
+        print(
+            f"  {kind}: cold epoch >= {seconds:.2f} s ({fastest} on every file), <= {patches / seconds:.0f} patches/s"
+        )
+    itemsize = {"ct-int16": 2, "mr-float32": 4, "noise": 4}
+    for kind in args.data:
+        for label, size in (("stored dtype", itemsize[kind]), ("float32", 4)):
+            # Each patch copied out of the volume and into the batch (read + write each), then read by the step.
+            traffic = patches * PATCH**3 * (size + 1) * 5
+            print(
+                f"  {kind}: warm epoch, image patches in {label}: >= {traffic / (two * 1e9):.3f} s at two-thread "
+                f"bandwidth, <= {patches / (traffic / (two * 1e9)):.0f} patches/s"
+            )
     crop_bytes = 125 * 64**3 * 4 * 2 + 256**3 * 4 * 2
-    print(f"grid crop, 1 channel: >= {crop_bytes / (two * 1e9):.3f} s at two-core bandwidth")
+    print(f"\ngrid crop, 1 channel: >= {crop_bytes / (two * 1e9):.3f} s at two-thread bandwidth")
     print(f"grid 8-channel model alone (x.repeat(1, 8, 1, 1, 1), 16 batches): {model_seconds():.3f} s")
 
 
