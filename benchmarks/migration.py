@@ -1,10 +1,12 @@
 """The speed a TorchIO 1.x training script gains from the migration (issue 13, deliverable 3).
 
 One training script, written as TorchIO's documentation writes it: subjects
-of a ``.nii.gz`` image and label map, a ``SubjectsDataset`` with a
-``Compose`` of preprocessing and augmentation, a ``Queue`` with 2 workers
-drawing ``LabelSampler`` patches, a ``SubjectsLoader`` over the queue. It is
-timed in three forms, each in its own process:
+of a ``.nii.gz`` image and label map (the anatomy-like phantoms of
+``benchmarks/phantoms.py``, MR-like float32 by default, ``--kind``), a
+``SubjectsDataset`` with a ``Compose`` of preprocessing and augmentation, a
+``Queue`` with 2 workers drawing ``LabelSampler`` patches, a
+``SubjectsLoader`` over the queue. It is timed in three forms, each in its
+own process:
 
 * ``torchio``: TorchIO 1.2.1 (``import torchio as tio``);
 * ``torchpatch``: the same script with ``import torchpatch as tio``;
@@ -48,25 +50,16 @@ CASES = ("torchio", "torchpatch", "torchpatch-cache")
 MARKER = "@@MIGRATION-RESULT@@ "
 
 
-def make_data(folder: Path, num_subjects: int, size: int) -> list[tuple[str, str]]:
-    """Write ``num_subjects`` float32 images and uint8 label maps of ``size**3`` as ``.nii.gz``."""
-    import nibabel as nib
-    import numpy as np
-    from scipy import ndimage
+def make_data(folder: Path, num_subjects: int, size: int, kind: str) -> tuple[list[tuple[str, str]], str]:
+    """Write ``num_subjects`` phantoms of ``kind`` (``benchmarks/phantoms.py``) of ``size**3`` as ``.nii.gz``.
 
-    rng = np.random.default_rng(0)
-    affine = np.diag([1.0, 1.0, 1.2, 1.0])
-    pairs = []
-    for index in range(num_subjects):
-        noise = rng.standard_normal((size, size, size)).astype(np.float32)
-        image = ndimage.gaussian_filter(noise, 3).astype(np.float32) * 1000 + 500
-        label = (ndimage.gaussian_filter(noise, 6) > 0.02).astype(np.uint8)
-        image_path = folder / f"sub{index}_t1.nii.gz"
-        label_path = folder / f"sub{index}_seg.nii.gz"
-        nib.save(nib.Nifti1Image(image, affine), image_path)
-        nib.save(nib.Nifti1Image(label, affine), label_path)
-        pairs.append((str(image_path), str(label_path)))
-    return pairs
+    Returns the (image, label) paths and a line on the files' sizes and compression ratios.
+    """
+    from benchmarks.phantoms import describe, subject_paths, write_subjects
+
+    manifest = write_subjects(folder, kind, num_subjects, (size, size, size))
+    pairs = [(str(image), str(label)) for _, image, label in subject_paths(folder)]
+    return pairs, describe(manifest)
 
 
 def run_case(case: str, pairs: list[tuple[str, str]], patch: int, cache_dir: str) -> dict[str, Any]:
@@ -121,6 +114,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=96, help="side of the volumes (voxels)")
     parser.add_argument("--patch", type=int, default=48, help="side of the patches (voxels)")
     parser.add_argument("--subjects", type=int, default=4)
+    parser.add_argument(
+        "--kind", choices=("ct-int16", "mr-float32", "noise"), default="mr-float32", help="phantom of the volumes"
+    )
     parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -135,12 +131,13 @@ def main() -> None:
     import torchio
 
     with tempfile.TemporaryDirectory(prefix="torchpatch-migration-") as folder:
-        pairs = make_data(Path(folder), args.subjects, args.size)
+        pairs, files = make_data(Path(folder), args.subjects, args.size, args.kind)
         Path(folder, "pairs.json").write_text(json.dumps(pairs))
         print(
-            f"{args.subjects} subjects of {args.size}^3 float32 + uint8 .nii.gz, patch {args.patch}, "
+            f"{args.subjects} subjects of {args.size}^3 {args.kind} + uint8 label .nii.gz, patch {args.patch}, "
             f"Queue(max_length=32, samples_per_volume=8, num_workers=2), batch 4"
         )
+        print(f"data {files}")
         print(
             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
             f"torch {torch.__version__}, torchio {torchio.__version__}, {time.strftime('%Y-%m-%d')}"
