@@ -1,13 +1,12 @@
 """Loading one ``.nii.gz``: torchpatch vs nibabel vs SimpleITK, and the inflaters under them.
 
-Files (written once into ``--folder``, then reused):
+Files (the volumes of ``benchmarks/phantoms.py``, written once into ``--folder``
+with nibabel at its default gzip level 1, then reused), at 160x192x160, and the
+CT also at a scanner's 512x512x96:
 
-    ct-int16      a CT-like phantom: HU per tissue of a head phantom, partial-volume edges,
-                  Gaussian noise, int16 (the way scanners store CT)
-    mr-float32    an MR-like phantom after preprocessing: the T1 phantom of
-                  ``benchmarks/augment.py`` with its Rician noise, z-scored inside the head,
-                  float32, background exactly 0
-    noise-float32 uniform noise (the old benchmark volume; gzip cannot compress it)
+    ct-int16      abdomen-like CT in Hounsfield units, int16
+    mr-float32    T1-like head after preprocessing, float32, background masked to 0
+    noise         the old benchmark volume (float32 noise; gzip can hardly compress it)
     real files    every ``.nii.gz`` under ``../shared/data`` (TotalSegmentator's example CT
                   and its labels), when that folder exists
 
@@ -33,6 +32,7 @@ Run from the repository root (the peers are the project's own dependencies)::
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -40,6 +40,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,10 +55,9 @@ if str(_HERE.parent) not in sys.path:
     sys.path.append(str(_HERE.parent))
 
 SHARED_DATA = _HERE.parent.parent / "shared" / "data"
-SHAPE = (160, 192, 160)
-QUICK_SHAPE = (96, 112, 96)
-#: Hounsfield units of the tissues of the head phantom (air, scalp, skull, CSF, grey, white, deep grey).
-HOUNSFIELD = {"air": -1000, "scalp": 40, "skull": 1000, "csf": 8, "grey": 38, "white": 28, "deep": 35}
+#: The phantoms: every kind at the benchmarks' 160x192x160, and a CT at a scanner's 512x512x96.
+VOLUMES = [(kind, (160, 192, 160)) for kind in ("ct-int16", "mr-float32", "noise")] + [("ct-int16", (512, 512, 96))]
+QUICK_VOLUMES = [(kind, (96, 112, 96)) for kind in ("ct-int16", "mr-float32", "noise")]
 THREADS = ("default", "1")
 
 
@@ -66,44 +66,22 @@ THREADS = ("default", "1")
 # ---------------------------------------------------------------------------
 
 
-def _phantoms(shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
-    """The CT-like int16 and MR-like float32 phantoms, from the head phantom of augment.py."""
-    from scipy import ndimage
-
-    from benchmarks.augment import INTENSITY, make_phantom
-
-    t1, _ = make_phantom(shape, seed=15)
-    # HU from the T1 phantom's tissue mixture (its MR noise smoothed away first),
-    # then CT noise of ~6 HU and -1024 outside the scanner's circular field of view.
-    names = list(HOUNSFIELD)
-    levels = np.array([INTENSITY[n] for n in names], np.float32)
-    hu = np.array([HOUNSFIELD[n] for n in names], np.float32)
-    order = np.argsort(levels)
-    ct = np.interp(ndimage.gaussian_filter(t1, 1.0), levels[order], hu[order]).astype(np.float32)
-    ct += np.random.default_rng(15).normal(0, 6, shape).astype(np.float32)
-    i, j = np.meshgrid(*(np.linspace(-1, 1, n) for n in shape[:2]), indexing="ij")
-    outside = ((i**2 + j**2) >= 1)[..., None]
-    ct_int16 = np.where(outside, -1024, np.clip(np.rint(ct), -1024, 3071)).astype(np.int16)
-    head = t1 > 0.1
-    mr = np.zeros(shape, np.float32)
-    mr[head] = (t1[head] - t1[head].mean()) / t1[head].std()
-    noise = np.random.default_rng(16).random(shape, dtype=np.float32)
-    return {"ct-int16": ct_int16, "mr-float32": mr, "noise-float32": noise}
-
-
-def make_files(folder: Path, shape: tuple[int, int, int]) -> list[Path]:
-    """The phantom files (written with nibabel) and the real ``.nii.gz`` files."""
+def make_files(folder: Path, volumes: list[tuple[str, tuple[int, int, int]]]) -> list[Path]:
+    """The phantoms of ``benchmarks/phantoms.py`` (written once with nibabel) and the real files."""
     import nibabel as nib
 
+    from benchmarks.phantoms import VERSION, make_volume
+
     folder.mkdir(parents=True, exist_ok=True)
-    tag = "x".join(map(str, shape))
-    paths = [folder / f"{name}-{tag}.nii.gz" for name in ("ct-int16", "mr-float32", "noise-float32")]
-    if not all(path.exists() for path in paths):
-        arrays = _phantoms(shape)
-        for path, array in zip(paths, arrays.values()):
-            image = nib.Nifti1Image(array, np.eye(4))
-            image.header.set_data_dtype(array.dtype)
-            nib.save(image, str(path))
+    paths = []
+    for kind, shape in volumes:
+        path = folder / f"{kind}-{'x'.join(map(str, shape))}-v{VERSION}.nii.gz"
+        if not path.exists():
+            image, _, spacing = make_volume(kind, shape, seed=15)
+            partial = folder / f"partial-{path.name}"  # renamed when whole: no half-written file is reused
+            nib.save(nib.Nifti1Image(image, np.diag([*spacing, 1.0])), str(partial))
+            partial.rename(path)
+        paths.append(path)
     real = sorted(SHARED_DATA.glob("*/*.nii.gz")) if SHARED_DATA.exists() else []
     return paths + real
 
@@ -206,12 +184,10 @@ def child(paths: list[Path], repeats: int) -> dict[str, Any]:
     for path in paths:
         compressed = path.read_bytes()
         results["inflate"][path.name] = {
-            name: measure(lambda f=function: f(compressed), repeats)  # type: ignore[misc]
-            for name, function in inflaters().items()
+            name: measure(functools.partial(function, compressed), repeats) for name, function in inflaters().items()
         }
         results["load"][path.name] = {
-            name: measure(lambda f=function: f(path), repeats)  # type: ignore[misc]
-            for name, function in loaders().items()
+            name: measure(functools.partial(function, path), repeats) for name, function in loaders().items()
         }
     return results
 
@@ -238,9 +214,9 @@ def _table(title: str, rows: dict[str, dict[str, dict[str, float]]], baseline: s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help=f"phantoms of {QUICK_SHAPE}, 3 repeats")
+    parser.add_argument("--quick", action="store_true", help="phantoms of 96x112x96 only, 3 repeats")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--folder", type=Path, default=Path("/tmp/torchpatch-load-bench"))
+    parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "torchpatch-load-bench")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -248,7 +224,7 @@ def main() -> None:
         print("@@RESULT@@ " + json.dumps(child(paths, args.repeats)))
         return
     repeats = 3 if args.quick else args.repeats
-    paths = make_files(args.folder, QUICK_SHAPE if args.quick else SHAPE)
+    paths = make_files(args.folder, QUICK_VOLUMES if args.quick else VOLUMES)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {repeats} after a warm-up")
     print(f"{'file':<28}{'dtype':>8}{'shape':>16}{'on disk MB':>12}{'inflated MB':>13}{'ratio':>8}")
     for path in paths:
