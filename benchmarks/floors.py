@@ -219,7 +219,7 @@ def main() -> None:
         )
     itemsize = {"ct-int16": 2, "mr-float32": 4, "noise": 4}
     for kind in args.data:
-        for label, size in (("stored dtype", itemsize[kind]), ("float32", 4)):
+        for label, size in (("int16", 2), ("float32", 4)) if itemsize[kind] == 2 else (("float32", 4),):
             # Each patch copied out of the volume and into the batch (read + write each), then read by the step.
             traffic = patches * PATCH**3 * (size + 1) * 5
             print(
