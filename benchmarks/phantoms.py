@@ -14,7 +14,7 @@ edges, noise of a realistic size, and a field of view that is mostly air::
                  at 100 plus a gradient and N(0, 10)
                  noise, float32 (nearly incompressible)
 
-Every volume is deterministic given its seed and takes about a second at
+Every volume is deterministic given its seed and takes 1-3 s to make at
 160x192x160. :func:`write_subjects` writes a folder of ``.nii.gz`` subjects
 with nibabel (gzip level 1, nibabel's default) and reports their sizes and
 compression ratios. Needs numpy, scipy and nibabel (the benchmark venvs).
