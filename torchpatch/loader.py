@@ -73,15 +73,38 @@ def stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return out
 
 
-def _stack_images(name: str, images: Sequence[Image]) -> dict[str, Any]:
+class StackedPatches(list[Any]):
+    """Patches whose voxels are already rows of one batch tensor per image: collated without a copy.
+
+    What :class:`~torchpatch.queue.Queue` hands a loader: the patch of row
+    ``b`` has ``stacked[name][b]`` as the voxels of image ``name``, so
+    :func:`collate_subjects` returns ``stacked[name]`` itself as the batch.
+    Any other ``collate_fn`` sees a plain list of patches.
+
+    Example:
+        >>> from torchpatch import ScalarImage, Subject
+        >>> voxels = torch.rand(2, 1, 4, 4, 4)
+        >>> patches = StackedPatches([Subject(t1=ScalarImage(tensor=v)) for v in voxels], {'t1': voxels})
+        >>> collate_subjects(patches)['t1'][DATA] is voxels
+        True
+    """
+
+    def __init__(self, patches: Sequence[Any], stacked: Mapping[str, torch.Tensor]) -> None:
+        super().__init__(patches)
+        self.stacked = dict(stacked)
+
+
+def _stack_images(name: str, images: Sequence[Image], stacked: torch.Tensor | None = None) -> dict[str, Any]:
     shapes = {tuple(image.shape) for image in images}
     if len(shapes) > 1:
         raise ValueError(
             f"cannot batch image {name!r}: its shapes differ across the batch {sorted(shapes)}; "
             f"crop or pad to one shape (CropOrPad) or use batch_size=1"
         )
+    if stacked is None or tuple(stacked.shape) != (len(images), *images[0].shape):
+        stacked = stack([image.data for image in images])
     return {
-        DATA: stack([image.data for image in images]),
+        DATA: stacked,
         AFFINE: torch.from_numpy(np.stack([image.affine for image in images])),
         PATH: [None if image.path is None else str(image.path) for image in images],
         STEM: [image.stem for image in images],
@@ -120,10 +143,11 @@ def collate_subjects(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 f"batch items have different keys: item 0 has {keys}, item {index} has {list(item.keys())}"
             )
     collated: dict[str, Any] = {}
+    ready = batch.stacked if isinstance(batch, StackedPatches) else {}
     for key in keys:
         values = [item[key] for item in batch]
         if all(isinstance(v, Image) for v in values):
-            collated[key] = _stack_images(key, values)
+            collated[key] = _stack_images(key, values, ready.get(key))
         else:
             collated[key] = _collate_values(key, values)
     return collated
@@ -145,4 +169,4 @@ class SubjectsLoader(DataLoader[Any]):
         super().__init__(dataset, **kwargs)
 
 
-__all__ = ["SubjectsLoader", "collate_subjects", "empty_batch", "stack"]
+__all__ = ["StackedPatches", "SubjectsLoader", "collate_subjects", "empty_batch", "stack"]

@@ -14,14 +14,17 @@ is made only when one is asked for, as views of the stack::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
+from . import io
 from .constants import LABEL, LOCATION
 from .geometry import check_locations, parse_padding_mode, shift_affine
 from .image import Image
+from .image_reader import is_custom_reader
 
 if TYPE_CHECKING:
     from .subject import Subject
@@ -40,6 +43,11 @@ class Patches:
         locations: ``(N, 6)`` int64 locations, in the subject's voxel grid.
         metadata: Per patch, the metadata that differs between patches
             (cropped boxes and points), or ``None`` when none does.
+        sources: ``None`` for stacked voxels; else the patches are *deferred*
+            (``data`` is empty): per image name, the image and the numpy
+            array (a memory map) its boxes are copied from, when a patch is
+            asked for or :meth:`read_into` a batch.
+        padding_mode: How deferred boxes past the border are filled.
 
     Example:
         >>> from torchpatch import ScalarImage, Subject, LOCATION
@@ -58,12 +66,17 @@ class Patches:
         affines: Mapping[str, Array],
         locations: Array,
         metadata: Sequence[Mapping[str, Any]] | None = None,
+        sources: Mapping[str, tuple[Image, Array]] | None = None,
+        padding_mode: float | str | None = None,
     ) -> None:
         self.template = template
         self.data = dict(data)
         self.affines = dict(affines)
         self.locations = np.asarray(locations, dtype=np.int64)
         self.metadata = None if metadata is None else [dict(m) for m in metadata]
+        self.sources = None if sources is None else dict(sources)
+        self.padding_mode = padding_mode
+        self._rows = self.locations.tolist()
 
     @classmethod
     def from_subjects(
@@ -109,14 +122,99 @@ class Patches:
     def __len__(self) -> int:
         return int(self.locations.shape[0])
 
-    def __getitem__(self, index: int) -> Subject:
+    @property
+    def deferred(self) -> bool:
+        """Whether the voxels are still in their sources, copied only when a patch is asked for."""
+        return self.sources is not None
+
+    def read_into(self, name: str, index: int, out: torch.Tensor) -> None:
+        """Copy the voxels of patch ``index`` of image ``name`` into ``out`` (``(C, *patch)``, same dtype).
+
+        One copy, on this thread (numpy: no parallel region), from the stack
+        or, for deferred patches, straight from the source (a memory map):
+        what the Queue uses to fill a batch buffer.
+
+        Example:
+            >>> from torchpatch import ScalarImage, Subject
+            >>> s = Subject(t1=ScalarImage(tensor=torch.arange(16.0).reshape(1, 4, 4, 1)))
+            >>> out = torch.empty(1, 2, 2, 1)
+            >>> s.cut([[2, 2, 0, 4, 4, 1]]).read_into('t1', 0, out)
+            >>> out.flatten().tolist()
+            [10.0, 11.0, 14.0, 15.0]
+        """
+        numpy_out = out.numpy() if out.device.type == "cpu" and out.dtype != torch.bfloat16 else None
+        if self.sources is None:
+            source = self.data[name][index]
+            if numpy_out is not None and source.device.type == "cpu" and not source.requires_grad:
+                numpy_out[...] = source.numpy()
+            else:
+                out.copy_(source)
+            return
+        image, array = self.sources[name]
+        box = self._rows[index]
+        shape = array.shape
+        if (
+            numpy_out is not None
+            and (box[0] >= 0 and box[1] >= 0 and box[2] >= 0 and box[3] <= shape[1] and box[4] <= shape[2])
+            and box[5] <= shape[3]
+        ):
+            numpy_out[...] = array[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]]
+        else:
+            image.read_regions([box], padding_mode=self.padding_mode, out=out[None])
+
+    def layout(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Per image name, the ``(C, *patch)`` shape and the dtype of every patch.
+
+        Example:
+            >>> from torchpatch import ScalarImage, Subject
+            >>> Subject(t1=ScalarImage(tensor=torch.zeros(1, 4, 4, 1))).cut([[0, 0, 0, 2, 2, 1]]).layout()
+            {'t1': ((1, 2, 2, 1), torch.float32)}
+        """
+        if self.sources is None:
+            return {name: (tuple(data.shape[1:]), data.dtype) for name, data in self.data.items()}
+        size = self.patch_size
+        return {name: ((image.num_channels, *size), image.dtype) for name, (image, _) in self.sources.items()}
+
+    def patch(self, index: int, voxels: Mapping[str, torch.Tensor] | None = None) -> Subject:
+        """Patch ``index`` as a subject; its images hold ``voxels`` (by name) when given, else its own voxels.
+
+        Example:
+            >>> from torchpatch import ScalarImage, Subject
+            >>> stack = Subject(t1=ScalarImage(tensor=torch.zeros(1, 4, 4, 1))).cut([[0, 0, 0, 2, 2, 1]])
+            >>> stack.patch(0, {'t1': torch.ones(1, 2, 2, 1)})['t1'].data.sum().item()
+            4.0
+        """
         images: dict[str, Image] = {}
+        layout = self.layout() if voxels is None and self.sources is not None else {}
         for name, template in self.template.images.items():
-            images[name] = template.derive(
-                self.data[name][index], self.affines[name][index], checked=not template.check_nans
-            )
+            if voxels is not None:
+                data = voxels[name]
+            elif self.sources is None:
+                data = self.data[name][index]
+            else:
+                shape, dtype = layout[name]
+                data = torch.empty(shape, dtype=dtype)
+                self.read_into(name, index, data)
+            images[name] = template.derive(data, self.affines[name][index], checked=not template.check_nans)
         extra = {} if self.metadata is None else self.metadata[index]
         return self.template.with_images(images, **extra, **{LOCATION: torch.from_numpy(self.locations[index])})
+
+    def __getitem__(self, index: int) -> Subject:
+        return self.patch(index)
+
+    @property
+    def patch_size(self) -> tuple[int, int, int]:
+        """The spatial size of every patch.
+
+        Example:
+            >>> from torchpatch import ScalarImage, Subject
+            >>> Subject(t1=ScalarImage(tensor=torch.zeros(1, 4, 4, 1))).cut([[0, 0, 0, 2, 3, 1]]).patch_size
+            (2, 3, 1)
+        """
+        if not self._rows:
+            return (1, 1, 1)
+        box = self._rows[0]
+        return (box[3] - box[0], box[4] - box[1], box[5] - box[2])
 
     def __iter__(self) -> Iterator[Subject]:
         for index in range(len(self)):
@@ -206,6 +304,7 @@ class SubjectCuts:
         include: Sequence[str] | None = None,
         allocator: Callable[[tuple[int, ...], torch.dtype], torch.Tensor] | None = None,
         copy: bool = True,
+        defer: bool = False,
     ) -> Patches:
         """The boxes at ``locations`` of every image, stacked per image.
 
@@ -228,6 +327,11 @@ class SubjectCuts:
                 :func:`torch.empty`.
             copy: ``False`` lets a single box inside a loaded image be a view
                 of its voxels instead of a copy (ignored with ``allocator``).
+            defer: Copy nothing yet when every image is a memory-mapped
+                ``.npy`` (the decode-once cache): the patches are
+                :attr:`~Patches.deferred`, each box copied when a patch is
+                asked for or :meth:`~Patches.read_into` a batch buffer (one
+                copy instead of two). Otherwise the boxes are cut now.
 
         Example:
             >>> import torch
@@ -246,8 +350,11 @@ class SubjectCuts:
         data: dict[str, torch.Tensor] = {}
         affines: dict[str, np.ndarray] = {}
         templates: dict[str, Any] = {}
+        sources = _mapped_sources(images) if defer and rows else None
         for name, image in images.items():
-            if not copy and allocator is None and len(boxes) == 1:
+            if sources is not None:
+                pass
+            elif not copy and allocator is None and len(boxes) == 1:
                 data[name] = image.read_regions(boxes, padding_mode=padding_mode, copy=False)
             else:
                 out = allocate((len(boxes), image.num_channels, *sizes), image.dtype)
@@ -271,7 +378,35 @@ class SubjectCuts:
                 {name: value.crop_to_region(tuple(box[:3]), tuple(box[3:])) for name, value in aware.items()}
                 for box in rows
             ]
-        return Patches(template, data, affines, boxes, metadata)
+        return Patches(template, data, affines, boxes, metadata, sources, padding_mode)
+
+
+def _mapped_sources(images: Mapping[str, Image]) -> dict[str, tuple[Image, Array]] | None:
+    """Each image with the memory map its boxes are copied from, or ``None`` unless every image has one.
+
+    Only unloaded ``.npy`` images read as they are stored (no NaN check, no
+    dtype asked for, no custom reader, the map's dtype the image's): then a
+    box of the map holds exactly the voxels :meth:`Image.read_regions
+    <torchpatch.regions.RegionReads.read_regions>` would copy.
+    """
+    sources = {}
+    for name, image in images.items():
+        path = image.path
+        if (
+            image.is_loaded
+            or image.check_nans
+            or image.requested_dtype is not None
+            or image.dtype == torch.bfloat16
+            or is_custom_reader(image.reader)
+            or not isinstance(path, Path)
+            or io.get_suffix(path) != ".npy"
+        ):
+            return None
+        array = io.memory_map(path)
+        if array.dtype != torch.empty(0, dtype=image.dtype).numpy().dtype or array.shape != image.shape:
+            return None
+        sources[name] = (image, array)
+    return sources
 
 
 def fill_fits(fill: float, dtype: torch.dtype) -> bool:

@@ -84,13 +84,16 @@ class PatchPool:
 
     def pop(self) -> Subject:
         """One patch: at random with ``shuffle``, else the oldest."""
+        stack, index = self.pop_entry()
+        return stack[index]
+
+    def pop_entry(self) -> tuple[Patches, int]:
+        """What :meth:`pop` would make a patch of: its stack and its row there."""
         if self.shuffle:
             position = int(self._rng.integers(len(self._entries)))
             self._entries[position], self._entries[-1] = self._entries[-1], self._entries[position]
-            stack, index = self._entries.pop()
-        else:
-            stack, index = self._entries.pop(0)
-        return stack[index]
+            return self._entries.pop()
+        return self._entries.pop(0)
 
 
 __all__ = ["PatchPool"]

@@ -113,17 +113,22 @@ class SubjectPatches(Dataset[Patches]):
         thread-safe sampler draws from its own numpy generator.
         """
         try:
-            return self._cut(task)
+            return self._cut(task, defer=True)
         except Exception as error:
             raise RuntimeError(
                 f"Queue failed on subject {self.describe(task[0])}: {type(error).__name__}: {error}"
             ) from error
 
-    def _cut(self, task: Task) -> Patches:
+    def _cut(self, task: Task, defer: bool = False) -> Patches:
         index, seed, count = task
         subject = self.dataset[index]
         rng = np.random.default_rng(seed)
-        if self.patch_transform is None:
+        if defer and self.patch_transform is None and self.sampler.cuts_by_plan:
+            # Memory-mapped (cached) images: only the plan now; each box is
+            # copied once, into the batch the Queue hands out (no chunk between).
+            plan = self.sampler.plan(subject, count, rng)
+            patches = subject.cut(plan.locations, padding_mode=plan.padding_mode, allocator=_shared, defer=True)
+        elif self.patch_transform is None:
             patches = self.sampler.patches(subject, count, generator=rng, allocator=_shared)
         elif self.sampler.cuts_by_plan:
             # Each patch read with the context its drawn spatial transforms need.

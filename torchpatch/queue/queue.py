@@ -27,8 +27,10 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from ..dataset import SubjectsDataset
+from ..patches import Patches
 from ..sampler.sampler import PatchSampler
 from ..subject import Subject
+from .batches import BufferRing, assemble
 from .plan import EpochPlanner, parse_samples_per_volume, pop_generator
 from .pool import PatchPool
 from .producer import Producer, SubjectPatches
@@ -149,6 +151,7 @@ class Queue(Dataset[Subject]):
             multiprocessing_context=multiprocessing_context,
         )
         self._pool = PatchPool(max_length, shuffle_patches)
+        self._buffers = BufferRing()
         # The epoch being popped, how many of its patches were popped, and how many it has.
         self._epoch = -1
         self._popped = 0
@@ -168,6 +171,10 @@ class Queue(Dataset[Subject]):
         return len(self)
 
     def _pop(self) -> Subject:
+        stack, index = self._pop_entry()
+        return stack[index]
+
+    def _pop_entry(self) -> tuple[Patches, int]:
         self._producer.start()
         if self._epoch < 0 or self._popped >= self._epoch_length:
             self._epoch += 1
@@ -179,7 +186,7 @@ class Queue(Dataset[Subject]):
         if not len(self._pool):
             raise RuntimeError(f"the Queue ran out of patches after {self._popped} of {self._epoch_length}")
         self._popped += 1
-        return self._pool.pop()
+        return self._pool.pop_entry()
 
     def _fill(self, show: bool = False) -> None:
         epoch = self._epoch
@@ -192,6 +199,22 @@ class Queue(Dataset[Subject]):
                 "and set Queue(num_workers=...) instead (the queue's own workers cut the patches)"
             )
         return self._pop()
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Subject]:
+        """The next ``len(indices)`` patches, their voxels already in one batch tensor per image.
+
+        What a ``DataLoader`` asks for each batch: the patches are popped as
+        by ``queue[i]`` (the same patches, in the same order), and each is
+        copied once into reused batch buffers, from a worker's stack or
+        straight from a cached subject's memory map.
+        :func:`~torchpatch.loader.collate_subjects` takes those buffers as
+        the batch.
+        """
+        if get_worker_info() is not None:
+            return [self[index] for index in indices]  # raises the message of __getitem__
+        if not indices:
+            return []
+        return assemble([self._pop_entry() for _ in indices], self._buffers)
 
     def __iter__(self) -> Iterator[Subject]:
         """The patches of one epoch."""

@@ -1,0 +1,110 @@
+"""The Queue's batches: popped patches copied once into reused batch buffers.
+
+A loader asks the Queue for a batch of indices at a time
+(``__getitems__``); the Queue pops that many patches and copies each one
+straight into row ``b`` of one ``(B, C, *patch)`` tensor per image, from a
+worker's stack or, for subjects of the decode-once cache, from the memory
+map itself (deferred patches: the cut and the collation are one copy)::
+
+    pops: (stack, index) x B  ──read_into──>  buffers[name] (B, C, *patch), reused
+                                              └─> StackedPatches: collate_subjects returns them as they are
+
+Buffers are reused once nothing refers to them any more (the training loop
+dropped the batch), so a warm epoch faults no fresh pages in; a batch that
+is kept stays untouched, and the next one gets another buffer.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..loader import StackedPatches, empty_batch
+from ..patches import Patches
+from ..subject import Subject
+
+#: Buffers kept per (shape, dtype): a loop holds the last batch while the next one is made.
+KEPT = 4
+
+
+class BufferRing:
+    """Batch buffers handed out again once every tensor made from them is gone.
+
+    Each buffer is a numpy array; the tensors handed out are
+    ``torch.from_numpy`` views, whose storage holds a reference to the array
+    until the last tensor (or view, or saved activation) using it dies. So
+    the array's reference count says when it is free.
+
+    Example:
+        >>> ring = BufferRing()
+        >>> first = ring.take((2, 3), torch.float32)
+        >>> ring.take((2, 3), torch.float32).data_ptr() == first.data_ptr()   # first still held
+        False
+        >>> pointer = first.data_ptr(); del first
+        >>> ring.take((2, 3), torch.float32).data_ptr() == pointer
+        True
+    """
+
+    def __init__(self, kept: int = KEPT) -> None:
+        self.kept = kept
+        self._buffers: dict[tuple[tuple[int, ...], torch.dtype], list[np.ndarray[Any, Any]]] = {}
+        self._free = 0  # the reference count of a buffer held only by this ring and a local name
+
+    def take(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """A ``shape`` tensor of ``dtype`` that nothing else refers to (uninitialised)."""
+        size = tuple(int(v) for v in shape)
+        if dtype == torch.bfloat16:
+            return empty_batch(size, dtype)
+        buffers = self._buffers.setdefault((size, dtype), [])
+        for array in buffers:
+            # Held here and by the loop variable only: no tensor uses it any more.
+            if sys.getrefcount(array) <= self._free:
+                return torch.from_numpy(array)
+        # numpy's allocator advises transparent huge pages: a new buffer faults in 2 MiB at a time.
+        array = np.empty(size, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
+        if len(buffers) >= self.kept:
+            buffers.pop(0)  # still held by the training loop: it goes with its last tensor
+        buffers.append(array)
+        if not self._free:
+            self._free = sys.getrefcount(array)
+        return torch.from_numpy(array)
+
+
+def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing) -> list[Subject]:
+    """The patches ``entries`` (a stack and a row each), their voxels copied into one batch buffer per image.
+
+    Returns a :class:`~torchpatch.loader.StackedPatches` when every patch
+    has the same images, shapes and dtypes (else a plain list of patches, as
+    single pops would give).
+
+    Example:
+        >>> from torchpatch import ScalarImage, DATA
+        >>> from torchpatch.loader import collate_subjects
+        >>> subject = Subject(t1=ScalarImage(tensor=torch.arange(16.0).reshape(1, 4, 4, 1)))
+        >>> stack = subject.cut([[0, 0, 0, 2, 2, 1], [2, 2, 0, 4, 4, 1]])
+        >>> batch = collate_subjects(assemble([(stack, 1), (stack, 0)], BufferRing()))
+        >>> batch['t1'][DATA][:, 0, 0, :, 0].tolist()
+        [[10.0, 11.0], [0.0, 1.0]]
+    """
+    first = entries[0][0]
+    layout = first.layout()
+    if any(stack is not first and stack.layout() != layout for stack, _ in entries):
+        return [stack[index] for stack, index in entries]
+    count = len(entries)
+    stacked = {name: ring.take((count, *shape), dtype) for name, (shape, dtype) in layout.items()}
+    patches = []
+    for row, (stack, index) in enumerate(entries):
+        views = {}
+        for name, out in stacked.items():
+            view = out[row]
+            stack.read_into(name, index, view)
+            views[name] = view
+        patches.append(stack.patch(index, views))
+    return StackedPatches(patches, stacked)
+
+
+__all__ = ["KEPT", "BufferRing", "assemble"]
