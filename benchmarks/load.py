@@ -19,7 +19,12 @@ Two tables, both timed in this process after one warm-up call, median of
 * **load**: the file into a ``(C, I, J, K)`` numpy array: torchpatch
   (``torchpatch.io.read_image``, and ``ScalarImage(path).load()``), nibabel
   (``np.asanyarray(image.dataobj)``, ``get_fdata()``) and SimpleITK
-  (``ReadImage`` + ``GetArrayFromImage``), with the ratios of the slower peers to torchpatch.
+  (``ReadImage`` + ``GetArrayFromImage``; and that array made ``(C, I, J, K)`` in C order, as
+  torchpatch returns it), with each time's ratio to torchpatch's ``read_image``.
+
+nibabel's array is the file's ``(I, J, K)`` in Fortran order and SimpleITK's its
+``(K, J, I)`` in C order: neither pays for the reordering into the C-ordered
+``(C, I, J, K)`` that torchpatch (like TorchIO) hands to torch.
 
 Every table runs twice, each time in a fresh child process: with the default
 threads and with ``OMP_NUM_THREADS=1`` (and ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1``).
@@ -151,6 +156,9 @@ def loaders() -> dict[str, Callable[[Path], Any]]:
     def sitk_array(path: Path) -> Any:
         return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
 
+    def sitk_c_order(path: Path) -> Any:  # the (C, I, J, K) C-ordered array torchpatch returns
+        return np.ascontiguousarray(sitk.GetArrayFromImage(sitk.ReadImage(str(path))).transpose(2, 1, 0)[None])
+
     def scalar_image(path: Path) -> Any:
         image = tp.ScalarImage(path)
         image.load()
@@ -162,6 +170,7 @@ def loaders() -> dict[str, Callable[[Path], Any]]:
         "nibabel dataobj": nib_dataobj,
         "nibabel get_fdata": nib_fdata,
         "SimpleITK": sitk_array,
+        "SimpleITK + (C,I,J,K) C order": sitk_c_order,
     }
 
 

@@ -287,3 +287,38 @@ def test_real_files_read_as_nibabel_does(mode, name):
     path = SHARED_DATA / "totalsegmentator" / name
     data, _ = read_nifti(path)
     np.testing.assert_array_equal(data, _nibabel_array(path))
+
+
+def _silent_flip(content: bytes) -> bytes | None:
+    """``content`` (one gzip member) with one bit flipped that zlib inflates, without error, into other bytes."""
+    intact = zlib.decompress(content[10:-8], -zlib.MAX_WBITS)
+    for position in range(len(content) - 9, 10, -1):
+        for bit in (0x01, 0x10, 0x80):
+            flipped = bytearray(content)
+            flipped[position] ^= bit
+            try:
+                decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+                wrong = decoder.decompress(bytes(flipped[10:-8]))
+            except zlib.error:
+                continue
+            if decoder.eof and not decoder.unused_data and wrong != intact and len(wrong) == len(intact):
+                return bytes(flipped)
+    return None
+
+
+def test_compressed_stream_with_a_silently_wrong_flip_fails_the_crc_check(tmp_path, mode):
+    array = (np.arange(16 * 16 * 16) % 251).astype(np.int16).reshape(16, 16, 16)
+    path = tmp_path / "flipped.nii.gz"
+    content = gzip.compress(_nii_bytes(tmp_path, array), mtime=0)
+    flipped = _silent_flip(content)
+    assert flipped is not None, "no flip that zlib inflates silently: cannot test the CRC check"
+    _damaged(path, flipped, "CRC check failed")
+
+
+def test_nii_gz_is_decoded_without_simpleitk(tmp_path, monkeypatch):
+    import SimpleITK as sitk
+
+    array = np.arange(6 * 5 * 4, dtype=np.int16).reshape(6, 5, 4)
+    path = _save(array, tmp_path / "whole.nii.gz")
+    monkeypatch.setattr(sitk, "ReadImage", None)  # SimpleITK no longer inflates NIfTI
+    np.testing.assert_array_equal(read_nifti(path)[0][0], array)
