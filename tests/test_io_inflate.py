@@ -235,6 +235,15 @@ def test_header_promising_more_voxels_than_the_stream_holds_is_refused(tmp_path,
         read_nifti(path)
 
 
+def test_header_claiming_a_huge_volume_is_refused_without_allocating_it(tmp_path, mode):
+    plain = bytearray(_nii_bytes(tmp_path, np.zeros((8, 8, 8), np.uint8)))
+    plain[42:48] = struct.pack("<hhh", 1000, 1000, 1000)  # 1 GB of voxels promised, 512 bytes stored
+    path = tmp_path / "huge.nii.gz"
+    path.write_bytes(gzip.compress(bytes(plain)))
+    with pytest.raises(ValueError, match=rf"truncated NIfTI file {re.escape(repr(str(path)))}.*holds 864"):
+        read_nifti(path)
+
+
 # ---- the gzip layer alone --------------------------------------------------
 
 

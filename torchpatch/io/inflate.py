@@ -75,8 +75,8 @@ class _LibDeflate:
         position = filled = 0
         try:
             while position < len(data):
-                if position > 0 and not data[position:].any():
-                    break  # zero padding after the last member
+                if data[position] == 0 and not data[position:].any():
+                    break  # zero padding after the last member (a member starts with 0x1f)
                 status = self.gzip(
                     decompressor,
                     data.ctypes.data + position,
@@ -125,6 +125,7 @@ DECODER: str = "libdeflate" if _LIBDEFLATE is not None else "deflate" if _deflat
 _MAGIC = b"\x1f\x8b"
 _FTEXT, _FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 1, 2, 4, 8, 16
 _READ_BYTES = 2**20
+_MAX_RATIO = 1032
 
 
 def should_stream(uncompressed_bytes: int) -> bool:
@@ -157,6 +158,8 @@ def inflate_file(path: Path, size_hint: int = 0) -> np.ndarray:
         b'abcdef'
     """
     data = _read(path)
+    # Deflate expands at most 1032-fold: a larger hint comes from a damaged header.
+    size_hint = min(size_hint, _MAX_RATIO * len(data))
     if size_hint > 0 and DECODER == "libdeflate" and _LIBDEFLATE is not None:
         out = np.empty(size_hint, np.uint8)
         if _LIBDEFLATE.decompress_into(data, out) == size_hint:
