@@ -183,7 +183,11 @@ def inflate_file(path: Path, size_hint: int = 0) -> np.ndarray:
 
 
 def _read(path: Path) -> np.ndarray:
-    """The bytes of ``path`` in a numpy buffer (fewer page faults than ``bytes`` for large files)."""
+    """The bytes of ``path`` in a numpy buffer (huge pages for large files: fewer page faults than ``bytes``).
+
+    Read, not memory-mapped: a file truncated by another process while it is
+    decoded must raise, not kill the process with SIGBUS.
+    """
     with open(path, "rb", buffering=0) as stream:
         data = np.empty(os.fstat(stream.fileno()).st_size, np.uint8)
         view, filled = data.data, 0

@@ -84,11 +84,11 @@ def read_nifti_header(path: Path) -> Header:
     return Header(spatial_shape, channels, check_affine(image.affine, f"affine of {str(path)!r}"), dtype)
 
 
-#: Reordering into C order goes by blocks of (every i, 32 j, 16 k): runs along i
-#: on the file's side, runs of 16 along k on the output's. Here 5.9 ms against
+#: Reordering into C order goes by blocks of (every i, 16 j, 16 k): runs along i
+#: on the file's side, runs of 16 along k on the output's. Here 6 ms against
 #: c_order's 14 ms for a 160x192x160 int16 volume, 51 ms against 137 ms for a
 #: 512x512x96 one (the tiles of c_order span all of k, too much for the cache).
-_BLOCK_J, _BLOCK_K = 32, 16
+_BLOCK_J, _BLOCK_K = 16, 16
 
 
 def _copy_blocks(out: Array, source: Array) -> None:
