@@ -1,11 +1,20 @@
 """Whole-volume inference: torchpatch vs TorchIO 1.2.1 vs MONAI, in one run.
 
-A 256^3 float32 volume, patches of 64 with an overlap of 16, batches of 8,
-an identity model (or one repeating its input to 8 channels). For each
-library and overlap mode, one subprocess (so peak RSS is its own) makes the
-input, runs the job once (first-call time), then five more times (median),
-and reports its peak RSS and the largest difference from the input. Every
-case runs with the default number of threads and with ``OMP_NUM_THREADS=1``.
+A 256^3 float32 volume (the MR-like head phantom of ``benchmarks/phantoms.py``,
+air masked; ``--volume noise`` for the uniform noise of earlier runs), patches
+of 64 with an overlap of 16, batches of 8, an identity model (or one repeating
+its input to 8 channels). For each library and overlap mode, one subprocess
+(so peak RSS is its own) loads the input, runs the job once (first-call time),
+then ``--repeats`` more times (median), and reports its peak RSS, its minor
+page faults per run and the largest difference from the input. Every case
+runs with the default number of threads and with ``OMP_NUM_THREADS=1``.
+
+The ``model`` row is the model alone: the same model called on the same
+batches (cut once beforehand), one output alive at a time, as in a job. It is
+a floor no library goes below (the 8-channel ``repeat`` allocates a fresh
+64 MiB per batch, page faults included); the ratios below print it as a share
+of torchpatch's time and as the lowest ratio any library could reach against
+each peer.
 
 Cases:
 
@@ -16,10 +25,12 @@ Cases:
   ``GridAggregator`` (no gaussian mode: compared with its hann).
 - ``monai``: ``sliding_window_inference`` (``mode='constant'`` compared with
   crop and average, ``'gaussian'`` with hann and gaussian).
+- ``model``: the model alone on the same batches (see above).
 
 Run it from the repository root in a venv holding the three libraries::
 
-    .bench-venv/bin/python benchmarks/grid.py            # about 30 minutes on 2 cores
+    .bench-venv-aug/bin/python benchmarks/grid.py        # about 10-12 minutes on 2 cores
+    .bench-venv-aug/bin/python benchmarks/grid.py --threads 1      # one thread setting: half that
     .bench-venv/bin/python benchmarks/grid.py --size 128 --rounds 1 --repeats 2   # a quick look
     .bench-venv/bin/python benchmarks/grid.py --out-of-core 1024 1024 512 /tmp/ooc  # out-of-core peak RSS
 """
@@ -32,6 +43,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,25 +51,67 @@ from typing import Any
 # Scripts beside this one (benchmarks/queue.py) must not shadow the standard
 # library modules of the same name, which torch imports.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+# ...but benchmarks.phantoms is imported from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PATCH, OVERLAP, BATCH = 64, 16, 8
 MODES = ("crop", "average", "hann", "gaussian")
 #: The peer mode each torchpatch mode is compared with.
 TORCHIO_MODE = {"crop": "crop", "average": "average", "hann": "hann", "gaussian": "hann"}
 MONAI_MODE = {"crop": "constant", "average": "constant", "hann": "gaussian", "gaussian": "gaussian"}
+VOLUMES = ("mr-float32", "noise")
+DATA_DIR = Path(tempfile.gettempdir()) / "torchpatch-bench-grid"
 
 
-def _job(library: str, mode: str, channels: int, size: int) -> tuple[Any, Any]:
+def _input_path(volume: str, size: int) -> Path:
+    """The cached ``(1, size, size, size)`` float32 input ``.npy``, written on first use."""
+    import numpy as np
+
+    from benchmarks.phantoms import VERSION, make_volume
+
+    path = DATA_DIR / f"{volume}-{size}-v{VERSION}.npy"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        if volume == "noise":
+            # The volume of earlier runs: torch.rand with seed 0.
+            import torch
+
+            torch.manual_seed(0)
+            array = torch.rand(1, size, size, size).numpy()
+        else:
+            array = make_volume(volume, (size, size, size), seed=0)[0][None].astype(np.float32)
+        partial = path.with_suffix(".partial.npy")
+        np.save(partial, array)
+        partial.replace(path)
+    return path
+
+
+def _job(library: str, mode: str, channels: int, path: Path) -> tuple[Any, Any]:
     """The input and a function running the whole job once, returning the output."""
+    import numpy as np
     import torch
 
-    torch.manual_seed(0)
-    volume = torch.rand(1, size, size, size)
+    volume = torch.from_numpy(np.load(path))
 
     def model(x: torch.Tensor) -> torch.Tensor:
         return x if channels == 1 else x.repeat(1, channels, 1, 1, 1)
 
-    if library == "torchpatch":
+    if library == "model":
+        from torchpatch import DATA, ScalarImage, Subject, SubjectsLoader
+        from torchpatch.sampler.grid import GridSampler
+
+        sampler = GridSampler(Subject(t1=ScalarImage(tensor=volume)), PATCH, OVERLAP)
+        batches = [batch["t1"][DATA] for batch in SubjectsLoader(sampler, batch_size=BATCH)]
+
+        def run() -> torch.Tensor:
+            with torch.inference_mode():
+                for batch in batches:
+                    outputs = model(batch)
+                    del outputs
+            # No output is built: the error column compares the input with itself.
+            return volume
+
+    elif library == "torchpatch":
         from torchpatch import ScalarImage
         from torchpatch.inference import infer
 
@@ -112,35 +166,37 @@ def _job(library: str, mode: str, channels: int, size: int) -> tuple[Any, Any]:
     return volume, run
 
 
-def _child(library: str, mode: str, channels: int, size: int, repeats: int) -> dict[str, Any]:
+def _child(library: str, mode: str, channels: int, path: Path, repeats: int) -> dict[str, Any]:
     """One case in this process: first call, then the median of ``repeats``."""
     import resource
 
-    volume, run = _job(library, mode, channels, size)
+    volume, run = _job(library, mode, channels, path)
     start = time.perf_counter()
     output = run()
     first = time.perf_counter() - start
     # Channel by channel: a whole (C, I, J, K) difference would dominate the peak RSS.
     error = max(float((channel.float() - volume[0]).abs().max()) for channel in output)
     del output
-    times, cpu_times = [], []
+    times, cpu_times, faults = [], [], []
     for _ in range(repeats):
+        faults_start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start, cpu_start = time.perf_counter(), time.process_time()
         output = run()
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_start)
         del output
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"times": times, "cpu_times": cpu_times, "first": first, "rss_mb": rss, "error": error}
+    return {"times": times, "cpu_times": cpu_times, "faults": faults, "first": first, "rss_mb": rss, "error": error}
 
 
-def _run_case(library: str, mode: str, channels: int, size: int, repeats: int, threads: str) -> dict[str, Any]:
+def _run_case(library: str, mode: str, channels: int, path: Path, repeats: int, threads: str) -> dict[str, Any]:
     env = dict(os.environ)
     env.pop("OMP_NUM_THREADS", None)
     if threads != "default":
         env["OMP_NUM_THREADS"] = threads
         env["MKL_NUM_THREADS"] = threads
-    command = [sys.executable, __file__, "--child", library, mode, str(channels), str(size), str(repeats)]
+    command = [sys.executable, __file__, "--child", library, mode, str(channels), str(path), str(repeats)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         return {"failed": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no output"}
@@ -154,9 +210,11 @@ def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         return failed[0]
     times = [t for r in rounds for t in r["times"]]
     cpu_times = [t for r in rounds for t in r["cpu_times"]]
+    faults = [t for r in rounds for t in r["faults"]]
     return {
         "median": statistics.median(times),
         "cpu_median": statistics.median(cpu_times),
+        "faults": statistics.median(faults),
         "first": statistics.median(r["first"] for r in rounds),
         "rss_mb": max(r["rss_mb"] for r in rounds),
         "error": max(r["error"] for r in rounds),
@@ -169,6 +227,7 @@ def _cases() -> list[tuple[str, str]]:
     cases += [("torchpatch-loop", mode) for mode in MODES]
     cases += [("torchio", mode) for mode in ("crop", "average", "hann")]
     cases += [("monai", mode) for mode in ("constant", "gaussian")]
+    cases += [("model", "-")]
     return cases
 
 
@@ -176,11 +235,12 @@ def _table(results: dict[tuple[str, str, int, str], dict[str, Any]], threads: li
     lines = []
     header = (
         f"{'threads':>7} {'ch':>2} {'library':<16} {'mode':<9} {'median s':>8} {'CPU s':>7} {'first s':>8} "
-        f"{'RSS MB':>7} {'max err':>8}"
+        f"{'RSS MB':>7} {'faults':>7} {'- model':>7} {'max err':>8}"
     )
     for setting in threads:
         for count in channels:
             lines.append(header)
+            model = results.get(("model", "-", count, setting), {})
             for library, mode in _cases():
                 row = results.get((library, mode, count, setting))
                 if row is None:
@@ -188,25 +248,30 @@ def _table(results: dict[tuple[str, str, int, str], dict[str, Any]], threads: li
                 if "failed" in row:
                     lines.append(f"{setting:>7} {count:>2} {library:<16} {mode:<9} failed: {row['failed']}")
                     continue
+                # What the library adds to the model's own time (wall).
+                own = f"{row['median'] - model['median']:7.3f}" if "median" in model and library != "model" else ""
                 lines.append(
                     f"{setting:>7} {count:>2} {library:<16} {mode:<9} {row['median']:8.3f} {row['cpu_median']:7.3f} "
-                    f"{row['first']:8.3f} {row['rss_mb']:7.0f} {row['error']:8.1e}"
+                    f"{row['first']:8.3f} {row['rss_mb']:7.0f} {row['faults']:7.0f} {own:>7} {row['error']:8.1e}"
                 )
             lines.append("")
-            lines.append(f"{'':>7} {'':>2} ratios of torchpatch (infer / user loop); targets: time <= 0.33x TorchIO,")
-            lines.append(f"{'':>7} {'':>2} <= 1x MONAI; 8-channel RSS <= 0.6x TorchIO")
+            pad = " " * 11
+            lines.append(f"{pad}ratios of torchpatch's wall time (infer / user loop); targets: <= 0.5x TorchIO 1.2.1,")
+            lines.append(f"{pad}<= 0.8x MONAI; 'floor': the model alone over the peer's time, the lowest ratio any")
+            lines.append(f"{pad}library can reach; 'model share': the model alone over torchpatch's time")
             for mode in MODES:
                 ours = [results.get((lib, mode, count, setting), {}) for lib in ("torchpatch", "torchpatch-loop")]
                 tio = results.get(("torchio", TORCHIO_MODE[mode], count, setting), {})
                 monai = results.get(("monai", MONAI_MODE[mode], count, setting), {})
-                if not all("median" in r for r in (*ours, tio, monai)):
+                if not all("median" in r for r in (*ours, tio, monai, model)):
                     continue
                 time_tio = " / ".join(f"{r['median'] / tio['median']:.2f}" for r in ours)
                 time_monai = " / ".join(f"{r['median'] / monai['median']:.2f}" for r in ours)
-                rss_tio = " / ".join(f"{r['rss_mb'] / tio['rss_mb']:.2f}" for r in ours)
+                share = " / ".join(f"{model['median'] / r['median']:.2f}" for r in ours)
                 lines.append(
-                    f"{'':>7} {count:>2} {mode:<9} vs TorchIO {TORCHIO_MODE[mode]:<8} time {time_tio}, RSS {rss_tio}; "
-                    f"vs MONAI {MONAI_MODE[mode]:<8} time {time_monai}"
+                    f"{'':>7} {count:>2} {mode:<9} vs TorchIO {TORCHIO_MODE[mode]:<8} {time_tio} "
+                    f"(floor {model['median'] / tio['median']:.2f}); vs MONAI {MONAI_MODE[mode]:<8} {time_monai} "
+                    f"(floor {model['median'] / monai['median']:.2f}); model share {share}"
                 )
             lines.append("")
     return "\n".join(lines)
@@ -289,13 +354,14 @@ def _out_of_core(shape: tuple[int, int, int], folder: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256, help="volume side in voxels (default 256)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs after the first, per round (default 5)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs after the first, per round (default 3)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds over every case (default 2)")
     parser.add_argument("--channels", type=int, nargs="+", default=[1, 8], help="output channels (default 1 8)")
     parser.add_argument("--threads", nargs="+", default=["default", "1"], help="thread settings (default: default 1)")
+    parser.add_argument("--volume", choices=VOLUMES, default="mr-float32", help="input (default mr-float32)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument(
-        "--child", nargs=5, metavar=("LIBRARY", "MODE", "CHANNELS", "SIZE", "REPEATS"), help=argparse.SUPPRESS
+        "--child", nargs=5, metavar=("LIBRARY", "MODE", "CHANNELS", "PATH", "REPEATS"), help=argparse.SUPPRESS
     )
     parser.add_argument(
         "--out-of-core",
@@ -323,9 +389,10 @@ def main() -> None:
             print(json.dumps({"max_error": _compare(input_path, output_path)}))
         return
     if arguments.child:
-        library, mode, channels, size, repeats = arguments.child
-        print(json.dumps(_child(library, mode, int(channels), int(size), int(repeats))))
+        library, mode, channels, path, repeats = arguments.child
+        print(json.dumps(_child(library, mode, int(channels), Path(path), int(repeats))))
         return
+    path = _input_path(arguments.volume, arguments.size)
     # Rounds go over every case in turn, so a burst of load from other
     # processes on a shared machine spreads over the libraries alike.
     rounds: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
@@ -333,16 +400,17 @@ def main() -> None:
         for setting in arguments.threads:
             for count in arguments.channels:
                 for library, mode in _cases():
-                    row = _run_case(library, mode, count, arguments.size, arguments.repeats, setting)
+                    row = _run_case(library, mode, count, path, arguments.repeats, setting)
                     rounds.setdefault((library, mode, count, setting), []).append(row)
                     shown = f"{statistics.median(row['times']):.3f} s" if "times" in row else row["failed"]
                     where = f"round {number} threads={setting} channels={count} {library} {mode}"
                     print(f"{where}: {shown}", file=sys.stderr, flush=True)
     results = {key: _merge(value) for key, value in rounds.items()}
     print(
-        f"grid inference, {arguments.size}^3 float32, patch {PATCH}, overlap {OVERLAP}, batch {BATCH}, identity "
-        f"model; {os.cpu_count()} CPUs; medians of {arguments.rounds} rounds x {arguments.repeats} runs, each "
-        f"round in a fresh process after a first call"
+        f"grid inference, {arguments.size}^3 float32 {arguments.volume}, patch {PATCH}, overlap {OVERLAP}, batch "
+        f"{BATCH}, identity model; {os.cpu_count()} CPUs; medians of {arguments.rounds} rounds x "
+        f"{arguments.repeats} runs, each round in a fresh process after a first call; faults: minor page faults "
+        f"per run; '- model': median minus the model's own"
     )
     print(_table(results, arguments.threads, arguments.channels))
     if arguments.json:
