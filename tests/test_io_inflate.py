@@ -122,6 +122,19 @@ def test_big_endian_file_reads_as_nibabel_does(tmp_path, mode):
     np.testing.assert_array_equal(data[0], array)
 
 
+def test_nifti2_and_header_extensions_read_as_nibabel_does(tmp_path, mode):
+    array = np.random.default_rng(8).integers(-500, 500, (9, 7, 5)).astype(np.int16)
+    nifti2 = tmp_path / "two.nii.gz"
+    nib.save(nib.Nifti2Image(array, np.eye(4)), str(nifti2))
+    extended = tmp_path / "extended.nii.gz"
+    image = nib.Nifti1Image(array, np.eye(4))
+    image.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"a comment that moves the voxels" * 5))
+    nib.save(image, str(extended))
+    assert nib.load(extended).dataobj.offset > 352
+    for path in (nifti2, extended):
+        np.testing.assert_array_equal(read_nifti(path)[0][0], array)
+
+
 def _nii_bytes(tmp_path: Path, array: np.ndarray) -> bytes:
     plain = tmp_path / "plain.nii"
     nib.save(nib.Nifti1Image(array, np.eye(4)), str(plain))
