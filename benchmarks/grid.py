@@ -64,26 +64,38 @@ DATA_DIR = Path(tempfile.gettempdir()) / "torchpatch-bench-grid"
 
 
 def _input_path(volume: str, size: int) -> Path:
-    """The cached ``(1, size, size, size)`` float32 input ``.npy``, written on first use."""
-    import numpy as np
+    """The cached ``(1, size, size, size)`` float32 input ``.npy``, written on first use.
 
-    from benchmarks.phantoms import VERSION, make_volume
+    Written by a child process: Linux carries a process's peak RSS over to
+    the programs it starts, so a parent that made the phantom itself (about
+    1 GiB at 256^3) would show in every case's RSS.
+    """
+    from benchmarks.phantoms import VERSION
 
     path = DATA_DIR / f"{volume}-{size}-v{VERSION}.npy"
     if not path.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        if volume == "noise":
-            # The volume of earlier runs: torch.rand with seed 0.
-            import torch
-
-            torch.manual_seed(0)
-            array = torch.rand(1, size, size, size).numpy()
-        else:
-            array = make_volume(volume, (size, size, size), seed=0)[0][None].astype(np.float32)
-        partial = path.with_suffix(".partial.npy")
-        np.save(partial, array)
-        partial.replace(path)
+        command = [sys.executable, __file__, "--make-input", volume, str(size), str(path)]
+        subprocess.run(command, check=True)
     return path
+
+
+def _make_input(volume: str, size: int, path: Path) -> None:
+    import numpy as np
+
+    from benchmarks.phantoms import make_volume
+
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    if volume == "noise":
+        # The volume of earlier runs: torch.rand with seed 0.
+        import torch
+
+        torch.manual_seed(0)
+        array = torch.rand(1, size, size, size).numpy()
+    else:
+        array = make_volume(volume, (size, size, size), seed=0)[0][None].astype(np.float32)
+    partial = path.with_suffix(".partial.npy")
+    np.save(partial, array)
+    partial.replace(path)
 
 
 def _job(library: str, mode: str, channels: int, path: Path) -> tuple[Any, Any]:
@@ -166,6 +178,96 @@ def _job(library: str, mode: str, channels: int, path: Path) -> tuple[Any, Any]:
     return volume, run
 
 
+def _breakdown(mode: str, channels: int, path: Path, repeats: int) -> dict[str, Any]:
+    """Where one torchpatch job's time goes, each part timed alone in this process (medians, seconds).
+
+    ``cut``: the batches of ``infer`` (``GridSampler.cut``); ``loop cut``:
+    ``SubjectsLoader`` over the ``GridSampler`` (a patch subject per patch,
+    then collation); ``model``: the model on the cut batches; ``aggregate``:
+    ``GridAggregator.add_batch`` on the model's outputs, kept from one run
+    (blending, window ratios, output allocation); ``output``: allocating and
+    first touching the ``(C, I, J, K)`` output alone; then the whole
+    ``infer`` and the user loop. Minor page faults per run beside each.
+    """
+    import resource
+
+    import numpy as np
+    import torch
+
+    from torchpatch import DATA, LOCATION, ScalarImage, Subject, SubjectsLoader
+    from torchpatch.inference import GridAggregator, infer
+    from torchpatch.sampler.grid import GridSampler
+
+    volume = torch.from_numpy(np.load(path))
+    image = ScalarImage(tensor=volume)
+    sampler = GridSampler(Subject(t1=image), PATCH, OVERLAP)
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        return x if channels == 1 else x.repeat(1, channels, 1, 1, 1)
+
+    def cut() -> None:
+        for first in range(0, len(sampler), BATCH):
+            sampler.cut(slice(first, first + BATCH), include=["t1"])
+
+    def loop_cut() -> None:
+        for _ in SubjectsLoader(sampler, batch_size=BATCH):
+            pass
+
+    batches = [(batch["t1"][DATA], batch[LOCATION]) for batch in SubjectsLoader(sampler, batch_size=BATCH)]
+
+    def run_model() -> None:
+        with torch.inference_mode():
+            for inputs, _ in batches:
+                outputs = model(inputs)
+                del outputs
+
+    with torch.inference_mode():
+        kept = [(model(inputs), locations) for inputs, locations in batches]
+
+    def aggregate() -> None:
+        aggregator = GridAggregator(sampler, overlap_mode=mode)
+        for outputs, locations in kept:
+            aggregator.add_batch(outputs, locations)
+
+    def output() -> None:
+        # What the aggregator allocates (numpy zeros: huge pages where the kernel gives them), touched once.
+        array = np.zeros((channels, *volume.shape[1:]), dtype=np.float32)
+        array[:, :, :, ::1024] = 1
+
+    def whole_infer() -> None:
+        infer(model, image, PATCH, OVERLAP, batch_size=BATCH, overlap_mode=mode, progress=False)
+
+    def user_loop() -> None:
+        loop_sampler = GridSampler(Subject(t1=image), PATCH, OVERLAP)
+        aggregator = GridAggregator(loop_sampler, overlap_mode=mode)
+        for batch in SubjectsLoader(loop_sampler, batch_size=BATCH):
+            with torch.inference_mode():
+                outputs = model(batch["t1"][DATA])
+            aggregator.add_batch(outputs, batch[LOCATION])
+
+    parts = {
+        "cut": cut,
+        "loop cut": loop_cut,
+        "model": run_model,
+        "aggregate": aggregate,
+        "output": output,
+        "infer": whole_infer,
+        "user loop": user_loop,
+    }
+    report: dict[str, Any] = {}
+    for name, part in parts.items():
+        part()
+        times, faults = [], []
+        for _ in range(repeats):
+            faults_start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            start = time.perf_counter()
+            part()
+            times.append(time.perf_counter() - start)
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_start)
+        report[name] = [statistics.median(times), statistics.median(faults)]
+    return report
+
+
 def _child(library: str, mode: str, channels: int, path: Path, repeats: int) -> dict[str, Any]:
     """One case in this process: first call, then the median of ``repeats``."""
     import resource
@@ -177,17 +279,27 @@ def _child(library: str, mode: str, channels: int, path: Path, repeats: int) -> 
     # Channel by channel: a whole (C, I, J, K) difference would dominate the peak RSS.
     error = max(float((channel.float() - volume[0]).abs().max()) for channel in output)
     del output
-    times, cpu_times, faults = [], [], []
+    times, cpu_times, sys_times, faults = [], [], [], []
     for _ in range(repeats):
-        faults_start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         start, cpu_start = time.perf_counter(), time.process_time()
         output = run()
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
-        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_start)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        sys_times.append(after.ru_stime - usage.ru_stime)
+        faults.append(after.ru_minflt - usage.ru_minflt)
         del output
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"times": times, "cpu_times": cpu_times, "faults": faults, "first": first, "rss_mb": rss, "error": error}
+    return {
+        "times": times,
+        "cpu_times": cpu_times,
+        "sys_times": sys_times,
+        "faults": faults,
+        "first": first,
+        "rss_mb": rss,
+        "error": error,
+    }
 
 
 def _run_case(library: str, mode: str, channels: int, path: Path, repeats: int, threads: str) -> dict[str, Any]:
@@ -211,7 +323,9 @@ def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     times = [t for r in rounds for t in r["times"]]
     cpu_times = [t for r in rounds for t in r["cpu_times"]]
     faults = [t for r in rounds for t in r["faults"]]
+    sys_times = [t for r in rounds for t in r["sys_times"]]
     return {
+        "sys_median": statistics.median(sys_times),
         "median": statistics.median(times),
         "cpu_median": statistics.median(cpu_times),
         "faults": statistics.median(faults),
@@ -234,8 +348,8 @@ def _cases() -> list[tuple[str, str]]:
 def _table(results: dict[tuple[str, str, int, str], dict[str, Any]], threads: list[str], channels: list[int]) -> str:
     lines = []
     header = (
-        f"{'threads':>7} {'ch':>2} {'library':<16} {'mode':<9} {'median s':>8} {'CPU s':>7} {'first s':>8} "
-        f"{'RSS MB':>7} {'faults':>7} {'- model':>7} {'max err':>8}"
+        f"{'threads':>7} {'ch':>2} {'library':<16} {'mode':<9} {'median s':>8} {'CPU s':>7} {'sys s':>6} "
+        f"{'first s':>8} {'RSS MB':>7} {'faults':>7} {'- model':>7} {'max err':>8}"
     )
     for setting in threads:
         for count in channels:
@@ -252,7 +366,8 @@ def _table(results: dict[tuple[str, str, int, str], dict[str, Any]], threads: li
                 own = f"{row['median'] - model['median']:7.3f}" if "median" in model and library != "model" else ""
                 lines.append(
                     f"{setting:>7} {count:>2} {library:<16} {mode:<9} {row['median']:8.3f} {row['cpu_median']:7.3f} "
-                    f"{row['first']:8.3f} {row['rss_mb']:7.0f} {row['faults']:7.0f} {own:>7} {row['error']:8.1e}"
+                    f"{row['sys_median']:6.3f} {row['first']:8.3f} {row['rss_mb']:7.0f} {row['faults']:7.0f} "
+                    f"{own:>7} {row['error']:8.1e}"
                 )
             lines.append("")
             pad = " " * 11
@@ -275,6 +390,29 @@ def _table(results: dict[tuple[str, str, int, str], dict[str, Any]], threads: li
                 )
             lines.append("")
     return "\n".join(lines)
+
+
+def _print_breakdown(arguments: argparse.Namespace, path: Path) -> None:
+    """Run :func:`_breakdown` for every thread setting, channel count and mode (one process each); print a table."""
+    parts = ("cut", "loop cut", "model", "aggregate", "output", "infer", "user loop")
+    print(
+        f"where torchpatch's time goes, {arguments.size}^3 {arguments.volume}, patch {PATCH}, overlap {OVERLAP}, "
+        f"batch {BATCH}; each part alone, median of {arguments.repeats} runs after one, ms (minor page faults / 1000)"
+    )
+    print(f"{'threads':>7} {'ch':>2} {'mode':<9} " + " ".join(f"{part:>16}" for part in parts))
+    for setting in arguments.threads:
+        env = dict(os.environ)
+        env.pop("OMP_NUM_THREADS", None)
+        if setting != "default":
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = setting
+        for count in arguments.channels:
+            for mode in MODES:
+                command = [sys.executable, __file__, "--breakdown-child", mode, str(count), str(path)]
+                command.append(str(arguments.repeats))
+                result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+                report = json.loads(result.stdout.strip().splitlines()[-1])
+                cells = " ".join(f"{report[p][0] * 1000:8.1f} ({report[p][1] / 1000:5.1f})" for p in parts)
+                print(f"{setting:>7} {count:>2} {mode:<9} {cells}", flush=True)
 
 
 def _write_input(path: Path, shape: tuple[int, int, int]) -> None:
@@ -370,6 +508,13 @@ def main() -> None:
         help="rebuild an I x J x K float32 volume through memory-mapped files in FOLDER; print peak RSS",
     )
     parser.add_argument("--out-of-core-stage", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--make-input", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="instead: where torchpatch's time goes (cut, model, aggregate, output allocation), per mode and channels",
+    )
+    parser.add_argument("--breakdown-child", nargs=4, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.out_of_core:
         *sizes, folder = arguments.out_of_core
@@ -388,11 +533,22 @@ def main() -> None:
         else:
             print(json.dumps({"max_error": _compare(input_path, output_path)}))
         return
+    if arguments.make_input:
+        volume, size, target = arguments.make_input
+        _make_input(volume, int(size), Path(target))
+        return
+    if arguments.breakdown_child:
+        mode, channels, target, repeats = arguments.breakdown_child
+        print(json.dumps(_breakdown(mode, int(channels), Path(target), int(repeats))))
+        return
     if arguments.child:
         library, mode, channels, path, repeats = arguments.child
         print(json.dumps(_child(library, mode, int(channels), Path(path), int(repeats))))
         return
     path = _input_path(arguments.volume, arguments.size)
+    if arguments.breakdown:
+        _print_breakdown(arguments, path)
+        return
     # Rounds go over every case in turn, so a burst of load from other
     # processes on a shared machine spreads over the libraries alike.
     rounds: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
@@ -409,8 +565,8 @@ def main() -> None:
     print(
         f"grid inference, {arguments.size}^3 float32 {arguments.volume}, patch {PATCH}, overlap {OVERLAP}, batch "
         f"{BATCH}, identity model; {os.cpu_count()} CPUs; medians of {arguments.rounds} rounds x "
-        f"{arguments.repeats} runs, each round in a fresh process after a first call; faults: minor page faults "
-        f"per run; '- model': median minus the model's own"
+        f"{arguments.repeats} runs, each round in a fresh process after a first call; CPU s: process CPU time "
+        f"(sys s: its kernel part); faults: minor page faults per run; '- model': median minus the model's own"
     )
     print(_table(results, arguments.threads, arguments.channels))
     if arguments.json:
