@@ -15,8 +15,8 @@ Two tables, both timed in this process after one warm-up call, median of
 
 * **inflate**: the gzip stream of each file into bytes, CRC32 and size checked, by
   zlib (Python's ``gzip``), zlib-ng (``zlib_ng``), ISA-L (``isal``) and libdeflate
-  (``deflate``), whichever are importable, and by libdeflate writing into a numpy
-  buffer as ``torchpatch.io.inflate`` runs it;
+  (``deflate``), whichever are importable, and by ``torchpatch.io.inflate.inflate_file``
+  (reading the file, then libdeflate writing into a numpy buffer);
 * **load**: the file into a ``(C, I, J, K)`` numpy array: torchpatch
   (``torchpatch.io.read_image``, and ``ScalarImage(path).load()``), nibabel
   (``np.asanyarray(image.dataobj)``, ``get_fdata()``) and SimpleITK
@@ -116,37 +116,33 @@ def describe(path: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def inflaters() -> dict[str, Callable[[bytes], Any]]:
-    """Whole-buffer gzip decoders that check the CRC32 and size, by name."""
-    found: dict[str, Callable[[bytes], Any]] = {"zlib": gzip.decompress}
+def inflaters() -> dict[str, Callable[..., Any]]:
+    """Whole-buffer gzip decoders that check the CRC32 and size, by name (called with the bytes and the path)."""
+    found: dict[str, Callable[..., Any]] = {"zlib": lambda data, _: gzip.decompress(data)}
     try:
         from zlib_ng import gzip_ng
 
-        found["zlib-ng"] = gzip_ng.decompress
+        found["zlib-ng"] = lambda data, _: gzip_ng.decompress(data)
     except ImportError:
         pass
     try:
         from isal import igzip
 
-        found["isal"] = igzip.decompress
+        found["isal"] = lambda data, _: igzip.decompress(data)
     except ImportError:
         pass
     try:
         import deflate
 
-        found["libdeflate"] = deflate.gzip_decompress
+        found["libdeflate"] = lambda data, _: deflate.gzip_decompress(data)
     except ImportError:
         pass
     from torchpatch.io import inflate
 
-    if inflate._LIBDEFLATE is not None:  # what torchpatch runs: libdeflate into a numpy buffer
+    def torchpatch_inflate(data: bytes, path: Path) -> Any:  # reads the file itself (page cache)
+        return inflate.inflate_file(path, int.from_bytes(data[-4:], "little"))
 
-        def into_numpy(data: bytes) -> Any:
-            out = np.empty(int.from_bytes(data[-4:], "little"), np.uint8)
-            inflate._LIBDEFLATE.decompress_into(np.frombuffer(data, np.uint8), out)  # type: ignore[union-attr]
-            return out
-
-        found["libdeflate into numpy"] = into_numpy
+    found[f"torchpatch ({inflate.DECODER})"] = torchpatch_inflate
     return found
 
 
@@ -204,7 +200,8 @@ def child(paths: list[Path], repeats: int) -> dict[str, Any]:
     for path in paths:
         compressed = path.read_bytes()
         results["inflate"][path.name] = {
-            name: measure(functools.partial(function, compressed), repeats) for name, function in inflaters().items()
+            name: measure(functools.partial(function, compressed, path), repeats)
+            for name, function in inflaters().items()
         }
         results["load"][path.name] = {
             name: measure(functools.partial(function, path), repeats) for name, function in loaders().items()
