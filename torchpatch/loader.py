@@ -91,6 +91,8 @@ class StackedPatches(list[Any]):
 
     def __init__(self, patches: Sequence[Any], stacked: Mapping[str, torch.Tensor]) -> None:
         super().__init__(patches)
+        #: Per key, the collated value: a ``(B, C, *patch)`` tensor per image name, and the
+        #: ``(B, 6)`` ``LOCATION`` when known.
         self.stacked = dict(stacked)
 
 
@@ -107,9 +109,22 @@ def _stack_images(name: str, images: Sequence[Image], stacked: torch.Tensor | No
         DATA: stacked,
         AFFINE: torch.from_numpy(np.stack([image.affine for image in images])),
         PATH: [None if image.path is None else str(image.path) for image in images],
-        STEM: [image.stem for image in images],
+        STEM: _stems(images),
         TYPE: [image.type for image in images],
     }
+
+
+def _stems(images: Sequence[Image]) -> list[str | None]:
+    """Each image's stem, parsed once per path (the patches of a subject share theirs)."""
+    known: dict[Any, str | None] = {}
+    stems = []
+    for image in images:
+        path = image.path
+        key = tuple(path) if isinstance(path, list) else path
+        if key not in known:
+            known[key] = image.stem
+        stems.append(known[key])
+    return stems
 
 
 def _collate_values(key: str, values: list[Any]) -> Any:
@@ -148,6 +163,8 @@ def collate_subjects(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         values = [item[key] for item in batch]
         if all(isinstance(v, Image) for v in values):
             collated[key] = _stack_images(key, values, ready.get(key))
+        elif key == LOCATION and key in ready and len(ready[key]) == len(values):
+            collated[key] = ready[key]
         else:
             collated[key] = _collate_values(key, values)
     return collated

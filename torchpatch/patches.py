@@ -13,6 +13,7 @@ is made only when one is asked for, as views of the stack::
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -77,6 +78,8 @@ class Patches:
         self.sources = None if sources is None else dict(sources)
         self.padding_mode = padding_mode
         self._rows = self.locations.tolist()
+        self._layout: dict[str, tuple[tuple[int, ...], torch.dtype]] | None = None
+        self._tensors: dict[str, torch.Tensor] = {}
 
     @classmethod
     def from_subjects(
@@ -153,14 +156,24 @@ class Patches:
         image, array = self.sources[name]
         box = self._rows[index]
         shape = array.shape
-        if (
-            numpy_out is not None
-            and (box[0] >= 0 and box[1] >= 0 and box[2] >= 0 and box[3] <= shape[1] and box[4] <= shape[2])
-            and box[5] <= shape[3]
-        ):
-            numpy_out[...] = array[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]]
-        else:
+        inside = box[0] >= 0 and box[1] >= 0 and box[2] >= 0
+        if numpy_out is None or not (inside and box[3] <= shape[1] and box[4] <= shape[2] and box[5] <= shape[3]):
             image.read_regions([box], padding_mode=self.padding_mode, out=out[None])
+        elif torch.get_num_threads() > 1:
+            # On torch's intra-op threads, the ones the training step uses: a
+            # copy on a thread of ours would fight them for the cores.
+            out.copy_(self._tensor(name)[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]])
+        else:
+            numpy_out[...] = array[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]]
+
+    def _tensor(self, name: str) -> torch.Tensor:
+        """The source of image ``name`` as a tensor (shares the read-only map, only ever read)."""
+        if name not in self._tensors:
+            assert self.sources is not None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # torch warns that the map is read-only
+                self._tensors[name] = torch.from_numpy(self.sources[name][1])
+        return self._tensors[name]
 
     def layout(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
         """Per image name, the ``(C, *patch)`` shape and the dtype of every patch.
@@ -172,8 +185,12 @@ class Patches:
         """
         if self.sources is None:
             return {name: (tuple(data.shape[1:]), data.dtype) for name, data in self.data.items()}
-        size = self.patch_size
-        return {name: ((image.num_channels, *size), image.dtype) for name, (image, _) in self.sources.items()}
+        if self._layout is None:  # an image's dtype may read its header: once per stack
+            size = self.patch_size
+            self._layout = {
+                name: ((image.num_channels, *size), image.dtype) for name, (image, _) in self.sources.items()
+            }
+        return dict(self._layout)
 
     def patch(self, index: int, voxels: Mapping[str, torch.Tensor] | None = None) -> Subject:
         """Patch ``index`` as a subject; its images hold ``voxels`` (by name) when given, else its own voxels.

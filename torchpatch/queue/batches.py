@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..constants import LOCATION
 from ..loader import StackedPatches, empty_batch
 from ..patches import Patches
 from ..subject import Subject
@@ -97,14 +98,17 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing) -> list[S
     count = len(entries)
     stacked = {name: ring.take((count, *shape), dtype) for name, (shape, dtype) in layout.items()}
     patches = []
+    locations = np.empty((count, 6), dtype=np.int64)
     for row, (stack, index) in enumerate(entries):
+        locations[row] = stack.locations[index]
         views = {}
         for name, out in stacked.items():
             view = out[row]
             stack.read_into(name, index, view)
             views[name] = view
         patches.append(stack.patch(index, views))
-    return StackedPatches(patches, stacked)
+    ready: dict[str, torch.Tensor] = {**stacked, LOCATION: torch.from_numpy(locations)}
+    return StackedPatches(patches, ready)
 
 
 __all__ = ["KEPT", "BufferRing", "assemble"]

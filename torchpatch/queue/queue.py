@@ -20,7 +20,10 @@ seed gives the same patches whatever the number of workers or their timing.
 from __future__ import annotations
 
 import contextlib
+import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -156,12 +159,18 @@ class Queue(Dataset[Subject]):
         self._epoch = -1
         self._popped = 0
         self._epoch_length = 0
+        # The next batch, assembled by a thread while the training step runs (see __getitems__),
+        # and patches popped ahead but not handed out yet (a batch of another size was asked for).
+        self._ahead: Future[tuple[list[tuple[Patches, int]], list[Subject]]] | None = None
+        self._spare: deque[tuple[Patches, int]] = deque()
+        self._assembler: ThreadPoolExecutor | None = None
         if start_background:
             self._producer.start()
 
     def __len__(self) -> int:
         """Patches in the current epoch (or the next one, between epochs) for this rank."""
-        if 0 < self._popped < self._epoch_length:
+        self._settle()
+        if 0 < self._popped - len(self._spare) < self._epoch_length:
             return self._epoch_length
         return self._plans(self._epoch + 1).length
 
@@ -171,8 +180,19 @@ class Queue(Dataset[Subject]):
         return len(self)
 
     def _pop(self) -> Subject:
-        stack, index = self._pop_entry()
+        self._settle()
+        stack, index = self._spare.popleft() if self._spare else self._pop_entry()
         return stack[index]
+
+    def _settle(self) -> None:
+        """Wait for the batch assembled ahead; its patches become spare (popped, not handed out)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            self._spare.extend(ahead.result()[0])
+
+    def _assemble_next(self, count: int) -> tuple[list[tuple[Patches, int]], list[Subject]]:
+        entries = [self._pop_entry() for _ in range(count)]
+        return entries, assemble(entries, self._buffers)
 
     def _pop_entry(self) -> tuple[Patches, int]:
         self._producer.start()
@@ -214,19 +234,48 @@ class Queue(Dataset[Subject]):
             return [self[index] for index in indices]  # raises the message of __getitem__
         if not indices:
             return []
-        return assemble([self._pop_entry() for _ in indices], self._buffers)
+        count = len(indices)
+        ahead, self._ahead = self._ahead, None
+        batch = None
+        if ahead is not None:
+            entries, assembled = ahead.result()
+            if len(entries) == count:
+                batch = assembled
+            else:
+                self._spare.extend(entries)
+        if batch is None:
+            entries = [self._spare.popleft() if self._spare else self._pop_entry() for _ in range(count)]
+            batch = assemble(entries, self._buffers)
+        if not self._spare and self._popped + count <= self._epoch_length and self._cut_ahead():
+            # The next batch of this epoch, popped and copied while the caller trains on this one.
+            if self._assembler is None:
+                self._assembler = ThreadPoolExecutor(1, thread_name_prefix="torchpatch-batch")
+            self._ahead = self._assembler.submit(self._assemble_next, count)
+        return batch
+
+    def _cut_ahead(self) -> bool:
+        """Whether a thread assembles the next batch during the training step.
+
+        Only with worker processes (without them, popping may cut a subject,
+        drawing from torch's global RNG, which the training loop uses) and a
+        core left over by torch's intra-op threads: on busy cores a thread
+        copying next to the step's parallel regions slows both down.
+        """
+        return self.num_workers > 0 and _cores() > torch.get_num_threads()
 
     def __iter__(self) -> Iterator[Subject]:
         """The patches of one epoch."""
-        if self._epoch >= 0 and 0 < self._popped < self._epoch_length:
-            remaining = self._epoch_length - self._popped
-        else:
-            remaining = len(self)
+        self._settle()
+        handed = self._popped - len(self._spare)
+        within = self._epoch >= 0 and 0 < handed < self._epoch_length
+        remaining = self._epoch_length - handed if within else len(self)
         for _ in range(remaining):
             yield self._pop()
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the background thread and the workers."""
+        if self._assembler is not None:
+            self._assembler.shutdown(wait=False, cancel_futures=True)
         self._producer.close(timeout)
 
     def __enter__(self) -> Queue:
@@ -250,6 +299,13 @@ class Queue(Dataset[Subject]):
             f"Queue(max_length={self.max_length}, num_subjects={len(self.subjects_dataset)}, "
             f"num_workers={self.num_workers}, sampler={self.sampler!r}, seed={self.seed})"
         )
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 __all__ = ["Queue"]

@@ -1,0 +1,149 @@
+"""The Queue's batches: patches copied once into reused batch buffers (torchpatch/queue/batches.py)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from torchpatch import (
+    DATA,
+    LOCATION,
+    LabelMap,
+    Queue,
+    ScalarImage,
+    Subject,
+    SubjectsDataset,
+    SubjectsLoader,
+    UniformSampler,
+)
+from torchpatch.loader import StackedPatches, collate_subjects
+from torchpatch.queue.batches import KEPT, BufferRing
+
+SIZE = 12
+
+
+def make_subjects(count: int = 4) -> list[Subject]:
+    subjects = []
+    for index in range(count):
+        generator = torch.Generator().manual_seed(index)
+        affine = np.diag([0.5, 0.75, 2.0, 1.0])
+        affine[:3, 3] = (index, -3.0, 10.0)
+        subjects.append(
+            Subject(
+                t1=ScalarImage(tensor=torch.rand(1, SIZE, SIZE, SIZE, generator=generator), affine=affine),
+                seg=LabelMap(tensor=torch.randint(0, 2, (1, SIZE, SIZE, SIZE), generator=generator), affine=affine),
+                subject_id=f"sub-{index}",
+            )
+        )
+    return subjects
+
+
+def assert_same_batches(batches: list[dict], expected: list[dict]) -> None:
+    assert len(batches) == len(expected)
+    for batch, reference in zip(batches, expected):
+        assert list(batch.keys()) == list(reference.keys())
+        assert torch.equal(batch[LOCATION], reference[LOCATION]) and batch[LOCATION].dtype == torch.int64
+        assert batch["subject_id"] == reference["subject_id"]
+        for name in ("t1", "seg"):
+            assert batch[name][DATA].dtype == reference[name][DATA].dtype
+            assert torch.equal(batch[name][DATA], reference[name][DATA])
+            assert torch.equal(batch[name]["affine"], reference[name]["affine"])
+            assert batch[name]["stem"] == reference[name]["stem"] and batch[name]["path"] == reference[name]["path"]
+
+
+@pytest.mark.parametrize("cached", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("ahead", [False, True])
+def test_loader_batches_are_the_collated_single_pops_and_kept_batches_stay_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cached: bool, padded: bool, ahead: bool
+):
+    monkeypatch.setattr(Queue, "_cut_ahead", lambda self: ahead and self.num_workers > 0)
+    options = {"cache_dir": tmp_path / "cache"} if cached else {}
+    dataset = SubjectsDataset(make_subjects(), **options)  # type: ignore[arg-type]
+    sampler = UniformSampler((SIZE + 2, 5, 3), padding_mode=0) if padded else UniformSampler((6, 5, 3))
+    kept, single = [], []
+    for by_batch in (True, False):
+        queue = Queue(dataset, 6, 3, sampler, num_workers=2, seed=3)
+        try:
+            for _ in range(3):  # epoch 1 fills the cache; 2 and 3 read it (deferred copies)
+                if by_batch:
+                    kept.append(list(SubjectsLoader(queue, batch_size=5)))  # batches of 5, 5, 2: all kept
+                else:
+                    patches = list(queue)
+                    single.append([collate_subjects(patches[i : i + 5]) for i in range(0, len(patches), 5)])
+        finally:
+            queue.close()
+    assert_same_batches(list(itertools.chain(*kept)), list(itertools.chain(*single)))
+
+
+def test_batches_of_changing_sizes_pop_the_same_patches(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setattr(Queue, "_cut_ahead", lambda self: True)
+    dataset = SubjectsDataset(make_subjects(), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    runs = []
+    for sizes in ([3, 3, 1, 2], [1] * 9):
+        queue = Queue(dataset, 6, 3, UniformSampler(4), num_workers=2, seed=8)
+        try:
+            patches = []
+            for size in sizes:
+                patches.extend(queue.__getitems__(list(range(size))))
+            assert len(queue) == 12
+            patches.extend(queue)  # the rest of the epoch (after patches popped ahead)
+            runs.append(patches)
+        finally:
+            queue.close()
+    assert len(runs[0]) == len(runs[1]) == 12
+    for a, b in zip(*runs):
+        assert torch.equal(a[LOCATION], b[LOCATION]) and torch.equal(a["t1"].data, b["t1"].data)
+
+
+def test_dropped_batches_give_their_buffers_back(tmp_path: Path):
+    dataset = SubjectsDataset(make_subjects(), cache_dir=tmp_path / "cache")
+    queue = Queue(dataset, 6, 3, UniformSampler(4), num_workers=2, seed=0)
+    try:
+        pointers = set()
+        for _ in range(3):
+            for batch in SubjectsLoader(queue, batch_size=4):
+                pointers.add(batch["t1"][DATA].data_ptr())
+        assert len(pointers) <= KEPT
+    finally:
+        queue.close()
+
+
+def test_a_buffer_in_use_by_a_view_is_not_handed_out():
+    ring = BufferRing()
+    batch = ring.take((2, 3), torch.float32)
+    row = batch[1]
+    del batch
+    again = ring.take((2, 3), torch.float32)
+    assert again.untyped_storage().data_ptr() != row.untyped_storage().data_ptr()
+    del row, again
+    assert len({ring.take((2, 3), torch.float32).data_ptr() for _ in range(3)}) == 1
+
+
+def test_deferred_patches_read_the_voxels_of_an_eager_cut(tmp_path: Path):
+    subject = make_subjects(1)[0]
+    np.save(tmp_path / "t1.npy", subject["t1"].data.numpy()[0])
+    np.save(tmp_path / "seg.npy", subject["seg"].data.numpy()[0])
+    mapped = subject.with_images({"t1": ScalarImage(tmp_path / "t1.npy"), "seg": LabelMap(tmp_path / "seg.npy")})
+    boxes = [[0, 0, 0, 4, 4, 4], [-2, 9, 3, 2, 13, 7]]
+    deferred = mapped.cut(boxes, padding_mode="edge", defer=True)
+    eager = mapped.cut(boxes, padding_mode="edge")
+    assert deferred.deferred and not eager.deferred and deferred.layout() == eager.layout()
+    for index in range(2):
+        for name in ("t1", "seg"):
+            assert torch.equal(deferred[index][name].data, eager[index][name].data)
+    loaded = subject.cut(boxes, padding_mode="edge", defer=True)  # tensors: nothing to defer
+    assert not loaded.deferred
+
+
+def test_other_collate_functions_see_a_list_of_patches():
+    voxels = torch.rand(2, 1, 2, 2, 2)
+    patches = StackedPatches([Subject(t1=ScalarImage(tensor=v)) for v in voxels], {"t1": voxels})
+    assert isinstance(patches, list) and torch.equal(patches[1]["t1"].data, voxels[1])
+    wrong = StackedPatches(list(patches), {"t1": torch.zeros(3, 1, 2, 2, 2)})  # not these patches: stacked again
+    assert torch.equal(collate_subjects(wrong)["t1"][DATA], voxels)
