@@ -130,12 +130,14 @@ class Patches:
         """Whether the voxels are still in their sources, copied only when a patch is asked for."""
         return self.sources is not None
 
-    def read_into(self, name: str, index: int, out: torch.Tensor) -> None:
+    def read_into(self, name: str, index: int, out: torch.Tensor, *, parallel: bool = False) -> None:
         """Copy the voxels of patch ``index`` of image ``name`` into ``out`` (``(C, *patch)``, same dtype).
 
-        One copy, on this thread (numpy: no parallel region), from the stack
-        or, for deferred patches, straight from the source (a memory map):
-        what the Queue uses to fill a batch buffer.
+        One copy, from the stack or, for deferred patches, straight from the
+        source (a memory map): what the Queue uses to fill a batch buffer.
+        On this thread by numpy (no parallel region), or with ``parallel``
+        a deferred box is copied by torch's intra-op threads (the ones the
+        training step uses, so the copy does not fight them for the cores).
 
         Example:
             >>> from torchpatch import ScalarImage, Subject
@@ -159,9 +161,7 @@ class Patches:
         inside = box[0] >= 0 and box[1] >= 0 and box[2] >= 0
         if numpy_out is None or not (inside and box[3] <= shape[1] and box[4] <= shape[2] and box[5] <= shape[3]):
             image.read_regions([box], padding_mode=self.padding_mode, out=out[None])
-        elif torch.get_num_threads() > 1:
-            # On torch's intra-op threads, the ones the training step uses: a
-            # copy on a thread of ours would fight them for the cores.
+        elif parallel:
             out.copy_(self._tensor(name)[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]])
         else:
             numpy_out[...] = array[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]]

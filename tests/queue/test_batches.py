@@ -137,6 +137,9 @@ def test_deferred_patches_read_the_voxels_of_an_eager_cut(tmp_path: Path):
     for index in range(2):
         for name in ("t1", "seg"):
             assert torch.equal(deferred[index][name].data, eager[index][name].data)
+            out = torch.empty_like(eager[index][name].data)
+            deferred.read_into(name, index, out, parallel=True)  # torch's intra-op threads
+            assert torch.equal(out, eager[index][name].data)
     loaded = subject.cut(boxes, padding_mode="edge", defer=True)  # tensors: nothing to defer
     assert not loaded.deferred
 

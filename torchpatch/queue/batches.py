@@ -75,8 +75,12 @@ class BufferRing:
         return torch.from_numpy(array)
 
 
-def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing) -> list[Subject]:
+def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel: bool = False) -> list[Subject]:
     """The patches ``entries`` (a stack and a row each), their voxels copied into one batch buffer per image.
+
+    With ``parallel``, boxes of memory maps are copied by torch's intra-op
+    threads (:meth:`~torchpatch.patches.Patches.read_into`); else by numpy
+    on this thread.
 
     Returns a :class:`~torchpatch.loader.StackedPatches` when every patch
     has the same images, shapes and dtypes (else a plain list of patches, as
@@ -104,7 +108,7 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing) -> list[S
         views = {}
         for name, out in stacked.items():
             view = out[row]
-            stack.read_into(name, index, view)
+            stack.read_into(name, index, view, parallel=parallel)
             views[name] = view
         patches.append(stack.patch(index, views))
     ready: dict[str, torch.Tensor] = {**stacked, LOCATION: torch.from_numpy(locations)}

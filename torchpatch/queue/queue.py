@@ -245,7 +245,9 @@ class Queue(Dataset[Subject]):
                 self._spare.extend(entries)
         if batch is None:
             entries = [self._spare.popleft() if self._spare else self._pop_entry() for _ in range(count)]
-            batch = assemble(entries, self._buffers)
+            # In the training loop's thread with several intra-op threads: copy on them (they
+            # wait for the step's next parallel region anyway; a thread of ours would fight them).
+            batch = assemble(entries, self._buffers, parallel=torch.get_num_threads() > 1)
         if not self._spare and self._popped + count <= self._epoch_length and self._cut_ahead():
             # The next batch of this epoch, popped and copied while the caller trains on this one.
             if self._assembler is None:
