@@ -5,8 +5,11 @@ for the subject's patches stacked per image in shared memory, applies the
 patch transform when there is one, and sends the stack back in one
 transfer. Subjects already in the dataset's decode-once cache need no
 decoding: when the sampler is :attr:`~torchpatch.PatchSampler.thread_safe`
-and there is no patch transform, threads of the training process cut them
-instead (copies out of memory maps, no transfer between processes)::
+and there is no patch transform, threads of the training process take them
+instead: they only plan the patches (deferred :class:`~torchpatch.patches.Patches`),
+and each box is copied once, straight from the memory map into the batch the
+Queue hands out (:mod:`~torchpatch.queue.batches`), with nothing moved
+between processes::
 
     EpochPlan tasks ──┬─ not cached ─> internal DataLoader ─> workers: SubjectPatches[task]  ─┐
                       └─ cached ─────> thread pool ────────> SubjectPatches.cut_in_thread    ─┴─> stacks in plan order
