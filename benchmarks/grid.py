@@ -31,6 +31,7 @@ Run it from the repository root in a venv holding the three libraries::
 
     .bench-venv-aug/bin/python benchmarks/grid.py        # about 10-12 minutes on 2 cores
     .bench-venv-aug/bin/python benchmarks/grid.py --threads 1      # one thread setting: half that
+    .bench-venv-aug/bin/python benchmarks/grid.py --breakdown --threads 1 --repeats 2   # torchpatch's parts alone
     .bench-venv/bin/python benchmarks/grid.py --size 128 --rounds 1 --repeats 2   # a quick look
     .bench-venv/bin/python benchmarks/grid.py --out-of-core 1024 1024 512 /tmp/ooc  # out-of-core peak RSS
 """
