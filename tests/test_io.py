@@ -591,62 +591,7 @@ def test_raster_formats_refuse_what_they_cannot_store(tmp_path, suffix, array):
     assert not path.exists()
 
 
-def test_whole_nii_gz_is_inflated_by_simpleitk_and_truncated_one_by_nibabel(tmp_path, monkeypatch):
-    data = np.arange(6 * 5 * 4, dtype=np.int16).reshape(1, 6, 5, 4)
-    path = tmp_path / "whole.nii.gz"
-    io.write_image(data, np.diag([2.0, 2.0, 3.0, 1.0]), path)
-    calls = []
-    original = sitk.ReadImage
-    monkeypatch.setattr(sitk, "ReadImage", lambda *args, **kwargs: calls.append(args) or original(*args, **kwargs))
-    array, _ = io.read_image(path)
-    assert len(calls) == 1
-    np.testing.assert_array_equal(array, data)
-    truncated = tmp_path / "truncated.nii.gz"
-    truncated.write_bytes(path.read_bytes()[:-8])
-    with pytest.raises(ValueError, match=re.escape(str(truncated))):
-        io.read_image(truncated)
-    assert len(calls) == 1
-
-
-def _silently_wrong_flip(path: Path) -> bytes | None:
-    """The bytes of ``path`` with one bit flipped that SimpleITK inflates without error into wrong voxels."""
-    content = path.read_bytes()
-    expected = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
-    for position in range(len(content) - 9, len(content) - 60, -1):
-        for bit in (0x01, 0x10, 0x80):
-            flipped = bytearray(content)
-            flipped[position] ^= bit
-            path.write_bytes(bytes(flipped))
-            try:
-                wrong = not np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), expected)
-            except RuntimeError:
-                continue
-            if wrong:
-                return bytes(flipped)
-    return None
-
-
-def test_nii_gz_with_a_flipped_byte_fails_the_crc_check_on_the_simpleitk_path(tmp_path):
-    data = (np.arange(16 * 16 * 16) % 251).astype(np.int16).reshape(1, 16, 16, 16)
-    path = tmp_path / "flipped.nii.gz"
-    io.write_image(data, np.eye(4), path)
-    intact = path.read_bytes()
-    array, _ = io.read_image(path)
-    np.testing.assert_array_equal(array, data)
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    try:
-        flipped = _silently_wrong_flip(path)
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(True)
-    assert flipped is not None, "no flip that SimpleITK reads silently: cannot test the CRC check"
-    path.write_bytes(flipped)
-    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}.*CRC check failed"):
-        io.read_image(path)
-    path.write_bytes(intact)
-    np.testing.assert_array_equal(io.read_image(path)[0], data)
-
-
-def test_nii_gz_with_a_flipped_byte_fails_the_crc_check_on_the_nibabel_path(tmp_path, rng):
+def test_nii_gz_with_a_flipped_byte_fails_the_crc_check(tmp_path, rng):
     data = rng.integers(-100, 100, (2, 8, 8, 8)).astype(np.int16)  # 4D: nibabel reads it
     plain = tmp_path / "bold.nii"
     io.write_image(data, np.eye(4), plain)

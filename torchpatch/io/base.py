@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import torch
 
 from ..typing import TypeAffine, TypeTriplet
 
@@ -67,18 +68,45 @@ class Backend:
     atomic_writes: bool = True
 
 
-#: Side of the square tiles of :func:`c_order` (elements along I and J).
+#: Side of the square tiles of :func:`c_order`'s fallback (elements along I and J).
 _TILE = 32
 
 
+def _reorder_channel(source: Array, out: Array) -> None:
+    """``out[...] = source`` for an ``(I, J, K)`` ``source`` in F order and ``out`` in C order.
+
+    The memory of ``source`` is a ``(K, J * I)`` matrix in C order. Its
+    transpose, copied by torch's cache-blocked 2D transpose, is ``(J, I, K)``
+    in C order; swapping the first two axes then moves whole runs of ``K``
+    elements. Both passes stream through memory: 4 ms against 18 ms for
+    numpy's strided copy on a 160x192x160 int16 volume here, 31 ms against
+    135 ms on 512x512x96. Elements move as signed integers of their size,
+    which torch copies whatever the dtype (unsigned, float, ...).
+    """
+    size_i, size_j, size_k = source.shape
+    as_int = np.dtype(f"i{source.dtype.itemsize}")
+    matrix = torch.from_numpy(source.reshape(-1, order="F").view(as_int)).view(size_k, size_j * size_i)
+    scratch = torch.empty((size_j * size_i, size_k), dtype=matrix.dtype)
+    scratch.copy_(matrix.t())
+    target = torch.from_numpy(out.reshape(-1).view(as_int)).view(size_i, size_j, size_k)
+    target.copy_(scratch.view(size_j, size_i, size_k).transpose(0, 1))
+
+
+def _channels_in_f_order(array: Array) -> bool:
+    """Whether every channel of a ``(C, I, J, K)`` array is one F-ordered block of plain numbers."""
+    if array.ndim != 4 or array.dtype.itemsize not in (1, 2, 4, 8) or array.dtype.kind not in "biuf":
+        return False
+    return all(array[channel].flags.f_contiguous for channel in range(array.shape[0]))
+
+
 def c_order(array: Array) -> Array:
-    """``array`` (``(C, I, J, K)``) in C order: itself if it already is, else a copy made tile by tile.
+    """``array`` (``(C, I, J, K)``) in C order: itself if it already is, else a copy.
 
     Files store the first axis fastest (NIfTI, and SimpleITK's ``(K, J, I)``
-    arrays), so reordering walks one side with a stride of a whole slice.
-    Copying 32x32 columns of ``(I, J)`` at a time keeps both sides in cache:
-    18 ms against 42 ms for ``np.ascontiguousarray`` on a 160x192x160
-    float32 volume here, 123 ms against 459 ms on a 4000x3000 RGB image.
+    arrays). Channels that are each in F order (what those readers give) are
+    reordered in two streaming passes (see :func:`_reorder_channel`); any
+    other layout is copied 32x32 columns of ``(I, J)`` at a time, which keeps
+    both sides in cache.
 
     Example:
         >>> fortran = np.asfortranarray(np.arange(24.0).reshape(2, 3, 4))[None]
@@ -88,9 +116,13 @@ def c_order(array: Array) -> Array:
     """
     if array.flags.c_contiguous:
         return array
+    out = np.empty(array.shape, array.dtype)
+    if _channels_in_f_order(array) and min(array.shape[1:]) > 0:
+        for channel in range(array.shape[0]):
+            _reorder_channel(array[channel], out[channel])
+        return out
     if array.ndim != 4:
         return np.ascontiguousarray(array)
-    out = np.empty(array.shape, array.dtype)
     _, size_i, size_j, _ = array.shape
     for i in range(0, size_i, _TILE):
         for j in range(0, size_j, _TILE):
