@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import threading
 import weakref
@@ -168,6 +169,24 @@ def _first(items: list[Patches]) -> Patches:
 #: glibc's mallopt parameters.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
+#: Added to the niceness of the Queue's worker processes: the training process comes first.
+WORKER_NICENESS = 10
+
+
+def _behind_training() -> None:
+    """Let the training process win the cores the workers compete for.
+
+    The workers run ahead of the training loop: they fill the pool and then
+    cut the next subjects, the next epoch's included. On busy cores they
+    took CPU from the loop that waits for their patches (the batch copies,
+    the step and its intra-op threads, whose parallel regions stall when a
+    worker holds a core one of them needs). With a higher niceness they run
+    on what the training process leaves; when it waits for patches, that is
+    every core.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(WORKER_NICENESS)
+
 
 def _worker_init(worker_id: int) -> None:
     """Keep patch-sized buffers out of glibc's heap, so freed ones go back to the OS.
@@ -177,6 +196,7 @@ def _worker_init(worker_id: int) -> None:
     worker grew from about 200 to 500-600 MiB over 8 epochs here. A fixed
     threshold of 128 KiB keeps it at about 200 MiB.
     """
+    _behind_training()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1 << 17)
 
@@ -192,6 +212,7 @@ def _augmenting_worker_init(worker_id: int) -> None:
     are still mapped and go back to the OS when freed; the heap keeps at
     most 64 MiB of free memory.
     """
+    _behind_training()
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(_M_MMAP_THRESHOLD, 8 << 20)
@@ -445,4 +466,4 @@ class Producer:
         diagnostics.shutdown_workers(self.loader)
 
 
-__all__ = ["POLL", "Producer", "SubjectPatches"]
+__all__ = ["POLL", "WORKER_NICENESS", "Producer", "SubjectPatches"]
