@@ -303,6 +303,22 @@ def test_batches_in_any_order_and_size_give_the_same_output() -> None:
         assert reference.shape == (2, 9, 7, 5)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_batch_gives_bit_for_bit_what_its_patches_give_one_by_one(mode) -> None:
+    # add_batch writes channel by channel over the batch's patches; each voxel must still
+    # see its patches in batch order, a patch repeated within the batch included.
+    volume = torch.rand(1, 10, 9, 6, generator=torch.Generator().manual_seed(5))
+    sampler = GridSampler(Subject(t1=ScalarImage(tensor=volume)), (4, 5, 3), (2, 2, 1))
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.sin(), x * 3, x.exp()], dim=1)
+
+    order = [*range(len(sampler)), 3, 0, 5]
+    one_by_one = run_grid(sampler, GridAggregator(sampler, mode), model, batch_size=1, order=order)
+    batched = run_grid(sampler, GridAggregator(sampler, mode), model, batch_size=len(order), order=order)
+    assert torch.equal(batched, one_by_one)
+
+
 def test_aggregators_of_one_grid_share_their_blending_ratios_and_stay_independent() -> None:
     volume = torch.rand(1, 9, 7, 5)
     sampler = GridSampler(Subject(t1=ScalarImage(tensor=volume)), (4, 3, 2), (1, 2, 1))
