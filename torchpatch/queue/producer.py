@@ -132,6 +132,8 @@ class SubjectPatches(Dataset[Patches]):
             # copied once, into the batch the Queue hands out (no chunk between).
             plan = self.sampler.plan(subject, count, rng)
             patches = subject.cut(plan.locations, padding_mode=plan.padding_mode, allocator=_shared, defer=True)
+            # The layout may read headers: here, not in the training loop's thread that assembles batches.
+            patches.layout()
         elif self.patch_transform is None:
             patches = self.sampler.patches(subject, count, generator=rng, allocator=_shared)
         elif self.sampler.cuts_by_plan:
