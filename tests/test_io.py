@@ -708,3 +708,31 @@ def test_atomic_folder_replaces_or_keeps_an_existing_target(tmp_path):
         raise KeyError("failed export")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]
     assert (target / "a").read_text() == "third"
+
+
+# c_order ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.float32, np.float64, np.bool_])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_c_order_of_f_ordered_channels_equals_numpy_and_reuse_overwrites_the_input(dtype, channels, rng):
+    on_disk = np.asfortranarray((rng.random((9, 7, 5, channels)) * 100).astype(dtype))  # NIfTI's layout
+    array = np.moveaxis(on_disk, -1, 0)
+    expected = np.ascontiguousarray(array)
+    copy = io.c_order(array)
+    assert copy.flags.c_contiguous and not np.shares_memory(copy, on_disk)
+    np.testing.assert_array_equal(copy, expected)
+    reused = io.c_order(array, reuse=True)
+    assert reused.flags.c_contiguous and np.shares_memory(reused, on_disk)
+    np.testing.assert_array_equal(reused, expected)
+
+
+def test_c_order_reuse_leaves_read_only_and_other_layouts_alone(rng):
+    on_disk = np.asfortranarray(rng.random((6, 5, 4, 2)).astype(np.float32))
+    array = np.moveaxis(on_disk, -1, 0)
+    array.flags.writeable = False
+    reused = io.c_order(array, reuse=True)
+    assert not np.shares_memory(reused, on_disk)
+    np.testing.assert_array_equal(reused, np.ascontiguousarray(array))
+    strided = np.asfortranarray(rng.random((1, 8, 6, 4)))[:, ::2]  # neither C nor F blocks
+    np.testing.assert_array_equal(io.c_order(strided, reuse=True), np.ascontiguousarray(strided))

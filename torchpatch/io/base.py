@@ -8,6 +8,7 @@ backend, so adding a format is adding a record, not another ``if`` chain.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -85,7 +86,11 @@ def _reorder_channel(source: Array, out: Array) -> None:
     """
     size_i, size_j, size_k = source.shape
     as_int = np.dtype(f"i{source.dtype.itemsize}")
-    matrix = torch.from_numpy(source.reshape(-1, order="F").view(as_int)).view(size_k, size_j * size_i)
+    with warnings.catch_warnings():
+        # A read-only source (a memory map) is only read here.
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+        flat = torch.from_numpy(source.reshape(-1, order="F").view(as_int))
+    matrix = flat.view(size_k, size_j * size_i)
     scratch = torch.empty((size_j * size_i, size_k), dtype=matrix.dtype)
     scratch.copy_(matrix.t())
     target = torch.from_numpy(out.reshape(-1).view(as_int)).view(size_i, size_j, size_k)
@@ -99,7 +104,18 @@ def _channels_in_f_order(array: Array) -> bool:
     return all(array[channel].flags.f_contiguous for channel in range(array.shape[0]))
 
 
-def c_order(array: Array) -> Array:
+def _own_memory_in_c_order(array: Array) -> Array | None:
+    """``array``'s memory viewed as a C-ordered array of its shape, when its channels are consecutive blocks.
+
+    ``None`` when it cannot be (read-only, channels apart, or misaligned).
+    """
+    channels_last = np.moveaxis(array, 0, -1)
+    if not (array.flags.writeable and array.flags.aligned and channels_last.flags.f_contiguous):
+        return None
+    return channels_last.reshape(-1, order="F").reshape(array.shape)
+
+
+def c_order(array: Array, reuse: bool = False) -> Array:
     """``array`` (``(C, I, J, K)``) in C order: itself if it already is, else a copy.
 
     Files store the first axis fastest (NIfTI, and SimpleITK's ``(K, J, I)``
@@ -107,6 +123,12 @@ def c_order(array: Array) -> Array:
     reordered in two streaming passes (see :func:`_reorder_channel`); any
     other layout is copied 32x32 columns of ``(I, J)`` at a time, which keeps
     both sides in cache.
+
+    Args:
+        array: The voxels.
+        reuse: Whether the reordered voxels may overwrite ``array``'s own
+            memory (a reader's freshly decoded buffer, which nothing else
+            uses): no second volume is allocated, only a scratch matrix.
 
     Example:
         >>> fortran = np.asfortranarray(np.arange(24.0).reshape(2, 3, 4))[None]
@@ -116,11 +138,15 @@ def c_order(array: Array) -> Array:
     """
     if array.flags.c_contiguous:
         return array
-    out = np.empty(array.shape, array.dtype)
     if _channels_in_f_order(array) and min(array.shape[1:]) > 0:
+        out = _own_memory_in_c_order(array) if reuse else None
+        if out is None:
+            out = np.empty(array.shape, array.dtype)
         for channel in range(array.shape[0]):
+            # The whole channel is read into the scratch before its block is written.
             _reorder_channel(array[channel], out[channel])
         return out
+    out = np.empty(array.shape, array.dtype)
     if array.ndim != 4:
         return np.ascontiguousarray(array)
     _, size_i, size_j, _ = array.shape

@@ -140,7 +140,8 @@ def _read_nii_gz(path: Path, proxy: Any) -> Array:
     if len(buffer) < size:
         raise _too_short(path, size, len(buffer))
     raw = np.frombuffer(buffer, dtype, math.prod(shape), offset).reshape(shape, order="F")
-    return c_order(_to_channels_first(_scaled(raw, proxy), shape, path))
+    # The decoded buffer is ours: the voxels are reordered in its own memory.
+    return c_order(_to_channels_first(_scaled(raw, proxy), shape, path), reuse=True)
 
 
 def _stream_nii_gz(path: Path, proxy: Any, shape: tuple[int, ...], dtype: np.dtype[Any], offset: int) -> Array:
