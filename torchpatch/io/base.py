@@ -120,7 +120,7 @@ def c_order(array: Array, reuse: bool = False) -> Array:
 
     Files store the first axis fastest (NIfTI, and SimpleITK's ``(K, J, I)``
     arrays). Channels that are each in F order (what those readers give) are
-    reordered in two streaming passes (see :func:`_reorder_channel`); any
+    reordered in two streaming passes (torch's blocked 2D transpose, then runs along K); any
     other layout is copied 32x32 columns of ``(I, J)`` at a time, which keeps
     both sides in cache.
 
