@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import gzip
 import os
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -736,3 +740,32 @@ def test_c_order_reuse_leaves_read_only_and_other_layouts_alone(rng):
     np.testing.assert_array_equal(reused, np.ascontiguousarray(array))
     strided = np.asfortranarray(rng.random((1, 8, 6, 4)))[:, ::2]  # neither C nor F blocks
     np.testing.assert_array_equal(io.c_order(strided, reuse=True), np.ascontiguousarray(strided))
+
+
+def test_npy_headers_are_parsed_one_at_a_time_across_threads(tmp_path, monkeypatch):
+    # numpy parses a .npy header with ast.literal_eval, which CPython 3.11 cannot run in two
+    # threads at once ("AST constructor recursion depth mismatch"): load_npy serialises it.
+    paths = []
+    for index in range(4):
+        paths.append(tmp_path / f"x{index}.npy")
+        np.save(paths[-1], np.full((2, 3, 4), index, np.int16))
+    inside, most = [0], [0]
+    guard = threading.Lock()
+    original = ast.literal_eval
+
+    def slow_literal_eval(text):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.01)  # widens the window two threads would share
+        try:
+            return original(text)
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    monkeypatch.setattr(ast, "literal_eval", slow_literal_eval)
+    with ThreadPoolExecutor(4) as pool:
+        arrays = list(pool.map(lambda path: io.load_npy(path, mmap_mode="r"), paths * 3))
+    assert most[0] == 1
+    assert [int(array[0, 0, 0]) for array in arrays] == [0, 1, 2, 3] * 3

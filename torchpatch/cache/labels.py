@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..image import Image, LabelMap
+from ..io import load_npy
 
 
 class LabelIndex:
@@ -32,7 +33,7 @@ class LabelIndex:
 
     def __init__(self, prefix: Path) -> None:
         self.prefix = Path(prefix)
-        table = np.load(f"{self.prefix}.classes.npy", allow_pickle=False)
+        table = load_npy(f"{self.prefix}.classes.npy")
         self._table = {int(c): (int(a), int(b)) for c, a, b in table}
 
     @classmethod
@@ -57,7 +58,7 @@ class LabelIndex:
 
     def view(self, label: int | None = None) -> np.ndarray:
         """Memory-mapped flat indices of ``label`` (every non-zero voxel when ``None``); nothing is read yet."""
-        mapped = np.load(f"{self.prefix}.positions.npy", mmap_mode="r")
+        mapped = load_npy(f"{self.prefix}.positions.npy", mmap_mode="r")
         if label is None:
             return mapped
         if label not in self._table:

@@ -26,6 +26,7 @@ import torch
 
 from ..geometry import AxisSplit, to_optional_triplet
 from ..geometry.grid import CROP_CUTS
+from ..io import load_npy
 from ..sampler.grid import GridSampler
 from ..typing import TypePath, TypeTriplet
 from .windows import WINDOW_MODES, PartialWeights, check_hann_mode, shared_weights
@@ -288,7 +289,7 @@ class GridAggregator:
                 f"{self._locations[first].tolist()}); add the outputs of every patch of the sampler"
             )
         if self.output_path is not None:
-            return torch.from_numpy(np.load(self.output_path, mmap_mode="r+"))
+            return torch.from_numpy(load_npy(self.output_path, mmap_mode="r+"))
         assert self._output is not None
         return self._output
 
@@ -390,7 +391,7 @@ class GridAggregator:
             assert self._output is not None
             yield self._output
             return
-        yield torch.from_numpy(np.load(self.output_path, mmap_mode="r+"))
+        yield torch.from_numpy(load_npy(self.output_path, mmap_mode="r+"))
 
 
 __all__ = ["OVERLAP_MODES", "GridAggregator"]

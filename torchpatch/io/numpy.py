@@ -8,7 +8,9 @@ affine is given by the caller. A ``.npz`` holds the voxels under ``data``
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -35,6 +37,31 @@ def numpy_layout(array: Array, path: Path) -> Array:
     )
 
 
+#: numpy parses a ``.npy`` header with ``ast.literal_eval``, and CPython 3.11's
+#: parser keeps state shared between threads: two threads parsing at once (the
+#: Queue's cutting threads opening memory maps) can fail with "SystemError: AST
+#: constructor recursion depth mismatch". Every ``.npy`` torchpatch opens goes
+#: through :func:`load_npy`, one at a time per process.
+_NPY_LOCK = threading.Lock()
+
+
+def load_npy(path: str | Path, mmap_mode: Literal["r", "r+", "c"] | None = None) -> Array:
+    """``np.load`` of a ``.npy`` file (never unpickling), one file at a time in this process.
+
+    With a ``mmap_mode`` only the header is parsed under the lock; the
+    voxels are read later, through the map, in parallel.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'x.npy'
+        >>> np.save(path, np.arange(6).reshape(2, 3))
+        >>> load_npy(path, mmap_mode='r')[1].tolist()
+        [3, 4, 5]
+    """
+    with _NPY_LOCK:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+
+
 @functools.lru_cache(maxsize=16)
 def _open_memmap(path: str, mtime_ns: int, size: int) -> Array:
     """A ``.npy`` file mapped once per process (keyed by its modification time and size).
@@ -42,7 +69,7 @@ def _open_memmap(path: str, mtime_ns: int, size: int) -> Array:
     ``np.load`` parses the header and maps the file on every call: 0.85 ms
     against 0.25 ms for copying a 64^3 patch out of the map.
     """
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+    return load_npy(path, mmap_mode="r")
 
 
 def open_memmap(path: Path) -> Array:
@@ -100,7 +127,7 @@ def read_npy_header(path: Path) -> Header:
         >>> read_npy_header(path).num_channels
         2
     """
-    return _header(numpy_layout(np.load(path, mmap_mode="r", allow_pickle=False), path), np.eye(4))
+    return _header(numpy_layout(load_npy(path, mmap_mode="r"), path), np.eye(4))
 
 
 def read_npy(path: Path) -> tuple[Array, TypeAffine]:
@@ -113,7 +140,7 @@ def read_npy(path: Path) -> tuple[Array, TypeAffine]:
         >>> read_npy(path)[0].shape
         (1, 3, 4, 1)
     """
-    return c_order(numpy_layout(np.load(path, allow_pickle=False), path)), np.eye(4)
+    return c_order(numpy_layout(load_npy(path), path)), np.eye(4)
 
 
 def read_npy_region(path: Path, index_ini: TypeTriplet, index_fin: TypeTriplet) -> Array:
@@ -190,6 +217,7 @@ __all__ = [
     "NPY",
     "NPZ",
     "numpy_layout",
+    "load_npy",
     "open_memmap",
     "read_npy",
     "read_npy_header",

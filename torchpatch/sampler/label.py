@@ -22,6 +22,7 @@ import torch
 from ..cache import CachedLabelMap, LabelIndex
 from ..constants import LABEL
 from ..image import Image
+from ..io import load_npy
 from ..subject import Subject
 from ..typing import TypeTriplet
 from .sampler import RandomSampler
@@ -48,7 +49,7 @@ class _BackgroundDraw:
 
     def __call__(self, rng: np.random.Generator, count: int) -> np.ndarray:
         if self.exact is None:
-            labels = np.load(self.image.path, mmap_mode="r")[0]  # type: ignore[arg-type]
+            labels = load_npy(self.image.path, mmap_mode="r")[0]  # type: ignore[arg-type]
             found: list[np.ndarray] = []
             total = 0
             for _ in range(8):

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..image import Image
-from ..io import read_image
+from ..io import load_npy, read_image
 from ..subject import Subject
 from ..typing import TypePath
 from .base import Transform, rebuild_image
@@ -72,7 +72,7 @@ def _parse_cutoff(cutoff: Any) -> tuple[float, float]:
 def _load_landmarks_file(path: Path, key: str) -> np.ndarray[Any, Any]:
     if path.suffix == ".txt":  # as train(output_path='....txt') writes it: a word, then the values
         return np.array([float(value) for value in path.read_text().split()[1:]])
-    return np.load(path)
+    return load_npy(path)
 
 
 def _check_landmarks(key: str, value: Any) -> np.ndarray[Any, Any]:
