@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+# The Queue tests' synthetic subjects (tests/ is on sys.path: tests/conftest.py puts it there).
+from test_queue import SIZE, make_subjects
+
 from torchpatch import (
     DATA,
     LOCATION,
@@ -22,24 +25,6 @@ from torchpatch import (
 )
 from torchpatch.loader import StackedPatches, collate_subjects
 from torchpatch.queue.batches import KEPT, BufferRing
-
-SIZE = 12
-
-
-def make_subjects(count: int = 4) -> list[Subject]:
-    subjects = []
-    for index in range(count):
-        generator = torch.Generator().manual_seed(index)
-        affine = np.diag([0.5, 0.75, 2.0, 1.0])
-        affine[:3, 3] = (index, -3.0, 10.0)
-        subjects.append(
-            Subject(
-                t1=ScalarImage(tensor=torch.rand(1, SIZE, SIZE, SIZE, generator=generator), affine=affine),
-                seg=LabelMap(tensor=torch.randint(0, 2, (1, SIZE, SIZE, SIZE), generator=generator), affine=affine),
-                subject_id=f"sub-{index}",
-            )
-        )
-    return subjects
 
 
 def assert_same_batches(batches: list[dict], expected: list[dict]) -> None:

@@ -69,8 +69,29 @@ class Backend:
     atomic_writes: bool = True
 
 
-#: Side of the square tiles of :func:`c_order`'s fallback (elements along I and J).
-_TILE = 32
+#: :func:`copy_blocks` copies blocks of (every i, 16 j, 16 k).
+_BLOCK_J, _BLOCK_K = 16, 16
+
+
+def copy_blocks(out: Array, source: Array) -> None:
+    """``out[...] = source`` for arrays ending in ``(I, J, K)``, by blocks of (every i, 16 j, 16 k).
+
+    With ``source`` in the files' order (i fastest) and ``out`` in C order,
+    each block reads runs along i and writes runs of 16 along k, both in
+    cache; it serves where :func:`c_order`'s two passes cannot (a slab of
+    slices written into part of a larger array, layouts other than F order).
+
+    Example:
+        >>> source = np.asfortranarray(np.arange(60).reshape(3, 4, 5))
+        >>> out = np.empty((3, 4, 5), source.dtype)
+        >>> copy_blocks(out, source)
+        >>> bool((out == source).all())
+        True
+    """
+    size_j, size_k = source.shape[-2:]
+    for k in range(0, size_k, _BLOCK_K):
+        for j in range(0, size_j, _BLOCK_J):
+            out[..., j : j + _BLOCK_J, k : k + _BLOCK_K] = source[..., j : j + _BLOCK_J, k : k + _BLOCK_K]
 
 
 def _reorder_channel(source: Array, out: Array) -> None:
@@ -122,8 +143,7 @@ def c_order(array: Array, reuse: bool = False) -> Array:
     Files store the first axis fastest (NIfTI, and SimpleITK's ``(K, J, I)``
     arrays). Channels that are each in F order (what those readers give) are
     reordered in two streaming passes (torch's blocked 2D transpose, then runs along K); any
-    other layout is copied 32x32 columns of ``(I, J)`` at a time, which keeps
-    both sides in cache.
+    other layout goes through :func:`copy_blocks`.
 
     Args:
         array: The voxels.
@@ -147,14 +167,11 @@ def c_order(array: Array, reuse: bool = False) -> Array:
             # The whole channel is read into the scratch before its block is written.
             _reorder_channel(array[channel], out[channel])
         return out
-    out = np.empty(array.shape, array.dtype)
     if array.ndim != 4:
         return np.ascontiguousarray(array)
-    _, size_i, size_j, _ = array.shape
-    for i in range(0, size_i, _TILE):
-        for j in range(0, size_j, _TILE):
-            out[:, i : i + _TILE, j : j + _TILE] = array[:, i : i + _TILE, j : j + _TILE]
+    out = np.empty(array.shape, array.dtype)
+    copy_blocks(out, array)
     return out
 
 
-__all__ = ["Array", "Backend", "Header", "c_order"]
+__all__ = ["Array", "Backend", "Header", "c_order", "copy_blocks"]

@@ -18,7 +18,7 @@ from nibabel.volumeutils import apply_read_scaling
 
 from ..geometry import check_affine
 from ..typing import TypeAffine, TypeTriplet
-from .base import Array, Backend, Header, c_order
+from .base import Array, Backend, Header, c_order, copy_blocks
 from .inflate import inflate_file, iter_inflate, should_stream
 from .paths import get_suffix
 
@@ -82,21 +82,6 @@ def read_nifti_header(path: Path) -> Header:
     if (slope not in (1.0, None) and np.isfinite(slope)) or (inter not in (0.0, None) and np.isfinite(inter)):
         dtype = np.dtype(np.float32) if dtype != np.float64 else dtype
     return Header(spatial_shape, channels, check_affine(image.affine, f"affine of {str(path)!r}"), dtype)
-
-
-#: A streamed slab of slices goes into its place in the C-ordered output by
-#: blocks of (every i, 16 j, 16 k): runs along i on the file's side, runs of 16
-#: along k on the output's, both in cache (a whole volume goes through
-#: :func:`~.base.c_order` instead, which streams faster but needs the slab whole).
-_BLOCK_J, _BLOCK_K = 16, 16
-
-
-def _copy_blocks(out: Array, source: Array) -> None:
-    """``out[...] = source`` for ``(I, J, K)`` arrays, block by block (``out`` in C order, ``source`` in F)."""
-    _, size_j, size_k = source.shape
-    for k in range(0, size_k, _BLOCK_K):
-        for j in range(0, size_j, _BLOCK_J):
-            out[:, j : j + _BLOCK_J, k : k + _BLOCK_K] = source[:, j : j + _BLOCK_J, k : k + _BLOCK_K]
 
 
 def _scaled(raw: Array, proxy: Any) -> Array:
@@ -181,7 +166,7 @@ def _put_slices(out: Array, pending: bytearray, dtype: np.dtype[Any], first: int
     while index < first + count:
         channel, k = divmod(index, size_k)
         run = min(size_k - k, first + count - index)
-        _copy_blocks(out[channel, :, :, k : k + run], _scaled(slab[:, :, index - first : index - first + run], proxy))
+        copy_blocks(out[channel, :, :, k : k + run], _scaled(slab[:, :, index - first : index - first + run], proxy))
         index += run
 
 
