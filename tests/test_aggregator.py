@@ -319,6 +319,35 @@ def test_a_batch_gives_bit_for_bit_what_its_patches_give_one_by_one(mode) -> Non
     assert torch.equal(batched, one_by_one)
 
 
+@pytest.mark.parametrize("mode", ("average", "gaussian"))
+def test_blending_on_one_thread_or_torchs_threads_gives_the_same_output(mode, monkeypatch) -> None:
+    # The writes of a large batch run on one torch thread or on torch's threads, chosen by
+    # timing (write_threads): the choice must not change the output.
+    import torchpatch.inference.aggregator as aggregator_module
+    from torchpatch.inference.write_threads import WriteThreads
+
+    volume = torch.rand(1, 40, 36, 30, generator=torch.Generator().manual_seed(6))
+    sampler = GridSampler(Subject(t1=ScalarImage(tensor=volume)), 20, 6)
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.sin(), x * 3], dim=1)
+
+    outputs = []
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for parallel in (True, False):
+            choice = WriteThreads()
+            monkeypatch.setattr(choice, "choose", lambda parallel=parallel: parallel)
+            monkeypatch.setattr(aggregator_module, "WRITE_THREADS", choice)
+            monkeypatch.setattr("torchpatch.inference.write_threads.PARALLEL_ELEMENTS", 1)
+            outputs.append(run_grid(sampler, GridAggregator(sampler, mode), model, batch_size=8))
+            assert choice.seconds[int(parallel)] is not None
+    finally:
+        torch.set_num_threads(threads_before)
+    assert torch.equal(outputs[0], outputs[1])
+
+
 def test_aggregators_of_one_grid_share_their_blending_ratios_and_stay_independent() -> None:
     volume = torch.rand(1, 9, 7, 5)
     sampler = GridSampler(Subject(t1=ScalarImage(tensor=volume)), (4, 3, 2), (1, 2, 1))
