@@ -17,6 +17,7 @@ import numpy.typing as npt
 import torch
 
 from ..typing import TypeAffine, TypeTriplet
+from . import buffers
 
 Array = npt.NDArray[np.generic]
 
@@ -112,8 +113,8 @@ def _reorder_channel(source: Array, out: Array) -> None:
         warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
         flat = torch.from_numpy(source.reshape(-1, order="F").view(as_int))
     matrix = flat.view(size_k, size_j * size_i)
-    # numpy allocates large buffers on huge pages (far fewer first-touch faults than torch.empty).
-    scratch = torch.from_numpy(np.empty((size_j * size_i, size_k), as_int))
+    # The same scratch subject after subject (no first-touch faults): see io.buffers.
+    scratch = torch.from_numpy(buffers.empty((size_j * size_i, size_k), as_int))
     scratch.copy_(matrix.t())
     target = torch.from_numpy(out.reshape(-1).view(as_int)).view(size_i, size_j, size_k)
     target.copy_(scratch.view(size_j, size_i, size_k).transpose(0, 1))

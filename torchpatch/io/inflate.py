@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from . import buffers
+
 _deflate: Any
 try:  # libdeflate: the fastest well-kept inflater with wheels everywhere (benchmarks/load.py)
     import deflate as _deflate
@@ -161,7 +163,7 @@ def inflate_file(path: Path, size_hint: int = 0) -> np.ndarray:
     # Deflate expands at most 1032-fold: a larger hint comes from a damaged header.
     size_hint = min(size_hint, _MAX_RATIO * len(data))
     if size_hint > 0 and DECODER == "libdeflate" and _LIBDEFLATE is not None:
-        out = np.empty(size_hint, np.uint8)
+        out = buffers.RECYCLER.take(size_hint)
         if _LIBDEFLATE.decompress_into(data, out) == size_hint:
             return out
     if size_hint > 0 and DECODER == "deflate":
@@ -189,7 +191,7 @@ def _read(path: Path) -> np.ndarray:
     decoded must raise, not kill the process with SIGBUS.
     """
     with open(path, "rb", buffering=0) as stream:
-        data = np.empty(os.fstat(stream.fileno()).st_size, np.uint8)
+        data = buffers.RECYCLER.take(os.fstat(stream.fileno()).st_size)
         view, filled = data.data, 0
         while filled < len(data) and (count := stream.readinto(view[filled:])):
             filled += count
