@@ -112,13 +112,13 @@ class StackSlots:
                     fitting = slot
             elif spare is None or buffer is None:
                 spare = slot  # empty, or too small: takes a new buffer (an empty slot first)
-        slot = fitting if fitting is not None else spare
-        if slot is None:
+        chosen = fitting if fitting is not None else spare
+        if chosen is None:
             return empty_batch(size, dtype)  # every slot in flight: a one-off buffer
-        if slot != fitting:
-            self._buffers[slot] = new_shared_storage(nbytes)
-        self._taken.append(slot)
-        return shared_tensor(self._buffers[slot], size, dtype)
+        if chosen != fitting:
+            self._buffers[chosen] = new_shared_storage(nbytes)
+        self._taken.append(chosen)
+        return shared_tensor(self._buffers[chosen], size, dtype)
 
     def taken(self) -> tuple[int, ...]:
         """The slots allocated since the last call, now in the training process's hands (flag 1)."""
