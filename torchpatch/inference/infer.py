@@ -183,9 +183,9 @@ def infer(
         image_name: The image of a subject to feed the model.
         padding_mode: Grid border padding (see :class:`GridSampler`).
         num_workers: Processes cutting patches (``DataLoader`` workers). With
-            ``0``, more than one torch thread (:func:`torch.get_num_threads`)
-            and a CUDA device or crop mode, a thread cuts the next batch
-            while the model runs on this one; otherwise everything runs in
+            ``0`` and more than one torch thread
+            (:func:`torch.get_num_threads`), a thread cuts the next batch
+            while the model runs on this one; with one, everything runs in
             the caller's thread.
         mirror_axes: Test-time augmentation by mirroring (nnU-Net's): the
             model also sees each batch flipped along every combination of
@@ -224,11 +224,12 @@ def infer(
     sampler = GridSampler(Subject({name: image}), patch_size, patch_overlap, padding_mode)
     aggregator = GridAggregator(sampler, overlap_mode, crop_mode=crop_mode, hann_mode=hann_mode)
     batches = _PatchBatches(sampler, name, batch_size)
-    # A thread cuts the next batch while this one is used when that leaves a
-    # core idle otherwise: on CUDA (this thread waits for the device) and in
-    # crop mode (numpy copies). Blending runs torch's parallel kernels, which
-    # an extra thread only competes with (measured: no gain, wider spread).
-    if num_workers == 0 and torch.get_num_threads() > 1 and (cuda or overlap_mode == "crop"):
+    # With more than one torch thread, a thread cuts the next batch (numpy
+    # copies, GIL released) while this one is used: on CUDA this thread waits
+    # for the device, crop mode writes with numpy, and blending writes small
+    # batches on one torch thread (inference.write_threads), so the other
+    # core would be idle otherwise.
+    if num_workers == 0 and torch.get_num_threads() > 1:
         loader: Iterable[tuple[torch.Tensor, torch.Tensor]] = _prefetched(batches, pin=cuda)
     else:
         loader = DataLoader(batches, batch_size=None, num_workers=num_workers, pin_memory=cuda)
