@@ -323,8 +323,7 @@ def test_a_batch_gives_bit_for_bit_what_its_patches_give_one_by_one(mode) -> Non
 def test_blending_on_one_thread_or_torchs_threads_gives_the_same_output(mode, monkeypatch) -> None:
     # The writes of a large batch run on one torch thread or on torch's threads, chosen by
     # timing (write_threads): the choice must not change the output.
-    import torchpatch.inference.aggregator as aggregator_module
-    from torchpatch.inference.write_threads import WriteThreads
+    from torchpatch.inference import write_threads
 
     volume = torch.rand(1, 40, 36, 30, generator=torch.Generator().manual_seed(6))
     sampler = GridSampler(Subject(t1=ScalarImage(tensor=volume)), 20, 6)
@@ -337,10 +336,10 @@ def test_blending_on_one_thread_or_torchs_threads_gives_the_same_output(mode, mo
     torch.set_num_threads(2)
     try:
         for parallel in (True, False):
-            choice = WriteThreads()
+            choice = write_threads.WriteThreads()
             monkeypatch.setattr(choice, "choose", lambda parallel=parallel: parallel)
-            monkeypatch.setattr(aggregator_module, "WRITE_THREADS", choice)
-            monkeypatch.setattr("torchpatch.inference.write_threads.PARALLEL_ELEMENTS", 1)
+            monkeypatch.setattr(write_threads, "WRITE_THREADS", choice)
+            monkeypatch.setattr(write_threads, "PARALLEL_ELEMENTS", 1)
             outputs.append(run_grid(sampler, GridAggregator(sampler, mode), model, batch_size=8))
             assert choice.seconds[int(parallel)] is not None
     finally:

@@ -29,8 +29,8 @@ from ..geometry.grid import CROP_CUTS
 from ..io import load_npy
 from ..sampler.grid import GridSampler
 from ..typing import TypePath, TypeTriplet
+from .batch_writer import BatchWriter, Job
 from .windows import WINDOW_MODES, PartialWeights, check_hann_mode, shared_weights
-from .write_threads import WRITE_THREADS
 
 OVERLAP_MODES = ("crop", "average", *WINDOW_MODES)
 
@@ -59,13 +59,6 @@ def _zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> 
         return torch.zeros(shape, dtype=dtype, device=device)
     numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
     return torch.from_numpy(np.zeros(shape, dtype=numpy_dtype))
-
-
-def _numpy_views(values: torch.Tensor, output: torch.Tensor) -> tuple[np.ndarray, np.ndarray] | None:
-    """numpy views of CPU tensors numpy can hold (``None`` otherwise: other devices, bfloat16)."""
-    if values.device.type != "cpu" or output.device.type != "cpu" or values.dtype == torch.bfloat16:
-        return None
-    return values.numpy(), output.numpy()
 
 
 class GridAggregator:
@@ -191,6 +184,7 @@ class GridAggregator:
         self._channels = 0
         self._dtype = torch.float32
         self._output_patch: TypeTriplet = self.patch_size
+        self._writer = BatchWriter(0)
 
     def __repr__(self) -> str:
         return (
@@ -234,7 +228,7 @@ class GridAggregator:
         with torch.no_grad(), self._open_output() as output:
             values = tensor.detach().to(device=output.device, dtype=output.dtype)
             # Every patch's boxes and blending ratio first, counting patches in batch order.
-            jobs = []
+            jobs: list[Job] = []
             for item, (a, b, c) in enumerate(indices.tolist()):
                 counts[a, b, c] += 1
                 (di, si), (dj, sj), (dk, sk) = plan_i[a], plan_j[b], plan_k[c]
@@ -242,48 +236,7 @@ class GridAggregator:
                     continue  # a crop region lying wholly in the grid padding
                 ratio = None if self._weights is None else self._weights.ratio(counts, (a, b, c))[0, si, sj, sk]
                 jobs.append((item, (di, dj, dk), (si, sj, sk), ratio))
-            self._write(values, output, jobs)
-
-    def _write(self, values: torch.Tensor, output: torch.Tensor, jobs: list[tuple[Any, ...]]) -> None:
-        """Copy or blend each patch of a batch into the output, one channel at a time.
-
-        Going over the batch's patches channel by channel (rather than all
-        channels of a patch, then the next patch) keeps the neighbouring
-        boxes of one channel in the processor's caches: a box's rows are
-        short (the patch's K extent) and far apart in the output, and the
-        next patch along K reads the same rows. With 8 channels and one
-        thread this blends about 1.7 times faster in ``benchmarks/grid.py``.
-        Each voxel still sees its patches in batch order, so the result is
-        the same.
-        """
-        # numpy copies these strided boxes on the CPU about 1.3 times faster than copy_.
-        arrays = _numpy_views(values, output) if self._weights is None else None
-        if arrays is not None or output.device.type != "cpu":
-            self._write_channels(values, output, jobs, arrays)
-            return
-        # One lerp_ per patch and channel: on one torch thread or on all of
-        # them, whichever blended faster lately (see write_threads).
-        elements = self._channels * sum(
-            (di.stop - di.start) * (dj.stop - dj.start) * (dk.stop - dk.start) for _, (di, dj, dk), _, _ in jobs
-        )
-        with WRITE_THREADS.writing(elements):
-            self._write_channels(values, output, jobs, arrays)
-
-    def _write_channels(
-        self, values: torch.Tensor, output: torch.Tensor, jobs: list[tuple[Any, ...]], arrays: Any
-    ) -> None:
-        for channel in range(self._channels):
-            for item, (di, dj, dk), (si, sj, sk), ratio in jobs:
-                if arrays is not None:
-                    arrays[1][channel, di, dj, dk] = arrays[0][item, channel, si, sj, sk]
-                    continue
-                source = values[item, channel, si, sj, sk]
-                target = output[channel, di, dj, dk]
-                if ratio is None:
-                    target.copy_(source)
-                    continue
-                # Running weighted mean out += (x - out) * w / W: exact for identical values.
-                target.lerp_(source, ratio)
+            self._writer.write(values, output, jobs)
 
     def get_output_tensor(self) -> torch.Tensor:
         """The aggregated ``(C, I, J, K)`` output on the image's grid (grid padding removed).
@@ -376,6 +329,7 @@ class GridAggregator:
         self.downsampling_factor = (factor[0], factor[1], factor[2])
         self._output_patch = (patch[0], patch[1], patch[2])
         self._channels = int(tensor.shape[1])
+        self._writer = BatchWriter(self._channels)
         self._dtype = _storage_dtype(tensor.dtype, self.overlap_mode)
         device = tensor.device if self.output_path is None else torch.device("cpu")
         if self.overlap_mode != "crop":
