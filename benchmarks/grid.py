@@ -32,6 +32,7 @@ Run it from the repository root in a venv holding the three libraries::
     .bench-venv-aug/bin/python benchmarks/grid.py        # about 10-12 minutes on 2 cores
     .bench-venv-aug/bin/python benchmarks/grid.py --threads 1      # one thread setting: half that
     .bench-venv-aug/bin/python benchmarks/grid.py --breakdown --threads 1 --repeats 2   # torchpatch's parts alone
+    .bench-venv-aug/bin/python benchmarks/grid.py --breakdown --channels 8 --modes average  # one mode
     .bench-venv/bin/python benchmarks/grid.py --size 128 --rounds 1 --repeats 2   # a quick look
     .bench-venv/bin/python benchmarks/grid.py --out-of-core 1024 1024 512 /tmp/ooc  # out-of-core peak RSS
 """
@@ -407,7 +408,7 @@ def _print_breakdown(arguments: argparse.Namespace, path: Path) -> None:
         if setting != "default":
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = setting
         for count in arguments.channels:
-            for mode in MODES:
+            for mode in arguments.modes:
                 command = [sys.executable, __file__, "--breakdown-child", mode, str(count), str(path)]
                 command.append(str(arguments.repeats))
                 result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
@@ -516,6 +517,9 @@ def main() -> None:
         help="instead: where torchpatch's time goes (cut, model, aggregate, output allocation), per mode and channels",
     )
     parser.add_argument("--breakdown-child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--modes", nargs="+", choices=MODES, default=list(MODES), help="--breakdown only: the modes (default all)"
+    )
     arguments = parser.parse_args()
     if arguments.out_of_core:
         *sizes, folder = arguments.out_of_core
