@@ -106,6 +106,13 @@ class GridAggregator:
     float64 stays float64); integer and bool outputs keep their dtype in
     crop mode and become float32 in the other modes.
 
+    Threads: on the CPU, a batch's blending runs on one torch thread when it
+    is small (one channel of a few patches) and, when it is large, on one
+    thread or on torch's threads, whichever blended faster lately
+    (:mod:`~torchpatch.inference.write_threads`): torch's parallel kernels
+    stall whenever another process holds a core. The output is the same
+    either way; :func:`torch.get_num_threads` is restored after each batch.
+
     Models whose output is smaller than their input (a strided encoder, an
     output of ``patch // 2``) are handled with a downsampling factor ``f``,
     found from the first batch or given. Every patch start and the patch
