@@ -19,32 +19,6 @@ from .constants import AFFINE, DATA, LOCATION, PATH, STEM, TYPE
 from .image import Image
 
 
-def shared_tensor(storage: torch.UntypedStorage, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
-    """A C-ordered ``shape`` tensor of ``dtype`` at the start of ``storage``.
-
-    Example:
-        >>> shared_tensor(new_shared_storage(24), (2, 3), torch.float32).is_shared()
-        True
-    """
-    size = tuple(int(v) for v in shape)
-    strides = tuple(int(np.prod(size[axis + 1 :])) for axis in range(len(size)))
-    return torch.empty(0, dtype=dtype).set_(storage, 0, size, strides)
-
-
-def new_shared_storage(nbytes: int) -> torch.UntypedStorage:
-    """``nbytes`` of uninitialised shared memory, which crosses to another process without a copy.
-
-    PyTorch has no public way to allocate in shared memory: ``share_memory_()``
-    allocates, then copies (16 MiB: 57 against 39 ms here). The private
-    ``UntypedStorage._new_shared`` is pinned by tests/test_loader.py.
-
-    Example:
-        >>> new_shared_storage(16).nbytes()
-        16
-    """
-    return torch.UntypedStorage._new_shared(int(nbytes))
-
-
 def empty_batch(shape: Sequence[int], dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
     """An uninitialised tensor for a batch; in shared memory inside a loader worker.
 
@@ -57,7 +31,13 @@ def empty_batch(shape: Sequence[int], dtype: torch.dtype, device: torch.device |
     """
     device = torch.device(device)
     if device.type == "cpu" and get_worker_info() is not None:
-        return shared_tensor(new_shared_storage(int(np.prod(shape)) * dtype.itemsize), shape, dtype)
+        # PyTorch has no public way to allocate in shared memory: share_memory_()
+        # allocates, then copies (16 MiB: 57 against 39 ms here). The private
+        # UntypedStorage._new_shared is pinned by tests/test_loader.py.
+        storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * dtype.itemsize)
+        size = tuple(int(v) for v in shape)
+        strides = tuple(int(np.prod(size[axis + 1 :])) for axis in range(len(size)))
+        return torch.empty(0, dtype=dtype).set_(storage, 0, size, strides)
     if device.type == "cpu" and dtype != torch.bfloat16:
         # numpy's allocator advises transparent huge pages for large arrays: a
         # fresh batch is faulted in 2 MiB at a time, not 4 KiB (see _zeros in
@@ -206,12 +186,4 @@ class SubjectsLoader(DataLoader[Any]):
         super().__init__(dataset, **kwargs)
 
 
-__all__ = [
-    "StackedPatches",
-    "SubjectsLoader",
-    "collate_subjects",
-    "empty_batch",
-    "new_shared_storage",
-    "shared_tensor",
-    "stack",
-]
+__all__ = ["StackedPatches", "SubjectsLoader", "collate_subjects", "empty_batch", "stack"]

@@ -78,8 +78,6 @@ class Patches:
         self.sources = None if sources is None else dict(sources)
         self.padding_mode = padding_mode
         self._rows = self.locations.tolist()
-        #: Shared-memory slots of a Queue worker holding the voxels (:mod:`~torchpatch.queue.slots`).
-        self.shared_slots: tuple[int, ...] = ()
         self._layout: dict[str, tuple[tuple[int, ...], torch.dtype]] | None = None
         self._tensors: dict[str, torch.Tensor] = {}
 

@@ -47,7 +47,6 @@ from ..subject import Subject
 from ..transforms.augmentation.context import augment_patches
 from . import diagnostics
 from .plan import EpochPlan, Task
-from .slots import StackSlots
 
 #: Seconds between liveness checks while waiting for patches.
 POLL = 0.5
@@ -83,8 +82,6 @@ class SubjectPatches(Dataset[Patches]):
         self.dataset = dataset
         self.sampler = sampler
         self.patch_transform = patch_transform
-        #: Reused shared buffers for the stacks, when the workers are processes (set by :class:`Producer`).
-        self.slots: StackSlots | None = None
 
     @property
     def thread_safe(self) -> bool:
@@ -128,24 +125,6 @@ class SubjectPatches(Dataset[Patches]):
             ) from error
 
     def _cut(self, task: Task, defer: bool = False) -> Patches:
-        slots = None if defer else self.slots
-        allocate = slots.allocate if slots is not None else _shared
-        try:
-            patches = self._cut_with(task, allocate, defer)
-        except BaseException:
-            if slots is not None:
-                slots.forget()
-            raise
-        if slots is not None:
-            patches.shared_slots = slots.taken()
-        # Memory maps of this subject's cached files: their pages would
-        # otherwise count in the process's RSS until evicted.
-        io.release_memory_maps()
-        return patches
-
-    def _cut_with(
-        self, task: Task, allocate: Callable[[tuple[int, ...], torch.dtype], torch.Tensor], defer: bool
-    ) -> Patches:
         index, seed, count = task
         subject = self.dataset[index]
         rng = np.random.default_rng(seed)
@@ -153,20 +132,23 @@ class SubjectPatches(Dataset[Patches]):
             # Memory-mapped (cached) images: only the plan now; each box is
             # copied once, into the batch the Queue hands out (no chunk between).
             plan = self.sampler.plan(subject, count, rng)
-            patches = subject.cut(plan.locations, padding_mode=plan.padding_mode, allocator=allocate, defer=True)
+            patches = subject.cut(plan.locations, padding_mode=plan.padding_mode, allocator=_shared, defer=True)
             # The layout may read headers: here, not in the training loop's thread that assembles batches.
             patches.layout()
         elif self.patch_transform is None:
-            patches = self.sampler.patches(subject, count, generator=rng, allocator=allocate)
+            patches = self.sampler.patches(subject, count, generator=rng, allocator=_shared)
         elif self.sampler.cuts_by_plan:
             # Each patch read with the context its drawn spatial transforms need.
             plan = self.sampler.plan(subject, count, rng)
             patches = augment_patches(
-                self.patch_transform, subject, plan.locations, padding_mode=plan.padding_mode, allocator=allocate
+                self.patch_transform, subject, plan.locations, padding_mode=plan.padding_mode, allocator=_shared
             )
         else:
             cut = self.sampler.patches(subject, count, generator=rng)
-            patches = Patches.from_subjects([self.patch_transform(patch) for patch in cut], allocate)
+            patches = Patches.from_subjects([self.patch_transform(patch) for patch in cut], _shared)
+        # Memory maps of this subject's cached files: their pages would
+        # otherwise count in the process's RSS until evicted.
+        io.release_memory_maps()
         return patches
 
 
@@ -209,7 +191,7 @@ def _behind_training() -> None:
         os.nice(WORKER_NICENESS)
     # Everything the worker inherited (torch's modules, the dataset) stays
     # alive for its whole life: the cyclic collector need not walk it again at
-    # every collection (about 5 % of a worker's time here), and pages shared
+    # every collection (3-4 % of a worker's time here), and pages shared
     # with the training process are not written to (copy on write).
     gc.freeze()
 
@@ -288,7 +270,6 @@ class Producer:
         self._tasks = _Tasks()
         options: dict[str, Any] = {}
         if num_workers > 0:
-            worker_dataset.slots = StackSlots(num_workers)
             augmenting = worker_dataset.patch_transform is not None or worker_dataset.dataset.transform is not None
             options = {
                 "worker_init_fn": _augmenting_worker_init if augmenting else _worker_init,
@@ -395,10 +376,7 @@ class Producer:
         ahead = self.num_workers  # each thread one subject ahead: stacks waiting here cost memory
         for route in routes:
             if not route:
-                stack = next(iterator)
-                if self.worker_dataset.slots is not None:
-                    self.worker_dataset.slots.hold(stack.shared_slots, list(stack.data.values()))
-                yield stack
+                yield next(iterator)
                 continue
             while submitted < len(here) and len(futures) < ahead:
                 if self.executor is None:
