@@ -341,7 +341,7 @@ def test_blending_on_one_thread_or_torchs_threads_gives_the_same_output(mode, mo
             monkeypatch.setattr(write_threads, "WRITE_THREADS", choice)
             monkeypatch.setattr(write_threads, "PARALLEL_ELEMENTS", 1)
             outputs.append(run_grid(sampler, GridAggregator(sampler, mode), model, batch_size=8))
-            assert choice.seconds[int(parallel)] is not None
+            assert choice.seconds[int(parallel)] is not None or not write_threads.OPENMP
     finally:
         torch.set_num_threads(threads_before)
     assert torch.equal(outputs[0], outputs[1])

@@ -83,3 +83,15 @@ def test_one_thread_allowed_means_no_choice() -> None:
 def test_bad_arguments(arguments: dict, error: type) -> None:
     with pytest.raises(error, match=next(iter(arguments))):
         WriteThreads(**arguments)
+
+
+def test_no_choice_without_openmp(two_threads: None, monkeypatch) -> None:
+    # torch's native thread pool cannot change its size once used (it warns): leave it alone.
+    from torchpatch.inference import write_threads
+
+    monkeypatch.setattr(write_threads, "OPENMP", False)
+    threads = WriteThreads()
+    with threads.writing(PARALLEL_ELEMENTS - 1):
+        inside = torch.get_num_threads()
+    assert inside == 2
+    assert threads.seconds == (None, None)

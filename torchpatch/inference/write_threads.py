@@ -42,6 +42,9 @@ RETRY_EVERY = 16
 WINDOW = 3
 #: Batches writing fewer elements always run on one thread (one channel of 8 patches of 64^3 is 2^21).
 PARALLEL_ELEMENTS = 2**23
+#: Whether torch's intra-op threads are OpenMP's, whose count each thread may change for itself at
+#: any time; torch's native thread pool warns and keeps its size, so nothing is chosen there.
+OPENMP = "parallel backend: OpenMP" in torch.__config__.parallel_info()
 
 
 class WriteThreads:
@@ -108,11 +111,12 @@ class WriteThreads:
 
         With one torch thread allowed (:func:`torch.set_num_threads`,
         ``OMP_NUM_THREADS=1``) there is nothing to choose and nothing is
-        timed; below :data:`PARALLEL_ELEMENTS` the block runs on one thread,
-        untimed.
+        timed, nor with a torch whose threads are not OpenMP's (see
+        :data:`OPENMP`); below :data:`PARALLEL_ELEMENTS` the block runs on
+        one thread, untimed.
         """
         threads = torch.get_num_threads()
-        if threads == 1:
+        if threads == 1 or not OPENMP:
             yield
             return
         timed = elements >= PARALLEL_ELEMENTS
@@ -133,4 +137,4 @@ class WriteThreads:
 #: The choice shared by every aggregator of the process (the machine's load is the process's).
 WRITE_THREADS = WriteThreads()
 
-__all__ = ["PARALLEL_ELEMENTS", "RETRY_EVERY", "WINDOW", "WRITE_THREADS", "WriteThreads"]
+__all__ = ["OPENMP", "PARALLEL_ELEMENTS", "RETRY_EVERY", "WINDOW", "WRITE_THREADS", "WriteThreads"]
