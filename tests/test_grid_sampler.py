@@ -296,3 +296,51 @@ def test_grid_sampler_keeps_the_sampler_contract(
     sampler = GridSampler(arange_subject(shape), patch_size, overlap, padding_mode)
     patches = check_sampler(sampler, sampler.subject, num_patches=len(sampler) + 5)
     assert len(patches) == len(sampler)
+
+
+def _loop_subject() -> Subject:
+    generator = torch.Generator().manual_seed(5)
+    affine = np.diag([0.5, 1.0, 2.0, 1.0])
+    return Subject(
+        t1=ScalarImage(tensor=torch.rand(2, 11, 9, 7, generator=generator), affine=affine),
+        seg=LabelMap(tensor=torch.randint(0, 4, (1, 11, 9, 7), generator=generator).to(torch.uint8), affine=affine),
+        subject_id="loop",
+    )
+
+
+@pytest.mark.parametrize("padding_mode", [None, "edge", 0])
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_loader_batches_are_cut_straight_into_the_batch(padding_mode, num_workers):
+    subject = _loop_subject()
+    sampler = GridSampler(subject, patch_size=(4, 4, 3), patch_overlap=(2, 0, 1), padding_mode=padding_mode)
+    batches = list(SubjectsLoader(sampler, batch_size=5, num_workers=num_workers))
+    assert sum(len(batch[LOCATION]) for batch in batches) == len(sampler)
+    start = 0
+    for batch in batches:
+        size = len(batch[LOCATION])
+        expected = [sampler[index] for index in range(start, start + size)]
+        assert torch.equal(batch[LOCATION], torch.stack([patch[LOCATION] for patch in expected]))
+        for name in ("t1", "seg"):
+            voxels = torch.stack([patch[name][DATA] for patch in expected])
+            assert batch[name][DATA].dtype == voxels.dtype and torch.equal(batch[name][DATA], voxels)
+            assert torch.equal(batch[name]["affine"], torch.from_numpy(np.stack([p[name].affine for p in expected])))
+        assert batch["subject_id"] == ["loop"] * size
+        start += size
+
+
+def test_getitems_hands_the_batch_tensors_to_the_collate():
+    from torchpatch.loader import StackedPatches, collate_subjects
+
+    sampler = GridSampler(_loop_subject(), patch_size=4)
+    patches = sampler.__getitems__([2, -1, 0])
+    assert isinstance(patches, StackedPatches) and len(patches) == 3
+    batch = collate_subjects(patches)
+    assert batch["t1"][DATA] is patches.stacked["t1"]  # no second copy
+    # Each patch's voxels are rows of the batch, in the order asked for.
+    assert torch.equal(patches[1]["t1"][DATA], sampler[len(sampler) - 1]["t1"][DATA])
+    assert patches[1]["t1"][DATA].data_ptr() == batch["t1"][DATA][1].data_ptr()
+    assert sampler.__getitems__([]) == []
+    with pytest.raises(IndexError, match="out of range"):
+        sampler.__getitems__([0, len(sampler)])
+    with pytest.raises(TypeError, match="must be an int"):
+        sampler.__getitems__([0.5])

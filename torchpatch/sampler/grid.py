@@ -20,8 +20,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..constants import LOCATION
 from ..geometry import GridPlan, grid_starts, plan_grid
 from ..geometry import parse_padding_mode as parse_any_padding_mode
+from ..loader import StackedPatches, empty_batch
 from ..subject import Subject
 from ..typing import TypeTriplet
 from .sampler import PatchPlan, PatchSampler
@@ -189,7 +191,7 @@ class GridSampler(PatchSampler, Dataset[Subject]):
     def __len__(self) -> int:
         return int(self.locations.shape[0])
 
-    def __getitem__(self, index: int) -> Subject:
+    def _position(self, index: int) -> int:
         try:
             position = operator.index(index)
         except TypeError:
@@ -197,9 +199,38 @@ class GridSampler(PatchSampler, Dataset[Subject]):
         count = len(self)
         if not -count <= position < count:
             raise IndexError(f"patch index {position} is out of range for a grid of {count} patches")
+        return position % count
+
+    def __getitem__(self, index: int) -> Subject:
+        position = self._position(index)
         # A single patch inside the image is a view of the loaded voxels (no copy until batched).
-        location = self.locations[position % count : position % count + 1]
+        location = self.locations[position : position + 1]
         return self.subject.cut(location, padding_mode=self._fill_mode, copy=False)[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Subject]:
+        """The patches at ``indices``, each box copied once, straight into one batch tensor per image.
+
+        What a ``DataLoader`` asks for each batch: the same patches as
+        ``[sampler[i] for i in indices]``, whose voxels are already the rows
+        of the batch, so :func:`~torchpatch.loader.collate_subjects` takes
+        them as they are (one copy per voxel, as :func:`~torchpatch.inference.infer`
+        makes, where views collated by ``torch.stack`` made a second pass
+        over the patches).
+
+        Example:
+            >>> from torchpatch import ScalarImage, Subject, DATA
+            >>> from torchpatch.loader import collate_subjects
+            >>> sampler = GridSampler(Subject(t1=ScalarImage(tensor=torch.arange(16.0).reshape(1, 4, 4, 1))), 2)
+            >>> batch = collate_subjects(sampler.__getitems__([3, 0]))
+            >>> batch['t1'][DATA][:, 0, 0, :, 0].tolist()
+            [[10.0, 11.0], [0.0, 1.0]]
+        """
+        positions = [self._position(index) for index in indices]
+        if not positions:
+            return []
+        patches = self.subject.cut(self.locations[positions], padding_mode=self._fill_mode, allocator=empty_batch)
+        ready: dict[str, torch.Tensor] = {**patches.data, LOCATION: torch.from_numpy(np.array(patches.locations))}
+        return StackedPatches(list(patches), ready)
 
     def patch_data(self, index: int, image_name: str) -> torch.Tensor:
         """The voxels ``(C, *patch_size)`` of one image of patch ``index``, without a patch subject.
