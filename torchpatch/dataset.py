@@ -59,6 +59,16 @@ class SubjectsDataset(Dataset[Subject]):
         self._cache = None if cache_dir is None else SubjectCache(cache_dir)
 
     @property
+    def caches(self) -> bool:
+        """Whether each subject is decoded once into ``cache_dir`` and read from there afterwards.
+
+        Example:
+            >>> SubjectsDataset([]).caches
+            False
+        """
+        return self._cache is not None
+
+    @property
     def transform(self) -> TypeTransform | None:
         """The transform applied to each subject (``None`` for none), as in TorchIO.
 

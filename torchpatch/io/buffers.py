@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 #: Buffers kept by :data:`RECYCLER` (free or in use).
-KEPT = 8
+KEPT = 4
 
 #: Largest total size of the buffers :data:`RECYCLER` keeps, in bytes.
-KEPT_BYTES = 256 << 20
+KEPT_BYTES = 128 << 20
 
 #: Smallest buffer worth recycling: below it, ``np.empty`` comes from the heap.
 MIN_BYTES = 1 << 20

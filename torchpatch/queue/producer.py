@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .. import io
 from ..dataset import SubjectsDataset
+from ..io.buffers import RECYCLER
 from ..loader import empty_batch
 from ..patches import Patches
 from ..sampler.sampler import PatchSampler
@@ -149,6 +150,10 @@ class SubjectPatches(Dataset[Patches]):
         # Memory maps of this subject's cached files: their pages would
         # otherwise count in the process's RSS until evicted.
         io.release_memory_maps()
+        if self.dataset.caches:
+            # A subject decoded into the cache is never decoded again: the
+            # readers' recycled buffers would only sit in this worker's memory.
+            RECYCLER.clear()
         return patches
 
 
