@@ -184,8 +184,8 @@ def _breakdown(mode: str, channels: int, path: Path, repeats: int) -> dict[str, 
     """Where one torchpatch job's time goes, each part timed alone in this process (medians, seconds).
 
     ``cut``: the batches of ``infer`` (``GridSampler.cut``); ``loop cut``:
-    ``SubjectsLoader`` over the ``GridSampler`` (a patch subject per patch,
-    then collation); ``model``: the model on the cut batches; ``aggregate``:
+    ``SubjectsLoader`` over the ``GridSampler`` (``GridSampler.__getitems__``
+    cuts each batch at once, then collation); ``model``: the model on the cut batches; ``aggregate``:
     ``GridAggregator.add_batch`` on the model's outputs, kept from one run
     (blending, window ratios, output allocation); ``output``: allocating and
     first touching the ``(C, I, J, K)`` output alone; then the whole
