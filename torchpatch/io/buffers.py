@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -114,7 +115,7 @@ class Recycler:
 RECYCLER = Recycler()
 
 
-def empty(shape: tuple[int, ...] | int, dtype: Any = np.uint8) -> np.ndarray[Any, Any]:
+def empty(shape: Sequence[int] | int, dtype: Any = np.uint8) -> np.ndarray[Any, Any]:
     """``np.empty(shape, dtype)`` (C order) from :data:`RECYCLER`'s buffers.
 
     Example:
