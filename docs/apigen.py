@@ -33,6 +33,7 @@ PAGES = [
     ("torchpatch.image_reader", "Custom readers and paths of images"),
     ("torchpatch.subject", "Subjects"),
     ("torchpatch.patches", "Stacked patches"),
+    ("torchpatch.stacked", "Batches cut in place"),
     ("torchpatch.dataset", "Datasets of subjects"),
     ("torchpatch.cache", "Decode-once cache"),
     ("torchpatch.sampler", "Patch samplers"),

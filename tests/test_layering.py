@@ -32,6 +32,7 @@ LAYERS: list[list[str]] = [
         "torchpatch.image_reader",
         "torchpatch.image",
         "torchpatch.patches",
+        "torchpatch.stacked",
         "torchpatch.subject",
     ],
     ["torchpatch.annotations", "torchpatch.annotations_io", "torchpatch.heatmap"],

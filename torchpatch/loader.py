@@ -13,38 +13,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset
 
 from .constants import AFFINE, DATA, LOCATION, PATH, STEM, TYPE
 from .image import Image
-
-
-def empty_batch(shape: Sequence[int], dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
-    """An uninitialised tensor for a batch; in shared memory inside a loader worker.
-
-    In a worker, sending a tensor to the main process moves it to shared
-    memory (a copy) unless it already lives there.
-
-    Example:
-        >>> empty_batch((2, 1, 4, 4, 4), torch.float32).shape
-        torch.Size([2, 1, 4, 4, 4])
-    """
-    device = torch.device(device)
-    if device.type == "cpu" and get_worker_info() is not None:
-        # PyTorch has no public way to allocate in shared memory: share_memory_()
-        # allocates, then copies (16 MiB: 57 against 39 ms here). The private
-        # UntypedStorage._new_shared is pinned by tests/test_loader.py.
-        storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * dtype.itemsize)
-        size = tuple(int(v) for v in shape)
-        strides = tuple(int(np.prod(size[axis + 1 :])) for axis in range(len(size)))
-        return torch.empty(0, dtype=dtype).set_(storage, 0, size, strides)
-    if device.type == "cpu" and dtype != torch.bfloat16:
-        # numpy's allocator advises transparent huge pages for large arrays: a
-        # fresh batch is faulted in 2 MiB at a time, not 4 KiB (see _zeros in
-        # inference/aggregator.py), whatever glibc's mmap threshold did last.
-        numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-        return torch.from_numpy(np.empty(tuple(int(v) for v in shape), dtype=numpy_dtype))
-    return torch.empty(tuple(shape), dtype=dtype, device=device)
+from .stacked import StackedPatches, empty_batch
 
 
 def stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -71,29 +44,6 @@ def stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         for index, tensor in enumerate(tensors):
             out[index].copy_(tensor)
     return out
-
-
-class StackedPatches(list[Any]):
-    """Patches whose voxels are already rows of one batch tensor per image: collated without a copy.
-
-    What :class:`~torchpatch.queue.Queue` hands a loader: the patch of row
-    ``b`` has ``stacked[name][b]`` as the voxels of image ``name``, so
-    :func:`collate_subjects` returns ``stacked[name]`` itself as the batch.
-    Any other ``collate_fn`` sees a plain list of patches.
-
-    Example:
-        >>> from torchpatch import ScalarImage, Subject
-        >>> voxels = torch.rand(2, 1, 4, 4, 4)
-        >>> patches = StackedPatches([Subject(t1=ScalarImage(tensor=v)) for v in voxels], {'t1': voxels})
-        >>> collate_subjects(patches)['t1'][DATA] is voxels
-        True
-    """
-
-    def __init__(self, patches: Sequence[Any], stacked: Mapping[str, torch.Tensor]) -> None:
-        super().__init__(patches)
-        #: Per key, the collated value: a ``(B, C, *patch)`` tensor per image name, and the
-        #: ``(B, 6)`` ``LOCATION`` when known.
-        self.stacked = dict(stacked)
 
 
 def _stack_images(name: str, images: Sequence[Image], stacked: torch.Tensor | None = None) -> dict[str, Any]:
