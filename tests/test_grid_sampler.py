@@ -344,3 +344,46 @@ def test_getitems_hands_the_batch_tensors_to_the_collate():
         sampler.__getitems__([0, len(sampler)])
     with pytest.raises(TypeError, match="must be an int"):
         sampler.__getitems__([0.5])
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_loader_cuts_the_next_grid_batch_in_a_thread(two_threads):
+    from torchpatch import SubjectsDataset
+
+    sampler = GridSampler(_loop_subject(), patch_size=(4, 4, 3), patch_overlap=(2, 0, 1), padding_mode="edge")
+    iterator = iter(SubjectsLoader(sampler, batch_size=4))
+    assert not isinstance(iterator, torch.utils.data.dataloader._BaseDataLoaderIter)  # the cutting thread's
+    ahead = list(iterator)
+    torch.set_num_threads(1)
+    plain = list(SubjectsLoader(sampler, batch_size=4))
+    assert len(ahead) == len(plain) == -(-len(sampler) // 4)
+    for a, b in zip(ahead, plain, strict=True):
+        assert torch.equal(a[LOCATION], b[LOCATION]) and torch.equal(a["t1"][DATA], b["t1"][DATA])
+    torch.set_num_threads(2)
+    # Leaving early is fine, and other datasets (which may draw from torch's RNG) get no thread.
+    for _ in SubjectsLoader(sampler, batch_size=4):
+        break
+    dataset = SubjectsDataset([_loop_subject()])
+    assert isinstance(iter(SubjectsLoader(dataset)), torch.utils.data.dataloader._BaseDataLoaderIter)
+
+
+class FailingGrid(GridSampler):
+    def __getitems__(self, indices):
+        if 0 not in indices:
+            raise RuntimeError(f"cannot cut patches {list(indices)}")
+        return super().__getitems__(indices)
+
+
+def test_an_error_in_the_cutting_thread_reaches_the_caller(two_threads):
+    sampler = FailingGrid(_loop_subject(), patch_size=4)
+    batches = iter(SubjectsLoader(sampler, batch_size=2))
+    assert len(next(batches)[LOCATION]) == 2
+    with pytest.raises(RuntimeError, match=r"cannot cut patches \[2, 3\]"):
+        next(batches)

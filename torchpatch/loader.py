@@ -7,7 +7,8 @@ AFFINE: (B, 4, 4), PATH: [...], STEM: [...], TYPE: [...]}``; ``LOCATION`` is a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Number
 from typing import Any
 
@@ -17,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .constants import AFFINE, DATA, LOCATION, PATH, STEM, TYPE
 from .image import Image
+from .sampler.sampler import PatchSampler
 from .stacked import StackedPatches, empty_batch
 
 
@@ -134,6 +136,39 @@ class SubjectsLoader(DataLoader[Any]):
     def __init__(self, dataset: Dataset[Any], **kwargs: Any) -> None:
         kwargs.setdefault("collate_fn", collate_subjects)
         super().__init__(dataset, **kwargs)
+
+    def __iter__(self) -> Any:
+        """The batches; over a :class:`~torchpatch.GridSampler` each is cut while the caller uses the one before.
+
+        Without worker processes and with more than one torch thread
+        (:func:`torch.get_num_threads`), a thread cuts the next batch of a
+        thread-safe sampler (numpy copies, which release the GIL) while the
+        model and the aggregator work on this one, as
+        :func:`~torchpatch.inference.infer` does. The batches are the same,
+        in the same order.
+        """
+        batches = super().__iter__()
+        sampler = self.dataset
+        threads = self.num_workers == 0 and torch.get_num_threads() > 1
+        if threads and isinstance(sampler, PatchSampler) and sampler.thread_safe:
+            return _cut_ahead(batches)
+        return batches
+
+
+#: What ``next`` returns at the end of the batches.
+_END = object()
+
+
+def _cut_ahead(batches: Iterator[Any]) -> Iterator[Any]:
+    """``batches``, each made by a thread while the one before is used."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchpatch-loader") as pool:
+        pending = pool.submit(next, batches, _END)
+        while True:
+            batch = pending.result()
+            if batch is _END:
+                return
+            pending = pool.submit(next, batches, _END)
+            yield batch
 
 
 __all__ = ["StackedPatches", "SubjectsLoader", "collate_subjects", "empty_batch", "stack"]
