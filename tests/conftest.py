@@ -6,7 +6,7 @@ real samples under ``shared/data`` are handled in ``test_io.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,15 @@ EXACT_AFFINE = np.array(
         [0.0, 0.0, 0.0, 1.0],
     ]
 )
+
+
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    """Torch's intra-op threads set to 2 for the test (the cutting and blending threads' setting), then restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -346,14 +346,6 @@ def test_getitems_hands_the_batch_tensors_to_the_collate():
         sampler.__getitems__([0.5])
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_loader_cuts_the_next_grid_batch_in_a_thread(two_threads):
     from torchpatch import SubjectsDataset
 

@@ -154,14 +154,6 @@ def test_device_and_worker_options(conv, image) -> None:
     assert torch.equal(with_worker.data, reference.data)
 
 
-@pytest.fixture
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("mode", ["crop", "average", "hann", "gaussian"])
 def test_a_cutting_thread_gives_the_one_thread_output(conv, image, mode, two_threads) -> None:
     # With more than one torch thread, every mode on the CPU cuts the next batch in a

@@ -8,14 +8,6 @@ import torch
 from torchpatch.inference.write_threads import PARALLEL_ELEMENTS, WriteThreads
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_times_both_settings_then_keeps_the_faster_and_retries_the_other() -> None:
     threads = WriteThreads(retry_every=4, window=1)
     assert threads.choose() is True  # torch's threads first

@@ -151,7 +151,7 @@ class SubjectsLoader(DataLoader[Any]):
         sampler = self.dataset
         threads = self.num_workers == 0 and torch.get_num_threads() > 1
         if threads and isinstance(sampler, PatchSampler) and sampler.thread_safe:
-            return _cut_ahead(batches)
+            return cut_ahead(batches)
         return batches
 
 
@@ -159,9 +159,19 @@ class SubjectsLoader(DataLoader[Any]):
 _END = object()
 
 
-def _cut_ahead(batches: Iterator[Any]) -> Iterator[Any]:
-    """``batches``, each made by a thread while the one before is used."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchpatch-loader") as pool:
+def cut_ahead(batches: Iterator[Any], name: str = "torchpatch-loader") -> Iterator[Any]:
+    """``batches`` in order, each made by a thread (named ``name``) while the caller uses the one before.
+
+    For batches made of numpy copies, which release the GIL: with more than
+    one core the next batch is copied while the caller works on this one.
+    Closing the generator (or leaving a ``for`` loop over it) waits for the
+    batch in the making and ends the thread.
+
+    Example:
+        >>> list(cut_ahead(iter([1, 2, 3])))
+        [1, 2, 3]
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
         pending = pool.submit(next, batches, _END)
         while True:
             batch = pending.result()
@@ -171,4 +181,4 @@ def _cut_ahead(batches: Iterator[Any]) -> Iterator[Any]:
             yield batch
 
 
-__all__ = ["StackedPatches", "SubjectsLoader", "collate_subjects", "empty_batch", "stack"]
+__all__ = ["StackedPatches", "SubjectsLoader", "collate_subjects", "cut_ahead", "empty_batch", "stack"]

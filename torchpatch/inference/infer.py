@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,7 @@ from tqdm import tqdm
 
 from ..constants import INTENSITY
 from ..image import Image, ScalarImage
-from ..loader import empty_batch
+from ..loader import cut_ahead, empty_batch
 from ..sampler.grid import GridSampler
 from ..subject import Subject
 from .aggregator import GridAggregator
@@ -83,17 +82,7 @@ def _prefetched(batches: _PatchBatches, pin: bool) -> Iterator[tuple[torch.Tenso
         patches, locations = batches[index]
         return (patches.pin_memory(), locations) if pin else (patches, locations)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchpatch-infer") as pool:
-        pending = pool.submit(cut, 0) if len(batches) else None
-        try:
-            for index in range(1, len(batches) + 1):
-                assert pending is not None
-                current = pending.result()
-                pending = pool.submit(cut, index) if index < len(batches) else None
-                yield current
-        finally:
-            if pending is not None:
-                pending.cancel()
+    return cut_ahead((cut(index) for index in range(len(batches))), name="torchpatch-infer")
 
 
 def _mirror_flips(mirror_axes: Any) -> list[tuple[int, ...]]:

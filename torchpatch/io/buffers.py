@@ -18,6 +18,7 @@ use is never handed out twice.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from collections.abc import Sequence
@@ -88,17 +89,11 @@ class Recycler:
     def _trim(self, newest: np.ndarray[Any, Any]) -> None:
         """Let go of buffers (free ones first, then the oldest) until within ``kept`` and ``kept_bytes``."""
         while len(self._bases) > self.kept or sum(b.nbytes for b in self._bases) > self.kept_bytes:
-            victim = None
-            for base in self._bases:
-                if base is not newest and sys.getrefcount(base) <= self._free_count:
-                    victim = base
-                    break
-            if victim is None:
-                victim = self._bases[0]  # in use: it lives on with its users, unrecycled
+            free = (b for b in self._bases if b is not newest and sys.getrefcount(b) <= self._free_count)
+            victim = next(free, self._bases[0])  # one in use lives on with its users, unrecycled
             if victim is newest:
                 break
             self._bases = [b for b in self._bases if b is not victim]
-            del victim
 
     def clear(self) -> None:
         """Let go of every buffer (those in use live on with their users)."""
@@ -124,10 +119,7 @@ def empty(shape: Sequence[int] | int, dtype: Any = np.uint8) -> np.ndarray[Any, 
     """
     dtype = np.dtype(dtype)
     size = (shape,) if isinstance(shape, int) else tuple(int(v) for v in shape)
-    count = 1
-    for value in size:
-        count *= value
-    return RECYCLER.take(count * dtype.itemsize).view(dtype).reshape(size)
+    return RECYCLER.take(math.prod(size) * dtype.itemsize).view(dtype).reshape(size)
 
 
 __all__ = ["KEPT", "KEPT_BYTES", "MIN_BYTES", "RECYCLER", "Recycler", "empty"]
