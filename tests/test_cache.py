@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import pickle
+import shutil
 import time
 
 import numpy as np
@@ -11,6 +14,7 @@ import torch
 
 from torchpatch import LOCATION, LabelMap, LabelSampler, ScalarImage, Subject, SubjectsDataset, UniformSampler
 from torchpatch.cache import LabelIndex, SubjectCache, subject_key
+from torchpatch.cache.fingerprint import file_fingerprint
 from torchpatch.transforms import RescaleIntensity
 
 
@@ -279,3 +283,67 @@ def test_the_cache_keeps_the_most_recently_used_versions_of_each_subject(tmp_pat
     other = Subject(t1=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)))
     cache.get_or_create(other, Pad(1), Pad(1))  # another subject's versions are counted apart
     assert len([p for p in cache.root.iterdir() if p.name != ".sources"]) == VERSIONS_KEPT + 1
+
+
+def _copied(subject):
+    """A preparation that leaves ``subject`` unloaded (as the dataset's does), so its key stays the same."""
+    return subject.with_images({name: copy.copy(image) for name, image in subject.images.items()})
+
+
+def test_loading_an_entry_parses_its_manifest_once_and_hands_out_new_images(tmp_path, monkeypatch):
+    subject = _file_subject(tmp_path)
+    cache = SubjectCache(tmp_path / "cache")
+    first = cache.get_or_create(subject, None, _copied)
+    parses = []
+    parse = SubjectCache._parse
+    monkeypatch.setattr(SubjectCache, "_parse", lambda self, folder: parses.append(folder) or parse(self, folder))
+    second = cache.get_or_create(subject, None, _copied)
+    third = cache.get_or_create(subject, None, _copied)
+    assert parses == []  # parsed when stored, reused since
+    assert second["t1"] is not third["t1"] and second["seg"] is not third["seg"]
+    second["t1"].metadata["note"] = "mine"
+    second["t1"].set_data(torch.zeros_like(second["t1"].data))
+    assert "note" not in third["t1"].metadata
+    assert torch.equal(third["t1"].data, first["t1"].data)
+    assert third["t1"].spatial_shape == subject["t1"].spatial_shape
+
+
+def test_a_rewritten_or_removed_entry_is_read_again(tmp_path):
+    subject = _file_subject(tmp_path)
+    cache = SubjectCache(tmp_path / "cache")
+    key = subject_key(subject, None)
+    cache.get_or_create(subject, None, _copied)
+    manifest = cache.path(key) / "manifest.json"
+    text = manifest.read_text().replace('"metadata": {', '"metadata": {"site": "B", ', 1)
+    manifest.write_text(text)
+    os.utime(manifest, ns=(time.time_ns(), time.time_ns() + 10**9))  # a newer date whatever the clock's grain
+    assert cache.load(key, subject)["site"] == "B"
+    shutil.rmtree(cache.path(key))
+    assert cache.load(key, subject) is None
+
+
+def test_a_pickled_cache_carries_no_parsed_entries(tmp_path):
+    subject = _file_subject(tmp_path)
+    cache = SubjectCache(tmp_path / "cache")
+    cache.get_or_create(subject, None, _copied)
+    copy = pickle.loads(pickle.dumps(cache))
+    assert copy.root == cache.root and copy._known == ({}, set())
+    assert torch.equal(copy.get_or_create(subject, None, lambda s: s)["t1"].data, subject["t1"].data)
+
+
+def test_a_file_fingerprint_follows_a_file_replaced_under_the_same_name(tmp_path):
+    path = tmp_path / "a.npy"
+    path.write_bytes(b"1234")
+    before = file_fingerprint(path)
+    assert file_fingerprint(path) == before
+    replacement = tmp_path / "b.npy"
+    replacement.write_bytes(b"12345")
+    os.replace(replacement, path)  # another inode, another size
+    assert file_fingerprint(path)["size"] == 5
+    with open(path, "r+b") as file:  # the same inode rewritten in place
+        file.write(b"9")
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert file_fingerprint(path)["mtime_ns"] != before["mtime_ns"]
+    returned = file_fingerprint(path)
+    returned["size"] = -1  # a caller changing what it got changes nothing kept
+    assert file_fingerprint(path)["size"] == 5

@@ -769,3 +769,26 @@ def test_npy_headers_are_parsed_one_at_a_time_across_threads(tmp_path, monkeypat
         arrays = list(pool.map(lambda path: io.load_npy(path, mmap_mode="r"), paths * 3))
     assert most[0] == 1
     assert [int(array[0, 0, 0]) for array in arrays] == [0, 1, 2, 3] * 3
+
+
+def test_npy_maps_read_fortran_order_files_and_new_versions_of_a_file(tmp_path):
+    path = tmp_path / "f.npy"
+    data = np.asfortranarray(np.arange(2 * 3 * 4 * 5, dtype=np.int16).reshape(2, 3, 4, 5))
+    np.save(path, data)
+    np.testing.assert_array_equal(io.memory_map(path), data)
+    io.release_memory_maps()
+    np.save(path, data[:1] * 2)  # rewritten: another size and date, read afresh
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    np.testing.assert_array_equal(io.memory_map(path), data[:1] * 2)
+    assert io.read_header(path).num_channels == 1
+    assert not io.memory_map(path).flags.writeable
+    io.release_memory_maps()
+
+
+def test_npy_of_python_objects_is_refused_naming_the_path(tmp_path):
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        io.read_header(path)
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        io.memory_map(path)

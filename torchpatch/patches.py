@@ -161,7 +161,8 @@ class Patches:
         inside = box[0] >= 0 and box[1] >= 0 and box[2] >= 0
         if numpy_out is None or not (inside and box[3] <= shape[1] and box[4] <= shape[2] and box[5] <= shape[3]):
             image.read_regions([box], padding_mode=self.padding_mode, out=out[None])
-        elif parallel:
+        elif parallel or torch.get_num_threads() == 1:
+            # torch's copy (on its intra-op threads, or inline with one): a third faster than numpy's for a box.
             out.copy_(self._tensor(name)[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]])
         else:
             numpy_out[...] = array[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]]

@@ -24,6 +24,7 @@ import json
 import os
 import pickle
 import re
+import stat
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,12 @@ import torch
 from ..image import Image
 from ..subject import Subject
 from ..typing import TypePath
+
+#: Fingerprints of files already seen, by (path as given, device, inode, size, modification time).
+_FILES: dict[tuple[str, int, int, int, int], dict[str, Any]] = {}
+
+#: At most this many are kept (then forgotten all at once).
+FILES_KEPT = 4096
 
 #: Changes whenever what goes into :func:`subject_key` changes, so old entries are not reused.
 KEY_VERSION = 2
@@ -78,10 +85,21 @@ def file_fingerprint(path: TypePath) -> dict[str, Any]:
         >>> sorted(file_fingerprint(path)), file_fingerprint(path)['size']
         (['mtime_ns', 'path', 'size'], 4)
     """
+    with contextlib.suppress(OSError):
+        # A file seen before with the same identity, size and date: the same fingerprint
+        # (resolving the path is most of the cost; a relinked path names another inode).
+        status = os.stat(path)
+        known = (os.fspath(path), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+        if not stat.S_ISDIR(status.st_mode) and known in _FILES:
+            return dict(_FILES[known])
     resolved = Path(path).resolve()
     status = resolved.stat()
     entry: dict[str, Any] = {"path": str(resolved), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
-    if resolved.is_dir():  # a DICOM series: files rewritten in place do not change the folder's date
+    if not resolved.is_dir():
+        if len(_FILES) >= FILES_KEPT:
+            _FILES.clear()
+        _FILES[(os.fspath(path), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)] = dict(entry)
+    else:  # a DICOM series: files rewritten in place do not change the folder's date
         listing = []
         for child in sorted(os.scandir(resolved), key=lambda child: child.name):
             if child.is_file():

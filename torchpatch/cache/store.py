@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +59,24 @@ class SubjectCache:
         except OSError as error:
             raise ValueError(f"cannot create the cache folder {str(cache_dir)!r}: {error}") from error
         remove_dead_partials(self.root)  # entries whose writer was killed
+        self._entries: dict[str, tuple[int, dict[str, Image], dict[str, Any]]] = {}
+        self._marked: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # What this process has parsed stays here: a worker parses its own.
+        return {"root": self.root}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._entries = {}
+        self._marked = set()
+
+    @property
+    def _known(self) -> tuple[dict[str, tuple[int, dict[str, Image], dict[str, Any]]], set[str]]:
+        """Entries parsed by this process (key -> manifest date, images, metadata) and those marked used."""
+        if "_entries" not in self.__dict__:  # made without __init__ or __setstate__
+            self._entries, self._marked = {}, set()
+        return self._entries, self._marked
 
     def path(self, key: str) -> Path:
         """Folder of the entry ``key``."""
@@ -67,8 +87,43 @@ class SubjectCache:
         return (self.path(subject_key(subject, transform)) / _MANIFEST).is_file()
 
     def load(self, key: str, original: Subject) -> Subject | None:
-        """The cached subject, memory-mapped, or ``None`` when absent or unfinished."""
+        """The cached subject, memory-mapped, or ``None`` when absent or unfinished.
+
+        The manifest is parsed once per process and entry version (its
+        modification time): a Queue asks for every cached subject again each
+        epoch, and the images keep the headers they have read. Each call
+        returns new image objects (their metadata copied), as reading the
+        entry afresh would.
+        """
         folder = self.path(key)
+        entries, marked = self._known
+        try:
+            stamp = os.stat(folder / _MANIFEST).st_mtime_ns
+        except OSError:
+            entries.pop(key, None)
+            return None
+        entry = entries.get(key)
+        if entry is None or entry[0] != stamp:
+            parsed = self._parse(folder)
+            if parsed is None:
+                return None
+            entry = (stamp, *parsed)
+            entries[key] = entry
+        _, images, stored = entry
+        copies = {}
+        for name, image in images.items():
+            clone = copy.copy(image)
+            clone.metadata = dict(image.metadata)
+            copies[name] = clone
+        metadata = dict(original.metadata)
+        metadata.update(stored)
+        if key not in marked:
+            self._mark_used(original, key)
+            marked.add(key)
+        return original.with_images(copies, **metadata)
+
+    def _parse(self, folder: Path) -> tuple[dict[str, Image], dict[str, Any]] | None:
+        """The images and metadata of the entry in ``folder``, or ``None`` when unreadable."""
         try:
             manifest = json.loads((folder / _MANIFEST).read_text())
         except (OSError, ValueError):
@@ -83,10 +138,10 @@ class SubjectCache:
                 images[name] = CachedLabelMap(path, affine=affine, label_index=index)
             else:
                 images[name] = ScalarImage(path, affine=affine)
-        metadata = dict(original.metadata)
-        metadata.update(manifest.get("metadata", {}))
-        self._mark_used(original, key)
-        return original.with_images(images, **metadata)
+            with contextlib.suppress(Exception):
+                # Read once here, kept by every copy handed out (a broken file still fails where it is read).
+                images[name].spatial_shape  # noqa: B018
+        return images, dict(manifest.get("metadata", {}))
 
     def _mark_used(self, subject: Subject, key: str) -> Path:
         marker = self.root / _SOURCES / source_key(subject) / key

@@ -8,6 +8,7 @@ affine is given by the caller. A ``.npz`` holds the voxels under ``data``
 from __future__ import annotations
 
 import functools
+import mmap
 import threading
 from pathlib import Path
 from typing import Literal
@@ -62,14 +63,43 @@ def load_npy(path: str | Path, mmap_mode: Literal["r", "r+", "c"] | None = None)
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
 
 
+@functools.lru_cache(maxsize=256)
+def _npy_layout(path: str, mtime_ns: int, size: int) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """dtype, shape, Fortran order and data offset of a ``.npy`` file, parsed once per version of the file.
+
+    A cached subject's files are mapped again for every subject the Queue
+    cuts; parsing the header with ``np.load`` each time cost 0.2 ms a file.
+    """
+    with _NPY_LOCK, open(path, "rb") as file:
+        version = np.lib.format.read_magic(file)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(file)
+        offset = file.tell()
+    if dtype.hasobject:
+        raise ValueError(f"{path!r} holds Python objects, which torchpatch never unpickles")
+    count = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if offset + count > size:
+        raise ValueError(
+            f"{path!r} is truncated: {size - offset} bytes of voxels, {count} expected for {tuple(shape)} {dtype}"
+        )
+    return dtype, tuple(int(v) for v in shape), bool(fortran), offset
+
+
 @functools.lru_cache(maxsize=16)
 def _open_memmap(path: str, mtime_ns: int, size: int) -> Array:
     """A ``.npy`` file mapped once per process (keyed by its modification time and size).
 
     ``np.load`` parses the header and maps the file on every call: 0.85 ms
-    against 0.25 ms for copying a 64^3 patch out of the map.
+    against 0.25 ms for copying a 64^3 patch out of the map. The header is
+    parsed once per version of the file (:func:`_npy_layout`), and the map
+    is a plain read-only array over an ``mmap`` (``np.memmap`` costs 70 us).
     """
-    return load_npy(path, mmap_mode="r")
+    dtype, shape, fortran, offset = _npy_layout(path, mtime_ns, size)
+    if int(np.prod(shape, dtype=np.int64)) == 0:
+        return np.empty(shape, dtype=dtype)
+    with open(path, "rb") as file:
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    return np.ndarray(shape, dtype=dtype, buffer=mapped, offset=offset, order="F" if fortran else "C")
 
 
 def open_memmap(path: Path) -> Array:
@@ -127,7 +157,10 @@ def read_npy_header(path: Path) -> Header:
         >>> read_npy_header(path).num_channels
         2
     """
-    return _header(numpy_layout(load_npy(path, mmap_mode="r"), path), np.eye(4))
+    status = path.stat()
+    dtype, shape, _, _ = _npy_layout(str(path), status.st_mtime_ns, status.st_size)
+    # A voxel-less array of that shape and dtype: numpy_layout checks and reshapes it.
+    return _header(numpy_layout(np.broadcast_to(np.empty((), dtype=dtype), shape), path), np.eye(4))
 
 
 def read_npy(path: Path) -> tuple[Array, TypeAffine]:

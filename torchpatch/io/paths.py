@@ -8,6 +8,7 @@ of :mod:`torchpatch.io` are built from them.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from ..typing import TypePath
@@ -65,9 +66,11 @@ def check_path(path: TypePath) -> Path:
     if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"an image path must be a str or os.PathLike, got {type(path).__name__} {path!r}")
     resolved = Path(path).expanduser()
-    if not resolved.exists():
-        raise FileNotFoundError(f"image file not found: {str(path)!r}")
-    if resolved.is_dir():
+    try:
+        status = os.stat(resolved)  # one system call for existence, kind and size
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        raise FileNotFoundError(f"image file not found: {str(path)!r}") from None
+    if stat.S_ISDIR(status.st_mode):
         return resolved
     suffix = get_suffix(resolved)
     if suffix not in SUPPORTED_SUFFIXES:
@@ -75,7 +78,7 @@ def check_path(path: TypePath) -> Path:
             f"unsupported image file extension {suffix!r} for {str(path)!r}; "
             f"supported: {', '.join(SUPPORTED_SUFFIXES)} and DICOM series folders"
         )
-    if resolved.stat().st_size == 0:
+    if status.st_size == 0:
         raise ValueError(f"image file is empty (0 bytes): {str(path)!r}")
     return resolved
 
