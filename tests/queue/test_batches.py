@@ -119,12 +119,19 @@ def test_deferred_patches_read_the_voxels_of_an_eager_cut(tmp_path: Path):
     deferred = mapped.cut(boxes, padding_mode="edge", defer=True)
     eager = mapped.cut(boxes, padding_mode="edge")
     assert deferred.deferred and not eager.deferred and deferred.layout() == eager.layout()
-    for index in range(2):
-        for name in ("t1", "seg"):
-            assert torch.equal(deferred[index][name].data, eager[index][name].data)
-            out = torch.empty_like(eager[index][name].data)
-            deferred.read_into(name, index, out, parallel=True)  # torch's intra-op threads
-            assert torch.equal(out, eager[index][name].data)
+    threads = torch.get_num_threads()
+    try:
+        # torch's intra-op threads, numpy on this thread, torch inline with one intra-op thread
+        for parallel, count in ((True, 2), (False, 2), (False, 1)):
+            torch.set_num_threads(count)
+            for index in range(2):
+                for name in ("t1", "seg"):
+                    assert torch.equal(deferred[index][name].data, eager[index][name].data)
+                    out = torch.full_like(eager[index][name].data, 7)
+                    deferred.read_into(name, index, out, parallel=parallel)
+                    assert torch.equal(out, eager[index][name].data)
+    finally:
+        torch.set_num_threads(threads)
     loaded = subject.cut(boxes, padding_mode="edge", defer=True)  # tensors: nothing to defer
     assert not loaded.deferred
 
