@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..image import Image, LabelMap
-from ..io import load_npy
+from ..io import load_npy, map_npy
 
 
 class LabelIndex:
@@ -58,7 +58,7 @@ class LabelIndex:
 
     def view(self, label: int | None = None) -> np.ndarray:
         """Memory-mapped flat indices of ``label`` (every non-zero voxel when ``None``); nothing is read yet."""
-        mapped = load_npy(f"{self.prefix}.positions.npy", mmap_mode="r")
+        mapped = map_npy(Path(f"{self.prefix}.positions.npy"))
         if label is None:
             return mapped
         if label not in self._table:

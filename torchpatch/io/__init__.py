@@ -55,7 +55,7 @@ from .base import Array, Backend, Header, c_order
 from .dicom import DICOM
 from .minc import MINC
 from .nifti import NIFTI, NIFTI_GZ
-from .numpy import NPY, NPZ, load_npy, open_memmap, release_memory_maps
+from .numpy import NPY, NPZ, load_npy, map_npy, open_memmap, release_memory_maps
 from .paths import SUPPORTED_SUFFIXES, check_path, get_stem, get_suffix
 from .paths import names_path as _names_path
 from .raster import RASTER_FORMATS, RasterFormat, check_raster, raster_capabilities, stored_dtype
@@ -289,6 +289,7 @@ __all__ = [
     "backend_of",
     "c_order",
     "load_npy",
+    "map_npy",
     "check_path",
     "get_stem",
     "get_suffix",

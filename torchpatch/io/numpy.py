@@ -116,6 +116,20 @@ def open_memmap(path: Path) -> Array:
     return numpy_layout(_open_memmap(str(path), status.st_mtime_ns, status.st_size), path)
 
 
+def map_npy(path: Path) -> Array:
+    """The array of a ``.npy`` file as it is stored (any shape), read-only, kept open like :func:`open_memmap`.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'positions.npy'
+        >>> np.save(path, np.arange(5))
+        >>> map_npy(path)[1:3].tolist()
+        [1, 2]
+    """
+    status = path.stat()
+    return _open_memmap(str(path), status.st_mtime_ns, status.st_size)
+
+
 def release_memory_maps() -> None:
     """Close the ``.npy`` maps kept open by :func:`open_memmap` (the Queue does it after each subject).
 
@@ -257,6 +271,7 @@ __all__ = [
     "read_npy_region",
     "read_npz",
     "read_npz_header",
+    "map_npy",
     "release_memory_maps",
     "write_npy",
     "write_npz",

@@ -22,7 +22,7 @@ import torch
 from ..cache import CachedLabelMap, LabelIndex
 from ..constants import LABEL
 from ..image import Image
-from ..io import load_npy
+from ..io import memory_map
 from ..subject import Subject
 from ..typing import TypeTriplet
 from .sampler import RandomSampler
@@ -49,7 +49,7 @@ class _BackgroundDraw:
 
     def __call__(self, rng: np.random.Generator, count: int) -> np.ndarray:
         if self.exact is None:
-            labels = load_npy(self.image.path, mmap_mode="r")[0]  # type: ignore[arg-type]
+            labels = memory_map(self.image.path)[0]  # type: ignore[arg-type]
             found: list[np.ndarray] = []
             total = 0
             for _ in range(8):
