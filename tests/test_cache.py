@@ -302,6 +302,8 @@ def test_loading_an_entry_parses_its_manifest_once_and_hands_out_new_images(tmp_
     assert parses == []  # parsed when stored, reused since
     assert second["t1"] is not third["t1"] and second["seg"] is not third["seg"]
     second["t1"].metadata["note"] = "mine"
+    second["t1"].affine[0, 3] += 5.0  # edited in place: that copy only
+    np.testing.assert_array_equal(third["t1"].affine, first["t1"].affine)
     second["t1"].set_data(torch.zeros_like(second["t1"].data))
     assert "note" not in third["t1"].metadata
     assert torch.equal(third["t1"].data, first["t1"].data)

@@ -92,8 +92,8 @@ class SubjectCache:
         The manifest is parsed once per process and entry version (its
         modification time): a Queue asks for every cached subject again each
         epoch, and the images keep the headers they have read. Each call
-        returns new image objects (their metadata copied), as reading the
-        entry afresh would.
+        returns new image objects (their metadata and affine copied), as
+        reading the entry afresh would.
         """
         folder = self.path(key)
         entries, marked = self._known
@@ -114,6 +114,7 @@ class SubjectCache:
         for name, image in images.items():
             clone = copy.copy(image)
             clone.metadata = dict(image.metadata)
+            clone.affine = image.affine.copy()  # an affine edited in place stays in that copy
             copies[name] = clone
         metadata = dict(original.metadata)
         metadata.update(stored)

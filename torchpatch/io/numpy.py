@@ -95,8 +95,10 @@ def _open_memmap(path: str, mtime_ns: int, size: int) -> Array:
     is a plain read-only array over an ``mmap`` (``np.memmap`` costs 70 us).
     """
     dtype, shape, fortran, offset = _npy_layout(path, mtime_ns, size)
-    if int(np.prod(shape, dtype=np.int64)) == 0:
-        return np.empty(shape, dtype=dtype)
+    if int(np.prod(shape, dtype=np.int64)) == 0:  # nothing to map
+        empty = np.empty(shape, dtype=dtype)
+        empty.flags.writeable = False
+        return empty
     with open(path, "rb") as file:
         mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
     return np.ndarray(shape, dtype=dtype, buffer=mapped, offset=offset, order="F" if fortran else "C")
