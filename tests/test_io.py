@@ -792,3 +792,10 @@ def test_npy_of_python_objects_is_refused_naming_the_path(tmp_path):
         io.read_header(path)
     with pytest.raises(ValueError, match=re.escape(str(path))):
         io.memory_map(path)
+
+
+def test_a_symbolic_link_loop_is_reported_as_not_found(tmp_path):
+    loop = tmp_path / "loop.nii.gz"
+    loop.symlink_to(loop)
+    with pytest.raises(FileNotFoundError, match=re.escape(str(loop))):
+        io.check_path(loop)

@@ -7,6 +7,7 @@ of :mod:`torchpatch.io` are built from them.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -50,6 +51,10 @@ def get_stem(path: TypePath) -> str:
     return name[: len(name) - len(suffix)] if suffix else name
 
 
+#: What ``Path.exists`` takes as "nothing there" (a symbolic link loop included).
+_MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
+
+
 def check_path(path: TypePath) -> Path:
     """Resolve ``path`` and check it is a readable image file or DICOM folder.
 
@@ -68,7 +73,11 @@ def check_path(path: TypePath) -> Path:
     resolved = Path(path).expanduser()
     try:
         status = os.stat(resolved)  # one system call for existence, kind and size
-    except (FileNotFoundError, NotADirectoryError, ValueError):
+    except ValueError:  # a NUL in the name
+        raise FileNotFoundError(f"image file not found: {str(path)!r}") from None
+    except OSError as error:
+        if error.errno not in _MISSING:
+            raise
         raise FileNotFoundError(f"image file not found: {str(path)!r}") from None
     if stat.S_ISDIR(status.st_mode):
         return resolved
