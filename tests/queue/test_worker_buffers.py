@@ -12,13 +12,14 @@ from torchpatch.queue.plan import Task
 from torchpatch.queue.producer import SubjectPatches
 
 
-def file_subjects(folder, count=2):
+def file_subjects(folder, count=2, shape=(96, 80, 72)):
+    """``count`` subjects of an int16 image and a uint8 label map, written as ``.nii.gz`` in ``folder``."""
     rng = np.random.default_rng(0)
     subjects = []
     for index in range(count):
         image, label = folder / f"{index}_t1.nii.gz", folder / f"{index}_seg.nii.gz"
-        write_nifti(rng.integers(-500, 500, (1, 96, 80, 72), dtype=np.int16), np.eye(4), image)
-        write_nifti(rng.integers(0, 3, (1, 96, 80, 72), dtype=np.uint8), np.eye(4), label)
+        write_nifti(rng.integers(-500, 500, (1, *shape), dtype=np.int16), np.eye(4), image)
+        write_nifti(rng.integers(0, 3, (1, *shape), dtype=np.uint8), np.eye(4), label)
         subjects.append(Subject(t1=ScalarImage(image), seg=LabelMap(label), subject_id=f"s{index}"))
     return subjects
 

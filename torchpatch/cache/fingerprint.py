@@ -85,21 +85,23 @@ def file_fingerprint(path: TypePath) -> dict[str, Any]:
         >>> sorted(file_fingerprint(path)), file_fingerprint(path)['size']
         (['mtime_ns', 'path', 'size'], 4)
     """
+    # A file seen before with the same identity, size and date has the same fingerprint
+    # (resolving the path is most of the cost; a relinked path names another inode).
+    known = None
     with contextlib.suppress(OSError):
-        # A file seen before with the same identity, size and date: the same fingerprint
-        # (resolving the path is most of the cost; a relinked path names another inode).
-        status = os.stat(path)
-        known = (os.fspath(path), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
-        if not stat.S_ISDIR(status.st_mode) and known in _FILES:
-            return dict(_FILES[known])
+        seen = os.stat(path)
+        if not stat.S_ISDIR(seen.st_mode):
+            known = (os.fspath(path), seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns)
+    if known in _FILES:
+        return dict(_FILES[known])
     resolved = Path(path).resolve()
     status = resolved.stat()
     entry: dict[str, Any] = {"path": str(resolved), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
-    if not resolved.is_dir():
+    if known is not None:
         if len(_FILES) >= FILES_KEPT:
             _FILES.clear()
-        _FILES[(os.fspath(path), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)] = dict(entry)
-    else:  # a DICOM series: files rewritten in place do not change the folder's date
+        _FILES[known] = dict(entry)
+    if resolved.is_dir():  # a DICOM series: files rewritten in place do not change the folder's date
         listing = []
         for child in sorted(os.scandir(resolved), key=lambda child: child.name):
             if child.is_file():

@@ -59,23 +59,21 @@ class SubjectCache:
         except OSError as error:
             raise ValueError(f"cannot create the cache folder {str(cache_dir)!r}: {error}") from error
         remove_dead_partials(self.root)  # entries whose writer was killed
-        self._entries: dict[str, tuple[int, dict[str, Image], dict[str, Any]]] = {}
-        self._marked: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         # What this process has parsed stays here: a worker parses its own.
         return {"root": self.root}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._entries = {}
-        self._marked = set()
-
     @property
     def _known(self) -> tuple[dict[str, tuple[int, dict[str, Image], dict[str, Any]]], set[str]]:
-        """Entries parsed by this process (key -> manifest date, images, metadata) and those marked used."""
-        if "_entries" not in self.__dict__:  # made without __init__ or __setstate__
-            self._entries, self._marked = {}, set()
+        """Entries parsed by this process (key -> manifest date, images, metadata) and those marked used.
+
+        Made on first use, in whichever process: after ``__init__``, after
+        unpickling, or on an instance made without either.
+        """
+        if "_entries" not in self.__dict__:
+            self._entries: dict[str, tuple[int, dict[str, Image], dict[str, Any]]] = {}
+            self._marked: set[str] = set()
         return self._entries, self._marked
 
     def path(self, key: str) -> Path:
