@@ -23,9 +23,6 @@ thread (torch's global RNG must not be shared with a background thread).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import gc
-import os
 import signal
 import threading
 import weakref
@@ -41,21 +38,16 @@ from torch.utils.data import DataLoader, Dataset
 from .. import io
 from ..dataset import SubjectsDataset
 from ..io.buffers import RECYCLER
-from ..loader import empty_batch
 from ..patches import Patches
 from ..sampler.sampler import PatchSampler
 from ..subject import Subject
 from ..transforms.augmentation.context import augment_patches
-from . import diagnostics
+from . import diagnostics, transfer
 from .plan import EpochPlan, Task
+from .workers import augmenting_worker_init, worker_init
 
 #: Seconds between liveness checks while waiting for patches.
 POLL = 0.5
-
-
-def _shared(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A stack buffer: in shared memory inside a worker, so it crosses without a copy."""
-    return empty_batch(shape, dtype)
 
 
 class SubjectPatches(Dataset[Patches]):
@@ -133,20 +125,26 @@ class SubjectPatches(Dataset[Patches]):
             # Memory-mapped (cached) images: only the plan now; each box is
             # copied once, into the batch the Queue hands out (no chunk between).
             plan = self.sampler.plan(subject, count, rng)
-            patches = subject.cut(plan.locations, padding_mode=plan.padding_mode, allocator=_shared, defer=True)
+            patches = subject.cut(
+                plan.locations, padding_mode=plan.padding_mode, allocator=transfer.allocate, defer=True
+            )
             # The layout may read headers: here, not in the training loop's thread that assembles batches.
             patches.layout()
         elif self.patch_transform is None:
-            patches = self.sampler.patches(subject, count, generator=rng, allocator=_shared)
+            patches = self.sampler.patches(subject, count, generator=rng, allocator=transfer.allocate)
         elif self.sampler.cuts_by_plan:
             # Each patch read with the context its drawn spatial transforms need.
             plan = self.sampler.plan(subject, count, rng)
             patches = augment_patches(
-                self.patch_transform, subject, plan.locations, padding_mode=plan.padding_mode, allocator=_shared
+                self.patch_transform,
+                subject,
+                plan.locations,
+                padding_mode=plan.padding_mode,
+                allocator=transfer.allocate,
             )
         else:
             cut = self.sampler.patches(subject, count, generator=rng)
-            patches = Patches.from_subjects([self.patch_transform(patch) for patch in cut], _shared)
+            patches = Patches.from_subjects([self.patch_transform(patch) for patch in cut], transfer.allocate)
         # Memory maps of this subject's cached files: their pages would
         # otherwise count in the process's RSS until evicted.
         io.release_memory_maps()
@@ -154,7 +152,7 @@ class SubjectPatches(Dataset[Patches]):
             # A subject decoded into the cache is never decoded again: the
             # readers' recycled buffers would only sit in this worker's memory.
             RECYCLER.clear()
-        return patches
+        return transfer.ship(patches)  # in a worker: into shared buffers it keeps
 
 
 class _Tasks:
@@ -172,64 +170,6 @@ class _Tasks:
 
 def _first(items: list[Patches]) -> Patches:
     return items[0]
-
-
-#: glibc's mallopt parameters.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-#: Added to the niceness of the Queue's worker processes: the training process comes first.
-WORKER_NICENESS = 10
-
-
-def _behind_training() -> None:
-    """Let the training process win the cores the workers compete for.
-
-    The workers run ahead of the training loop: they fill the pool and then
-    cut the next subjects, the next epoch's included. On busy cores they
-    took CPU from the loop that waits for their patches (the batch copies,
-    the step and its intra-op threads, whose parallel regions stall when a
-    worker holds a core one of them needs). With a higher niceness they run
-    on what the training process leaves; when it waits for patches, that is
-    every core.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(WORKER_NICENESS)
-    # Everything the worker inherited (torch's modules, the dataset) stays
-    # alive for its whole life: the cyclic collector need not walk it again at
-    # every collection (3-4 % of a worker's time here), and pages shared
-    # with the training process are not written to (copy on write).
-    gc.freeze()
-
-
-def _worker_init(worker_id: int) -> None:
-    """Keep patch-sized buffers out of glibc's heap, so freed ones go back to the OS.
-
-    After a decoded volume is freed, glibc raises its mmap threshold and
-    later multi-MiB patch buffers come from the heap, which keeps them: each
-    worker grew from about 200 to 500-600 MiB over 8 epochs here. A fixed
-    threshold of 128 KiB keeps it at about 200 MiB.
-    """
-    _behind_training()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1 << 17)
-
-
-def _augmenting_worker_init(worker_id: int) -> None:
-    """Reuse the heap for the temporaries of transforms (patch or dataset), volumes still mapped and unmapped.
-
-    Augmenting a 64^3 patch allocates and frees a few dozen MiB of sampling
-    grids and intermediates in blocks of up to ~6 MiB. Mapped fresh each time
-    (the 128 KiB threshold above) they cost ~29 000 page faults and 88 ms per
-    patch; taken from the heap, 500 faults and 31 ms (one thread, the
-    benchmark's pipeline). Blocks of 8 MiB and more (decoded volumes, stacks)
-    are still mapped and go back to the OS when freed; the heap keeps at
-    most 64 MiB of free memory.
-    """
-    _behind_training()
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 8 << 20)
-        libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
 
 
 class Producer:
@@ -277,7 +217,7 @@ class Producer:
         if num_workers > 0:
             augmenting = worker_dataset.patch_transform is not None or worker_dataset.dataset.transform is not None
             options = {
-                "worker_init_fn": _augmenting_worker_init if augmenting else _worker_init,
+                "worker_init_fn": augmenting_worker_init if augmenting else worker_init,
                 "persistent_workers": True,
                 "prefetch_factor": max(1, prefetch_subjects),
                 "multiprocessing_context": multiprocessing_context,
@@ -300,6 +240,8 @@ class Producer:
         self._stop = False
         self._sync_epoch = -1
         self._sync_iterator: Iterator[Patches] | None = None
+        #: Takes the stacks the workers send in buffers they keep, and tells them when each is free again.
+        self.receiver = transfer.Receiver()
 
     def start(self) -> None:
         """Start the workers and the background thread (once; nothing without workers)."""
@@ -381,7 +323,9 @@ class Producer:
         ahead = self.num_workers  # each thread one subject ahead: stacks waiting here cost memory
         for task, route in zip(plan.tasks, routes):
             if not route:
-                yield next(iterator)
+                stack = next(iterator)
+                self.receiver.adopt(stack)
+                yield stack
                 self._read_new_entry(task.subject)
                 continue
             while submitted < len(here) and len(futures) < ahead:
@@ -434,6 +378,7 @@ class Producer:
         if self.num_workers == 0:
             return self._take_now(epoch)
         self.start()
+        self.receiver.release()  # stacks the loop is done with: their workers may fill them again
         try:
             return self._wait_staged(epoch)
         except RuntimeError as error:
@@ -496,4 +441,4 @@ class Producer:
         diagnostics.shutdown_workers(self.loader)
 
 
-__all__ = ["POLL", "WORKER_NICENESS", "Producer", "SubjectPatches"]
+__all__ = ["POLL", "Producer", "SubjectPatches"]

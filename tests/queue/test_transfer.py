@@ -1,0 +1,170 @@
+"""Stacks cross from the Queue's workers in shared buffers they fill again once the training process is done."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from torchpatch import LabelMap, Queue, ScalarImage, Subject, SubjectsDataset, SubjectsLoader, UniformSampler
+from torchpatch.constants import DATA, LOCATION
+from torchpatch.patches import Patches
+from torchpatch.queue import transfer
+from torchpatch.queue.transfer import HEADER_BYTES, MAGIC, Receiver, Shipper
+
+SIZE = (4, 1, 32, 32, 32)  # 512 KiB in float32: above MIN_BYTES
+
+
+def _stack(values: torch.Tensor) -> Patches:
+    template = Subject(t1=ScalarImage(tensor=torch.zeros(1, 1, 1, 1)))
+    return Patches(
+        template, {"t1": values}, {"t1": np.tile(np.eye(4), (len(values), 1, 1))}, np.zeros((len(values), 6))
+    )
+
+
+def _state(tensor: torch.Tensor) -> bytes:
+    header = torch.empty(0, dtype=torch.uint8).set_(tensor.untyped_storage(), 0, (HEADER_BYTES,), (1,))
+    assert bytes(header[: len(MAGIC)].tolist()) == MAGIC
+    return bytes([int(header[len(MAGIC)])])
+
+
+def _shipped(shipper: Shipper, values: torch.Tensor) -> tuple[Patches, torch.Tensor]:
+    """A stack as the training process receives it: shipped, then adopted (one process here)."""
+    stack = _stack(shipper.allocate(tuple(values.shape), values.dtype).copy_(values))
+    shipper.ship(stack)
+    sent = stack.data["t1"]
+    return stack, sent
+
+
+def test_torch_still_hands_out_the_file_of_a_shared_storage():
+    """transfer.py writes into a shared buffer through its file (private PyTorch API, pinned here)."""
+    storage = torch.UntypedStorage._new_shared(4096)
+    descriptor, size = storage._share_fd_cpu_()
+    assert size == 4096 and os.pwrite(descriptor, b"abc", 0) == 3
+    assert bytes(torch.empty(0, dtype=torch.uint8).set_(storage, 0, (3,), (1,)).tolist()) == b"abc"
+
+
+def test_a_buffer_is_filled_again_only_after_the_training_process_let_go():
+    shipper, receiver = Shipper(), Receiver()
+    first, sent = _shipped(shipper, torch.full(SIZE, 1.0))
+    assert _state(sent) == transfer.SENT
+    receiver.adopt(first)
+    assert receiver.held == 1
+    kept = first.data["t1"][2]  # a patch the loop still holds
+    del first
+    receiver.release()
+    assert _state(sent) == transfer.SENT and receiver.held == 1
+
+    second, sent_again = _shipped(shipper, torch.full(SIZE, 2.0))
+    assert sent_again.data_ptr() != sent.data_ptr()  # a new buffer: the first is in use
+    assert bool((kept == 1.0).all())
+
+    del kept
+    receiver.release()
+    assert _state(sent) == transfer.FREE and receiver.held == 0
+    third, sent_third = _shipped(shipper, torch.full(SIZE, 3.0))
+    assert sent_third.untyped_storage().data_ptr() == sent.untyped_storage().data_ptr()
+    assert bool((third.data["t1"] == 3.0).all()) and bool((second.data["t1"] == 2.0).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int16, torch.uint8, torch.bool, torch.bfloat16, torch.float64])
+def test_every_dtype_crosses_unchanged(dtype):
+    shipper, receiver = Shipper(), Receiver()
+    values = (torch.arange(int(np.prod(SIZE))).reshape(SIZE) % 7).to(dtype)
+    stack, _ = _shipped(shipper, values)
+    receiver.adopt(stack)
+    assert stack.data["t1"].dtype == dtype and stack.data["t1"].shape == values.shape
+    assert torch.equal(stack.data["t1"], values)
+
+
+def test_kept_buffers_are_capped():
+    shipper = Shipper(kept_bytes=2 * 4 * int(np.prod(SIZE)))
+    receiver = Receiver()
+    stacks = [_shipped(shipper, torch.full(SIZE, float(i)))[0] for i in range(4)]
+    for stack in stacks:
+        receiver.adopt(stack)
+    assert len(shipper._buffers) == 2  # the other two went out in buffers not kept
+    assert [float(stack.data["t1"][0, 0, 0, 0, 0]) for stack in stacks] == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_small_or_foreign_stacks_are_left_as_they_are():
+    shipper, receiver = Shipper(), Receiver()
+    small = _stack(torch.ones(2, 1, 4, 4, 4))
+    shipper.ship(small)
+    assert not small.data["t1"].is_shared()
+    receiver.adopt(small)
+    # 64 bytes before the voxels, as in a shipped buffer, but not one of ours.
+    foreign = _stack(torch.zeros(16 + int(np.prod(SIZE)))[16:].view(SIZE))
+    receiver.adopt(foreign)
+    assert receiver.held == 0 and foreign.data["t1"].storage_offset() == 16
+
+
+def test_outside_a_worker_stacks_are_neither_allocated_privately_nor_shipped():
+    assert transfer.shipper() is None
+    stack = _stack(transfer.allocate(SIZE, torch.float32).fill_(1))
+    assert transfer.ship(stack).data["t1"].storage_offset() == 0
+
+
+def _subjects(count: int = 6) -> list[Subject]:
+    generator = torch.Generator().manual_seed(0)
+    return [
+        Subject(
+            t1=ScalarImage(tensor=torch.rand(1, 40, 36, 32, generator=generator)),
+            seg=LabelMap(tensor=(torch.rand(1, 40, 36, 32, generator=generator) * 3).to(torch.uint8)),
+            subject_id=f"s{index}",
+        )
+        for index in range(count)
+    ]
+
+
+def _received_files(monkeypatch) -> set[tuple[int, int]]:
+    """Record the shared files of every image the training process adopts."""
+    files: set[tuple[int, int]] = set()
+    adopt = Receiver.adopt
+
+    def recording(self, patches):
+        for data in patches.data.values():
+            if data.is_shared() and data.numel() * data.element_size() >= transfer.MIN_BYTES:
+                status = os.fstat(data.untyped_storage()._share_fd_cpu_()[0])
+                files.add((status.st_dev, status.st_ino))
+        adopt(self, patches)
+
+    monkeypatch.setattr(Receiver, "adopt", recording)
+    return files
+
+
+def test_the_queue_gives_the_same_batches_and_its_workers_fill_the_same_buffers_again(monkeypatch):
+    files = _received_files(monkeypatch)
+    dataset = SubjectsDataset(_subjects())
+    options = {"max_length": 8, "samples_per_volume": 4, "sampler": UniformSampler(32), "seed": 3}
+    with Queue(dataset, num_workers=0, **options) as plain:
+        expected = [
+            [batch["t1"][DATA].clone(), batch["seg"][DATA].clone()]
+            for _ in range(3)
+            for batch in SubjectsLoader(plain, batch_size=4)
+        ]
+    with Queue(dataset, num_workers=2, **options) as queue:
+        got = [
+            [batch["t1"][DATA].clone(), batch["seg"][DATA].clone()]
+            for _ in range(3)
+            for batch in SubjectsLoader(queue, batch_size=4)
+        ]
+    assert len(got) == len(expected) == 18
+    for (image, label), (image_expected, label_expected) in zip(got, expected):
+        assert torch.equal(image, image_expected) and torch.equal(label, label_expected)
+    # 18 stacks of t1 (the label stacks are too small to keep) went through: without reuse, 18 files.
+    assert 0 < len(files) < 12
+
+
+def test_patches_the_loop_keeps_are_never_overwritten():
+    dataset = SubjectsDataset(_subjects())
+    with Queue(dataset, max_length=8, samples_per_volume=4, sampler=UniformSampler(32), num_workers=2, seed=1) as queue:
+        kept = list(queue)  # whole patches of epoch 1, views of their stacks
+        copies = [(patch["t1"][DATA].clone(), patch[LOCATION].clone()) for patch in kept]
+        for _ in range(3):
+            for _batch in SubjectsLoader(queue, batch_size=4):
+                pass
+    for patch, (image, location) in zip(kept, copies):
+        assert torch.equal(patch["t1"][DATA], image) and torch.equal(patch[LOCATION], location)
