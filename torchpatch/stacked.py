@@ -60,11 +60,19 @@ class StackedPatches(list[Any]):
         True
     """
 
-    def __init__(self, patches: Sequence[Any], stacked: Mapping[str, torch.Tensor]) -> None:
+    def __init__(
+        self,
+        patches: Sequence[Any],
+        stacked: Mapping[str, torch.Tensor],
+        images: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         super().__init__(patches)
         #: Per key, the collated value: a ``(B, C, *patch)`` tensor per image name, and the
         #: ``(B, 6)`` ``LOCATION`` when known.
         self.stacked = dict(stacked)
+        #: Per image name, the rest of its collated entry when known (``AFFINE``, ``PATH``,
+        #: ``STEM``, ``TYPE``), gathered by whoever stacked the voxels.
+        self.images = {} if images is None else {name: dict(entry) for name, entry in images.items()}
 
 
 __all__ = ["StackedPatches", "empty_batch"]

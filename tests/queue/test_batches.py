@@ -38,6 +38,8 @@ def assert_same_batches(batches: list[dict], expected: list[dict]) -> None:
             assert torch.equal(batch[name][DATA], reference[name][DATA])
             assert torch.equal(batch[name]["affine"], reference[name]["affine"])
             assert batch[name]["stem"] == reference[name]["stem"] and batch[name]["path"] == reference[name]["path"]
+            assert batch[name]["type"] == reference[name]["type"]
+            assert list(batch[name]) == list(reference[name]) and batch[name]["affine"].dtype == torch.float64
 
 
 @pytest.mark.parametrize("cached", [False, True])
@@ -142,3 +144,20 @@ def test_other_collate_functions_see_a_list_of_patches():
     assert isinstance(patches, list) and torch.equal(patches[1]["t1"].data, voxels[1])
     wrong = StackedPatches(list(patches), {"t1": torch.zeros(3, 1, 2, 2, 2)})  # not these patches: stacked again
     assert torch.equal(collate_subjects(wrong)["t1"][DATA], voxels)
+
+
+def test_batches_of_file_subjects_list_each_patch_path_stem_and_type(tmp_path: Path):
+    from test_worker_buffers import file_subjects
+
+    dataset = SubjectsDataset(file_subjects(tmp_path, count=3, shape=(24, 20, 16)))
+    batches, single = [], []
+    for by_batch in (True, False):
+        with Queue(dataset, 6, 4, UniformSampler((8, 8, 8)), num_workers=2, seed=5) as queue:
+            if by_batch:
+                batches = list(SubjectsLoader(queue, batch_size=4))
+            else:
+                patches = list(queue)
+                single = [collate_subjects(patches[i : i + 4]) for i in range(0, len(patches), 4)]
+    assert_same_batches(batches, single)
+    assert {stem for batch in batches for stem in batch["t1"]["stem"]} == {"0_t1", "1_t1", "2_t1"}
+    assert set(batches[0]["seg"]["type"]) == {"label"}

@@ -54,7 +54,6 @@ def test_a_buffer_is_filled_again_only_after_the_training_process_let_go():
     assert receiver.held == 1
     kept = first.data["t1"][2]  # a patch the loop still holds
     del first
-    receiver.release()
     assert _state(sent) == transfer.SENT and receiver.held == 1
 
     second, sent_again = _shipped(shipper, torch.full(SIZE, 2.0))
@@ -62,7 +61,6 @@ def test_a_buffer_is_filled_again_only_after_the_training_process_let_go():
     assert bool((kept == 1.0).all())
 
     del kept
-    receiver.release()
     assert _state(sent) == transfer.FREE and receiver.held == 0
     third, sent_third = _shipped(shipper, torch.full(SIZE, 3.0))
     assert sent_third.untyped_storage().data_ptr() == sent.untyped_storage().data_ptr()

@@ -8,6 +8,7 @@ of :mod:`torchpatch.io` are built from them.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 from pathlib import Path
@@ -39,6 +40,7 @@ def get_suffix(path: TypePath) -> str:
     return name[dot:] if 0 < dot < len(name) - 1 else ""
 
 
+@functools.lru_cache(maxsize=4096)
 def get_stem(path: TypePath) -> str:
     """File name without its (possibly double) suffix.
 

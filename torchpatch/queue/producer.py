@@ -240,7 +240,7 @@ class Producer:
         self._stop = False
         self._sync_epoch = -1
         self._sync_iterator: Iterator[Patches] | None = None
-        #: Takes the stacks the workers send in buffers they keep, and tells them when each is free again.
+        #: Takes the stacks the workers send in buffers they keep; each is marked free when its last use ends.
         self.receiver = transfer.Receiver()
 
     def start(self) -> None:
@@ -378,7 +378,6 @@ class Producer:
         if self.num_workers == 0:
             return self._take_now(epoch)
         self.start()
-        self.receiver.release()  # stacks the loop is done with: their workers may fill them again
         try:
             return self._wait_staged(epoch)
         except RuntimeError as error:

@@ -4,23 +4,25 @@ A stack sent from a worker lives in shared memory. Made fresh for every
 subject, each 4 KiB page of it cost a page fault and a newly zeroed page,
 written once and freed once the training loop had copied its patches out:
 10 of a worker's 40 ms per CT subject here (3 000 faults for 12 MiB of
-patches), three times the cut itself. Instead each worker keeps the shared
+patches), five times the cut itself. Instead each worker keeps the shared
 buffers it sent and fills them again once the training process is done with
 them::
 
-    worker: cut into a private buffer (kept) ─ pwrite ─> shared buffer [header | voxels]
-                                                          │ sent (a file descriptor)
-    training process: adopt() ── pops, batches ── nothing refers to it any more
-                                                          │ release(): header <- FREE
-    worker: the next subject's stack goes into a FREE buffer of its size
+    worker: cut into a recycled private buffer ─ pwrite ─> shared buffer [header: SENT | voxels]
+                                                                │ sent (a file descriptor)
+    training process: adopt() ─> pops, batches ─> the last view is gone: header <- FREE
+                                                                │
+    worker: the next stack of that size goes into a FREE buffer (or a new one)
 
 - The worker writes with ``pwrite`` into the buffer's file, never through a
   mapping of its own, so a kept buffer is in no worker's resident memory:
   only the training process maps it, while it holds the stack, as before.
+  The private buffer the stack is cut into comes from the readers'
+  :data:`~torchpatch.io.buffers.RECYCLER`, free again once the stack is shipped.
 - The training process hands the stack on as ``torch.from_numpy`` tensors of
-  a numpy view it keeps, so that view's reference count says when the last
-  patch, batch row or view of it is gone (as :class:`~torchpatch.queue.batches.BufferRing`
-  knows for batches). Only then is the header set to FREE.
+  a numpy view of the buffer: every patch, batch row or view made from them
+  holds that view, so its finalizer runs when the last use ends, and writes
+  FREE into the header.
 - A worker keeps buffers only up to :data:`KEPT_BYTES`; when none of the size
   is free it makes another, so a training loop that keeps patches only makes
   the worker allocate as it did before.
@@ -31,8 +33,8 @@ them::
 from __future__ import annotations
 
 import os
-import sys
 import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -40,9 +42,9 @@ import torch
 import torch.multiprocessing
 from torch.utils.data import get_worker_info
 
+from ..io import buffers
 from ..patches import Patches
 from ..stacked import empty_batch
-from .batches import BufferRing
 
 #: Bytes before the voxels in a shared buffer: a tag and the buffer's state.
 HEADER_BYTES = 64
@@ -108,12 +110,16 @@ class Shipper:
 
     def __init__(self, kept_bytes: int = KEPT_BYTES) -> None:
         self.kept_bytes = kept_bytes
-        self._private = BufferRing()
         self._buffers: list[_Buffer] = []
 
     def allocate(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        """A buffer to cut a stack into: private and kept (its pages stay in this process)."""
-        return self._private.take(shape, dtype)
+        """A private buffer to cut a stack into, from the readers' recycled ones (:mod:`~torchpatch.io.buffers`).
+
+        Free once the stack is shipped: the next subject's decoding or cut
+        takes it again, so no page of it is touched for the first time twice.
+        """
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        return torch.from_numpy(buffers.empty(nbytes)).view(dtype).view(shape)
 
     def buffer_for(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor``'s voxels copied into a shared buffer that is free (kept, or new)."""
@@ -171,7 +177,7 @@ def allocate(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         torch.Size([2, 1, 4, 4, 4])
     """
     worker = shipper()
-    if worker is not None and dtype != torch.bfloat16 and int(np.prod(shape)) * dtype.itemsize >= MIN_BYTES:
+    if worker is not None and int(np.prod(shape)) * dtype.itemsize >= MIN_BYTES:
         return worker.allocate(shape, dtype)
     return empty_batch(shape, dtype)
 
@@ -191,65 +197,62 @@ def ship(patches: Patches) -> Patches:
     return patches
 
 
-class _Held:
-    """A stack's image received in a kept buffer: the view handed on, and the buffer's header."""
-
-    def __init__(self, voxels: np.ndarray[Any, Any], header: np.ndarray[Any, Any]) -> None:
-        self.voxels = voxels
-        self.header = header
+def _mark_free(descriptor: int) -> None:
+    """Tell the worker that owns a buffer (open as ``descriptor``) that it may fill it again."""
+    try:
+        os.pwrite(descriptor, FREE, len(MAGIC))
+    finally:
+        os.close(descriptor)
 
 
 class Receiver:
-    """The training process's side: received stacks handed on, their buffers marked free when done.
+    """The training process's side: received stacks handed on; each buffer marked free when its last use ends.
 
     Example:
+        >>> from torchpatch import ScalarImage, Subject
+        >>> stack = Subject(t1=ScalarImage(tensor=torch.zeros(1, 4, 4, 1))).cut([[0, 0, 0, 2, 2, 1]])
         >>> receiver = Receiver()
-        >>> patches = Patches(None, {'t1': torch.zeros(2, 1, 4, 4, 4)}, {}, np.zeros((2, 6)))
-        >>> receiver.adopt(patches)   # not in a kept buffer: left as is
+        >>> receiver.adopt(stack)   # not in a kept buffer: left as is
         >>> receiver.held
         0
     """
 
     def __init__(self) -> None:
-        self._held: list[_Held] = []
+        self._finalizers: list[weakref.finalize[Any, Any]] = []
         self._lock = threading.Lock()
-        # The reference count release() sees for a view held only by its _Held.
-        probe = _Held(np.empty(0), np.empty(0))
-        self._unused = sys.getrefcount(probe.voxels)
 
     @property
     def held(self) -> int:
         """Received buffers still in use here."""
-        return len(self._held)
+        with self._lock:
+            self._finalizers = [finalizer for finalizer in self._finalizers if finalizer.alive]
+            return len(self._finalizers)
 
     def adopt(self, patches: Patches) -> None:
-        """Hand ``patches``' voxels on as tensors whose last use :meth:`release` can see."""
-        self.release()
+        """Hand ``patches``' voxels on as tensors whose end marks their buffer free.
+
+        Each image sent in a kept buffer becomes a ``torch.from_numpy`` tensor
+        of a numpy view of it: every patch, batch row or view made from it
+        holds that view, and when the last one is gone the view's finalizer
+        writes FREE into the buffer's header, through a file descriptor of
+        its own (the mapping is gone by then).
+        """
         for name, data in patches.data.items():
-            storage = data.untyped_storage()
             if data.device.type != "cpu" or data.storage_offset() * data.element_size() != HEADER_BYTES:
                 continue
-            header = torch.empty(0, dtype=torch.uint8).set_(storage, 0, (HEADER_BYTES,), (1,)).numpy()
-            if header[: len(MAGIC)].tobytes() != MAGIC:
+            try:
+                descriptor = os.dup(data.untyped_storage()._share_fd_cpu_()[0])
+            except (RuntimeError, OSError):  # not a file-descriptor storage
+                continue
+            if os.pread(descriptor, len(MAGIC), 0) != MAGIC:
+                os.close(descriptor)
                 continue
             voxels = _voxel_bytes(data)
-            held = _Held(voxels, header)
             patches.data[name] = torch.from_numpy(voxels).view(data.dtype).view(data.shape)
+            finalizer = weakref.finalize(voxels, _mark_free, descriptor)
+            finalizer.atexit = False  # at exit the workers are gone too
             with self._lock:
-                self._held.append(held)
-
-    def release(self) -> None:
-        """Mark FREE every received buffer nothing here refers to any more (the worker may fill it again)."""
-        with self._lock:
-            if not self._held:
-                return
-            kept = []
-            for held in self._held:
-                if sys.getrefcount(held.voxels) <= self._unused:
-                    held.header[len(MAGIC)] = FREE[0]
-                else:
-                    kept.append(held)
-            self._held = kept
+                self._finalizers.append(finalizer)
 
 
 __all__ = ["HEADER_BYTES", "KEPT_BYTES", "MIN_BYTES", "Receiver", "Shipper", "allocate", "ship", "shipper"]
