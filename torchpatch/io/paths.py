@@ -40,7 +40,6 @@ def get_suffix(path: TypePath) -> str:
     return name[dot:] if 0 < dot < len(name) - 1 else ""
 
 
-@functools.lru_cache(maxsize=4096)
 def get_stem(path: TypePath) -> str:
     """File name without its (possibly double) suffix.
 
@@ -48,7 +47,13 @@ def get_stem(path: TypePath) -> str:
         >>> get_stem('/data/sub-01_t1.nii.gz')
         'sub-01_t1'
     """
-    name = os.path.basename(os.fspath(path).rstrip("/"))
+    return _stem(os.fspath(path))
+
+
+@functools.lru_cache(maxsize=4096)
+def _stem(path: str) -> str:
+    """:func:`get_stem`, kept by path (a batch lists the stem of every patch's images)."""
+    name = os.path.basename(path.rstrip("/"))
     suffix = get_suffix(name)
     return name[: len(name) - len(suffix)] if suffix else name
 
