@@ -97,6 +97,7 @@ def test_small_or_foreign_stacks_are_left_as_they_are():
     foreign = _stack(torch.zeros(16 + int(np.prod(SIZE)))[16:].view(SIZE))
     receiver.adopt(foreign)
     assert receiver.held == 0 and foreign.data["t1"].storage_offset() == 16
+    assert not foreign.data["t1"].is_shared()  # left where it was, not moved into shared memory
 
 
 def test_outside_a_worker_stacks_are_neither_allocated_privately_nor_shipped():

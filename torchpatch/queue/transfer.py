@@ -218,15 +218,22 @@ class Receiver:
     """
 
     def __init__(self) -> None:
-        self._finalizers: list[weakref.finalize[Any, Any]] = []
-        self._lock = threading.Lock()
+        self._held = 0
+        # Re-entrant: a finalizer may run in a thread that holds it (a collection inside adopt).
+        self._lock = threading.RLock()
 
     @property
     def held(self) -> int:
         """Received buffers still in use here."""
         with self._lock:
-            self._finalizers = [finalizer for finalizer in self._finalizers if finalizer.alive]
-            return len(self._finalizers)
+            return self._held
+
+    def _release(self, descriptor: int) -> None:
+        try:
+            _mark_free(descriptor)
+        finally:
+            with self._lock:
+                self._held -= 1
 
     def adopt(self, patches: Patches) -> None:
         """Hand ``patches``' voxels on as tensors whose end marks their buffer free.
@@ -240,6 +247,8 @@ class Receiver:
         for name, data in patches.data.items():
             if data.device.type != "cpu" or data.storage_offset() * data.element_size() != HEADER_BYTES:
                 continue
+            if not data.is_shared():  # asking for its file would move it into shared memory
+                continue
             try:
                 descriptor = os.dup(data.untyped_storage()._share_fd_cpu_()[0])
             except (RuntimeError, OSError):  # not a file-descriptor storage
@@ -249,10 +258,10 @@ class Receiver:
                 continue
             voxels = _voxel_bytes(data)
             patches.data[name] = torch.from_numpy(voxels).view(data.dtype).view(data.shape)
-            finalizer = weakref.finalize(voxels, _mark_free, descriptor)
-            finalizer.atexit = False  # at exit the workers are gone too
             with self._lock:
-                self._finalizers.append(finalizer)
+                self._held += 1
+            finalizer = weakref.finalize(voxels, self._release, descriptor)
+            finalizer.atexit = False  # at exit the workers are gone too
 
 
 __all__ = ["HEADER_BYTES", "KEPT_BYTES", "MIN_BYTES", "Receiver", "Shipper", "allocate", "ship", "shipper"]
