@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import numpy as np
@@ -167,3 +168,32 @@ def test_patches_the_loop_keeps_are_never_overwritten():
                 pass
     for patch, (image, location) in zip(kept, copies):
         assert torch.equal(patch["t1"][DATA], image) and torch.equal(patch[LOCATION], location)
+
+
+def _shared_memory_full(monkeypatch) -> None:
+    """Make writing a stack's voxels fail as a full ``/dev/shm`` does (the header still writes)."""
+    write = os.pwrite
+
+    def full(descriptor, data, offset):
+        if offset >= HEADER_BYTES:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(descriptor, data, offset)
+
+    monkeypatch.setattr(transfer.os, "pwrite", full)  # inherited by forked workers
+
+
+def test_full_shared_memory_says_what_to_do(monkeypatch):
+    shipper = Shipper()
+    private = shipper.allocate(SIZE, torch.float32).fill_(1)
+    _shared_memory_full(monkeypatch)
+    with pytest.raises(OSError, match=r"no space left in shared memory \(/dev/shm.*0\.5 MiB.*--shm-size") as caught:
+        shipper.buffer_for(private)
+    assert caught.value.errno == errno.ENOSPC
+
+
+def test_a_worker_out_of_shared_memory_names_the_subject(monkeypatch):
+    _shared_memory_full(monkeypatch)
+    dataset = SubjectsDataset(_subjects(2))
+    queue = Queue(dataset, max_length=4, samples_per_volume=4, sampler=UniformSampler(32), num_workers=1)
+    with queue, pytest.raises(RuntimeError, match=r"subject 's[01]'.*no space left in shared memory"):
+        list(queue)

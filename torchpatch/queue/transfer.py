@@ -32,6 +32,8 @@ them::
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import threading
 import weakref
@@ -57,6 +59,9 @@ SENT, FREE = b"\x01", b"\x00"
 
 #: Shared buffers a worker keeps at most, in bytes (free or in use).
 KEPT_BYTES = 512 << 20
+
+#: Where PyTorch's shared memory lives on Linux (named in the error when it is full).
+SHARED_MEMORY = "/dev/shm"  # noqa: S108 - only read (its free space), never written
 
 #: Smaller stacks are sent in fresh shared memory (a few pages, no gain).
 MIN_BYTES = 256 << 10
@@ -85,13 +90,33 @@ class _Buffer:
         os.pwrite(self.fd, SENT, len(MAGIC))
         data = _voxel_bytes(tensor).data
         written = 0
-        while written < self.nbytes:  # pwrite may write less than asked
-            written += os.pwrite(self.fd, data[written:], HEADER_BYTES + written)
+        try:
+            while written < self.nbytes:  # pwrite may write less than asked
+                written += os.pwrite(self.fd, data[written:], HEADER_BYTES + written)
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            raise OSError(errno.ENOSPC, _no_space(self.nbytes)) from error
         out = torch.empty(0, dtype=tensor.dtype)
         itemsize = tensor.element_size()
         shape = tuple(tensor.shape)
         strides = tuple(int(np.prod(shape[axis + 1 :])) for axis in range(len(shape)))
         return out.set_(self.storage, HEADER_BYTES // itemsize, shape, strides)
+
+
+def _no_space(nbytes: int) -> str:
+    """What to do when shared memory is full, with the sizes that matter."""
+    free = ""
+    with contextlib.suppress(OSError):
+        status = os.statvfs(SHARED_MEMORY)
+        available, total = (count * status.f_frsize / 2**20 for count in (status.f_bavail, status.f_blocks))
+        free = f", {available:.0f} MiB free of {total:.0f}"
+    return (
+        f"no space left in shared memory ({SHARED_MEMORY}{free}) for a stack of patches of "
+        f"{nbytes / 2**20:.1f} MiB: the Queue's workers send every subject's patches through it. "
+        f"Give it more room (e.g. docker run --shm-size=4g), or lower max_length, samples_per_volume, "
+        f"the patch size or num_workers"
+    )
 
 
 class Shipper:
