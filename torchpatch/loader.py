@@ -111,12 +111,9 @@ def collate_subjects(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             )
     collated: dict[str, Any] = {}
     ready = batch.stacked if isinstance(batch, StackedPatches) else {}
-    gathered = batch.images if isinstance(batch, StackedPatches) else {}
     for key in keys:
         values = [item[key] for item in batch]
-        if key in gathered and key in ready and len(ready[key]) == len(values):
-            collated[key] = {DATA: ready[key], **gathered[key]}
-        elif all(isinstance(v, Image) for v in values):
+        if all(isinstance(v, Image) for v in values):
             collated[key] = _stack_images(key, values, ready.get(key))
         elif key == LOCATION and key in ready and len(ready[key]) == len(values):
             collated[key] = ready[key]

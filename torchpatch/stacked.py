@@ -15,6 +15,34 @@ import torch
 from torch.utils.data import get_worker_info
 
 
+def shared_storage(nbytes: int) -> torch.UntypedStorage:
+    """``nbytes`` of uninitialised shared memory, which crosses to another process without a copy.
+
+    PyTorch has no public way to allocate in shared memory: ``share_memory_()``
+    allocates, then copies (16 MiB: 57 against 39 ms here). The private
+    ``UntypedStorage._new_shared`` is pinned by tests/test_loader.py.
+
+    Example:
+        >>> shared_storage(64).is_shared()
+        True
+    """
+    return torch.UntypedStorage._new_shared(nbytes)
+
+
+def on_storage(
+    storage: torch.UntypedStorage, dtype: torch.dtype, shape: Sequence[int], offset: int = 0
+) -> torch.Tensor:
+    """A C-ordered ``shape`` tensor of ``dtype`` over ``storage``, from byte ``offset`` on (no copy).
+
+    Example:
+        >>> on_storage(torch.UntypedStorage(64), torch.int16, (2, 3), offset=4).shape
+        torch.Size([2, 3])
+    """
+    count = int(np.prod(shape))
+    flat = torch.empty(0, dtype=dtype).set_(storage, offset // dtype.itemsize, (count,), (1,))
+    return flat.view(tuple(int(v) for v in shape))
+
+
 def empty_batch(shape: Sequence[int], dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
     """An uninitialised tensor for a batch; in shared memory inside a loader worker.
 
@@ -27,13 +55,7 @@ def empty_batch(shape: Sequence[int], dtype: torch.dtype, device: torch.device |
     """
     device = torch.device(device)
     if device.type == "cpu" and get_worker_info() is not None:
-        # PyTorch has no public way to allocate in shared memory: share_memory_()
-        # allocates, then copies (16 MiB: 57 against 39 ms here). The private
-        # UntypedStorage._new_shared is pinned by tests/test_loader.py.
-        storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * dtype.itemsize)
-        size = tuple(int(v) for v in shape)
-        strides = tuple(int(np.prod(size[axis + 1 :])) for axis in range(len(size)))
-        return torch.empty(0, dtype=dtype).set_(storage, 0, size, strides)
+        return on_storage(shared_storage(int(np.prod(shape)) * dtype.itemsize), dtype, shape)
     if device.type == "cpu" and dtype != torch.bfloat16:
         # numpy's allocator advises transparent huge pages for large arrays: a
         # fresh batch is faulted in 2 MiB at a time, not 4 KiB (see _zeros in
@@ -60,19 +82,11 @@ class StackedPatches(list[Any]):
         True
     """
 
-    def __init__(
-        self,
-        patches: Sequence[Any],
-        stacked: Mapping[str, torch.Tensor],
-        images: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> None:
+    def __init__(self, patches: Sequence[Any], stacked: Mapping[str, torch.Tensor]) -> None:
         super().__init__(patches)
         #: Per key, the collated value: a ``(B, C, *patch)`` tensor per image name, and the
         #: ``(B, 6)`` ``LOCATION`` when known.
         self.stacked = dict(stacked)
-        #: Per image name, the rest of its collated entry when known (``AFFINE``, ``PATH``,
-        #: ``STEM``, ``TYPE``), gathered by whoever stacked the voxels.
-        self.images = {} if images is None else {name: dict(entry) for name, entry in images.items()}
 
 
-__all__ = ["StackedPatches", "empty_batch"]
+__all__ = ["StackedPatches", "empty_batch", "on_storage", "shared_storage"]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..constants import AFFINE, LOCATION, PATH, STEM, TYPE
+from ..constants import LOCATION
 from ..loader import StackedPatches, empty_batch
 from ..patches import Patches
 from ..subject import Subject
@@ -103,9 +103,6 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
     stacked = {name: ring.take((count, *shape), dtype) for name, (shape, dtype) in layout.items()}
     patches = []
     locations = np.empty((count, 6), dtype=np.int64)
-    affines = {name: np.empty((count, 4, 4)) for name in stacked}
-    described: dict[int, dict[str, _Description]] = {}
-    listed: dict[str, list[_Description]] = {name: [] for name in stacked}
     for row, (stack, index) in enumerate(entries):
         locations[row] = stack.locations[index]
         views = {}
@@ -113,35 +110,9 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
             view = out[row]
             stack.read_into(name, index, view, parallel=parallel)
             views[name] = view
-            affines[name][row] = stack.affines[name][index]
         patches.append(stack.patch(index, views))
-        if id(stack) not in described:  # the patches of a stack share their paths, stems and types
-            described[id(stack)] = _describe(stack)
-        for name, description in described[id(stack)].items():
-            listed[name].append(description)
     ready: dict[str, torch.Tensor] = {**stacked, LOCATION: torch.from_numpy(locations)}
-    images = {
-        name: {
-            AFFINE: torch.from_numpy(affines[name]),
-            PATH: [path for path, _, _ in listed[name]],
-            STEM: [stem for _, stem, _ in listed[name]],
-            TYPE: [kind for _, _, kind in listed[name]],
-        }
-        for name in stacked
-    }
-    return StackedPatches(patches, ready, images)
-
-
-#: What a batch lists of each patch's image: its path (as text), stem and type.
-_Description = tuple[str | None, str | None, str | None]
-
-
-def _describe(stack: Patches) -> dict[str, _Description]:
-    """Per image of ``stack``, what a batch lists of each of its patches."""
-    return {
-        name: (None if image.path is None else str(image.path), image.stem, image.type)
-        for name, image in stack.template.images.items()
-    }
+    return StackedPatches(patches, ready)
 
 
 __all__ = ["KEPT", "BufferRing", "assemble"]

@@ -46,7 +46,7 @@ from torch.utils.data import get_worker_info
 
 from ..io import buffers
 from ..patches import Patches
-from ..stacked import empty_batch
+from ..stacked import empty_batch, on_storage, shared_storage
 
 #: Bytes before the voxels in a shared buffer: a tag and the buffer's state.
 HEADER_BYTES = 64
@@ -67,6 +67,11 @@ SHARED_MEMORY = "/dev/shm"  # noqa: S108 - only read (its free space), never wri
 MIN_BYTES = 256 << 10
 
 
+def _descriptor(storage: torch.UntypedStorage) -> int:
+    """The open file of a shared storage (private PyTorch API, pinned by tests/queue/test_transfer.py)."""
+    return int(storage._share_fd_cpu_()[0])
+
+
 def _voxel_bytes(tensor: torch.Tensor) -> np.ndarray[Any, Any]:
     """The voxels of a contiguous CPU tensor as a flat ``uint8`` array (no copy), whatever the dtype."""
     return tensor.reshape(-1).view(torch.uint8).numpy()
@@ -77,8 +82,8 @@ class _Buffer:
 
     def __init__(self, nbytes: int) -> None:
         self.nbytes = nbytes
-        self.storage = torch.UntypedStorage._new_shared(HEADER_BYTES + nbytes)
-        self.fd = self.storage._share_fd_cpu_()[0]
+        self.storage = shared_storage(HEADER_BYTES + nbytes)
+        self.fd = _descriptor(self.storage)
         os.pwrite(self.fd, MAGIC + SENT, 0)
 
     def free(self) -> bool:
@@ -97,11 +102,7 @@ class _Buffer:
             if error.errno != errno.ENOSPC:
                 raise
             raise OSError(errno.ENOSPC, _no_space(self.nbytes)) from error
-        out = torch.empty(0, dtype=tensor.dtype)
-        itemsize = tensor.element_size()
-        shape = tuple(tensor.shape)
-        strides = tuple(int(np.prod(shape[axis + 1 :])) for axis in range(len(shape)))
-        return out.set_(self.storage, HEADER_BYTES // itemsize, shape, strides)
+        return on_storage(self.storage, tensor.dtype, tensor.shape, offset=HEADER_BYTES)
 
 
 def _no_space(nbytes: int) -> str:
@@ -275,7 +276,7 @@ class Receiver:
             if not data.is_shared():  # asking for its file would move it into shared memory
                 continue
             try:
-                descriptor = os.dup(data.untyped_storage()._share_fd_cpu_()[0])
+                descriptor = os.dup(_descriptor(data.untyped_storage()))
             except (RuntimeError, OSError):  # not a file-descriptor storage
                 continue
             if os.pread(descriptor, len(MAGIC), 0) != MAGIC:
