@@ -148,24 +148,48 @@ class Patches:
             [10.0, 11.0, 14.0, 15.0]
         """
         numpy_out = out.numpy() if out.device.type == "cpu" and out.dtype != torch.bfloat16 else None
+        view = self.box_view(name, index)
+        if view is None:
+            if self.sources is None:
+                out.copy_(self.data[name][index])
+                return
+            image, _ = self.sources[name]
+            image.read_regions([self._rows[index]], padding_mode=self.padding_mode, out=out[None])
+        elif numpy_out is None:
+            out.copy_(view)
+        elif self.sources is not None and (parallel or torch.get_num_threads() == 1):
+            # torch's copy (on its intra-op threads, or inline with one): a third faster than numpy's for a box.
+            out.copy_(view)
+        else:
+            numpy_out[...] = view.numpy()
+
+    def box_view(self, name: str, index: int) -> torch.Tensor | None:
+        """The voxels of patch ``index`` of image ``name`` where they are, without a copy (read them, never write).
+
+        A view of the stack, or for deferred patches of the memory map.
+        ``None`` when there is no such view on the CPU: a deferred box
+        reaching past its source (filled per the padding mode when read),
+        or voxels on another device or part of an autograd graph.
+
+        Example:
+            >>> from torchpatch import ScalarImage, Subject
+            >>> s = Subject(t1=ScalarImage(tensor=torch.arange(16.0).reshape(1, 4, 4, 1)))
+            >>> stack = s.cut([[2, 2, 0, 4, 4, 1]])
+            >>> stack.box_view('t1', 0).flatten().tolist()
+            [10.0, 11.0, 14.0, 15.0]
+            >>> stack.box_view('t1', 0).data_ptr() == stack.data['t1'].data_ptr()  # no copy
+            True
+        """
         if self.sources is None:
             source = self.data[name][index]
-            if numpy_out is not None and source.device.type == "cpu" and not source.requires_grad:
-                numpy_out[...] = source.numpy()
-            else:
-                out.copy_(source)
-            return
-        image, array = self.sources[name]
+            usable = source.device.type == "cpu" and not source.requires_grad and source.dtype != torch.bfloat16
+            return source if usable else None
+        _, array = self.sources[name]
         box = self._rows[index]
         shape = array.shape
-        inside = box[0] >= 0 and box[1] >= 0 and box[2] >= 0
-        if numpy_out is None or not (inside and box[3] <= shape[1] and box[4] <= shape[2] and box[5] <= shape[3]):
-            image.read_regions([box], padding_mode=self.padding_mode, out=out[None])
-        elif parallel or torch.get_num_threads() == 1:
-            # torch's copy (on its intra-op threads, or inline with one): a third faster than numpy's for a box.
-            out.copy_(self._tensor(name)[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]])
-        else:
-            numpy_out[...] = array[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]]
+        if min(box[:3]) < 0 or box[3] > shape[1] or box[4] > shape[2] or box[5] > shape[3]:
+            return None
+        return self._tensor(name)[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]]
 
     def _tensor(self, name: str) -> torch.Tensor:
         """The source of image ``name`` as a tensor (shares the read-only map, only ever read)."""

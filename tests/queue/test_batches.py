@@ -161,3 +161,63 @@ def test_batches_of_file_subjects_list_each_patch_path_stem_and_type(tmp_path: P
     assert_same_batches(batches, single)
     assert {stem for batch in batches for stem in batch["t1"]["stem"]} == {"0_t1", "1_t1", "2_t1"}
     assert set(batches[0]["seg"]["type"]) == {"label"}
+
+
+def _mapped_subject(tmp_path: Path) -> tuple[Subject, Subject]:
+    subject = make_subjects(1)[0]
+    np.save(tmp_path / "t1.npy", subject["t1"].data.numpy()[0])
+    np.save(tmp_path / "seg.npy", subject["seg"].data.numpy()[0])
+    mapped = subject.with_images({"t1": ScalarImage(tmp_path / "t1.npy"), "seg": LabelMap(tmp_path / "seg.npy")})
+    return subject, mapped
+
+
+def test_box_views_are_the_voxels_where_they_are_or_none(tmp_path: Path):
+    _, mapped = _mapped_subject(tmp_path)
+    boxes = [[1, 2, 3, 5, 6, 7], [-2, 9, 3, 2, 13, 7]]
+    deferred = mapped.cut(boxes, padding_mode="edge", defer=True)
+    eager = mapped.cut(boxes, padding_mode="edge")
+    for name in ("t1", "seg"):
+        inside = deferred.box_view(name, 0)
+        assert inside is not None and torch.equal(inside, eager.data[name][0])
+        source = deferred.sources[name][1]  # type: ignore[index]
+        assert np.shares_memory(inside.numpy(), source)  # a view of the map, not a copy
+        assert deferred.box_view(name, 1) is None  # reaches past the map: filled when read
+        view = eager.box_view(name, 1)
+        assert view is not None and view.data_ptr() == eager.data[name][1].data_ptr()
+    graph = Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 4, requires_grad=True)))
+    assert graph.cut([[0, 0, 0, 2, 2, 2]]).box_view("t1", 0) is None
+    brain = Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 4).to(torch.bfloat16)))
+    assert brain.cut([[0, 0, 0, 2, 2, 2]]).box_view("t1", 0) is None
+
+
+@pytest.mark.parametrize("threads, parallel", [(1, False), (2, True), (2, False)])
+def test_assembled_batches_equal_their_patches_whichever_way_they_are_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int, parallel: bool
+):
+    from torchpatch.queue.batches import assemble
+
+    subject, mapped = _mapped_subject(tmp_path)
+    inside = [[0, 0, 0, 4, 4, 4], [3, 5, 2, 7, 9, 6]]
+    deferred = mapped.cut(inside, defer=True)
+    eager = subject.cut(inside)
+    padded = mapped.cut([[-2, 9, 3, 2, 13, 7]], padding_mode="edge", defer=True)
+    stacks = [(deferred, 1), (eager, 0), (deferred, 0), (eager, 1)]
+    calls = []
+    stack = torch.stack
+    monkeypatch.setattr(torch, "stack", lambda tensors, **kwargs: calls.append(len(tensors)) or stack(tensors, **kwargs))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for entries in (stacks, [*stacks, (padded, 0)]):
+            calls.clear()
+            batch = assemble(entries, BufferRing(), parallel=parallel)
+            assert isinstance(batch, StackedPatches)
+            for row, (source, index) in enumerate(entries):
+                for name in ("t1", "seg"):
+                    assert torch.equal(batch.stacked[name][row], source[index][name].data)
+                    assert torch.equal(batch[row][name].data, source[index][name].data)
+            by_torch = parallel or threads == 1
+            # One stack per image when every box is a view; box by box when one reaches past its map.
+            assert calls == ([len(entries)] * 2 if by_torch and len(entries) == 4 else [])
+    finally:
+        torch.set_num_threads(before)

@@ -78,9 +78,11 @@ class BufferRing:
 def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel: bool = False) -> list[Subject]:
     """The patches ``entries`` (a stack and a row each), their voxels copied into one batch buffer per image.
 
-    With ``parallel``, boxes of memory maps are copied by torch's intra-op
-    threads (:meth:`~torchpatch.patches.Patches.read_into`); else by numpy
-    on this thread.
+    With ``parallel`` or a single torch thread, each image's boxes are
+    copied by one ``torch.stack`` of their views
+    (:meth:`~torchpatch.patches.Patches.box_view`; with ``parallel`` on
+    torch's intra-op threads); otherwise, and for boxes reaching past their
+    source, box by box (:meth:`~torchpatch.patches.Patches.read_into`).
 
     Returns a :class:`~torchpatch.loader.StackedPatches` when every patch
     has the same images, shapes and dtypes (else a plain list of patches, as
@@ -101,16 +103,24 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
         return [stack[index] for stack, index in entries]
     count = len(entries)
     stacked = {name: ring.take((count, *shape), dtype) for name, (shape, dtype) in layout.items()}
+    # Where read_into would copy with torch (on its threads, or inline with one), one
+    # torch.stack per image copies the batch's boxes: the thread takes the GIL back once per
+    # image rather than once per box (a thread building the batch during the step waited
+    # 20-25 ms an epoch for it, MR, one thread).
+    by_torch = parallel or torch.get_num_threads() == 1
+    for name, out in stacked.items():
+        views = [stack.box_view(name, index) for stack, index in entries] if by_torch else []
+        boxes = [view for view in views if view is not None]
+        if by_torch and len(boxes) == count:
+            torch.stack(boxes, out=out)
+            continue
+        for row, (stack, index) in enumerate(entries):
+            stack.read_into(name, index, out[row], parallel=parallel)
     patches = []
     locations = np.empty((count, 6), dtype=np.int64)
     for row, (stack, index) in enumerate(entries):
         locations[row] = stack.locations[index]
-        views = {}
-        for name, out in stacked.items():
-            view = out[row]
-            stack.read_into(name, index, view, parallel=parallel)
-            views[name] = view
-        patches.append(stack.patch(index, views))
+        patches.append(stack.patch(index, {name: out[row] for name, out in stacked.items()}))
     ready: dict[str, torch.Tensor] = {**stacked, LOCATION: torch.from_numpy(locations)}
     return StackedPatches(patches, ready)
 
