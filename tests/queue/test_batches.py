@@ -202,9 +202,14 @@ def test_assembled_batches_equal_their_patches_whichever_way_they_are_copied(
     eager = subject.cut(inside)
     padded = mapped.cut([[-2, 9, 3, 2, 13, 7]], padding_mode="edge", defer=True)
     stacks = [(deferred, 1), (eager, 0), (deferred, 0), (eager, 1)]
-    calls = []
+    calls: list[int] = []
     stack = torch.stack
-    monkeypatch.setattr(torch, "stack", lambda tensors, **kwargs: calls.append(len(tensors)) or stack(tensors, **kwargs))
+
+    def counted(tensors: list[torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
+        calls.append(len(tensors))
+        return stack(tensors, out=out)
+
+    monkeypatch.setattr(torch, "stack", counted)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
