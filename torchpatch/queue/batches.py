@@ -78,11 +78,13 @@ class BufferRing:
 def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel: bool = False) -> list[Subject]:
     """The patches ``entries`` (a stack and a row each), their voxels copied into one batch buffer per image.
 
-    With ``parallel`` or a single torch thread, each image's boxes are
-    copied by one ``torch.stack`` of their views
-    (:meth:`~torchpatch.patches.Patches.box_view`; with ``parallel`` on
-    torch's intra-op threads); otherwise, and for boxes reaching past their
-    source, box by box (:meth:`~torchpatch.patches.Patches.read_into`).
+    With a single torch thread, or with ``parallel`` when every patch is
+    deferred (copied from a memory map, on torch's intra-op threads), each
+    image's boxes are copied by one ``torch.stack`` of their views
+    (:meth:`~torchpatch.patches.Patches.box_view`); otherwise, and when a
+    box reaches past its source, box by box
+    (:meth:`~torchpatch.patches.Patches.read_into`: stacks by numpy on this
+    thread).
 
     Returns a :class:`~torchpatch.loader.StackedPatches` when every patch
     has the same images, shapes and dtypes (else a plain list of patches, as
@@ -103,11 +105,12 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
         return [stack[index] for stack, index in entries]
     count = len(entries)
     stacked = {name: ring.take((count, *shape), dtype) for name, (shape, dtype) in layout.items()}
-    # Where read_into would copy with torch (on its threads, or inline with one), one
+    # Where read_into would copy with torch (deferred boxes on torch's threads with parallel;
+    # anything inline with one thread, where numpy's and torch's copies are alike), one
     # torch.stack per image copies the batch's boxes: the thread takes the GIL back once per
     # image rather than once per box (a thread building the batch during the step waited
     # 20-25 ms an epoch for it, MR, one thread).
-    by_torch = parallel or torch.get_num_threads() == 1
+    by_torch = torch.get_num_threads() == 1 or (parallel and all(stack.deferred for stack, _ in entries))
     for name, out in stacked.items():
         views = [stack.box_view(name, index) for stack, index in entries] if by_torch else []
         boxes = [view for view in views if view is not None]
