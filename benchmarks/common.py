@@ -275,6 +275,11 @@ def rst_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def machine_description() -> str:
     """CPU model, cores, memory, OS and Python, in one line."""
     cpu = platform.processor() or platform.machine()
@@ -292,9 +297,8 @@ def machine_description() -> str:
         memory = f", {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
     except ImportError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (
-        f"{cpu}, {cores} cores available{memory}, {platform.system()} {platform.release()}, "
+        f"{cpu}, {available_cores()} cores available{memory}, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}"
     )
 
@@ -357,6 +361,7 @@ __all__ = [
     "THREAD_SETTINGS",
     "ChildResult",
     "apply_threads",
+    "available_cores",
     "child_environment",
     "emit_result",
     "fmt",

@@ -78,6 +78,7 @@ from benchmarks.common import (  # noqa: E402
     ROOT,
     ChildResult,
     apply_threads,
+    available_cores,
     child_environment,
     emit_result,
     fmt,
@@ -245,6 +246,12 @@ def _step_alone(batch: tuple[Any, Any], count: int) -> float:
     return float(sorted(times[1:])[2])
 
 
+def _cache_pairs(cache_dir: Path) -> list[tuple[Path, Path]] | None:
+    """The cache's (image, label) ``.npy`` files per subject, or ``None`` unless every subject has both."""
+    pairs = sorted((image, image.parent / "label.npy") for image in cache_dir.glob("*/t1.npy"))
+    return pairs if pairs and all(label.is_file() for _, label in pairs) else None
+
+
 def _queue_order(job: Job, count: int, subjects: int, rng: Any) -> list[tuple[int, tuple[int, ...]]]:
     """``count`` (subject, corner) pairs in the order a shuffling queue of ``job.max_length`` hands them out.
 
@@ -284,13 +291,12 @@ def _copy_floor(cache_dir: Path, job: Job, count: int) -> float | None:
     assumes the copies and the step do not slow each other down;
     :func:`_pipeline_floor` measures them running together.
     """
-    import os
 
     import numpy as np
     import torch
 
-    pairs = sorted((image, image.parent / "label.npy") for image in cache_dir.glob("*/t1.npy"))
-    if not pairs or not all(label.is_file() for _, label in pairs):
+    pairs = _cache_pairs(cache_dir)
+    if pairs is None:
         return None
     rng = np.random.default_rng(0)
     per_subject = -(-count // len(pairs))
@@ -328,8 +334,7 @@ def _copy_floor(cache_dir: Path, job: Job, count: int) -> float | None:
         copies.append(copying)
         steps.append(stepping)
     copy_s, step_s = sorted(copies[1:])[2], sorted(steps[1:])[2]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    spare_core = torch.get_num_threads() < cores
+    spare_core = torch.get_num_threads() < available_cores()
     return float(max(copy_s, step_s) if spare_core else copy_s + step_s)
 
 
@@ -351,18 +356,16 @@ def _pipeline_floor(cache_dir: Path, job: Job, count: int) -> float | None:
     Median of 5 epochs after one. No sampling, no queue object, no
     collation: the least the overlapping pipeline itself costs here.
     """
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
     import torch
 
-    pairs = sorted((image, image.parent / "label.npy") for image in cache_dir.glob("*/t1.npy"))
-    if not pairs or not all(label.is_file() for _, label in pairs):
+    pairs = _cache_pairs(cache_dir)
+    if pairs is None:
         return None
     rng = np.random.default_rng(0)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if torch.get_num_threads() >= cores:
+    if torch.get_num_threads() >= available_cores():
         return None
 
     def fill(
@@ -388,20 +391,15 @@ def _pipeline_floor(cache_dir: Path, job: Job, count: int) -> float | None:
                 del maps[subject]
         return out
 
-    buffers: list[tuple[Any, Any]] = []
+    shape = (job.batch_size, 1, *(job.patch,) * 3)
+    dtypes = [torch.from_numpy(np.load(path, mmap_mode="r")[:0]).dtype for path in pairs[0]]
+    buffers = [(torch.empty(shape, dtype=dtypes[0]), torch.empty(shape, dtype=dtypes[1])) for _ in range(3)]
     epochs = []
     with ThreadPoolExecutor(1) as copier:
         for _ in range(6):
             order = _queue_order(job, count, len(pairs), rng)
             last = {subject: index for index, (subject, _) in enumerate(order)}
             maps: dict[int, tuple[Any, Any]] = {}
-            if not buffers:
-                image0 = np.load(pairs[0][0], mmap_mode="r")
-                label0 = np.load(pairs[0][1], mmap_mode="r")
-                shape = (job.batch_size, 1, *(job.patch,) * 3)
-                dtypes = (torch.from_numpy(image0[:0]).dtype, torch.from_numpy(label0[:0]).dtype)
-                buffers = [(torch.empty(shape, dtype=dtypes[0]), torch.empty(shape, dtype=dtypes[1])) for _ in range(3)]
-                del image0, label0
             starts = range(0, len(order) - job.batch_size + 1, job.batch_size)
             start_time = time.perf_counter()
             ahead = copier.submit(fill, order[0 : job.batch_size], 0, buffers[0], maps, last)

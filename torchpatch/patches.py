@@ -149,16 +149,14 @@ class Patches:
         """
         numpy_out = out.numpy() if out.device.type == "cpu" and out.dtype != torch.bfloat16 else None
         view = self.box_view(name, index)
-        if view is None:
-            if self.sources is None:
-                out.copy_(self.data[name][index])
-                return
+        if view is None and self.sources is not None:
             image, _ = self.sources[name]
             image.read_regions([self._rows[index]], padding_mode=self.padding_mode, out=out[None])
-        elif numpy_out is None:
-            out.copy_(view)
-        elif self.sources is not None and (parallel or torch.get_num_threads() == 1):
-            # torch's copy (on its intra-op threads, or inline with one): a third faster than numpy's for a box.
+        elif view is None:
+            out.copy_(self.data[name][index])
+        elif numpy_out is None or (self.sources is not None and (parallel or torch.get_num_threads() == 1)):
+            # torch's copy of a deferred box (on its intra-op threads, or inline with one): a third faster
+            # than numpy's.
             out.copy_(view)
         else:
             numpy_out[...] = view.numpy()

@@ -112,11 +112,16 @@ def test_a_buffer_in_use_by_a_view_is_not_handed_out():
     assert len({ring.take((2, 3), torch.float32).data_ptr() for _ in range(3)}) == 1
 
 
-def test_deferred_patches_read_the_voxels_of_an_eager_cut(tmp_path: Path):
+def _mapped_subject(tmp_path: Path) -> tuple[Subject, Subject]:
     subject = make_subjects(1)[0]
     np.save(tmp_path / "t1.npy", subject["t1"].data.numpy()[0])
     np.save(tmp_path / "seg.npy", subject["seg"].data.numpy()[0])
     mapped = subject.with_images({"t1": ScalarImage(tmp_path / "t1.npy"), "seg": LabelMap(tmp_path / "seg.npy")})
+    return subject, mapped
+
+
+def test_deferred_patches_read_the_voxels_of_an_eager_cut(tmp_path: Path):
+    subject, mapped = _mapped_subject(tmp_path)
     boxes = [[0, 0, 0, 4, 4, 4], [-2, 9, 3, 2, 13, 7]]
     deferred = mapped.cut(boxes, padding_mode="edge", defer=True)
     eager = mapped.cut(boxes, padding_mode="edge")
@@ -161,14 +166,6 @@ def test_batches_of_file_subjects_list_each_patch_path_stem_and_type(tmp_path: P
     assert_same_batches(batches, single)
     assert {stem for batch in batches for stem in batch["t1"]["stem"]} == {"0_t1", "1_t1", "2_t1"}
     assert set(batches[0]["seg"]["type"]) == {"label"}
-
-
-def _mapped_subject(tmp_path: Path) -> tuple[Subject, Subject]:
-    subject = make_subjects(1)[0]
-    np.save(tmp_path / "t1.npy", subject["t1"].data.numpy()[0])
-    np.save(tmp_path / "seg.npy", subject["seg"].data.numpy()[0])
-    mapped = subject.with_images({"t1": ScalarImage(tmp_path / "t1.npy"), "seg": LabelMap(tmp_path / "seg.npy")})
-    return subject, mapped
 
 
 def test_box_views_are_the_voxels_where_they_are_or_none(tmp_path: Path):
