@@ -242,7 +242,12 @@ def main() -> None:
         return
     repeats = 3 if args.quick else args.repeats
     paths = make_files(args.folder, QUICK_VOLUMES if args.quick else VOLUMES)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {repeats} after a warm-up")
+    from torchpatch import io
+
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {repeats} after a warm-up, "
+        f"torchpatch's reorder into C order: {io.reorder_backend()}"
+    )
     print(f"{'file':<28}{'dtype':>8}{'shape':>16}{'on disk MB':>12}{'inflated MB':>13}{'ratio':>8}")
     for path in paths:
         row = describe(path)

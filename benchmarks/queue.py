@@ -192,6 +192,10 @@ PATCH_PATH_MODULES = (
     "torchpatch.geometry",
     "torchpatch.image",
     "torchpatch.io",
+    "torchpatch.io.base",
+    "torchpatch.io.inflate",
+    "torchpatch.io.nifti",
+    "torchpatch.io.transpose",
     "torchpatch.loader",
     "torchpatch.patches",
     "torchpatch.queue",
@@ -210,10 +214,13 @@ PATCH_PATH_MODULES = (
 
 
 def torchpatch_fingerprint() -> str | None:
-    """sha1 of the patch-path torchpatch modules this process imported (``None`` if none).
+    """sha1 of the patch-path torchpatch modules this process imported (``None`` if none), and its reorder.
 
     The sources may be edited while the benchmark runs; comparing this hash
-    across the cases tells whether they all ran the same patch code.
+    across the cases tells whether they all ran the same patch code. The
+    reorder into C order is the compiled extension or torch's fallback (a
+    checkout on ``PYTHONPATH`` has the extension only once built there:
+    ``python setup.py build_ext --inplace``).
     """
     files = [getattr(sys.modules[name], "__file__", None) for name in PATCH_PATH_MODULES if name in sys.modules]
     files = [file for file in files if file]
@@ -222,7 +229,9 @@ def torchpatch_fingerprint() -> str | None:
     digest = hashlib.sha1(usedforsecurity=False)
     for file in files:
         digest.update(Path(file).read_bytes())
-    return digest.hexdigest()[:12]
+    io = sys.modules.get("torchpatch.io")
+    reorder = f" ({io.reorder_backend()} reorder)" if io is not None else ""
+    return digest.hexdigest()[:12] + reorder
 
 
 def _touch(data: Any) -> float:

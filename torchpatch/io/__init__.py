@@ -51,7 +51,7 @@ from ..geometry import check_affine
 from ..typing import TypeAffine, TypePath
 from .analyze import ANALYZE
 from .atomic import atomic_path, write_atomic
-from .base import Array, Backend, Header, c_order
+from .base import Array, Backend, Header, c_order, reorder_backend
 from .dicom import DICOM
 from .minc import MINC
 from .nifti import NIFTI, NIFTI_GZ
@@ -298,6 +298,7 @@ __all__ = [
     "read_header",
     "read_image",
     "read_region",
+    "reorder_backend",
     "release_memory_maps",
     "supports_region_reads",
     "write_atomic",

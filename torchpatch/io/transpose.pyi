@@ -1,0 +1,9 @@
+from typing import Any
+
+import numpy.typing as npt
+
+_Buffer = npt.NDArray[Any] | bytes | bytearray | memoryview
+
+def reverse(
+    source: _Buffer, out: _Buffer, scratch: _Buffer, size_i: int, size_j: int, size_k: int, itemsize: int, /
+) -> None: ...
