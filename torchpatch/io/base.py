@@ -106,7 +106,7 @@ def reorder_backend() -> str:
     """What reorders decoded volumes into C order: ``'compiled'`` (the C extension) or ``'torch'``.
 
     The C extension (``torchpatch.io.transpose``, built at install when a C
-    compiler is there) is 3-12x faster than torch's 2D transpose; without it
+    compiler is there) is 1.4-6x faster than torch's transposes; without it
     the same bytes come out, more slowly.
 
     Example:
@@ -123,11 +123,12 @@ def _reorder_channel(source: Array, out: Array) -> None:
     transpose is ``(J, I, K)`` in C order; swapping the first two axes then
     moves whole runs of ``K`` elements. Both passes go through a reused
     scratch, so ``out`` may be ``source``'s own memory. The compiled
-    transpose (:func:`reorder_backend`) does the first pass in vector tiles:
-    on a 160x192x160 volume, one core, 0.3-0.5 ms for uint8 and 1.1-1.5 ms
-    for int16; torch's cache-blocked 2D transpose (the fallback) moves one
-    element at a time, 4.1 and 4.4 ms. The fallback moves elements as signed
-    integers of their size, which torch copies whatever the dtype.
+    extension (:func:`reorder_backend`) transposes in vector tiles: both
+    passes of a 160x192x160 volume on one core take 0.5-0.7 ms for uint8 and
+    1.2-1.5 ms for int16. Its fallback, torch's cache-blocked 2D transpose,
+    moves one element at a time: 3.1-4.4 and 3.5-5.1 ms. The fallback moves
+    elements as signed integers of their size, which torch copies whatever
+    the dtype.
     """
     size_i, size_j, size_k = source.shape
     as_int = np.dtype(f"i{source.dtype.itemsize}")
