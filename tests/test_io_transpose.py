@@ -131,3 +131,15 @@ def test_c_order_gives_the_same_bytes_with_and_without_the_extension(dtype, rng,
     reused = io.c_order(array.copy(order="K"), reuse=True)
     np.testing.assert_array_equal(compiled, np.ascontiguousarray(array))
     assert compiled.tobytes() == fallback.tobytes() == reused.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float32, np.float64])
+def test_a_misaligned_source_reorders_too(dtype, rng):
+    # A memory-mapped file's voxels start wherever its header ends: not at a multiple of their size.
+    shape = (21, 9, 19)
+    values = (rng.random(shape) * 100).astype(dtype)
+    raw = bytearray(1 + values.nbytes)
+    raw[1:] = values.tobytes(order="F")
+    source = np.frombuffer(raw, dtype, offset=1).reshape(shape, order="F")
+    assert not source.flags.aligned
+    np.testing.assert_array_equal(io.c_order(source[None])[0], values)

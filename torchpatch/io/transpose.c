@@ -64,11 +64,21 @@ TILE(tile_4, 4, _mm_unpacklo_epi32, _mm_unpackhi_epi32)
 TILE(tile_8, 2, _mm_unpacklo_epi64, _mm_unpackhi_epi64)
 #endif
 
-/* Elements [r0, r1) x [c0, c1) one by one (the edges, or every tile without SSE2). */
+/* Elements [r0, r1) x [c0, c1) one by one (the edges, or every tile without SSE2): copies of a constant
+ * size, which compilers turn into single moves (no call per element, and no alignment assumed). */
+#define SCALAR(SIZE)                                                                                        \
+    for (Py_ssize_t r = r0; r < r1; r++) {                                                                 \
+        const char *from = src + r * src_row;                                                              \
+        for (Py_ssize_t c = c0; c < c1; c++) memcpy(dst + c * dst_row + r * (SIZE), from + c * (SIZE), SIZE); \
+    }
 static void transpose_scalar(const char *src, char *dst, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0,
                              Py_ssize_t c1, Py_ssize_t src_row, Py_ssize_t dst_row, int size) {
-    for (Py_ssize_t r = r0; r < r1; r++)
-        for (Py_ssize_t c = c0; c < c1; c++) memcpy(dst + c * dst_row + r * size, src + r * src_row + c * size, size);
+    switch (size) {
+    case 1: SCALAR(1) break;
+    case 2: SCALAR(2) break;
+    case 4: SCALAR(4) break;
+    default: SCALAR(8) break;
+    }
 }
 
 /* dst (columns, rows) <- the transpose of src (rows, columns); rows are src_row and dst_row bytes apart. */
