@@ -54,9 +54,10 @@ PAGES = [
     ("torchpatch.typing", "Type aliases"),
 ]
 
-#: Modules that are programs, not API, and modules kept only for an older import path
-#: (``torchpatch.annotations_io``, ``torchpatch.heatmap``: their names are documented where they live).
-NOT_API = {"torchpatch.demo", "torchpatch.annotations_io", "torchpatch.heatmap"}
+#: Modules that are programs, not API, modules kept only for an older import path
+#: (``torchpatch.annotations_io``, ``torchpatch.heatmap``: their names are documented where they live),
+#: and the compiled helper behind ``torchpatch.io.c_order`` (``reorder_backend`` documents it; no source to read).
+NOT_API = {"torchpatch.demo", "torchpatch.annotations_io", "torchpatch.heatmap", "torchpatch.io.transpose"}
 
 #: Documented name of each object, by ``id`` (classes and functions) or by
 #: ``(defining module, name)`` (data), filled by :func:`write_pages`.
