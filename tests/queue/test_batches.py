@@ -25,6 +25,7 @@ from torchpatch import (
 )
 from torchpatch.loader import StackedPatches, collate_subjects
 from torchpatch.queue.batches import KEPT, BufferRing
+from torchpatch.queue.queue import AHEAD
 
 
 def assert_same_batches(batches: list[dict], expected: list[dict]) -> None:
@@ -86,6 +87,26 @@ def test_batches_of_changing_sizes_pop_the_same_patches(monkeypatch: pytest.Monk
     assert len(runs[0]) == len(runs[1]) == 12
     for a, b in zip(*runs):
         assert torch.equal(a[LOCATION], b[LOCATION]) and torch.equal(a["t1"].data, b["t1"].data)
+
+
+def test_batches_made_ahead_stay_within_the_epoch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setattr(Queue, "_cut_ahead", lambda self: True)
+    dataset = SubjectsDataset(make_subjects(), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    queue = Queue(dataset, 6, 3, UniformSampler(4), num_workers=2, seed=8)
+    try:
+        in_flight = []
+        for epoch in range(2):
+            handed = 0
+            for _ in range(6):  # 12 patches an epoch in batches of 2
+                handed += len(queue.__getitems__([0, 1]))
+                in_flight.append(len(queue._ahead))
+                # The batches in the making pop only what is left of this epoch.
+                assert handed + 2 * len(queue._ahead) <= 12
+            assert handed == 12 and queue._epoch == epoch
+        assert max(in_flight) == AHEAD and in_flight[-1] == 0
+    finally:
+        queue.close()
 
 
 def test_dropped_batches_give_their_buffers_back(tmp_path: Path):

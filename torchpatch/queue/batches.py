@@ -28,8 +28,9 @@ from ..loader import StackedPatches, empty_batch
 from ..patches import Patches
 from ..subject import Subject
 
-#: Buffers kept per (shape, dtype): a loop holds the last batch while the next one is made.
-KEPT = 4
+#: Buffers kept per (shape, dtype): a loop holds the last batch while the next one is handed
+#: out and two more are made ahead (:data:`~torchpatch.queue.queue.AHEAD`).
+KEPT = 5
 
 
 class BufferRing:

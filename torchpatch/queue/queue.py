@@ -38,6 +38,9 @@ from .plan import EpochPlanner, parse_samples_per_volume, pop_generator
 from .pool import PatchPool
 from .producer import Producer, SubjectPatches
 
+#: Batches a thread assembles ahead of the training loop (with worker processes and a spare core).
+AHEAD = 2
+
 
 class Queue(Dataset[Subject]):
     """A buffer of patches from many subjects, refilled in the background.
@@ -160,9 +163,11 @@ class Queue(Dataset[Subject]):
         self._epoch = -1
         self._popped = 0
         self._epoch_length = 0
-        # The next batch, assembled by a thread while the training step runs (see __getitems__),
-        # and patches popped ahead but not handed out yet (a batch of another size was asked for).
-        self._ahead: Future[tuple[list[tuple[Patches, int]], list[Subject]]] | None = None
+        # The next batches, assembled in order by a thread while the training step runs (see
+        # __getitems__); the count popped once they are done; and patches popped ahead but not
+        # handed out yet (a batch of another size was asked for).
+        self._ahead: deque[Future[tuple[list[tuple[Patches, int]], list[Subject]]]] = deque()
+        self._ahead_popped = 0
         self._spare: deque[tuple[Patches, int]] = deque()
         self._assembler: ThreadPoolExecutor | None = None
         if start_background:
@@ -186,10 +191,9 @@ class Queue(Dataset[Subject]):
         return stack[index]
 
     def _settle(self) -> None:
-        """Wait for the batch assembled ahead; its patches become spare (popped, not handed out)."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            self._spare.extend(ahead.result()[0])
+        """Wait for the batches assembled ahead; their patches become spare (popped, not handed out)."""
+        while self._ahead:
+            self._spare.extend(self._ahead.popleft().result()[0])
 
     def _assemble_next(self, count: int) -> tuple[list[tuple[Patches, int]], list[Subject]]:
         entries = [self._pop_entry() for _ in range(count)]
@@ -236,25 +240,40 @@ class Queue(Dataset[Subject]):
         if not indices:
             return []
         count = len(indices)
-        ahead, self._ahead = self._ahead, None
         batch = None
-        if ahead is not None:
-            entries, assembled = ahead.result()
+        if self._ahead:
+            entries, assembled = self._ahead[0].result()
             if len(entries) == count:
+                self._ahead.popleft()
                 batch = assembled
             else:
-                self._spare.extend(entries)
+                self._settle()  # another size: every batch made ahead goes back, in order
         if batch is None:
             entries = [self._spare.popleft() if self._spare else self._pop_entry() for _ in range(count)]
             # In the training loop's thread with several intra-op threads: copy on them (they
             # wait for the step's next parallel region anyway; a thread of ours would fight them).
             batch = assemble(entries, self._buffers, parallel=torch.get_num_threads() > 1)
-        if not self._spare and self._popped + count <= self._epoch_length and self._cut_ahead():
-            # The next batch of this epoch, popped and copied while the caller trains on this one.
+        if not self._spare and self._cut_ahead():
+            self._assemble_ahead(count)
+        return batch
+
+    def _assemble_ahead(self, count: int) -> None:
+        """Have the thread pop and copy the next batches of this epoch while the caller trains.
+
+        Up to :data:`AHEAD` batches of ``count``, never past the epoch's end
+        (a new epoch starts in the caller's thread). More than one: a step
+        and a batch's copies take about as long, and with one batch ahead
+        each side waited for the other's slower moments (scratch, MR, one
+        thread: 13-28 ms an epoch in the loop's thread, about as long idle
+        in the assembling one).
+        """
+        if not self._ahead:
+            self._ahead_popped = self._popped  # no pops in flight: this count is settled
+        while len(self._ahead) < AHEAD and self._ahead_popped + count <= self._epoch_length:
             if self._assembler is None:
                 self._assembler = ThreadPoolExecutor(1, thread_name_prefix="torchpatch-batch")
-            self._ahead = self._assembler.submit(self._assemble_next, count)
-        return batch
+            self._ahead.append(self._assembler.submit(self._assemble_next, count))
+            self._ahead_popped += count
 
     def _cut_ahead(self) -> bool:
         """Whether a thread assembles the next batch during the training step.
@@ -311,4 +330,4 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-__all__ = ["Queue"]
+__all__ = ["AHEAD", "Queue"]
