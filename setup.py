@@ -1,7 +1,8 @@
 """The compiled part of torchpatch: one optional C extension (the metadata is in pyproject.toml).
 
 ``torchpatch.io.transpose`` reorders decoded volumes into C order 1.4-6x faster
-than torch's transposes (tests/test_io_transpose.py checks it is built). It is optional: where it
+than torch's transposes, and copies the boxes of the Queue's batches out of the
+decode-once cache's memory maps (tests/test_io_transpose.py checks it is built). It is optional: where it
 cannot be built (no C compiler), torchpatch installs without it and reorders
 with torch (``torchpatch.io.reorder_backend()`` says which).
 """

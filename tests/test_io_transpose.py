@@ -143,3 +143,120 @@ def test_a_misaligned_source_reorders_too(dtype, rng):
     source = np.frombuffer(raw, dtype, offset=1).reshape(shape, order="F")
     assert not source.flags.aligned
     np.testing.assert_array_equal(io.c_order(source[None])[0], values)
+
+
+# ---------------------------------------------------------------------------
+# Boxes into batches (copy_boxes)
+# ---------------------------------------------------------------------------
+
+
+def _boxes_by_numpy(sources: list[np.ndarray], corners: list[tuple[int, int, int]], size: tuple[int, int, int]):
+    a, b, c = size
+    return np.stack([source[:, i : i + a, j : j + b, k : k + c] for source, (i, j, k) in zip(sources, corners)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_copy_boxes_equals_numpy_slices(dtype, channels, rng):
+    import torch
+
+    shapes = [(9, 7, 11), (5, 8, 6), (4, 3, 5)]
+    sources = [(rng.random((channels, *shape)) * 250).astype(dtype) for shape in shapes]
+    size = (4, 3, 5)
+    corners = [(5, 4, 6), (0, 5, 1), (0, 0, 0)]  # the last box is its whole source
+    out = torch.full((3, channels, *size), 7).to(torch.from_numpy(sources[0]).dtype)
+    assert io.copy_boxes(out, list(zip(sources, corners)))
+    np.testing.assert_array_equal(out.numpy(), _boxes_by_numpy(sources, corners, size))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 12), st.integers(1, 12), st.integers(1, 12)),
+    data=st.data(),
+    dtype=st.sampled_from(DTYPES),
+)
+def test_copy_boxes_equals_numpy_for_any_box(shape, data, dtype):
+    import torch
+
+    size = tuple(data.draw(st.integers(1, extent)) for extent in shape)
+    corners = [
+        tuple(data.draw(st.integers(0, extent - length)) for extent, length in zip(shape, size)) for _ in range(3)
+    ]
+    source = np.arange(np.prod(shape), dtype=np.float64).astype(dtype).reshape(1, *shape)
+    out = torch.empty((3, 1, *size), dtype=torch.from_numpy(source).dtype)
+    assert io.copy_boxes(out, [(source, corner) for corner in corners])
+    np.testing.assert_array_equal(out.numpy(), _boxes_by_numpy([source] * 3, corners, size))
+
+
+def test_copy_boxes_reads_a_memory_map(tmp_path: Path, rng):
+    import torch
+
+    np.save(tmp_path / "t1.npy", rng.random((1, 10, 9, 8)).astype(np.float32))
+    mapped = io.map_npy(tmp_path / "t1.npy")
+    out = torch.empty(1, 1, 3, 3, 3)
+    assert io.copy_boxes(out, [(mapped, (7, 6, 5))])
+    np.testing.assert_array_equal(out.numpy()[0], mapped[:, 7:, 6:, 5:])
+
+
+def test_copy_boxes_declines_what_it_cannot_copy(monkeypatch, rng):
+    import torch
+
+    source = rng.random((1, 6, 6, 6)).astype(np.float32)
+    out = torch.zeros(1, 1, 2, 2, 2)
+    assert not io.copy_boxes(out, [(source.astype(np.float64), (0, 0, 0))])  # another dtype
+    assert not io.copy_boxes(out, [(np.asfortranarray(source), (0, 0, 0))])  # not C order
+    assert not io.copy_boxes(torch.zeros(1, 1, 2, 2, 4)[..., ::2], [(source, (0, 0, 0))])  # out not contiguous
+    assert not io.copy_boxes(out, [(source, (0, 0, 0))] * 2)  # more boxes than rows
+    assert not io.copy_boxes(out.to(torch.bfloat16), [(source, (0, 0, 0))])
+    monkeypatch.setattr(base, "compiled", None)  # a build without the extension: the caller copies
+    assert not io.copy_boxes(out, [(source, (0, 0, 0))])
+    assert float(out.abs().sum()) == 0.0  # nothing was written by any refusal
+
+
+def test_copy_boxes_bad_arguments_say_what_is_wrong(rng):
+    assert base.compiled is not None
+    copy = base.compiled.copy_boxes
+    source = rng.random((2, 5, 5, 5)).astype(np.float32)
+    out = np.zeros((1, 2, 2, 2, 2), np.float32)
+    with pytest.raises(ValueError, match=r"box 0 at \(4, 0, 0\) of size \(2, 2, 2\) is not inside its \(5, 5, 5\)"):
+        copy(out, [(source, 5, 5, 5, 4, 0, 0)], 2, 2, 2, 2, 4)
+    with pytest.raises(ValueError, match="not inside"):
+        copy(out, [(source, 5, 5, 5, 0, -1, 0)], 2, 2, 2, 2, 4)
+    with pytest.raises(ValueError, match=r"source 0 holds 1000 bytes, not 2 channels of \(5, 5, 6\)"):
+        copy(out, [(source, 5, 5, 6, 0, 0, 0)], 2, 2, 2, 2, 4)
+    with pytest.raises(ValueError, match="out holds 64 bytes, 2 boxes of 64 bytes need 128"):
+        copy(out, [(source, 5, 5, 5, 0, 0, 0)] * 2, 2, 2, 2, 2, 4)
+    with pytest.raises(ValueError, match="itemsize must be 1, 2, 4 or 8 bytes, not 3"):
+        copy(out, [(source, 5, 5, 5, 0, 0, 0)], 2, 2, 2, 2, 3)
+    with pytest.raises(TypeError, match=r"a box is \(source, size_i, size_j, size_k, i0, j0, k0\)"):
+        copy(out, [(source, 5, 5)], 2, 2, 2, 2, 4)
+    with pytest.raises(TypeError, match="boxes must be a sequence"):
+        copy(out, 3, 2, 2, 2, 2, 4)
+    with pytest.raises(ValueError, match="out of range"):
+        copy(out, [(source, 5, 5, 5, 0, 0, 0)], -2, 2, 2, 2, 4)
+    assert not out.any()
+
+
+def test_copy_boxes_runs_beside_other_threads(rng):
+    import torch
+
+    sources = [rng.random((1, 40, 40, 40)).astype(np.float32) for _ in range(4)]
+    corners = [(i, i, 2 * i) for i in range(8)]
+    expected = _boxes_by_numpy([sources[n % 4] for n in range(8)], corners, (24, 24, 24))
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(20):
+                out = torch.empty(8, 1, 24, 24, 24)
+                assert io.copy_boxes(out, [(sources[n % 4], corner) for n, corner in enumerate(corners)])
+                np.testing.assert_array_equal(out.numpy(), expected)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors

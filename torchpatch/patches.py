@@ -133,11 +133,8 @@ class Patches:
     def read_into(self, name: str, index: int, out: torch.Tensor, *, parallel: bool = False) -> None:
         """Copy the voxels of patch ``index`` of image ``name`` into ``out`` (``(C, *patch)``, same dtype).
 
-        One copy, from the stack or, for deferred patches, straight from the
-        source (a memory map): what the Queue uses to fill a batch buffer.
-        On this thread by numpy (no parallel region), or with ``parallel``
-        a deferred box is copied by torch's intra-op threads (the ones the
-        training step uses, so the copy does not fight them for the cores).
+        One copy, from the stack or straight from a deferred patch's memory map: by numpy on this
+        thread, or with ``parallel`` a deferred box on torch's intra-op threads (the step's own).
 
         Example:
             >>> from torchpatch import ScalarImage, Subject
@@ -164,10 +161,8 @@ class Patches:
     def box_view(self, name: str, index: int) -> torch.Tensor | None:
         """The voxels of patch ``index`` of image ``name`` where they are, without a copy (read them, never write).
 
-        A view of the stack, or for deferred patches of the memory map.
-        ``None`` when there is no such view on the CPU: a deferred box
-        reaching past its source (filled per the padding mode when read),
-        or voxels on another device or part of an autograd graph.
+        A view of the stack, or for deferred patches of the memory map; ``None`` for a deferred
+        box past its source (padded when read), or voxels off the CPU or in an autograd graph.
 
         Example:
             >>> from torchpatch import ScalarImage, Subject
@@ -182,12 +177,23 @@ class Patches:
             source = self.data[name][index]
             usable = source.device.type == "cpu" and not source.requires_grad and source.dtype != torch.bfloat16
             return source if usable else None
+        box = self._rows[index]
+        inside = self.box_origin(name, index) is not None
+        return self._tensor(name)[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]] if inside else None
+
+    def box_origin(self, name: str, index: int) -> tuple[Array, tuple[int, int, int]] | None:
+        """The memory map of image ``name`` and patch ``index``'s first voxel there, for :func:`.io.copy_boxes`.
+
+        ``None`` unless the patches are :attr:`deferred` and the box lies inside its source.
+        """
+        if self.sources is None:
+            return None
         _, array = self.sources[name]
         box = self._rows[index]
         shape = array.shape
         if min(box[:3]) < 0 or box[3] > shape[1] or box[4] > shape[2] or box[5] > shape[3]:
             return None
-        return self._tensor(name)[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]]
+        return array, (box[0], box[1], box[2])
 
     def _tensor(self, name: str) -> torch.Tensor:
         """The source of image ``name`` as a tensor (shares the read-only map, only ever read)."""
@@ -386,7 +392,7 @@ class SubjectCuts:
         boxes = check_locations(locations, lambda: f"subject {self.name!r}")
         rows = boxes.tolist()
         sizes = (rows[0][3] - rows[0][0], rows[0][4] - rows[0][1], rows[0][5] - rows[0][2]) if rows else (1, 1, 1)
-        allocate = allocator if allocator is not None else _empty
+        allocate = allocator if allocator is not None else (lambda shape, dtype: torch.empty(shape, dtype=dtype))
         data: dict[str, torch.Tensor] = {}
         affines: dict[str, np.ndarray] = {}
         templates: dict[str, Any] = {}
@@ -460,10 +466,6 @@ def fill_fits(fill: float, dtype: torch.dtype) -> bool:
         return True
     info = torch.iinfo(dtype)
     return fill == int(fill) and info.min <= fill <= info.max
-
-
-def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    return torch.empty(shape, dtype=dtype)
 
 
 @runtime_checkable

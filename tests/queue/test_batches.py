@@ -22,6 +22,7 @@ from torchpatch import (
     SubjectsDataset,
     SubjectsLoader,
     UniformSampler,
+    io,
 )
 from torchpatch.loader import StackedPatches, collate_subjects
 from torchpatch.queue.batches import KEPT, BufferRing
@@ -228,21 +229,34 @@ def test_assembled_batches_equal_their_patches_whichever_way_they_are_copied(
         return stack(tensors, out=out)
 
     monkeypatch.setattr(torch, "stack", counted)
+    compiled: list[int] = []
+    copy_boxes = io.copy_boxes
+
+    def counted_boxes(out: torch.Tensor, boxes: list) -> bool:
+        copied = copy_boxes(out, boxes)
+        compiled.extend([len(boxes)] if copied else [])
+        return copied
+
+    monkeypatch.setattr(io, "copy_boxes", counted_boxes)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         only_deferred = [(deferred, 1), (deferred, 0), (deferred, 1)]
         for entries in (stacks, [*stacks, (padded, 0)], only_deferred):
             calls.clear()
+            compiled.clear()
             batch = assemble(entries, BufferRing(), parallel=parallel)
             assert isinstance(batch, StackedPatches)
             for row, (source, index) in enumerate(entries):
                 for name in ("t1", "seg"):
                     assert torch.equal(batch.stacked[name][row], source[index][name].data)
                     assert torch.equal(batch[row][name].data, source[index][name].data)
-            # One stack per image where read_into would copy every box with torch (one thread, or
+            # One compiled call per image for boxes of maps on one thread (with the extension); one
+            # stack per image where read_into would copy every box with torch (one thread, or
             # deferred boxes on torch's threads) and every box is a view; else box by box.
-            by_torch = threads == 1 or (parallel and entries is only_deferred)
+            by_compiled = threads == 1 and entries is only_deferred and io.reorder_backend() == "compiled"
+            by_torch = not by_compiled and (threads == 1 or (parallel and entries is only_deferred))
+            assert compiled == ([len(entries)] * 2 if by_compiled else [])
             assert calls == ([len(entries)] * 2 if by_torch and (padded, 0) not in entries else [])
     finally:
         torch.set_num_threads(before)

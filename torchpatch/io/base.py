@@ -9,7 +9,7 @@ backend, so adding a format is adding a record, not another ``if`` chain.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -21,7 +21,7 @@ from ..typing import TypeAffine, TypeTriplet
 from . import buffers
 
 compiled: ModuleType | None
-try:  # the compiled reorder (setup.py); optional, torch's transposes otherwise
+try:  # the compiled copies (setup.py); optional, torch's otherwise
     from . import transpose as compiled
 except ImportError:  # pragma: no cover - a build without a C compiler
     compiled = None
@@ -116,6 +116,44 @@ def reorder_backend() -> str:
     return "torch" if compiled is None else "compiled"
 
 
+def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]]) -> bool:
+    """Copy boxes of ``(C, I, J, K)`` arrays into the rows of ``out`` by the compiled extension, in one call.
+
+    ``out`` is a contiguous CPU ``(N, C, a, b, c)`` tensor; ``boxes`` gives,
+    per row, a C-ordered array of ``out``'s dtype and the box's first voxel
+    ``(i0, j0, k0)``, the box lying inside the array. The copies run row by
+    row (runs along K) on this thread without the GIL: what the Queue's
+    batches take from the decode-once cache's memory maps (scratch, 256
+    boxes of 64³ float32 and uint8 from 16 maps, one thread: 33 against
+    35-37 ms by ``torch.stack`` of the boxes' views; 40 against 47 ms next
+    to a step summing the batches on the other core).
+
+    Returns:
+        Whether it copied: ``False`` (nothing written) without the extension
+        or when an array does not fit these terms.
+
+    Example:
+        >>> source = np.arange(2 * 4 * 4 * 4, dtype=np.int16).reshape(2, 4, 4, 4)
+        >>> out = torch.empty(2, 2, 2, 2, 2, dtype=torch.int16)
+        >>> copied = copy_boxes(out, [(source, (0, 0, 0)), (source, (2, 1, 2))])
+        >>> not copied or torch.equal(out[1], torch.from_numpy(source[:, 2:4, 1:3, 2:4]))
+        True
+    """
+    if compiled is None or out.device.type != "cpu" or out.dim() != 5 or not out.is_contiguous():
+        return False
+    if len(boxes) != out.shape[0] or out.dtype == torch.bfloat16:
+        return False
+    dtype = torch.empty(0, dtype=out.dtype).numpy().dtype
+    channels, size_a, size_b, size_c = (int(v) for v in out.shape[1:])
+    items = []
+    for array, corner in boxes:
+        if array.dtype != dtype or array.ndim != 4 or array.shape[0] != channels or not array.flags.c_contiguous:
+            return False
+        items.append((array, *array.shape[1:], *corner))
+    compiled.copy_boxes(out.numpy(), items, size_a, size_b, size_c, channels, dtype.itemsize)
+    return True
+
+
 def _reorder_channel(source: Array, out: Array) -> None:
     """``out[...] = source`` for an ``(I, J, K)`` ``source`` in F order and ``out`` in C order.
 
@@ -203,4 +241,4 @@ def c_order(array: Array, reuse: bool = False) -> Array:
     return out
 
 
-__all__ = ["Array", "Backend", "Header", "c_order", "copy_blocks", "reorder_backend"]
+__all__ = ["Array", "Backend", "Header", "c_order", "copy_blocks", "copy_boxes", "reorder_backend"]

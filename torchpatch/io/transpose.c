@@ -171,15 +171,125 @@ static PyObject *reverse(PyObject *module, PyObject *args) {
     return result;
 }
 
+/* Boxes of a batch: each box is copied row by row (runs of K elements) out of its own C-ordered
+ * (C, I, J, K) source into one contiguous (N, C, a, b, c) buffer, all without the GIL (one call a
+ * batch: a thread making batches next to the training loop takes the GIL back once). */
+#define MAX_BOXES 4096
+
+PyDoc_STRVAR(copy_boxes_doc,
+             "copy_boxes(out, boxes, size_a, size_b, size_c, channels, itemsize)\n"
+             "--\n\n"
+             "Copy len(boxes) boxes of (channels, size_a, size_b, size_c) elements into ``out``, one after the other.\n\n"
+             "Each box is ``(source, size_i, size_j, size_k, i0, j0, k0)``: a C-ordered (channels, size_i, size_j,\n"
+             "size_k) buffer and the box's first voxel; boxes lie inside their sources.");
+
+static PyObject *copy_boxes(PyObject *module, PyObject *args) {
+    Py_buffer dst;
+    PyObject *boxes;
+    Py_ssize_t sa, sb, sc, channels;
+    int size;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "w*Onnnni", &dst, &boxes, &sa, &sb, &sc, &channels, &size)) return NULL;
+    PyObject *seq = PySequence_Fast(boxes, "boxes must be a sequence of tuples");
+    if (seq == NULL) {
+        PyBuffer_Release(&dst);
+        return NULL;
+    }
+    const Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    Py_buffer sources[64];
+    Py_buffer *views = count <= 64 ? sources : PyMem_Calloc((size_t)(count ? count : 1), sizeof(Py_buffer));
+    Py_ssize_t(*geometry)[6] = PyMem_Calloc((size_t)(count ? count : 1), sizeof(*geometry));
+    Py_ssize_t held = 0;
+    PyObject *result = NULL;
+    if (views == NULL || geometry == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (size != 1 && size != 2 && size != 4 && size != 8) {
+        PyErr_Format(PyExc_ValueError, "itemsize must be 1, 2, 4 or 8 bytes, not %d", size);
+        goto done;
+    }
+    if (sa < 0 || sb < 0 || sc < 0 || channels < 0 || count > MAX_BOXES) {
+        PyErr_Format(PyExc_ValueError, "box size (%zd, %zd, %zd), %zd channels and %zd boxes (at most %d) are out of range",
+                     sa, sb, sc, channels, count, MAX_BOXES);
+        goto done;
+    }
+    if ((sa && sb && sc && channels) &&
+        (sa > PY_SSIZE_T_MAX / sb || sa * sb > PY_SSIZE_T_MAX / sc / channels / size / (count ? count : 1))) {
+        PyErr_Format(PyExc_ValueError, "boxes of (%zd, %zd, %zd, %zd) elements of %d bytes are too large", channels, sa,
+                     sb, sc, size);
+        goto done;
+    }
+    const Py_ssize_t box_bytes = channels * sa * sb * sc * size;
+    if (dst.len < box_bytes * count) {
+        PyErr_Format(PyExc_ValueError, "out holds %zd bytes, %zd boxes of %zd bytes need %zd", dst.len, count, box_bytes,
+                     box_bytes * count);
+        goto done;
+    }
+    for (Py_ssize_t n = 0; n < count; n++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, n);
+        PyObject *source;
+        Py_ssize_t *g = geometry[n];
+        if (!PyArg_ParseTuple(item, "Onnnnnn;a box is (source, size_i, size_j, size_k, i0, j0, k0)", &source, &g[0],
+                              &g[1], &g[2], &g[3], &g[4], &g[5]))
+            goto done;
+        if (PyObject_GetBuffer(source, &views[n], PyBUF_C_CONTIGUOUS) < 0) goto done;
+        held = n + 1;
+        if (g[0] < 0 || g[1] < 0 || g[2] < 0 || g[3] < 0 || g[4] < 0 || g[5] < 0 || g[3] > g[0] - sa ||
+            g[4] > g[1] - sb || g[5] > g[2] - sc) {
+            PyErr_Format(PyExc_ValueError, "box %zd at (%zd, %zd, %zd) of size (%zd, %zd, %zd) is not inside its (%zd, %zd, %zd) source",
+                         n, g[3], g[4], g[5], sa, sb, sc, g[0], g[1], g[2]);
+            goto done;
+        }
+        if (g[0] > PY_SSIZE_T_MAX / (g[1] ? g[1] : 1) ||
+            g[0] * g[1] > PY_SSIZE_T_MAX / (g[2] ? g[2] : 1) / size / (channels ? channels : 1) ||
+            views[n].len < channels * g[0] * g[1] * g[2] * size) {
+            PyErr_Format(PyExc_ValueError, "source %zd holds %zd bytes, not %zd channels of (%zd, %zd, %zd) elements of %d bytes",
+                         n, views[n].len, channels, g[0], g[1], g[2], size);
+            goto done;
+        }
+    }
+    if (box_bytes > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        char *out = (char *)dst.buf;
+        const size_t run = (size_t)(sc * size);
+        for (Py_ssize_t n = 0; n < count; n++) {
+            const Py_ssize_t *g = geometry[n];
+            const Py_ssize_t row = g[2] * size, plane = g[1] * row, volume = g[0] * plane;
+            const char *base = (const char *)views[n].buf + g[3] * plane + g[4] * row + g[5] * size;
+            for (Py_ssize_t c = 0; c < channels; c++) {
+                for (Py_ssize_t a = 0; a < sa; a++) {
+                    const char *from = base + c * volume + a * plane;
+                    for (Py_ssize_t b = 0; b < sb; b++) {
+                        memcpy(out, from + b * row, run);
+                        out += run;
+                    }
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    for (Py_ssize_t n = 0; n < held; n++) PyBuffer_Release(&views[n]);
+    if (views != NULL && views != sources) PyMem_Free(views);
+    PyMem_Free(geometry);
+    Py_DECREF(seq);
+    PyBuffer_Release(&dst);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"reverse", reverse, METH_VARARGS, reverse_doc},
+    {"copy_boxes", copy_boxes, METH_VARARGS, copy_boxes_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     "torchpatch.io.transpose",
-    "Reordering volumes from the files' order into C order, compiled.",
+    "Compiled copies: volumes reordered from the files' order into C order, boxes into batches.",
     -1,
     methods,
     NULL,

@@ -7,3 +7,13 @@ _Buffer = npt.NDArray[Any] | bytes | bytearray | memoryview
 def reverse(
     source: _Buffer, out: _Buffer, scratch: _Buffer, size_i: int, size_j: int, size_k: int, itemsize: int, /
 ) -> None: ...
+def copy_boxes(
+    out: _Buffer,
+    boxes: list[tuple[_Buffer, int, int, int, int, int, int]],
+    size_a: int,
+    size_b: int,
+    size_c: int,
+    channels: int,
+    itemsize: int,
+    /,
+) -> None: ...

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import io
 from ..constants import LOCATION
 from ..loader import StackedPatches, empty_batch
 from ..patches import Patches
@@ -79,8 +80,11 @@ class BufferRing:
 def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel: bool = False) -> list[Subject]:
     """The patches ``entries`` (a stack and a row each), their voxels copied into one batch buffer per image.
 
-    With a single torch thread, or with ``parallel`` when every patch is
-    deferred (copied from a memory map, on torch's intra-op threads), each
+    With a single torch thread and every patch deferred (boxes of memory
+    maps), each image's boxes are copied by one call of
+    :func:`torchpatch.io.copy_boxes` (compiled; without the extension as
+    below). With a single torch thread, or with ``parallel`` when every
+    patch is deferred (copied on torch's intra-op threads), each
     image's boxes are copied by one ``torch.stack`` of their views
     (:meth:`~torchpatch.patches.Patches.box_view`); otherwise, and when a
     box reaches past its source, box by box
@@ -111,8 +115,16 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
     # torch.stack per image copies the batch's boxes: the thread takes the GIL back once per
     # image rather than once per box (a thread building the batch during the step waited
     # 20-25 ms an epoch for it, MR, one thread).
-    by_torch = torch.get_num_threads() == 1 or (parallel and all(stack.deferred for stack, _ in entries))
+    single = torch.get_num_threads() == 1
+    by_torch = single or (parallel and all(stack.deferred for stack, _ in entries))
     for name, out in stacked.items():
+        if single and all(stack.deferred for stack, _ in entries):
+            # Boxes of memory maps, on this thread: one compiled call copies the batch's boxes of
+            # this image (a tenth faster than torch.stack, and the GIL taken back once).
+            origins = [stack.box_origin(name, index) for stack, index in entries]
+            inside = [origin for origin in origins if origin is not None]
+            if len(inside) == count and io.copy_boxes(out, inside):
+                continue
         views = [stack.box_view(name, index) for stack, index in entries] if by_torch else []
         boxes = [view for view in views if view is not None]
         if by_torch and len(boxes) == count:
