@@ -546,6 +546,7 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
         build = makers[spec["variant"]](spec, job, paths)
         expected_shape = (job.batch_size, 1, job.patch, job.patch, job.patch)
         cpu = [tree_cpu_seconds()]
+        faults = [resource.getrusage(resource.RUSAGE_SELF).ru_minflt]
         start = time.perf_counter()
         queue, loader, arrays = build()
         fingerprint = torchpatch_fingerprint()
@@ -570,6 +571,7 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
             epochs.append(now - epoch_start)
             counts.append(count)
             cpu.append(tree_cpu_seconds())
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
             epoch_start = time.perf_counter()
         if hasattr(queue, "close"):
             queue.close()
@@ -588,6 +590,7 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
         "epoch_s": epochs,
         "patches": counts,
         "cpu_s": [cpu[i + 1] - cpu[i] for i in range(len(cpu) - 1)],
+        "loop_faults": [faults[i + 1] - faults[i] for i in range(len(faults) - 1)],
         "threads": threads,
         "torchpatch_sources": fingerprint,
         "checksum": checksum,
@@ -675,6 +678,9 @@ class Case:
                 out.append(result["cpu_s"][0])
             elif what == "cpu warm":
                 out.append(result["cpu_s"][1] if len(result["cpu_s"]) > 1 else None)
+            elif what == "faults warm":
+                loop = result.get("loop_faults", [])
+                out.append(loop[1] if len(loop) > 1 else None)
             elif what == "first":
                 out.append(result["first_batch_s"])
             elif what == "rss":
@@ -849,6 +855,7 @@ def results_tables(cases: list[Case]) -> list[tuple[str, list[str], list[list[st
         "first batch s",
         "CPU s cold",
         "CPU s warm",
+        "faults warm",
         "step s",
         "floor s",
         "pipeline s",
@@ -874,6 +881,7 @@ def results_tables(cases: list[Case]) -> list[tuple[str, list[str], list[list[st
                     fmt(case.median("first"), 2),
                     fmt(case.median("cpu cold"), 2),
                     fmt(case.median("cpu warm"), 2),
+                    fmt(case.median("faults warm"), 0),
                     fmt(case.median("step"), 3),
                     fmt(case.median("floor"), 3),
                     fmt(case.median("pipeline"), 3),
@@ -1085,7 +1093,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{job.patches_per_epoch} patches per epoch, label probabilities {LABEL_PROBABILITIES}"
         ),
         *(f"data {describe(manifests[kind])}" for kind in args.data),
-        "cold = epoch 1 from building the Queue (workers start included); warm = epoch 2",
+        "cold = epoch 1 from building the Queue (workers start included); warm = epoch 2; "
+        "faults warm = minor page faults of the training process (its threads, not the workers) in epoch 2",
         f"memory: {MEMORY_METHOD}",
         f"medians of up to {args.runs} rounds (--budget {args.budget:.0f} s; "
         f"{'no ' if args.no_warmup else ''}warm-up run first); "
