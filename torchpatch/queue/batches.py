@@ -80,8 +80,8 @@ class BufferRing:
 def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel: bool = False) -> list[Subject]:
     """The patches ``entries`` (a stack and a row each), their voxels copied into one batch buffer per image.
 
-    With a single torch thread and every patch deferred (boxes of memory
-    maps), each image's boxes are copied by one call of
+    Without ``parallel`` and every patch deferred (boxes of memory maps),
+    each image's boxes are copied on this thread by one call of
     :func:`torchpatch.io.copy_boxes` (compiled; without the extension as
     below). With a single torch thread, or with ``parallel`` when every
     patch is deferred (copied on torch's intra-op threads), each
@@ -115,10 +115,10 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
     # torch.stack per image copies the batch's boxes: the thread takes the GIL back once per
     # image rather than once per box (a thread building the batch during the step waited
     # 20-25 ms an epoch for it, MR, one thread).
-    single = torch.get_num_threads() == 1
-    by_torch = single or (parallel and all(stack.deferred for stack, _ in entries))
+    deferred = all(stack.deferred for stack, _ in entries)
+    by_torch = torch.get_num_threads() == 1 or (parallel and deferred)
     for name, out in stacked.items():
-        if single and all(stack.deferred for stack, _ in entries):
+        if deferred and not parallel:
             # Boxes of memory maps, on this thread: one compiled call copies the batch's boxes of
             # this image (a tenth faster than torch.stack, and the GIL taken back once).
             origins = [stack.box_origin(name, index) for stack, index in entries]
