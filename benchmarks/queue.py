@@ -25,7 +25,10 @@ Each library runs the job in its own subprocess with its own venv::
                                 in memory after epoch 1 (its epoch 2 is warm in RAM)
 
 Measured per case: patches/s of epoch 1 (cold, from building the Queue to the
-last batch, worker start-up included) and epoch 2 (warm), the latency of the
+last batch, worker start-up included) and of the warm epochs after it (the
+median of epochs 2-4; epochs 3 and 4 run only while an epoch takes under 2 s,
+so one warm epoch of a few milliseconds' noise does not decide a row), the
+training process's minor page faults in those epochs, the latency of the
 first batch, the CPU seconds of each epoch (the child and its workers: steady
 on a shared machine, unlike the wall time) and the peak memory of the child's
 process tree (see ``benchmarks.common.MEMORY_METHOD``). Then the
@@ -123,6 +126,10 @@ class Job:
     batch_size: int = 8
     workers: int = 2
     epochs: int = 2
+    #: Warm epochs measured at most (their median is the warm figure): the ones after the
+    #: second run only while a warm epoch takes under ``extra_warm_below`` seconds.
+    warm_epochs: int = 3
+    extra_warm_below: float = 2.0
 
     @property
     def patches_per_epoch(self) -> int:
@@ -556,7 +563,10 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
         checksum = 0.0
         epoch_start = start
         kept: tuple[Any, Any] | None = None
-        for _ in range(job.epochs):
+        planned = job.epochs + max(0, job.warm_epochs - 1)
+        for number in range(planned):
+            if number >= job.epochs and epochs[-1] >= job.extra_warm_below:
+                break  # a slow warm epoch: one is steady enough
             count = 0
             for batch in loader:
                 image, label = arrays(batch)
@@ -673,14 +683,15 @@ class Case:
             if what == "cold":
                 out.append(result["patches"][0] / result["epoch_s"][0])
             elif what == "warm":
-                out.append(result["patches"][1] / result["epoch_s"][1] if len(result["epoch_s"]) > 1 else None)
+                warm = [n / s for n, s in zip(result["patches"][1:], result["epoch_s"][1:])]
+                out.append(median(warm) if warm else None)
             elif what == "cpu cold":
                 out.append(result["cpu_s"][0])
             elif what == "cpu warm":
-                out.append(result["cpu_s"][1] if len(result["cpu_s"]) > 1 else None)
+                out.append(median(result["cpu_s"][1:]) if len(result["cpu_s"]) > 1 else None)
             elif what == "faults warm":
                 loop = result.get("loop_faults", [])
-                out.append(loop[1] if len(loop) > 1 else None)
+                out.append(median(loop[1:]) if len(loop) > 1 else None)
             elif what == "first":
                 out.append(result["first_batch_s"])
             elif what == "rss":
@@ -1093,8 +1104,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{job.patches_per_epoch} patches per epoch, label probabilities {LABEL_PROBABILITIES}"
         ),
         *(f"data {describe(manifests[kind])}" for kind in args.data),
-        "cold = epoch 1 from building the Queue (workers start included); warm = epoch 2; "
-        "faults warm = minor page faults of the training process (its threads, not the workers) in epoch 2",
+        "cold = epoch 1 from building the Queue (workers start included); warm = median of epochs 2 to "
+        f"{1 + job.warm_epochs} (those after epoch 2 only while an epoch takes under {job.extra_warm_below:g} s); "
+        "CPU s warm and faults warm (minor page faults of the training process, not its workers) likewise",
         f"memory: {MEMORY_METHOD}",
         f"medians of up to {args.runs} rounds (--budget {args.budget:.0f} s; "
         f"{'no ' if args.no_warmup else ''}warm-up run first); "
