@@ -254,7 +254,7 @@ def test_assembled_batches_equal_their_patches_whichever_way_they_are_copied(
             # One compiled call per image for boxes of maps on one thread (with the extension); one
             # stack per image where read_into would copy every box with torch (one thread, or
             # deferred boxes on torch's threads) and every box is a view; else box by box.
-            by_compiled = entries is only_deferred and io.reorder_backend() == "compiled"
+            by_compiled = not parallel and entries is only_deferred and io.reorder_backend() == "compiled"
             by_torch = not by_compiled and (threads == 1 or (parallel and entries is only_deferred))
             assert compiled == ([len(entries)] * 2 if by_compiled else [])
             assert calls == ([len(entries)] * 2 if by_torch and (padded, 0) not in entries else [])

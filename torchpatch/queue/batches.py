@@ -80,8 +80,8 @@ class BufferRing:
 def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel: bool = False) -> list[Subject]:
     """The patches ``entries`` (a stack and a row each), their voxels copied into one batch buffer per image.
 
-    When every patch is deferred (boxes of memory maps), each image's boxes
-    are copied on this thread by one call of
+    Without ``parallel`` and every patch deferred (boxes of memory maps),
+    each image's boxes are copied on this thread by one call of
     :func:`torchpatch.io.copy_boxes` (compiled; without the extension as
     below). With a single torch thread, or with ``parallel`` when every
     patch is deferred (copied on torch's intra-op threads), each
@@ -118,11 +118,9 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
     deferred = all(stack.deferred for stack, _ in entries)
     by_torch = torch.get_num_threads() == 1 or (parallel and deferred)
     for name, out in stacked.items():
-        if deferred:
-            # Boxes of memory maps: one compiled call on this thread copies the batch's boxes of
-            # this image (the GIL taken back once). One thread is at the memory's bandwidth here:
-            # in the training loop with torch's two threads, warm MR epochs took 79-110 against
-            # 77-146 ms (medians 87 and 96, eleven runs each) by torch.stack on both threads.
+        if deferred and not parallel:
+            # Boxes of memory maps, on this thread: one compiled call copies the batch's boxes of
+            # this image (a tenth faster than torch.stack, and the GIL taken back once).
             origins = [stack.box_origin(name, index) for stack, index in entries]
             inside = [origin for origin in origins if origin is not None]
             if len(inside) == count and io.copy_boxes(out, inside):

@@ -250,9 +250,8 @@ class Queue(Dataset[Subject]):
                 self._settle()  # another size: every batch made ahead goes back, in order
         if batch is None:
             entries = [self._spare.popleft() if self._spare else self._pop_entry() for _ in range(count)]
-            # In the training loop's thread: no thread of ours beside torch's intra-op threads (it
-            # would fight them); workers' stacks are copied on those threads, the cache's boxes by
-            # one compiled call (assemble).
+            # In the training loop's thread with several intra-op threads: copy on them (they
+            # wait for the step's next parallel region anyway; a thread of ours would fight them).
             batch = assemble(entries, self._buffers, parallel=torch.get_num_threads() > 1)
         if not self._spare and self._cut_ahead():
             self._assemble_ahead(count)
