@@ -63,7 +63,8 @@ class Queue(Dataset[Subject]):
         max_length: Patches mixed at once: each pop is drawn at random among
             up to this many patches, from ``max_length / samples_per_volume``
             subjects or more. Memory holds at most about twice this many
-            patches plus the workers' prefetch.
+            patches plus the workers' prefetch and up to :data:`AHEAD`
+            batches assembled ahead (with workers and a spare core).
         samples_per_volume: Patches cut from each subject per epoch: an int, or
             one int per subject of the dataset. With per-subject counts and a
             ``DistributedSampler``, ranks may get different numbers of
