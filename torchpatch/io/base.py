@@ -143,14 +143,14 @@ def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]]) 
         return False
     if len(boxes) != out.shape[0] or out.dtype == torch.bfloat16:
         return False
-    dtype = torch.empty(0, dtype=out.dtype).numpy().dtype
-    channels, size_a, size_b, size_c = (int(v) for v in out.shape[1:])
+    target = out.numpy()
+    channels, size_a, size_b, size_c = target.shape[1:]
     items = []
     for array, corner in boxes:
-        if array.dtype != dtype or array.ndim != 4 or array.shape[0] != channels or not array.flags.c_contiguous:
+        if array.dtype != target.dtype or array.ndim != 4 or array.shape[0] != channels or not array.flags.c_contiguous:
             return False
         items.append((array, *array.shape[1:], *corner))
-    compiled.copy_boxes(out.numpy(), items, size_a, size_b, size_c, channels, dtype.itemsize)
+    compiled.copy_boxes(target, items, size_a, size_b, size_c, channels, target.itemsize)
     return True
 
 

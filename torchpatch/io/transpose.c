@@ -127,6 +127,13 @@ static void reverse_axes(const char *src, char *dst, char *scratch, Py_ssize_t s
         for (Py_ssize_t j = 0; j < sj; j++) memcpy(dst + (i * sj + j) * run, scratch + (j * si + i) * run, (size_t)run);
 }
 
+/* Whether itemsize is one the copies handle; else a ValueError is set. */
+static int itemsize_ok(int size) {
+    if (size == 1 || size == 2 || size == 4 || size == 8) return 1;
+    PyErr_Format(PyExc_ValueError, "itemsize must be 1, 2, 4 or 8 bytes, not %d", size);
+    return 0;
+}
+
 PyDoc_STRVAR(reverse_doc,
              "reverse(source, out, scratch, size_i, size_j, size_k, itemsize)\n"
              "--\n\n"
@@ -141,8 +148,7 @@ static PyObject *reverse(PyObject *module, PyObject *args) {
     (void)module;
     if (!PyArg_ParseTuple(args, "y*w*w*nnni", &src, &dst, &scratch, &si, &sj, &sk, &size)) return NULL;
     PyObject *result = NULL;
-    if (size != 1 && size != 2 && size != 4 && size != 8) {
-        PyErr_Format(PyExc_ValueError, "itemsize must be 1, 2, 4 or 8 bytes, not %d", size);
+    if (!itemsize_ok(size)) {
     } else if (si < 0 || sj < 0 || sk < 0) {
         PyErr_Format(PyExc_ValueError, "sizes must not be negative, got (%zd, %zd, %zd)", si, sj, sk);
     } else if (si && sj && sk && (si > PY_SSIZE_T_MAX / sj || si * sj > PY_SSIZE_T_MAX / sk / size)) {
@@ -174,7 +180,10 @@ static PyObject *reverse(PyObject *module, PyObject *args) {
 /* Boxes of a batch: each box is copied row by row (runs of K elements) out of its own C-ordered
  * (C, I, J, K) source into one contiguous (N, C, a, b, c) buffer, all without the GIL (one call a
  * batch: a thread making batches next to the training loop takes the GIL back once). */
-#define MAX_BOXES 4096
+struct box {
+    Py_buffer view;   /* the source */
+    Py_ssize_t g[6];  /* its size_i, size_j, size_k, then the box's i0, j0, k0 */
+};
 
 PyDoc_STRVAR(copy_boxes_doc,
              "copy_boxes(out, boxes, size_a, size_b, size_c, channels, itemsize)\n"
@@ -196,26 +205,21 @@ static PyObject *copy_boxes(PyObject *module, PyObject *args) {
         return NULL;
     }
     const Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
-    Py_buffer sources[64];
-    Py_buffer *views = count <= 64 ? sources : PyMem_Calloc((size_t)(count ? count : 1), sizeof(Py_buffer));
-    Py_ssize_t(*geometry)[6] = PyMem_Calloc((size_t)(count ? count : 1), sizeof(*geometry));
+    struct box *items = PyMem_Calloc((size_t)count + 1, sizeof(struct box));
     Py_ssize_t held = 0;
     PyObject *result = NULL;
-    if (views == NULL || geometry == NULL) {
+    if (items == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    if (size != 1 && size != 2 && size != 4 && size != 8) {
-        PyErr_Format(PyExc_ValueError, "itemsize must be 1, 2, 4 or 8 bytes, not %d", size);
-        goto done;
-    }
-    if (sa < 0 || sb < 0 || sc < 0 || channels < 0 || count > MAX_BOXES) {
-        PyErr_Format(PyExc_ValueError, "box size (%zd, %zd, %zd), %zd channels and %zd boxes (at most %d) are out of range",
-                     sa, sb, sc, channels, count, MAX_BOXES);
+    if (!itemsize_ok(size)) goto done;
+    if (sa < 0 || sb < 0 || sc < 0 || channels < 0) {
+        PyErr_Format(PyExc_ValueError, "box size (%zd, %zd, %zd) and %zd channels are out of range", sa, sb, sc,
+                     channels);
         goto done;
     }
     if ((sa && sb && sc && channels) &&
-        (sa > PY_SSIZE_T_MAX / sb || sa * sb > PY_SSIZE_T_MAX / sc / channels / size / (count ? count : 1))) {
+        (sa > PY_SSIZE_T_MAX / sb || sa * sb > PY_SSIZE_T_MAX / sc / channels / size / (count + 1))) {
         PyErr_Format(PyExc_ValueError, "boxes of (%zd, %zd, %zd, %zd) elements of %d bytes are too large", channels, sa,
                      sb, sc, size);
         goto done;
@@ -229,11 +233,11 @@ static PyObject *copy_boxes(PyObject *module, PyObject *args) {
     for (Py_ssize_t n = 0; n < count; n++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, n);
         PyObject *source;
-        Py_ssize_t *g = geometry[n];
+        Py_ssize_t *g = items[n].g;
         if (!PyArg_ParseTuple(item, "Onnnnnn;a box is (source, size_i, size_j, size_k, i0, j0, k0)", &source, &g[0],
                               &g[1], &g[2], &g[3], &g[4], &g[5]))
             goto done;
-        if (PyObject_GetBuffer(source, &views[n], PyBUF_C_CONTIGUOUS) < 0) goto done;
+        if (PyObject_GetBuffer(source, &items[n].view, PyBUF_C_CONTIGUOUS) < 0) goto done;
         held = n + 1;
         if (g[0] < 0 || g[1] < 0 || g[2] < 0 || g[3] < 0 || g[4] < 0 || g[5] < 0 || g[3] > g[0] - sa ||
             g[4] > g[1] - sb || g[5] > g[2] - sc) {
@@ -243,9 +247,9 @@ static PyObject *copy_boxes(PyObject *module, PyObject *args) {
         }
         if (g[0] > PY_SSIZE_T_MAX / (g[1] ? g[1] : 1) ||
             g[0] * g[1] > PY_SSIZE_T_MAX / (g[2] ? g[2] : 1) / size / (channels ? channels : 1) ||
-            views[n].len < channels * g[0] * g[1] * g[2] * size) {
+            items[n].view.len < channels * g[0] * g[1] * g[2] * size) {
             PyErr_Format(PyExc_ValueError, "source %zd holds %zd bytes, not %zd channels of (%zd, %zd, %zd) elements of %d bytes",
-                         n, views[n].len, channels, g[0], g[1], g[2], size);
+                         n, items[n].view.len, channels, g[0], g[1], g[2], size);
             goto done;
         }
     }
@@ -254,9 +258,9 @@ static PyObject *copy_boxes(PyObject *module, PyObject *args) {
         char *out = (char *)dst.buf;
         const size_t run = (size_t)(sc * size);
         for (Py_ssize_t n = 0; n < count; n++) {
-            const Py_ssize_t *g = geometry[n];
+            const Py_ssize_t *g = items[n].g;
             const Py_ssize_t row = g[2] * size, plane = g[1] * row, volume = g[0] * plane;
-            const char *base = (const char *)views[n].buf + g[3] * plane + g[4] * row + g[5] * size;
+            const char *base = (const char *)items[n].view.buf + g[3] * plane + g[4] * row + g[5] * size;
             for (Py_ssize_t c = 0; c < channels; c++) {
                 for (Py_ssize_t a = 0; a < sa; a++) {
                     const char *from = base + c * volume + a * plane;
@@ -272,9 +276,8 @@ static PyObject *copy_boxes(PyObject *module, PyObject *args) {
     result = Py_None;
     Py_INCREF(result);
 done:
-    for (Py_ssize_t n = 0; n < held; n++) PyBuffer_Release(&views[n]);
-    if (views != NULL && views != sources) PyMem_Free(views);
-    PyMem_Free(geometry);
+    for (Py_ssize_t n = 0; n < held; n++) PyBuffer_Release(&items[n].view);
+    PyMem_Free(items);
     Py_DECREF(seq);
     PyBuffer_Release(&dst);
     return result;
