@@ -799,3 +799,28 @@ def test_a_symbolic_link_loop_is_reported_as_not_found(tmp_path):
     loop.symlink_to(loop)
     with pytest.raises(FileNotFoundError, match=re.escape(str(loop))):
         io.check_path(loop)
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        torch.bool,
+        torch.uint8,
+        torch.int8,
+        torch.int16,
+        torch.int32,
+        torch.int64,
+        torch.float16,
+        torch.float32,
+        torch.float64,
+        torch.complex64,
+    ],
+)
+def test_numpy_dtype_round_trips_through_from_numpy(dtype):
+    array = np.zeros(3, dtype=io.numpy_dtype(dtype))
+    assert torch.from_numpy(array).dtype == dtype
+
+
+def test_numpy_dtype_names_a_dtype_numpy_lacks():
+    with pytest.raises(TypeError, match="numpy has no dtype for torch.bfloat16"):
+        io.numpy_dtype(torch.bfloat16)

@@ -319,7 +319,7 @@ class Image(CustomReads, ImageConversions):
         if self._data is not None:
             shape = tuple(int(s) for s in self._data.shape)
             try:
-                numpy_dtype = torch.empty(0, dtype=self._data.dtype).numpy().dtype
+                numpy_dtype = io.numpy_dtype(self._data.dtype)
             except TypeError:  # bfloat16 has no numpy twin
                 numpy_dtype = np.dtype(np.float32)
             return io.Header((shape[1], shape[2], shape[3]), shape[0], self.affine, numpy_dtype)

@@ -449,7 +449,7 @@ def _mapped_sources(images: Mapping[str, Image]) -> dict[str, tuple[Image, Array
         ):
             return None
         array = io.memory_map(path)
-        if array.dtype != torch.empty(0, dtype=image.dtype).numpy().dtype or array.shape != image.shape:
+        if array.dtype != io.numpy_dtype(image.dtype) or array.shape != image.shape:
             return None
         sources[name] = (image, array)
     return sources

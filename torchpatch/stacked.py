@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
+from .io import numpy_dtype
+
 
 def shared_storage(nbytes: int) -> torch.UntypedStorage:
     """``nbytes`` of uninitialised shared memory, which crosses to another process without a copy.
@@ -60,8 +62,7 @@ def empty_batch(shape: Sequence[int], dtype: torch.dtype, device: torch.device |
         # numpy's allocator advises transparent huge pages for large arrays: a
         # fresh batch is faulted in 2 MiB at a time, not 4 KiB (see _zeros in
         # inference/aggregator.py), whatever glibc's mmap threshold did last.
-        numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-        return torch.from_numpy(np.empty(tuple(int(v) for v in shape), dtype=numpy_dtype))
+        return torch.from_numpy(np.empty(tuple(int(v) for v in shape), dtype=numpy_dtype(dtype)))
     return torch.empty(tuple(shape), dtype=dtype, device=device)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..image import Image
+from ..io import numpy_dtype
 from ..io.raster import RASTER_FORMATS, raster_capabilities
 
 #: Unsigned types a mask is stored in, narrowest first (the smallest that holds its classes).
@@ -76,7 +77,7 @@ def _value_range(image: Image) -> tuple[int, int]:
 
 def _numpy_dtype(dtype: torch.dtype) -> np.dtype[Any] | None:
     try:
-        return torch.empty((), dtype=dtype).numpy().dtype
+        return numpy_dtype(dtype)
     except TypeError:  # bfloat16 and other types numpy lacks
         return None
 

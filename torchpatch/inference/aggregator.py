@@ -26,7 +26,7 @@ import torch
 
 from ..geometry import AxisSplit, to_optional_triplet
 from ..geometry.grid import CROP_CUTS
-from ..io import load_npy
+from ..io import load_npy, numpy_dtype
 from ..sampler.grid import GridSampler
 from ..typing import TypePath, TypeTriplet
 from .batch_writer import BatchWriter, Job
@@ -57,8 +57,7 @@ def _zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> 
     """
     if device.type != "cpu":
         return torch.zeros(shape, dtype=dtype, device=device)
-    numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-    return torch.from_numpy(np.zeros(shape, dtype=numpy_dtype))
+    return torch.from_numpy(np.zeros(shape, dtype=numpy_dtype(dtype)))
 
 
 class GridAggregator:
@@ -352,8 +351,7 @@ class GridAggregator:
             with torch.inference_mode(False):
                 self._output = _zeros(shape, self._dtype, device)
             return
-        numpy_dtype = torch.empty(0, dtype=self._dtype).numpy().dtype
-        np.lib.format.open_memmap(self.output_path, mode="w+", dtype=numpy_dtype, shape=shape).flush()
+        np.lib.format.open_memmap(self.output_path, mode="w+", dtype=numpy_dtype(self._dtype), shape=shape).flush()
 
     @contextmanager
     def _open_output(self) -> Iterator[torch.Tensor]:

@@ -51,7 +51,7 @@ from ..geometry import check_affine
 from ..typing import TypeAffine, TypePath
 from .analyze import ANALYZE
 from .atomic import atomic_path, write_atomic
-from .base import Array, Backend, Header, c_order, copy_boxes, reorder_backend
+from .base import Array, Backend, Header, c_order, copy_boxes, numpy_dtype, reorder_backend
 from .dicom import DICOM
 from .minc import MINC
 from .nifti import NIFTI, NIFTI_GZ
@@ -289,6 +289,7 @@ __all__ = [
     "backend_of",
     "c_order",
     "copy_boxes",
+    "numpy_dtype",
     "load_npy",
     "map_npy",
     "check_path",

@@ -8,6 +8,7 @@ backend, so adding a format is adding a record, not another ``if`` chain.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,24 @@ except ImportError:  # pragma: no cover - a build without a C compiler
     compiled = None
 
 Array = npt.NDArray[np.generic]
+
+
+@functools.cache
+def numpy_dtype(dtype: torch.dtype) -> np.dtype[np.generic]:
+    """The numpy dtype of torch's ``dtype`` (``torch.from_numpy`` of an array of it gives ``dtype`` back).
+
+    Raises:
+        TypeError: For a dtype numpy has no equivalent of (``torch.bfloat16``,
+            the float8 types), naming it.
+
+    Example:
+        >>> numpy_dtype(torch.int16), numpy_dtype(torch.bool)
+        (dtype('int16'), dtype('bool'))
+    """
+    try:
+        return torch.empty(0, dtype=dtype).numpy().dtype
+    except TypeError as error:
+        raise TypeError(f"numpy has no dtype for {dtype}") from error
 
 
 @dataclass(frozen=True)
@@ -241,4 +260,4 @@ def c_order(array: Array, reuse: bool = False) -> Array:
     return out
 
 
-__all__ = ["Array", "Backend", "Header", "c_order", "copy_blocks", "copy_boxes", "reorder_backend"]
+__all__ = ["Array", "Backend", "Header", "c_order", "copy_blocks", "copy_boxes", "numpy_dtype", "reorder_backend"]

@@ -68,7 +68,7 @@ class BufferRing:
             if sys.getrefcount(array) <= self._free:
                 return torch.from_numpy(array)
         # numpy's allocator advises transparent huge pages: a new buffer faults in 2 MiB at a time.
-        array = np.empty(size, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
+        array = np.empty(size, dtype=io.numpy_dtype(dtype))
         if len(buffers) >= self.kept:
             buffers.pop(0)  # still held by the training loop: it goes with its last tensor
         buffers.append(array)

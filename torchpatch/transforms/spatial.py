@@ -29,6 +29,7 @@ from ..annotations import annotation_grid, crop_annotations, map_annotations, re
 from ..constants import LABEL
 from ..geometry import is_number, spacing_from_affine
 from ..image import Image, ScalarImage
+from ..io import numpy_dtype
 from ..subject import Subject
 from ..typing import TypeAffine, TypeTriplet
 from .base import Transform, rebuild_image
@@ -368,7 +369,7 @@ def _dtypes(dtype: torch.dtype, order: int, keep: bool) -> tuple[np.dtype[Any], 
     if dtype.is_floating_point:
         return np.dtype(np.float64 if dtype == torch.float64 else np.float32), dtype
     if order == 0:  # nearest neighbours: exact in the input's own dtype
-        return _numpy_dtype(dtype), dtype
+        return numpy_dtype(dtype), dtype
     if not keep:
         return np.dtype(np.float32), torch.float32
     return np.dtype(np.float64), torch.uint8 if dtype == torch.bool else dtype
@@ -428,10 +429,6 @@ def _inside_field_of_view(
         coordinates = in_plane + matrix[:, 0, None, None] * i
         inside[i] = ((coordinates >= low) & (coordinates <= high[:, None, None])).all(axis=0)
     return None if inside.all() else inside
-
-
-def _numpy_dtype(dtype: torch.dtype) -> np.dtype[Any]:
-    return torch.empty(0, dtype=dtype).numpy().dtype
 
 
 def _channel_array(channel: torch.Tensor, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
