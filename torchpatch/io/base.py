@@ -8,7 +8,6 @@ backend, so adding a format is adding a record, not another ``if`` chain.
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ except ImportError:  # pragma: no cover - a build without a C compiler
 Array = npt.NDArray[np.generic]
 
 
-@functools.cache
 def numpy_dtype(dtype: torch.dtype) -> np.dtype[np.generic]:
     """The numpy dtype of torch's ``dtype`` (``torch.from_numpy`` of an array of it gives ``dtype`` back).
 
