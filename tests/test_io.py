@@ -822,5 +822,5 @@ def test_numpy_dtype_round_trips_through_from_numpy(dtype):
 
 
 def test_numpy_dtype_names_a_dtype_numpy_lacks():
-    with pytest.raises(TypeError, match="numpy has no dtype for torch.bfloat16"):
+    with pytest.raises(TypeError, match=r"numpy has no dtype for torch\.bfloat16"):
         io.numpy_dtype(torch.bfloat16)
