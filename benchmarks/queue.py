@@ -929,6 +929,11 @@ def _status(value: float | None, target: float, higher: bool = True) -> str:
     return f"{value:.2f}x {'PASS' if passed else 'MISS'}"
 
 
+def _fastest(cases: tuple[Case | None, ...], what: str) -> float | None:
+    """The highest median of ``what`` among the cases that ran (``None`` if none did)."""
+    return max([v for v in (None if c is None else c.median(what) for c in cases) if v is not None], default=None)
+
+
 def targets_table(cases: list[Case]) -> tuple[str, list[str], list[list[str]]]:
     """Issue 15's targets: cold >= 2x the faster TorchIO, warm (cache) >= 1.5x TIO 2 and >= 10x TIO 1, RSS."""
     headers = [
@@ -957,12 +962,10 @@ def targets_table(cases: list[Case]) -> tuple[str, list[str], list[list[str]]]:
         def med(case: Case | None, what: str) -> float | None:
             return None if case is None else case.median(what)
 
-        faster_cold = max([v for v in (med(tio1, "cold"), med(tio2, "cold")) if v is not None], default=None)
+        faster_cold = _fastest((tio1, tio2), "cold")
         # The same without the simulated step's seconds in epoch 1 (the user's compute, in the
         # training process beside the library's work): the library's own cold path against the peer's.
-        faster_less_step = max(
-            [v for v in (med(tio1, "cold less step"), med(tio2, "cold less step")) if v is not None], default=None
-        )
+        faster_less_step = _fastest((tio1, tio2), "cold less step")
         # The highest warm ratio any library could reach: the peer's warm epoch over the copy floor
         # (each patch copied once into its batch, and the step).
         floor = med(cached, "floor")
