@@ -94,9 +94,10 @@ class SubjectPatches(Dataset[Patches]):
     def __getitem__(self, task: Task) -> Patches:
         index, seed, _ = task
         try:
-            # The dataset and patch transforms draw from torch's RNG: seeded per subject.
+            # The dataset and patch transforms draw from torch's CPU RNG: seeded per subject (only it:
+            # torch.manual_seed also queues a seed for every accelerator: 0.09 ms a call, 1 us this way).
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+                torch.default_generator.manual_seed(seed)
                 return self._cut(task)
         except Exception as error:
             raise RuntimeError(
