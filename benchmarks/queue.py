@@ -67,6 +67,7 @@ import datetime  # noqa: E402
 import hashlib  # noqa: E402
 import inspect  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -113,6 +114,8 @@ SAMPLERS = ("uniform", "label")
 NOISE_SAMPLERS = ("uniform",)
 THREADS = ("default", "1")
 LABEL_PROBABILITIES = {0: 1.0, 1: 1.0}
+#: Measured rounds by default (--runs; the quick job runs one).
+RUNS = 3
 
 
 @dataclass(frozen=True)
@@ -1043,7 +1046,10 @@ def _git_state() -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--runs", type=int, default=3, help="measured rounds, as the --budget allows; medians are reported (default 3)"
+        "--runs",
+        type=int,
+        default=RUNS,
+        help=f"measured rounds, as the --budget allows; medians are reported (default {RUNS})",
     )
     parser.add_argument("--quick", action="store_true", help="3 small subjects, 1 round, no warm-up: a smoke test")
     parser.add_argument(
@@ -1069,10 +1075,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per child before it is killed")
     parser.add_argument("--rst", action="store_true", help="also print the tables as reStructuredText")
     parser.add_argument("--json", type=Path, help="write every raw measurement to this file")
+    parser.add_argument(
+        "--glibc-tunables",
+        metavar="TUNABLES",
+        help="GLIBC_TUNABLES for every library's processes, e.g. glibc.malloc.tcache_count=0 "
+        "(default: as this shell has it, usually unset)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.runs = 1 if args.runs == 2 else args.runs
+        args.runs = 1 if args.runs == RUNS else args.runs
         args.no_warmup = True
     if args.runs < 1:
         parser.error("--runs must be >= 1")
@@ -1088,6 +1100,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     # A plain SIGTERM would end this process and orphan the running case: exit cleanly instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.glibc_tunables is not None:
+        os.environ["GLIBC_TUNABLES"] = args.glibc_tunables  # inherited by every child (this process keeps its own)
     started = time.perf_counter()
     source_state = _git_state()
     job = QUICK_JOB if args.quick else Job()
@@ -1135,6 +1149,7 @@ def main(argv: list[str] | None = None) -> None:
         "step s cold = the simulated step's seconds inside epoch 1; step s = the step alone over one epoch's "
         "batches after the run; cold less step = epoch 1 less its step seconds (the library's own cold path)",
         f"memory: {MEMORY_METHOD}",
+        f"allocator: GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset: glibc defaults)')} in every process",
         f"medians of up to {args.runs} rounds (--budget {args.budget:.0f} s; "
         f"{'no ' if args.no_warmup else ''}warm-up run first); "
         f"noise = (max - min) / median of the cold throughput; load = median 1-minute load average at the end "
