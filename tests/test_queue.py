@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,6 +37,7 @@ from torchpatch import (
     collate_subjects,
 )
 from torchpatch.geometry import shift_affine
+from torchpatch.queue import producer as producer_module
 
 #: Seconds a test of worker failures may take before it counts as a hang.
 HANG_LIMIT = 60
@@ -583,7 +585,7 @@ def test_cached_subjects_cut_in_threads_give_the_patches_of_the_workers(tmp_path
         queue._producer.threads_for_cached = threads
         try:
             runs.append([list(queue) for _ in range(2)])
-            assert (queue._producer.executor is not None) is threads
+            assert (queue._producer.cut_here > 0) is threads
         finally:
             queue.close()
     for in_thread, in_worker in zip(itertools.chain(*runs[0]), itertools.chain(*runs[1])):
@@ -602,9 +604,42 @@ def test_first_epoch_fills_the_cache_in_workers_then_threads_take_over(tmp_path:
         # already exist: the producer starts epoch 2 while epoch 1 is consumed.)
         assert len(list(queue)) == 6 and queue._producer._first_routes == [False, False, False]
         assert all(dataset.is_cached(index) for index in range(3))
-        assert len(list(queue)) == 6 and queue._producer.executor is not None
+        assert len(list(queue)) == 6 and queue._producer.cut_here > 0
     finally:
         queue.close()
+
+
+class _SlowPlans(UniformSampler):
+    """A uniform sampler whose plans take 5 ms (a stand-in for a weighted sampler's map)."""
+
+    def plan(self, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.005)
+        return super().plan(*args, **kwargs)
+
+
+def test_cached_subjects_planned_in_the_background_thread_or_a_pool_give_the_same_patches(tmp_path: Path):
+    dataset = SubjectsDataset(make_subjects(4), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    cases = [  # sampler, planning threshold, whether the pool plans
+        (UniformSampler(PATCH), float("inf"), False),
+        (UniformSampler(PATCH), 0.0, True),
+        (_SlowPlans(PATCH), producer_module.INLINE_PLAN_SECONDS, True),  # 5 ms plans: over the threshold
+    ]
+    epochs = []
+    for sampler, threshold, pooled in cases:
+        queue = Queue(dataset, 6, 3, sampler, num_workers=2, seed=5, start_background=False)
+        queue._producer.inline_plan_seconds = threshold
+        try:
+            epochs.append(list(itertools.chain(*(list(queue) for _ in range(2)))))
+            assert (queue._producer.executor is not None) is pooled
+            assert queue._producer.cut_here >= 4 * 2  # and maybe the next epoch, begun ahead
+        finally:
+            queue.close()
+    for here, *others in zip(*epochs):
+        for other in others:
+            assert here["subject_id"] == other["subject_id"]
+            assert torch.equal(here[LOCATION], other[LOCATION])
+            assert torch.equal(here["t1"].data, other["t1"].data)
 
 
 def test_a_broken_cache_entry_cut_in_a_thread_names_the_subject(tmp_path: Path, alarm: None):
