@@ -352,21 +352,25 @@ class Producer:
                 continue
             if not futures and self._plan_seconds < self.inline_plan_seconds:
                 submitted += 1  # nothing in the pool: this task is here[submitted]
-                yield self._cut_here(task)
+                stack = self._cut_here(task)
+                self.cut_here += 1
+                yield stack
                 continue
             while submitted < len(here) and len(futures) < ahead:
                 if self.executor is None:
                     self.executor = ThreadPoolExecutor(self.num_workers, thread_name_prefix="torchpatch-cut")
                 futures.append(self.executor.submit(self._cut_here, here[submitted]))
                 submitted += 1
-            yield futures.popleft().result()
+            stack = futures.popleft().result()
+            self.cut_here += 1  # counted here, in the one thread that yields
+            yield stack
 
     def _cut_here(self, task: Task) -> Patches:
-        """A cached subject's patches, cut in this process; updates the running mean of the planning time."""
+        """A cached subject's patches, cut in this process; updates the running mean of planning one."""
         start = time.perf_counter()
         stack = self.worker_dataset.cut_in_thread(task)
+        # From the pool's threads too: an update lost to a race only delays the switch a subject.
         self._plan_seconds = 0.75 * self._plan_seconds + 0.25 * (time.perf_counter() - start)
-        self.cut_here += 1
         return stack
 
     def _read_new_entry(self, subject: int) -> None:
