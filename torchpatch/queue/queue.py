@@ -62,9 +62,13 @@ class Queue(Dataset[Subject]):
         subjects_dataset: The subjects (loaded and transformed in workers).
         max_length: Patches mixed at once: each pop is drawn at random among
             up to this many patches, from ``max_length / samples_per_volume``
-            subjects or more. Memory holds at most about twice this many
-            patches plus the workers' prefetch and up to :data:`AHEAD`
-            batches assembled ahead (with workers and a spare core).
+            subjects or more. Memory holds each subject's stack of patches
+            until its last patch is popped (with random pops that can take
+            most of an epoch: 14 of 16 stacks at once in
+            ``benchmarks/queue.py``, ``max_length=64``, 16 patches each),
+            about this many patches more staged, the workers' prefetch and
+            up to :data:`AHEAD` batches assembled ahead (with workers and a
+            spare core).
         samples_per_volume: Patches cut from each subject per epoch: an int, or
             one int per subject of the dataset. With per-subject counts and a
             ``DistributedSampler``, ranks may get different numbers of
