@@ -353,15 +353,13 @@ class Producer:
             if not futures and self._plan_seconds < self.inline_plan_seconds:
                 submitted += 1  # nothing in the pool: this task is here[submitted]
                 stack = self._cut_here(task)
-                self.cut_here += 1
-                yield stack
-                continue
-            while submitted < len(here) and len(futures) < ahead:
-                if self.executor is None:
-                    self.executor = ThreadPoolExecutor(self.num_workers, thread_name_prefix="torchpatch-cut")
-                futures.append(self.executor.submit(self._cut_here, here[submitted]))
-                submitted += 1
-            stack = futures.popleft().result()
+            else:
+                while submitted < len(here) and len(futures) < ahead:
+                    if self.executor is None:
+                        self.executor = ThreadPoolExecutor(self.num_workers, thread_name_prefix="torchpatch-cut")
+                    futures.append(self.executor.submit(self._cut_here, here[submitted]))
+                    submitted += 1
+                stack = futures.popleft().result()
             self.cut_here += 1  # counted here, in the one thread that yields
             yield stack
 
