@@ -56,7 +56,7 @@ from ..subject import Subject
 from ..transforms.augmentation.context import augment_patches
 from . import diagnostics, transfer
 from .plan import EpochPlan, Task
-from .workers import augmenting_worker_init, keep_training_heap, worker_init
+from .workers import augmenting_worker_init, worker_init
 
 #: Seconds between liveness checks while waiting for patches.
 POLL = 0.5
@@ -264,14 +264,9 @@ class Producer:
         self._sync_iterator: Iterator[Patches] | None = None
         #: Takes the stacks the workers send in buffers they keep; each is marked free when its last use ends.
         self.receiver = transfer.Receiver()
-        self._heap_kept = False  # workers.keep_training_heap() called (once, at the first start)
 
     def start(self) -> None:
         """Start the workers and the background thread (once; nothing without workers)."""
-        if not self._heap_kept:
-            # Before the workers fork: they inherit it and set their own (workers.py).
-            self._heap_kept = True
-            keep_training_heap()
         if self.thread is not None or self.num_workers == 0:
             # Without workers, patches are cut in this thread when needed:
             # a background thread would share torch's global RNG with training.
