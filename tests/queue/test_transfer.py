@@ -182,18 +182,68 @@ def _shared_memory_full(monkeypatch) -> None:
     monkeypatch.setattr(transfer.os, "pwrite", full)  # inherited by forked workers
 
 
-def test_full_shared_memory_says_what_to_do(monkeypatch):
+#: What a full shared memory says, by where the kept buffers live.
+FULL = {
+    "anonymous": r"no memory left for a stack of patches of 0\.5 MiB in shared memory \(an anonymous shared file",
+    "dev-shm": r"no space left in shared memory \(/dev/shm.*0\.5 MiB.*--shm-size",
+}
+
+
+def _kept_in(where: str, monkeypatch) -> None:
+    if where == "dev-shm":  # as where the kernel has no anonymous shared files
+        monkeypatch.setattr(transfer, "_anonymous_storage", lambda nbytes: None)
+    elif transfer._anonymous_storage(64) is None:
+        pytest.skip("no anonymous shared files (memfd_create) here")
+
+
+@pytest.mark.parametrize("where", sorted(FULL))
+def test_full_shared_memory_says_what_to_do(monkeypatch, where):
+    _kept_in(where, monkeypatch)
     shipper = Shipper()
     private = shipper.allocate(SIZE, torch.float32).fill_(1)
     _shared_memory_full(monkeypatch)
-    with pytest.raises(OSError, match=r"no space left in shared memory \(/dev/shm.*0\.5 MiB.*--shm-size") as caught:
+    with pytest.raises(OSError, match=FULL[where]) as caught:
         shipper.buffer_for(private)
     assert caught.value.errno == errno.ENOSPC
 
 
-def test_a_worker_out_of_shared_memory_names_the_subject(monkeypatch):
+@pytest.mark.parametrize("where", sorted(FULL))
+def test_a_worker_out_of_shared_memory_names_the_subject(monkeypatch, where):
+    _kept_in(where, monkeypatch)
     _shared_memory_full(monkeypatch)
     dataset = SubjectsDataset(_subjects(2))
     queue = Queue(dataset, max_length=4, samples_per_volume=4, sampler=UniformSampler(32), num_workers=1)
-    with queue, pytest.raises(RuntimeError, match=r"subject 's[01]'.*no space left in shared memory"):
+    with queue, pytest.raises(RuntimeError, match=r"subject 's[01]'.*" + FULL[where]):
         list(queue)
+
+
+def test_torch_still_maps_a_file_it_is_given():
+    """transfer.py makes kept buffers of anonymous files through this private PyTorch API (pinned here)."""
+    if not hasattr(os, "memfd_create"):
+        pytest.skip("no memfd_create here")
+    descriptor = os.memfd_create("test", os.MFD_CLOEXEC)
+    try:
+        os.ftruncate(descriptor, 4096)
+        storage = torch.UntypedStorage._new_shared_fd_cpu(descriptor, 4096)
+        assert os.pwrite(descriptor, b"abc", 0) == 3
+    finally:
+        os.close(descriptor)  # the storage keeps a duplicate
+    assert storage.is_shared() and storage.size() == 4096
+    assert bytes(torch.empty(0, dtype=torch.uint8).set_(storage, 0, (3,), (1,)).tolist()) == b"abc"
+    shared, size = storage._share_fd_cpu_()
+    assert size == 4096 and os.pread(shared, 3, 0) == b"abc"
+
+
+def test_kept_buffers_need_no_room_in_dev_shm(monkeypatch):
+    """A full /dev/shm (64 MiB in a default Docker container) does not stop the kept buffers."""
+    _kept_in("anonymous", monkeypatch)
+
+    def full(nbytes):
+        raise RuntimeError("unable to allocate shared memory(shm): No space left on device (28)")
+
+    monkeypatch.setattr(transfer, "shared_storage", full)
+    shipper, receiver = Shipper(), Receiver()
+    stack, sent = _shipped(shipper, torch.full(SIZE, 5.0))
+    assert os.readlink(f"/proc/self/fd/{transfer._descriptor(sent.untyped_storage())}").startswith("/memfd:")
+    receiver.adopt(stack)
+    assert bool((stack.data["t1"] == 5.0).all()) and receiver.held == 1
