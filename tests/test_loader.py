@@ -24,6 +24,7 @@ from torchpatch import (
     SubjectsLoader,
     collate_subjects,
     io,
+    stacked,
 )
 from torchpatch.loader import empty_batch
 
@@ -198,3 +199,18 @@ def test_empty_batch_is_in_shared_memory_inside_a_worker_only():
     for (shape, dtype), (shared, batch) in zip(SHARED_CASES, loader):
         assert shared, (shape, dtype)
         assert batch.shape == shape and batch.dtype == dtype and not batch.any()
+
+
+def _no_room_in_dev_shm(nbytes: int) -> torch.UntypedStorage:
+    raise RuntimeError("unable to allocate shared memory(shm): No space left on device (28)")
+
+
+def test_worker_batches_need_no_room_in_dev_shm(monkeypatch):
+    """Batches made in a loader worker live in anonymous files: a full /dev/shm (Docker's 64 MiB) does not stop them."""
+    if stacked.anonymous_storage(64) is None:
+        pytest.skip("no anonymous shared files (memfd_create) here")
+    monkeypatch.setattr(torch.UntypedStorage, "_new_shared", staticmethod(_no_room_in_dev_shm))  # forked workers too
+    subjects = [Subject(t1=ScalarImage(tensor=torch.full((1, 8, 8, 8), float(i)))) for i in range(4)]
+    loader = SubjectsLoader(SubjectsDataset(subjects), batch_size=2, num_workers=1, multiprocessing_context="fork")
+    sums = [float(batch["t1"][DATA].sum()) for batch in loader]
+    assert sums == [512.0, 2560.0]

@@ -7,28 +7,66 @@ them as they are.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+import torch.multiprocessing
 from torch.utils.data import get_worker_info
 
 from .io import numpy_dtype
 
 
+def anonymous_storage(nbytes: int) -> torch.UntypedStorage | None:
+    """``nbytes`` of shared memory in an anonymous file (zero-filled), or ``None`` where there is none.
+
+    An anonymous shared file (``memfd_create``, Linux) is not a file of
+    ``/dev/shm``, so its size is not bound by that folder's (64 MiB in a
+    default Docker container), only by the machine's or the container's
+    memory. ``None`` without ``memfd_create`` and when PyTorch shares
+    storages by file name (its ``file_system`` strategy), which would copy
+    this one into a file of its own. The private
+    ``UntypedStorage._new_shared_fd_cpu`` (the way a process receiving a
+    storage maps it; the storage keeps its own duplicate of the file) is
+    pinned by tests/queue/test_transfer.py.
+
+    Example:
+        >>> storage = anonymous_storage(64)
+        >>> storage is None or storage.is_shared()
+        True
+    """
+    if not hasattr(os, "memfd_create") or not hasattr(torch.UntypedStorage, "_new_shared_fd_cpu"):
+        return None
+    if torch.multiprocessing.get_sharing_strategy() != "file_descriptor":
+        return None
+    try:
+        descriptor = os.memfd_create("torchpatch", os.MFD_CLOEXEC)
+    except OSError:  # no memfd support in this kernel or sandbox
+        return None
+    try:
+        os.ftruncate(descriptor, nbytes)
+        return torch.UntypedStorage._new_shared_fd_cpu(descriptor, nbytes)
+    finally:
+        os.close(descriptor)
+
+
 def shared_storage(nbytes: int) -> torch.UntypedStorage:
     """``nbytes`` of uninitialised shared memory, which crosses to another process without a copy.
 
-    PyTorch has no public way to allocate in shared memory: ``share_memory_()``
-    allocates, then copies (16 MiB: 57 against 39 ms here). The private
-    ``UntypedStorage._new_shared`` is pinned by tests/test_loader.py.
+    An anonymous file where there is one (:func:`anonymous_storage`), else
+    PyTorch's shared memory: PyTorch has no public way to allocate there,
+    ``share_memory_()`` allocates, then copies (16 MiB: 57 against 39 ms
+    here); the private ``UntypedStorage._new_shared`` is pinned by
+    tests/test_loader.py.
 
     Example:
         >>> shared_storage(64).is_shared()
         True
     """
-    return torch.UntypedStorage._new_shared(nbytes)
+    anonymous = anonymous_storage(nbytes)
+    return anonymous if anonymous is not None else torch.UntypedStorage._new_shared(nbytes)
 
 
 def on_storage(
@@ -90,4 +128,4 @@ class StackedPatches(list[Any]):
         self.stacked = dict(stacked)
 
 
-__all__ = ["StackedPatches", "empty_batch", "on_storage", "shared_storage"]
+__all__ = ["StackedPatches", "anonymous_storage", "empty_batch", "on_storage", "shared_storage"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from torchpatch import LabelMap, Queue, ScalarImage, Subject, SubjectsDataset, SubjectsLoader, UniformSampler
+from torchpatch import LabelMap, Queue, ScalarImage, Subject, SubjectsDataset, SubjectsLoader, UniformSampler, stacked
 from torchpatch.constants import DATA, LOCATION
 from torchpatch.patches import Patches
 from torchpatch.queue import transfer
@@ -191,8 +191,9 @@ FULL = {
 
 def _kept_in(where: str, monkeypatch) -> None:
     if where == "dev-shm":  # as where the kernel has no anonymous shared files
-        monkeypatch.setattr(transfer, "_anonymous_storage", lambda nbytes: None)
-    elif transfer._anonymous_storage(64) is None:
+        monkeypatch.setattr(transfer, "anonymous_storage", lambda nbytes: None)
+        monkeypatch.setattr(stacked, "anonymous_storage", lambda nbytes: None)
+    elif stacked.anonymous_storage(64) is None:
         pytest.skip("no anonymous shared files (memfd_create) here")
 
 

@@ -26,8 +26,9 @@ them::
 - A worker keeps buffers only up to :data:`KEPT_BYTES`; when none of the size
   is free it makes another, so a training loop that keeps patches only makes
   the worker allocate as it did before.
-- A kept buffer is an anonymous shared file (``memfd_create``, Linux), not
-  a file of ``/dev/shm``: its size is not bound by that folder's (64 MiB in
+- A kept buffer is an anonymous shared file
+  (:func:`~torchpatch.stacked.anonymous_storage`), not a file of
+  ``/dev/shm``: its size is not bound by that folder's (64 MiB in
   a default Docker container, where the CT job of the queue benchmark,
   about 170 MiB of stacks held at once, failed with "No space left on
   device"). It is made without the ``fallocate`` that zeroes every page
@@ -55,7 +56,7 @@ from torch.utils.data import get_worker_info
 
 from ..io import buffers
 from ..patches import Patches
-from ..stacked import empty_batch, on_storage, shared_storage
+from ..stacked import anonymous_storage, empty_batch, on_storage, shared_storage
 
 #: Bytes before the voxels in a shared buffer: a tag and the buffer's state.
 HEADER_BYTES = 64
@@ -81,26 +82,6 @@ def _descriptor(storage: torch.UntypedStorage) -> int:
     return int(storage._share_fd_cpu_()[0])
 
 
-def _anonymous_storage(nbytes: int) -> torch.UntypedStorage | None:
-    """``nbytes`` of shared memory in an anonymous file (zero-filled), or ``None`` where there is none.
-
-    ``UntypedStorage._new_shared_fd_cpu`` (private PyTorch API, pinned by
-    tests/queue/test_transfer.py) maps a file it is given, as a process
-    receiving a storage does; the storage keeps its own duplicate of it.
-    """
-    if not hasattr(os, "memfd_create") or not hasattr(torch.UntypedStorage, "_new_shared_fd_cpu"):
-        return None
-    try:
-        descriptor = os.memfd_create("torchpatch-stack", os.MFD_CLOEXEC)
-    except OSError:  # no memfd support in this kernel or sandbox
-        return None
-    try:
-        os.ftruncate(descriptor, nbytes)
-        return torch.UntypedStorage._new_shared_fd_cpu(descriptor, nbytes)
-    finally:
-        os.close(descriptor)
-
-
 def _voxel_bytes(tensor: torch.Tensor) -> np.ndarray[Any, Any]:
     """The voxels of a contiguous CPU tensor as a flat ``uint8`` array (no copy), whatever the dtype."""
     return tensor.reshape(-1).view(torch.uint8).numpy()
@@ -111,7 +92,7 @@ class _Buffer:
 
     def __init__(self, nbytes: int) -> None:
         self.nbytes = nbytes
-        anonymous = _anonymous_storage(HEADER_BYTES + nbytes)
+        anonymous = anonymous_storage(HEADER_BYTES + nbytes)
         #: Whether the buffer is an anonymous file rather than one of /dev/shm.
         self.anonymous = anonymous is not None
         self.storage = anonymous if anonymous is not None else shared_storage(HEADER_BYTES + nbytes)
