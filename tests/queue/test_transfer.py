@@ -248,3 +248,63 @@ def test_kept_buffers_need_no_room_in_dev_shm(monkeypatch):
     assert os.readlink(f"/proc/self/fd/{transfer._descriptor(sent.untyped_storage())}").startswith("/memfd:")
     receiver.adopt(stack)
     assert bool((stack.data["t1"] == 5.0).all()) and receiver.held == 1
+
+
+def _open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
+def test_adopting_a_stack_opens_no_file():
+    shipper, receiver = Shipper(), Receiver()
+    stacks = [_shipped(shipper, torch.full(SIZE, float(i)))[0] for i in range(4)]
+    before = _open_files()
+    for stack in stacks:
+        receiver.adopt(stack)
+    assert _open_files() == before and receiver.held == 4
+    del stack, stacks  # the last views: every buffer is marked free through its mapping
+    assert receiver.held == 0
+
+
+def test_running_out_of_files_says_what_to_do():
+    advice = transfer.out_of_files(OSError(errno.EMFILE, "Too many open files"))
+    assert advice is not None and "ulimit -n" in advice and "max_length" in advice
+    assert transfer.out_of_files(RuntimeError("received 0 items of ancdata")) is not None
+    assert transfer.out_of_files(OSError(errno.ENOSPC, "No space left on device")) is None
+
+
+def _queue_under_a_low_file_limit(soft: int, results) -> None:
+    """In a forked child: lower the soft limit on open files, run a Queue holding hundreds of stacks."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    subjects = [Subject(t1=ScalarImage(tensor=torch.rand(1, 128, 128, 1))) for _ in range(300)]
+    # 64 patches of 32x32 float32 a subject: 256 KiB stacks, the kept buffers' smallest; with a pool this
+    # large, random pops keep most of the 300 stacks held at once.
+    sampler = UniformSampler((32, 32, 1))
+    queue = Queue(SubjectsDataset(subjects), max_length=300 * 64, samples_per_volume=64, sampler=sampler, num_workers=2)
+    try:
+        with queue:
+            count = sum(len(batch[LOCATION]) for _ in range(2) for batch in SubjectsLoader(queue, batch_size=256))
+        results.send((count, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+    except Exception as error:  # noqa: BLE001 - reported to the test
+        results.send(repr(error))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a child to lower its file limit")
+def test_a_queue_raises_its_open_files_limit_for_the_stacks_it_holds():
+    import multiprocessing
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 1024:
+        pytest.skip("the hard limit on open files is too low to show it")
+    context = multiprocessing.get_context("fork")
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(target=_queue_under_a_low_file_limit, args=(256, sending))  # may fork workers
+    child.start()
+    assert receiving.poll(120), "the child gave no result"
+    result = receiving.recv()
+    child.join(30)
+    assert result == (2 * 300 * 64, min(transfer.OPEN_FILES, hard)), result

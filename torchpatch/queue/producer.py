@@ -271,6 +271,8 @@ class Producer:
             # Without workers, patches are cut in this thread when needed:
             # a background thread would share torch's global RNG with training.
             return
+        # Every stack held here keeps a file open; the workers forked below inherit the limit.
+        transfer.allow_open_files()
         # The first epoch's iterator is made here, in the calling thread, so
         # worker processes are forked before the background thread exists.
         plan = self.plans(0)
@@ -453,8 +455,10 @@ class Producer:
                         return stack
                     continue  # leftovers of an abandoned epoch
                 if self._error is not None:
+                    advice = transfer.out_of_files(self._error)
                     raise RuntimeError(
                         f"the Queue's patch workers failed: {type(self._error).__name__}: {self._error}"
+                        + (f" -- {advice}" if advice else "")
                     ) from self._error
                 if self.thread is None or not self.thread.is_alive():
                     raise RuntimeError("the Queue's background thread stopped; create a new Queue")

@@ -242,12 +242,73 @@ def ship(patches: Patches) -> Patches:
     return patches
 
 
-def _mark_free(descriptor: int) -> None:
-    """Tell the worker that owns a buffer (open as ``descriptor``) that it may fill it again."""
+def _header(storage: torch.UntypedStorage) -> np.ndarray[Any, Any]:
+    """The first :data:`HEADER_BYTES` of a storage as a ``uint8`` array over its mapping (holds the storage)."""
+    return torch.empty(0, dtype=torch.uint8).set_(storage, 0, (HEADER_BYTES,), (1,)).numpy()
+
+
+def _mark_free(header: np.ndarray[Any, Any]) -> None:
+    """Tell the worker that owns a buffer (its header, mapped here) that it may fill it again."""
+    header[len(MAGIC)] = FREE[0]
+
+
+#: The soft limit on open files a process using these transfers raises itself to (within its hard limit).
+OPEN_FILES = 1 << 16
+
+
+def allow_open_files(wanted: int = OPEN_FILES) -> tuple[int, int]:
+    """Raise this process's soft limit on open files toward ``wanted``, within the hard limit.
+
+    With PyTorch's ``file_descriptor`` sharing, the training process keeps
+    a file open for every stack it holds, and with random pops from a large
+    pool it holds many: 400 stacks of 1 MiB (2D patches, ``max_length`` of
+    25 600) kept 698 files open, and a pool of that size stopped with "Too
+    many open files" under the usual soft limit of 1 024. The soft limit is
+    the process's own to raise up to the hard one (Go's runtime does so at
+    start). Workers forked afterwards inherit it.
+
+    Returns:
+        The soft and hard limits now (``(-1, -1)`` where there are none).
+
+    Example:
+        >>> soft, hard = allow_open_files()
+        >>> soft == -1 or soft >= min(OPEN_FILES, hard) or hard == -1
+        True
+    """
     try:
-        os.pwrite(descriptor, FREE, len(MAGIC))
-    finally:
-        os.close(descriptor)
+        import resource
+    except ImportError:  # not on this platform
+        return -1, -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft, hard
+
+
+def out_of_files(error: BaseException) -> str | None:
+    """What to do when ``error`` says a process ran out of open files; ``None`` for any other error.
+
+    Example:
+        >>> import errno
+        >>> out_of_files(OSError(errno.EMFILE, 'Too many open files')).startswith('the training process')
+        True
+        >>> out_of_files(ValueError('other')) is None
+        True
+    """
+    text = str(error)
+    emfile = isinstance(error, OSError) and error.errno == errno.EMFILE
+    if not (emfile or "Too many open files" in text or "received 0 items of ancdata" in text):
+        return None
+    soft, hard = allow_open_files(0)  # reads the limits, changes nothing
+    limits = f" (soft limit {soft}, hard limit {hard})" if soft >= 0 else ""
+    return (
+        f"the training process ran out of open files{limits}: it keeps one open for every stack of patches "
+        "it holds (PyTorch's file_descriptor sharing), and random pops from a large pool hold many. Raise the "
+        "limit (ulimit -n in the shell that starts training), or lower max_length or raise samples_per_volume"
+    )
 
 
 class Receiver:
@@ -273,9 +334,9 @@ class Receiver:
         with self._lock:
             return self._held
 
-    def _release(self, descriptor: int) -> None:
+    def _release(self, header: np.ndarray[Any, Any]) -> None:
         try:
-            _mark_free(descriptor)
+            _mark_free(header)
         finally:
             with self._lock:
                 self._held -= 1
@@ -286,27 +347,37 @@ class Receiver:
         Each image sent in a kept buffer becomes a ``torch.from_numpy`` tensor
         of a numpy view of it: every patch, batch row or view made from it
         holds that view, and when the last one is gone the view's finalizer
-        writes FREE into the buffer's header, through a file descriptor of
-        its own (the mapping is gone by then).
+        writes FREE into the buffer's header through the mapping, which the
+        finalizer keeps until then (a small view of the header). No file is
+        opened here: the training process holds one per buffer in use
+        (PyTorch's own, with the mapping), not two.
         """
         for name, data in patches.data.items():
             if data.device.type != "cpu" or data.storage_offset() * data.element_size() != HEADER_BYTES:
                 continue
-            if not data.is_shared():  # asking for its file would move it into shared memory
+            if not data.is_shared():
                 continue
-            try:
-                descriptor = os.dup(_descriptor(data.untyped_storage()))
-            except (RuntimeError, OSError):  # not a file-descriptor storage
-                continue
-            if os.pread(descriptor, len(MAGIC), 0) != MAGIC:
-                os.close(descriptor)
+            header = _header(data.untyped_storage())
+            if bytes(header[: len(MAGIC)]) != MAGIC:
                 continue
             voxels = _voxel_bytes(data)
             patches.data[name] = torch.from_numpy(voxels).view(data.dtype).view(data.shape)
             with self._lock:
                 self._held += 1
-            finalizer = weakref.finalize(voxels, self._release, descriptor)
+            finalizer = weakref.finalize(voxels, self._release, header)
             finalizer.atexit = False  # at exit the workers are gone too
 
 
-__all__ = ["HEADER_BYTES", "KEPT_BYTES", "MIN_BYTES", "Receiver", "Shipper", "allocate", "ship", "shipper"]
+__all__ = [
+    "HEADER_BYTES",
+    "KEPT_BYTES",
+    "MIN_BYTES",
+    "OPEN_FILES",
+    "Receiver",
+    "Shipper",
+    "allocate",
+    "allow_open_files",
+    "out_of_files",
+    "ship",
+    "shipper",
+]
