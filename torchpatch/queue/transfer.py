@@ -293,7 +293,7 @@ def out_of_files(error: BaseException) -> str | None:
 
     Example:
         >>> import errno
-        >>> out_of_files(OSError(errno.EMFILE, 'Too many open files')).startswith('the training process')
+        >>> out_of_files(OSError(errno.EMFILE, 'Too many open files')).startswith('a Queue process ran out')
         True
         >>> out_of_files(ValueError('other')) is None
         True
@@ -303,11 +303,12 @@ def out_of_files(error: BaseException) -> str | None:
     if not (emfile or "Too many open files" in text or "received 0 items of ancdata" in text):
         return None
     soft, hard = allow_open_files(0)  # reads the limits, changes nothing
-    limits = f" (soft limit {soft}, hard limit {hard})" if soft >= 0 else ""
+    limits = f" (here: soft limit {soft}, hard limit {hard})" if soft >= 0 else ""
     return (
-        f"the training process ran out of open files{limits}: it keeps one open for every stack of patches "
-        "it holds (PyTorch's file_descriptor sharing), and random pops from a large pool hold many. Raise the "
-        "limit (ulimit -n in the shell that starts training), or lower max_length or raise samples_per_volume"
+        f"a Queue process ran out of open files{limits}: with PyTorch's file_descriptor sharing the training "
+        "process keeps one open for every stack of patches it holds (random pops from a large pool hold many), "
+        "and each worker one for every shared buffer it keeps. Raise the limit (ulimit -n in the shell that "
+        "starts training), or lower max_length or raise samples_per_volume"
     )
 
 
