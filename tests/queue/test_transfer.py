@@ -191,7 +191,6 @@ FULL = {
 
 def _kept_in(where: str, monkeypatch) -> None:
     if where == "dev-shm":  # as where the kernel has no anonymous shared files
-        monkeypatch.setattr(transfer, "anonymous_storage", lambda nbytes: None)
         monkeypatch.setattr(stacked, "anonymous_storage", lambda nbytes: None)
     elif stacked.anonymous_storage(64) is None:
         pytest.skip("no anonymous shared files (memfd_create) here")
@@ -242,7 +241,7 @@ def test_kept_buffers_need_no_room_in_dev_shm(monkeypatch):
     def full(nbytes):
         raise RuntimeError("unable to allocate shared memory(shm): No space left on device (28)")
 
-    monkeypatch.setattr(transfer, "shared_storage", full)
+    monkeypatch.setattr(torch.UntypedStorage, "_new_shared", staticmethod(full))  # PyTorch's /dev/shm allocation
     shipper, receiver = Shipper(), Receiver()
     stack, sent = _shipped(shipper, torch.full(SIZE, 5.0))
     assert os.readlink(f"/proc/self/fd/{transfer._descriptor(sent.untyped_storage())}").startswith("/memfd:")

@@ -56,7 +56,7 @@ from torch.utils.data import get_worker_info
 
 from ..io import buffers
 from ..patches import Patches
-from ..stacked import anonymous_storage, empty_batch, on_storage, shared_storage
+from ..stacked import empty_batch, on_storage, shared_storage
 
 #: Bytes before the voxels in a shared buffer: a tag and the buffer's state.
 HEADER_BYTES = 64
@@ -92,10 +92,7 @@ class _Buffer:
 
     def __init__(self, nbytes: int) -> None:
         self.nbytes = nbytes
-        anonymous = anonymous_storage(HEADER_BYTES + nbytes)
-        #: Whether the buffer is an anonymous file rather than one of /dev/shm.
-        self.anonymous = anonymous is not None
-        self.storage = anonymous if anonymous is not None else shared_storage(HEADER_BYTES + nbytes)
+        self.storage = shared_storage(HEADER_BYTES + nbytes)  # an anonymous file where there is one
         self.fd = _descriptor(self.storage)
         os.pwrite(self.fd, MAGIC + SENT, 0)
 
@@ -114,8 +111,16 @@ class _Buffer:
         except OSError as error:
             if error.errno not in (errno.ENOSPC, errno.ENOMEM):
                 raise
-            raise OSError(error.errno, _no_space(self.nbytes, self.anonymous)) from error
+            raise OSError(error.errno, _no_space(self.nbytes, _anonymous(self.fd))) from error
         return on_storage(self.storage, tensor.dtype, tensor.shape, offset=HEADER_BYTES)
+
+
+def _anonymous(descriptor: int) -> bool:
+    """Whether an open file is an anonymous shared file (:func:`~torchpatch.stacked.anonymous_storage`)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{descriptor}").startswith("/memfd:")
+    except OSError:  # no /proc: no anonymous files either
+        return False
 
 
 def _no_space(nbytes: int, anonymous: bool = False) -> str:
@@ -242,11 +247,6 @@ def ship(patches: Patches) -> Patches:
     return patches
 
 
-def _header(storage: torch.UntypedStorage) -> np.ndarray[Any, Any]:
-    """The first :data:`HEADER_BYTES` of a storage as a ``uint8`` array over its mapping (holds the storage)."""
-    return torch.empty(0, dtype=torch.uint8).set_(storage, 0, (HEADER_BYTES,), (1,)).numpy()
-
-
 def _mark_free(header: np.ndarray[Any, Any]) -> None:
     """Tell the worker that owns a buffer (its header, mapped here) that it may fill it again."""
     header[len(MAGIC)] = FREE[0]
@@ -275,16 +275,26 @@ def allow_open_files(wanted: int = OPEN_FILES) -> tuple[int, int]:
         >>> soft == -1 or soft >= min(OPEN_FILES, hard) or hard == -1
         True
     """
-    try:
-        import resource
-    except ImportError:  # not on this platform
-        return -1, -1
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, hard = _open_files_limits()
+    if soft < 0:
+        return soft, hard
+    import resource
+
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
+    return soft, hard
+
+
+def _open_files_limits() -> tuple[int, int]:
+    """This process's soft and hard limits on open files (``(-1, -1)`` where there are none)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return -1, -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return soft, hard
 
 
@@ -302,7 +312,7 @@ def out_of_files(error: BaseException) -> str | None:
     emfile = isinstance(error, OSError) and error.errno == errno.EMFILE
     if not (emfile or "Too many open files" in text or "received 0 items of ancdata" in text):
         return None
-    soft, hard = allow_open_files(0)  # reads the limits, changes nothing
+    soft, hard = _open_files_limits()
     limits = f" (here: soft limit {soft}, hard limit {hard})" if soft >= 0 else ""
     return (
         f"a Queue process ran out of open files{limits}: with PyTorch's file_descriptor sharing the training "
@@ -358,7 +368,7 @@ class Receiver:
                 continue
             if not data.is_shared():
                 continue
-            header = _header(data.untyped_storage())
+            header = on_storage(data.untyped_storage(), torch.uint8, (HEADER_BYTES,)).numpy()  # holds the storage
             if bytes(header[: len(MAGIC)]) != MAGIC:
                 continue
             voxels = _voxel_bytes(data)
