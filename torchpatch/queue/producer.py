@@ -56,6 +56,7 @@ from ..subject import Subject
 from ..transforms.augmentation.context import augment_patches
 from . import diagnostics, transfer
 from .plan import EpochPlan, Task
+from .spinning import SpinLimit
 from .workers import augmenting_worker_init, worker_init
 
 #: Seconds between liveness checks while waiting for patches.
@@ -264,6 +265,8 @@ class Producer:
         self._sync_iterator: Iterator[Patches] | None = None
         #: Takes the stacks the workers send in buffers they keep; each is marked free when its last use ends.
         self.receiver = transfer.Receiver()
+        #: Held while the workers have subjects to cut: torch's threads here then leave them the cores.
+        self.spin_limit = SpinLimit(num_workers)
 
     def start(self) -> None:
         """Start the workers and the background thread (once; nothing without workers)."""
@@ -279,6 +282,8 @@ class Producer:
         self._first_routes = self._routes(plan)
         self._tasks.items = plan.split(self._first_routes)[0]
         self._first_iterator = iter(self.loader)
+        if self._tasks.items:
+            self.spin_limit.hold()  # the workers, forked above, inherit no team
         self._name_dead_workers()
         self.thread = threading.Thread(target=self._produce, name="torchpatch-queue", daemon=True)
         self.thread.start()
@@ -345,9 +350,15 @@ class Producer:
         futures: deque[Future[Patches]] = deque()
         submitted = 0  # of ``here``: planned in this thread, or handed to the pool
         ahead = self.num_workers  # each thread one subject ahead: stacks waiting here cost memory
+        to_workers = len(plan.tasks) - len(here)
+        if to_workers:
+            self.spin_limit.hold()
         for task, route in zip(plan.tasks, routes):
             if not route:
                 stack = next(iterator)
+                to_workers -= 1
+                if not to_workers:
+                    self.spin_limit.release()  # the workers are idle until the next epoch's tasks
                 self.receiver.adopt(stack)
                 yield stack
                 self._read_new_entry(task.subject)
@@ -469,6 +480,7 @@ class Producer:
         with self._condition:
             self._stop = True
             self._condition.notify_all()
+        self.spin_limit.close()
         if self.thread is not None:
             # With a dead worker the thread may sit in the loader's 5 s status poll:
             # shut the workers down now; the daemon thread ends at its next poll.
