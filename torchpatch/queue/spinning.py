@@ -35,8 +35,12 @@ from functools import cache
 
 import torch
 
-#: The idle team's first (and only) parallel region: enough voxels that torch splits it over every thread.
-TEAM_VOXELS = 1 << 20
+#: The idle team's first (and only) parallel region: bytes enough that torch splits it over two threads or
+#: more (its grain is 32 768 elements), few enough that glibc takes them from the heap. A block it maps and
+#: unmaps (above 128 KiB) raises glibc's mmap threshold for the whole process: with 4 MiB here the training
+#: process's batches and the step's temporaries then shared the heap, which grew by 150-250 MiB (4 of 5
+#: cold runs of the benchmark's CT job).
+TEAM_BYTES = 1 << 16
 
 
 @cache
@@ -125,10 +129,10 @@ def _idle_team(stop: threading.Event, ready: threading.Event) -> None:
     # One parallel region makes this thread's OpenMP team (torch's thread
     # count); it stays, idle, until the thread ends.
     try:
-        torch.empty(TEAM_VOXELS).fill_(0.0)
+        torch.empty(TEAM_BYTES, dtype=torch.uint8).fill_(0)
     finally:
         ready.set()
     stop.wait()
 
 
-__all__ = ["TEAM_VOXELS", "SpinLimit", "oversubscribed"]
+__all__ = ["TEAM_BYTES", "SpinLimit", "oversubscribed"]
