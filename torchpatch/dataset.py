@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator, Sequence
 
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from .cache import SubjectCache
+from .copying import shallow_copy
 from .subject import Subject
 from .typing import TypePath
 
@@ -101,7 +101,7 @@ class SubjectsDataset(Dataset[Subject]):
         # set_data() in a transform never reach the stored subject.
         images = {}
         for name, image in subject.images.items():
-            clone = copy.copy(image)
+            clone = shallow_copy(image)
             clone.metadata = dict(image.metadata)
             images[name] = clone
         subject = subject.with_images(images)

@@ -19,7 +19,6 @@ reads just a box of voxels, from disk when the file is uncompressed
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 from . import io
 from .constants import AFFINE, DATA, INTENSITY, LABEL, PATH, STEM, TYPE
 from .conversions import ImageConversions
+from .copying import shallow_copy
 from .geometry import (
     check_affine,
     orientation_from_affine,
@@ -143,7 +143,7 @@ class Image(CustomReads, ImageConversions):
             >>> type(patch).__name__, patch.shape, patch.metadata
             ('ScalarImage', (1, 2, 2, 1), {'subject_part': 'brain'})
         """
-        new = copy.copy(self)
+        new = shallow_copy(self)
         new._requested_dtype = None
         new.metadata = dict(self.metadata)
         new._header = None

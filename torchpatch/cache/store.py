@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import shutil
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..constants import LABEL
+from ..copying import shallow_copy
 from ..image import Image, ScalarImage
 from ..io.atomic import atomic_folder, remove_dead_partials
 from ..subject import Subject
@@ -110,7 +110,7 @@ class SubjectCache:
         _, images, stored = entry
         copies = {}
         for name, image in images.items():
-            clone = copy.copy(image)
+            clone = shallow_copy(image)
             clone.metadata = dict(image.metadata)
             clone.affine = image.affine.copy()  # an affine edited in place stays in that copy
             copies[name] = clone
