@@ -34,6 +34,7 @@ PAGES = [
     ("torchpatch.subject", "Subjects"),
     ("torchpatch.patches", "Stacked patches"),
     ("torchpatch.stacked", "Batches cut in place"),
+    ("torchpatch.copying", "Shallow copies of images"),
     ("torchpatch.dataset", "Datasets of subjects"),
     ("torchpatch.cache", "Decode-once cache"),
     ("torchpatch.sampler", "Patch samplers"),

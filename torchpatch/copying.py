@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import TypeVar
 
+#: The type of the object copied, which its copy keeps.
 T = TypeVar("T")
 
 #: The hooks by which a class customises ``copy.copy``; a class with none of its own copies as a plain object.
@@ -45,4 +46,4 @@ def shallow_copy(obj: T) -> T:
     return new
 
 
-__all__ = ["COPY_HOOKS", "shallow_copy"]
+__all__ = ["COPY_HOOKS", "T", "shallow_copy"]
