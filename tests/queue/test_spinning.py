@@ -53,7 +53,7 @@ def _team_threads() -> list[threading.Thread]:
 
 
 def test_not_oversubscribed_without_workers_or_with_one_thread(monkeypatch):
-    monkeypatch.setattr(spinning, "_cores", lambda: 1)
+    monkeypatch.setattr(spinning, "available_cores", lambda: 1)
     assert not oversubscribed(0)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -64,13 +64,13 @@ def test_not_oversubscribed_without_workers_or_with_one_thread(monkeypatch):
 
 
 def test_not_oversubscribed_with_cores_to_spare(monkeypatch, two_threads):
-    monkeypatch.setattr(spinning, "_cores", lambda: 16)
+    monkeypatch.setattr(spinning, "available_cores", lambda: 16)
     assert not oversubscribed(2)  # 2 threads + 2 workers on 16 cores: the spinning costs nobody
 
 
 @needs_gnu_openmp
 def test_hold_keeps_an_idle_team_and_release_ends_it(monkeypatch, two_threads):
-    monkeypatch.setattr(spinning, "_cores", lambda: 2)
+    monkeypatch.setattr(spinning, "available_cores", lambda: 2)
     assert oversubscribed(2)
     torch.ones(1 << 20).add_(1)  # this thread's own team exists before counting
     baseline = _os_threads()
@@ -90,7 +90,7 @@ def test_hold_keeps_an_idle_team_and_release_ends_it(monkeypatch, two_threads):
 
 
 def test_hold_does_nothing_where_the_cores_suffice(monkeypatch, two_threads):
-    monkeypatch.setattr(spinning, "_cores", lambda: 64)
+    monkeypatch.setattr(spinning, "available_cores", lambda: 64)
     limit = SpinLimit(workers=2)
     limit.hold()
     assert not limit.held and not _team_threads()
@@ -98,7 +98,7 @@ def test_hold_does_nothing_where_the_cores_suffice(monkeypatch, two_threads):
 
 @needs_gnu_openmp
 def test_closed_limit_never_holds_again(monkeypatch, two_threads):
-    monkeypatch.setattr(spinning, "_cores", lambda: 2)
+    monkeypatch.setattr(spinning, "available_cores", lambda: 2)
     limit = SpinLimit(workers=2)
     limit.hold()
     limit.close()
@@ -126,7 +126,7 @@ class _Spy(SpinLimit):
 
 @needs_gnu_openmp
 def test_queue_holds_while_workers_cut_and_releases_for_cached_epochs(tmp_path, monkeypatch, two_threads):
-    monkeypatch.setattr(spinning, "_cores", lambda: 2)
+    monkeypatch.setattr(spinning, "available_cores", lambda: 2)
     monkeypatch.setattr("torchpatch.queue.producer.SpinLimit", _Spy)
     _Spy.events = []
     dataset = SubjectsDataset(file_subjects(tmp_path, 3, (24, 20, 16)), cache_dir=tmp_path / "cache")
@@ -148,7 +148,7 @@ def test_queue_holds_while_workers_cut_and_releases_for_cached_epochs(tmp_path, 
 
 @needs_gnu_openmp
 def test_queue_without_cache_keeps_holding_across_epochs_until_closed(tmp_path, monkeypatch, two_threads):
-    monkeypatch.setattr(spinning, "_cores", lambda: 2)
+    monkeypatch.setattr(spinning, "available_cores", lambda: 2)
     dataset = SubjectsDataset(file_subjects(tmp_path, 2, (24, 20, 16)))
     queue = Queue(dataset, max_length=4, samples_per_volume=2, sampler=UniformSampler(8), num_workers=2, seed=0)
     loader = SubjectsLoader(queue, batch_size=2)

@@ -20,7 +20,6 @@ seed gives the same patches whatever the number of workers or their timing.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +36,7 @@ from .batches import BufferRing, assemble
 from .plan import EpochPlanner, parse_samples_per_volume, pop_generator
 from .pool import PatchPool
 from .producer import Producer, SubjectPatches
+from .spinning import available_cores
 
 #: Batches a thread assembles ahead of the training loop (with worker processes and a spare core).
 AHEAD = 2
@@ -289,7 +289,7 @@ class Queue(Dataset[Subject]):
         core left over by torch's intra-op threads: on busy cores a thread
         copying next to the step's parallel regions slows both down.
         """
-        return self.num_workers > 0 and _cores() > torch.get_num_threads()
+        return self.num_workers > 0 and available_cores() > torch.get_num_threads()
 
     def __iter__(self) -> Iterator[Subject]:
         """The patches of one epoch."""
@@ -327,13 +327,6 @@ class Queue(Dataset[Subject]):
             f"Queue(max_length={self.max_length}, num_subjects={len(self.subjects_dataset)}, "
             f"num_workers={self.num_workers}, sampler={self.sampler!r}, seed={self.seed})"
         )
-
-
-def _cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 __all__ = ["AHEAD", "Queue"]
