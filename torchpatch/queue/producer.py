@@ -282,8 +282,6 @@ class Producer:
         self._first_routes = self._routes(plan)
         self._tasks.items = plan.split(self._first_routes)[0]
         self._first_iterator = iter(self.loader)
-        if self._tasks.items:
-            self.spin_limit.hold()  # the workers, forked above, inherit no team
         self._name_dead_workers()
         self.thread = threading.Thread(target=self._produce, name="torchpatch-queue", daemon=True)
         self.thread.start()
@@ -352,7 +350,7 @@ class Producer:
         ahead = self.num_workers  # each thread one subject ahead: stacks waiting here cost memory
         to_workers = len(plan.tasks) - len(here)
         if to_workers:
-            self.spin_limit.hold()
+            self.spin_limit.hold()  # after start() forked the workers: they inherit no team
         for task, route in zip(plan.tasks, routes):
             if not route:
                 stack = next(iterator)

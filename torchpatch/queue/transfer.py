@@ -49,6 +49,11 @@ import threading
 import weakref
 from typing import Any
 
+try:
+    import resource
+except ImportError:  # not on this platform: no limits on open files to read or raise
+    resource = None  # type: ignore[assignment]
+
 import numpy as np
 import torch
 import torch.multiprocessing
@@ -276,10 +281,8 @@ def allow_open_files(wanted: int = OPEN_FILES) -> tuple[int, int]:
         True
     """
     soft, hard = _open_files_limits()
-    if soft < 0:
+    if resource is None:
         return soft, hard
-    import resource
-
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
         with contextlib.suppress(ValueError, OSError):
@@ -290,9 +293,7 @@ def allow_open_files(wanted: int = OPEN_FILES) -> tuple[int, int]:
 
 def _open_files_limits() -> tuple[int, int]:
     """This process's soft and hard limits on open files (``(-1, -1)`` where there are none)."""
-    try:
-        import resource
-    except ImportError:  # not on this platform
+    if resource is None:
         return -1, -1
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return soft, hard
