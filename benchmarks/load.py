@@ -9,6 +9,7 @@ CT also at a scanner's 512x512x96:
     noise         the old benchmark volume (float32 noise; gzip can hardly compress it)
     real files    every ``.nii.gz`` under ``../shared/data`` (TotalSegmentator's example CT
                   and its labels), when that folder exists
+    .nrrd, .mha   the same phantoms written by SimpleITK, compressed (NRRD: gzip; MetaImage: zlib)
 
 Two tables, both timed in this process after one warm-up call, median of
 ``--repeats`` calls, with the minor page faults of one call:
@@ -21,7 +22,10 @@ Two tables, both timed in this process after one warm-up call, median of
   (``torchpatch.io.read_image``, and ``ScalarImage(path).load()``), nibabel
   (``np.asanyarray(image.dataobj)``, ``get_fdata()``) and SimpleITK
   (``ReadImage`` + ``GetArrayFromImage``; and that array made ``(C, I, J, K)`` in C order, as
-  torchpatch returns it), with each time's ratio to torchpatch's ``read_image``.
+  torchpatch returns it), with each time's ratio to torchpatch's ``read_image``;
+* **load NRRD and MetaImage**: the same for the ``.nrrd`` and ``.mha`` files, with
+  ``torchpatch via SimpleITK`` (SimpleITK's read made ``(C, I, J, K)`` by torchpatch: how
+  torchpatch read them before it decoded their voxels itself).
 
 nibabel's array is the file's ``(I, J, K)`` in Fortran order and SimpleITK's its
 ``(K, J, I)`` in C order: neither pays for the reordering into the C-ordered
@@ -92,19 +96,54 @@ def make_files(folder: Path, volumes: list[tuple[str, tuple[int, int, int]]]) ->
     return paths + real
 
 
+def make_sitk_files(folder: Path, volumes: list[tuple[str, tuple[int, int, int]]]) -> list[Path]:
+    """The same phantoms as compressed ``.nrrd`` (gzip) and ``.mha`` (zlib), written once by SimpleITK."""
+    import SimpleITK as sitk
+
+    from benchmarks.phantoms import VERSION, make_volume
+
+    paths = []
+    for kind, shape in volumes:
+        image = None
+        for suffix in (".nrrd", ".mha"):
+            path = folder / f"{kind}-{'x'.join(map(str, shape))}-v{VERSION}{suffix}"
+            if not path.exists():
+                if image is None:
+                    voxels, _, spacing = make_volume(kind, shape, seed=15)
+                    image = sitk.GetImageFromArray(np.ascontiguousarray(voxels.transpose(2, 1, 0)))
+                    image.SetSpacing([float(s) for s in spacing])
+                partial = folder / f"partial-{path.name}"
+                sitk.WriteImage(image, str(partial), useCompression=True)
+                partial.rename(path)
+            paths.append(path)
+    return paths
+
+
 def describe(path: Path) -> dict[str, Any]:
     """Size on disk, size inflated, ratio, dtype and shape of one file."""
-    import nibabel as nib
-
-    image: Any = nib.load(path)
-    with open(path, "rb") as stream:
-        stream.seek(-4, os.SEEK_END)
-        inflated = int.from_bytes(stream.read(4), "little")
     stored = path.stat().st_size
+    if not path.name.endswith(".nii.gz"):
+        import SimpleITK as sitk
+
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        probe = sitk.GetArrayViewFromImage(sitk.Image([1, 1], reader.GetPixelID()))
+        size = tuple(reader.GetSize())
+        inflated = int(np.prod(size)) * probe.dtype.itemsize
+        dtype, shape = str(probe.dtype), "x".join(map(str, size))
+    else:
+        import nibabel as nib
+
+        image: Any = nib.load(path)
+        with open(path, "rb") as stream:
+            stream.seek(-4, os.SEEK_END)
+            inflated = int.from_bytes(stream.read(4), "little")
+        dtype, shape = str(image.get_data_dtype()), "x".join(map(str, image.shape))
     return {
         "file": path.name,
-        "dtype": str(image.get_data_dtype()),
-        "shape": "x".join(map(str, image.shape)),
+        "dtype": dtype,
+        "shape": shape,
         "stored_mb": stored / 1e6,
         "inflated_mb": inflated / 1e6,
         "ratio": inflated / stored,
@@ -181,6 +220,22 @@ def loaders() -> dict[str, Callable[[Path], Any]]:
     }
 
 
+def sitk_loaders() -> dict[str, Callable[[Path], Any]]:
+    """NRRD / MetaImage file -> array, by library; ``torchpatch via SimpleITK`` is how torchpatch read them before."""
+    import SimpleITK as sitk
+
+    from torchpatch.io.sitk import from_sitk
+
+    every = loaders()
+    return {
+        "torchpatch read_image": every["torchpatch read_image"],
+        "torchpatch ScalarImage.load": every["torchpatch ScalarImage.load"],
+        "torchpatch via SimpleITK": lambda path: from_sitk(sitk.ReadImage(str(path)))[0],
+        "SimpleITK": every["SimpleITK"],
+        "SimpleITK + (C,I,J,K) C order": every["SimpleITK + (C,I,J,K) C order"],
+    }
+
+
 def measure(call: Callable[[], Any], repeats: int) -> dict[str, float]:
     """Median seconds of ``repeats`` calls after one warm-up, and the minor faults of the median call."""
     call()
@@ -196,8 +251,17 @@ def measure(call: Callable[[], Any], repeats: int) -> dict[str, float]:
 
 
 def child(paths: list[Path], repeats: int) -> dict[str, Any]:
-    results: dict[str, Any] = {"inflate": {}, "load": {}}
+    from torchpatch.io import textheader
+
+    results: dict[str, Any] = {"inflate": {}, "load": {}, "load_sitk": {}}
     for path in paths:
+        if not path.name.endswith(".nii.gz"):
+            if textheader.voxel_layout(path) is None:
+                raise RuntimeError(f"{path}: torchpatch would leave this file to SimpleITK")
+            results["load_sitk"][path.name] = {
+                name: measure(functools.partial(function, path), repeats) for name, function in sitk_loaders().items()
+            }
+            continue
         compressed = path.read_bytes()
         results["inflate"][path.name] = {
             name: measure(functools.partial(function, compressed, path), repeats)
@@ -241,7 +305,8 @@ def main() -> None:
         print("@@RESULT@@ " + json.dumps(child(paths, args.repeats)))
         return
     repeats = 3 if args.quick else args.repeats
-    paths = make_files(args.folder, QUICK_VOLUMES if args.quick else VOLUMES)
+    volumes = QUICK_VOLUMES if args.quick else VOLUMES
+    paths = make_files(args.folder, volumes) + make_sitk_files(args.folder, volumes)
     from torchpatch import io
 
     print(
@@ -265,6 +330,7 @@ def main() -> None:
         print(f"\n=== threads: {threads} ===")
         _table("inflate (time vs zlib)", result["inflate"], "zlib")
         _table("load (time vs torchpatch read_image)", result["load"], "torchpatch read_image")
+        _table("load NRRD and MetaImage (time vs torchpatch read_image)", result["load_sitk"], "torchpatch read_image")
 
 
 if __name__ == "__main__":

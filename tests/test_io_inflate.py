@@ -344,3 +344,22 @@ def test_nii_gz_is_decoded_without_simpleitk(tmp_path, monkeypatch):
     path = _save(array, tmp_path / "whole.nii.gz")
     monkeypatch.setattr(sitk, "ReadImage", None)  # SimpleITK no longer inflates NIfTI
     np.testing.assert_array_equal(read_nifti(path)[0][0], array)
+
+
+@pytest.mark.parametrize("decoder", ["libdeflate", "zlib"])
+def test_zlib_stream_at_an_offset_decodes_checked(tmp_path, monkeypatch, decoder):
+    """A MetaImage's zlib stream: read from its offset, bytes after it ignored, its Adler-32 checked."""
+    if decoder == "libdeflate" and not HAVE_LIBDEFLATE:
+        pytest.skip("libdeflate's C API is not reachable")
+    monkeypatch.setattr(inflate, "DECODER", decoder)
+    payload = np.random.default_rng(5).integers(0, 4, 50_000, dtype=np.uint8).tobytes()
+    stream = zlib.compress(payload)
+    path = tmp_path / "x.mha"
+    path.write_bytes(b"header\n" + stream + b"trailing bytes")
+    assert bytes(inflate.inflate_zlib_file(path, len(payload), 7)) == payload
+    assert bytes(inflate.inflate_zlib_file(path, len(payload), 7, len(stream))) == payload
+    bad = bytearray(path.read_bytes())
+    bad[7 + len(stream) - 1] ^= 0xFF  # the last byte of the Adler-32
+    path.write_bytes(bytes(bad))
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        inflate.inflate_zlib_file(path, len(payload), 7, len(stream))

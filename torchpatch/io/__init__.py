@@ -8,9 +8,14 @@ format                                 library     notes
 ``.nii``, ``.nii.gz``                  nibabel     ``.nii`` region reads touch only
                                                    the requested bytes; 4D (time
                                                    series) and 5D ``(I, J, K, 1,
-                                                   C)`` files load as channels
-``.nrrd``, ``.nhdr``, ``.mha``,        SimpleITK   LPS on disk, converted to RAS+
-``.mhd``, a DICOM series folder
+                                                   C)`` files load as channels;
+                                                   ``.nii.gz`` voxels decoded by
+                                                   libdeflate
+``.nrrd``, ``.nhdr``, ``.mha``,        SimpleITK   LPS on disk, converted to RAS+;
+``.mhd``, a DICOM series folder                    the voxels of 3D scalar
+                                                   ``.nrrd`` and ``.mha`` files
+                                                   decoded by libdeflate
+                                                   (:mod:`~torchpatch.io.textheader`)
 ``.png``, ``.jpg``, ``.jpeg``,         SimpleITK   2D files load as
 ``.bmp``, ``.tif``, ``.tiff``                      ``(C, I, J, 1)`` with I = column
                                                    (x), J = row (y); third spacing 1

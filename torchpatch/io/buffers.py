@@ -19,6 +19,7 @@ use is never handed out twice.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -122,4 +123,28 @@ def empty(shape: Sequence[int] | int, dtype: Any = np.uint8) -> np.ndarray[Any, 
     return RECYCLER.take(math.prod(size) * dtype.itemsize).view(dtype).reshape(size)
 
 
-__all__ = ["KEPT", "KEPT_BYTES", "MIN_BYTES", "RECYCLER", "Recycler", "empty"]
+def read_file(path: str | os.PathLike[str], offset: int = 0, count: int | None = None) -> np.ndarray[Any, Any]:
+    """The bytes of ``path`` from ``offset`` on (``count`` of them at most) in a buffer of :data:`RECYCLER`.
+
+    Read, not memory-mapped: a file truncated by another process while it is
+    decoded must raise, not kill the process with SIGBUS. Fewer bytes than
+    asked for where the file ends sooner.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / 'x.bin'
+        >>> _ = path.write_bytes(b'abcdef')
+        >>> bytes(read_file(path, 2, 3)), bytes(read_file(path, 4))
+        (b'cde', b'ef')
+    """
+    with open(path, "rb", buffering=0) as stream:
+        size = max(os.fstat(stream.fileno()).st_size - offset, 0)
+        data = RECYCLER.take(size if count is None else min(count, size))
+        stream.seek(offset)
+        view, filled = data.data, 0
+        while filled < len(data) and (count := stream.readinto(view[filled:])):
+            filled += count
+    return data[:filled]
+
+
+__all__ = ["KEPT", "KEPT_BYTES", "MIN_BYTES", "RECYCLER", "Recycler", "empty", "read_file"]

@@ -63,6 +63,29 @@ class _LibDeflate:
         self.gzip.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]
         self.gzip.argtypes += [size_p, size_p]
         self.gzip.restype = ctypes.c_int
+        self.zlib = lib.libdeflate_zlib_decompress_ex
+        self.zlib.argtypes, self.zlib.restype = self.gzip.argtypes, ctypes.c_int
+
+    def zlib_into(self, data: np.ndarray, out: np.ndarray) -> int | None:
+        """One zlib stream at the start of ``data`` decoded into ``out`` (Adler-32 checked): the bytes
+        written, ``None`` where libdeflate fails (damage, or ``out`` too small)."""
+        decompressor = self.alloc()
+        if not decompressor:
+            raise MemoryError("libdeflate could not allocate a decompressor")
+        used, written = ctypes.c_size_t(), ctypes.c_size_t()
+        try:
+            status = self.zlib(
+                decompressor,
+                data.ctypes.data,
+                len(data),
+                out.ctypes.data,
+                len(out),
+                ctypes.byref(used),
+                ctypes.byref(written),
+            )
+        finally:
+            self.free(decompressor)
+        return written.value if status == 0 else None
 
     def decompress_into(self, data: np.ndarray, out: np.ndarray) -> int | None:
         """Every member of ``data`` decoded into ``out``: the bytes written, ``None`` where libdeflate fails.
@@ -140,13 +163,15 @@ def should_stream(uncompressed_bytes: int) -> bool:
     return uncompressed_bytes > STREAM_ABOVE_BYTES
 
 
-def inflate_file(path: Path, size_hint: int = 0) -> np.ndarray:
+def inflate_file(path: Path, size_hint: int = 0, offset: int = 0) -> np.ndarray:
     """All uncompressed bytes of the gzip file ``path`` (a ``uint8`` array), every member checked.
 
     Args:
         path: A gzip file (one or more members, zero padding allowed at the end).
         size_hint: The expected uncompressed size, if known (a NIfTI header
             gives it): libdeflate decodes into a buffer of that size.
+        offset: Where the gzip data starts in the file (after a NRRD's text
+            header); the bytes before it are not read.
 
     Raises:
         ValueError: If the file is not gzip, is truncated, or fails a CRC32 or
@@ -159,7 +184,7 @@ def inflate_file(path: Path, size_hint: int = 0) -> np.ndarray:
         >>> bytes(inflate_file(path))
         b'abcdef'
     """
-    data = _read(path)
+    data = buffers.read_file(path, offset)
     # Deflate expands at most 1032-fold: a larger hint comes from a damaged header.
     size_hint = min(size_hint, _MAX_RATIO * len(data))
     if size_hint > 0 and DECODER == "libdeflate" and _LIBDEFLATE is not None:
@@ -184,20 +209,6 @@ def inflate_file(path: Path, size_hint: int = 0) -> np.ndarray:
     return np.frombuffer(grown, np.uint8)
 
 
-def _read(path: Path) -> np.ndarray:
-    """The bytes of ``path`` in a numpy buffer (huge pages for large files: fewer page faults than ``bytes``).
-
-    Read, not memory-mapped: a file truncated by another process while it is
-    decoded must raise, not kill the process with SIGBUS.
-    """
-    with open(path, "rb", buffering=0) as stream:
-        data = buffers.RECYCLER.take(os.fstat(stream.fileno()).st_size)
-        view, filled = data.data, 0
-        while filled < len(data) and (count := stream.readinto(view[filled:])):
-            filled += count
-    return data[:filled]
-
-
 def _inflate_single_member(data: np.ndarray, size: int) -> np.ndarray | None:
     """The ``deflate`` package's decoding of a single-member gzip file of ``size`` bytes, else ``None``.
 
@@ -215,6 +226,56 @@ def _inflate_single_member(data: np.ndarray, size: int) -> np.ndarray | None:
     if isize != size % 2**32 or crc != _deflate.crc32(out):
         return None
     return np.frombuffer(out, np.uint8)
+
+
+def inflate_zlib_file(path: Path, size: int, offset: int = 0, compressed_bytes: int | None = None) -> np.ndarray:
+    """The ``size`` bytes of the zlib stream at ``offset`` in ``path`` (a MetaImage's ``CompressedData``).
+
+    libdeflate decodes into a recycled buffer; the standard library's zlib
+    when it is missing, or fails, to name what is wrong. The stream's Adler-32
+    is checked; bytes after its end are ignored, as SimpleITK does.
+
+    Args:
+        path: The file.
+        size: The uncompressed size its header promises.
+        offset: Where the stream starts.
+        compressed_bytes: The stream's length where the header gives it,
+            else up to the end of the file.
+
+    Raises:
+        ValueError: If the stream is damaged, or decodes to more or fewer than
+            ``size`` bytes; the message names ``path``.
+
+    Example:
+        >>> import tempfile, zlib
+        >>> path = Path(tempfile.mkdtemp()) / 'x.mha'
+        >>> _ = path.write_bytes(b'head' + zlib.compress(b'abcdef'))
+        >>> bytes(inflate_zlib_file(path, 6, offset=4))
+        b'abcdef'
+    """
+    data = buffers.read_file(path, offset, compressed_bytes)
+    if size > _MAX_RATIO * len(data) + 64:  # deflate expands at most 1032-fold: never allocated
+        raise ValueError(_short_zlib(path, size))
+    if DECODER == "libdeflate" and _LIBDEFLATE is not None:
+        out = buffers.RECYCLER.take(size)
+        if _LIBDEFLATE.zlib_into(data, out) == size:
+            return out
+    decoder = zlib.decompressobj()
+    try:
+        decoded = decoder.decompress(data.data, size)
+    except zlib.error as error:
+        raise ValueError(f"corrupt zlib stream in {str(path)!r}: {error}") from error
+    if len(decoded) < size:
+        raise ValueError(_short_zlib(path, size))
+    if not decoder.eof:
+        raise ValueError(f"corrupt zlib stream in {str(path)!r}: it holds more than the {size} bytes promised")
+    writable = buffers.RECYCLER.take(size)  # the caller may reorder or byte-swap in place
+    writable[:] = np.frombuffer(decoded, np.uint8)
+    return writable
+
+
+def _short_zlib(path: Path, size: int) -> str:
+    return f"truncated or corrupt zlib stream in {str(path)!r}: it holds fewer than the {size} bytes promised"
 
 
 def iter_inflate(path: Path, chunk_bytes: int | None = None) -> Iterator[bytes]:
@@ -358,4 +419,12 @@ def _corrupt(path: Path, why: str) -> str:
     return f"corrupt gzip file {str(path)!r}: {why}"
 
 
-__all__ = ["CHUNK_BYTES", "DECODER", "STREAM_ABOVE_BYTES", "inflate_file", "iter_inflate", "should_stream"]
+__all__ = [
+    "CHUNK_BYTES",
+    "DECODER",
+    "STREAM_ABOVE_BYTES",
+    "inflate_file",
+    "inflate_zlib_file",
+    "iter_inflate",
+    "should_stream",
+]

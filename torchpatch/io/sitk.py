@@ -2,7 +2,10 @@
 
 SimpleITK arrays are ``(K, J, I)`` in LPS; they are turned into
 ``(C, I, J, K)`` in RAS+. A 2D file loads as ``(C, I, J, 1)`` with I the
-column (x) and J the row (y), and a third spacing of 1.
+column (x) and J the row (y), and a third spacing of 1. The voxels of a 3D
+scalar ``.nrrd`` or ``.mha`` stored in the file itself are decoded by
+:mod:`torchpatch.io.textheader` (libdeflate) instead, with the geometry
+SimpleITK reads from the header.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import SimpleITK as sitk
 
 from ..geometry import LPS_TO_RAS, check_affine
 from ..typing import TypeAffine
+from . import textheader
 from .base import Array, Backend, Header, c_order
 from .paths import SITK_2D_SUFFIXES, get_suffix
 
@@ -118,7 +122,28 @@ def read_sitk(path: Path) -> tuple[Array, TypeAffine]:
         >>> float(read_sitk(path)[0].sum())
         8.0
     """
-    return from_sitk(sitk.ReadImage(str(path)))
+    fast = _read_attached(path) if get_suffix(path) in (".nrrd", ".mha") else None
+    return fast if fast is not None else from_sitk(sitk.ReadImage(str(path)))
+
+
+def _read_attached(path: Path) -> tuple[Array, TypeAffine] | None:
+    """A ``.nrrd`` or ``.mha`` file's voxels decoded by torchpatch, its geometry as SimpleITK reads it.
+
+    ``None`` (SimpleITK reads the file) unless :func:`.textheader.voxel_layout`
+    takes the file and SimpleITK's reading of its header agrees with it on
+    the size, a single component and the type.
+    """
+    layout = textheader.voxel_layout(path)
+    if layout is None:
+        return None
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    agrees = tuple(reader.GetSize()) == layout.shape and reader.GetNumberOfComponents() == 1
+    if not agrees or sitk_dtype(reader) != layout.dtype.newbyteorder("="):
+        return None
+    affine = sitk_affine(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
+    return textheader.read_voxels(path, layout), affine
 
 
 def write_sitk(data: Array, affine: TypeAffine, path: Path) -> None:
