@@ -3,9 +3,12 @@
 The job (issue 3, item 4; data of issue 15): 16 subjects of 160x192x160 (an
 image ``.nii.gz`` and a uint8 label map ``.nii.gz``), patches of 64^3, 16
 patches per volume, a pool of 64 patches, batches of 8, 2 queue workers and
-an outer loader without workers; a training step is simulated by summing the
-batch. The subjects come from ``benchmarks/phantoms.py``, one folder per kind
-of data (``--data``), their file sizes and gzip ratios printed with the results::
+an outer loader without workers; a training step is simulated by converting
+the batch to float32, as a model's input is, and summing it (``--step sum``:
+summing it as stored, the step of the runs before 2026-12-06 17:00 UTC, which
+made torch copy an int16 or uint8 batch into int64 first). The subjects come
+from ``benchmarks/phantoms.py``, one folder per kind of data (``--data``), their
+file sizes and gzip ratios printed with the results::
 
     ct-int16     abdomen-like CT, int16 HU (about 2.6x smaller on disk)
     mr-float32   T1-like head, float32, air masked to 0 (about 3.4x)
@@ -134,6 +137,8 @@ class Job:
     #: second run only while a warm epoch takes under ``extra_warm_below`` seconds.
     warm_epochs: int = 3
     extra_warm_below: float = 2.0
+    #: How the simulated training step reads a batch (:data:`STEPS`).
+    step: str = "float"
 
     @property
     def patches_per_epoch(self) -> int:
@@ -245,9 +250,17 @@ def torchpatch_fingerprint() -> str | None:
     return digest.hexdigest()[:12] + reorder
 
 
+#: The simulated step, by name: ``float`` converts the batch to float32 (what a model takes; a
+#: no-op for float32 batches) and sums it; ``sum`` sums it as stored (the step of the runs before
+#: 2026-12-06 17:00 UTC): torch sums integers in int64, so an int16 or uint8 batch costs an int64
+#: copy of 4x or 8x its size first, a step no training loop runs.
+STEPS = ("float", "sum")
+_step = "float"
+
+
 def _touch(data: Any) -> float:
-    """The simulated training step: read every voxel of the batch."""
-    return float(data.sum())
+    """The simulated training step: read every voxel of the batch (see :data:`STEPS`)."""
+    return float(data.float().sum()) if _step == "float" else float(data.sum())
 
 
 def _step_alone(batch: tuple[Any, Any], count: int) -> float:
@@ -532,7 +545,9 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import torch
 
+    global _step
     job = Job(**{**spec["job"], "shape": tuple(spec["job"]["shape"])})
+    _step = job.step
     threads = apply_threads(spec["threads"])
     seed = int(spec["seed"])
     random.seed(seed)
@@ -1060,6 +1075,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--subjects", type=int, help="subjects per data kind (default 16; the quick job 3)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the unmeasured warm-up runs")
+    parser.add_argument(
+        "--step",
+        choices=STEPS,
+        default="float",
+        help="the simulated step: float32 conversion and sum (default), or sum as stored (runs before 2026-12-06)",
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="cache of the synthetic subjects")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--samplers", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
@@ -1107,6 +1128,7 @@ def main(argv: list[str] | None = None) -> None:
     job = QUICK_JOB if args.quick else Job()
     if args.subjects is not None:
         job = replace(job, subjects=args.subjects)
+    job = replace(job, step=args.step)
     micro = QUICK_MICRO if args.quick else MicroJob()
     versions = {
         "torchio1 venv": package_versions(venv_python(VARIANTS["torchio1"][0]), ["torch", "torchio", "torchpatch"]),
@@ -1140,7 +1162,8 @@ def main(argv: list[str] | None = None) -> None:
             f"patch {job.patch}, "
             f"samples_per_volume {job.samples_per_volume}, max_length {job.max_length}, batch {job.batch_size}, "
             f"{job.workers} queue workers (processes; TorchIO 2.0.0a2: threads), outer loader num_workers=0, "
-            f"{job.patches_per_epoch} patches per epoch, label probabilities {LABEL_PROBABILITIES}"
+            f"{job.patches_per_epoch} patches per epoch, label probabilities {LABEL_PROBABILITIES}, "
+            f"simulated step: {'batch.float().sum()' if job.step == 'float' else 'batch.sum() as stored'}"
         ),
         *(f"data {describe(manifests[kind])}" for kind in args.data),
         "cold = epoch 1 from building the Queue (workers start included); warm = median of epochs 2 to "
