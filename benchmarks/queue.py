@@ -5,7 +5,7 @@ image ``.nii.gz`` and a uint8 label map ``.nii.gz``), patches of 64^3, 16
 patches per volume, a pool of 64 patches, batches of 8, 2 queue workers and
 an outer loader without workers; a training step is simulated by converting
 the batch to float32, as a model's input is, and summing it (``--step sum``:
-summing it as stored, the step of the runs before 2026-12-06 17:00 UTC, which
+summing it as stored, the step of the runs before 2026-12-06 16:45 UTC, which
 made torch copy an int16 or uint8 batch into int64 first). The subjects come
 from ``benchmarks/phantoms.py``, one folder per kind of data (``--data``), their
 file sizes and gzip ratios printed with the results::
@@ -252,7 +252,7 @@ def torchpatch_fingerprint() -> str | None:
 
 #: The simulated step, by name: ``float`` converts the batch to float32 (what a model takes; a
 #: no-op for float32 batches) and sums it; ``sum`` sums it as stored (the step of the runs before
-#: 2026-12-06 17:00 UTC): torch sums integers in int64, so an int16 or uint8 batch costs an int64
+#: 2026-12-06 16:45 UTC): torch sums integers in int64, so an int16 or uint8 batch costs an int64
 #: copy of 4x or 8x its size first, a step no training loop runs.
 STEPS = ("float", "sum")
 _step = "float"
