@@ -74,3 +74,39 @@ def test_popped_patches_hold_their_voxels():
     for _ in range(4):
         patch = pool.pop()
         assert float(patch["t1"].data) == float(patch[LOCATION][0])
+
+
+def test_shuffled_pool_is_drained_before_it_is_filled_again():
+    """As TorchIO's Queue: a stack's patches all leave within the pool's worth of pops it came in with."""
+    pool = PatchPool(max_length=4, shuffle=True)
+    pool.reset(np.random.default_rng(2))
+    items = stacks(6, 2)
+    taken: list[int] = []
+
+    def take() -> Patches | None:
+        taken.append(len(taken))
+        return items[len(taken) - 1] if len(taken) <= len(items) else None
+
+    windows = []
+    for _ in range(3):
+        window = []
+        for _ in range(4):
+            pool.fill(take)
+            window.append(int(pool.pop()[LOCATION][0]) // 10)
+        windows.append(window)
+    assert [sorted(set(window)) for window in windows] == [[0, 1], [2, 3], [4, 5]]
+    assert len(taken) == 6  # no stack taken while patches were left
+
+
+def test_last_fill_of_an_epoch_takes_the_end_of_the_stream():
+    """Once ``total`` patches were taken, the same fill waits for the end marker (what the producer
+    does after its last stack is done before the epoch's last pop)."""
+    pool = PatchPool(max_length=4, shuffle=True)
+    pool.reset(np.random.default_rng(0))
+    take = taker(stacks(4, 2))
+    pool.fill(take, total=8)
+    assert not pool.exhausted
+    for _ in range(4):
+        pool.pop()
+    pool.fill(take, total=8)
+    assert pool.exhausted and len(pool) == 4

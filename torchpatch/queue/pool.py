@@ -2,11 +2,20 @@
 
 Patches arrive stacked per subject (:class:`~torchpatch.patches.Patches`, one
 transfer from a worker) and leave one by one, drawn at random among up to
-``max_length`` of them so that a batch mixes subjects::
+``max_length`` of them so that a batch mixes subjects. As in TorchIO's
+Queue, the pool is filled only once it is empty, with whole stacks until it
+holds ``max_length`` patches, and then drained::
 
-    take() -> Patches of sub-3 (8)  ─┐
-    take() -> Patches of sub-0 (8)  ─┼─>  pool of <= max_length (stack, n)  ─>  pop() -> Subject
-    ...                             ─┘        refilled before each pop
+    take() -> Patches of sub-3 (16)  ─┐
+    take() -> Patches of sub-0 (16)  ─┼─>  pool of >= max_length (stack, n)  ─>  pop() -> Subject
+    ...                              ─┘    filled when empty, popped at random
+
+So every stack is done with within one pool's worth of pops and its memory
+(a worker's shared buffer) is free again: topping the pool up before each
+pop instead kept a stack's last patches for most of an epoch (14 of 16
+stacks held at once in ``benchmarks/queue.py``), and every stack of a first
+epoch then took fresh shared memory, about a tenth of a cold epoch's CPU
+there (see the queue benchmark page).
 
 Without ``shuffle_patches`` the pool holds one patch ahead and pops in order.
 """
@@ -50,11 +59,13 @@ class PatchPool:
         #: Whether the epoch's stream of stacks has ended.
         self.exhausted = True
         self._entries: list[tuple[Patches, int]] = []
+        self._taken = 0  # patches taken this epoch
         self._rng = np.random.default_rng(0)
 
     def reset(self, rng: np.random.Generator) -> None:
         """Empty the pool for a new epoch whose pops draw from ``rng``."""
         self._entries = []
+        self._taken = 0
         self.exhausted = False
         self._rng = rng
 
@@ -62,20 +73,26 @@ class PatchPool:
         return len(self._entries)
 
     def fill(self, take: Callable[[], Patches | None], total: int = 0, show: bool = False) -> None:
-        """Take stacks until the pool is full or ``take`` returns ``None`` (the epoch's end).
+        """When the pool is empty, take stacks until it is full or ``take`` returns ``None`` (the epoch's end).
 
         Args:
             take: The next stack of the epoch, ``None`` after the last.
-            total: Patches in the epoch (for the progress bar).
+            total: Patches in the epoch (for the progress bar). Once that
+                many were taken, ``take`` is also asked for the end of the
+                epoch's stream, so the epoch's last fill waits for whatever
+                its producer does after the last stack.
             show: Show a progress bar while filling.
         """
+        if self._entries:
+            return  # drained before it is filled again: a stack lives for one pool's worth of pops
         target = self.max_length if self.shuffle else 1
         bar = tqdm(total=min(target, total), desc="Filling queue", leave=False) if show else None
-        while len(self._entries) < target and not self.exhausted:
+        while not self.exhausted and (len(self._entries) < target or 0 < total <= self._taken):
             stack = take()
             if stack is None:
                 self.exhausted = True
                 break
+            self._taken += len(stack)
             self._entries.extend((stack, index) for index in range(len(stack)))
             if bar is not None:
                 bar.update(min(len(stack), bar.total - bar.n))
