@@ -8,7 +8,7 @@ holds ``max_length`` patches, and then drained::
 
     take() -> Patches of sub-3 (16)  ─┐
     take() -> Patches of sub-0 (16)  ─┼─>  pool of >= max_length (stack, n)  ─>  pop() -> Subject
-    ...                              ─┘    filled when empty, popped at random
+    ...                              ─┘    filled when empty, shuffled, popped
 
 So every stack is done with within one pool's worth of pops and its memory
 (a worker's shared buffer) is free again: topping the pool up before each
@@ -98,6 +98,10 @@ class PatchPool:
                 bar.update(min(len(stack), bar.total - bar.n))
         if bar is not None:
             bar.close()
+        if self.shuffle and len(self._entries) > 1:
+            # Shuffled once per fill and popped from the end: a random order without a draw per pop.
+            order = self._rng.permutation(len(self._entries))
+            self._entries = [self._entries[i] for i in order]
 
     def pop(self) -> Subject:
         """One patch: at random with ``shuffle``, else the oldest."""
@@ -106,11 +110,7 @@ class PatchPool:
 
     def pop_entry(self) -> tuple[Patches, int]:
         """What :meth:`pop` would make a patch of: its stack and its row there."""
-        if self.shuffle:
-            position = int(self._rng.integers(len(self._entries)))
-            self._entries[position], self._entries[-1] = self._entries[-1], self._entries[position]
-            return self._entries.pop()
-        return self._entries.pop(0)
+        return self._entries.pop() if self.shuffle else self._entries.pop(0)
 
 
 __all__ = ["PatchPool"]
