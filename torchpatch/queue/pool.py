@@ -1,10 +1,10 @@
 """The Queue's pool: the stacked patches of a few subjects, handed out one patch at a time.
 
 Patches arrive stacked per subject (:class:`~torchpatch.patches.Patches`, one
-transfer from a worker) and leave one by one, drawn at random among up to
-``max_length`` of them so that a batch mixes subjects. As in TorchIO's
-Queue, the pool is filled only once it is empty, with whole stacks until it
-holds ``max_length`` patches, and then drained::
+transfer from a worker) and leave one by one in a random order, so that a
+batch mixes subjects. As in TorchIO's Queue, the pool is filled only once it
+is empty, with whole stacks until it holds ``max_length`` patches, shuffled,
+and then drained::
 
     take() -> Patches of sub-3 (16)  ─┐
     take() -> Patches of sub-0 (16)  ─┼─>  pool of >= max_length (stack, n)  ─>  pop() -> Subject

@@ -60,12 +60,12 @@ class Queue(Dataset[Subject]):
 
     Args:
         subjects_dataset: The subjects (loaded and transformed in workers).
-        max_length: Patches mixed at once: each pop is drawn at random among
-            up to this many patches, from ``max_length / samples_per_volume``
-            subjects or more. Memory holds each subject's stack of patches
-            until its last patch is popped (with random pops that can take
-            most of an epoch: 14 of 16 stacks at once in
-            ``benchmarks/queue.py``, ``max_length=64``, 16 patches each),
+        max_length: Patches mixed at once: as in TorchIO, the pool is
+            filled with whole subjects' stacks until it holds this many
+            patches (from ``max_length / samples_per_volume`` subjects or
+            more), shuffled, and drained before it is filled again. Memory
+            holds each subject's stack of patches until its last patch is
+            popped (within the pool's worth of pops it came in with),
             about this many patches more staged, the workers' prefetch and
             up to :data:`AHEAD` batches assembled ahead (with workers and a
             spare core).
