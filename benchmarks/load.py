@@ -10,6 +10,7 @@ CT also at a scanner's 512x512x96:
     real files    every ``.nii.gz`` under ``../shared/data`` (TotalSegmentator's example CT
                   and its labels), when that folder exists
     .nrrd, .mha   the same phantoms written by SimpleITK, compressed (NRRD: gzip; MetaImage: zlib)
+    .mhd          the same, uncompressed, the voxels in a .raw file beside it (LUNA16's layout)
 
 Two tables, both timed in this process after one warm-up call, median of
 ``--repeats`` calls, with the minor page faults of one call:
@@ -97,7 +98,8 @@ def make_files(folder: Path, volumes: list[tuple[str, tuple[int, int, int]]]) ->
 
 
 def make_sitk_files(folder: Path, volumes: list[tuple[str, tuple[int, int, int]]]) -> list[Path]:
-    """The same phantoms as compressed ``.nrrd`` (gzip) and ``.mha`` (zlib), written once by SimpleITK."""
+    """The same phantoms as compressed ``.nrrd`` (gzip) and ``.mha`` (zlib) and as an uncompressed ``.mhd`` + ``.raw``,
+    written once by SimpleITK."""
     import SimpleITK as sitk
 
     from benchmarks.phantoms import VERSION, make_volume
@@ -105,16 +107,19 @@ def make_sitk_files(folder: Path, volumes: list[tuple[str, tuple[int, int, int]]
     paths = []
     for kind, shape in volumes:
         image = None
-        for suffix in (".nrrd", ".mha"):
+        for suffix in (".nrrd", ".mha", ".mhd"):
             path = folder / f"{kind}-{'x'.join(map(str, shape))}-v{VERSION}{suffix}"
             if not path.exists():
                 if image is None:
                     voxels, _, spacing = make_volume(kind, shape, seed=15)
                     image = sitk.GetImageFromArray(np.ascontiguousarray(voxels.transpose(2, 1, 0)))
                     image.SetSpacing([float(s) for s in spacing])
-                partial = folder / f"partial-{path.name}"
-                sitk.WriteImage(image, str(partial), useCompression=True)
-                partial.rename(path)
+                if suffix == ".mhd":  # uncompressed, voxels in a .raw beside it (LUNA16's layout)
+                    sitk.WriteImage(image, str(path), useCompression=False)
+                else:
+                    partial = folder / f"partial-{path.name}"
+                    sitk.WriteImage(image, str(partial), useCompression=True)
+                    partial.rename(path)
             paths.append(path)
     return paths
 
@@ -122,6 +127,8 @@ def make_sitk_files(folder: Path, volumes: list[tuple[str, tuple[int, int, int]]
 def describe(path: Path) -> dict[str, Any]:
     """Size on disk, size inflated, ratio, dtype and shape of one file."""
     stored = path.stat().st_size
+    if path.suffix == ".mhd":  # the header and the .raw it names
+        stored += path.with_suffix(".raw").stat().st_size
     if not path.name.endswith(".nii.gz"):
         import SimpleITK as sitk
 

@@ -150,11 +150,74 @@ def test_vector_and_2d_files_are_left_to_simpleitk(tmp_path):
         _check_as_simpleitk(tmp_path / name, fast=False)
 
 
-def test_detached_mhd_is_left_to_simpleitk(tmp_path):
-    path = _write(tmp_path / "d.mhd", np.arange(24, dtype=np.int16).reshape(2, 3, 4))
-    assert textheader.voxel_layout(path) is None  # its voxels are in d.zraw
-    data, _ = io.read_image(path)
-    np.testing.assert_array_equal(data, _simpleitk(path)[0])
+@pytest.mark.parametrize("suffix", [".mhd", ".nhdr"])
+@pytest.mark.parametrize("compress", [True, False])
+@pytest.mark.parametrize("dtype", ["i2", "u1", "f4", "f8"])
+def test_detached_data_files_read_as_simpleitk_reads_them(tmp_path, decoder, suffix, compress, dtype):
+    """``.mhd`` + ``.raw``/``.zraw`` (LUNA16's layout) and ``.nhdr`` + ``.raw``/``.raw.gz``."""
+    array = (np.random.default_rng(6).normal(size=(9, 8, 7)) * 50).astype(dtype)
+    path = _write(tmp_path / f"d{suffix}", array, compress)
+    layout = textheader.voxel_layout(path)
+    assert layout is not None and layout.data_file is not None and layout.data_file.parent == tmp_path
+    np.testing.assert_array_equal(_check_as_simpleitk(path)[0], array)
+
+
+def _raw_volume() -> np.ndarray:
+    return np.arange(3 * 4 * 5, dtype="<i2").reshape((3, 4, 5), order="F")
+
+
+@pytest.mark.parametrize(("skip", "prefix"), [("10", b"0123456789"), ("-1", b"some leading bytes")])
+def test_nhdr_byte_skip_in_its_data_file(tmp_path, skip, prefix):
+    array = _raw_volume()
+    (tmp_path / "v.raw").write_bytes(prefix + array.tobytes(order="F"))
+    fields = f"type: short\ndimension: 3\nsizes: 3 4 5\nendian: little\nencoding: raw\nbyte skip: {skip}\n"
+    path = tmp_path / "v.nhdr"
+    path.write_text("NRRD0004\n" + fields + "data file: v.raw\n")
+    np.testing.assert_array_equal(_check_as_simpleitk(path)[0], array)
+
+
+@pytest.mark.parametrize(("size", "prefix"), [("16", bytes(16)), ("-1", b"leading")])
+def test_mhd_header_size_in_its_data_file(tmp_path, size, prefix):
+    array = _raw_volume()
+    (tmp_path / "v.raw").write_bytes(prefix + array.tobytes(order="F"))
+    path = tmp_path / "v.mhd"
+    path.write_text(
+        f"ObjectType = Image\nNDims = 3\nDimSize = 3 4 5\nElementType = MET_SHORT\nHeaderSize = {size}\n"
+        "ElementDataFile = v.raw\n"
+    )
+    np.testing.assert_array_equal(_check_as_simpleitk(path)[0], array)
+
+
+def test_absolute_data_file_path(tmp_path):
+    array = _raw_volume()
+    (tmp_path / "elsewhere").mkdir()
+    data = tmp_path / "elsewhere" / "v.raw"
+    data.write_bytes(array.tobytes(order="F"))
+    path = tmp_path / "v.mhd"
+    path.write_text(f"NDims = 3\nDimSize = 3 4 5\nElementType = MET_SHORT\nElementDataFile = {data}\n")
+    np.testing.assert_array_equal(_check_as_simpleitk(path)[0], array)
+
+
+@pytest.mark.parametrize(
+    "data_file",
+    ["LIST", "slice%03d.raw 1 5 1", "missing.raw"],
+    ids=["list", "pattern", "missing"],
+)
+def test_several_or_missing_data_files_are_left_to_simpleitk(tmp_path, data_file):
+    path = tmp_path / "v.mhd"
+    path.write_text(f"NDims = 3\nDimSize = 3 4 5\nElementType = MET_SHORT\nElementDataFile = {data_file}\n")
+    assert textheader.voxel_layout(path) is None
+    if data_file == "missing.raw":
+        with pytest.raises(ValueError, match=re.escape(str(path))):
+            io.read_image(path)
+
+
+def test_truncated_data_file_raises_naming_it(tmp_path):
+    path = _write(tmp_path / "cut.mhd", np.zeros((20, 20, 20), np.float32), compress=False)
+    data = textheader.voxel_layout(path).data_file
+    data.write_bytes(data.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=re.escape(str(data))):
+        textheader.read_voxels(path, textheader.voxel_layout(path))
 
 
 def test_header_simpleitk_reads_otherwise_falls_back(tmp_path, monkeypatch):

@@ -3,9 +3,9 @@
 SimpleITK arrays are ``(K, J, I)`` in LPS; they are turned into
 ``(C, I, J, K)`` in RAS+. A 2D file loads as ``(C, I, J, 1)`` with I the
 column (x) and J the row (y), and a third spacing of 1. The voxels of a 3D
-scalar ``.nrrd`` or ``.mha`` stored in the file itself are decoded by
-:mod:`torchpatch.io.textheader` (libdeflate) instead, with the geometry
-SimpleITK reads from the header.
+scalar NRRD or MetaImage file (``.nrrd``, ``.mha``, or the one data file a
+``.nhdr`` or ``.mhd`` names) are decoded by :mod:`torchpatch.io.textheader`
+(libdeflate) instead, with the geometry SimpleITK reads from the header.
 """
 
 from __future__ import annotations
@@ -122,12 +122,12 @@ def read_sitk(path: Path) -> tuple[Array, TypeAffine]:
         >>> float(read_sitk(path)[0].sum())
         8.0
     """
-    fast = _read_attached(path) if get_suffix(path) in (".nrrd", ".mha") else None
+    fast = _decoded_here(path) if get_suffix(path) in (".nrrd", ".nhdr", ".mha", ".mhd") else None
     return fast if fast is not None else from_sitk(sitk.ReadImage(str(path)))
 
 
-def _read_attached(path: Path) -> tuple[Array, TypeAffine] | None:
-    """A ``.nrrd`` or ``.mha`` file's voxels decoded by torchpatch, its geometry as SimpleITK reads it.
+def _decoded_here(path: Path) -> tuple[Array, TypeAffine] | None:
+    """An NRRD or MetaImage file's voxels decoded by torchpatch, its geometry as SimpleITK reads it.
 
     ``None`` (SimpleITK reads the file) unless :func:`.textheader.voxel_layout`
     takes the file and SimpleITK's reading of its header agrees with it on

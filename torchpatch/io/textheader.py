@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,8 @@ class VoxelLayout:
         shape: ``(I, J, K)``, the first axis fastest in the file.
         compressed_bytes: The compressed stream's length where the header
             gives it (MetaImage's ``CompressedDataSize``).
+        data_file: The file holding the voxels when it is not the header's
+            own (``.nhdr``, ``.mhd``); ``offset`` is then within it.
 
     Example:
         >>> VoxelLayout(200, 'gzip', np.dtype('<i2'), (4, 3, 2)).nbytes
@@ -98,6 +100,7 @@ class VoxelLayout:
     dtype: np.dtype[Any]
     shape: tuple[int, int, int]
     compressed_bytes: int | None = None
+    data_file: Path | None = None
 
     @property
     def nbytes(self) -> int:
@@ -106,12 +109,15 @@ class VoxelLayout:
 
 
 def voxel_layout(path: Path) -> VoxelLayout | None:
-    """Where the voxels of the ``.nrrd`` or ``.mha`` file ``path`` are, if torchpatch reads them itself.
+    """Where the voxels of the NRRD or MetaImage file ``path`` are, if torchpatch reads them itself.
 
-    ``None`` for any file it leaves to SimpleITK: not NRRD or MetaImage, not
-    a 3D scalar volume, voxels in another file, an encoding other than raw
-    and gzip (NRRD) or raw and zlib (MetaImage), skipped lines or bytes, or
-    a volume :func:`~torchpatch.io.inflate.should_stream` would stream.
+    The voxels may follow the header (``.nrrd``, ``.mha``) or lie in one
+    file it names (``.nhdr``, ``.mhd``: ``data file:``, ``ElementDataFile``,
+    relative to the header's folder). ``None`` for any file it leaves to
+    SimpleITK: not NRRD or MetaImage, not a 3D scalar volume, voxels in
+    several files or a missing one, an encoding other than raw and gzip
+    (NRRD) or raw and zlib (MetaImage), skipped lines, or a volume
+    :func:`~torchpatch.io.inflate.should_stream` would stream.
 
     Example:
         >>> import tempfile, gzip
@@ -125,17 +131,28 @@ def voxel_layout(path: Path) -> VoxelLayout | None:
     try:
         with open(path, "rb") as stream:
             head = stream.read(HEADER_BYTES)
+            whole = len(head) < HEADER_BYTES  # a detached header ends with its file
     except OSError:
         return None
     if head.startswith(b"NRRD000"):
-        layout = _nrrd_layout(head)
+        layout = _nrrd_layout(head, whole)
     elif b"ElementDataFile" in head:
         layout = _meta_layout(head)
     else:
         layout = None
     if layout is None or should_stream(layout.nbytes):
         return None
-    return layout
+    if layout.data_file is None:
+        return layout
+    data_file = layout.data_file if layout.data_file.is_absolute() else path.parent / layout.data_file
+    try:
+        size = data_file.stat().st_size
+    except OSError:
+        return None  # SimpleITK says what is missing
+    offset = layout.offset if layout.offset >= 0 else size - layout.nbytes  # -1: the voxels end the file
+    if offset < 0:
+        return None
+    return replace(layout, data_file=data_file, offset=offset)
 
 
 def _lines(head: bytes) -> Iterator[tuple[str, int]]:
@@ -156,9 +173,9 @@ def _sizes(text: str, ndim: int) -> tuple[int, int, int] | None:
     return values[0], values[1], values[2]
 
 
-def _nrrd_layout(head: bytes) -> VoxelLayout | None:
+def _nrrd_layout(head: bytes, whole: bool = False) -> VoxelLayout | None:
     fields: dict[str, str] = {}
-    for number, (line, after) in enumerate(_lines(head)):
+    for number, (line, after) in enumerate(_lines(head + b"\n" if whole else head)):
         if number == 0 or line.startswith("#"):
             continue
         if not line:  # the blank line that ends the header: the voxels follow
@@ -166,7 +183,8 @@ def _nrrd_layout(head: bytes) -> VoxelLayout | None:
         key, colon, value = line.partition(": ")
         if colon and ":=" not in key:
             fields[key.strip().lower()] = value.strip()
-    return None  # no end of header within HEADER_BYTES
+    # No blank line: the header ends with its file (``.nhdr``) or is longer than HEADER_BYTES.
+    return _nrrd_fields_layout(fields, -1) if whole else None
 
 
 def _nrrd_fields_layout(fields: dict[str, str], offset: int) -> VoxelLayout | None:
@@ -174,16 +192,27 @@ def _nrrd_fields_layout(fields: dict[str, str], offset: int) -> VoxelLayout | No
     kind = NRRD_TYPES.get(fields.get("type", "").lower())
     if encoding is None or kind is None or fields.get("dimension") != "3":
         return None
-    if any(key in fields for key in ("data file", "datafile")):
+    if any(fields.get(key, "0") != "0" for key in ("line skip", "lineskip")):
         return None
-    if any(fields.get(key, "0") != "0" for key in ("line skip", "lineskip", "byte skip", "byteskip")):
-        return None
+    skip = fields.get("byte skip", fields.get("byteskip", "0"))
+    data_file = fields.get("data file", fields.get("datafile"))
+    if data_file is None and (skip != "0" or offset < 0):
+        return None  # voxels after skipped bytes of the header's own file, or no voxels at all
+    if data_file is not None:
+        if not data_file or data_file.split()[0] == "LIST" or "%" in data_file or len(data_file.split()) > 1:
+            return None  # several data files
+        if skip not in ("0", "-1") and not (skip.isdigit() and encoding == "raw"):
+            return None
+        if skip == "-1" and encoding != "raw":
+            return None
+        offset = -1 if skip == "-1" else int(skip)
     shape = _sizes(fields.get("sizes", ""), 3)
     dtype = np.dtype(kind)
     endian = fields.get("endian", "").lower()
     if shape is None or (dtype.itemsize > 1 and endian not in ("little", "big")):
         return None
-    return VoxelLayout(offset, encoding, dtype.newbyteorder(">" if endian == "big" else "<"), shape)
+    order = dtype.newbyteorder(">" if endian == "big" else "<")
+    return VoxelLayout(offset, encoding, order, shape, data_file=None if data_file is None else Path(data_file))
 
 
 def _meta_layout(head: bytes) -> VoxelLayout | None:
@@ -201,12 +230,22 @@ def _meta_layout(head: bytes) -> VoxelLayout | None:
 
 def _meta_fields_layout(fields: dict[str, str], data_file: str, offset: int) -> VoxelLayout | None:
     kind = META_TYPES.get(fields.get("ElementType", ""))
-    if data_file.upper() != "LOCAL" or kind is None or fields.get("NDims") != "3":
+    if kind is None or fields.get("NDims") != "3":
         return None
     if fields.get("ObjectType", "Image") != "Image" or fields.get("BinaryData", "True") != "True":
         return None
-    if fields.get("ElementNumberOfChannels", "1") != "1" or fields.get("HeaderSize", "0") != "0":
+    if fields.get("ElementNumberOfChannels", "1") != "1":
         return None
+    local = data_file.upper() == "LOCAL"
+    header_size = fields.get("HeaderSize", "0")
+    if local and header_size != "0":
+        return None
+    if not local:
+        if not data_file or data_file.upper() == "LIST" or "%" in data_file or len(data_file.split()) > 1:
+            return None  # several data files
+        if header_size != "-1" and not header_size.isdigit():
+            return None
+        offset = int(header_size)
     shape = _sizes(fields.get("DimSize", ""), 3)
     msb = fields.get("BinaryDataByteOrderMSB", fields.get("ElementByteOrderMSB", "False"))
     compressed = fields.get("CompressedData", "False")
@@ -218,8 +257,11 @@ def _meta_fields_layout(fields: dict[str, str], data_file: str, offset: int) -> 
             compressed_bytes = int(fields["CompressedDataSize"])
         except ValueError:
             return None
+    if compressed == "True" and offset < 0:
+        return None  # -1 (the voxels end the file) is for raw voxels
     dtype = np.dtype(kind).newbyteorder(">" if msb == "True" else "<")
-    return VoxelLayout(offset, "zlib" if compressed == "True" else "raw", dtype, shape, compressed_bytes)
+    encoding = "zlib" if compressed == "True" else "raw"
+    return VoxelLayout(offset, encoding, dtype, shape, compressed_bytes, None if local else Path(data_file))
 
 
 def read_voxels(path: Path, layout: VoxelLayout) -> Array:
@@ -238,15 +280,17 @@ def read_voxels(path: Path, layout: VoxelLayout) -> Array:
         [[0, 3], [1, 4], [2, 5]]
     """
     size = layout.nbytes
+    source = path if layout.data_file is None else layout.data_file
     if layout.encoding == "gzip":
-        data = inflate_file(path, size, offset=layout.offset)
+        data = inflate_file(source, size, offset=layout.offset)
     elif layout.encoding == "zlib":
-        data = inflate_zlib_file(path, size, layout.offset, layout.compressed_bytes)
+        data = inflate_zlib_file(source, size, layout.offset, layout.compressed_bytes)
     else:
-        data = buffers.read_file(path, layout.offset, size)
+        data = buffers.read_file(source, layout.offset, size)
     if len(data) < size:
         raise ValueError(
-            f"truncated image file {str(path)!r}: its header promises {size} bytes of voxels, it holds {len(data)}"
+            f"truncated image file {str(source)!r}: the header {str(path)!r} promises {size} bytes of voxels, "
+            f"the file holds {len(data)}"
         )
     raw = np.frombuffer(data, layout.dtype, math.prod(layout.shape)).reshape(layout.shape, order="F")
     if not layout.dtype.isnative:
