@@ -13,7 +13,7 @@ format                                 library     notes
                                                    libdeflate
 ``.nrrd``, ``.nhdr``, ``.mha``,        SimpleITK   LPS on disk, converted to RAS+;
 ``.mhd``, a DICOM series folder                    the voxels of 3D scalar
-                                                   ``.nrrd`` and ``.mha`` files
+                                                   NRRD and MetaImage files
                                                    decoded by libdeflate
                                                    (:mod:`~torchpatch.io.textheader`)
 ``.png``, ``.jpg``, ``.jpeg``,         SimpleITK   2D files load as
