@@ -142,8 +142,8 @@ def read_file(path: str | os.PathLike[str], offset: int = 0, count: int | None =
         data = RECYCLER.take(size if count is None else min(count, size))
         stream.seek(offset)
         view, filled = data.data, 0
-        while filled < len(data) and (count := stream.readinto(view[filled:])):
-            filled += count
+        while filled < len(data) and (got := stream.readinto(view[filled:])):
+            filled += got
     return data[:filled]
 
 
