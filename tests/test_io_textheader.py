@@ -296,3 +296,58 @@ def test_any_small_volume_reads_as_simpleitk_reads_it(tmp_path_factory, shape, d
 @pytest.mark.parametrize("name", ["brain1_image.nrrd", "brain1_label.nrrd"])
 def test_real_nrrd_files_read_as_simpleitk_reads_them(name):
     _check_as_simpleitk(SHARED_DATA / "pyradiomics" / name)
+
+
+# Region reads of raw voxels -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".nhdr", ".mha", ".mhd"])
+@pytest.mark.parametrize("dtype", ["i2", "f4", "u1"])
+def test_region_reads_of_raw_voxels_touch_only_the_box(tmp_path, suffix, dtype):
+    from torchpatch import ScalarImage
+
+    array = (np.random.default_rng(7).normal(size=(21, 17, 13)) * 40).astype(dtype)
+    path = _write(tmp_path / f"r{suffix}", array, compress=False)
+    assert io.supports_region_reads(path)
+    region = io.read_region(path, (2, 3, 4), (12, 9, 13))
+    assert region.flags.c_contiguous and region.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(region[0], array[2:12, 3:9, 4:13])
+    image = ScalarImage(path)
+    patch = image.read_region((0, 0, 0), (5, 5, 5))
+    assert not image.is_loaded  # read from the file, not by loading the image
+    np.testing.assert_array_equal(patch[0].numpy(), array[:5, :5, :5])
+
+
+def test_region_reads_of_a_big_endian_raw_nrrd(tmp_path):
+    array = np.arange(-60, 60, dtype=">i2").reshape((4, 5, 6), order="F")
+    fields = "type: short\ndimension: 3\nsizes: 4 5 6\nendian: big\nencoding: raw\n"
+    path = _nrrd(tmp_path / "big.nrrd", fields, array.tobytes(order="F"))
+    region = io.read_region(path, (1, 1, 1), (3, 4, 6))
+    assert region.dtype.isnative
+    np.testing.assert_array_equal(region[0], array[1:3, 1:4, 1:6])
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha"])
+def test_compressed_voxels_have_no_region_reads(tmp_path, suffix):
+    path = _write(tmp_path / f"z{suffix}", np.zeros((4, 4, 4), np.int16), compress=True)
+    assert not io.supports_region_reads(path)
+    with pytest.raises(ValueError, match=f"raw voxels.*{re.escape(str(path))}"):
+        io.read_region(path, (0, 0, 0), (1, 1, 1))
+
+
+def test_region_read_of_a_truncated_raw_file_raises_naming_it(tmp_path):
+    path = _write(tmp_path / "cut.mhd", np.zeros((20, 20, 20), np.float32), compress=False)
+    assert io.supports_region_reads(path)
+    data = textheader.voxel_layout(path).data_file
+    data.write_bytes(data.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=re.escape(str(data))):
+        io.read_region(path, (0, 0, 0), (2, 2, 2))
+
+
+def test_raw_layout_follows_a_rewritten_file(tmp_path):
+    from torchpatch.io.sitk import raw_layout
+
+    path = _write(tmp_path / "x.mha", np.zeros((6, 5, 4), np.int16), compress=False)
+    assert raw_layout(path) is not None
+    _write(path, np.ones((6, 5, 4), np.int16), compress=True)
+    assert raw_layout(path) is None

@@ -5,7 +5,7 @@ it is created from a path, because only the file header is read. Its
 ``data`` (a ``(C, I, J, K)`` tensor) is read the first time it is used, and
 :meth:`Image.read_region <torchpatch.regions.RegionReads.read_region>`
 reads just a box of voxels, from disk when the file is uncompressed
-(``.nii``, ``.npy``)::
+(``.nii``, ``.npy``, NRRD and MetaImage with raw voxels)::
 
     Image('ct.nii')          header only:   shape, affine, spacing, memory
       .read_region(a, b)     bytes of one box, memory-mapped

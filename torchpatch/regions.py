@@ -106,8 +106,9 @@ class RegionReads:
         The one way torchpatch reads a box of an image: samplers, the grid,
         the Queue, :func:`~torchpatch.infer`, detection and export all cut
         patches through it. Loaded images are sliced (a view, no copy, unless
-        ``out`` is given); uncompressed ``.nii`` and ``.npy`` files are read
-        from disk for just the box; other formats are loaded whole first.
+        ``out`` is given); uncompressed ``.nii`` and ``.npy`` files, and NRRD
+        and MetaImage files with raw voxels, are read from disk for just the
+        box; other formats are loaded whole first.
 
         Args:
             index_ini: First voxel of the box.

@@ -64,7 +64,7 @@ from .numpy import NPY, NPZ, load_npy, map_npy, open_memmap, release_memory_maps
 from .paths import SUPPORTED_SUFFIXES, check_path, get_stem, get_suffix
 from .paths import names_path as _names_path
 from .raster import RASTER_FORMATS, RasterFormat, check_raster, raster_capabilities, stored_dtype
-from .sitk import SITK, SITK_DETACHED
+from .sitk import SITK, SITK_DETACHED, TEXT_HEADER_SUFFIXES, raw_layout, read_sitk_region
 
 #: The backend of each supported suffix (a folder is a DICOM series).
 BACKENDS: dict[str, Backend] = {
@@ -182,11 +182,18 @@ def read_channels(paths: Sequence[TypePath]) -> Array:
 def supports_region_reads(path: TypePath) -> bool:
     """Whether :func:`read_region` reads only the requested voxels of ``path``.
 
+    By suffix (:data:`REGION_READ_SUFFIXES`), and for NRRD and MetaImage
+    files by their header: raw voxels (uncompressed), one scalar 3D volume
+    (:func:`~torchpatch.io.sitk.raw_layout`).
+
     Example:
         >>> supports_region_reads('a.nii'), supports_region_reads('a.nii.gz')
         (True, False)
     """
-    return get_suffix(path) in REGION_READ_SUFFIXES
+    suffix = get_suffix(path)
+    if suffix in REGION_READ_SUFFIXES:
+        return True
+    return suffix in TEXT_HEADER_SUFFIXES and raw_layout(Path(path)) is not None
 
 
 def memory_map(path: TypePath) -> Array:
@@ -216,8 +223,9 @@ def memory_map(path: TypePath) -> Array:
 def read_region(path: TypePath, index_ini: Sequence[int], index_fin: Sequence[int]) -> Array:
     """Read the voxels ``[index_ini, index_fin)`` of an uncompressed file.
 
-    Only ``.nii`` and ``.npy`` are supported; the bytes outside the region
-    are never read. Returns ``(C, i1 - i0, j1 - j0, k1 - k0)``.
+    ``.nii``, ``.npy``, and NRRD and MetaImage files with raw voxels
+    (:func:`supports_region_reads`); the bytes outside the region are never
+    read. Returns ``(C, i1 - i0, j1 - j0, k1 - k0)``.
 
     Example:
         >>> import tempfile, pathlib
@@ -229,8 +237,13 @@ def read_region(path: TypePath, index_ini: Sequence[int], index_fin: Sequence[in
     """
     resolved = check_path(path)
     reader = None if resolved.is_dir() else BACKENDS[get_suffix(resolved)].read_region
+    if reader is None and not resolved.is_dir() and supports_region_reads(resolved):
+        reader = read_sitk_region
     if reader is None:
-        raise ValueError(f"region reads need an uncompressed .nii or .npy file, got {str(path)!r}")
+        raise ValueError(
+            f"region reads need an uncompressed .nii or .npy file, or a NRRD or MetaImage file with raw voxels, "
+            f"got {str(path)!r}"
+        )
     i0, j0, k0 = (int(v) for v in index_ini)
     i1, j1, k1 = (int(v) for v in index_fin)
     try:

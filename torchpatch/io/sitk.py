@@ -10,6 +10,7 @@ scalar NRRD or MetaImage file (``.nrrd``, ``.mha``, or the one data file a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..geometry import LPS_TO_RAS, check_affine
-from ..typing import TypeAffine
+from ..typing import TypeAffine, TypeTriplet
 from . import textheader
 from .base import Array, Backend, Header, c_order
 from .paths import SITK_2D_SUFFIXES, get_suffix
+
+#: Suffixes of the files whose voxels :mod:`~torchpatch.io.textheader` may decode.
+TEXT_HEADER_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 
 
 def sitk_affine(spacing: Sequence[float], origin: Any, direction: Any) -> TypeAffine:
@@ -122,28 +126,84 @@ def read_sitk(path: Path) -> tuple[Array, TypeAffine]:
         >>> float(read_sitk(path)[0].sum())
         8.0
     """
-    fast = _decoded_here(path) if get_suffix(path) in (".nrrd", ".nhdr", ".mha", ".mhd") else None
+    fast = _decoded_here(path) if get_suffix(path) in TEXT_HEADER_SUFFIXES else None
     return fast if fast is not None else from_sitk(sitk.ReadImage(str(path)))
 
 
-def _decoded_here(path: Path) -> tuple[Array, TypeAffine] | None:
-    """An NRRD or MetaImage file's voxels decoded by torchpatch, its geometry as SimpleITK reads it.
+def raw_layout(path: Path) -> textheader.VoxelLayout | None:
+    """The layout of a NRRD or MetaImage file's voxels when they are raw and agree with SimpleITK's header.
 
-    ``None`` (SimpleITK reads the file) unless :func:`.textheader.voxel_layout`
-    takes the file and SimpleITK's reading of its header agrees with it on
-    the size, a single component and the type.
+    What :func:`read_sitk_region` reads boxes of; ``None`` for any other
+    file (compressed voxels, formats SimpleITK alone reads, missing files).
+    Kept per file version (path, size, modification time).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'x.mha'
+        >>> write_sitk(np.zeros((1, 4, 3, 2), np.int16), np.eye(4), path)   # compressed
+        >>> raw_layout(path) is None
+        True
     """
-    layout = textheader.voxel_layout(path)
-    if layout is None:
+    if get_suffix(path) not in TEXT_HEADER_SUFFIXES:
         return None
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return _raw_layout(str(path), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _raw_layout(path: str, size: int, mtime_ns: int) -> textheader.VoxelLayout | None:
+    layout = textheader.voxel_layout(Path(path))
+    if layout is None or layout.encoding != "raw" or _agreeing_geometry(Path(path), layout) is None:
+        return None
+    return layout
+
+
+def read_sitk_region(path: Path, index_ini: TypeTriplet, index_fin: TypeTriplet) -> Array:
+    """The voxels ``[index_ini, index_fin)`` of a NRRD or MetaImage file with raw voxels, reading only their bytes.
+
+    Raises:
+        ValueError: If the file's voxels are compressed (or SimpleITK alone reads it).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'x.nrrd'
+        >>> image = sitk.GetImageFromArray(np.arange(24, dtype=np.int16).reshape(2, 3, 4))
+        >>> sitk.WriteImage(image, str(path), useCompression=False)
+        >>> read_sitk_region(path, (1, 0, 0), (3, 1, 1)).ravel().tolist()
+        [1, 2]
+    """
+    layout = raw_layout(path)
+    if layout is None:
+        raise ValueError(f"region reads need raw voxels in a 3D scalar NRRD or MetaImage file, got {str(path)!r}")
+    return textheader.read_raw_region(path, layout, index_ini, index_fin)
+
+
+def _agreeing_geometry(path: Path, layout: textheader.VoxelLayout) -> tuple[Any, Any, Any] | None:
+    """SimpleITK's spacing, origin and direction of ``path``, or ``None`` when its header disagrees with
+    ``layout`` on the size, a single component or the type."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.ReadImageInformation()
     agrees = tuple(reader.GetSize()) == layout.shape and reader.GetNumberOfComponents() == 1
     if not agrees or sitk_dtype(reader) != layout.dtype.newbyteorder("="):
         return None
-    affine = sitk_affine(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
-    return textheader.read_voxels(path, layout), affine
+    return reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection()
+
+
+def _decoded_here(path: Path) -> tuple[Array, TypeAffine] | None:
+    """An NRRD or MetaImage file's voxels decoded by torchpatch, its geometry as SimpleITK reads it.
+
+    ``None`` (SimpleITK reads the file) unless :func:`.textheader.voxel_layout`
+    takes the file and SimpleITK's reading of its header agrees with it.
+    """
+    layout = textheader.voxel_layout(path)
+    geometry = None if layout is None else _agreeing_geometry(path, layout)
+    if layout is None or geometry is None:
+        return None
+    return textheader.read_voxels(path, layout), sitk_affine(*geometry)
 
 
 def write_sitk(data: Array, affine: TypeAffine, path: Path) -> None:
@@ -188,9 +248,12 @@ SITK_DETACHED = Backend(
 __all__ = [
     "SITK",
     "SITK_DETACHED",
+    "TEXT_HEADER_SUFFIXES",
     "from_sitk",
+    "raw_layout",
     "read_sitk",
     "read_sitk_header",
+    "read_sitk_region",
     "sitk_affine",
     "sitk_dtype",
     "write_sitk",

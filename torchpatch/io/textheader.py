@@ -27,7 +27,7 @@ read here agrees with it::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -299,4 +299,44 @@ def read_voxels(path: Path, layout: VoxelLayout) -> Array:
     return c_order(raw[None], reuse=True)
 
 
-__all__ = ["HEADER_BYTES", "META_TYPES", "NRRD_TYPES", "VoxelLayout", "read_voxels", "voxel_layout"]
+def read_raw_region(path: Path, layout: VoxelLayout, index_ini: Sequence[int], index_fin: Sequence[int]) -> Array:
+    """The voxels ``[index_ini, index_fin)`` of raw ``layout`` voxels, reading only their bytes (a memory map).
+
+    Returns a ``(1, i, j, k)`` C-ordered array of the native byte order.
+
+    Raises:
+        ValueError: If the voxels are compressed, or the file is shorter
+            than the layout says.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'x.nrrd'
+        >>> head = b'NRRD0004\\ntype: uchar\\ndimension: 3\\nsizes: 3 2 1\\nencoding: raw\\n\\n'
+        >>> _ = path.write_bytes(head + bytes(range(6)))
+        >>> read_raw_region(path, voxel_layout(path), (1, 0, 0), (3, 2, 1))[0, :, :, 0].tolist()
+        [[1, 4], [2, 5]]
+    """
+    source = path if layout.data_file is None else layout.data_file
+    if layout.encoding != "raw":
+        raise ValueError(f"region reads need raw voxels; {str(source)!r} holds {layout.encoding} ones")
+    if source.stat().st_size < layout.offset + layout.nbytes:
+        raise ValueError(
+            f"truncated image file {str(source)!r}: the header {str(path)!r} promises {layout.nbytes} bytes of "
+            f"voxels from byte {layout.offset}, the file holds {source.stat().st_size} bytes"
+        )
+    (i0, j0, k0), (i1, j1, k1) = index_ini, index_fin
+    voxels = np.memmap(source, layout.dtype, "r", layout.offset, layout.shape, order="F")
+    box = np.asarray(voxels[i0:i1, j0:j1, k0:k1]).astype(layout.dtype.newbyteorder("="))
+    del voxels
+    return c_order(box[None], reuse=True)
+
+
+__all__ = [
+    "HEADER_BYTES",
+    "META_TYPES",
+    "NRRD_TYPES",
+    "VoxelLayout",
+    "read_raw_region",
+    "read_voxels",
+    "voxel_layout",
+]

@@ -6,7 +6,7 @@ patches, runs the model on each and stitches the outputs back with
 start, how much padding the border needs) is :func:`~torchpatch.geometry.plan_grid`,
 pure geometry computed once; patches are cut with
 :meth:`Subject.cut <torchpatch.patches.SubjectCuts.cut>` when indexed, so a grid
-over a lazy ``.nii`` or ``.npy`` file reads one patch of bytes at a time.
+over a lazy ``.nii``, ``.npy`` or raw NRRD/MetaImage file reads one patch of bytes at a time.
 """
 
 from __future__ import annotations

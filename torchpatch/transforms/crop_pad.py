@@ -228,8 +228,8 @@ class Pad(Transform):
 class Crop(Transform):
     """Remove voxels from the sides of each image, keeping world positions.
 
-    Files that support region reads (``.nii``, ``.npy``) not yet loaded are
-    read for the kept box only.
+    Files that support region reads (``.nii``, ``.npy``, raw NRRD and
+    MetaImage) not yet loaded are read for the kept box only.
 
     Args:
         cropping: As ``padding`` in :class:`Pad`: one int, three ints or
