@@ -232,10 +232,15 @@ def test_header_simpleitk_reads_otherwise_falls_back(tmp_path, monkeypatch):
     np.testing.assert_array_equal(data, _simpleitk(path)[0])
 
 
-def test_large_volumes_are_left_to_simpleitk(tmp_path, monkeypatch):
-    path = _write(tmp_path / "x.nrrd", np.arange(24, dtype=np.int16).reshape(2, 3, 4))
+def test_large_compressed_volumes_are_left_to_simpleitk_raw_ones_are_not(tmp_path, monkeypatch):
+    """Compressed voxels past the streaming size would need the file and the voxels at once; raw ones do not
+    (and a box of them is read without the rest)."""
+    compressed = _write(tmp_path / "x.nrrd", np.arange(24, dtype=np.int16).reshape(2, 3, 4))
+    raw = _write(tmp_path / "y.mhd", np.arange(24, dtype=np.int16).reshape(2, 3, 4), compress=False)
     monkeypatch.setattr(inflate, "STREAM_ABOVE_BYTES", 10)
-    _check_as_simpleitk(path, fast=False)
+    _check_as_simpleitk(compressed, fast=False)
+    _check_as_simpleitk(raw)
+    assert io.supports_region_reads(raw)
 
 
 @pytest.mark.parametrize("suffix", [".nrrd", ".mha"])

@@ -116,8 +116,9 @@ def voxel_layout(path: Path) -> VoxelLayout | None:
     relative to the header's folder). ``None`` for any file it leaves to
     SimpleITK: not NRRD or MetaImage, not a 3D scalar volume, voxels in
     several files or a missing one, an encoding other than raw and gzip
-    (NRRD) or raw and zlib (MetaImage), skipped lines, or a volume
-    :func:`~torchpatch.io.inflate.should_stream` would stream.
+    (NRRD) or raw and zlib (MetaImage), skipped lines, or compressed voxels
+    :func:`~torchpatch.io.inflate.should_stream` would stream (raw voxels
+    of any size are read here: whole into one buffer, or a box at a time).
 
     Example:
         >>> import tempfile, gzip
@@ -140,8 +141,8 @@ def voxel_layout(path: Path) -> VoxelLayout | None:
         layout = _meta_layout(head)
     else:
         layout = None
-    if layout is None or should_stream(layout.nbytes):
-        return None
+    if layout is None or (layout.encoding != "raw" and should_stream(layout.nbytes)):
+        return None  # raw voxels are never held twice: only compressed ones stream
     if layout.data_file is None:
         return layout
     data_file = layout.data_file if layout.data_file.is_absolute() else path.parent / layout.data_file
