@@ -279,8 +279,8 @@ def _queue_under_a_low_file_limit(soft: int, results) -> None:
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     subjects = [Subject(t1=ScalarImage(tensor=torch.rand(1, 128, 128, 1))) for _ in range(300)]
-    # 64 patches of 32x32 float32 a subject: 256 KiB stacks, the kept buffers' smallest; with a pool this
-    # large, random pops keep most of the 300 stacks held at once.
+    # 64 patches of 32x32 float32 a subject: 256 KiB stacks, the kept buffers' smallest; a pool this large
+    # holds all 300 stacks at once.
     sampler = UniformSampler((32, 32, 1))
     queue = Queue(SubjectsDataset(subjects), max_length=300 * 64, samples_per_volume=64, sampler=sampler, num_workers=2)
     try:

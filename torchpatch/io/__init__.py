@@ -236,14 +236,12 @@ def read_region(path: TypePath, index_ini: Sequence[int], index_fin: Sequence[in
         [21, 22]
     """
     resolved = check_path(path)
-    reader = None if resolved.is_dir() else BACKENDS[get_suffix(resolved)].read_region
-    if reader is None and not resolved.is_dir() and supports_region_reads(resolved):
-        reader = read_sitk_region
-    if reader is None:
+    if resolved.is_dir() or not supports_region_reads(resolved):
         raise ValueError(
             f"region reads need an uncompressed .nii or .npy file, or a NRRD or MetaImage file with raw voxels, "
             f"got {str(path)!r}"
         )
+    reader = BACKENDS[get_suffix(resolved)].read_region or read_sitk_region  # raw NRRD and MetaImage
     i0, j0, k0 = (int(v) for v in index_ini)
     i1, j1, k1 = (int(v) for v in index_fin)
     try:

@@ -24,6 +24,7 @@ file '<path>': CRC check failed ..." and the like.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import struct
@@ -66,14 +67,22 @@ class _LibDeflate:
         self.zlib = lib.libdeflate_zlib_decompress_ex
         self.zlib.argtypes, self.zlib.restype = self.gzip.argtypes, ctypes.c_int
 
-    def zlib_into(self, data: np.ndarray, out: np.ndarray) -> int | None:
-        """One zlib stream at the start of ``data`` decoded into ``out`` (Adler-32 checked): the bytes
-        written, ``None`` where libdeflate fails (damage, or ``out`` too small)."""
+    @contextlib.contextmanager
+    def _decompressor(self) -> Iterator[int]:
+        """A libdeflate decompressor, freed on leaving."""
         decompressor = self.alloc()
         if not decompressor:
             raise MemoryError("libdeflate could not allocate a decompressor")
-        used, written = ctypes.c_size_t(), ctypes.c_size_t()
         try:
+            yield decompressor
+        finally:
+            self.free(decompressor)
+
+    def zlib_into(self, data: np.ndarray, out: np.ndarray) -> int | None:
+        """One zlib stream at the start of ``data`` decoded into ``out`` (Adler-32 checked): the bytes
+        written, ``None`` where libdeflate fails (damage, or ``out`` too small)."""
+        used, written = ctypes.c_size_t(), ctypes.c_size_t()
+        with self._decompressor() as decompressor:
             status = self.zlib(
                 decompressor,
                 data.ctypes.data,
@@ -83,8 +92,6 @@ class _LibDeflate:
                 ctypes.byref(used),
                 ctypes.byref(written),
             )
-        finally:
-            self.free(decompressor)
         return written.value if status == 0 else None
 
     def decompress_into(self, data: np.ndarray, out: np.ndarray) -> int | None:
@@ -93,12 +100,9 @@ class _LibDeflate:
         libdeflate checks each member's CRC32 and ISIZE; it fails on damage,
         on trailing garbage and when ``out`` is too small.
         """
-        decompressor = self.alloc()
-        if not decompressor:
-            raise MemoryError("libdeflate could not allocate a decompressor")
         used, written = ctypes.c_size_t(), ctypes.c_size_t()
         position = filled = 0
-        try:
+        with self._decompressor() as decompressor:
             while position < len(data):
                 if data[position] == 0 and not data[position:].any():
                     break  # zero padding after the last member (a member starts with 0x1f)
@@ -115,8 +119,6 @@ class _LibDeflate:
                     return None
                 position += used.value
                 filled += written.value
-        finally:
-            self.free(decompressor)
         return filled
 
 

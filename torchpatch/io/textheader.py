@@ -281,7 +281,7 @@ def read_voxels(path: Path, layout: VoxelLayout) -> Array:
         [[0, 3], [1, 4], [2, 5]]
     """
     size = layout.nbytes
-    source = path if layout.data_file is None else layout.data_file
+    source = _source(path, layout)
     if layout.encoding == "gzip":
         data = inflate_file(source, size, offset=layout.offset)
     elif layout.encoding == "zlib":
@@ -289,10 +289,7 @@ def read_voxels(path: Path, layout: VoxelLayout) -> Array:
     else:
         data = buffers.read_file(source, layout.offset, size)
     if len(data) < size:
-        raise ValueError(
-            f"truncated image file {str(source)!r}: the header {str(path)!r} promises {size} bytes of voxels, "
-            f"the file holds {len(data)}"
-        )
+        raise _truncated(path, layout, len(data))
     raw = np.frombuffer(data, layout.dtype, math.prod(layout.shape)).reshape(layout.shape, order="F")
     if not layout.dtype.isnative:
         raw = raw.view(raw.dtype.newbyteorder("="))  # the buffer is ours: swapped where it lies
@@ -317,19 +314,29 @@ def read_raw_region(path: Path, layout: VoxelLayout, index_ini: Sequence[int], i
         >>> read_raw_region(path, voxel_layout(path), (1, 0, 0), (3, 2, 1))[0, :, :, 0].tolist()
         [[1, 4], [2, 5]]
     """
-    source = path if layout.data_file is None else layout.data_file
+    source = _source(path, layout)
     if layout.encoding != "raw":
         raise ValueError(f"region reads need raw voxels; {str(source)!r} holds {layout.encoding} ones")
-    if source.stat().st_size < layout.offset + layout.nbytes:
-        raise ValueError(
-            f"truncated image file {str(source)!r}: the header {str(path)!r} promises {layout.nbytes} bytes of "
-            f"voxels from byte {layout.offset}, the file holds {source.stat().st_size} bytes"
-        )
+    held = source.stat().st_size - layout.offset
+    if held < layout.nbytes:
+        raise _truncated(path, layout, max(held, 0))
     (i0, j0, k0), (i1, j1, k1) = index_ini, index_fin
     voxels = np.memmap(source, layout.dtype, "r", layout.offset, layout.shape, order="F")
     box = np.asarray(voxels[i0:i1, j0:j1, k0:k1]).astype(layout.dtype.newbyteorder("="))
     del voxels
     return c_order(box[None], reuse=True)
+
+
+def _source(path: Path, layout: VoxelLayout) -> Path:
+    """The file holding the voxels: the header's own, or the data file it names."""
+    return path if layout.data_file is None else layout.data_file
+
+
+def _truncated(path: Path, layout: VoxelLayout, held: int) -> ValueError:
+    return ValueError(
+        f"truncated image file {str(_source(path, layout))!r}: the header {str(path)!r} promises {layout.nbytes} "
+        f"bytes of voxels from byte {layout.offset}, the file holds {held}"
+    )
 
 
 __all__ = [

@@ -265,10 +265,11 @@ def allow_open_files(wanted: int = OPEN_FILES) -> tuple[int, int]:
     """Raise this process's soft limit on open files toward ``wanted``, within the hard limit.
 
     With PyTorch's ``file_descriptor`` sharing, the training process keeps
-    a file open for every stack it holds, and with random pops from a large
-    pool it holds many: 400 stacks of 1 MiB (2D patches, ``max_length`` of
-    25 600) kept 698 files open, and a pool of that size stopped with "Too
-    many open files" under the usual soft limit of 1 024. The soft limit is
+    a file open for every stack it holds, and a large pool holds many: 400
+    stacks of 1 MiB (2D patches, ``max_length`` of 25 600) kept 698 files
+    open (the pool then topped up before every pop), and a pool of that
+    size stopped with "Too many open files" under the usual soft limit of
+    1 024. The soft limit is
     the process's own to raise up to the hard one (Go's runtime does so at
     start). Workers forked afterwards inherit it.
 
@@ -317,7 +318,7 @@ def out_of_files(error: BaseException) -> str | None:
     limits = f" (here: soft limit {soft}, hard limit {hard})" if soft >= 0 else ""
     return (
         f"a Queue process ran out of open files{limits}: with PyTorch's file_descriptor sharing the training "
-        "process keeps one open for every stack of patches it holds (random pops from a large pool hold many), "
+        "process keeps one open for every stack of patches it holds (a large pool holds many), "
         "and each worker one for every shared buffer it keeps. Raise the limit (ulimit -n in the shell that "
         "starts training), or lower max_length or raise samples_per_volume"
     )

@@ -75,8 +75,9 @@ def check_probability_map(data: torch.Tensor, subject: Subject, name: str) -> No
 _DRAW_CHUNK = 4096
 
 
-def _blocks(region: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-    """The float64 total of each block of valid centres, and ``take(blocks)`` giving those blocks' voxels.
+def _blocks(region: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], int]:
+    """The float64 total of each block of valid centres, ``take(blocks)`` giving those blocks' voxels, and
+    the block length.
 
     Rows of at least ``_ROW`` voxels along the last axis are the blocks,
     read where they lie (one strided summing pass, no copy). Shorter rows
@@ -89,21 +90,21 @@ def _blocks(region: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor]
         rows = region.reshape(-1, shape[-1]) if region.is_contiguous() else None
         totals = region.sum(dim=-1, dtype=torch.float32).reshape(-1).to(torch.float64)
         if rows is not None:
-            return totals, lambda blocks: rows[blocks]
+            return totals, lambda blocks: rows[blocks], shape[-1]
         leading = shape[:-1]
 
         def take(blocks: torch.Tensor) -> torch.Tensor:
             index = np.unravel_index(blocks.numpy(), leading)
             return region[tuple(torch.from_numpy(i) for i in index)]
 
-        return totals, take
+        return totals, take, shape[-1]
     count = region.numel()
     blocks = -(-count // _BLOCK)
     local = torch.empty(blocks * _BLOCK, dtype=torch.float32)
     local[count:] = 0
     local[:count].view(shape).copy_(region)
     table = local.view(blocks, _BLOCK)
-    return table.sum(dim=1, dtype=torch.float32).to(torch.float64), lambda chosen: table[chosen]
+    return table.sum(dim=1, dtype=torch.float32).to(torch.float64), lambda chosen: table[chosen], _BLOCK
 
 
 class WeightedSampler(RandomSampler):
@@ -175,9 +176,8 @@ class WeightedSampler(RandomSampler):
         data = self._checked_map(subject)
         region = valid_centres(data, patch_size)
         region_shape = tuple(region.shape)
-        totals, take = _blocks(region)
+        totals, take, length = _blocks(region)
         blocks = len(totals)
-        length = region_shape[-1] if region_shape[-1] >= _ROW else _BLOCK
         block_cdf = torch.cumsum(totals, dim=0)
         if float(block_cdf[-1]) <= 0:
             raise ValueError(
