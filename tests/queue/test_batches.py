@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from torchpatch import (
     io,
 )
 from torchpatch.loader import StackedPatches, collate_subjects
-from torchpatch.queue.batches import KEPT, BufferRing
+from torchpatch.queue.batches import HUGE_PAGE, KEPT, MAPPED_BYTES, BufferRing
 from torchpatch.queue.queue import AHEAD
 
 
@@ -132,6 +133,24 @@ def test_a_buffer_in_use_by_a_view_is_not_handed_out():
     assert again.untyped_storage().data_ptr() != row.untyped_storage().data_ptr()
     del row, again
     assert len({ring.take((2, 3), torch.float32).data_ptr() for _ in range(3)}) == 1
+
+
+@pytest.mark.parametrize(("shape", "dtype"), [((8, 1, 64, 64, 64), torch.int16), ((3, 2, 40, 40, 40), torch.float32)])
+def test_large_buffers_are_memory_maps_of_their_own_and_small_ones_arrays(shape, dtype):
+    ring = BufferRing()
+    buffer = ring.take(shape, dtype)
+    (holder,) = ring._buffers[(shape, dtype)]
+    while not isinstance(holder, mmap.mmap) and getattr(holder, "base", None) is not None:
+        holder = holder.base
+    if isinstance(holder, memoryview):
+        holder = holder.obj
+    assert isinstance(holder, mmap.mmap)  # not a block of the C heap
+    assert buffer.data_ptr() % HUGE_PAGE == 0
+    assert buffer.is_contiguous() and buffer.shape == shape and buffer.dtype == dtype
+    buffer.fill_(3)  # writable
+    ring.take((2, 3), torch.float32)
+    (small,) = ring._buffers[((2, 3), torch.float32)]
+    assert small.base is None and small.nbytes < MAPPED_BYTES
 
 
 def _mapped_subject(tmp_path: Path) -> tuple[Subject, Subject]:

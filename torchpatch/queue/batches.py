@@ -11,11 +11,16 @@ map itself (deferred patches: the cut and the collation are one copy)::
 
 Buffers are reused once nothing refers to them any more (the training loop
 dropped the batch), so a warm epoch faults no fresh pages in; a batch that
-is kept stays untouched, and the next one gets another buffer.
+is kept stays untouched, and the next one gets another buffer. They are
+memory maps of their own, never blocks of the C heap: long-lived blocks
+there would pin the heap between the training step's temporaries, which
+then could not be given back (see :func:`~torchpatch.queue.workers.steady_heap`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +33,12 @@ from ..constants import LOCATION
 from ..loader import StackedPatches, empty_batch
 from ..patches import Patches
 from ..subject import Subject
+
+#: Buffers of at least this many bytes are memory maps of their own (smaller ones come from numpy).
+MAPPED_BYTES = 1 << 20
+
+#: Transparent huge pages' size (x86-64, most arm64 kernels): where a mapped buffer starts.
+HUGE_PAGE = 2 << 20
 
 #: Buffers kept per (shape, dtype): a loop holds the last batch while the next one is handed
 #: out and two more are made ahead (:data:`~torchpatch.queue.queue.AHEAD`).
@@ -67,14 +78,38 @@ class BufferRing:
             # Held here and by the loop variable only: no tensor uses it any more.
             if sys.getrefcount(array) <= self._free:
                 return torch.from_numpy(array)
-        # numpy's allocator advises transparent huge pages: a new buffer faults in 2 MiB at a time.
-        array = np.empty(size, dtype=io.numpy_dtype(dtype))
+        array = _off_heap(size, io.numpy_dtype(dtype))
         if len(buffers) >= self.kept:
             buffers.pop(0)  # still held by the training loop: it goes with its last tensor
         buffers.append(array)
         if not self._free:
             self._free = sys.getrefcount(array)
         return torch.from_numpy(array)
+
+
+def _off_heap(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    """An uninitialised array in an anonymous memory map of its own (small ones from numpy's heap).
+
+    Starting on a 2 MiB boundary and advised for transparent huge pages, as
+    numpy does for its large arrays: a new buffer faults in 2 MiB at a time.
+    The map goes with the array.
+
+    Example:
+        >>> array = _off_heap((4, 1 << 18), np.dtype(np.float32))
+        >>> array.shape, array.ctypes.data % HUGE_PAGE, array.flags.writeable
+        ((4, 262144), 0, True)
+    """
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes < MAPPED_BYTES:
+        return np.empty(shape, dtype=dtype)
+    # Private: Python's default for anonymous maps is shared memory, which gets no huge pages.
+    private = {"flags": mmap.MAP_PRIVATE} if hasattr(mmap, "MAP_PRIVATE") else {}
+    block = mmap.mmap(-1, nbytes + HUGE_PAGE, **private)
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        block.madvise(mmap.MADV_HUGEPAGE)
+    raw = np.frombuffer(block, dtype=np.uint8)
+    start = -raw.ctypes.data % HUGE_PAGE
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
 def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel: bool = False) -> list[Subject]:
@@ -141,4 +176,4 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
     return StackedPatches(patches, ready)
 
 
-__all__ = ["KEPT", "BufferRing", "assemble"]
+__all__ = ["HUGE_PAGE", "KEPT", "MAPPED_BYTES", "BufferRing", "assemble"]

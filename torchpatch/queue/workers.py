@@ -1,6 +1,8 @@
-"""The Queue's worker processes: behind the training process, and their allocator set for their work.
+"""The Queue's processes and their allocator: workers behind the training process, heaps set for their work.
 
-Run once in each worker as the internal loader's ``worker_init_fn``.
+:func:`worker_init` (or :func:`augmenting_worker_init`) runs once in each
+worker as the internal loader's ``worker_init_fn``; :func:`steady_heap`
+once in the training process, when a Queue is made.
 """
 
 from __future__ import annotations
@@ -12,6 +14,12 @@ import os
 
 #: glibc's mallopt parameters.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+#: glibc's largest dynamic mmap threshold on 64-bit systems (``DEFAULT_MMAP_THRESHOLD_MAX``),
+#: less a margin for the chunk's header.
+STEADY_HEAP_BYTES = (32 << 20) - (64 << 10)
+
+_steady = False
 
 #: Added to the niceness of the Queue's worker processes: the training process comes first.
 WORKER_NICENESS = 10
@@ -87,4 +95,53 @@ def augmenting_worker_init(worker_id: int) -> None:
         libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
 
 
-__all__ = ["WORKER_NICENESS", "augmenting_worker_init", "behind_training", "worker_init"]
+def steady_heap() -> None:
+    """Keep glibc from giving the heap back and taking it again at every training step (once per process).
+
+    glibc serves blocks above its mmap threshold (128 KiB at first) with
+    fresh memory maps, and raises that threshold to the size of any mapped
+    block freed later (up to 32 MiB), with the heap trimmed back to the
+    system once more than twice the threshold is free at its top. So a
+    training process's heap depends on which large blocks it happened to
+    free first: in some processes the threshold settled at the size of one
+    batch (8 MiB here) and every step's temporaries (the batch converted to
+    float32, two 8 MiB blocks) were trimmed and faulted in again, 16-20 000
+    page faults and 15-30 ms an epoch of ``benchmarks/queue.py``'s warm MR
+    epoch (roughly every other process). Freeing one block of 32 MiB first,
+    as a process that once freed a decoded volume has done, sets the
+    threshold to its largest dynamic value: blocks up to 32 MiB come from
+    the heap and up to 64 MiB of free heap is kept for reuse. glibc still
+    adjusts itself (nothing is fixed with ``mallopt``); with another C
+    library, another allocator preloaded or glibc's tunables set this
+    changes nothing.
+
+    Example:
+        >>> steady_heap()   # once per process; later calls return at once
+    """
+    global _steady
+    if _steady:
+        return
+    _steady = True
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return
+    except (AttributeError, ValueError, OSError):
+        return  # not glibc
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None)
+        libc.malloc.restype = ctypes.c_void_p
+        libc.malloc.argtypes = [ctypes.c_size_t]
+        libc.free.argtypes = [ctypes.c_void_p]
+        block = libc.malloc(STEADY_HEAP_BYTES)  # mapped, never touched
+        if block:
+            libc.free(block)
+
+
+__all__ = [
+    "STEADY_HEAP_BYTES",
+    "WORKER_NICENESS",
+    "augmenting_worker_init",
+    "behind_training",
+    "steady_heap",
+    "worker_init",
+]
