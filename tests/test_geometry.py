@@ -21,6 +21,7 @@ from torchpatch.geometry import (
     origin_from_affine,
     parse_patch_size,
     shift_affine,
+    shift_affines,
     spacing_from_affine,
     to_triplet,
 )
@@ -234,6 +235,21 @@ def test_shift_affine_maps_voxel_zero_where_original_maps_index_ini(affine, inde
     np.testing.assert_allclose(shifted @ np.array([0.0, 0.0, 0.0, 1.0]), expected, rtol=1e-12, atol=1e-9)
     np.testing.assert_array_equal(shifted[:3, :3], affine[:3, :3])
     np.testing.assert_allclose(spacing_from_affine(shifted), spacing_from_affine(affine))
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(
+    affine=diagonal_permuted_affines(),
+    corners=st.lists(st.tuples(*(st.integers(-1000, 100_000),) * 3), min_size=0, max_size=20),
+)
+def test_shift_affines_are_shift_affine_of_each_corner_bit_for_bit(affine, corners):
+    affine[:3, :3] += np.random.default_rng(len(corners)).normal(0.0, 0.3, (3, 3))  # oblique too
+    stacked = shift_affines(affine, np.array(corners, dtype=np.int64).reshape(-1, 3))
+    assert stacked.shape == (len(corners), 4, 4) and stacked.dtype == np.float64
+    for corner, shifted in zip(corners, stacked):
+        np.testing.assert_array_equal(shifted, shift_affine(affine, corner))
+        expected = affine @ np.array([*corner, 1.0])
+        np.testing.assert_allclose(shifted[:, 3], expected, rtol=1e-12, atol=1e-9)
 
 
 @settings(max_examples=100, deadline=None, database=None)

@@ -23,7 +23,7 @@ import torch
 
 from . import io
 from .constants import LABEL, LOCATION
-from .geometry import check_locations, parse_padding_mode, shift_affine
+from .geometry import check_locations, parse_padding_mode, shift_affines
 from .image import Image
 from .image_reader import is_custom_reader
 
@@ -405,9 +405,7 @@ class SubjectCuts:
             else:
                 out = allocate((len(boxes), image.num_channels, *sizes), image.dtype)
                 data[name] = image.read_regions(boxes, padding_mode=padding_mode, out=out)
-            affine = image.affine
-            shifted = [shift_affine(affine, box[:3]) for box in rows]
-            affines[name] = shifted[0][None] if len(shifted) == 1 else np.stack(shifted).reshape(-1, 4, 4)
+            affines[name] = shift_affines(image.affine, boxes[:, :3])
             templates[name] = image.derive(None, image.affine, checked=True)
         store = {key: value for key, value in self._store.items() if key not in every or key in images}
         template = type(self).__new__(type(self))

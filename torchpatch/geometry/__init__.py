@@ -17,6 +17,7 @@ from .affine import (
     orientation_from_affine,
     origin_from_affine,
     shift_affine,
+    shift_affines,
     spacing_from_affine,
 )
 from .arguments import parse_patch_overlap, parse_patch_size, parse_voxel_axes, to_optional_triplet, to_triplet
@@ -44,6 +45,7 @@ __all__ = [
     "parse_voxel_axes",
     "plan_grid",
     "shift_affine",
+    "shift_affines",
     "source_indices",
     "spacing_from_affine",
     "to_optional_triplet",

@@ -110,9 +110,26 @@ def shift_affine(affine: TypeAffine, index_ini: Sequence[int]) -> TypeAffine:
         >>> shift_affine(np.diag([2.0, 2.0, 2.0, 1.0]), (1, 2, 3))[:3, 3]
         array([2., 4., 6.])
     """
-    shifted = np.array(affine, dtype=np.float64, copy=True)
-    corner = np.array([float(index_ini[0]), float(index_ini[1]), float(index_ini[2]), 1.0])
-    shifted[:3, 3] = (shifted @ corner)[:3]
+    return shift_affines(affine, [index_ini])[0]
+
+
+def shift_affines(affine: TypeAffine, corners: Any) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """The affines of crops whose first voxels are the rows of ``corners`` (``(N, 3)``), as ``(N, 4, 4)``.
+
+    One pass for every patch of a stack; the same numbers as
+    :func:`shift_affine` on each row (elementwise arithmetic, in one order,
+    whatever ``N``).
+
+    Example:
+        >>> shift_affines(np.diag([2.0, 2.0, 2.0, 1.0]), [[1, 2, 3], [0, 0, 1]])[:, :3, 3].tolist()
+        [[2.0, 4.0, 6.0], [0.0, 0.0, 2.0]]
+    """
+    base = np.asarray(affine, dtype=np.float64)
+    starts = np.asarray(corners, dtype=np.float64).reshape(-1, 3)
+    shifted = np.repeat(base[None], len(starts), axis=0)
+    origin = shifted[:, :3, 3]
+    for axis in range(3):
+        origin += starts[:, axis, None] * base[None, :3, axis]
     return shifted
 
 
