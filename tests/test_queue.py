@@ -10,6 +10,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -617,9 +618,19 @@ class _SlowPlans(UniformSampler):
         return super().plan(*args, **kwargs)
 
 
-def test_cached_subjects_planned_in_the_background_thread_or_a_pool_give_the_same_patches(tmp_path: Path):
+def test_cached_subjects_planned_by_the_taker_or_a_pool_give_the_same_patches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     dataset = SubjectsDataset(make_subjects(4), cache_dir=tmp_path / "cache")
     dataset.build_cache(progress=False)
+    planners: list[str] = []  # the threads that planned cached subjects
+    cut_in_thread = producer_module.SubjectPatches.cut_in_thread
+
+    def recorded(self: Any, task: Any) -> Any:
+        planners.append(threading.current_thread().name)
+        return cut_in_thread(self, task)
+
+    monkeypatch.setattr(producer_module.SubjectPatches, "cut_in_thread", recorded)
     cases = [  # sampler, planning threshold, whether the pool plans
         (UniformSampler(PATCH), float("inf"), False),
         (UniformSampler(PATCH), 0.0, True),
@@ -627,12 +638,20 @@ def test_cached_subjects_planned_in_the_background_thread_or_a_pool_give_the_sam
     ]
     epochs = []
     for sampler, threshold, pooled in cases:
+        planners.clear()
         queue = Queue(dataset, 6, 3, sampler, num_workers=2, seed=5, start_background=False)
         queue._producer.inline_plan_seconds = threshold
         try:
             epochs.append(list(itertools.chain(*(list(queue) for _ in range(2)))))
             assert (queue._producer.executor is not None) is pooled
             assert queue._producer.cut_here >= 4 * 2  # and maybe the next epoch, begun ahead
+            pool = sum(name.startswith("torchpatch-cut") for name in planners)
+            if threshold == 0.0:  # every subject planned ahead by the pool's threads
+                assert pool == len(planners) >= 4 * 2
+            elif pooled:  # the taker plans the first ones, until their running mean is over the threshold
+                assert len(planners) >= 4 * 2 and pool >= len(planners) // 2
+            else:  # staged unplanned, planned by the thread that pops: this one
+                assert set(planners) == {threading.current_thread().name} and len(planners) == 4 * 2
         finally:
             queue.close()
     for here, *others in zip(*epochs):

@@ -3,29 +3,29 @@
 A worker loads a subject (its dataset transform included), asks the sampler
 for the subject's patches stacked per image in shared memory, applies the
 patch transform when there is one, and sends the stack back in one
-transfer. Subjects already in the dataset's decode-once cache need no
+transfer. Subjects already in the decode-once cache need no
 decoding: when the sampler is :attr:`~torchpatch.PatchSampler.thread_safe`
-and there is no patch transform, threads of the training process take them
-instead: they only plan the patches (deferred :class:`~torchpatch.patches.Patches`),
+and there is no patch transform, the training process takes them
+instead: it only plans the patches (deferred :class:`~torchpatch.patches.Patches`),
 and each box is copied once, straight from the memory map into the batch the
 Queue hands out (:mod:`~torchpatch.queue.batches`), with nothing moved
 between processes::
 
     EpochPlan tasks ──┬─ not cached ─> internal DataLoader ─> workers: SubjectPatches[task]  ─┐
-                      └─ cached ─────> background thread ──> SubjectPatches.cut_in_thread    ─┴─> stacks in plan order
-                                       (a thread pool when planning is slow)                       │
+                      └─ cached ─────> staged as a task (planned by the taker), or planned   ─┴─> stacks in plan order
+                                       by a thread pool when planning is slow                      │
     background thread: stages the stacks (at most max_length patches ahead) ──> take(epoch) <──────┘
 
-A cached subject is planned by the background thread itself while planning
-takes under :data:`INLINE_PLAN_SECONDS` (a running mean; 0.3 ms for the
-uniform sampler); slower planners (a weighted sampler's map) go to a pool of
-``num_workers`` threads. Handing each subject to a pool thread cost more
-than the plan: on two cores busy with the loop and torch's threads (default
-threads, glibc's tcache off, scratch), the warm cached CT epoch took a
-median 54.4 ms planned in the background thread against 63.3 ms through the
-pool (six pairs; 60.5 against 66.5 in ten pairs of a first version); with
-one thread, where the Queue's batch thread has the spare core, MR 66.0
-against 67.5 ms (six pairs).
+A cached subject whose planning takes under :data:`INLINE_PLAN_SECONDS` (a
+running mean; 0.3 ms for the uniform sampler) is staged unplanned
+(:class:`Unplanned`) and planned by :meth:`Producer.take`, in the thread
+that fills the pool: planned by the background thread instead, the two
+threads took turns with Python's lock and handing each subject over cost as
+much as planning it (a cached CT epoch of the queue benchmark with the
+copies and the step taken out: 15-22 ms and 17-24 ms of CPU against 12-14
+and 12-15 planned by the taker; scratch, three runs of seven epochs).
+Slower planners (a weighted sampler's map) go to a pool of ``num_workers``
+threads, ahead of the taker.
 
 Without workers, :meth:`Producer.take` cuts the next subject in the calling
 thread (torch's global RNG must not be shared with a background thread).
@@ -62,9 +62,26 @@ from .workers import augmenting_worker_init, worker_init
 #: Seconds between liveness checks while waiting for patches.
 POLL = 0.5
 
-#: Cached subjects are planned by the background thread itself while planning one takes
-#: less than this (a running mean), else by a pool of threads (see the module's docstring).
+#: Cached subjects are planned by the taker while planning one takes less than this (a running
+#: mean), else by a pool of threads (see the module's docstring).
 INLINE_PLAN_SECONDS = 0.002
+
+
+class Unplanned:
+    """A cached subject staged before its patches are planned: :meth:`Producer.take` plans them.
+
+    Example:
+        >>> len(Unplanned(Task(3, seed=1, num_patches=16)))
+        16
+    """
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    def __len__(self) -> int:
+        return int(self.task.num_patches)
 
 
 class SubjectPatches(Dataset[Patches]):
@@ -228,7 +245,7 @@ class Producer:
         self.threads_for_cached = num_workers > 0
         #: The threads cutting cached subjects when planning is slow, made when first needed.
         self.executor: ThreadPoolExecutor | None = None
-        #: Planning a cached subject in the background thread itself while it takes less than this.
+        #: Cached subjects are left to the taker to plan while planning one takes less than this.
         self.inline_plan_seconds = INLINE_PLAN_SECONDS
         #: Cached subjects cut in this process so far (by the background thread or the pool).
         self.cut_here = 0
@@ -257,7 +274,7 @@ class Producer:
         self._first_routes: list[bool] = []
         self._first_iterator: Iterator[Patches] | None = None
         self._condition = threading.Condition()
-        self._staging: deque[tuple[int, Patches | None]] = deque()
+        self._staging: deque[tuple[int, Patches | Unplanned | None]] = deque()
         self._staged_patches = 0
         self._error: BaseException | None = None
         self._stop = False
@@ -334,8 +351,8 @@ class Producer:
                 self._known_cached.add(task.subject)
         return [task.subject in self._known_cached for task in plan.tasks]
 
-    def _stacks(self, epoch: int) -> Iterator[Patches]:
-        """The stacks of ``epoch`` in plan order, from the workers or from this process's threads."""
+    def _stacks(self, epoch: int) -> Iterator[Patches | Unplanned]:
+        """The stacks of ``epoch`` in plan order: from the workers, the pool's threads, or left to the taker."""
         plan = self.plans(epoch)
         if epoch == 0 and self._first_iterator is not None:
             iterator, self._first_iterator = self._first_iterator, None
@@ -361,21 +378,22 @@ class Producer:
                 yield stack
                 self._read_new_entry(task.subject)
                 continue
+            staged: Patches | Unplanned
             if not futures and self._plan_seconds < self.inline_plan_seconds:
                 submitted += 1  # nothing in the pool: this task is here[submitted]
-                stack = self._cut_here(task)
+                staged = Unplanned(task)  # planned by take(), in the thread that fills the pool
             else:
                 while submitted < len(here) and len(futures) < ahead:
                     if self.executor is None:
                         self.executor = ThreadPoolExecutor(self.num_workers, thread_name_prefix="torchpatch-cut")
                     futures.append(self.executor.submit(self._cut_here, here[submitted]))
                     submitted += 1
-                stack = futures.popleft().result()
+                staged = futures.popleft().result()
             self.cut_here += 1  # counted here, in the one thread that yields
-            yield stack
+            yield staged
 
     def _cut_here(self, task: Task) -> Patches:
-        """A cached subject's patches, cut in this process; updates the running mean of planning one."""
+        """A cached subject's patches, cut in this process (any thread); updates the running mean of planning one."""
         start = time.perf_counter()
         stack = self.worker_dataset.cut_in_thread(task)
         # From the pool's threads too: an update lost to a race only delays the switch a subject.
@@ -421,12 +439,15 @@ class Producer:
                 self._condition.notify_all()
 
     def take(self, epoch: int) -> Patches | None:
-        """The next stack of ``epoch`` (``None`` at its end), waiting without hanging."""
+        """The next stack of ``epoch`` (``None`` at its end), waiting without hanging.
+
+        A cached subject staged :class:`Unplanned` is planned here, in the caller's thread.
+        """
         if self.num_workers == 0:
             return self._take_now(epoch)
         self.start()
         try:
-            return self._wait_staged(epoch)
+            staged = self._wait_staged(epoch)
         except RuntimeError as error:
             # A dead worker shows as PyTorch's SIGCHLD error, raised in this thread,
             # or as the background thread's error, the cause of the Queue's own.
@@ -435,6 +456,7 @@ class Producer:
             if clearer is None:
                 raise
             raise clearer from error
+        return self._cut_here(staged.task) if isinstance(staged, Unplanned) else staged
 
     def _explain(self, error: BaseException) -> RuntimeError | None:
         items = self._tasks.items
@@ -452,7 +474,7 @@ class Producer:
             self._sync_epoch = epoch
         return next(self._sync_iterator, None)
 
-    def _wait_staged(self, epoch: int) -> Patches | None:
+    def _wait_staged(self, epoch: int) -> Patches | Unplanned | None:
         with self._condition:
             while True:
                 if self._staging:
@@ -490,4 +512,4 @@ class Producer:
         diagnostics.shutdown_workers(self.loader)
 
 
-__all__ = ["INLINE_PLAN_SECONDS", "POLL", "Producer", "SubjectPatches"]
+__all__ = ["INLINE_PLAN_SECONDS", "POLL", "Producer", "SubjectPatches", "Unplanned"]

@@ -79,10 +79,10 @@ class Queue(Dataset[Subject]):
         num_workers: Worker processes loading subjects and cutting patches;
             0 cuts them in this process when needed (simplest to debug; no
             background refill). Subjects already in the dataset's
-            decode-once cache (``cache_dir``) are planned by a thread of this
-            process instead (by as many threads as workers when planning is
-            slow; each box then copied once, from the memory map into the
-            batch), when the sampler is
+            decode-once cache (``cache_dir``) are planned in this process
+            instead (by the thread filling the pool, or by as many threads
+            as workers when planning is slow; each box then copied once,
+            from the memory map into the batch), when the sampler is
             :attr:`~torchpatch.PatchSampler.thread_safe` (torchpatch's own
             samplers are) and there is no ``patch_transform``: copying out of
             memory maps needs no transfer between processes. The patches are
