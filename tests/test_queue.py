@@ -661,6 +661,24 @@ def test_cached_subjects_planned_by_the_taker_or_a_pool_give_the_same_patches(
             assert torch.equal(here["t1"].data, other["t1"].data)
 
 
+@pytest.mark.parametrize("sampler", [UniformSampler(PATCH), LabelSampler(PATCH, "seg", {0: 1, 1: 2})])
+def test_planning_cached_subjects_in_the_training_thread_leaves_torchs_random_state_alone(
+    tmp_path: Path, sampler: UniformSampler
+):
+    dataset = SubjectsDataset(make_subjects(4), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    queue = Queue(dataset, 6, 3, sampler, num_workers=2, seed=3)
+    try:
+        assert len(list(queue)) == 12  # the first epoch: the workers decode and cache
+        torch.manual_seed(123)
+        state = torch.get_rng_state()
+        # Popped here (a loader would draw its own base seed): planned in this thread.
+        assert len(list(queue)) == 12 and queue._producer.cut_here >= 4
+        assert torch.equal(torch.get_rng_state(), state)  # the training loop's draws are its own
+    finally:
+        queue.close()
+
+
 def test_a_broken_cache_entry_cut_in_a_thread_names_the_subject(tmp_path: Path, alarm: None):
     dataset = SubjectsDataset(make_subjects(3), cache_dir=tmp_path / "cache")
     dataset.build_cache(progress=False)
