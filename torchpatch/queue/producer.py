@@ -247,7 +247,7 @@ class Producer:
         self.executor: ThreadPoolExecutor | None = None
         #: Cached subjects are left to the taker to plan while planning one takes less than this.
         self.inline_plan_seconds = INLINE_PLAN_SECONDS
-        #: Cached subjects cut in this process so far (by the background thread or the pool).
+        #: Cached subjects cut in this process so far (planned by the taker or by the pool's threads).
         self.cut_here = 0
         self._plan_seconds = 0.0  # running mean of a cached subject's planning
         #: The background thread staging stacks (``None`` before :meth:`start` and without workers).

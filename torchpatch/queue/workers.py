@@ -105,9 +105,9 @@ def steady_heap() -> None:
     training process's heap depends on which large blocks it happened to
     free first: in some processes the threshold settled at the size of one
     batch (8 MiB here) and every step's temporaries (the batch converted to
-    float32, two 8 MiB blocks) were trimmed and faulted in again, 16-20 000
-    page faults and 15-30 ms an epoch of ``benchmarks/queue.py``'s warm MR
-    epoch (roughly every other process). Freeing one block of 32 MiB first,
+    float32, two 8 MiB blocks) were trimmed and faulted in again: 6 000-21 000
+    page faults an epoch of ``benchmarks/queue.py``'s warm cached job in one
+    process of two or three, up to 15-30 ms of a 50-90 ms epoch. Freeing one block of 32 MiB first,
     as a process that once freed a decoded volume has done, sets the
     threshold to its largest dynamic value: blocks up to 32 MiB come from
     the heap and up to 64 MiB of free heap is kept for reuse. glibc still
