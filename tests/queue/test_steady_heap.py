@@ -71,14 +71,30 @@ def test_steady_heap_runs_once_and_never_raises(monkeypatch: pytest.MonkeyPatch)
     assert workers._steady
 
 
-def test_a_queue_steadies_the_heap_of_its_process(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_queue_steadies_the_heap_of_its_process_after_forking_its_workers(
+    monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
     import torch
 
     from torchpatch import Queue, ScalarImage, Subject, SubjectsDataset, UniformSampler
-    from torchpatch.queue import queue as queue_module
+    from torchpatch.queue import producer as producer_module
 
-    calls: list[bool] = []
-    monkeypatch.setattr(queue_module, "steady_heap", lambda: calls.append(True))
+    forked: list[bool] = []  # at each call: whether the workers existed already
+    holder: list[Queue] = []
+
+    def record() -> None:
+        producer = holder[0]._producer if holder else None
+        forked.append(producer is not None and producer._first_iterator is not None)
+
+    monkeypatch.setattr(producer_module, "steady_heap", record)
     dataset = SubjectsDataset([Subject(t1=ScalarImage(tensor=torch.zeros(1, 4, 4, 4)))])
-    with Queue(dataset, 2, 2, UniformSampler(2), seed=0):
-        assert calls == [True]
+    queue = Queue(dataset, 2, 2, UniformSampler(2), num_workers=workers, seed=0, start_background=False)
+    holder.append(queue)
+    try:
+        assert forked == []
+        assert len(list(queue)) == 2  # starts it
+        # Workers forked before the heap was changed (they keep glibc's thresholds of before).
+        assert forked and set(forked) == {bool(workers)}, forked
+    finally:
+        queue.close()

@@ -57,7 +57,7 @@ from ..transforms.augmentation.context import augment_patches
 from . import diagnostics, transfer
 from .plan import EpochPlan, Task
 from .spinning import SpinLimit
-from .workers import augmenting_worker_init, worker_init
+from .workers import augmenting_worker_init, steady_heap, worker_init
 
 #: Seconds between liveness checks while waiting for patches.
 POLL = 0.5
@@ -286,10 +286,17 @@ class Producer:
         self.spin_limit = SpinLimit(num_workers)
 
     def start(self) -> None:
-        """Start the workers and the background thread (once; nothing without workers)."""
-        if self.thread is not None or self.num_workers == 0:
+        """Start the workers and the background thread (once; nothing without workers).
+
+        The training process's heap is made steady (:func:`~.workers.steady_heap`)
+        once the workers are forked, so that they keep glibc's thresholds of before.
+        """
+        if self.thread is not None:
+            return
+        if self.num_workers == 0:
             # Without workers, patches are cut in this thread when needed:
             # a background thread would share torch's global RNG with training.
+            steady_heap()
             return
         # Every stack held here keeps a file open; the workers forked below inherit the limit.
         transfer.allow_open_files()
@@ -299,6 +306,7 @@ class Producer:
         self._first_routes = self._routes(plan)
         self._tasks.items = plan.split(self._first_routes)[0]
         self._first_iterator = iter(self.loader)
+        steady_heap()  # after the fork: the step's temporaries reused, not trimmed and faulted in again
         self._name_dead_workers()
         self.thread = threading.Thread(target=self._produce, name="torchpatch-queue", daemon=True)
         self.thread.start()

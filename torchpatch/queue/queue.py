@@ -37,7 +37,6 @@ from .plan import EpochPlanner, parse_samples_per_volume, pop_generator
 from .pool import PatchPool
 from .producer import Producer, SubjectPatches
 from .spinning import available_cores
-from .workers import steady_heap
 
 #: Batches a thread assembles ahead of the training loop (with worker processes and a spare core).
 AHEAD = 2
@@ -154,7 +153,6 @@ class Queue(Dataset[Subject]):
         self.verbose = verbose
         self.patch_transform = patch_transform
         self.seed = int(torch.randint(0, 2**62, (1,)).item()) if seed is None else int(seed)
-        steady_heap()  # the training steps' temporaries reused, not trimmed and faulted in again
 
         self._plans = EpochPlanner(self.seed, self.samples_per_volume, shuffle_subjects, subject_sampler)
         self._producer = Producer(

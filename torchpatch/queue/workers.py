@@ -2,7 +2,8 @@
 
 :func:`worker_init` (or :func:`augmenting_worker_init`) runs once in each
 worker as the internal loader's ``worker_init_fn``; :func:`steady_heap`
-once in the training process, when a Queue is made.
+once in the training process, when a Queue starts (after its workers are
+forked, which keep glibc's thresholds of before).
 """
 
 from __future__ import annotations
