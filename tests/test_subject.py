@@ -254,3 +254,10 @@ def test_add_image_and_remove_image_like_torchio():
     assert list(subject.images) == ["t1"]
     with pytest.raises(KeyError, match="no image 'subject_id'"):
         subject.remove_image("subject_id")
+
+
+def test_cutting_no_boxes_gives_an_empty_stack_with_its_images():
+    subject = Subject(t1=ScalarImage(tensor=torch.zeros(2, 4, 4, 4)), seg=LabelMap(tensor=torch.zeros(1, 4, 4, 4)))
+    stack = subject.cut(np.zeros((0, 6), dtype=np.int64))
+    assert len(stack) == 0 and list(stack.data) == ["t1", "seg"]
+    assert stack.data["t1"].shape[:2] == (0, 2) and stack.affines["t1"].shape == (0, 4, 4)

@@ -1,4 +1,4 @@
-"""Queue workers keep the readers' recycled buffers only while subjects are decoded again (producer.py)."""
+"""Queue workers keep the readers' recycled buffers only while subjects are decoded again (queue/cutting.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from torchpatch import LabelMap, ScalarImage, Subject, SubjectsDataset, UniformSampler
 from torchpatch.io.buffers import RECYCLER
 from torchpatch.io.nifti import write_nifti
+from torchpatch.queue.cutting import SubjectPatches
 from torchpatch.queue.plan import Task
-from torchpatch.queue.producer import SubjectPatches
 
 
 def file_subjects(folder, count=2, shape=(96, 80, 72)):

@@ -33,9 +33,10 @@ from ..patches import Patches
 from ..sampler.sampler import PatchSampler
 from ..subject import Subject
 from .batches import BufferRing, assemble
+from .cutting import SubjectPatches
 from .plan import EpochPlanner, parse_samples_per_volume, pop_generator
 from .pool import PatchPool
-from .producer import Producer, SubjectPatches
+from .producer import Producer
 from .spinning import available_cores
 
 #: Batches a thread assembles ahead of the training loop (with worker processes and a spare core).
