@@ -39,6 +39,7 @@ from torchpatch import (
 )
 from torchpatch.geometry import shift_affine
 from torchpatch.queue import producer as producer_module
+from torchpatch.queue.cutting import SubjectPatches
 
 #: Seconds a test of worker failures may take before it counts as a hang.
 HANG_LIMIT = 60
@@ -624,13 +625,13 @@ def test_cached_subjects_planned_by_the_taker_or_a_pool_give_the_same_patches(
     dataset = SubjectsDataset(make_subjects(4), cache_dir=tmp_path / "cache")
     dataset.build_cache(progress=False)
     planners: list[str] = []  # the threads that planned cached subjects
-    cut_in_thread = producer_module.SubjectPatches.cut_in_thread
+    cut_in_thread = SubjectPatches.cut_in_thread
 
     def recorded(self: Any, task: Any) -> Any:
         planners.append(threading.current_thread().name)
         return cut_in_thread(self, task)
 
-    monkeypatch.setattr(producer_module.SubjectPatches, "cut_in_thread", recorded)
+    monkeypatch.setattr(SubjectPatches, "cut_in_thread", recorded)
     cases = [  # sampler, planning threshold, whether the pool plans
         (UniformSampler(PATCH), float("inf"), False),
         (UniformSampler(PATCH), 0.0, True),

@@ -11,14 +11,6 @@ import pytest
 
 from torchpatch.queue import workers
 
-
-def _glibc() -> bool:
-    try:
-        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
 # In a fresh interpreter: whether a block of a given size is mapped (counted in mallinfo2's hblkhd)
 # rather than taken from the heap, before and after steady_heap. Probing frees a mapped block,
 # which raises the threshold to its size: so the first probe is 20 MiB and the second 28 MiB.
@@ -50,7 +42,7 @@ _PROBE = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or not _glibc(), reason="glibc's heap only")
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not workers.gnu_libc(), reason="glibc's heap only")
 @pytest.mark.parametrize("steady", [False, True])
 def test_after_steady_heap_blocks_up_to_32_mib_come_from_the_heap(steady: bool) -> None:
     code = f"STEADY = {steady}\n" + _PROBE

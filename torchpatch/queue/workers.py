@@ -96,6 +96,19 @@ def augmenting_worker_init(worker_id: int) -> None:
         libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
 
 
+def gnu_libc() -> bool:
+    """Whether this process runs on glibc (whose allocator :func:`steady_heap` and the workers' ``mallopt`` tune).
+
+    Example:
+        >>> isinstance(gnu_libc(), bool)
+        True
+    """
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (AttributeError, ValueError, OSError):
+        return False  # no os.confstr (Windows), or a name this C library does not know
+
+
 def steady_heap() -> None:
     """Keep glibc from giving the heap back and taking it again at every training step (once per process).
 
@@ -123,11 +136,8 @@ def steady_heap() -> None:
     if _steady:
         return
     _steady = True
-    try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):
-            return
-    except (AttributeError, ValueError, OSError):
-        return  # not glibc
+    if not gnu_libc():
+        return
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None)
         libc.malloc.restype = ctypes.c_void_p
@@ -143,6 +153,7 @@ __all__ = [
     "WORKER_NICENESS",
     "augmenting_worker_init",
     "behind_training",
+    "gnu_libc",
     "steady_heap",
     "worker_init",
 ]
