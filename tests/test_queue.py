@@ -649,8 +649,8 @@ def test_cached_subjects_planned_by_the_taker_or_a_pool_give_the_same_patches(
             pool = sum(name.startswith("torchpatch-cut") for name in planners)
             if threshold == 0.0:  # every subject planned ahead by the pool's threads
                 assert pool == len(planners) >= 4 * 2
-            elif pooled:  # the taker plans the first ones, until their running mean is over the threshold
-                assert len(planners) >= 4 * 2 and pool >= len(planners) // 2
+            elif pooled:  # the taker plans the first ones (and those staged meanwhile), then the pool
+                assert len(planners) >= 4 * 2 and pool >= 1
             else:  # staged unplanned, planned by the thread that pops: this one
                 assert set(planners) == {threading.current_thread().name} and len(planners) == 4 * 2
         finally:
