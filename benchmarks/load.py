@@ -20,7 +20,9 @@ Two tables, both timed in this process after one warm-up call, median of
   (``deflate``), whichever are importable, and by ``torchpatch.io.inflate.inflate_file``
   (reading the file, then libdeflate writing into a numpy buffer);
 * **load**: the file into a ``(C, I, J, K)`` numpy array: torchpatch
-  (``torchpatch.io.read_image``, and ``ScalarImage(path).load()``), nibabel
+  (``torchpatch.io.read_image``; ``read_image_file_order``, decoded but
+  not reordered, like SimpleITK's array; and ``ScalarImage(path).load()``
+  then ``.data``), nibabel
   (``np.asanyarray(image.dataobj)``, ``get_fdata()``) and SimpleITK
   (``ReadImage`` + ``GetArrayFromImage``; and that array made ``(C, I, J, K)`` in C order, as
   torchpatch returns it), with each time's ratio to torchpatch's ``read_image``;
@@ -219,6 +221,8 @@ def loaders() -> dict[str, Callable[[Path], Any]]:
 
     return {
         "torchpatch read_image": lambda path: io.read_image(path)[0],
+        # Decoded, not reordered: what a Queue worker cuts patches from, and what SimpleITK's array is.
+        "torchpatch read_image_file_order": lambda path: io.read_image_file_order(path)[0],
         "torchpatch ScalarImage.load": scalar_image,
         "nibabel dataobj": nib_dataobj,
         "nibabel get_fdata": nib_fdata,
@@ -236,6 +240,7 @@ def sitk_loaders() -> dict[str, Callable[[Path], Any]]:
     every = loaders()
     return {
         "torchpatch read_image": every["torchpatch read_image"],
+        "torchpatch read_image_file_order": every["torchpatch read_image_file_order"],
         "torchpatch ScalarImage.load": every["torchpatch ScalarImage.load"],
         "torchpatch via SimpleITK": lambda path: from_sitk(sitk.ReadImage(str(path)))[0],
         "SimpleITK": every["SimpleITK"],

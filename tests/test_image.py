@@ -21,6 +21,7 @@ def forbid_full_reads(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError(f"read_image was called on {path}")
 
     monkeypatch.setattr(torchpatch.io, "read_image", refuse)
+    monkeypatch.setattr(torchpatch.io, "read_image_file_order", refuse)  # compressed NIfTI, left unreordered
 
 
 # Construction ---------------------------------------------------------------------------

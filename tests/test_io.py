@@ -824,3 +824,30 @@ def test_numpy_dtype_round_trips_through_from_numpy(dtype):
 def test_numpy_dtype_names_a_dtype_numpy_lacks():
     with pytest.raises(TypeError, match=r"numpy has no dtype for torch\.bfloat16"):
         io.numpy_dtype(torch.bfloat16)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii", ".nrrd", ".mha", ".npy", ".png"])
+def test_read_image_file_order_gives_read_images_voxels(tmp_path, suffix):
+    # Two channels where the format stores them as blocks (SimpleITK interleaves a vector's components).
+    shape = {".png": (1, 6, 5, 1), ".nrrd": (1, 6, 5, 4), ".mha": (1, 6, 5, 4)}.get(suffix, (2, 6, 5, 4))
+    array = (np.random.default_rng(3).random(shape) * 200).astype(np.uint8 if suffix == ".png" else np.float32)
+    path = tmp_path / f"x{suffix}"
+    io.write_image(array, np.diag([2.0, 3.0, 4.0, 1.0]), path)
+    data, affine = io.read_image_file_order(path)
+    expected, expected_affine = io.read_image(path)
+    np.testing.assert_array_equal(io.c_order(data), expected)
+    np.testing.assert_allclose(affine, expected_affine)
+    # Compressed NIfTI and SimpleITK's formats decode in the file's order; the others come C-ordered.
+    assert io.in_file_order(data) if suffix in (".nii.gz", ".nrrd", ".mha", ".png") else data.flags.c_contiguous
+
+
+def test_read_image_file_order_names_a_corrupt_file(tmp_path):
+    path = tmp_path / "x.nii.gz"
+    io.write_image(np.zeros((1, 8, 8, 8), np.int16), np.eye(4), path)
+    content = bytearray(path.read_bytes())
+    content[-12] ^= 0xFF  # a voxel byte near the end: the CRC check fails
+    path.write_bytes(bytes(content))
+    with pytest.raises(ValueError, match=r"x\.nii\.gz"):
+        io.read_image_file_order(path)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        io.read_image_file_order(tmp_path / "missing.nii.gz")

@@ -20,8 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from torchpatch import io
 from torchpatch.io import inflate
-from torchpatch.io.nifti import read_nifti
+from torchpatch.io.nifti import read_nifti, read_nifti_file_order
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MODES = ["libdeflate", "deflate", "zlib", "stream"]
@@ -86,16 +87,19 @@ DTYPES = ["uint8", "int8", "int16", "uint16", "int32", "float32", "float64"]
 SHAPES = [(7, 5), (7, 5, 3), (7, 5, 3, 2), (6, 4, 3, 1, 3)]
 
 
+@pytest.mark.parametrize("reorder", [True, False], ids=["C order", "file order"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda shape: f"{len(shape)}D")
-def test_every_dtype_and_layout_reads_as_nibabel_does(tmp_path, mode, dtype, shape):
+def test_every_dtype_and_layout_reads_as_nibabel_does(tmp_path, mode, dtype, shape, reorder):
     rng = np.random.default_rng(len(shape) * 100 + DTYPES.index(dtype))
     path = _save(_values(dtype, shape, rng), tmp_path / "x.nii.gz")
-    data, _ = read_nifti(path)
+    data, affine = read_nifti(path) if reorder else read_nifti_file_order(path)
     expected = _nibabel_array(path)
     assert data.dtype == expected.dtype
-    assert data.flags.c_contiguous
     np.testing.assert_array_equal(data, expected)
+    np.testing.assert_array_equal(affine, nib.load(path).affine)
+    # read_nifti_file_order decodes whole without reordering; streamed voxels go into a C-ordered image.
+    assert data.flags.c_contiguous if reorder or mode == "stream" else io.in_file_order(data)
 
 
 @pytest.mark.parametrize(

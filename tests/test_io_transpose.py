@@ -188,6 +188,45 @@ def test_copy_boxes_equals_numpy_for_any_box(shape, data, dtype):
     np.testing.assert_array_equal(out.numpy(), _boxes_by_numpy([source] * 3, corners, size))
 
 
+def _file_order(array: np.ndarray) -> np.ndarray:
+    """``array`` (``(C, I, J, K)``) as a file reader decodes it: each channel F-ordered, channel after channel."""
+    return np.ascontiguousarray(array.transpose(0, 3, 2, 1)).transpose(0, 3, 2, 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 40), st.integers(1, 12), st.integers(1, 40)),
+    channels=st.integers(1, 3),
+    data=st.data(),
+    dtype=st.sampled_from(DTYPES),
+)
+def test_copy_boxes_transposes_boxes_of_the_files_order(shape, channels, data, dtype):
+    import torch
+
+    size = tuple(data.draw(st.integers(1, extent)) for extent in shape)
+    corners = [
+        tuple(data.draw(st.integers(0, extent - length)) for extent, length in zip(shape, size)) for _ in range(3)
+    ]
+    source = np.arange(channels * np.prod(shape), dtype=np.float64).astype(dtype).reshape(channels, *shape)
+    decoded = _file_order(source)
+    assert io.in_file_order(decoded) or decoded.flags.c_contiguous
+    out = torch.full((3, channels, *size), 7).to(torch.from_numpy(source).dtype)
+    assert io.copy_boxes(out, [(decoded, corner) for corner in corners])
+    np.testing.assert_array_equal(out.numpy(), _boxes_by_numpy([source] * 3, corners, size))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_copy_boxes_of_the_files_order_keep_every_bit(dtype, rng):
+    import torch
+
+    bits = np.dtype(f"u{np.dtype(dtype).itemsize}")
+    source = rng.integers(0, np.iinfo(bits).max, (2, 70, 33, 66), dtype=bits, endpoint=True).view(dtype)
+    out = torch.empty((2, 2, 64, 17, 64), dtype=torch.from_numpy(source).dtype)
+    assert io.copy_boxes(out, [(_file_order(source), (3, 9, 1)), (_file_order(source), (6, 16, 2))])
+    expected = _boxes_by_numpy([source] * 2, [(3, 9, 1), (6, 16, 2)], (64, 17, 64))
+    np.testing.assert_array_equal(out.numpy().view(bits), expected.view(bits))  # NaN payloads included
+
+
 def test_copy_boxes_reads_a_memory_map(tmp_path: Path, rng):
     import torch
 
@@ -204,7 +243,9 @@ def test_copy_boxes_declines_what_it_cannot_copy(monkeypatch, rng):
     source = rng.random((1, 6, 6, 6)).astype(np.float32)
     out = torch.zeros(1, 1, 2, 2, 2)
     assert not io.copy_boxes(out, [(source.astype(np.float64), (0, 0, 0))])  # another dtype
-    assert not io.copy_boxes(out, [(np.asfortranarray(source), (0, 0, 0))])  # not C order
+    assert not io.copy_boxes(out, [(source.transpose(0, 2, 1, 3), (0, 0, 0))])  # neither C nor the files' order
+    mixed = torch.zeros(2, 1, 2, 2, 2)
+    assert not io.copy_boxes(mixed, [(source, (0, 0, 0)), (_file_order(source), (0, 0, 0))])  # orders mixed
     assert not io.copy_boxes(torch.zeros(1, 1, 2, 2, 4)[..., ::2], [(source, (0, 0, 0))])  # out not contiguous
     assert not io.copy_boxes(out, [(source, (0, 0, 0))] * 2)  # more boxes than rows
     assert not io.copy_boxes(out.to(torch.bfloat16), [(source, (0, 0, 0))])

@@ -81,3 +81,127 @@ def test_memory_mapped_npy_boxes_match_the_loaded_ones(tmp_path) -> None:
     out = lazy.read_regions(boxes, out=torch.empty(2, 2, 3, 3, 3, dtype=torch.int16))
     assert not lazy.is_loaded
     assert torch.equal(out, ScalarImage(tensor=data).read_regions(boxes))
+
+
+# Compressed NIfTI images loaded in the file's order ---------------------------------------------
+
+
+def _nifti_gz(tmp_path, data: torch.Tensor, name: str = "x.nii.gz"):
+    path = tmp_path / name
+    ScalarImage(tensor=data).save(path)
+    return path
+
+
+def _decoded_in_file_order(image) -> bool:
+    return image._file_order is not None
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.float32, torch.float64])
+@pytest.mark.parametrize(("suffix", "channels"), [(".nii.gz", 1), (".nii.gz", 2), (".nrrd", 1), (".mha", 1)])
+def test_boxes_of_a_compressed_file_are_cut_before_its_voxels_are_reordered(tmp_path, dtype, suffix, channels) -> None:
+    data = (torch.rand(channels, 21, 13, 17) * 200).to(dtype)
+    path = _nifti_gz(tmp_path, data, f"x{suffix}")
+    image = ScalarImage(path)
+    image.load()
+    assert image.is_loaded and _decoded_in_file_order(image)  # decoded, no pass to reorder yet
+    boxes = [[0, 0, 0, 8, 5, 9], [13, 8, 8, 21, 13, 17], [4, 2, 3, 12, 7, 12]]
+    assert torch.equal(image.read_regions(boxes), ScalarImage(tensor=data).read_regions(boxes))
+    assert _decoded_in_file_order(image)  # the boxes came straight out of the file's order
+    decoded = image._file_order.ctypes.data  # its address: a reference would make it shared
+    assert torch.equal(image.data, data) and image.data.is_contiguous()  # reordered when the data is used
+    assert not _decoded_in_file_order(image)
+    assert image.data.data_ptr() == decoded  # in the decoded buffer: no new volume
+
+
+def test_a_vector_image_of_simpleitk_loads_in_c_order(tmp_path) -> None:
+    data = torch.rand(3, 5, 4, 3)  # components interleaved on disk: no channel is a block of its own
+    image = ScalarImage(_nifti_gz(tmp_path, data, "rgb.nrrd"))
+    image.load()
+    assert image._data is not None and image._data.is_contiguous() and not _decoded_in_file_order(image)
+    assert torch.equal(image.data, data)
+
+
+def test_cutting_an_unloaded_compressed_nifti_loads_it_in_the_files_order(tmp_path) -> None:
+    data = torch.arange(2 * 9 * 8 * 7, dtype=torch.int16).reshape(2, 9, 8, 7)
+    image = ScalarImage(_nifti_gz(tmp_path, data))
+    assert not image.is_loaded
+    out = image.read_regions([[1, 2, 3, 5, 6, 7]], out=torch.empty(1, 2, 4, 4, 4, dtype=torch.int16))
+    assert torch.equal(out[0], data[:, 1:5, 2:6, 3:7])
+    assert image.is_loaded and _decoded_in_file_order(image)
+
+
+def test_boxes_past_the_budget_reorder_the_voxels_first(tmp_path) -> None:
+    data = torch.rand(1, 8, 8, 8)
+    image = ScalarImage(_nifti_gz(tmp_path, data))
+    image.load()
+    whole = [[0, 0, 0, 8, 8, 8]]
+    image.read_regions(whole)  # one volume: within the budget of 1.5
+    assert _decoded_in_file_order(image)
+    assert torch.equal(image.read_regions(whole), data[None])  # two volumes in all: reordered first
+    assert not _decoded_in_file_order(image) and image._data is not None
+
+
+def test_boxes_past_the_border_reorder_the_voxels_first(tmp_path) -> None:
+    data = torch.rand(1, 6, 6, 6)
+    image = ScalarImage(_nifti_gz(tmp_path, data))
+    image.load()
+    out = image.read_regions([[-1, 0, 0, 3, 3, 3]], padding_mode="edge")
+    assert torch.equal(out[0], ScalarImage(tensor=data).read_region((-1, 0, 0), (3, 3, 3), padding_mode="edge"))
+    assert not _decoded_in_file_order(image)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"check_nans": True}, {"dtype": torch.float64}],
+    ids=["NaN check", "dtype asked for"],
+)
+def test_images_that_convert_or_check_their_voxels_load_in_c_order(tmp_path, options) -> None:
+    image = ScalarImage(_nifti_gz(tmp_path, torch.rand(1, 5, 4, 3)), **options)
+    image.load()
+    assert image._data is not None and not _decoded_in_file_order(image)
+
+
+def test_label_maps_stored_as_floats_are_cut_in_their_own_dtype(tmp_path) -> None:
+    data = torch.randint(0, 4, (1, 7, 6, 5)).float()
+    path = _nifti_gz(tmp_path, data)
+    label = LabelMap(path)  # float on disk, int64 in memory: boxes go through the reordered voxels
+    boxes = [[0, 0, 0, 4, 4, 4], [3, 2, 1, 7, 6, 5]]
+    out = label.read_regions(boxes)
+    assert out.dtype == torch.int64
+    assert torch.equal(out, LabelMap(tensor=data.long()).read_regions(boxes))
+
+
+def test_without_the_compiled_copies_images_load_in_c_order(tmp_path, monkeypatch) -> None:
+    from torchpatch.io import base
+
+    monkeypatch.setattr(base, "compiled", None)
+    data = torch.rand(1, 5, 4, 3)
+    image = ScalarImage(_nifti_gz(tmp_path, data))
+    image.load()
+    assert not _decoded_in_file_order(image)
+    assert torch.equal(image.read_regions([[1, 1, 1, 4, 3, 2]])[0], data[:, 1:4, 1:3, 1:2])
+
+
+def test_unload_and_derived_images_drop_the_files_order(tmp_path) -> None:
+    data = torch.rand(1, 5, 4, 3)
+    image = ScalarImage(_nifti_gz(tmp_path, data))
+    image.load()
+    derived = image.derive(torch.zeros(1, 2, 2, 2), np.eye(4))
+    assert not _decoded_in_file_order(derived) and torch.equal(derived.data, torch.zeros(1, 2, 2, 2))
+    image.unload()
+    assert not image.is_loaded and not _decoded_in_file_order(image)
+    assert torch.equal(image.data, data)
+
+
+def test_copies_share_the_files_order_without_changing_it(tmp_path) -> None:
+    import copy
+
+    data = torch.rand(1, 6, 5, 4)
+    image = ScalarImage(_nifti_gz(tmp_path, data))
+    image.load()
+    twin = copy.copy(image)
+    decoded = image._file_order
+    assert torch.equal(twin.data, data)  # the twin reorders into its own array
+    assert _decoded_in_file_order(image) and not np.shares_memory(twin.data.numpy(), decoded)
+    assert torch.equal(image.read_regions([[0, 0, 0, 6, 5, 4]])[0], data)
+    assert torch.equal(image.data, data)

@@ -148,7 +148,7 @@ class Image(CustomReads, ImageConversions):
         new.metadata = dict(self.metadata)
         new._header = None
         new._detached = self.path is not None
-        new._data = None
+        new._data = new._file_order = None
         if checked or data is None:
             new._affine = np.asarray(affine, dtype=np.float64)
             new._data = data
@@ -224,6 +224,7 @@ class Image(CustomReads, ImageConversions):
         """The voxels, ``(C, I, J, K)``, read from disk on first access."""
         if self._data is None:
             self.load()
+            self._load_file_order()
         assert self._data is not None
         return self._data
 
@@ -246,7 +247,7 @@ class Image(CustomReads, ImageConversions):
     @property
     def is_loaded(self) -> bool:
         """Whether the voxels are in memory."""
-        return self._data is not None
+        return self._data is not None or self._file_order is not None
 
     def load(self) -> None:
         """Read the voxels now (a no-op when already loaded).
@@ -256,12 +257,12 @@ class Image(CustomReads, ImageConversions):
             >>> image.load(); image.is_loaded
             True
         """
-        if self._data is not None:
+        if self._data is not None or self._file_order is not None:
             return
         assert self.path is not None
         if is_custom_reader(self.reader):
             return self.load_with_reader()
-        self.set_data(io.read_channels(self.path if isinstance(self.path, list) else [self.path]))
+        self._load_whole()
 
     def unload(self) -> None:
         """Free the voxels of a file-backed image; they are read again on use.
@@ -274,7 +275,7 @@ class Image(CustomReads, ImageConversions):
             True
         """
         if self.path is not None and not self._detached:
-            self._data = None
+            self._data = self._file_order = None
 
     def crop(self, index_ini: Sequence[int], index_fin: Sequence[int], *, copy: bool = True) -> Image:
         """A new image holding ``[index_ini, index_fin)``, its affine shifted.

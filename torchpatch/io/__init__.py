@@ -47,7 +47,7 @@ atomic writes of files and folders are :mod:`~torchpatch.io.atomic`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,7 @@ from ..geometry import check_affine
 from ..typing import TypeAffine, TypePath
 from .analyze import ANALYZE
 from .atomic import atomic_path, write_atomic
-from .base import Array, Backend, Header, c_order, copy_boxes, numpy_dtype, reorder_backend
+from .base import Array, Backend, Header, c_order, copy_boxes, in_file_order, numpy_dtype, reorder_backend
 from .dicom import DICOM
 from .minc import MINC
 from .nifti import NIFTI, NIFTI_GZ
@@ -120,14 +120,44 @@ def read_image(path: TypePath) -> tuple[Array, TypeAffine]:
         ((1, 2, 2, 2), 8.0)
     """
     resolved = check_path(path)
+    return _read_voxels(backend_of(resolved).read_image, path, resolved)
+
+
+def _read_voxels(
+    read: Callable[[Path], tuple[Array, TypeAffine]], path: TypePath, resolved: Path
+) -> tuple[Array, TypeAffine]:
+    """``read(resolved)``, every library error turned into one clear message naming ``path``."""
     try:
-        return backend_of(resolved).read_image(resolved)
-    except Exception as error:  # every library error becomes one clear message
+        return read(resolved)
+    except Exception as error:
         if _names_path(error, path, resolved):
             raise
         raise ValueError(
             f"cannot read the voxels of {str(path)!r} (truncated or corrupt file?): {type(error).__name__}: {error}"
         ) from error
+
+
+def read_image_file_order(path: TypePath) -> tuple[Array, TypeAffine]:
+    """:func:`read_image`, the voxels left in the order decoding gives them: no pass to reorder them.
+
+    Compressed NIfTI files and the files SimpleITK reads decode into the
+    file's order, each channel F-ordered (:func:`in_file_order`); other
+    formats, vector images and volumes too large to decode whole may come
+    C-ordered as from :func:`read_image`. Boxes of
+    either are cut by :func:`copy_boxes`; :func:`c_order` gives the
+    C-ordered volume.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> write_image(np.arange(24, dtype=np.int16).reshape(1, 2, 3, 4), np.eye(4), folder / 'x.nii.gz')
+        >>> data, affine = read_image_file_order(folder / 'x.nii.gz')
+        >>> in_file_order(data), bool((c_order(data) == np.arange(24).reshape(1, 2, 3, 4)).all())
+        (True, True)
+    """
+    resolved = check_path(path)
+    backend = backend_of(resolved)
+    return _read_voxels(backend.read_file_order or backend.read_image, path, resolved)
 
 
 def read_channels_header(paths: Sequence[TypePath]) -> Header:
@@ -305,6 +335,7 @@ __all__ = [
     "backend_of",
     "c_order",
     "copy_boxes",
+    "in_file_order",
     "numpy_dtype",
     "load_npy",
     "map_npy",
@@ -315,6 +346,7 @@ __all__ = [
     "raster_capabilities",
     "read_header",
     "read_image",
+    "read_image_file_order",
     "read_region",
     "reorder_backend",
     "release_memory_maps",

@@ -159,8 +159,12 @@ def _too_short(path: Path, expected: int, found: int) -> ValueError:
     )
 
 
-def _read_nii_gz(path: Path, proxy: Any) -> Array:
-    """The ``(C, I, J, K)`` voxels of a ``.nii.gz``, decoded whole (libdeflate) or streamed (zlib)."""
+def _read_nii_gz(path: Path, proxy: Any, reorder: bool = True) -> Array:
+    """The ``(C, I, J, K)`` voxels of a ``.nii.gz``, decoded whole (libdeflate) or streamed (zlib).
+
+    Without ``reorder``, voxels decoded whole are left in the file's order
+    (each channel F-ordered); streamed ones are C-ordered either way.
+    """
     shape, dtype, offset, size = _gz_layout(path, proxy)
     if should_stream(size):
         return _stream_nii_gz(path, proxy, shape, dtype, offset)
@@ -170,8 +174,9 @@ def _read_nii_gz(path: Path, proxy: Any) -> Array:
     if len(buffer) < size:
         raise _too_short(path, size, len(buffer))
     raw = np.frombuffer(buffer, dtype, math.prod(shape), offset).reshape(shape, order="F")
+    voxels = _to_channels_first(_scaled(raw, proxy), shape, path)
     # The decoded buffer is ours: the voxels are reordered in its own memory.
-    return c_order(_to_channels_first(_scaled(raw, proxy), shape, path), reuse=True)
+    return c_order(voxels, reuse=True) if reorder else voxels
 
 
 def _stream_nii_gz(path: Path, proxy: Any, shape: tuple[int, ...], dtype: np.dtype[Any], offset: int) -> Array:
@@ -242,6 +247,24 @@ def read_nifti(path: Path) -> tuple[Array, TypeAffine]:
     return c_order(data), affine
 
 
+def read_nifti_file_order(path: Path) -> tuple[Array, TypeAffine]:
+    """:func:`read_nifti` without the reordering: a ``.nii.gz`` decoded whole stays in the file's order.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'x.nii.gz'
+        >>> write_nifti(np.arange(24.0).reshape(1, 4, 3, 2), np.eye(4), path)
+        >>> data, _ = read_nifti_file_order(path)
+        >>> data.shape, data.flags.c_contiguous, float(data[0, 3, 2, 1])
+        ((1, 4, 3, 2), False, 23.0)
+    """
+    image = _nib_load(path)
+    affine = check_affine(image.affine, f"affine of {str(path)!r}")
+    if get_suffix(path) != ".nii.gz":
+        return read_nifti(path)
+    return _read_nii_gz(path, image.dataobj, reorder=False), affine
+
+
 def read_nifti_region(path: Path, index_ini: TypeTriplet, index_fin: TypeTriplet) -> Array:
     """The voxels ``[index_ini, index_fin)`` of a ``.nii`` file, through nibabel's memory map.
 
@@ -282,6 +305,16 @@ def write_nifti(data: Array, affine: TypeAffine, path: Path) -> None:
 
 #: ``.nii`` (region reads through a memory map) and ``.nii.gz`` (whole reads only).
 NIFTI = Backend("nifti", (".nii",), read_nifti_header, read_nifti, read_nifti_region, write_nifti)
-NIFTI_GZ = Backend("nifti", (".nii.gz",), read_nifti_header, read_nifti, None, write_nifti)
+NIFTI_GZ = Backend(
+    "nifti", (".nii.gz",), read_nifti_header, read_nifti, None, write_nifti, read_file_order=read_nifti_file_order
+)
 
-__all__ = ["NIFTI", "NIFTI_GZ", "read_nifti", "read_nifti_header", "read_nifti_region", "write_nifti"]
+__all__ = [
+    "NIFTI",
+    "NIFTI_GZ",
+    "read_nifti",
+    "read_nifti_file_order",
+    "read_nifti_header",
+    "read_nifti_region",
+    "write_nifti",
+]

@@ -92,8 +92,8 @@ def read_sitk_header(path: Path) -> Header:
     )
 
 
-def from_sitk(image: sitk.Image) -> tuple[Array, TypeAffine]:
-    """A SimpleITK image as ``(C, I, J, K)`` voxels in C order and a RAS+ affine.
+def from_sitk(image: sitk.Image, reorder: bool = True) -> tuple[Array, TypeAffine]:
+    """A SimpleITK image as ``(C, I, J, K)`` voxels in C order (as SimpleITK lays them out without ``reorder``).
 
     Example:
         >>> data, affine = from_sitk(sitk.Image([4, 3], sitk.sitkUInt8))
@@ -113,7 +113,7 @@ def from_sitk(image: sitk.Image) -> tuple[Array, TypeAffine]:
     if dimension == 2:
         array = array[..., None]
     affine = sitk_affine(image.GetSpacing(), image.GetOrigin(), image.GetDirection())
-    return c_order(array), affine
+    return (c_order(array) if reorder else array), affine
 
 
 def read_sitk(path: Path) -> tuple[Array, TypeAffine]:
@@ -128,6 +128,21 @@ def read_sitk(path: Path) -> tuple[Array, TypeAffine]:
     """
     fast = _decoded_here(path) if get_suffix(path) in TEXT_HEADER_SUFFIXES else None
     return fast if fast is not None else from_sitk(sitk.ReadImage(str(path)))
+
+
+def read_sitk_file_order(path: Path) -> tuple[Array, TypeAffine]:
+    """:func:`read_sitk` without the reordering: the voxels as decoded, each channel in the file's order.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'x.nrrd'
+        >>> write_sitk(np.arange(24.0).reshape(1, 4, 3, 2), np.eye(4), path)
+        >>> data, _ = read_sitk_file_order(path)
+        >>> data.shape, data.flags.c_contiguous, float(data[0, 3, 2, 1])
+        ((1, 4, 3, 2), False, 23.0)
+    """
+    fast = _decoded_here(path, reorder=False) if get_suffix(path) in TEXT_HEADER_SUFFIXES else None
+    return fast if fast is not None else from_sitk(sitk.ReadImage(str(path)), reorder=False)
 
 
 def raw_layout(path: Path) -> textheader.VoxelLayout | None:
@@ -193,7 +208,7 @@ def _agreeing_geometry(path: Path, layout: textheader.VoxelLayout) -> tuple[Any,
     return reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection()
 
 
-def _decoded_here(path: Path) -> tuple[Array, TypeAffine] | None:
+def _decoded_here(path: Path, reorder: bool = True) -> tuple[Array, TypeAffine] | None:
     """An NRRD or MetaImage file's voxels decoded by torchpatch, its geometry as SimpleITK reads it.
 
     ``None`` (SimpleITK reads the file) unless :func:`.textheader.voxel_layout`
@@ -203,7 +218,7 @@ def _decoded_here(path: Path) -> tuple[Array, TypeAffine] | None:
     geometry = None if layout is None else _agreeing_geometry(path, layout)
     if layout is None or geometry is None:
         return None
-    return textheader.read_voxels(path, layout), sitk_affine(*geometry)
+    return textheader.read_voxels(path, layout, reorder), sitk_affine(*geometry)
 
 
 def write_sitk(data: Array, affine: TypeAffine, path: Path) -> None:
@@ -239,10 +254,25 @@ def write_sitk(data: Array, affine: TypeAffine, path: Path) -> None:
 
 
 #: One-file formats, written through a temporary name.
-SITK = Backend("simpleitk", (".nrrd", ".mha", *SITK_2D_SUFFIXES), read_sitk_header, read_sitk, None, write_sitk)
+SITK = Backend(
+    "simpleitk",
+    (".nrrd", ".mha", *SITK_2D_SUFFIXES),
+    read_sitk_header,
+    read_sitk,
+    None,
+    write_sitk,
+    read_file_order=read_sitk_file_order,
+)
 #: Headers that name a second (voxel) file: written in place, both files.
 SITK_DETACHED = Backend(
-    "simpleitk", (".nhdr", ".mhd"), read_sitk_header, read_sitk, None, write_sitk, atomic_writes=False
+    "simpleitk",
+    (".nhdr", ".mhd"),
+    read_sitk_header,
+    read_sitk,
+    None,
+    write_sitk,
+    atomic_writes=False,
+    read_file_order=read_sitk_file_order,
 )
 
 __all__ = [
@@ -252,6 +282,7 @@ __all__ = [
     "from_sitk",
     "raw_layout",
     "read_sitk",
+    "read_sitk_file_order",
     "read_sitk_header",
     "read_sitk_region",
     "sitk_affine",

@@ -265,8 +265,10 @@ def _meta_fields_layout(fields: dict[str, str], data_file: str, offset: int) -> 
     return VoxelLayout(offset, encoding, dtype, shape, compressed_bytes, None if local else Path(data_file))
 
 
-def read_voxels(path: Path, layout: VoxelLayout) -> Array:
+def read_voxels(path: Path, layout: VoxelLayout, reorder: bool = True) -> Array:
     """The voxels ``layout`` describes, as a ``(1, I, J, K)`` C-ordered array of the native byte order.
+
+    Without ``reorder`` the array is left in the file's order (F order).
 
     Raises:
         ValueError: If the file holds fewer voxels than its header promises,
@@ -294,7 +296,7 @@ def read_voxels(path: Path, layout: VoxelLayout) -> Array:
     if not layout.dtype.isnative:
         raw = raw.view(raw.dtype.newbyteorder("="))  # the buffer is ours: swapped where it lies
         raw.byteswap(inplace=True)
-    return c_order(raw[None], reuse=True)
+    return c_order(raw[None], reuse=True) if reorder else raw[None]
 
 
 def read_raw_region(path: Path, layout: VoxelLayout, index_ini: Sequence[int], index_fin: Sequence[int]) -> Array:

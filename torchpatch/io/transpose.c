@@ -186,19 +186,22 @@ struct box {
 };
 
 PyDoc_STRVAR(copy_boxes_doc,
-             "copy_boxes(out, boxes, size_a, size_b, size_c, channels, itemsize)\n"
+             "copy_boxes(out, boxes, size_a, size_b, size_c, channels, itemsize, file_order=False)\n"
              "--\n\n"
              "Copy len(boxes) boxes of (channels, size_a, size_b, size_c) elements into ``out``, one after the other.\n\n"
              "Each box is ``(source, size_i, size_j, size_k, i0, j0, k0)``: a C-ordered (channels, size_i, size_j,\n"
-             "size_k) buffer and the box's first voxel; boxes lie inside their sources.");
+             "size_k) buffer and the box's first voxel; boxes lie inside their sources. With ``file_order`` true,\n"
+             "every source is (channels, size_k, size_j, size_i) in C order instead (each channel in the files'\n"
+             "order, i fastest): each box is transposed into place, one (k, i) tile of a j after the other.");
 
 static PyObject *copy_boxes(PyObject *module, PyObject *args) {
     Py_buffer dst;
     PyObject *boxes;
     Py_ssize_t sa, sb, sc, channels;
-    int size;
+    int size, file_order = 0;
     (void)module;
-    if (!PyArg_ParseTuple(args, "w*Onnnni", &dst, &boxes, &sa, &sb, &sc, &channels, &size)) return NULL;
+    if (!PyArg_ParseTuple(args, "w*Onnnni|p", &dst, &boxes, &sa, &sb, &sc, &channels, &size, &file_order))
+        return NULL;
     PyObject *seq = PySequence_Fast(boxes, "boxes must be a sequence of tuples");
     if (seq == NULL) {
         PyBuffer_Release(&dst);
@@ -253,11 +256,40 @@ static PyObject *copy_boxes(PyObject *module, PyObject *args) {
             goto done;
         }
     }
+    char *scratch = NULL;
+    char *gathered = NULL;
+    if (file_order && box_bytes > 0 &&
+        ((scratch = PyMem_RawMalloc((size_t)(box_bytes / channels))) == NULL ||
+         (gathered = PyMem_RawMalloc((size_t)(box_bytes / channels + sc * 64))) == NULL)) {
+        PyMem_RawFree(scratch);
+        PyErr_NoMemory();
+        goto done;
+    }
     if (box_bytes > 0) {
         Py_BEGIN_ALLOW_THREADS
         char *out = (char *)dst.buf;
         const size_t run = (size_t)(sc * size);
-        for (Py_ssize_t n = 0; n < count; n++) {
+        for (Py_ssize_t n = 0; file_order && n < count; n++) {
+            /* Source strides: i one element, j a row of I, k a plane of J rows. For each j of the box, the
+             * (k, i) matrix is transposed into the scratch's (j, i, k) rows; then runs of k move to (i, j, k). */
+            const Py_ssize_t *g = items[n].g;
+            const Py_ssize_t row = g[0] * size, plane = g[1] * row, volume = g[2] * plane;
+            const char *base = (const char *)items[n].view.buf + g[5] * plane + g[4] * row + g[3] * size;
+            /* The box in the file's order first, each k plane a cache line further than packed (no two of its
+             * rows in one cache set), then transposed in cache. */
+            const Py_ssize_t line = sa * size, pitch = sb * line + 64;
+            for (Py_ssize_t c = 0; c < channels; c++) {
+                const char *from = base + c * volume;
+                for (Py_ssize_t k = 0; k < sc; k++)
+                    for (Py_ssize_t b = 0; b < sb; b++) memcpy(gathered + k * pitch + b * line, from + k * plane + b * row, (size_t)line);
+                for (Py_ssize_t b = 0; b < sb; b++)
+                    transpose(gathered + b * line, scratch + b * sa * run, sc, sa, pitch, (Py_ssize_t)run, size);
+                for (Py_ssize_t a = 0; a < sa; a++)
+                    for (Py_ssize_t b = 0; b < sb; b++) memcpy(out + (a * sb + b) * run, scratch + (b * sa + a) * run, run);
+                out += sa * sb * run;
+            }
+        }
+        for (Py_ssize_t n = 0; !file_order && n < count; n++) {
             const Py_ssize_t *g = items[n].g;
             const Py_ssize_t row = g[2] * size, plane = g[1] * row, volume = g[0] * plane;
             const char *base = (const char *)items[n].view.buf + g[3] * plane + g[4] * row + g[5] * size;
@@ -273,6 +305,8 @@ static PyObject *copy_boxes(PyObject *module, PyObject *args) {
         }
         Py_END_ALLOW_THREADS
     }
+    PyMem_RawFree(scratch);
+    PyMem_RawFree(gathered);
     result = Py_None;
     Py_INCREF(result);
 done:

@@ -15,5 +15,6 @@ def copy_boxes(
     size_c: int,
     channels: int,
     itemsize: int,
+    file_order: bool = False,
     /,
 ) -> None: ...
