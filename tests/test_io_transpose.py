@@ -301,3 +301,16 @@ def test_copy_boxes_runs_beside_other_threads(rng):
     for thread in threads:
         thread.join()
     assert not errors
+
+
+@pytest.mark.parametrize("scratch_bytes", [0, 1, 2 * 5 * 4 * 6 * 2 + 64 * 6], ids=["none", "too small", "enough"])
+def test_copy_boxes_of_the_files_order_use_a_given_scratch_or_their_own(rng, scratch_bytes):
+    assert base.compiled is not None
+    source = rng.integers(0, 1000, (2, 9, 8, 7), dtype=np.int16)
+    decoded = _file_order(source)
+    out = np.zeros((2, 2, 5, 4, 6), np.int16)
+    items = [(decoded.transpose(0, 3, 2, 1), 9, 8, 7, *corner) for corner in [(0, 0, 0), (4, 4, 1)]]
+    arguments = (out, items, 5, 4, 6, 2, 2, True)
+    scratch = np.full(scratch_bytes, 255, np.uint8)
+    base.compiled.copy_boxes(*arguments, scratch) if scratch_bytes else base.compiled.copy_boxes(*arguments)
+    np.testing.assert_array_equal(out, _boxes_by_numpy([source] * 2, [(0, 0, 0), (4, 4, 1)], (5, 4, 6)))

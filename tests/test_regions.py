@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torchpatch import LabelMap, ScalarImage
+from torchpatch import LabelMap, ScalarImage, io
 
 MODES = ["constant", "edge", "reflect", "symmetric", "wrap", "mean", "median", "minimum", "maximum"]
 
@@ -107,7 +107,7 @@ def test_boxes_of_a_compressed_file_are_cut_before_its_voxels_are_reordered(tmp_
     boxes = [[0, 0, 0, 8, 5, 9], [13, 8, 8, 21, 13, 17], [4, 2, 3, 12, 7, 12]]
     assert torch.equal(image.read_regions(boxes), ScalarImage(tensor=data).read_regions(boxes))
     assert _decoded_in_file_order(image)  # the boxes came straight out of the file's order
-    decoded = image._file_order.ctypes.data  # its address: a reference would make it shared
+    decoded = image._file_order.data_ptr()  # its address: a reference would make it shared
     assert torch.equal(image.data, data) and image.data.is_contiguous()  # reordered when the data is used
     assert not _decoded_in_file_order(image)
     assert image.data.data_ptr() == decoded  # in the decoded buffer: no new volume
@@ -202,6 +202,40 @@ def test_copies_share_the_files_order_without_changing_it(tmp_path) -> None:
     twin = copy.copy(image)
     decoded = image._file_order
     assert torch.equal(twin.data, data)  # the twin reorders into its own array
-    assert _decoded_in_file_order(image) and not np.shares_memory(twin.data.numpy(), decoded)
+    assert _decoded_in_file_order(image) and not np.shares_memory(twin.data.numpy(), decoded.numpy())
     assert torch.equal(image.read_regions([[0, 0, 0, 6, 5, 4]])[0], data)
     assert torch.equal(image.data, data)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    reads=st.lists(
+        st.tuples(st.integers(1, 3), st.integers(0, 10**6), st.booleans()),
+        min_size=1,
+        max_size=5,
+    ),
+    size=st.tuples(st.integers(1, 9), st.integers(1, 7), st.integers(1, 5)),
+)
+def test_any_reads_of_a_compressed_image_give_the_tensors_boxes(tmp_path_factory, reads, size) -> None:
+    data = torch.arange(2 * 9 * 7 * 5, dtype=torch.int16).reshape(2, 9, 7, 5)
+    folder = tmp_path_factory.mktemp("reads")
+    image, reference = ScalarImage(_nifti_gz(folder, data)), ScalarImage(tensor=data)
+    for count, seed, use_data in reads:
+        rng = np.random.default_rng(seed)
+        corners = [[int(rng.integers(0, s - w + 1)) for s, w in zip((9, 7, 5), size)] for _ in range(count)]
+        boxes = [[*corner, *(c + w for c, w in zip(corner, size))] for corner in corners]
+        assert torch.equal(image.read_regions(boxes), reference.read_regions(boxes))
+        if use_data:
+            assert torch.equal(image.data, data)
+
+
+def test_an_image_in_the_files_order_pickles_its_voxels_as_they_are(tmp_path) -> None:
+    import pickle
+
+    data = torch.rand(2, 6, 5, 4)
+    image = ScalarImage(_nifti_gz(tmp_path, data))
+    image.load()
+    again = pickle.loads(pickle.dumps(image))  # a tensor: a loader's worker sends it in shared memory
+    assert isinstance(again._file_order, torch.Tensor) and io.in_file_order(again._file_order.numpy())
+    assert torch.equal(again.read_regions([[1, 1, 1, 5, 4, 3]])[0], data[:, 1:5, 1:4, 1:3])
+    assert torch.equal(again.data, data)

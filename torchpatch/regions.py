@@ -51,8 +51,9 @@ class RegionReads:
         [[3.0, 3.0], [7.0, 7.0]]
     """
 
-    #: Voxels loaded in the file's order (:meth:`_decode_in_file_order`), ``_data`` still ``None``.
-    _file_order: Array | None = None
+    #: Voxels loaded in the file's order (:meth:`_decode_in_file_order`), ``_data`` still ``None``: a
+    #: strided tensor, so that a loader's worker sends it in shared memory as it does ``_data``.
+    _file_order: torch.Tensor | None = None
     #: Voxels that :meth:`read_regions` may still cut out of ``_file_order`` before reordering it.
     _file_order_budget = 0
 
@@ -128,7 +129,7 @@ class RegionReads:
         if not io.in_file_order(voxels):
             self.set_data(io.c_order(voxels))  # e.g. streamed, or channels interleaved
             return True
-        self._file_order = voxels
+        self._file_order = torch.from_numpy(voxels)
         self._file_order_budget = int(FILE_ORDER_BUDGET * np.prod(voxels.shape[1:]))
         return True
 
@@ -148,7 +149,7 @@ class RegionReads:
         voxels, self._file_order = self._file_order, None
         if voxels is not None:
             alone = sys.getrefcount(voxels) <= 2  # the name voxels and getrefcount's argument
-            self.set_data(io.c_order(voxels, reuse=alone))
+            self.set_data(io.c_order(voxels.numpy(), reuse=alone))
 
     def read_region(
         self,
@@ -287,7 +288,7 @@ class RegionReads:
             source = self._region_array()
         if self._file_order is not None:
             # Boxes transposed as they are copied, while they add up to less than the budget.
-            voxels, count = self._file_order, len(rows) * int(np.prod(size))
+            voxels, count = self._file_order.numpy(), len(rows) * int(np.prod(size))
             fits = all(inside) and count <= self._file_order_budget and out.device.type == "cpu"
             if fits and io.copy_boxes(out, [(voxels, box[:3]) for box in rows]):
                 self._file_order_budget -= count

@@ -8,6 +8,7 @@ backend, so adding a format is adding a record, not another ``if`` chain.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -181,8 +182,20 @@ def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]]) 
         if not memory.flags.c_contiguous:
             return False
         items.append((memory, *array.shape[1:], *corner))
-    compiled.copy_boxes(target, items, size_a, size_b, size_c, channels, target.itemsize, file_order)
+    if not file_order:
+        compiled.copy_boxes(target, items, size_a, size_b, size_c, channels, target.itemsize)
+        return True
+    # The same scratch call after call (a fresh one would be paged in every time: see io.buffers).
+    need = 2 * size_a * size_b * size_c * target.itemsize + 64 * size_c
+    scratch = getattr(_SCRATCH, "buffer", None)
+    if scratch is None or len(scratch) < need:
+        scratch = _SCRATCH.buffer = np.empty(need, np.uint8)
+    compiled.copy_boxes(target, items, size_a, size_b, size_c, channels, target.itemsize, True, scratch)
     return True
+
+
+#: Each thread's scratch for :func:`copy_boxes` of arrays in the files' order (two boxes of one channel).
+_SCRATCH = threading.local()
 
 
 def _reorder_channel(source: Array, out: Array) -> None:

@@ -21,6 +21,16 @@
  * Pass 1 reads the whole source before pass 2 writes the output, so the
  * output may be the source's own memory (a reader reusing its decoded buffer).
  * The work runs without the GIL.
+ *
+ * copy_boxes cuts boxes into a batch: from C-ordered sources, runs of K
+ * elements; from sources still in the files' order, each box is gathered
+ * into a scratch (its k planes one cache line further apart than packed,
+ * since planes 64 x 64 elements apart all fall in one cache set), transposed
+ * there j by j with the same tiles, and its runs of K moved into place: 16
+ * boxes of 64^3 out of a 160 x 192 x 160 volume in 0.8-0.9 ms (int16) and
+ * 1.9-2.1 ms (float32), against 1.2 and 2.7 ms with the tiles read straight
+ * from the volume, 3.5 and 7.0 ms with them written straight into the batch,
+ * and 1.8-2.0 and 4.5-4.8 ms to reorder the volume and copy its boxes.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -186,24 +196,27 @@ struct box {
 };
 
 PyDoc_STRVAR(copy_boxes_doc,
-             "copy_boxes(out, boxes, size_a, size_b, size_c, channels, itemsize, file_order=False)\n"
+             "copy_boxes(out, boxes, size_a, size_b, size_c, channels, itemsize, file_order=False, scratch=None)\n"
              "--\n\n"
              "Copy len(boxes) boxes of (channels, size_a, size_b, size_c) elements into ``out``, one after the other.\n\n"
              "Each box is ``(source, size_i, size_j, size_k, i0, j0, k0)``: a C-ordered (channels, size_i, size_j,\n"
              "size_k) buffer and the box's first voxel; boxes lie inside their sources. With ``file_order`` true,\n"
              "every source is (channels, size_k, size_j, size_i) in C order instead (each channel in the files'\n"
-             "order, i fastest): each box is transposed into place, one (k, i) tile of a j after the other.");
+             "order, i fastest): each box is transposed into place through ``scratch`` (a writable buffer of\n"
+             "2 * size_a * size_b * size_c * itemsize + 64 * size_c bytes at least; else one is allocated).");
 
 static PyObject *copy_boxes(PyObject *module, PyObject *args) {
     Py_buffer dst;
     PyObject *boxes;
     Py_ssize_t sa, sb, sc, channels;
     int size, file_order = 0;
+    Py_buffer given = {0};
     (void)module;
-    if (!PyArg_ParseTuple(args, "w*Onnnni|p", &dst, &boxes, &sa, &sb, &sc, &channels, &size, &file_order))
+    if (!PyArg_ParseTuple(args, "w*Onnnni|pw*", &dst, &boxes, &sa, &sb, &sc, &channels, &size, &file_order, &given))
         return NULL;
     PyObject *seq = PySequence_Fast(boxes, "boxes must be a sequence of tuples");
     if (seq == NULL) {
+        if (given.buf != NULL) PyBuffer_Release(&given);
         PyBuffer_Release(&dst);
         return NULL;
     }
@@ -257,13 +270,17 @@ static PyObject *copy_boxes(PyObject *module, PyObject *args) {
         }
     }
     char *scratch = NULL;
-    char *gathered = NULL;
-    if (file_order && box_bytes > 0 &&
-        ((scratch = PyMem_RawMalloc((size_t)(box_bytes / channels))) == NULL ||
-         (gathered = PyMem_RawMalloc((size_t)(box_bytes / channels + sc * 64))) == NULL)) {
-        PyMem_RawFree(scratch);
-        PyErr_NoMemory();
-        goto done;
+    char *gathered = NULL, *allocated = NULL;
+    const Py_ssize_t scratch_bytes = 2 * (box_bytes / (channels ? channels : 1)) + sc * 64;
+    if (file_order && box_bytes > 0) {
+        /* The caller's scratch when it is large enough (reused: no fresh pages), else one of our own. */
+        if (given.buf != NULL && given.len >= scratch_bytes) {
+            scratch = (char *)given.buf;
+        } else if ((scratch = allocated = PyMem_RawMalloc((size_t)scratch_bytes)) == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        gathered = scratch + box_bytes / channels;
     }
     if (box_bytes > 0) {
         Py_BEGIN_ALLOW_THREADS
@@ -305,11 +322,11 @@ static PyObject *copy_boxes(PyObject *module, PyObject *args) {
         }
         Py_END_ALLOW_THREADS
     }
-    PyMem_RawFree(scratch);
-    PyMem_RawFree(gathered);
+    PyMem_RawFree(allocated);
     result = Py_None;
     Py_INCREF(result);
 done:
+    if (given.buf != NULL) PyBuffer_Release(&given);
     for (Py_ssize_t n = 0; n < held; n++) PyBuffer_Release(&items[n].view);
     PyMem_Free(items);
     Py_DECREF(seq);
