@@ -161,14 +161,19 @@ def test_images_that_convert_or_check_their_voxels_load_in_c_order(tmp_path, opt
     assert image._data is not None and not _decoded_in_file_order(image)
 
 
-def test_label_maps_stored_as_floats_are_cut_in_their_own_dtype(tmp_path) -> None:
-    data = torch.randint(0, 4, (1, 7, 6, 5)).float()
-    path = _nifti_gz(tmp_path, data)
-    label = LabelMap(path)  # float on disk, int64 in memory: boxes go through the reordered voxels
+@pytest.mark.parametrize("stored", [np.float32, np.uint16], ids=["float label", "uint16"])
+def test_voxels_converted_when_loaded_are_loaded_in_c_order(tmp_path, stored) -> None:
+    data = np.random.default_rng(0).integers(0, 4, (1, 7, 6, 5)).astype(stored)
+    path = tmp_path / "x.nii.gz"
+    io.write_image(data, np.eye(4), path)
+    image = LabelMap(path) if stored == np.float32 else ScalarImage(path)  # int64 labels; uint16 widened
+    image.load()
+    assert image._data is not None and not _decoded_in_file_order(image)
     boxes = [[0, 0, 0, 4, 4, 4], [3, 2, 1, 7, 6, 5]]
-    out = label.read_regions(boxes)
-    assert out.dtype == torch.int64
-    assert torch.equal(out, LabelMap(tensor=data.long()).read_regions(boxes))
+    out = image.read_regions(boxes)
+    assert out.dtype == image.dtype != torch.from_numpy(data).dtype
+    expected = torch.from_numpy(data.astype(np.int64))
+    assert torch.equal(out.long(), torch.stack([expected[:, 0:4, 0:4, 0:4], expected[:, 3:7, 2:6, 1:5]]))
 
 
 def test_without_the_compiled_copies_images_load_in_c_order(tmp_path, monkeypatch) -> None:

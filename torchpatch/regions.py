@@ -126,8 +126,10 @@ class RegionReads:
         if io.reorder_backend() != "compiled" or io.backend_of(self.path).read_file_order is None:
             return False
         voxels, _ = io.read_image_file_order(self.path)
-        if not io.in_file_order(voxels):
-            self.set_data(io.c_order(voxels))  # e.g. streamed, or channels interleaved
+        if not io.in_file_order(voxels) or voxels.dtype != io.numpy_dtype(self.dtype):
+            # Streamed, channels interleaved, or converted when loaded (uint16 widened, float labels):
+            # loaded as usual.
+            self.set_data(io.c_order(voxels))
             return True
         self._file_order = torch.from_numpy(voxels)
         self._file_order_budget = int(FILE_ORDER_BUDGET * np.prod(voxels.shape[1:]))
