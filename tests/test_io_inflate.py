@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from torchpatch import io
 from torchpatch.io import inflate
-from torchpatch.io.nifti import read_nifti, read_nifti_file_order
+from torchpatch.io.nifti import read_nifti
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MODES = ["libdeflate", "deflate", "zlib", "stream"]
@@ -93,12 +93,12 @@ SHAPES = [(7, 5), (7, 5, 3), (7, 5, 3, 2), (6, 4, 3, 1, 3)]
 def test_every_dtype_and_layout_reads_as_nibabel_does(tmp_path, mode, dtype, shape, reorder):
     rng = np.random.default_rng(len(shape) * 100 + DTYPES.index(dtype))
     path = _save(_values(dtype, shape, rng), tmp_path / "x.nii.gz")
-    data, affine = read_nifti(path) if reorder else read_nifti_file_order(path)
+    data, affine = read_nifti(path, reorder)
     expected = _nibabel_array(path)
     assert data.dtype == expected.dtype
     np.testing.assert_array_equal(data, expected)
     np.testing.assert_array_equal(affine, nib.load(path).affine)
-    # read_nifti_file_order decodes whole without reordering; streamed voxels go into a C-ordered image.
+    # Without reorder a file decoded whole stays in its order; streamed voxels go into a C-ordered image.
     assert data.flags.c_contiguous if reorder or mode == "stream" else io.in_file_order(data)
 
 

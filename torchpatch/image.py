@@ -257,7 +257,7 @@ class Image(CustomReads, ImageConversions):
             >>> image.load(); image.is_loaded
             True
         """
-        if self._data is not None or self._file_order is not None:
+        if self.is_loaded:
             return
         assert self.path is not None
         if is_custom_reader(self.reader):

@@ -51,7 +51,7 @@ class RegionReads:
         [[3.0, 3.0], [7.0, 7.0]]
     """
 
-    #: Voxels loaded in the file's order (:meth:`_decode_in_file_order`), ``_data`` still ``None``: a
+    #: Voxels loaded in the file's order (:meth:`_load_whole`), ``_data`` still ``None``: a
     #: strided tensor, so that a loader's worker sends it in shared memory as it does ``_data``.
     _file_order: torch.Tensor | None = None
     #: Voxels that :meth:`read_regions` may still cut out of ``_file_order`` before reordering it.
@@ -111,35 +111,34 @@ class RegionReads:
             return io.memory_map(self.path)
         return None
 
-    def _decode_in_file_order(self) -> bool:
-        """Load the voxels without reordering them (:func:`torchpatch.io.read_image_file_order`); whether it did.
+    def _load_whole(self) -> None:
+        """Read every voxel of the file(s); where it pays, leave them in the file's order.
 
-        Only for one file read whole by a backend that decodes in the file's
-        order (NIfTI, NRRD, MetaImage...), with the compiled copies, no NaN check and
-        no dtype asked for. Voxels decoded C-ordered all the same (streamed)
-        are loaded as usual; voxels left in the file's order are reordered
-        when :attr:`data` is first used, and boxes are cut straight out of
-        them until then (:meth:`read_regions`).
+        That is one file read whole by a backend that decodes in the file's
+        order (NIfTI, NRRD, MetaImage...: :func:`torchpatch.io.read_image_file_order`),
+        with the compiled copies, no NaN check and no dtype asked for. Voxels
+        left in the file's order are reordered when :attr:`data` is first
+        used, and boxes are cut straight out of them until then
+        (:meth:`read_regions`); voxels decoded C-ordered all the same are
+        loaded as usual.
         """
-        if self.check_nans or self._requested_dtype is not None or not isinstance(self.path, Path):
-            return False
-        if io.reorder_backend() != "compiled" or io.backend_of(self.path).read_file_order is None:
-            return False
-        voxels, _ = io.read_image_file_order(self.path)
+        assert self.path is not None
+        paths = self.path if isinstance(self.path, list) else [self.path]
+        path = None if len(paths) > 1 or self.check_nans or self._requested_dtype is not None else paths[0]
+        if path is None or io.reorder_backend() != "compiled" or io.backend_of(path).read_file_order is None:
+            self.set_data(io.read_channels(paths))
+            return
+        voxels, _ = io.read_image_file_order(path)
         if not io.in_file_order(voxels) or voxels.dtype != io.numpy_dtype(self.dtype):
-            # Streamed, channels interleaved, or converted when loaded (uint16 widened, float labels):
-            # loaded as usual.
+            # Streamed, channels interleaved, or converted when loaded (uint16 widened, float labels).
             self.set_data(io.c_order(voxels))
-            return True
+            return
         self._file_order = torch.from_numpy(voxels)
         self._file_order_budget = int(FILE_ORDER_BUDGET * np.prod(voxels.shape[1:]))
-        return True
 
-    def _load_whole(self) -> None:
-        """Read every voxel of the file(s): in the file's order where :meth:`_decode_in_file_order` can, else C."""
-        if not self._decode_in_file_order():
-            assert self.path is not None
-            self.set_data(io.read_channels(self.path if isinstance(self.path, list) else [self.path]))
+    def _reads_regions(self) -> bool:
+        """Whether boxes are read from the file alone (:func:`torchpatch.io.supports_region_reads`)."""
+        return isinstance(self.path, Path) and io.supports_region_reads(self.path)
 
     def _load_file_order(self) -> None:
         """Reorder voxels kept in the file's order into :attr:`data`, if there are any.
@@ -284,8 +283,7 @@ class RegionReads:
         if not rows:
             return out
         source = self._region_array()
-        whole = not (isinstance(self.path, Path) and io.supports_region_reads(self.path))
-        if source is None and self._data is None and self._file_order is None and whole:
+        if source is None and self._data is None and self._file_order is None and not self._reads_regions():
             self.load()  # read whole (as box by box below would), perhaps left in the file's order
             source = self._region_array()
         if self._file_order is not None:
@@ -326,7 +324,8 @@ class RegionReads:
                 if source.dtype == target.dtype:
                     target[...] = source[:, ini[0] : fin[0], ini[1] : fin[1], ini[2] : fin[2]]
                     return out
-        if self._data is None and isinstance(self.path, Path) and io.supports_region_reads(self.path):
+        if self._data is None and self._reads_regions():
+            assert isinstance(self.path, Path)
             region = self._to_tensor(io.read_region(self.path, ini, fin))
         else:
             region = self.data[:, ini[0] : fin[0], ini[1] : fin[1], ini[2] : fin[2]]

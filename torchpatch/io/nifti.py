@@ -7,6 +7,7 @@ float32 unless stored as float64.
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from collections.abc import Sequence
@@ -220,14 +221,16 @@ def _put_slices(out: Array, pending: bytearray, dtype: np.dtype[Any], first: int
         index += run
 
 
-def read_nifti(path: Path) -> tuple[Array, TypeAffine]:
+def read_nifti(path: Path, reorder: bool = True) -> tuple[Array, TypeAffine]:
     """All voxels of a ``.nii``/``.nii.gz`` file as ``(C, I, J, K)`` and its affine.
 
     A ``.nii.gz`` is decoded by libdeflate (zlib without it) straight from the
     file's bytes, nibabel reading only its header; the gzip CRC32 and size of
     every member are verified: a corrupt file raises ``ValueError`` naming it
     ("CRC check failed"). A volume larger than a quarter of the RAM streams
-    in chunks into its final array.
+    in chunks into its final array. Without ``reorder``, a ``.nii.gz``
+    decoded whole stays in the file's order (each channel F-ordered: the
+    backend's ``read_file_order``).
 
     Example:
         >>> import tempfile
@@ -241,28 +244,10 @@ def read_nifti(path: Path) -> tuple[Array, TypeAffine]:
     affine = check_affine(image.affine, f"affine of {str(path)!r}")
     proxy = image.dataobj
     if get_suffix(path) == ".nii.gz":
-        return _read_nii_gz(path, proxy), affine
+        return _read_nii_gz(path, proxy, reorder), affine
     raw = np.asanyarray(proxy)
     data = _cast_scaled(_to_channels_first(raw, image.shape, path), proxy)
     return c_order(data), affine
-
-
-def read_nifti_file_order(path: Path) -> tuple[Array, TypeAffine]:
-    """:func:`read_nifti` without the reordering: a ``.nii.gz`` decoded whole stays in the file's order.
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / 'x.nii.gz'
-        >>> write_nifti(np.arange(24.0).reshape(1, 4, 3, 2), np.eye(4), path)
-        >>> data, _ = read_nifti_file_order(path)
-        >>> data.shape, data.flags.c_contiguous, float(data[0, 3, 2, 1])
-        ((1, 4, 3, 2), False, 23.0)
-    """
-    image = _nib_load(path)
-    affine = check_affine(image.affine, f"affine of {str(path)!r}")
-    if get_suffix(path) != ".nii.gz":
-        return read_nifti(path)
-    return _read_nii_gz(path, image.dataobj, reorder=False), affine
 
 
 def read_nifti_region(path: Path, index_ini: TypeTriplet, index_fin: TypeTriplet) -> Array:
@@ -306,14 +291,19 @@ def write_nifti(data: Array, affine: TypeAffine, path: Path) -> None:
 #: ``.nii`` (region reads through a memory map) and ``.nii.gz`` (whole reads only).
 NIFTI = Backend("nifti", (".nii",), read_nifti_header, read_nifti, read_nifti_region, write_nifti)
 NIFTI_GZ = Backend(
-    "nifti", (".nii.gz",), read_nifti_header, read_nifti, None, write_nifti, read_file_order=read_nifti_file_order
+    "nifti",
+    (".nii.gz",),
+    read_nifti_header,
+    read_nifti,
+    None,
+    write_nifti,
+    read_file_order=functools.partial(read_nifti, reorder=False),
 )
 
 __all__ = [
     "NIFTI",
     "NIFTI_GZ",
     "read_nifti",
-    "read_nifti_file_order",
     "read_nifti_header",
     "read_nifti_region",
     "write_nifti",

@@ -116,8 +116,11 @@ def from_sitk(image: sitk.Image, reorder: bool = True) -> tuple[Array, TypeAffin
     return (c_order(array) if reorder else array), affine
 
 
-def read_sitk(path: Path) -> tuple[Array, TypeAffine]:
+def read_sitk(path: Path, reorder: bool = True) -> tuple[Array, TypeAffine]:
     """All voxels of a file SimpleITK reads, and its RAS+ affine.
+
+    Without ``reorder`` the voxels stay as decoded, each channel in the
+    file's order (the backends' ``read_file_order``).
 
     Example:
         >>> import tempfile
@@ -126,23 +129,8 @@ def read_sitk(path: Path) -> tuple[Array, TypeAffine]:
         >>> float(read_sitk(path)[0].sum())
         8.0
     """
-    fast = _decoded_here(path) if get_suffix(path) in TEXT_HEADER_SUFFIXES else None
-    return fast if fast is not None else from_sitk(sitk.ReadImage(str(path)))
-
-
-def read_sitk_file_order(path: Path) -> tuple[Array, TypeAffine]:
-    """:func:`read_sitk` without the reordering: the voxels as decoded, each channel in the file's order.
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / 'x.nrrd'
-        >>> write_sitk(np.arange(24.0).reshape(1, 4, 3, 2), np.eye(4), path)
-        >>> data, _ = read_sitk_file_order(path)
-        >>> data.shape, data.flags.c_contiguous, float(data[0, 3, 2, 1])
-        ((1, 4, 3, 2), False, 23.0)
-    """
-    fast = _decoded_here(path, reorder=False) if get_suffix(path) in TEXT_HEADER_SUFFIXES else None
-    return fast if fast is not None else from_sitk(sitk.ReadImage(str(path)), reorder=False)
+    fast = _decoded_here(path, reorder) if get_suffix(path) in TEXT_HEADER_SUFFIXES else None
+    return fast if fast is not None else from_sitk(sitk.ReadImage(str(path)), reorder)
 
 
 def raw_layout(path: Path) -> textheader.VoxelLayout | None:
@@ -261,7 +249,7 @@ SITK = Backend(
     read_sitk,
     None,
     write_sitk,
-    read_file_order=read_sitk_file_order,
+    read_file_order=functools.partial(read_sitk, reorder=False),
 )
 #: Headers that name a second (voxel) file: written in place, both files.
 SITK_DETACHED = Backend(
@@ -272,7 +260,7 @@ SITK_DETACHED = Backend(
     None,
     write_sitk,
     atomic_writes=False,
-    read_file_order=read_sitk_file_order,
+    read_file_order=functools.partial(read_sitk, reorder=False),
 )
 
 __all__ = [
@@ -282,7 +270,6 @@ __all__ = [
     "from_sitk",
     "raw_layout",
     "read_sitk",
-    "read_sitk_file_order",
     "read_sitk_header",
     "read_sitk_region",
     "sitk_affine",

@@ -211,9 +211,15 @@ static PyObject *copy_boxes(PyObject *module, PyObject *args) {
     Py_ssize_t sa, sb, sc, channels;
     int size, file_order = 0;
     Py_buffer given = {0};
+    PyObject *given_object = Py_None;
     (void)module;
-    if (!PyArg_ParseTuple(args, "w*Onnnni|pw*", &dst, &boxes, &sa, &sb, &sc, &channels, &size, &file_order, &given))
+    if (!PyArg_ParseTuple(args, "w*Onnnni|pO", &dst, &boxes, &sa, &sb, &sc, &channels, &size, &file_order,
+                          &given_object))
         return NULL;
+    if (given_object != Py_None && PyObject_GetBuffer(given_object, &given, PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&dst);
+        return NULL;
+    }
     PyObject *seq = PySequence_Fast(boxes, "boxes must be a sequence of tuples");
     if (seq == NULL) {
         if (given.buf != NULL) PyBuffer_Release(&given);

@@ -16,6 +16,6 @@ def copy_boxes(
     channels: int,
     itemsize: int,
     file_order: bool = False,
-    scratch: _Buffer = ...,
+    scratch: _Buffer | None = None,
     /,
 ) -> None: ...
