@@ -57,9 +57,26 @@ def _stack_images(name: str, images: Sequence[Image], stacked: torch.Tensor | No
         )
     if stacked is None or tuple(stacked.shape) != (len(images), *images[0].shape):
         stacked = stack([image.data for image in images])
+    return image_batch(stacked, np.stack([image.affine for image in images]), images)
+
+
+def image_batch(data: torch.Tensor, affines: Any, images: Sequence[Image]) -> dict[str, Any]:
+    """One image's entry of a batch: ``(B, C, *shape)`` voxels, ``(B, 4, 4)`` affines, and each row's path, stem, type.
+
+    What :func:`collate_subjects` makes of the images of one name, with
+    ``images`` giving each row's path and type (the patches of one subject
+    may all give the same image).
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> image = ScalarImage(tensor=torch.zeros(1, 2, 2, 2))
+        >>> batch = image_batch(torch.zeros(2, 1, 2, 2, 2), np.stack([np.eye(4)] * 2), [image, image])
+        >>> tuple(batch[AFFINE].shape), batch[TYPE]
+        ((2, 4, 4), ['intensity', 'intensity'])
+    """
     return {
-        DATA: stacked,
-        AFFINE: torch.from_numpy(np.stack([image.affine for image in images])),
+        DATA: data,
+        AFFINE: torch.from_numpy(np.asarray(affines, dtype=np.float64)),
         PATH: [None if image.path is None else str(image.path) for image in images],
         STEM: _stems(images),
         TYPE: [image.type for image in images],
@@ -79,7 +96,17 @@ def _stems(images: Sequence[Image]) -> list[str | None]:
     return stems
 
 
-def _collate_values(key: str, values: list[Any]) -> Any:
+def collate_values(key: str, values: Sequence[Any]) -> Any:
+    """What :func:`collate_subjects` makes of the values of a key that is not an image, one per row.
+
+    ``LOCATION`` rows become one ``(B, 6)`` int64 tensor, tensors of one
+    shape a stacked tensor, numbers a tensor; anything else stays a list.
+
+    Example:
+        >>> collate_values('age', [30, 40]).tolist(), collate_values('name', ['a', 'b'])
+        ([30, 40], ['a', 'b'])
+    """
+    values = list(values)
     if key == LOCATION:
         return stack([torch.as_tensor(v, dtype=torch.int64) for v in values])
     if all(isinstance(v, torch.Tensor) for v in values):
@@ -103,6 +130,9 @@ def collate_subjects(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """
     if not batch:
         raise ValueError("cannot collate an empty batch")
+    known = batch.collated() if isinstance(batch, StackedPatches) else None
+    if known is not None:
+        return known
     keys = list(batch[0].keys())
     for index, item in enumerate(batch[1:], start=1):
         if list(item.keys()) != keys:
@@ -118,7 +148,7 @@ def collate_subjects(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         elif key == LOCATION and key in ready and len(ready[key]) == len(values):
             collated[key] = ready[key]
         else:
-            collated[key] = _collate_values(key, values)
+            collated[key] = collate_values(key, values)
     return collated
 
 
@@ -181,4 +211,13 @@ def cut_ahead(batches: Iterator[Any], name: str = "torchpatch-loader") -> Iterat
             yield batch
 
 
-__all__ = ["StackedPatches", "SubjectsLoader", "collate_subjects", "cut_ahead", "empty_batch", "stack"]
+__all__ = [
+    "StackedPatches",
+    "SubjectsLoader",
+    "collate_subjects",
+    "collate_values",
+    "cut_ahead",
+    "empty_batch",
+    "image_batch",
+    "stack",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import mmap
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -184,12 +185,95 @@ def test_deferred_patches_read_the_voxels_of_an_eager_cut(tmp_path: Path):
     assert not loaded.deferred
 
 
-def test_other_collate_functions_see_a_list_of_patches():
+def test_other_collate_functions_see_a_sequence_of_patches():
     voxels = torch.rand(2, 1, 2, 2, 2)
     patches = StackedPatches([Subject(t1=ScalarImage(tensor=v)) for v in voxels], {"t1": voxels})
-    assert isinstance(patches, list) and torch.equal(patches[1]["t1"].data, voxels[1])
+    assert isinstance(patches, Sequence) and len(patches) == 2 and torch.equal(patches[1]["t1"].data, voxels[1])
+    assert patches.collated() is None  # made of patches: collated from them
     wrong = StackedPatches(list(patches), {"t1": torch.zeros(3, 1, 2, 2, 2)})  # not these patches: stacked again
     assert torch.equal(collate_subjects(wrong)["t1"][DATA], voxels)
+
+
+def test_deferred_patches_are_made_once_when_asked_for():
+    made: list[int] = []
+
+    def make(row: int) -> dict[str, int]:
+        made.append(row)
+        return {"row": row}
+
+    batch = StackedPatches.deferred(3, make, {}, lambda: None)
+    assert made == [] and len(batch) == 3 and batch.collated() is None
+    assert batch[-1] is batch[2] and made == [2]
+    assert [patch["row"] for patch in batch[:2]] == [0, 1] and [p["row"] for p in batch] == [0, 1, 2]
+    assert made == [2, 0, 1] and list(batch) == batch[:] and batch.index(batch[1]) == 1
+    with pytest.raises(IndexError):
+        batch[3]
+
+
+def _assert_equal_collated(fast: object, slow: object) -> None:
+    assert type(fast) is type(slow)
+    if isinstance(slow, dict):
+        assert isinstance(fast, dict) and list(fast) == list(slow)
+        for key in slow:
+            _assert_equal_collated(fast[key], slow[key])
+    elif isinstance(slow, torch.Tensor):
+        assert isinstance(fast, torch.Tensor) and fast.dtype == slow.dtype and torch.equal(fast, slow)
+    elif isinstance(slow, list):
+        assert isinstance(fast, list) and len(fast) == len(slow)
+        for a, b in zip(fast, slow):
+            _assert_equal_collated(a, b)
+    else:
+        assert fast == slow
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_batches_collated_from_their_stacks_equal_their_patches_collated(tmp_path: Path, cached: bool):
+    subjects = []
+    for index in range(3):
+        image = torch.rand(1, 10, 9, 8)
+        affine = np.diag([1.0 + index, 2.0, 3.0, 1.0])
+        subjects.append(
+            Subject(
+                t1=ScalarImage(tensor=image, affine=affine),
+                seg=LabelMap(tensor=(image > 0.5).to(torch.uint8), affine=affine),
+                subject_id=f"s{index}",
+                age=30 + index,
+                weight=0.5 * index,
+                flag=index % 2 == 0,
+                site=None,
+                scores=torch.tensor([index, 2.0 * index]),
+                tags=["a", str(index)],
+            )
+        )
+    options = {"cache_dir": tmp_path / "cache"} if cached else {}
+    dataset = SubjectsDataset(subjects, **options)  # type: ignore[arg-type]
+    with Queue(dataset, 6, 3, UniformSampler((4, 5, 3)), num_workers=2, seed=2) as queue:
+        for _ in range(2):  # with the cache: epoch 2 copies from the maps
+            for batch in SubjectsLoader(queue, batch_size=4, collate_fn=lambda patches: patches):
+                assert isinstance(batch, StackedPatches)
+                fast = batch.collated()
+                assert fast is not None
+                _assert_equal_collated(fast, collate_subjects(list(batch)))
+
+
+def test_batches_whose_patches_differ_are_collated_from_the_patches(tmp_path: Path):
+    from torchpatch.queue.batches import assemble, collate_rows
+
+    image = torch.rand(1, 6, 6, 6)
+    plain = Subject(t1=ScalarImage(tensor=image), subject_id="a")
+    other = Subject(t1=ScalarImage(tensor=image), subject_id="b", age=3)  # another key
+    nans = Subject(t1=ScalarImage(tensor=image, check_nans=True), subject_id="c")
+    box = [[0, 0, 0, 2, 2, 2]]
+    mixed = assemble([(plain.cut(box), 0), (other.cut(box), 0)], BufferRing())
+    assert isinstance(mixed, StackedPatches) and mixed.collated() is None
+    with pytest.raises(ValueError, match="different keys"):
+        collate_subjects(mixed)
+    checked = assemble([(nans.cut(box), 0), (nans.cut(box), 0)], BufferRing())
+    assert isinstance(checked, StackedPatches) and checked.collated() is None
+    assert collate_subjects(checked)["t1"][DATA].shape == (2, 1, 2, 2, 2)
+    same = assemble([(plain.cut(box), 0)], BufferRing())
+    assert isinstance(same, StackedPatches)
+    assert collate_rows([(plain.cut(box), 0)], {"t1": torch.zeros(1, 1, 2, 2, 2)}, torch.zeros(1, 6)) is not None
 
 
 def test_batches_of_file_subjects_list_each_patch_path_stem_and_type(tmp_path: Path):

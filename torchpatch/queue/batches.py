@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,8 @@ import torch
 
 from .. import io
 from ..constants import LOCATION
-from ..loader import StackedPatches, empty_batch
+from ..image import Image
+from ..loader import StackedPatches, collate_values, empty_batch, image_batch
 from ..patches import Patches
 from ..subject import Subject
 
@@ -112,7 +113,7 @@ def _off_heap(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray[Any, A
     return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
-def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel: bool = False) -> list[Subject]:
+def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel: bool = False) -> Sequence[Subject]:
     """The patches ``entries`` (a stack and a row each), their voxels copied into one batch buffer per image.
 
     Without ``parallel`` and every patch deferred (boxes of memory maps),
@@ -128,7 +129,9 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
 
     Returns a :class:`~torchpatch.loader.StackedPatches` when every patch
     has the same images, shapes and dtypes (else a plain list of patches, as
-    single pops would give).
+    single pops would give): its patch subjects are made only when asked
+    for, and :func:`~torchpatch.loader.collate_subjects` collates it from
+    the stacks (:func:`collate_rows`).
 
     Example:
         >>> from torchpatch import ScalarImage, DATA
@@ -167,13 +170,59 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
             continue
         for row, (stack, index) in enumerate(entries):
             stack.read_into(name, index, out[row], parallel=parallel)
-    patches = []
-    locations = np.empty((count, 6), dtype=np.int64)
-    for row, (stack, index) in enumerate(entries):
-        locations[row] = stack.locations[index]
-        patches.append(stack.patch(index, {name: out[row] for name, out in stacked.items()}))
-    ready: dict[str, torch.Tensor] = {**stacked, LOCATION: torch.from_numpy(locations)}
-    return StackedPatches(patches, ready)
+    locations = torch.from_numpy(np.stack([stack.locations[index] for stack, index in entries]))
+
+    def make(row: int) -> Subject:
+        stack, index = entries[row]
+        return stack.patch(index, {name: out[row] for name, out in stacked.items()})
+
+    def collate() -> dict[str, Any] | None:
+        return collate_rows(entries, stacked, locations)
+
+    return StackedPatches.deferred(count, make, {**stacked, LOCATION: locations}, collate)
 
 
-__all__ = ["HUGE_PAGE", "KEPT", "MAPPED_BYTES", "BufferRing", "assemble"]
+def collate_rows(
+    entries: Sequence[tuple[Patches, int]], stacked: Mapping[str, torch.Tensor], locations: torch.Tensor
+) -> dict[str, Any] | None:
+    """The batch :func:`~torchpatch.loader.collate_subjects` would make of these patches, without making them.
+
+    ``stacked`` holds each image's rows, ``locations`` the ``(B, 6)``
+    locations. Each image's path and type come from its stack's template
+    (the patches share them), its affines from the stack; other keys are the
+    template's values. ``None`` where the patches themselves must be
+    collated: metadata that differs between patches, subjects with other
+    keys, or an image that checks its voxels for NaN when a patch is made.
+
+    Example:
+        >>> from torchpatch import ScalarImage, DATA
+        >>> subject = Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 1)), age=3)
+        >>> stack = subject.cut([[0, 0, 0, 2, 2, 1], [2, 2, 0, 4, 4, 1]])
+        >>> batch = collate_rows([(stack, 1), (stack, 0)], {'t1': stack.data['t1'].flip(0)}, torch.zeros(2, 6))
+        >>> batch['t1'][DATA].shape, batch['age'].tolist()
+        (torch.Size([2, 1, 2, 2, 1]), [3, 3])
+    """
+    template = entries[0][0].template
+    keys = list(template)
+    for stack, _ in entries:
+        if stack.metadata is not None or (stack.template is not template and list(stack.template) != keys):
+            return None
+        if any(image.check_nans for image in stack.template.images.values()):
+            return None
+    collated: dict[str, Any] = {}
+    for key in keys if LOCATION in keys else [*keys, LOCATION]:
+        if key == LOCATION:
+            collated[key] = locations
+            continue
+        values = [stack.template[key] for stack, _ in entries]
+        if key in stacked:
+            affines = np.stack([stack.affines[key][index] for stack, index in entries])
+            collated[key] = image_batch(stacked[key], affines, values)
+        elif any(isinstance(value, Image) for value in values):
+            return None
+        else:
+            collated[key] = collate_values(key, values)
+    return collated
+
+
+__all__ = ["HUGE_PAGE", "KEPT", "MAPPED_BYTES", "BufferRing", "assemble", "collate_rows"]

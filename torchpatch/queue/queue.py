@@ -173,7 +173,7 @@ class Queue(Dataset[Subject]):
         # The next batches, assembled in order by a thread while the training step runs (see
         # __getitems__); the count popped once they are done; and patches popped ahead but not
         # handed out yet (a batch of another size was asked for).
-        self._ahead: deque[Future[tuple[list[tuple[Patches, int]], list[Subject]]]] = deque()
+        self._ahead: deque[Future[tuple[list[tuple[Patches, int]], Sequence[Subject]]]] = deque()
         self._ahead_popped = 0
         self._spare: deque[tuple[Patches, int]] = deque()
         self._assembler: ThreadPoolExecutor | None = None
@@ -202,7 +202,7 @@ class Queue(Dataset[Subject]):
         while self._ahead:
             self._spare.extend(self._ahead.popleft().result()[0])
 
-    def _assemble_next(self, count: int) -> tuple[list[tuple[Patches, int]], list[Subject]]:
+    def _assemble_next(self, count: int) -> tuple[list[tuple[Patches, int]], Sequence[Subject]]:
         entries = [self._pop_entry() for _ in range(count)]
         return entries, assemble(entries, self._buffers)
 
@@ -232,7 +232,7 @@ class Queue(Dataset[Subject]):
             )
         return self._pop()
 
-    def __getitems__(self, indices: Sequence[int]) -> list[Subject]:
+    def __getitems__(self, indices: Sequence[int]) -> Sequence[Subject]:
         """The next ``len(indices)`` patches, their voxels already in one batch tensor per image.
 
         What a ``DataLoader`` asks for each batch: the patches are popped as

@@ -207,7 +207,7 @@ class GridSampler(PatchSampler, Dataset[Subject]):
         location = self.locations[position : position + 1]
         return self.subject.cut(location, padding_mode=self._fill_mode, copy=False)[0]
 
-    def __getitems__(self, indices: Sequence[int]) -> list[Subject]:
+    def __getitems__(self, indices: Sequence[int]) -> Sequence[Subject]:
         """The patches at ``indices``, each box copied once, straight into one batch tensor per image.
 
         What a ``DataLoader`` asks for each batch: the same patches as
