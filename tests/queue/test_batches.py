@@ -210,6 +210,29 @@ def test_deferred_patches_are_made_once_when_asked_for():
         batch[3]
 
 
+def test_a_batch_whose_rows_are_all_made_lets_go_of_the_stacks():
+    import gc
+    import weakref
+
+    from torchpatch.queue.batches import assemble
+
+    subject = Subject(t1=ScalarImage(tensor=torch.rand(1, 6, 6, 6)), subject_id="a")
+    stack = subject.cut([[0, 0, 0, 2, 2, 2], [2, 2, 2, 4, 4, 4]])
+    alive = weakref.ref(stack)
+    batch = assemble([(stack, 1), (stack, 0)], BufferRing())
+    assert isinstance(batch, StackedPatches)
+    collated = batch.collated()
+    assert collated is not None
+    del stack
+    gc.collect()
+    assert alive() is not None  # rows still to make: the stack stays
+    rows = list(batch)
+    gc.collect()
+    assert alive() is None and batch.collated() is None  # collated from the rows from now on
+    _assert_equal_collated(collate_subjects(batch), collated)
+    assert torch.equal(rows[0]["t1"].data, collated["t1"][DATA][0])
+
+
 def _assert_equal_collated(fast: object, slow: object) -> None:
     assert type(fast) is type(slow)
     if isinstance(slow, dict):
