@@ -192,6 +192,10 @@ class StackedPatches(Sequence[Any]):
     def __len__(self) -> int:
         return len(self._patches)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its patches (every row made) and the batch tensors: what made them stays here.
+        return (StackedPatches, (self[:], self.stacked))
+
     def __repr__(self) -> str:
         shapes = {name: tuple(data.shape) for name, data in self.stacked.items()}
         return f"StackedPatches({len(self)} patches; stacked: {shapes})"

@@ -210,6 +210,20 @@ def test_deferred_patches_are_made_once_when_asked_for():
         batch[3]
 
 
+def test_a_deferred_batch_pickles_as_its_patches():
+    import pickle
+
+    from torchpatch.queue.batches import assemble
+
+    subject = Subject(t1=ScalarImage(tensor=torch.rand(1, 6, 6, 6)), subject_id="a", age=3)
+    stack = subject.cut([[0, 0, 0, 2, 2, 2], [2, 2, 2, 4, 4, 4]])
+    batch = assemble([(stack, 1), (stack, 0)], BufferRing())
+    assert isinstance(batch, StackedPatches)
+    again = pickle.loads(pickle.dumps(batch))
+    assert isinstance(again, StackedPatches) and len(again) == 2 and again.collated() is None
+    _assert_equal_collated(collate_subjects(again), collate_subjects(list(batch)))
+
+
 def test_a_batch_whose_rows_are_all_made_lets_go_of_the_stacks():
     import gc
     import weakref
