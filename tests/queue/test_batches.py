@@ -305,6 +305,14 @@ def test_batches_whose_patches_differ_are_collated_from_the_patches(tmp_path: Pa
     assert isinstance(mixed, StackedPatches) and mixed.collated() is None
     with pytest.raises(ValueError, match="different keys"):
         collate_subjects(mixed)
+    from torchpatch import Points
+
+    points = Subject(t1=ScalarImage(tensor=image), subject_id="d", cells=Points([[1.0, 1.0, 1.0]], (6, 6, 6)))
+    cropped = points.cut([[0, 0, 0, 2, 2, 2], [2, 2, 2, 4, 4, 4]])
+    assert cropped.metadata is not None  # per patch: the points inside each box
+    per_patch = assemble([(cropped, 0), (cropped, 1)], BufferRing())
+    assert isinstance(per_patch, StackedPatches) and per_patch.collated() is None
+    assert collate_subjects(per_patch)["cells"] == [per_patch[0]["cells"], per_patch[1]["cells"]]
     checked = assemble([(nans.cut(box), 0), (nans.cut(box), 0)], BufferRing())
     assert isinstance(checked, StackedPatches) and checked.collated() is None
     assert collate_subjects(checked)["t1"][DATA].shape == (2, 1, 2, 2, 2)
