@@ -20,6 +20,7 @@ then could not be given back (see :func:`~torchpatch.queue.workers.steady_heap`)
 from __future__ import annotations
 
 import contextlib
+import functools
 import mmap
 import sys
 from collections.abc import Mapping, Sequence
@@ -176,9 +177,7 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
         stack, index = entries[row]
         return stack.patch(index, {name: out[row] for name, out in stacked.items()})
 
-    def collate() -> dict[str, Any] | None:
-        return collate_rows(entries, stacked, locations)
-
+    collate = functools.partial(collate_rows, entries, stacked, locations)
     return StackedPatches.deferred(count, make, {**stacked, LOCATION: locations}, collate)
 
 
@@ -204,7 +203,8 @@ def collate_rows(
     """
     template = entries[0][0].template
     keys = list(template)
-    for stack, _ in entries:
+    # Each stack once (a batch's rows come from a few subjects).
+    for stack in {id(stack): stack for stack, _ in entries}.values():
         if stack.metadata is not None or (stack.template is not template and list(stack.template) != keys):
             return None
         if any(image.check_nans for image in stack.template.images.values()):
