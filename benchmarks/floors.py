@@ -18,7 +18,12 @@ be told apart from a physical floor:
   memory traffic of cutting, batching and reading the patches at the
   measured bandwidth;
 - the grid job's 8-channel model alone: ``x.repeat(1, 8, 1, 1, 1)`` on the
-  16 batches of 8 patches of 64³ (seconds, no aggregation at all).
+  16 batches of 8 patches of 64³ (seconds, no aggregation at all);
+- the WeightedSampler micro-benchmark of ``queue.py`` (a 256³ float32 map,
+  200 patches of 64³, one thread): its 200 box copies into a reused buffer
+  (every library copies its patches: TorchIO clones each crop) and one
+  read of the map (``torch.aminmax``, the least a sampler that checks its
+  weights reads), in milliseconds.
 
 Run it from the repository root with the torchpatch venv (it writes one
 subject per kind if ``benchmarks/queue.py`` has not written its data)::
@@ -192,6 +197,26 @@ def model_seconds() -> float:
     return _median(run)
 
 
+def weighted_sampler_floor(size: int = 256, patch: int = 64, draws: int = 200) -> tuple[float, float]:
+    """Seconds of the WeightedSampler micro-benchmark's box copies and of one pass over its map (one thread)."""
+    import torch
+
+    default = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        weights = torch.rand(1, size, size, size, generator=torch.Generator().manual_seed(0))
+        corners = np.random.default_rng(0).integers(0, size - patch + 1, size=(draws, 3)).tolist()
+        out = torch.empty(1, patch, patch, patch)
+
+        def copies() -> None:
+            for i, j, k in corners:
+                out.copy_(weights[:, i : i + patch, j : j + patch, k : k + patch])
+
+        return _median(copies), _median(lambda: torch.aminmax(weights))
+    finally:
+        torch.set_num_threads(default)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", choices=KINDS, default=list(KINDS), help="kinds of volumes to decode")
@@ -229,6 +254,11 @@ def main() -> None:
     crop_bytes = 125 * 64**3 * 4 * 2 + 256**3 * 4 * 2
     print(f"\ngrid crop, 1 channel: >= {crop_bytes / (two * 1e9):.3f} s at two-thread bandwidth")
     print(f"grid 8-channel model alone (x.repeat(1, 8, 1, 1, 1), 16 batches): {model_seconds():.3f} s")
+    copies, one_pass = weighted_sampler_floor()
+    print(
+        f"\nWeightedSampler micro (256^3 float32 map, 200 patches of 64^3, one thread): box copies "
+        f"{copies * 1e3:.1f} ms + one pass over the map {one_pass * 1e3:.1f} ms = {(copies + one_pass) * 1e3:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ class Patches:
         return cls(first.with_images(templates), data, affines, locations, metadata)
 
     def __len__(self) -> int:
-        return int(self.locations.shape[0])
+        return len(self._rows)
 
     @property
     def deferred(self) -> bool:
@@ -152,8 +152,7 @@ class Patches:
         elif view is None:
             out.copy_(self.data[name][index])
         elif numpy_out is None or (self.sources is not None and (parallel or torch.get_num_threads() == 1)):
-            # torch's copy of a deferred box (on its intra-op threads, or inline with one): a third faster
-            # than numpy's.
+            # torch's copy of a deferred box (on its intra-op threads, or inline with one): a third faster.
             out.copy_(view)
         else:
             numpy_out[...] = view.numpy()
@@ -177,9 +176,12 @@ class Patches:
             source = self.data[name][index]
             usable = source.device.type == "cpu" and not source.requires_grad and source.dtype != torch.bfloat16
             return source if usable else None
-        box = self._rows[index]
-        inside = self.box_origin(name, index) is not None
-        return self._tensor(name)[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]] if inside else None
+        if self.box_origin(name, index) is None:
+            return None
+        source, box = self._tensor(name), self._rows[index]  # one as_strided, not 4 slices: 1.9 against 3.4 us
+        stride, size = source.stride(), (source.shape[0], box[3] - box[0], box[4] - box[1], box[5] - box[2])
+        offset = source.storage_offset() + box[0] * stride[1] + box[1] * stride[2] + box[2] * stride[3]
+        return source.as_strided(size, stride, offset)
 
     def box_origin(self, name: str, index: int) -> tuple[Array, tuple[int, int, int]] | None:
         """The memory map of image ``name`` and patch ``index``'s first voxel there, for :func:`.io.copy_boxes`.

@@ -351,6 +351,17 @@ def test_box_views_are_the_voxels_where_they_are_or_none(tmp_path: Path):
         assert deferred.box_view(name, 1) is None  # reaches past the map: filled when read
         view = eager.box_view(name, 1)
         assert view is not None and view.data_ptr() == eager.data[name][1].data_ptr()
+    # Maps in Fortran order, with two channels: a view with the map's strides and offset.
+    voxels = np.random.default_rng(0).random((2, 9, 8, 7)).astype(np.float32)
+    np.save(tmp_path / "fortran.npy", np.asfortranarray(voxels))
+    fortran = Subject(t1=ScalarImage(tmp_path / "fortran.npy"))
+    corners = [[0, 0, 0, 4, 3, 2], [5, 5, 5, 9, 8, 7], [2, 1, 3, 6, 4, 5]]
+    views = fortran.cut(corners, defer=True)
+    assert views.sources is not None and not views.sources["t1"][1].flags.c_contiguous
+    for index, box in enumerate(corners):
+        view = views.box_view("t1", index)
+        assert view is not None and view.shape == (2, 4, 3, 2)
+        assert torch.equal(view, torch.from_numpy(voxels[:, box[0] : box[3], box[1] : box[4], box[2] : box[5]]))
     graph = Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 4, requires_grad=True)))
     assert graph.cut([[0, 0, 0, 2, 2, 2]]).box_view("t1", 0) is None
     brain = Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 4).to(torch.bfloat16)))
