@@ -188,6 +188,30 @@ def test_copy_boxes_equals_numpy_for_any_box(shape, data, dtype):
     np.testing.assert_array_equal(out.numpy(), _boxes_by_numpy([source] * 3, corners, size))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 9)),
+    extra=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 2)), min_size=1, max_size=4),
+    channels=st.integers(1, 3),
+    data=st.data(),
+    dtype=st.sampled_from(DTYPES),
+)
+def test_copy_boxes_of_sources_of_other_shapes_equal_numpy(size, extra, channels, data, dtype):
+    # Boxes as long as their source along K are copied a plane at a time, the others a run of K at a time;
+    # every box has its own source, and the next plane of a box is prefetched while one is copied.
+    import torch
+
+    shapes = [tuple(length + more for length, more in zip(size, grow)) for grow in extra]
+    sources = [
+        np.arange(channels * int(np.prod(shape)), dtype=np.float64).astype(dtype).reshape(channels, *shape)
+        for shape in shapes
+    ]
+    corners = [tuple(data.draw(st.integers(0, more)) for more in grow) for grow in extra]
+    out = torch.full((len(shapes), channels, *size), 3).to(torch.from_numpy(sources[0]).dtype)
+    assert io.copy_boxes(out, list(zip(sources, corners)))
+    np.testing.assert_array_equal(out.numpy(), _boxes_by_numpy(sources, corners, size))
+
+
 def _file_order(array: np.ndarray) -> np.ndarray:
     """``array`` (``(C, I, J, K)``) as a file reader decodes it: each channel F-ordered, channel after channel."""
     return np.ascontiguousarray(array.transpose(0, 3, 2, 1)).transpose(0, 3, 2, 1)

@@ -244,3 +244,24 @@ def test_an_image_in_the_files_order_pickles_its_voxels_as_they_are(tmp_path) ->
     assert isinstance(again._file_order, torch.Tensor) and io.in_file_order(again._file_order.numpy())
     assert torch.equal(again.read_regions([[1, 1, 1, 5, 4, 3]])[0], data[:, 1:5, 1:4, 1:3])
     assert torch.equal(again.data, data)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.float32])
+def test_large_boxes_go_through_the_compiled_copies_small_ones_through_numpy(monkeypatch, dtype):
+    from torchpatch import regions
+
+    voxels = (torch.rand(2, 40, 36, 33) * 100).to(dtype)
+    image = ScalarImage(tensor=voxels)
+    calls: list[int] = []
+    copy_boxes = io.copy_boxes
+    monkeypatch.setattr(io, "copy_boxes", lambda out, boxes: calls.append(len(boxes)) or copy_boxes(out, boxes))
+    large = [[0, 0, 0, 32, 32, 32], [8, 4, 1, 40, 36, 33], [3, 2, 0, 35, 34, 32]]
+    expected = torch.stack([voxels[:, b[0] : b[3], b[1] : b[4], b[2] : b[5]] for b in large])
+    assert expected[0].nbytes >= regions.COMPILED_BOX_BYTES > expected[0, :, :4, :4, :4].nbytes
+    assert torch.equal(image.read_regions(large), expected) and calls == [3]
+    out = torch.empty(2, 32, 32, 32, dtype=dtype)  # one box into a given buffer: the same copies
+    assert torch.equal(image.read_region((8, 4, 1), (40, 36, 33), out=out), expected[1]) and calls == [3, 1]
+    small = [[1, 2, 3, 5, 6, 7], [36, 32, 29, 40, 36, 33]]
+    got = image.read_regions(small)
+    assert torch.equal(got, torch.stack([voxels[:, b[0] : b[3], b[1] : b[4], b[2] : b[5]] for b in small]))
+    assert calls == [3, 1]  # numpy's slices: cheaper to call for boxes this small

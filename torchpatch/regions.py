@@ -40,6 +40,11 @@ Array = np.ndarray[Any, np.dtype[Any]]
 #: 0.46 against 0.22 here), so past about three volumes reordering first would have paid.
 FILE_ORDER_BUDGET = 1.5
 
+#: Boxes of at least this many bytes are copied by :func:`torchpatch.io.copy_boxes` (it prefetches each plane
+#: of a box while the one before is copied: 200 boxes of 64³ float32 out of a 256³ volume 11.1 against 15.6
+#: ms by numpy), smaller ones by numpy (whose call costs 2.4 us less: an 8³ box 0.6 against 3.0 us).
+COMPILED_BOX_BYTES = 1 << 15
+
 
 class RegionReads:
     """Box reads of an image (mixed into :class:`~torchpatch.image.Image`, which provides the voxels).
@@ -246,7 +251,8 @@ class RegionReads:
         :meth:`read_region` for many boxes at once, checked once: what
         :meth:`Subject.cut <torchpatch.patches.SubjectCuts.cut>` calls. Boxes of
         loaded voxels or of a memory-mapped ``.npy`` are copied straight into
-        ``out`` by numpy, one box after the other.
+        ``out`` by :func:`torchpatch.io.copy_boxes` (numpy box by box without
+        the extension).
 
         Args:
             locations: ``(N, 6)`` ints ``(i0, j0, k0, i1, j1, k1)``.
@@ -298,8 +304,11 @@ class RegionReads:
         target = None
         if source is not None and out.device.type == "cpu" and out.dtype != torch.bfloat16:
             target = out.numpy()
+            compiled = out[0].nbytes >= COMPILED_BOX_BYTES and all(inside)
             if target.dtype != source.dtype:
                 target = None
+            elif compiled and io.copy_boxes(out, [(source, box[:3]) for box in rows]):
+                return out
         for index, (box, box_inside) in enumerate(zip(rows, inside)):
             if target is not None and box_inside:
                 assert source is not None
@@ -322,7 +331,8 @@ class RegionReads:
             if source is not None and out.device.type == "cpu" and out.dtype != torch.bfloat16:
                 target = out.numpy()
                 if source.dtype == target.dtype:
-                    target[...] = source[:, ini[0] : fin[0], ini[1] : fin[1], ini[2] : fin[2]]
+                    if out.nbytes < COMPILED_BOX_BYTES or not io.copy_boxes(out[None], [(source, ini)]):
+                        target[...] = source[:, ini[0] : fin[0], ini[1] : fin[1], ini[2] : fin[2]]
                     return out
         if self._data is None and self._reads_regions():
             assert isinstance(self.path, Path)

@@ -187,6 +187,25 @@ static PyObject *reverse(PyObject *module, PyObject *args) {
     return result;
 }
 
+/* Ask for the cache lines of ``bytes`` bytes at ``p`` (a box's run in a plane still to be copied). Strided runs
+ * are latency-bound: copying 256 boxes of 64^3 out of 16 volumes of 160 x 192 x 160 (the queue benchmark's
+ * batches of an epoch, image and label), one thread, took 19.3-19.9 ms (int16) and 26.4-28.4 ms (float32),
+ * 12.7 and 20.2 ms with each plane's runs prefetched while the plane before is copied (distances of 2 to 256
+ * runs tried: one plane ahead, 64 runs, was the best; the same prefetches from nested loops over planes and
+ * rows gave 15.0 and 24.5 ms), against 6.0 and 12.4 ms for as many contiguous bytes. Runs longer than
+ * PREFETCHED_RUN bytes are left to the hardware's prefetchers. */
+#define PREFETCHED_RUN 2048
+
+static inline void prefetch_run(const char *p, size_t bytes) {
+#if defined(__GNUC__)
+    for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(p + offset, 0, 3);
+    if (bytes) __builtin_prefetch(p + bytes - 1, 0, 3);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
 /* Boxes of a batch: each box is copied row by row (runs of K elements) out of its own C-ordered
  * (C, I, J, K) source into one contiguous (N, C, a, b, c) buffer, all without the GIL (one call a
  * batch: a thread making batches next to the training loop takes the GIL back once). */
@@ -312,17 +331,23 @@ static PyObject *copy_boxes(PyObject *module, PyObject *args) {
                 out += sa * sb * run;
             }
         }
+        /* C-ordered sources: a box's runs one after the other, those one plane ahead prefetched (short runs
+         * only: the hardware follows long ones). A box as long as its source along K is one run per plane. */
         for (Py_ssize_t n = 0; !file_order && n < count; n++) {
             const Py_ssize_t *g = items[n].g;
             const Py_ssize_t row = g[2] * size, plane = g[1] * row, volume = g[0] * plane;
             const char *base = (const char *)items[n].view.buf + g[3] * plane + g[4] * row + g[5] * size;
+            const Py_ssize_t per_plane = sc == g[2] ? 1 : sb, runs = sa * per_plane;
+            const size_t length = sc == g[2] ? (size_t)(sb * sc * size) : run;
+            const int prefetch = length <= PREFETCHED_RUN;
             for (Py_ssize_t c = 0; c < channels; c++) {
-                for (Py_ssize_t a = 0; a < sa; a++) {
-                    const char *from = base + c * volume + a * plane;
-                    for (Py_ssize_t b = 0; b < sb; b++) {
-                        memcpy(out, from + b * row, run);
-                        out += run;
-                    }
+                const char *from = base + c * volume;
+                for (Py_ssize_t r = 0; r < runs; r++) {
+                    const Py_ssize_t ahead = r + per_plane;
+                    if (prefetch && ahead < runs)
+                        prefetch_run(from + (ahead / per_plane) * plane + (ahead % per_plane) * row, length);
+                    memcpy(out, from + (r / per_plane) * plane + (r % per_plane) * row, length);
+                    out += length;
                 }
             }
         }
