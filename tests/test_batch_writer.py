@@ -39,3 +39,28 @@ def test_crop_jobs_copy_and_empty_batches_write_nothing() -> None:
     box = (slice(0, 2), slice(0, 3), slice(0, 4))
     writer.write(torch.full((1, 1, 2, 3, 4), 2.0), output, [(0, box, box, None)])
     assert torch.equal(output, torch.full_like(output, 2.0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int16])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_crop_writes_go_through_the_compiled_copies_and_equal_numpys(monkeypatch, dtype, channels) -> None:
+    from torchpatch import io
+
+    generator = torch.Generator().manual_seed(channels)
+    values = (torch.rand(3, channels, 5, 6, 7, generator=generator) * 100).to(dtype)
+    jobs = [  # patch item, output boxes, patch boxes: the middles of overlapping patches, a repeat
+        (0, (slice(0, 4), slice(0, 5), slice(0, 6)), (slice(0, 4), slice(0, 5), slice(0, 6))),
+        (1, (slice(4, 8), slice(2, 6), slice(6, 9)), (slice(1, 5), slice(1, 5), slice(2, 5))),
+        (2, (slice(7, 9), slice(0, 6), slice(1, 8)), (slice(3, 5), slice(0, 6), slice(0, 7))),
+        (0, (slice(2, 3), slice(6, 7), slice(8, 9)), (slice(4, 5), slice(5, 6), slice(6, 7))),
+    ]
+    writes: list[int] = []
+    write_boxes = io.write_boxes
+    monkeypatch.setattr(io, "write_boxes", lambda *a: writes.append(len(a[2])) or write_boxes(*a))
+    compiled = torch.zeros(channels, 9, 7, 9, dtype=dtype)
+    BatchWriter(channels).write(values, compiled, [(*job, None) for job in jobs])
+    assert writes == [channels * len(jobs)]
+    monkeypatch.setattr(io, "write_boxes", lambda *a: False)  # numpy's slices, as without the extension
+    by_numpy = torch.zeros(channels, 9, 7, 9, dtype=dtype)
+    BatchWriter(channels).write(values, by_numpy, [(*job, None) for job in jobs])
+    assert torch.equal(compiled, by_numpy) and by_numpy.any()

@@ -338,3 +338,67 @@ def test_copy_boxes_of_the_files_order_use_a_given_scratch_or_their_own(rng, scr
     scratch = np.full(scratch_bytes, 255, np.uint8)
     base.compiled.copy_boxes(*arguments, scratch) if scratch_bytes else base.compiled.copy_boxes(*arguments)
     np.testing.assert_array_equal(out, _boxes_by_numpy([source] * 2, [(0, 0, 0), (4, 4, 1)], (5, 4, 6)))
+
+
+# Boxes into an output (write_boxes)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 10), st.integers(1, 10), st.integers(1, 10)),
+    patch=st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(1, 6)),
+    channels=st.integers(1, 3),
+    data=st.data(),
+    dtype=st.sampled_from(DTYPES),
+)
+def test_write_boxes_equals_numpy_slices(shape, patch, channels, data, dtype):
+    size = tuple(data.draw(st.integers(0, min(s, p))) for s, p in zip(shape, patch))
+    values = np.arange(3 * channels * int(np.prod(patch)), dtype=np.float64).astype(dtype).reshape(3, channels, *patch)
+    output = np.full((channels, *shape), 7, dtype=dtype)
+    expected = output.copy()
+    boxes = []
+    for _ in range(data.draw(st.integers(1, 5))):
+        at = tuple(data.draw(st.integers(0, s - n)) for s, n in zip(shape, size))
+        start = tuple(data.draw(st.integers(0, p - n)) for p, n in zip(patch, size))
+        channel, item = data.draw(st.integers(0, channels - 1)), data.draw(st.integers(0, 2))
+        boxes.append(((channel, *at), (item, channel, *start), size))
+        region = tuple(slice(a, a + n) for a, n in zip(at, size))
+        expected[(channel, *region)] = values[(item, channel, *(slice(s, s + n) for s, n in zip(start, size)))]
+    assert io.write_boxes(output, values, boxes)
+    np.testing.assert_array_equal(output, expected)
+
+
+def test_write_boxes_declines_what_it_cannot_write(rng):
+    output, values = np.zeros((2, 6, 6, 6), np.float32), rng.random((2, 2, 4, 4, 4)).astype(np.float32)
+    box = ((0, 0, 0, 0), (0, 0, 0, 0, 0), (4, 4, 4))
+    assert not io.write_boxes(output, values.astype(np.float64), [box])  # another dtype
+    assert not io.write_boxes(output[:, ::2], values, [box])  # not contiguous
+    assert not io.write_boxes(output, values[:, :, ::2], [((0, 0, 0, 0), (0, 0, 0, 0, 0), (2, 2, 2))])
+    assert not io.write_boxes(output, values, [((0, 3, 0, 0), (0, 0, 0, 0, 0), (4, 4, 4))])  # past the output
+    assert not io.write_boxes(output, values, [((0, 0, 0, 0), (0, 0, 1, 0, 0), (4, 4, 4))])  # past the values
+    assert not io.write_boxes(output, values, [((2, 0, 0, 0), (0, 0, 0, 0, 0), (1, 1, 1))])  # no channel 2
+    assert not io.write_boxes(output, values, [((0, 0, 0, 0), (2, 0, 0, 0, 0), (1, 1, 1))])  # no item 2
+    assert not io.write_boxes(output, values, [((0, -1, 0, 0), (0, 0, 0, 0, 0), (1, 1, 1))])
+    read_only = output.copy()
+    read_only.flags.writeable = False
+    assert not io.write_boxes(read_only, values, [box])
+    assert not output.any()
+
+
+def test_write_boxes_bad_arguments_say_what_is_wrong(rng):
+    assert base.compiled is not None
+    write = base.compiled.write_boxes
+    output, values = np.zeros((1, 4, 4, 4), np.float32), rng.random((1, 1, 2, 2, 2)).astype(np.float32)
+    with pytest.raises(ValueError, match="box 0 reaches past its buffer"):
+        write(output, values, [(0, 0, 3, 2, 8)], 64, 16, 16, 8)  # three planes of values, it has two
+    with pytest.raises(ValueError, match="box 1 reaches past its buffer"):
+        write(output, values, [(0, 0, 2, 2, 8), (240, 0, 2, 2, 8)], 64, 16, 16, 8)
+    with pytest.raises(ValueError, match="box 0 has a negative offset or size"):
+        write(output, values, [(-4, 0, 1, 1, 4)], 64, 16, 16, 8)
+    with pytest.raises(ValueError, match="strides must not be negative"):
+        write(output, values, [(0, 0, 1, 1, 4)], -64, 16, 16, 8)
+    with pytest.raises(TypeError, match=r"a box is \(out_offset, values_offset, planes, rows, run\)"):
+        write(output, values, [(0, 0, 1)], 64, 16, 16, 8)
+    with pytest.raises(TypeError, match="boxes must be a sequence"):
+        write(output, values, 3, 64, 16, 16, 8)
+    assert not output.any()

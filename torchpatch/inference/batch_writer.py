@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import io
 from . import write_threads
 
 #: One patch's job: (batch item, output boxes (di, dj, dk), patch boxes (si, sj, sk), blending ratio or None).
@@ -65,8 +66,12 @@ class BatchWriter:
         if not jobs:
             return
         if jobs[0][3] is None:
-            # numpy copies these strided boxes on the CPU about 1.3 times faster than copy_.
+            # numpy copies these strided boxes on the CPU about 1.3 times faster than copy_, and the compiled
+            # copies (which prefetch each box's next plane) faster again: 75.6 against 93.5 ms for 125 patches
+            # with 8 channels into a 256³ output.
             arrays = _numpy_views(values, output)
+            if arrays is not None and io.write_boxes(arrays[1], arrays[0], self._boxes(jobs)):
+                return
             if arrays is not None or output.device.type != "cpu":
                 self._write_channels(values, output, jobs, arrays)
                 return
@@ -74,6 +79,17 @@ class BatchWriter:
             self._write_channels(values, output, jobs, None)
             return
         self._blend(values, output, jobs, _elements(jobs, self.channels))
+
+    def _boxes(self, jobs: list[Job]) -> list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+        """The jobs as :func:`torchpatch.io.write_boxes` boxes, channel by channel (see the class docstring)."""
+        boxes: list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = []
+        for channel in range(self.channels):
+            for item, (di, dj, dk), (si, sj, sk), _ in jobs:
+                size = (di.stop - di.start, dj.stop - dj.start, dk.stop - dk.start)
+                boxes.append(
+                    ((channel, di.start, dj.start, dk.start), (item, channel, si.start, sj.start, sk.start), size)
+                )
+        return boxes
 
     def _blend(self, values: torch.Tensor, output: torch.Tensor, jobs: list[Job], elements: int) -> None:
         # One lerp_ per patch and channel: on one torch thread or on all of

@@ -56,7 +56,17 @@ from ..geometry import check_affine
 from ..typing import TypeAffine, TypePath
 from .analyze import ANALYZE
 from .atomic import atomic_path, write_atomic
-from .base import Array, Backend, Header, c_order, copy_boxes, in_file_order, numpy_dtype, reorder_backend
+from .base import (
+    Array,
+    Backend,
+    Header,
+    c_order,
+    copy_boxes,
+    in_file_order,
+    numpy_dtype,
+    reorder_backend,
+    write_boxes,
+)
 from .dicom import DICOM
 from .minc import MINC
 from .nifti import NIFTI, NIFTI_GZ
@@ -352,5 +362,6 @@ __all__ = [
     "release_memory_maps",
     "supports_region_reads",
     "write_atomic",
+    "write_boxes",
     "write_image",
 ]

@@ -365,9 +365,85 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(write_boxes_doc,
+             "write_boxes(out, values, boxes, out_plane, out_row, values_plane, values_row)\n"
+             "--\n\n"
+             "Copy boxes of ``values`` into boxes of ``out`` (an aggregator writing patch outputs into a volume).\n\n"
+             "Each box is ``(out_offset, values_offset, planes, rows, run)`` in bytes and counts: ``planes`` x\n"
+             "``rows`` runs of ``run`` bytes, ``*_row`` bytes apart within a plane and ``*_plane`` bytes apart\n"
+             "between planes, starting at the offsets. Every byte must lie inside its buffer. The runs of a box's\n"
+             "next plane in ``values`` are prefetched while one is copied (see prefetch_run).");
+
+static PyObject *write_boxes(PyObject *module, PyObject *args) {
+    Py_buffer out, values;
+    PyObject *boxes;
+    Py_ssize_t out_plane, out_row, values_plane, values_row;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "w*y*Onnnn", &out, &values, &boxes, &out_plane, &out_row, &values_plane, &values_row))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t(*jobs)[5] = NULL;
+    PyObject *seq = PySequence_Fast(boxes, "boxes must be a sequence of tuples");
+    if (seq == NULL) goto done;
+    const Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    if (out_plane < 0 || out_row < 0 || values_plane < 0 || values_row < 0) {
+        PyErr_SetString(PyExc_ValueError, "strides must not be negative");
+        goto done;
+    }
+    if ((jobs = PyMem_Calloc((size_t)count + 1, sizeof(*jobs))) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t n = 0; n < count; n++) {
+        Py_ssize_t *j = jobs[n];
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, n), "nnnnn;a box is (out_offset, values_offset, planes, rows, run)",
+                              &j[0], &j[1], &j[2], &j[3], &j[4]))
+            goto done;
+        if (j[0] < 0 || j[1] < 0 || j[2] < 0 || j[3] < 0 || j[4] < 0) {
+            PyErr_Format(PyExc_ValueError, "box %zd has a negative offset or size", n);
+            goto done;
+        }
+        if (j[2] && j[3] && j[4]) {
+            /* The last byte of the box in each buffer, computed without overflow. */
+            const Py_ssize_t planes = j[2] - 1, rows = j[3] - 1;
+            if ((planes && out_plane > (PY_SSIZE_T_MAX - j[0]) / 2 / planes) || (rows && out_row > (PY_SSIZE_T_MAX - j[0]) / 2 / rows) ||
+                (planes && values_plane > (PY_SSIZE_T_MAX - j[1]) / 2 / planes) || (rows && values_row > (PY_SSIZE_T_MAX - j[1]) / 2 / rows) ||
+                j[0] + planes * out_plane + rows * out_row > out.len - j[4] ||
+                j[1] + planes * values_plane + rows * values_row > values.len - j[4]) {
+                PyErr_Format(PyExc_ValueError, "box %zd reaches past its buffer", n);
+                goto done;
+            }
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t n = 0; n < count; n++) {
+        const Py_ssize_t *j = jobs[n];
+        char *to = (char *)out.buf + j[0];
+        const char *from = (const char *)values.buf + j[1];
+        const Py_ssize_t rows = j[3], runs = j[2] * j[3];
+        const size_t run = (size_t)j[4];
+        const int prefetch = run <= PREFETCHED_RUN;
+        for (Py_ssize_t r = 0; r < runs && run; r++) {
+            const Py_ssize_t ahead = r + rows;
+            if (prefetch && ahead < runs) prefetch_run(from + (ahead / rows) * values_plane + (ahead % rows) * values_row, run);
+            memcpy(to + (r / rows) * out_plane + (r % rows) * out_row, from + (r / rows) * values_plane + (r % rows) * values_row, run);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_Free(jobs);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&values);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"reverse", reverse, METH_VARARGS, reverse_doc},
     {"copy_boxes", copy_boxes, METH_VARARGS, copy_boxes_doc},
+    {"write_boxes", write_boxes, METH_VARARGS, write_boxes_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -19,3 +19,13 @@ def copy_boxes(
     scratch: _Buffer | None = None,
     /,
 ) -> None: ...
+def write_boxes(
+    out: _Buffer,
+    values: _Buffer,
+    boxes: list[tuple[int, int, int, int, int]],
+    out_plane: int,
+    out_row: int,
+    values_plane: int,
+    values_row: int,
+    /,
+) -> None: ...
