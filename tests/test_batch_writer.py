@@ -64,3 +64,30 @@ def test_crop_writes_go_through_the_compiled_copies_and_equal_numpys(monkeypatch
     by_numpy = torch.zeros(channels, 9, 7, 9, dtype=dtype)
     BatchWriter(channels).write(values, by_numpy, [(*job, None) for job in jobs])
     assert torch.equal(compiled, by_numpy) and by_numpy.any()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_blends_on_one_thread_go_through_the_compiled_blend_and_give_torchs_bits(monkeypatch, channels) -> None:
+    from torchpatch import io
+
+    generator = torch.Generator().manual_seed(7)
+    values = torch.randn(3, channels, 2, 3, 4, generator=generator)
+    ratios = [torch.rand(2, 3, 4, generator=generator) for _ in range(3)]
+    ratios[1][0, 0, :2] = torch.tensor([0.5, 1.0])
+    # The same boxes as overlapping_jobs, each patch with ratios of its own (0.5 and 1 among them).
+    jobs = [(item, box, inner, ratios[item]) for item, box, inner, _ in overlapping_jobs([1.0, 0.5, 0.25])]
+    blends: list[int] = []
+    blend_boxes = io.blend_boxes
+    monkeypatch.setattr(io, "blend_boxes", lambda *a: blends.append(len(a[2])) or blend_boxes(*a))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        compiled = torch.randn(channels, 2, 3, 8, generator=generator)
+        by_torch = compiled.clone()
+        BatchWriter(channels).write(values, compiled, jobs)
+        assert blends == [channels * len(jobs)]
+        monkeypatch.setattr(io, "blend_boxes", lambda *a: False)  # torch's lerp_, as without the extension
+        BatchWriter(channels).write(values, by_torch, jobs)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(compiled, by_torch)

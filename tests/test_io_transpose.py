@@ -343,6 +343,13 @@ def test_copy_boxes_of_the_files_order_use_a_given_scratch_or_their_own(rng, scr
 # Boxes into an output (write_boxes)
 
 
+def _draw_box(data, shape, source_shape, size, channels, items):
+    """A channel, a corner in ``shape``, an item and a corner in ``source_shape`` for a box of ``size``."""
+    at = tuple(data.draw(st.integers(0, s - n)) for s, n in zip(shape, size))
+    start = tuple(data.draw(st.integers(0, s - n)) for s, n in zip(source_shape, size))
+    return data.draw(st.integers(0, channels - 1)), at, data.draw(st.integers(0, items - 1)), start
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     shape=st.tuples(st.integers(1, 10), st.integers(1, 10), st.integers(1, 10)),
@@ -358,9 +365,7 @@ def test_write_boxes_equals_numpy_slices(shape, patch, channels, data, dtype):
     expected = output.copy()
     boxes = []
     for _ in range(data.draw(st.integers(1, 5))):
-        at = tuple(data.draw(st.integers(0, s - n)) for s, n in zip(shape, size))
-        start = tuple(data.draw(st.integers(0, p - n)) for p, n in zip(patch, size))
-        channel, item = data.draw(st.integers(0, channels - 1)), data.draw(st.integers(0, 2))
+        channel, at, item, start = _draw_box(data, shape, patch, size, channels, items=3)
         boxes.append(((channel, *at), (item, channel, *start), size))
         region = tuple(slice(a, a + n) for a, n in zip(at, size))
         expected[(channel, *region)] = values[(item, channel, *(slice(s, s + n) for s, n in zip(start, size)))]
@@ -401,4 +406,78 @@ def test_write_boxes_bad_arguments_say_what_is_wrong(rng):
         write(output, values, [(0, 0, 1)], 64, 16, 16, 8)
     with pytest.raises(TypeError, match="boxes must be a sequence"):
         write(output, values, 3, 64, 16, 16, 8)
+    assert not output.any()
+
+
+# Blending boxes into an output (blend_boxes)
+
+
+def _blend_supported() -> bool:
+    output, values = np.zeros((1, 1, 1, 1), np.float32), np.zeros((1, 1, 1, 1, 1), np.float32)
+    return io.blend_boxes(output, values, [(np.zeros((1, 1, 1), np.float32), (0, 0, 0, 0), (0, 0, 0, 0, 0), (1, 1, 1))])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 20)),
+    channels=st.integers(1, 3),
+    data=st.data(),
+)
+def test_blend_boxes_gives_torchs_lerp_bit_for_bit(shape, channels, data):
+    import torch
+
+    if not _blend_supported():
+        pytest.skip("no compiled blend here (no extension, or a processor without AVX2 and FMA)")
+    generator = torch.Generator().manual_seed(data.draw(st.integers(0, 2**31)))
+    size = tuple(data.draw(st.integers(1, s)) for s in shape)
+    output = torch.randn(channels, *shape, generator=generator) * 100
+    values = torch.randn(2, channels, *shape, generator=generator) * 100
+    expected = output.clone()
+    boxes = []
+    for _ in range(data.draw(st.integers(1, 4))):
+        channel, at, item, start = _draw_box(data, shape, shape, size, channels, items=2)
+        # Ratios around 0.5 (where the formula switches), at 0 and 1, and a strided view of a larger array.
+        wide = torch.rand(size[0] + 1, size[1], size[2] + 2, generator=generator)
+        wide[0, 0, :2] = torch.tensor([0.5, 0.49999997])
+        wide[-1, -1, -2:] = torch.tensor([0.0, 1.0])
+        ratio = wide[1:, :, 1 : 1 + size[2]] if data.draw(st.booleans()) else wide[:-1, :, : size[2]].contiguous()
+        boxes.append((ratio.numpy(), (channel, *at), (item, channel, *start), size))
+        region = tuple(slice(a, a + n) for a, n in zip(at, size))
+        source = values[(item, channel, *(slice(s, s + n) for s, n in zip(start, size)))]
+        expected[(channel, *region)].lerp_(source, ratio)
+    assert io.blend_boxes(output.numpy(), values.numpy(), boxes)
+    assert torch.equal(output, expected)
+
+
+def test_blend_boxes_declines_what_it_cannot_blend(rng):
+    output, values = np.zeros((2, 6, 6, 6), np.float32), rng.random((2, 2, 4, 4, 4)).astype(np.float32)
+    ratio = np.full((4, 4, 4), 0.5, np.float32)
+    box = (ratio, (0, 0, 0, 0), (0, 0, 0, 0, 0), (4, 4, 4))
+    assert not io.blend_boxes(output.astype(np.float64), values.astype(np.float64), [box])  # float32 only
+    assert not io.blend_boxes(output, values, [(ratio.astype(np.float64), *box[1:])])
+    assert not io.blend_boxes(output, values, [(ratio[:, :, ::2], (0, 0, 0, 0), (0, 0, 0, 0, 0), (4, 4, 2))])
+    assert not io.blend_boxes(output, values, [(ratio[:2], *box[1:])])  # not the box's shape
+    assert not io.blend_boxes(output[:, ::2], values, [box])
+    assert not io.blend_boxes(output, values, [(ratio, (0, 3, 0, 0), (0, 0, 0, 0, 0), (4, 4, 4))])  # past the output
+    assert not io.blend_boxes(output, values, [(ratio, (0, 0, 0, 0), (2, 0, 0, 0, 0), (4, 4, 4))])  # no item 2
+    assert not output.any()
+
+
+def test_blend_boxes_bad_arguments_say_what_is_wrong(rng):
+    assert base.compiled is not None
+    blend = base.compiled.blend_boxes
+    if not _blend_supported():
+        pytest.skip("no compiled blend on this processor")
+    output, values = np.zeros((1, 4, 4, 4), np.float32), rng.random((1, 1, 2, 2, 2)).astype(np.float32)
+    ratio = np.full((2, 2, 2), 0.5, np.float32)
+    with pytest.raises(ValueError, match="box 0 reaches past its buffer"):
+        blend(output, values, [(np.full((3, 2, 2), 0.5, np.float32), 0, 0, 3, 2, 2)], 64, 16, 16, 8)
+    with pytest.raises(ValueError, match=r"box 0: its ratio must be a float32 \(2, 2, 2\) array"):
+        blend(output, values, [(ratio.astype(np.float64), 0, 0, 2, 2, 2)], 64, 16, 16, 8)
+    with pytest.raises(ValueError, match="box 0 has a negative or misaligned offset or size"):
+        blend(output, values, [(ratio, 2, 0, 2, 2, 2)], 64, 16, 16, 8)
+    with pytest.raises(ValueError, match="strides must be non-negative multiples of 4 bytes"):
+        blend(output, values, [(ratio, 0, 0, 2, 2, 2)], 63, 16, 16, 8)
+    with pytest.raises(TypeError, match=r"a box is \(ratio, out_offset, values_offset, planes, rows, run\)"):
+        blend(output, values, [(ratio, 0, 0)], 64, 16, 16, 8)
     assert not output.any()

@@ -29,3 +29,13 @@ def write_boxes(
     values_row: int,
     /,
 ) -> None: ...
+def blend_boxes(
+    out: _Buffer,
+    values: _Buffer,
+    boxes: list[tuple[_Buffer, int, int, int, int, int]],
+    out_plane: int,
+    out_row: int,
+    values_plane: int,
+    values_row: int,
+    /,
+) -> bool: ...
