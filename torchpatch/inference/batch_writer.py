@@ -94,8 +94,8 @@ class BatchWriter:
     def _blend(self, values: torch.Tensor, output: torch.Tensor, jobs: list[Job], elements: int) -> None:
         # One lerp_ per patch and channel: on one torch thread or on all of
         # them, whichever blended faster lately (see write_threads). On one
-        # thread, the compiled blend where it applies: torch's bits, 95-98
-        # against 162-170 ms for the grid benchmark's 8-channel writes.
+        # thread, the compiled blend where it applies: torch's bits, 131-148
+        # against 176-177 ms for the grid benchmark's 8-channel writes.
         with torch.no_grad(), write_threads.WRITE_THREADS.writing(elements):
             arrays = _numpy_views(values, output) if torch.get_num_threads() == 1 else None
             ratios = [ratio.numpy() for *_, ratio in jobs if ratio is not None and ratio.device.type == "cpu"]

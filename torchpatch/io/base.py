@@ -270,7 +270,7 @@ def blend_boxes(
     multiply-add), so the bits are torch's. What an aggregator does with a
     batch of patch outputs in a blending mode; the next plane of a box is
     prefetched while one is blended, without the GIL (the grid benchmark's
-    8-channel writes, one thread: 95-98 ms against torch's 162-170 ms).
+    8-channel writes, one thread: 131-148 ms against torch's 176-177 ms).
 
     Returns:
         Whether it blended: ``False`` (nothing written) without the
