@@ -46,6 +46,14 @@ FILE_ORDER_BUDGET = 1.5
 COMPILED_BOX_BYTES = 1 << 15
 
 
+def _compiled_copy(out: torch.Tensor, source: Array, corners: list[Any]) -> bool:
+    """Copy the boxes at ``corners`` of ``source`` into the rows of ``out`` by :func:`torchpatch.io.copy_boxes`.
+
+    Only boxes of :data:`COMPILED_BOX_BYTES` or more (numpy's slices copy smaller ones sooner); whether it copied.
+    """
+    return out[0].nbytes >= COMPILED_BOX_BYTES and io.copy_boxes(out, [(source, corner) for corner in corners])
+
+
 class RegionReads:
     """Box reads of an image (mixed into :class:`~torchpatch.image.Image`, which provides the voxels).
 
@@ -304,10 +312,9 @@ class RegionReads:
         target = None
         if source is not None and out.device.type == "cpu" and out.dtype != torch.bfloat16:
             target = out.numpy()
-            compiled = out[0].nbytes >= COMPILED_BOX_BYTES and all(inside)
             if target.dtype != source.dtype:
                 target = None
-            elif compiled and io.copy_boxes(out, [(source, box[:3]) for box in rows]):
+            elif all(inside) and _compiled_copy(out, source, [box[:3] for box in rows]):
                 return out
         for index, (box, box_inside) in enumerate(zip(rows, inside)):
             if target is not None and box_inside:
@@ -331,7 +338,7 @@ class RegionReads:
             if source is not None and out.device.type == "cpu" and out.dtype != torch.bfloat16:
                 target = out.numpy()
                 if source.dtype == target.dtype:
-                    if out.nbytes < COMPILED_BOX_BYTES or not io.copy_boxes(out[None], [(source, ini)]):
+                    if not _compiled_copy(out[None], source, [ini]):
                         target[...] = source[:, ini[0] : fin[0], ini[1] : fin[1], ini[2] : fin[2]]
                     return out
         if self._data is None and self._reads_regions():

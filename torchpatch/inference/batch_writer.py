@@ -98,9 +98,9 @@ class BatchWriter:
         # against 176-177 ms for the grid benchmark's 8-channel writes.
         with torch.no_grad(), write_threads.WRITE_THREADS.writing(elements):
             arrays = _numpy_views(values, output) if torch.get_num_threads() == 1 else None
-            ratios = [ratio.numpy() for *_, ratio in jobs if ratio is not None and ratio.device.type == "cpu"]
-            if arrays is not None and len(ratios) == len(jobs):
-                boxes = [(ratio, *box) for ratio, box in zip(ratios * self.channels, self._boxes(jobs))]
+            if arrays is not None and all(ratio is not None and ratio.device.type == "cpu" for *_, ratio in jobs):
+                ratios = [ratio.numpy() for *_, ratio in jobs if ratio is not None] * self.channels  # boxes' order
+                boxes = [(ratio, *box) for ratio, box in zip(ratios, self._boxes(jobs))]
                 if io.blend_boxes(arrays[1], arrays[0], boxes):
                     return
             self._write_channels(values, output, jobs, None)

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -200,6 +201,18 @@ def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]]) 
     return True
 
 
+def _writable_pair(output: Array, values: Array, dtype: np.dtype[Any] | None = None) -> bool:
+    """Whether ``output`` (``(C, I, J, K)``) and ``values`` (``(B, C, I, J, K)``) suit the compiled writes.
+
+    C-contiguous, ``output`` writable, one dtype (``dtype`` when given), and the extension there.
+    """
+    if compiled is None or output.ndim != 4 or values.ndim != 5 or output.dtype != values.dtype:
+        return False
+    if dtype is not None and output.dtype != dtype:
+        return False
+    return bool(output.flags.c_contiguous and output.flags.writeable and values.flags.c_contiguous)
+
+
 def _box_offsets(
     output: Array, values: Array, at: Sequence[int], start: Sequence[int], size: Sequence[int]
 ) -> tuple[int, int] | None:
@@ -214,6 +227,11 @@ def _box_offsets(
         return None
     to = sum(int(a) * int(t) for a, t in zip(at, output.strides))
     return to, sum(int(a) * int(t) for a, t in zip(start, values.strides))
+
+
+def _plane_and_row_strides(output: Array, values: Array) -> tuple[int, int, int, int]:
+    """The byte strides between planes and rows of ``output`` and of ``values``, as the compiled writes take them."""
+    return output.strides[1], output.strides[2], values.strides[2], values.strides[3]
 
 
 def write_boxes(
@@ -240,9 +258,7 @@ def write_boxes(
         >>> not copied or (output.sum(), output[0, 1:3, 1:3, 1:3].min()) == (8.0, 1.0)
         True
     """
-    if compiled is None or output.ndim != 4 or values.ndim != 5 or output.dtype != values.dtype:
-        return False
-    if not (output.flags.c_contiguous and output.flags.writeable and values.flags.c_contiguous):
+    if not _writable_pair(output, values):
         return False
     jobs = []
     for at, start, size in boxes:
@@ -250,9 +266,8 @@ def write_boxes(
         if offsets is None:
             return False
         jobs.append((*offsets, int(size[0]), int(size[1]), int(size[2]) * output.dtype.itemsize))
-    compiled.write_boxes(
-        output, values, jobs, output.strides[1], output.strides[2], values.strides[2], values.strides[3]
-    )
+    assert compiled is not None
+    compiled.write_boxes(output, values, jobs, *_plane_and_row_strides(output, values))
     return True
 
 
@@ -285,9 +300,7 @@ def blend_boxes(
         True
     """
     float32 = np.dtype(np.float32)
-    if compiled is None or output.ndim != 4 or values.ndim != 5 or output.dtype != float32 or values.dtype != float32:
-        return False
-    if not (output.flags.c_contiguous and output.flags.writeable and values.flags.c_contiguous):
+    if not _writable_pair(output, values, float32):
         return False
     jobs = []
     for ratio, at, start, size in boxes:
@@ -297,8 +310,8 @@ def blend_boxes(
         if size[2] > 1 and ratio.strides[2] != 4:
             return False
         jobs.append((ratio, *offsets, int(size[0]), int(size[1]), int(size[2])))
-    strides = (output.strides[1], output.strides[2], values.strides[2], values.strides[3])
-    return bool(compiled.blend_boxes(output, values, jobs, *strides))
+    assert compiled is not None
+    return bool(compiled.blend_boxes(output, values, jobs, *_plane_and_row_strides(output, values)))
 
 
 #: Each thread's scratch for :func:`copy_boxes` of arrays in the files' order (two boxes of one channel).
