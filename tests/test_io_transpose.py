@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +15,30 @@ from hypothesis import strategies as st
 
 from torchpatch import io
 from torchpatch.io import base
+from torchpatch.io import team as io_team
 
 DTYPES = [np.uint8, np.int16, np.float32, np.float64]
+
+
+@pytest.fixture(scope="module")
+def team() -> Iterator[int]:
+    """torch's OpenMP team bound for the compiled copies (as with two torch threads): how many threads it gives.
+
+    Calls of every size split while it is in use (the tests' boxes are far below ``TEAM_BYTES``).
+    """
+    import torch
+
+    before, smallest = torch.get_num_threads(), io_team.TEAM_BYTES
+    torch.set_num_threads(2)
+    try:
+        threads = io.team_threads()
+    finally:
+        torch.set_num_threads(before)
+    io_team.TEAM_BYTES = 0
+    try:
+        yield threads
+    finally:
+        io_team.TEAM_BYTES = smallest
 
 
 def _reverse(source: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -155,9 +180,10 @@ def _boxes_by_numpy(sources: list[np.ndarray], corners: list[tuple[int, int, int
     return np.stack([source[:, i : i + a, j : j + b, k : k + c] for source, (i, j, k) in zip(sources, corners)])
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("channels", [1, 3])
-def test_copy_boxes_equals_numpy_slices(dtype, channels, rng):
+def test_copy_boxes_equals_numpy_slices(dtype, channels, threads, team, rng):
     import torch
 
     shapes = [(9, 7, 11), (5, 8, 6), (4, 3, 5)]
@@ -165,7 +191,7 @@ def test_copy_boxes_equals_numpy_slices(dtype, channels, rng):
     size = (4, 3, 5)
     corners = [(5, 4, 6), (0, 5, 1), (0, 0, 0)]  # the last box is its whole source
     out = torch.full((3, channels, *size), 7).to(torch.from_numpy(sources[0]).dtype)
-    assert io.copy_boxes(out, list(zip(sources, corners)))
+    assert io.copy_boxes(out, list(zip(sources, corners)), threads=threads)
     np.testing.assert_array_equal(out.numpy(), _boxes_by_numpy(sources, corners, size))
 
 
@@ -195,10 +221,12 @@ def test_copy_boxes_equals_numpy_for_any_box(shape, data, dtype):
     channels=st.integers(1, 3),
     data=st.data(),
     dtype=st.sampled_from(DTYPES),
+    threads=st.sampled_from([1, 2]),
 )
-def test_copy_boxes_of_sources_of_other_shapes_equal_numpy(size, extra, channels, data, dtype):
+def test_copy_boxes_of_sources_of_other_shapes_equal_numpy(size, extra, channels, data, dtype, threads, team):
     # Boxes as long as their source along K are copied a plane at a time, the others a run of K at a time;
-    # every box has its own source, and the next plane of a box is prefetched while one is copied.
+    # every box has its own source, and the next plane of a box is prefetched while one is copied; with
+    # two threads the (box, channel) pairs are split between torch's OpenMP team.
     import torch
 
     shapes = [tuple(length + more for length, more in zip(size, grow)) for grow in extra]
@@ -208,7 +236,7 @@ def test_copy_boxes_of_sources_of_other_shapes_equal_numpy(size, extra, channels
     ]
     corners = [tuple(data.draw(st.integers(0, more)) for more in grow) for grow in extra]
     out = torch.full((len(shapes), channels, *size), 3).to(torch.from_numpy(sources[0]).dtype)
-    assert io.copy_boxes(out, list(zip(sources, corners)))
+    assert io.copy_boxes(out, list(zip(sources, corners)), threads=threads)
     np.testing.assert_array_equal(out.numpy(), _boxes_by_numpy(sources, corners, size))
 
 
@@ -357,8 +385,9 @@ def _draw_box(data, shape, source_shape, size, channels, items):
     channels=st.integers(1, 3),
     data=st.data(),
     dtype=st.sampled_from(DTYPES),
+    threads=st.sampled_from([1, 2]),
 )
-def test_write_boxes_equals_numpy_slices(shape, patch, channels, data, dtype):
+def test_write_boxes_equals_numpy_slices(shape, patch, channels, data, dtype, threads, team):
     size = tuple(data.draw(st.integers(0, min(s, p))) for s, p in zip(shape, patch))
     values = np.arange(3 * channels * int(np.prod(patch)), dtype=np.float64).astype(dtype).reshape(3, channels, *patch)
     output = np.full((channels, *shape), 7, dtype=dtype)
@@ -369,7 +398,7 @@ def test_write_boxes_equals_numpy_slices(shape, patch, channels, data, dtype):
         boxes.append(((channel, *at), (item, channel, *start), size))
         region = tuple(slice(a, a + n) for a, n in zip(at, size))
         expected[(channel, *region)] = values[(item, channel, *(slice(s, s + n) for s, n in zip(start, size)))]
-    assert io.write_boxes(output, values, boxes)
+    assert io.write_boxes(output, values, boxes, threads)
     np.testing.assert_array_equal(output, expected)
 
 
@@ -422,8 +451,9 @@ def _blend_supported() -> bool:
     shape=st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 20)),
     channels=st.integers(1, 3),
     data=st.data(),
+    threads=st.sampled_from([1, 2]),
 )
-def test_blend_boxes_gives_torchs_lerp_bit_for_bit(shape, channels, data):
+def test_blend_boxes_gives_torchs_lerp_bit_for_bit(shape, channels, data, threads, team):
     import torch
 
     if not _blend_supported():
@@ -445,7 +475,7 @@ def test_blend_boxes_gives_torchs_lerp_bit_for_bit(shape, channels, data):
         region = tuple(slice(a, a + n) for a, n in zip(at, size))
         source = values[(item, channel, *(slice(s, s + n) for s, n in zip(start, size)))]
         expected[(channel, *region)].lerp_(source, ratio)
-    assert io.blend_boxes(output.numpy(), values.numpy(), boxes)
+    assert io.blend_boxes(output.numpy(), values.numpy(), boxes, threads)
     assert torch.equal(output, expected)
 
 
@@ -481,3 +511,101 @@ def test_blend_boxes_bad_arguments_say_what_is_wrong(rng):
     with pytest.raises(TypeError, match=r"a box is \(ratio, out_offset, values_offset, planes, rows, run\)"):
         blend(output, values, [(ratio, 0, 0)], 64, 16, 16, 8)
     assert not output.any()
+
+
+# Splitting the copies between torch's OpenMP team (threads > 1)
+
+
+def test_the_copies_join_torchs_openmp_team_where_it_is_gnu_openmp():
+    import sys
+
+    import torch
+
+    path = io.openmp_library()
+    if sys.platform != "linux" or path is None:
+        assert io.team_threads() == 1 or path is not None
+        pytest.skip("torch's parallel regions do not run on a GNU OpenMP mapped here")
+    assert "libgomp" in Path(path).name
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert io.team_threads() == 2
+        torch.set_num_threads(1)
+        assert io.team_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert base.compiled is not None
+    assert not base.compiled.team_init("/nonexistent/libgomp.so.1")  # loads nothing new
+
+
+def test_blends_of_overlapping_boxes_split_between_threads_keep_their_order(team, rng):
+    # Neighbouring patches overlap: every voxel must see its boxes in order, whichever thread blends it.
+    import torch
+
+    if not _blend_supported():
+        pytest.skip("no compiled blend here (no extension, or a processor without AVX2 and FMA)")
+    shape, size = (24, 6, 10), (9, 6, 10)
+    values = torch.from_numpy(rng.standard_normal((8, 1, *size)).astype(np.float32))
+    output = torch.zeros(1, *shape)
+    expected = output.clone()
+    boxes = []
+    for item in range(8):
+        at = (2 * item, 0, 0)  # each box overlaps the next seven planes' worth of its neighbours
+        ratio = torch.from_numpy(rng.random(size).astype(np.float32))
+        boxes.append((ratio.numpy(), (0, *at), (item, 0, 0, 0, 0), size))
+        expected[0, at[0] : at[0] + size[0]].lerp_(values[item, 0], ratio)
+    assert io.blend_boxes(output.numpy(), values.numpy(), boxes, max(team, 2))
+    assert torch.equal(output, expected)
+    written = np.zeros((1, *shape), np.float32)
+    crop = [((0, 2 * item, 0, 0), (item, 0, 0, 0, 0), size) for item in range(8)]
+    assert io.write_boxes(written, values.numpy(), crop, max(team, 2))
+    by_numpy = np.zeros_like(written)
+    for (_, i, _, _), (item, *_), _ in crop:
+        by_numpy[0, i : i + size[0]] = values.numpy()[item, 0]
+    np.testing.assert_array_equal(written, by_numpy)
+
+
+def test_boxes_whose_planes_cross_the_outputs_are_not_split(team):
+    # With a plane stride shorter than a box's plane, a byte's plane no longer says which box plane wrote it:
+    # such calls run on one thread, in order, whatever threads asks for.
+    assert base.compiled is not None
+    output = np.zeros(64, np.uint8)
+    values = np.arange(1, 65, dtype=np.uint8).reshape(1, 1, 4, 4, 4)
+    boxes = [(0, 0, 4, 2, 8), (4, 16, 4, 2, 8)]  # planes 8 bytes apart, each 2 rows of 8 bytes, 8 apart
+    expected = np.zeros(64, np.uint8)
+    flat = values.reshape(-1)
+    for out_offset, values_offset, planes, rows, run in boxes:
+        for a in range(planes):
+            for b in range(rows):
+                start = values_offset + a * 8 + b * 8
+                expected[out_offset + a * 8 + b * 8 : out_offset + a * 8 + b * 8 + run] = flat[start : start + run]
+    base.compiled.write_boxes(output, values, boxes, 8, 8, 8, 8, max(team, 2))
+    np.testing.assert_array_equal(output, expected)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_child_forked_after_the_team_was_used_copies_on_one_thread(team, rng):
+    # The child inherits libgomp's record of the parent's team, not its threads: a parallel region there would
+    # wait for them for ever, so the child's copies run on its one thread (and finish).
+    import torch
+
+    source = rng.random((1, 8, 8, 8)).astype(np.float32)
+    out = torch.empty(4, 1, 4, 4, 4)
+    assert io.copy_boxes(out, [(source, (1, 2, 3))] * 4, threads=max(team, 2))  # the parent's team, used
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's exit code says what it saw
+            code = 1
+            signal.alarm(30)  # a hang fails the test rather than stopping the suite
+            try:
+                split = io_team.split_threads(2, 1 << 30)
+                copied = io.copy_boxes(out, [(source, (1, 2, 3))] * 4, threads=2)
+                code = 0 if (io.team_threads(), split, copied) == (1, 1, True) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        torch.set_num_threads(before)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -184,14 +184,14 @@ class Patches:
         return source.as_strided(size, stride, offset)
 
     def box_origin(self, name: str, index: int) -> tuple[Array, tuple[int, int, int]] | None:
-        """The memory map of image ``name`` and patch ``index``'s first voxel there, for :func:`.io.copy_boxes`.
+        """Patch ``index`` of image ``name`` for :func:`.io.copy_boxes`: an array and the box's first voxel there.
 
-        ``None`` unless the patches are :attr:`deferred` and the box lies inside its source.
+        The map of :attr:`deferred` patches, else the patch at ``(0, 0, 0)``; ``None`` past the source or with no view.
         """
         if self.sources is None:
-            return None
-        _, array = self.sources[name]
-        box = self._rows[index]
+            view = self.box_view(name, index)
+            return None if view is None else (view.numpy(), (0, 0, 0))
+        (_, array), box = self.sources[name], self._rows[index]
         shape = array.shape
         if min(box[:3]) < 0 or box[3] > shape[1] or box[4] > shape[2] or box[5] > shape[3]:
             return None

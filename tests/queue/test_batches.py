@@ -391,15 +391,16 @@ def test_assembled_batches_equal_their_patches_whichever_way_they_are_copied(
     compiled: list[int] = []
     copy_boxes = io.copy_boxes
 
-    def counted_boxes(out: torch.Tensor, boxes: list) -> bool:
-        copied = copy_boxes(out, boxes)
-        compiled.extend([len(boxes)] if copied else [])
+    def counted_boxes(out: torch.Tensor, boxes: list, threads: int = 1) -> bool:
+        copied = copy_boxes(out, boxes, threads=threads)
+        compiled.extend([(len(boxes), threads)] if copied else [])
         return copied
 
     monkeypatch.setattr(io, "copy_boxes", counted_boxes)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        team = io.team_threads()
         only_deferred = [(deferred, 1), (deferred, 0), (deferred, 1)]
         for entries in (stacks, [*stacks, (padded, 0)], only_deferred):
             calls.clear()
@@ -410,12 +411,16 @@ def test_assembled_batches_equal_their_patches_whichever_way_they_are_copied(
                 for name in ("t1", "seg"):
                     assert torch.equal(batch.stacked[name][row], source[index][name].data)
                     assert torch.equal(batch[row][name].data, source[index][name].data)
-            # One compiled call per image for boxes of maps on one thread (with the extension); one
-            # stack per image where read_into would copy every box with torch (one thread, or
-            # deferred boxes on torch's threads) and every box is a view; else box by box.
-            by_compiled = not parallel and entries is only_deferred and io.reorder_backend() == "compiled"
+            # One compiled call per image (with the extension): for boxes of maps on this thread, or
+            # with parallel for any boxes inside their sources, split between torch's OpenMP team
+            # (where it can join it); one stack per image where read_into would copy every box with
+            # torch (one thread, or deferred boxes on torch's threads without the team) and every
+            # box is a view; else box by box.
+            on_team = parallel and team > 1 and (padded, 0) not in entries
+            on_this_thread = not parallel and entries is only_deferred
+            by_compiled = io.reorder_backend() == "compiled" and (on_team or on_this_thread)
             by_torch = not by_compiled and (threads == 1 or (parallel and entries is only_deferred))
-            assert compiled == ([len(entries)] * 2 if by_compiled else [])
+            assert compiled == ([(len(entries), team if parallel else 1)] * 2 if by_compiled else [])
             assert calls == ([len(entries)] * 2 if by_torch and (padded, 0) not in entries else [])
     finally:
         torch.set_num_threads(before)

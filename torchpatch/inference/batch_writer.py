@@ -68,10 +68,13 @@ class BatchWriter:
         if jobs[0][3] is None:
             # numpy copies these strided boxes on the CPU about 1.3 times faster than copy_, and the compiled
             # copies (which prefetch each box's next plane) faster again: 75.6 against 93.5 ms for 125 patches
-            # with 8 channels into a 256³ output.
+            # with 8 channels into a 256³ output, one thread; split between torch's OpenMP team where
+            # write_threads chooses torch's threads.
             arrays = _numpy_views(values, output)
-            if arrays is not None and io.write_boxes(arrays[1], arrays[0], self._boxes(jobs)):
-                return
+            if arrays is not None:
+                with write_threads.COPY_THREADS.writing(_elements(jobs, self.channels)):
+                    if io.write_boxes(arrays[1], arrays[0], self._boxes(jobs), io.team_threads()):
+                        return
             if arrays is not None or output.device.type != "cpu":
                 self._write_channels(values, output, jobs, arrays)
                 return
@@ -92,16 +95,18 @@ class BatchWriter:
         return boxes
 
     def _blend(self, values: torch.Tensor, output: torch.Tensor, jobs: list[Job], elements: int) -> None:
-        # One lerp_ per patch and channel: on one torch thread or on all of
-        # them, whichever blended faster lately (see write_threads). On one
-        # thread, the compiled blend where it applies: torch's bits, 131-148
-        # against 176-177 ms for the grid benchmark's 8-channel writes.
+        # On one torch thread or on all of them, whichever blended faster
+        # lately (see write_threads): the compiled blend where it applies
+        # (torch's bits, 131-148 against 176-177 ms for the grid benchmark's
+        # 8-channel writes on one thread), on torch's OpenMP team when that is
+        # chosen (io.team_threads); else one lerp_ per patch and channel.
         with torch.no_grad(), write_threads.WRITE_THREADS.writing(elements):
-            arrays = _numpy_views(values, output) if torch.get_num_threads() == 1 else None
+            threads = io.team_threads()
+            arrays = _numpy_views(values, output) if threads > 1 or torch.get_num_threads() == 1 else None
             if arrays is not None and all(ratio is not None and ratio.device.type == "cpu" for *_, ratio in jobs):
                 ratios = [ratio.numpy() for *_, ratio in jobs if ratio is not None] * self.channels  # boxes' order
                 boxes = [(ratio, *box) for ratio, box in zip(ratios, self._boxes(jobs))]
-                if io.blend_boxes(arrays[1], arrays[0], boxes):
+                if io.blend_boxes(arrays[1], arrays[0], boxes, threads):
                     return
             self._write_channels(values, output, jobs, None)
 

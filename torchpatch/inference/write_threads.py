@@ -1,15 +1,18 @@
-"""How many torch threads the aggregator's blending writes use, chosen by timing them.
+"""How many torch threads the aggregator's writes use, chosen by timing them.
 
-:class:`~torchpatch.inference.GridAggregator` blends each patch of a batch
-into the output with one ``lerp_`` per patch and channel. With torch's
-default threads every such call is an OpenMP parallel region: the caller's
-thread and a worker each take half of the patch's box, and the call ends
-when both are done. On an idle machine two threads blend about twice as
-fast as one (memory bandwidth grows with the cores copying). When another
-process holds the other core, the worker waits to be scheduled and every
-region waits for it: ``benchmarks/grid.py`` measured one-channel blending at
-2-5 times its one-thread time then, and the same writes on one thread do not
-stall at all.
+:class:`~torchpatch.inference.GridAggregator` writes each batch of patch
+outputs into the output: crop mode copies, the other modes blend. With
+torch's default threads the writes of a batch run as OpenMP parallel
+regions: the compiled copies and blends as one region of torch's own team
+(:func:`torchpatch.io.team_threads`), each thread writing its share of the
+output's planes, or torch's ``lerp_`` (one region per patch and channel)
+where the compiled blend does not apply; a region ends when every thread is
+done. On an idle machine two threads write faster than one (memory
+bandwidth grows with the cores copying). When another process holds the
+other core, the worker waits to be scheduled and every region waits for
+it: ``benchmarks/grid.py`` measured one-channel blending at 2-5 times its
+one-thread time then, and the same writes on one thread do not stall at
+all.
 
 Which of the two is faster depends on what else runs on the machine, which
 changes from second to second, so :class:`WriteThreads` measures it: it
@@ -23,7 +26,8 @@ would save them under half a millisecond each, and one stall costs more (in
 ``benchmarks/grid.py``, one-channel writes took 30 ms per 256³ volume on
 one thread, every time, and 40-114 ms on two, with or without a competing
 process; chosen by timing, 20-72 ms). The output does not depend on the
-choice: both run the same elementwise kernel on the same values.
+choice: both run the same elementwise kernel on the same values. Copies
+and blends are timed apart (:data:`COPY_THREADS`, :data:`WRITE_THREADS`).
 """
 
 from __future__ import annotations
@@ -134,7 +138,9 @@ class WriteThreads:
             self.record(parallel, seconds, elements)
 
 
-#: The choice shared by every aggregator of the process (the machine's load is the process's).
+#: The choice for blending writes, shared by every aggregator of the process (the machine's load is the process's).
 WRITE_THREADS = WriteThreads()
+#: The same choice for crop mode's copies (a copied element costs less than a blended one: timed apart).
+COPY_THREADS = WriteThreads()
 
-__all__ = ["OPENMP", "PARALLEL_ELEMENTS", "RETRY_EVERY", "WINDOW", "WRITE_THREADS", "WriteThreads"]
+__all__ = ["COPY_THREADS", "OPENMP", "PARALLEL_ELEMENTS", "RETRY_EVERY", "WINDOW", "WRITE_THREADS", "WriteThreads"]

@@ -76,6 +76,7 @@ from .paths import SUPPORTED_SUFFIXES, check_path, get_stem, get_suffix
 from .paths import names_path as _names_path
 from .raster import RASTER_FORMATS, RasterFormat, check_raster, raster_capabilities, stored_dtype
 from .sitk import SITK, SITK_DETACHED, TEXT_HEADER_SUFFIXES, raw_layout, read_sitk_region
+from .team import openmp_library, team_threads
 
 #: The backend of each supported suffix (a folder is a DICOM series).
 BACKENDS: dict[str, Backend] = {
@@ -349,6 +350,7 @@ __all__ = [
     "copy_boxes",
     "in_file_order",
     "numpy_dtype",
+    "openmp_library",
     "load_npy",
     "map_npy",
     "check_path",
@@ -363,6 +365,7 @@ __all__ = [
     "reorder_backend",
     "release_memory_maps",
     "supports_region_reads",
+    "team_threads",
     "write_atomic",
     "write_boxes",
     "write_image",

@@ -21,6 +21,7 @@ import torch
 
 from ..typing import TypeAffine, TypeTriplet
 from . import buffers
+from .team import split_threads
 
 compiled: ModuleType | None
 try:  # the compiled copies (setup.py); optional, torch's otherwise
@@ -139,7 +140,7 @@ def reorder_backend() -> str:
     return "torch" if compiled is None else "compiled"
 
 
-def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]]) -> bool:
+def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]], threads: int = 1) -> bool:
     """Copy boxes of ``(C, I, J, K)`` arrays into the rows of ``out`` by the compiled extension, in one call.
 
     ``out`` is a contiguous CPU ``(N, C, a, b, c)`` tensor; ``boxes`` gives,
@@ -160,7 +161,8 @@ def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]]) 
     against 19.3-19.9 and 26.4-28.4 ms without the prefetching and 13.5 and
     21.8 ms for ``torch.stack`` of the boxes' views on two threads; 200
     random boxes of 64³ out of a 256³ float32 volume 11.1 against 15.6 ms
-    by numpy.
+    by numpy. With ``threads`` > 1 (:func:`~torchpatch.io.team_threads`), C-ordered boxes
+    are split between the threads of torch's OpenMP team.
 
     Returns:
         Whether it copied: ``False`` (nothing written) without the extension
@@ -190,7 +192,8 @@ def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]]) 
             return False
         items.append((memory, *array.shape[1:], *corner))
     if not file_order:
-        compiled.copy_boxes(target, items, size_a, size_b, size_c, channels, target.itemsize)
+        threads = split_threads(threads, target.nbytes)
+        compiled.copy_boxes(target, items, size_a, size_b, size_c, channels, target.itemsize, False, None, threads)
         return True
     # The same scratch call after call (a fresh one would be paged in every time: see io.buffers).
     need = 2 * size_a * size_b * size_c * target.itemsize + 64 * size_c
@@ -235,7 +238,7 @@ def _plane_and_row_strides(output: Array, values: Array) -> tuple[int, int, int,
 
 
 def write_boxes(
-    output: Array, values: Array, boxes: Sequence[tuple[Sequence[int], Sequence[int], Sequence[int]]]
+    output: Array, values: Array, boxes: Sequence[tuple[Sequence[int], Sequence[int], Sequence[int]]], threads: int = 1
 ) -> bool:
     """Copy boxes of ``values`` into boxes of ``output`` by the compiled extension, in one call.
 
@@ -246,7 +249,10 @@ def write_boxes(
     aggregator does with a batch of patch outputs in crop mode: strided runs
     both ways, the runs of a box's next plane prefetched while one is
     copied (125 patches of 64³ with 8 channels into a 256³ output: 75.6
-    against 93.5 ms by numpy's slices, one thread), without the GIL.
+    against 93.5 ms by numpy's slices, one thread), without the GIL. With
+    ``threads`` > 1 (:func:`~torchpatch.io.team_threads`) the output's planes are shared
+    out between the threads of torch's OpenMP team, each plane written by
+    one thread in the boxes' order (the same bytes).
 
     Returns:
         Whether it copied: ``False`` (nothing written) without the extension
@@ -267,12 +273,16 @@ def write_boxes(
             return False
         jobs.append((*offsets, int(size[0]), int(size[1]), int(size[2]) * output.dtype.itemsize))
     assert compiled is not None
-    compiled.write_boxes(output, values, jobs, *_plane_and_row_strides(output, values))
+    nbytes = sum(job[2] * job[3] * job[4] for job in jobs)
+    compiled.write_boxes(output, values, jobs, *_plane_and_row_strides(output, values), split_threads(threads, nbytes))
     return True
 
 
 def blend_boxes(
-    output: Array, values: Array, boxes: Sequence[tuple[Array, Sequence[int], Sequence[int], Sequence[int]]]
+    output: Array,
+    values: Array,
+    boxes: Sequence[tuple[Array, Sequence[int], Sequence[int], Sequence[int]]],
+    threads: int = 1,
 ) -> bool:
     """Blend boxes of ``values`` into boxes of ``output`` as ``lerp_`` does, by the compiled extension, in one call.
 
@@ -286,6 +296,7 @@ def blend_boxes(
     batch of patch outputs in a blending mode; the next plane of a box is
     prefetched while one is blended, without the GIL (the grid benchmark's
     8-channel writes, one thread: 131-148 ms against torch's 176-177 ms).
+    ``threads`` as in :func:`write_boxes`.
 
     Returns:
         Whether it blended: ``False`` (nothing written) without the
@@ -311,7 +322,8 @@ def blend_boxes(
             return False
         jobs.append((ratio, *offsets, int(size[0]), int(size[1]), int(size[2])))
     assert compiled is not None
-    return bool(compiled.blend_boxes(output, values, jobs, *_plane_and_row_strides(output, values)))
+    threads = split_threads(threads, 4 * sum(job[3] * job[4] * job[5] for job in jobs))
+    return bool(compiled.blend_boxes(output, values, jobs, *_plane_and_row_strides(output, values), threads))
 
 
 #: Each thread's scratch for :func:`copy_boxes` of arrays in the files' order (two boxes of one channel).

@@ -215,6 +215,76 @@ static inline void prefetch_lines(const char *p, size_t bytes, int write) {
 
 static inline void prefetch_run(const char *p, size_t bytes) { prefetch_lines(p, bytes, 0); }
 
+/* Splitting a call between the threads of torch's OpenMP team.
+ *
+ * With torch's default threads, the training loop's thread leads a GNU OpenMP (libgomp) team whose other
+ * threads spin for a millisecond or two after each of torch's parallel regions, waiting for the next; a
+ * thread of our own next to them would fight them for the cores. So a call given threads > 1 runs as a
+ * parallel region of that same team: team_init binds libgomp's entry points in the copy torch loaded (its
+ * path from torchpatch.io), and the copies below split their work by parts, part p of n on team thread p,
+ * each output byte written by one thread in the order a single thread writes it (the same bytes). Without
+ * the team (another OpenMP, no dlopen), a call runs on the calling thread. The GIL is released first. */
+#if defined(__linux__)
+#include <dlfcn.h>
+#define TORCHPATCH_TEAM 1
+#endif
+
+typedef void (*part_fn)(void *data, Py_ssize_t part, Py_ssize_t parts);
+static void (*team_parallel)(void (*)(void *), void *, unsigned, unsigned);
+static int (*team_member)(void);
+static int (*team_size)(void);
+
+struct team_call {
+    part_fn fn;
+    void *data;
+};
+
+static void team_entry(void *call) {
+    const struct team_call *c = call;
+    c->fn(c->data, team_member(), team_size());
+}
+
+/* fn's parts on ``threads`` threads of the calling thread's team (see above), or all on this thread. */
+static void run_parts(part_fn fn, void *data, int threads) {
+    if (threads > 1 && team_parallel != NULL) {
+        struct team_call call = {fn, data};
+        team_parallel(team_entry, &call, (unsigned)threads, 0);
+    } else {
+        fn(data, 0, 1);
+    }
+}
+
+/* [first, last) of ``units`` for part ``part`` of ``parts`` (contiguous, sizes differing by one at most). */
+static void part_range(Py_ssize_t units, Py_ssize_t part, Py_ssize_t parts, Py_ssize_t *first, Py_ssize_t *last) {
+    *first = units / parts * part + (part < units % parts ? part : units % parts);
+    *last = *first + units / parts + (part < units % parts);
+}
+
+PyDoc_STRVAR(team_init_doc,
+             "team_init(path)\n"
+             "--\n\n"
+             "Bind the entry points of the GNU OpenMP library already loaded from ``path`` (torch's), so that the\n"
+             "copies given threads > 1 run on its team. Returns whether they are bound; loads nothing new.");
+
+static PyObject *team_init(PyObject *module, PyObject *args) {
+    const char *path;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "s", &path)) return NULL;
+#ifdef TORCHPATCH_TEAM
+    void *library = dlopen(path, RTLD_NOLOAD | RTLD_NOW | RTLD_LOCAL);
+    if (library == NULL) Py_RETURN_FALSE;
+    void *parallel = dlsym(library, "GOMP_parallel"), *member = dlsym(library, "omp_get_thread_num"),
+         *size = dlsym(library, "omp_get_num_threads");
+    if (parallel == NULL || member == NULL || size == NULL) Py_RETURN_FALSE;
+    team_member = (int (*)(void))member;
+    team_size = (int (*)(void))size;
+    team_parallel = (void (*)(void (*)(void *), void *, unsigned, unsigned))parallel;
+    Py_RETURN_TRUE;
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 /* Boxes of a batch: each box is copied row by row (runs of K elements) out of its own C-ordered
  * (C, I, J, K) source into one contiguous (N, C, a, b, c) buffer, all without the GIL (one call a
  * batch: a thread making batches next to the training loop takes the GIL back once). */
@@ -223,26 +293,60 @@ struct box {
     Py_ssize_t g[6];  /* its size_i, size_j, size_k, then the box's i0, j0, k0 */
 };
 
+/* copy_boxes' C-ordered sources: a box's runs one after the other, those one plane ahead prefetched (short
+ * runs only: the hardware follows long ones). A box as long as its source along K is one run per plane. The
+ * parts split the (box, channel) pairs, each a contiguous stretch of the batch. */
+struct copy_job {
+    const struct box *items;
+    char *out;
+    Py_ssize_t count, sa, sb, sc, channels;
+    int size;
+};
+
+static void copy_part(void *data, Py_ssize_t part, Py_ssize_t parts) {
+    const struct copy_job *job = data;
+    const Py_ssize_t sa = job->sa, sb = job->sb, sc = job->sc, channels = job->channels, size = job->size;
+    const size_t run = (size_t)(sc * size);
+    Py_ssize_t first, last;
+    part_range(job->count * channels, part, parts, &first, &last);
+    for (Py_ssize_t unit = first; unit < last; unit++) {
+        const Py_ssize_t *g = job->items[unit / channels].g, c = unit % channels;
+        const Py_ssize_t row = g[2] * size, plane = g[1] * row, volume = g[0] * plane;
+        const char *from = (const char *)job->items[unit / channels].view.buf + c * volume + g[3] * plane + g[4] * row + g[5] * size;
+        char *out = job->out + unit * sa * sb * sc * size;
+        const Py_ssize_t per_plane = sc == g[2] ? 1 : sb, runs = sa * per_plane;
+        const size_t length = sc == g[2] ? (size_t)(sb * sc * size) : run;
+        const int prefetch = length <= PREFETCHED_RUN;
+        for (Py_ssize_t r = 0; r < runs; r++) {
+            const Py_ssize_t ahead = r + per_plane;
+            if (prefetch && ahead < runs) prefetch_run(from + (ahead / per_plane) * plane + (ahead % per_plane) * row, length);
+            memcpy(out, from + (r / per_plane) * plane + (r % per_plane) * row, length);
+            out += length;
+        }
+    }
+}
+
 PyDoc_STRVAR(copy_boxes_doc,
-             "copy_boxes(out, boxes, size_a, size_b, size_c, channels, itemsize, file_order=False, scratch=None)\n"
+             "copy_boxes(out, boxes, size_a, size_b, size_c, channels, itemsize, file_order=False, scratch=None, threads=1)\n"
              "--\n\n"
              "Copy len(boxes) boxes of (channels, size_a, size_b, size_c) elements into ``out``, one after the other.\n\n"
              "Each box is ``(source, size_i, size_j, size_k, i0, j0, k0)``: a C-ordered (channels, size_i, size_j,\n"
              "size_k) buffer and the box's first voxel; boxes lie inside their sources. With ``file_order`` true,\n"
              "every source is (channels, size_k, size_j, size_i) in C order instead (each channel in the files'\n"
              "order, i fastest): each box is transposed into place through ``scratch`` (a writable buffer of\n"
-             "2 * size_a * size_b * size_c * itemsize + 64 * size_c bytes at least; else one is allocated).");
+             "2 * size_a * size_b * size_c * itemsize + 64 * size_c bytes at least; else one is allocated). C-ordered\n"
+             "boxes are split between ``threads`` threads of torch's OpenMP team (see team_init).");
 
 static PyObject *copy_boxes(PyObject *module, PyObject *args) {
     Py_buffer dst;
     PyObject *boxes;
     Py_ssize_t sa, sb, sc, channels;
-    int size, file_order = 0;
+    int size, file_order = 0, threads = 1;
     Py_buffer given = {0};
     PyObject *given_object = Py_None;
     (void)module;
-    if (!PyArg_ParseTuple(args, "w*Onnnni|pO", &dst, &boxes, &sa, &sb, &sc, &channels, &size, &file_order,
-                          &given_object))
+    if (!PyArg_ParseTuple(args, "w*Onnnni|pOi", &dst, &boxes, &sa, &sb, &sc, &channels, &size, &file_order,
+                          &given_object, &threads))
         return NULL;
     if (given_object != Py_None && PyObject_GetBuffer(given_object, &given, PyBUF_WRITABLE) < 0) {
         PyBuffer_Release(&dst);
@@ -340,25 +444,9 @@ static PyObject *copy_boxes(PyObject *module, PyObject *args) {
                 out += sa * sb * run;
             }
         }
-        /* C-ordered sources: a box's runs one after the other, those one plane ahead prefetched (short runs
-         * only: the hardware follows long ones). A box as long as its source along K is one run per plane. */
-        for (Py_ssize_t n = 0; !file_order && n < count; n++) {
-            const Py_ssize_t *g = items[n].g;
-            const Py_ssize_t row = g[2] * size, plane = g[1] * row, volume = g[0] * plane;
-            const char *base = (const char *)items[n].view.buf + g[3] * plane + g[4] * row + g[5] * size;
-            const Py_ssize_t per_plane = sc == g[2] ? 1 : sb, runs = sa * per_plane;
-            const size_t length = sc == g[2] ? (size_t)(sb * sc * size) : run;
-            const int prefetch = length <= PREFETCHED_RUN;
-            for (Py_ssize_t c = 0; c < channels; c++) {
-                const char *from = base + c * volume;
-                for (Py_ssize_t r = 0; r < runs; r++) {
-                    const Py_ssize_t ahead = r + per_plane;
-                    if (prefetch && ahead < runs)
-                        prefetch_run(from + (ahead / per_plane) * plane + (ahead % per_plane) * row, length);
-                    memcpy(out, from + (r / per_plane) * plane + (r % per_plane) * row, length);
-                    out += length;
-                }
-            }
+        if (!file_order) {
+            struct copy_job job = {items, (char *)dst.buf, count, sa, sb, sc, channels, size};
+            run_parts(copy_part, &job, threads);
         }
         Py_END_ALLOW_THREADS
     }
@@ -374,11 +462,13 @@ done:
     return result;
 }
 
-/* The arguments write_boxes and blend_boxes share: out, values, the boxes and four strides (checked). */
+/* The arguments write_boxes and blend_boxes share: out, values, the boxes, four strides (checked), threads. */
 static int parse_box_arguments(PyObject *args, Py_buffer *out, Py_buffer *values, PyObject **seq, Py_ssize_t strides[4],
-                               int alignment) {
+                               int alignment, int *threads) {
     PyObject *boxes;
-    if (!PyArg_ParseTuple(args, "w*y*Onnnn", out, values, &boxes, &strides[0], &strides[1], &strides[2], &strides[3]))
+    *threads = 1;
+    if (!PyArg_ParseTuple(args, "w*y*Onnnn|i", out, values, &boxes, &strides[0], &strides[1], &strides[2], &strides[3],
+                          threads))
         return 0;
     for (int n = 0; n < 4; n++) {
         if (strides[n] < 0 || strides[n] % alignment) {
@@ -407,21 +497,90 @@ static int box_inside(Py_ssize_t offset, Py_ssize_t planes, Py_ssize_t rows, Py_
     return offset + planes * plane + rows * row <= len - run;
 }
 
+/* Splitting write_boxes and blend_boxes: part p of n owns a contiguous range of the output's planes (byte x
+ * lies in plane x / out_plane) and writes, box after box, only the planes it owns, so each byte is written by
+ * one thread in box order. Split only when no box's plane reaches into the next plane of the output
+ * (plane_bound), as in a C-contiguous (C, I, J, K) output. */
+struct box_parts {
+    Py_ssize_t first, last; /* the planes owned */
+};
+
+static int plane_bound(Py_ssize_t offset, Py_ssize_t rows, Py_ssize_t run, Py_ssize_t plane, Py_ssize_t row) {
+    if (!rows || !run) return 1;
+    return plane > 0 && offset % plane <= plane - run - (rows - 1) * row;
+}
+
+/* The planes [a0, a1) of a box starting at ``offset`` that part ``owned`` covers. */
+static void owned_planes(const struct box_parts *owned, Py_ssize_t offset, Py_ssize_t planes, Py_ssize_t plane,
+                         Py_ssize_t *a0, Py_ssize_t *a1) {
+    if (plane <= 0) {
+        *a0 = 0;
+        *a1 = planes;
+        return;
+    }
+    const Py_ssize_t g = offset / plane;
+    *a0 = owned->first > g ? owned->first - g : 0;
+    *a1 = owned->last - g < planes ? owned->last - g : planes;
+    if (*a1 < *a0) *a1 = *a0;
+}
+
+static void own_planes(struct box_parts *owned, Py_ssize_t total, Py_ssize_t part, Py_ssize_t parts) {
+    if (parts > 1) {
+        part_range(total, part, parts, &owned->first, &owned->last);
+    } else {
+        owned->first = 0;
+        owned->last = PY_SSIZE_T_MAX;
+    }
+}
+
 PyDoc_STRVAR(write_boxes_doc,
-             "write_boxes(out, values, boxes, out_plane, out_row, values_plane, values_row)\n"
+             "write_boxes(out, values, boxes, out_plane, out_row, values_plane, values_row, threads=1)\n"
              "--\n\n"
              "Copy boxes of ``values`` into boxes of ``out`` (an aggregator writing patch outputs into a volume).\n\n"
              "Each box is ``(out_offset, values_offset, planes, rows, run)`` in bytes and counts: ``planes`` x\n"
              "``rows`` runs of ``run`` bytes, ``*_row`` bytes apart within a plane and ``*_plane`` bytes apart\n"
              "between planes, starting at the offsets. Every byte must lie inside its buffer. The runs of a box's\n"
-             "next plane in ``values`` are prefetched while one is copied (see prefetch_run).");
+             "next plane in ``values`` are prefetched while one is copied (see prefetch_run). Split between ``threads``\n"
+             "threads of torch's OpenMP team by the output's planes (see team_init), writing the same bytes.");
+
+struct write_job {
+    const Py_ssize_t (*boxes)[5];
+    Py_ssize_t count;
+    char *out;
+    const char *values;
+    Py_ssize_t out_plane, out_row, values_plane, values_row, planes;
+};
+
+static void write_part(void *data, Py_ssize_t part, Py_ssize_t parts) {
+    const struct write_job *job = data;
+    struct box_parts owned;
+    own_planes(&owned, job->planes, part, parts);
+    for (Py_ssize_t n = 0; n < job->count; n++) {
+        const Py_ssize_t *j = job->boxes[n];
+        char *to = job->out + j[0];
+        const char *from = job->values + j[1];
+        const Py_ssize_t rows = j[3];
+        const size_t run = (size_t)j[4];
+        const int prefetch = run <= PREFETCHED_RUN;
+        Py_ssize_t a0, a1;
+        owned_planes(&owned, j[0], j[2], job->out_plane, &a0, &a1);
+        for (Py_ssize_t r = a0 * rows, runs = a1 * rows; r < runs && run; r++) {
+            const Py_ssize_t ahead = r + rows;
+            if (prefetch && ahead < runs)
+                prefetch_run(from + (ahead / rows) * job->values_plane + (ahead % rows) * job->values_row, run);
+            memcpy(to + (r / rows) * job->out_plane + (r % rows) * job->out_row,
+                   from + (r / rows) * job->values_plane + (r % rows) * job->values_row, run);
+        }
+    }
+}
 
 static PyObject *write_boxes(PyObject *module, PyObject *args) {
     Py_buffer out, values;
     PyObject *seq = NULL, *result = NULL;
     Py_ssize_t strides[4];
+    int threads, splittable = 1;
     (void)module;
-    if (!parse_box_arguments(args, &out, &values, &seq, strides, 1)) return NULL;
+    if (!parse_box_arguments(args, &out, &values, &seq, strides, 1, &threads)) return NULL;
     const Py_ssize_t out_plane = strides[0], out_row = strides[1], values_plane = strides[2], values_row = strides[3];
     const Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
     Py_ssize_t(*jobs)[5] = PyMem_Calloc((size_t)count + 1, sizeof(*jobs));
@@ -443,21 +602,12 @@ static PyObject *write_boxes(PyObject *module, PyObject *args) {
             PyErr_Format(PyExc_ValueError, "box %zd reaches past its buffer", n);
             goto done;
         }
+        splittable = splittable && plane_bound(j[0], j[3], j[4], out_plane, out_row);
     }
+    struct write_job job = {jobs, count, (char *)out.buf, (const char *)values.buf, out_plane, out_row, values_plane,
+                            values_row, out_plane > 0 ? out.len / out_plane : 1};
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t n = 0; n < count; n++) {
-        const Py_ssize_t *j = jobs[n];
-        char *to = (char *)out.buf + j[0];
-        const char *from = (const char *)values.buf + j[1];
-        const Py_ssize_t rows = j[3], runs = j[2] * j[3];
-        const size_t run = (size_t)j[4];
-        const int prefetch = run <= PREFETCHED_RUN;
-        for (Py_ssize_t r = 0; r < runs && run; r++) {
-            const Py_ssize_t ahead = r + rows;
-            if (prefetch && ahead < runs) prefetch_run(from + (ahead / rows) * values_plane + (ahead % rows) * values_row, run);
-            memcpy(to + (r / rows) * out_plane + (r % rows) * out_row, from + (r / rows) * values_plane + (r % rows) * values_row, run);
-        }
-    }
+    run_parts(write_part, &job, splittable ? threads : 1);
     Py_END_ALLOW_THREADS
     result = Py_None;
     Py_INCREF(result);
@@ -505,24 +655,65 @@ static int blend_supported(void) { return 0; }
 #endif
 
 PyDoc_STRVAR(blend_boxes_doc,
-             "blend_boxes(out, values, boxes, out_plane, out_row, values_plane, values_row)\n"
+             "blend_boxes(out, values, boxes, out_plane, out_row, values_plane, values_row, threads=1)\n"
              "--\n\n"
              "Blend boxes of float32 ``values`` into boxes of float32 ``out``: out += (values - out) * ratio, as\n"
              "torch's lerp_ rounds it. Each box is ``(ratio, out_offset, values_offset, planes, rows, run)``:\n"
              "``ratio`` a float32 (planes, rows, run) array contiguous along its last axis, offsets in bytes,\n"
-             "strides as in write_boxes. Returns False, writing nothing, where the processor lacks AVX2 or FMA.");
+             "strides and ``threads`` as in write_boxes. Returns False, writing nothing, where the processor lacks AVX2\n"
+             "or FMA.");
+
+struct ratio_box {
+    Py_buffer view;
+    Py_ssize_t g[5];
+};
+
+struct blend_job {
+    const struct ratio_box *boxes;
+    Py_ssize_t count;
+    char *out;
+    const char *values;
+    Py_ssize_t out_plane, out_row, values_plane, values_row, planes;
+};
+
+#ifdef TORCHPATCH_BLEND
+static void blend_part(void *data, Py_ssize_t part, Py_ssize_t parts) {
+    const struct blend_job *job = data;
+    const Py_ssize_t out_plane = job->out_plane, out_row = job->out_row, values_plane = job->values_plane,
+                     values_row = job->values_row;
+    struct box_parts owned;
+    own_planes(&owned, job->planes, part, parts);
+    for (Py_ssize_t n = 0; n < job->count; n++) {
+        const Py_ssize_t *j = job->boxes[n].g;
+        const Py_buffer *r = &job->boxes[n].view;
+        char *to = job->out + j[0];
+        const char *from = job->values + j[1], *weights = (const char *)r->buf;
+        Py_ssize_t a0, a1;
+        owned_planes(&owned, j[0], j[2], out_plane, &a0, &a1);
+        for (Py_ssize_t a = a0; a < a1; a++) {
+            for (Py_ssize_t b = 0; b < j[3]; b++) {
+                if (a + 1 < a1) { /* the next plane's row of all three: the output is read, then written */
+                    prefetch_run(from + (a + 1) * values_plane + b * values_row, (size_t)j[4] * 4);
+                    prefetch_run(weights + (a + 1) * r->strides[0] + b * r->strides[1], (size_t)j[4] * 4);
+                    prefetch_lines(to + (a + 1) * out_plane + b * out_row, (size_t)j[4] * 4, 1);
+                }
+                blend_row((float *)(to + a * out_plane + b * out_row), (const float *)(from + a * values_plane + b * values_row),
+                          (const float *)(weights + a * r->strides[0] + b * r->strides[1]), j[4]);
+            }
+        }
+    }
+}
+#endif
 
 static PyObject *blend_boxes(PyObject *module, PyObject *args) {
     Py_buffer out, values;
     PyObject *seq = NULL, *result = NULL;
     Py_ssize_t strides[4], held = 0;
+    int threads, splittable = 1;
     (void)module;
-    if (!parse_box_arguments(args, &out, &values, &seq, strides, 4)) return NULL;
+    if (!parse_box_arguments(args, &out, &values, &seq, strides, 4, &threads)) return NULL;
     const Py_ssize_t out_plane = strides[0], out_row = strides[1], values_plane = strides[2], values_row = strides[3];
-    struct ratio_box {
-        Py_buffer view;
-        Py_ssize_t g[5];
-    } *jobs = NULL;
+    struct ratio_box *jobs = NULL;
     if (!blend_supported()) {
         result = Py_False;
         Py_INCREF(result);
@@ -559,26 +750,13 @@ static PyObject *blend_boxes(PyObject *module, PyObject *args) {
             PyErr_Format(PyExc_ValueError, "box %zd reaches past its buffer", n);
             goto done;
         }
+        splittable = splittable && plane_bound(j[0], j[3], j[4] * 4, out_plane, out_row);
     }
 #ifdef TORCHPATCH_BLEND
+    struct blend_job job = {jobs, count, (char *)out.buf, (const char *)values.buf, out_plane, out_row, values_plane,
+                            values_row, out_plane > 0 ? out.len / out_plane : 1};
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t n = 0; n < count; n++) {
-        const Py_ssize_t *j = jobs[n].g;
-        const Py_buffer *r = &jobs[n].view;
-        char *to = (char *)out.buf + j[0];
-        const char *from = (const char *)values.buf + j[1], *weights = (const char *)r->buf;
-        for (Py_ssize_t a = 0; a < j[2]; a++) {
-            for (Py_ssize_t b = 0; b < j[3]; b++) {
-                if (a + 1 < j[2]) {  /* the next plane's row of all three: the output is read, then written */
-                    prefetch_run(from + (a + 1) * values_plane + b * values_row, (size_t)j[4] * 4);
-                    prefetch_run(weights + (a + 1) * r->strides[0] + b * r->strides[1], (size_t)j[4] * 4);
-                    prefetch_lines(to + (a + 1) * out_plane + b * out_row, (size_t)j[4] * 4, 1);
-                }
-                blend_row((float *)(to + a * out_plane + b * out_row), (const float *)(from + a * values_plane + b * values_row),
-                          (const float *)(weights + a * r->strides[0] + b * r->strides[1]), j[4]);
-            }
-        }
-    }
+    run_parts(blend_part, &job, splittable ? threads : 1);
     Py_END_ALLOW_THREADS
 #endif
     result = Py_True;
@@ -594,6 +772,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"reverse", reverse, METH_VARARGS, reverse_doc},
+    {"team_init", team_init, METH_VARARGS, team_init_doc},
     {"blend_boxes", blend_boxes, METH_VARARGS, blend_boxes_doc},
     {"copy_boxes", copy_boxes, METH_VARARGS, copy_boxes_doc},
     {"write_boxes", write_boxes, METH_VARARGS, write_boxes_doc},

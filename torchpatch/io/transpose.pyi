@@ -17,6 +17,7 @@ def copy_boxes(
     itemsize: int,
     file_order: bool = False,
     scratch: _Buffer | None = None,
+    threads: int = 1,
     /,
 ) -> None: ...
 def write_boxes(
@@ -27,6 +28,7 @@ def write_boxes(
     out_row: int,
     values_plane: int,
     values_row: int,
+    threads: int = 1,
     /,
 ) -> None: ...
 def blend_boxes(
@@ -37,5 +39,7 @@ def blend_boxes(
     out_row: int,
     values_plane: int,
     values_row: int,
+    threads: int = 1,
     /,
 ) -> bool: ...
+def team_init(path: str, /) -> bool: ...

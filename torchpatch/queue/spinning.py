@@ -36,6 +36,8 @@ from functools import cache
 
 import torch
 
+from .. import io
+
 #: The idle team's first (and only) parallel region: bytes enough that torch splits it over two threads or
 #: more (its grain is 32 768 elements), few enough that glibc takes them from the heap. A block it maps and
 #: unmaps (above 128 KiB) raises glibc's mmap threshold for the whole process: with 4 MiB here the training
@@ -47,13 +49,7 @@ TEAM_BYTES = 1 << 16
 @cache
 def _gnu_openmp() -> bool:
     """Whether torch runs its parallel regions on GNU OpenMP (libgomp), whose spinning this module shortens."""
-    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
-        return False
-    try:
-        with open("/proc/self/maps") as maps:
-            return any("libgomp" in line for line in maps)
-    except OSError:
-        return False
+    return io.openmp_library() is not None
 
 
 def available_cores() -> int:
