@@ -609,3 +609,13 @@ def test_a_child_forked_after_the_team_was_used_copies_on_one_thread(team, rng):
     finally:
         torch.set_num_threads(before)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_box_in_the_last_partial_plane_of_the_output_is_written_when_split(team):
+    # The planes shared out between threads include a last one the output's bytes only partly fill.
+    assert base.compiled is not None
+    output = np.zeros(70, np.uint8)
+    values = np.arange(1, 9, dtype=np.uint8).reshape(1, 1, 1, 1, 8)
+    base.compiled.write_boxes(output, values, [(64, 0, 1, 1, 6)], 16, 16, 8, 8, max(team, 2))
+    np.testing.assert_array_equal(output[64:], np.arange(1, 7, dtype=np.uint8))
+    assert not output[:64].any()

@@ -605,7 +605,7 @@ static PyObject *write_boxes(PyObject *module, PyObject *args) {
         splittable = splittable && plane_bound(j[0], j[3], j[4], out_plane, out_row);
     }
     struct write_job job = {jobs, count, (char *)out.buf, (const char *)values.buf, out_plane, out_row, values_plane,
-                            values_row, out_plane > 0 ? out.len / out_plane : 1};
+                            values_row, out_plane > 0 ? (out.len + out_plane - 1) / out_plane : 1};
     Py_BEGIN_ALLOW_THREADS
     run_parts(write_part, &job, splittable ? threads : 1);
     Py_END_ALLOW_THREADS
@@ -754,7 +754,7 @@ static PyObject *blend_boxes(PyObject *module, PyObject *args) {
     }
 #ifdef TORCHPATCH_BLEND
     struct blend_job job = {jobs, count, (char *)out.buf, (const char *)values.buf, out_plane, out_row, values_plane,
-                            values_row, out_plane > 0 ? out.len / out_plane : 1};
+                            values_row, out_plane > 0 ? (out.len + out_plane - 1) / out_plane : 1};
     Py_BEGIN_ALLOW_THREADS
     run_parts(blend_part, &job, splittable ? threads : 1);
     Py_END_ALLOW_THREADS
