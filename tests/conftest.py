@@ -37,6 +37,27 @@ def two_threads() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module")
+def team() -> Iterator[int]:
+    """torch's OpenMP team bound for the compiled copies (as with two torch threads): how many threads it gives.
+
+    Calls of every size split while it is in use (the tests' boxes are far below ``TEAM_BYTES``).
+    """
+    from torchpatch.io import team as team_module
+
+    before, smallest = torch.get_num_threads(), team_module.TEAM_BYTES
+    torch.set_num_threads(2)
+    try:
+        threads = team_module.team_threads()
+    finally:
+        torch.set_num_threads(before)
+    team_module.TEAM_BYTES = 0
+    try:
+        yield threads
+    finally:
+        team_module.TEAM_BYTES = smallest
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,30 +12,8 @@ from hypothesis import strategies as st
 
 from torchpatch import io
 from torchpatch.io import base
-from torchpatch.io import team as io_team
 
 DTYPES = [np.uint8, np.int16, np.float32, np.float64]
-
-
-@pytest.fixture(scope="module")
-def team() -> Iterator[int]:
-    """torch's OpenMP team bound for the compiled copies (as with two torch threads): how many threads it gives.
-
-    Calls of every size split while it is in use (the tests' boxes are far below ``TEAM_BYTES``).
-    """
-    import torch
-
-    before, smallest = torch.get_num_threads(), io_team.TEAM_BYTES
-    torch.set_num_threads(2)
-    try:
-        threads = io.team_threads()
-    finally:
-        torch.set_num_threads(before)
-    io_team.TEAM_BYTES = 0
-    try:
-        yield threads
-    finally:
-        io_team.TEAM_BYTES = smallest
 
 
 def _reverse(source: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -516,28 +491,6 @@ def test_blend_boxes_bad_arguments_say_what_is_wrong(rng):
 # Splitting the copies between torch's OpenMP team (threads > 1)
 
 
-def test_the_copies_join_torchs_openmp_team_where_it_is_gnu_openmp():
-    import sys
-
-    import torch
-
-    path = io.openmp_library()
-    if sys.platform != "linux" or path is None:
-        assert io.team_threads() == 1 or path is not None
-        pytest.skip("torch's parallel regions do not run on a GNU OpenMP mapped here")
-    assert "libgomp" in Path(path).name
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        assert io.team_threads() == 2
-        torch.set_num_threads(1)
-        assert io.team_threads() == 1
-    finally:
-        torch.set_num_threads(before)
-    assert base.compiled is not None
-    assert not base.compiled.team_init("/nonexistent/libgomp.so.1")  # loads nothing new
-
-
 def test_blends_of_overlapping_boxes_split_between_threads_keep_their_order(team, rng):
     # Neighbouring patches overlap: every voxel must see its boxes in order, whichever thread blends it.
     import torch
@@ -581,34 +534,6 @@ def test_boxes_whose_planes_cross_the_outputs_are_not_split(team):
                 expected[out_offset + a * 8 + b * 8 : out_offset + a * 8 + b * 8 + run] = flat[start : start + run]
     base.compiled.write_boxes(output, values, boxes, 8, 8, 8, 8, max(team, 2))
     np.testing.assert_array_equal(output, expected)
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
-def test_a_child_forked_after_the_team_was_used_copies_on_one_thread(team, rng):
-    # The child inherits libgomp's record of the parent's team, not its threads: a parallel region there would
-    # wait for them for ever, so the child's copies run on its one thread (and finish).
-    import torch
-
-    source = rng.random((1, 8, 8, 8)).astype(np.float32)
-    out = torch.empty(4, 1, 4, 4, 4)
-    assert io.copy_boxes(out, [(source, (1, 2, 3))] * 4, threads=max(team, 2))  # the parent's team, used
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child's exit code says what it saw
-            code = 1
-            signal.alarm(30)  # a hang fails the test rather than stopping the suite
-            try:
-                split = io_team.split_threads(2, 1 << 30)
-                copied = io.copy_boxes(out, [(source, (1, 2, 3))] * 4, threads=2)
-                code = 0 if (io.team_threads(), split, copied) == (1, 1, True) else 2
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-    finally:
-        torch.set_num_threads(before)
-    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_a_box_in_the_last_partial_plane_of_the_output_is_written_when_split(team):
