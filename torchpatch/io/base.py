@@ -12,7 +12,6 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -21,13 +20,7 @@ import torch
 
 from ..typing import TypeAffine, TypeTriplet
 from . import buffers
-from .team import split_threads
-
-compiled: ModuleType | None
-try:  # the compiled copies (setup.py); optional, torch's otherwise
-    from . import transpose as compiled
-except ImportError:  # pragma: no cover - a build without a C compiler
-    compiled = None
+from .team import compiled, split_threads  # the compiled copies (setup.py); optional, torch's otherwise
 
 Array = npt.NDArray[np.generic]
 
@@ -273,8 +266,9 @@ def write_boxes(
             return False
         jobs.append((*offsets, int(size[0]), int(size[1]), int(size[2]) * output.dtype.itemsize))
     assert compiled is not None
-    nbytes = sum(job[2] * job[3] * job[4] for job in jobs)
-    compiled.write_boxes(output, values, jobs, *_plane_and_row_strides(output, values), split_threads(threads, nbytes))
+    if threads > 1:
+        threads = split_threads(threads, sum(job[2] * job[3] * job[4] for job in jobs))
+    compiled.write_boxes(output, values, jobs, *_plane_and_row_strides(output, values), threads)
     return True
 
 
@@ -322,7 +316,8 @@ def blend_boxes(
             return False
         jobs.append((ratio, *offsets, int(size[0]), int(size[1]), int(size[2])))
     assert compiled is not None
-    threads = split_threads(threads, 4 * sum(job[3] * job[4] * job[5] for job in jobs))
+    if threads > 1:
+        threads = split_threads(threads, 4 * sum(job[3] * job[4] * job[5] for job in jobs))
     return bool(compiled.blend_boxes(output, values, jobs, *_plane_and_row_strides(output, values), threads))
 
 

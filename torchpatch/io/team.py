@@ -22,7 +22,7 @@ from types import ModuleType
 import torch
 
 compiled: ModuleType | None
-try:  # the compiled copies (setup.py); optional
+try:  # the compiled copies (setup.py); optional (torchpatch.io.base takes them from here)
     from . import transpose as compiled
 except ImportError:  # pragma: no cover - a build without a C compiler
     compiled = None
@@ -104,4 +104,4 @@ def team_threads() -> int:
     return threads if threads > 1 and not FORKED.is_set() and _team_bound() else 1
 
 
-__all__ = ["FORKED", "TEAM_BYTES", "openmp_library", "split_threads", "team_threads"]
+__all__ = ["FORKED", "TEAM_BYTES", "compiled", "openmp_library", "split_threads", "team_threads"]

@@ -543,20 +543,30 @@ PyDoc_STRVAR(write_boxes_doc,
              "next plane in ``values`` are prefetched while one is copied (see prefetch_run). Split between ``threads``\n"
              "threads of torch's OpenMP team by the output's planes (see team_init), writing the same bytes.");
 
-struct write_job {
-    const Py_ssize_t (*boxes)[5];
+/* What write_part and blend_part share: the boxes (each function's own kind), the buffers, the four strides
+ * and the output's planes, the last one counted even where the buffer fills it only in part. */
+struct box_writes {
+    const void *boxes;
     Py_ssize_t count;
     char *out;
     const char *values;
     Py_ssize_t out_plane, out_row, values_plane, values_row, planes;
 };
 
+static struct box_writes box_writes_of(const void *boxes, Py_ssize_t count, const Py_buffer *out, const Py_buffer *values,
+                                       const Py_ssize_t strides[4]) {
+    struct box_writes job = {boxes, count, (char *)out->buf, (const char *)values->buf, strides[0], strides[1],
+                             strides[2], strides[3], strides[0] > 0 ? (out->len + strides[0] - 1) / strides[0] : 1};
+    return job;
+}
+
 static void write_part(void *data, Py_ssize_t part, Py_ssize_t parts) {
-    const struct write_job *job = data;
+    const struct box_writes *job = data;
+    const Py_ssize_t(*boxes)[5] = job->boxes;
     struct box_parts owned;
     own_planes(&owned, job->planes, part, parts);
     for (Py_ssize_t n = 0; n < job->count; n++) {
-        const Py_ssize_t *j = job->boxes[n];
+        const Py_ssize_t *j = boxes[n];
         char *to = job->out + j[0];
         const char *from = job->values + j[1];
         const Py_ssize_t rows = j[3];
@@ -604,8 +614,7 @@ static PyObject *write_boxes(PyObject *module, PyObject *args) {
         }
         splittable = splittable && plane_bound(j[0], j[3], j[4], out_plane, out_row);
     }
-    struct write_job job = {jobs, count, (char *)out.buf, (const char *)values.buf, out_plane, out_row, values_plane,
-                            values_row, out_plane > 0 ? (out.len + out_plane - 1) / out_plane : 1};
+    struct box_writes job = box_writes_of(jobs, count, &out, &values, strides);
     Py_BEGIN_ALLOW_THREADS
     run_parts(write_part, &job, splittable ? threads : 1);
     Py_END_ALLOW_THREADS
@@ -668,24 +677,17 @@ struct ratio_box {
     Py_ssize_t g[5];
 };
 
-struct blend_job {
-    const struct ratio_box *boxes;
-    Py_ssize_t count;
-    char *out;
-    const char *values;
-    Py_ssize_t out_plane, out_row, values_plane, values_row, planes;
-};
-
 #ifdef TORCHPATCH_BLEND
 static void blend_part(void *data, Py_ssize_t part, Py_ssize_t parts) {
-    const struct blend_job *job = data;
+    const struct box_writes *job = data;
+    const struct ratio_box *boxes = job->boxes;
     const Py_ssize_t out_plane = job->out_plane, out_row = job->out_row, values_plane = job->values_plane,
                      values_row = job->values_row;
     struct box_parts owned;
     own_planes(&owned, job->planes, part, parts);
     for (Py_ssize_t n = 0; n < job->count; n++) {
-        const Py_ssize_t *j = job->boxes[n].g;
-        const Py_buffer *r = &job->boxes[n].view;
+        const Py_ssize_t *j = boxes[n].g;
+        const Py_buffer *r = &boxes[n].view;
         char *to = job->out + j[0];
         const char *from = job->values + j[1], *weights = (const char *)r->buf;
         Py_ssize_t a0, a1;
@@ -753,8 +755,7 @@ static PyObject *blend_boxes(PyObject *module, PyObject *args) {
         splittable = splittable && plane_bound(j[0], j[3], j[4] * 4, out_plane, out_row);
     }
 #ifdef TORCHPATCH_BLEND
-    struct blend_job job = {jobs, count, (char *)out.buf, (const char *)values.buf, out_plane, out_row, values_plane,
-                            values_row, out_plane > 0 ? (out.len + out_plane - 1) / out_plane : 1};
+    struct box_writes job = box_writes_of(jobs, count, &out, &values, strides);
     Py_BEGIN_ALLOW_THREADS
     run_parts(blend_part, &job, splittable ? threads : 1);
     Py_END_ALLOW_THREADS
