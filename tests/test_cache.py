@@ -349,3 +349,42 @@ def test_a_file_fingerprint_follows_a_file_replaced_under_the_same_name(tmp_path
     returned = file_fingerprint(path)
     returned["size"] = -1  # a caller changing what it got changes nothing kept
     assert file_fingerprint(path)["size"] == 5
+
+
+def _fresh_key(subject, transform):
+    from torchpatch.cache import fingerprint
+
+    kept = dict(fingerprint._KEYS)
+    fingerprint._KEYS.clear()
+    try:
+        return subject_key(subject, transform)
+    finally:
+        fingerprint._KEYS.update(kept)
+
+
+def test_a_kept_subject_key_is_the_key_computed_afresh_and_follows_what_it_reads(tmp_path):
+    subject = _file_subject(tmp_path)
+    key = subject_key(subject, None)
+    assert subject_key(subject, None) == key == _fresh_key(subject, None)  # kept, and the same
+    # Another transform, another affine, another dtype asked for, a rewritten file: other keys, each as computed afresh.
+    assert subject_key(subject, RescaleIntensity((0, 1))) == _fresh_key(subject, RescaleIntensity((0, 1))) != key
+    moved = subject.with_images({"t1": subject["t1"].replica(), "seg": subject["seg"]})
+    moved["t1"].affine = np.diag([2.0, 1.0, 1.0, 1.0])
+    assert subject_key(moved, None) == _fresh_key(moved, None) != key
+    cast = Subject(t1=ScalarImage(tmp_path / "t1-0.nii.gz", dtype=torch.float64), seg=subject["seg"])
+    assert subject_key(cast, None) == _fresh_key(cast, None) != key
+    renamed = Subject(t2=ScalarImage(tmp_path / "t1-0.nii.gz"), seg=LabelMap(tmp_path / "seg-0.nii.gz"))
+    assert subject_key(renamed, None) != key
+    ScalarImage(tensor=torch.ones(1, 12, 10, 8)).save(tmp_path / "t1-0.nii.gz")
+    os.utime(tmp_path / "t1-0.nii.gz", ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert subject_key(subject, None) == _fresh_key(subject, None) != key
+
+
+def test_subjects_read_from_the_dataset_own_their_affines(tmp_path):
+    # Without a cache too: a transform editing an affine in place changes the copy it was given only.
+    subject = Subject(t1=ScalarImage(tensor=torch.zeros(1, 4, 4, 4)))
+    for dataset in (SubjectsDataset([subject]), SubjectsDataset([subject], cache_dir=tmp_path / "cache")):
+        first = dataset[0]
+        first["t1"].affine[0, 3] = 9.0
+        assert float(dataset[0]["t1"].affine[0, 3]) == 0.0
+    assert float(subject["t1"].affine[0, 3]) == 0.0

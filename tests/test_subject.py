@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from torchpatch import LabelMap, ScalarImage, Subject, io
+from torchpatch.geometry import shift_affines
 
 
 def test_subject_is_a_mapping_with_attribute_access(make_subject):
@@ -132,6 +133,11 @@ def test_images_of_different_affines_name_both_images_and_affines():
     with pytest.raises(ValueError, match=re.compile(pattern, re.DOTALL)):
         subject.check_consistent_space()
     subject.check_consistent_space(tolerance=0.6)
+    near = shifted.copy()
+    near[0, 3] = 5e-5  # within the tolerance: accepted, as an equal matrix (-0.0 for 0.0) is
+    near[1, 0] = -0.0
+    t2 = ScalarImage(tensor=torch.zeros(1, 4, 4, 4), affine=near)
+    Subject(t1=ScalarImage(tensor=torch.zeros(1, 4, 4, 4)), t2=t2).check_consistent_space()
 
 
 def test_channels_may_differ_between_images():
@@ -261,3 +267,17 @@ def test_cutting_no_boxes_gives_an_empty_stack_with_its_images():
     stack = subject.cut(np.zeros((0, 6), dtype=np.int64))
     assert len(stack) == 0 and list(stack.data) == ["t1", "seg"]
     assert stack.data["t1"].shape[:2] == (0, 2) and stack.affines["t1"].shape == (0, 4, 4)
+
+
+def test_images_on_one_grid_get_equal_patch_affines_each_its_own():
+    affine = np.diag([2.0, 3.0, 4.0, 1.0])
+    subject = Subject(
+        t1=ScalarImage(tensor=torch.zeros(1, 8, 8, 8), affine=affine),
+        seg=LabelMap(tensor=torch.zeros(1, 8, 8, 8, dtype=torch.uint8), affine=affine.copy()),
+        t2=ScalarImage(tensor=torch.zeros(1, 8, 8, 8), affine=affine + 1e-6),  # within tolerance, other numbers
+    )
+    stack = subject.cut([[1, 2, 3, 3, 4, 5], [0, 0, 0, 2, 2, 2]])
+    np.testing.assert_array_equal(stack.affines["t1"], stack.affines["seg"])
+    assert stack.affines["t1"] is not stack.affines["seg"]
+    assert stack.affines["t1"][0, :3, 3].tolist() == [2.0, 6.0, 12.0]
+    np.testing.assert_array_equal(stack.affines["t2"], shift_affines(affine + 1e-6, [[1, 2, 3], [0, 0, 0]]))

@@ -7,7 +7,8 @@ TorchIO's names and arguments: :meth:`~ImageConversions.as_sitk` and
 RAS+ affine is turned into LPS spacing, origin and direction),
 :meth:`~ImageConversions.as_pil` (a 2D image as a picture) and
 :meth:`~ImageConversions.plot` (three orthogonal slices, or the picture of a
-2D image; matplotlib is the optional ``torchpatch[plot]`` extra).
+2D image; matplotlib is the optional ``torchpatch[plot]`` extra), and
+:meth:`~ImageConversions.save` and :meth:`~ImageConversions.numpy` (a file, an array).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import torch
 from .constants import INTENSITY
 from .geometry import LPS_TO_RAS
 from .image_plot import plot_volume
+from .io import write_image
 from .io.sitk import from_sitk as sitk_voxels
-from .typing import TypeAffine, TypeTriplet
+from .typing import TypeAffine, TypePath, TypeTriplet
 
 Array = np.ndarray[Any, np.dtype[Any]]
 
@@ -132,6 +134,23 @@ class ImageConversions:
         index = (np.asarray(self.spatial_shape, dtype=np.float64) - 1) / 2
         r, a, s = (np.asarray(self.affine, dtype=np.float64) @ np.append(index, 1.0))[:3]
         return (float(-r), float(-a), float(s)) if lps else (float(r), float(a), float(s))
+
+    def save(self, path: TypePath) -> None:
+        """Write the image; the format follows the extension.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> from torchpatch import ScalarImage
+            >>> out = pathlib.Path(tempfile.mkdtemp()) / 'x.nii.gz'
+            >>> ScalarImage(tensor=torch.ones(1, 2, 2, 2)).save(out)
+            >>> ScalarImage(out).data.sum().item()
+            8.0
+        """
+        write_image(self.data.detach().cpu().numpy(), self.affine, path)
+
+    def numpy(self) -> Array:
+        """The voxels as a numpy array (shares memory when possible)."""
+        return self.data.detach().cpu().numpy()
 
     def as_sitk(self, force_3d: bool = False) -> sitk.Image:
         """The image as a :class:`SimpleITK.Image` (TorchIO's method).

@@ -8,7 +8,6 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from .cache import SubjectCache
-from .copying import shallow_copy
 from .subject import Subject
 from .typing import TypePath
 
@@ -99,12 +98,7 @@ class SubjectsDataset(Dataset[Subject]):
         """Copy, load (when asked, or when caching) and transform one subject."""
         # New Image objects (sharing the voxels until replaced), so load() and
         # set_data() in a transform never reach the stored subject.
-        images = {}
-        for name, image in subject.images.items():
-            clone = shallow_copy(image)
-            clone.metadata = dict(image.metadata)
-            images[name] = clone
-        subject = subject.with_images(images)
+        subject = subject.with_images({name: image.replica() for name, image in subject.images.items()})
         if self.load_getitem or self._cache is not None:
             subject.load()
         if self._transform is not None:

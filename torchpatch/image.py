@@ -157,6 +157,22 @@ class Image(CustomReads, ImageConversions):
             new.set_data(data)
         return new
 
+    def replica(self) -> Image:
+        """A new object for this image: voxels (or file) shared, metadata dict and affine its own; nothing re-checked.
+
+        Example:
+            >>> image = ScalarImage(tensor=torch.zeros(1, 2, 2, 1))
+            >>> copy = image.replica()
+            >>> copy.affine[0, 0] = 2.0
+            >>> float(image.affine[0, 0]), copy.data is image.data
+            (1.0, True)
+        """
+        new = shallow_copy(self)
+        new.metadata = dict(self.metadata)
+        if self._affine is not None:
+            new._affine = self._affine.copy()  # an affine edited in place stays in that copy
+        return new
+
     # Voxels ----------------------------------------------------------------------
 
     def _to_tensor(self, array: Array | torch.Tensor) -> torch.Tensor:
@@ -405,23 +421,7 @@ class Image(CustomReads, ImageConversions):
         first = self.path[0] if isinstance(self.path, list) else self.path
         return io.get_stem(first)
 
-    # Output and access -----------------------------------------------------------
-
-    def save(self, path: TypePath) -> None:
-        """Write the image; the format follows the extension.
-
-        Example:
-            >>> import tempfile, pathlib
-            >>> out = pathlib.Path(tempfile.mkdtemp()) / 'x.nii.gz'
-            >>> Image(tensor=torch.ones(1, 2, 2, 2), type=INTENSITY).save(out)
-            >>> Image(out, type=INTENSITY).data.sum().item()
-            8.0
-        """
-        io.write_image(self.data.detach().cpu().numpy(), self.affine, path)
-
-    def numpy(self) -> Array:
-        """The voxels as a numpy array (shares memory when possible)."""
-        return self.data.detach().cpu().numpy()
+    # Access ----------------------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
         if key == DATA:

@@ -24,6 +24,7 @@ import torch
 from . import io
 from .constants import LABEL, LOCATION
 from .geometry import check_locations, parse_padding_mode, shift_affines
+from .geometry.padding import fill_fits
 from .image import Image
 from .image_reader import is_custom_reader
 
@@ -399,6 +400,7 @@ class SubjectCuts:
         affines: dict[str, np.ndarray] = {}
         templates: dict[str, Any] = {}
         sources = _mapped_sources(images) if defer and rows else None
+        shifted: dict[bytes, np.ndarray] = {}
         for name, image in images.items():
             if sources is not None:
                 pass
@@ -407,7 +409,10 @@ class SubjectCuts:
             else:
                 out = allocate((len(boxes), image.num_channels, *sizes), image.dtype)
                 data[name] = image.read_regions(boxes, padding_mode=padding_mode, out=out)
-            affines[name] = shift_affines(image.affine, boxes[:, :3])
+            key = np.asarray(image.affine, dtype=np.float64).tobytes()
+            if key not in shifted:  # images on one grid (most subjects): shifted once, each its own copy
+                shifted[key] = shift_affines(image.affine, boxes[:, :3])
+            affines[name] = shifted[key].copy()
             templates[name] = image.derive(None, image.affine, checked=True)
         store = {key: value for key, value in self._store.items() if key not in every or key in images}
         template = type(self).__new__(type(self))
@@ -453,19 +458,6 @@ def _mapped_sources(images: Mapping[str, Image]) -> dict[str, tuple[Image, Array
             return None
         sources[name] = (image, array)
     return sources
-
-
-def fill_fits(fill: float, dtype: torch.dtype) -> bool:
-    """Whether a constant padding value can be stored in voxels of ``dtype`` unchanged.
-
-    Example:
-        >>> fill_fits(-1.0, torch.uint8), fill_fits(255.0, torch.uint8), fill_fits(0.5, torch.float16)
-        (False, True, True)
-    """
-    if dtype.is_floating_point or dtype == torch.bool:
-        return True
-    info = torch.iinfo(dtype)
-    return fill == int(fill) and info.min <= fill <= info.max
 
 
 @runtime_checkable

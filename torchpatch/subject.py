@@ -140,8 +140,7 @@ class Subject(SubjectCuts, MutableMapping[str, Any]):
 
     def __repr__(self) -> str:
         images = ", ".join(f"{k}: {type(v).__name__}" for k, v in self.images.items())
-        metadata = sorted(self.metadata)
-        return f"Subject(name: {self.name!r}; images: {{{images}}}; metadata: {metadata})"
+        return f"Subject(name: {self.name!r}; images: {{{images}}}; metadata: {sorted(self.metadata)})"
 
     # Images and metadata -----------------------------------------------------------
 
@@ -319,14 +318,15 @@ class Subject(SubjectCuts, MutableMapping[str, Any]):
         """
         items = list(self.images.items())
         first_name, first = items[0]
+        shape, exact = first.spatial_shape, np.asarray(first.affine, dtype=np.float64).tobytes()
         for name, image in items[1:]:
-            if image.spatial_shape != first.spatial_shape:
+            if image.spatial_shape != shape:
                 raise ValueError(
-                    f"images of subject {self.name!r} have different spatial shapes: {first_name!r} is "
-                    f"{first.spatial_shape} but {name!r} is {image.spatial_shape}; resample or crop/pad them "
-                    f"to one grid (e.g. Resample({first_name!r}) or CropOrPad)"
+                    f"images of subject {self.name!r} have different spatial shapes: {first_name!r} is {shape} but "
+                    f"{name!r} is {image.spatial_shape}; resample or crop/pad them to one grid (Resample, CropOrPad)"
                 )
-            difference = float(np.abs(image.affine - first.affine).max())
+            same = np.asarray(image.affine, dtype=np.float64).tobytes() == exact  # no arithmetic (every plan checks)
+            difference = 0.0 if same else float(np.abs(image.affine - first.affine).max())
             if difference > tolerance:
                 raise ValueError(
                     f"images of subject {self.name!r} have different affines (max difference {difference:.3g} > "

@@ -259,14 +259,61 @@ def source_key(subject: Subject) -> str:
 def subject_key(subject: Subject, transform: Callable[[Subject], Subject] | None) -> str:
     """Cache key of ``subject`` preprocessed by ``transform``: the fingerprints of its images and the transform.
 
+    Kept per :func:`_identity` of the images (their files' identities,
+    sizes and dates, and the rest of what :func:`image_fingerprint` reads)
+    and the transform's fingerprint: a Queue asks for the key of every
+    cached subject every epoch, and building and hashing the fingerprints
+    again cost 13 of the 18 us of a two-image subject.
+
     Example:
         >>> from torchpatch import ScalarImage
         >>> s = Subject(t1=ScalarImage(tensor=torch.zeros(1, 2, 2, 2)))
         >>> subject_key(s, None) == subject_key(s, None), len(subject_key(s, None))
         (True, 40)
     """
+    pickled = transform_fingerprint(transform)
+    identity = _identity(subject)
+    if identity is not None:
+        known = _KEYS.get((identity, pickled))
+        if known is not None:
+            return known
     images = {name: image_fingerprint(image) for name, image in subject.images.items()}
-    return digest({"torchpatch-cache": KEY_VERSION, "images": images}, transform_fingerprint(transform))
+    key = digest({"torchpatch-cache": KEY_VERSION, "images": images}, pickled)
+    if identity is not None:
+        if len(_KEYS) >= FILES_KEPT:
+            _KEYS.clear()
+        _KEYS[identity, pickled] = key
+    return key
+
+
+#: Subject keys by the identity of the subject's images and the transform's fingerprint (:func:`subject_key`).
+_KEYS: dict[tuple[Any, bytes], str] = {}
+
+
+def _identity(subject: Subject) -> tuple[Any, ...] | None:
+    """Everything :func:`image_fingerprint` reads of each image, cheaply; ``None`` unless every image is an unread file.
+
+    A file stands for its path, device, inode, size and modification time
+    (what :func:`file_fingerprint` keeps its fingerprint by); folders and
+    voxels (hashed) have no such identity.
+    """
+    parts: list[Any] = []
+    for name, image in subject.images.items():
+        if image.path is None or image.is_loaded:
+            return None
+        files = []
+        for path in image.path if isinstance(image.path, list) else [image.path]:
+            try:
+                seen = os.stat(path)
+            except OSError:
+                return None
+            if stat.S_ISDIR(seen.st_mode):
+                return None
+            files.append((os.fspath(path), seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns))
+        affine = np.asarray(image.affine, dtype=np.float64)
+        requested = image.requested_dtype
+        parts.append((name, type(image).__name__, image.type, requested, tuple(files), affine.tobytes()))
+    return tuple(parts)
 
 
 __all__ = [

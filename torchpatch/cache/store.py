@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from ..constants import LABEL
-from ..copying import shallow_copy
 from ..image import Image, ScalarImage
 from ..io.atomic import atomic_folder, remove_dead_partials
 from ..subject import Subject
@@ -110,10 +109,7 @@ class SubjectCache:
         _, images, stored = entry
         copies = {}
         for name, image in images.items():
-            clone = shallow_copy(image)
-            clone.metadata = dict(image.metadata)
-            clone.affine = image.affine.copy()  # an affine edited in place stays in that copy
-            copies[name] = clone
+            copies[name] = image.replica()  # an affine edited in place stays in that copy
         metadata = dict(original.metadata)
         metadata.update(stored)
         if key not in marked:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from .affine import is_number
 
@@ -89,4 +90,24 @@ def source_indices(size: int, index_ini: int, index_fin: int, mode: str) -> Arra
     return np.asarray(padded[start : start + index_fin - index_ini], dtype=np.int64)
 
 
-__all__ = ["GEOMETRIC_MODES", "MODE_ALIASES", "STATISTIC_MODES", "parse_padding_mode", "source_indices"]
+def fill_fits(fill: float, dtype: torch.dtype) -> bool:
+    """Whether a constant padding value can be stored in voxels of ``dtype`` unchanged.
+
+    Example:
+        >>> fill_fits(-1.0, torch.uint8), fill_fits(255.0, torch.uint8), fill_fits(0.5, torch.float16)
+        (False, True, True)
+    """
+    if dtype.is_floating_point or dtype == torch.bool:
+        return True
+    info = torch.iinfo(dtype)
+    return fill == int(fill) and info.min <= fill <= info.max
+
+
+__all__ = [
+    "GEOMETRIC_MODES",
+    "MODE_ALIASES",
+    "STATISTIC_MODES",
+    "fill_fits",
+    "parse_padding_mode",
+    "source_indices",
+]

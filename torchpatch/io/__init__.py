@@ -72,7 +72,7 @@ from .dicom import DICOM
 from .minc import MINC
 from .nifti import NIFTI, NIFTI_GZ
 from .numpy import NPY, NPZ, load_npy, map_npy, open_memmap, release_memory_maps
-from .paths import SUPPORTED_SUFFIXES, check_path, get_stem, get_suffix
+from .paths import SUPPORTED_SUFFIXES, check_path, checked_status, get_stem, get_suffix
 from .paths import names_path as _names_path
 from .raster import RASTER_FORMATS, RasterFormat, check_raster, raster_capabilities, stored_dtype
 from .sitk import SITK, SITK_DETACHED, TEXT_HEADER_SUFFIXES, raw_layout, read_sitk_region
@@ -251,11 +251,11 @@ def memory_map(path: TypePath) -> Array:
         >>> memory_map(folder / 'x.npy').shape
         (1, 3, 4, 5)
     """
-    resolved = check_path(path)
+    resolved, status = checked_status(path)
     if get_suffix(resolved) != ".npy":
         raise ValueError(f"memory maps need a .npy file, got {str(path)!r}")
     try:
-        return open_memmap(resolved)
+        return open_memmap(resolved, status)
     except Exception as error:
         if _names_path(error, path, resolved):
             raise

@@ -33,7 +33,13 @@ def get_suffix(path: TypePath) -> str:
         >>> get_suffix('scan.NII.GZ')
         '.nii.gz'
     """
-    name = os.path.basename(os.fspath(path).rstrip("/")).lower()
+    return _suffix(os.fspath(path))
+
+
+@functools.lru_cache(maxsize=4096)
+def _suffix(path: str) -> str:
+    """:func:`get_suffix`, kept by path (asked several times for every patch plan of a cached subject)."""
+    name = os.path.basename(path.rstrip("/")).lower()
     if name.endswith(".nii.gz"):
         return ".nii.gz"
     dot = name.rfind(".")  # pathlib's rule for Path.suffix, without building a Path
@@ -75,11 +81,25 @@ def check_path(path: TypePath) -> Path:
         ...
         FileNotFoundError: image file not found: 'missing.nii.gz'
     """
+    return checked_status(path)[0]
+
+
+def checked_status(path: TypePath) -> tuple[Path, os.stat_result]:
+    """:func:`check_path` and the ``os.stat`` it took (one system call for existence, kind, size and date).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> checked_status(folder)[1].st_size >= 0
+        True
+    """
     if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"an image path must be a str or os.PathLike, got {type(path).__name__} {path!r}")
-    resolved = Path(path).expanduser()
+    resolved = path if isinstance(path, Path) else Path(path)
+    if str(resolved)[:1] == "~":
+        resolved = resolved.expanduser()
     try:
-        status = os.stat(resolved)  # one system call for existence, kind and size
+        status = os.stat(resolved)
     except ValueError:  # a NUL in the name
         raise FileNotFoundError(f"image file not found: {str(path)!r}") from None
     except OSError as error:
@@ -87,7 +107,7 @@ def check_path(path: TypePath) -> Path:
             raise
         raise FileNotFoundError(f"image file not found: {str(path)!r}") from None
     if stat.S_ISDIR(status.st_mode):
-        return resolved
+        return resolved, status
     suffix = get_suffix(resolved)
     if suffix not in SUPPORTED_SUFFIXES:
         raise ValueError(
@@ -96,7 +116,7 @@ def check_path(path: TypePath) -> Path:
         )
     if status.st_size == 0:
         raise ValueError(f"image file is empty (0 bytes): {str(path)!r}")
-    return resolved
+    return resolved, status
 
 
 def names_path(error: Exception, path: TypePath, resolved: Path) -> bool:
@@ -121,6 +141,7 @@ __all__ = [
     "SITK_3D_SUFFIXES",
     "SUPPORTED_SUFFIXES",
     "check_path",
+    "checked_status",
     "get_stem",
     "get_suffix",
     "names_path",

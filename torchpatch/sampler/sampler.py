@@ -135,9 +135,9 @@ class PatchSampler:
         """Patch size on an image of ``spatial_shape`` (int on 2D -> ``(p, p, 1)``)."""
         return parse_patch_size(self._patch_size_argument, spatial_shape)
 
-    def check_fits(self, subject: Subject) -> TypeTriplet:
-        """Patch size for ``subject``, after checking it fits in the image."""
-        shape = subject.spatial_shape
+    def check_fits(self, subject: Subject, shape: TypeTriplet | None = None) -> TypeTriplet:
+        """Patch size for ``subject``, after checking it fits in the image (``shape``: its spatial shape, if known)."""
+        shape = subject.spatial_shape if shape is None else shape
         patch_size = self.get_patch_size(shape)
         if any(p > s for p, s in zip(patch_size, shape)):
             raise ValueError(
@@ -192,9 +192,9 @@ class PatchSampler:
         locations = np.concatenate([starts, starts + np.asarray(patch_size, dtype=np.int64)], axis=1)
         return PatchPlan(locations, self.padding_mode if any(before) else None)
 
-    def _pad_to_fit(self, subject: Subject) -> tuple[Subject, TypeTriplet]:
+    def _pad_to_fit(self, subject: Subject, shape: TypeTriplet | None = None) -> tuple[Subject, TypeTriplet]:
         """Pad axes shorter than the patch (when ``padding_mode`` is set), for planning; return the padding before."""
-        shape = subject.spatial_shape
+        shape = subject.spatial_shape if shape is None else shape
         patch_size = self.get_patch_size(shape)
         missing = [max(0, p - s) for p, s in zip(patch_size, shape)]
         if self.padding_mode is None or not any(missing):
@@ -328,10 +328,10 @@ class RandomSampler(PatchSampler):
     def plan(self, subject: Subject, num_patches: int, generator: np.random.Generator | int | None = None) -> PatchPlan:
         # One vectorised draw of num_patches corners, from the same stream as __call__'s.
         _check_count(num_patches, allow_none=False)
-        subject.check_consistent_space()
+        shape = subject.spatial_shape  # checks every image shares the grid
         rng = make_generator(generator)
-        padded, before = self._pad_to_fit(subject)
-        patch_size = self.check_fits(padded)
+        padded, before = self._pad_to_fit(subject, shape)
+        patch_size = self.check_fits(padded, shape if padded is subject else None)
         draw = self.prepare(padded, patch_size)
         chunks = [draw(rng, self.chunk) for _ in range(-(-num_patches // self.chunk))]
         starts = np.concatenate(chunks)[:num_patches] if chunks else np.zeros((0, 3), dtype=np.int64)
