@@ -662,6 +662,38 @@ def test_cached_subjects_planned_by_the_taker_or_a_pool_give_the_same_patches(
             assert torch.equal(here["t1"].data, other["t1"].data)
 
 
+def test_the_taker_plans_the_epochs_staged_cached_subjects_in_one_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    dataset = SubjectsDataset(make_subjects(5), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    planned: list[int] = []
+    cut_in_thread = SubjectPatches.cut_in_thread
+    monkeypatch.setattr(
+        SubjectPatches, "cut_in_thread", lambda self, task: planned.append(task[0]) or cut_in_thread(self, task)
+    )
+    epochs = []
+    for burst in (1, producer_module.PLAN_BURST):
+        monkeypatch.setattr(producer_module, "PLAN_BURST", burst)
+        planned.clear()
+        # max_length 6, 3 patches a subject: a pool fill takes 2 of the 5 subjects. Cached subjects
+        # hold no voxels and count as one towards max_length: the producer stages all five.
+        queue = Queue(dataset, 6, 3, UniformSampler(PATCH), num_workers=2, seed=1)
+        try:
+            deadline = time.monotonic() + 10
+            while len(queue._producer._staging) < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            first = queue[0]
+            counts = len(planned)
+            epochs.append((counts, [first, *(queue[index] for index in range(1, 15))]))
+        finally:
+            queue.close()
+    (one_by_one, alone), (in_one_run, together) = epochs
+    # The pool's first fill: its two subjects planned one at a time, or with the three staged after them.
+    assert one_by_one == 2 and in_one_run == 5
+    for here, there in zip(alone, together, strict=True):  # the same patches either way
+        assert here["subject_id"] == there["subject_id"] and torch.equal(here[LOCATION], there[LOCATION])
+        assert torch.equal(here["t1"].data, there["t1"].data)
+
+
 @pytest.mark.parametrize("sampler", [UniformSampler(PATCH), LabelSampler(PATCH, "seg", {0: 1, 1: 2})])
 def test_planning_cached_subjects_in_the_training_thread_leaves_torchs_random_state_alone(
     tmp_path: Path, sampler: UniformSampler
@@ -689,5 +721,15 @@ def test_a_broken_cache_entry_cut_in_a_thread_names_the_subject(tmp_path: Path, 
     try:
         with pytest.raises(RuntimeError, match=r"Queue failed on subject 'sub-1' \(index 1\)"):
             list(queue)
+    finally:
+        queue.close()
+    # A pool of one subject: sub-1 fails when planned with sub-0, in one run, but its error comes
+    # when it is taken, after sub-0's patches.
+    queue = Queue(dataset, 2, 2, UniformSampler(PATCH), num_workers=2, seed=0, shuffle_subjects=False)
+    handed = []
+    try:
+        with pytest.raises(RuntimeError, match=r"Queue failed on subject 'sub-1' \(index 1\)"):
+            handed.extend(patch["subject_id"] for patch in queue)
+        assert handed == ["sub-0", "sub-0"]
     finally:
         queue.close()
