@@ -86,14 +86,16 @@ class Unplanned:
 
 
 def _weight(stack: Patches | Unplanned) -> int:
-    """What a staged stack counts towards ``max_staged``: its patches, or 1 for one that holds no voxels.
+    """What a staged stack counts towards ``max_staged``: its patches, or 1 for a cached subject left to the taker.
 
-    A cached subject, unplanned or planned (deferred patches: boxes of
-    memory maps), costs no memory until its boxes are copied into a batch;
-    counted as one, an epoch's cached subjects are all staged, and
-    :meth:`Producer.take` plans them back to back.
+    An unplanned subject holds nothing (nor do its patches once planned:
+    boxes of memory maps, copied when a batch is made); counted as one, an
+    epoch's are all staged, and :meth:`Producer.take` plans them back to
+    back. It keeps that weight when planned in place, until it is taken.
+    Subjects planned ahead by the pool's threads count their patches, which
+    bounds how far ahead those threads work.
     """
-    return 1 if isinstance(stack, Unplanned) or stack.deferred else len(stack)
+    return 1 if isinstance(stack, Unplanned) else len(stack)
 
 
 class _Tasks:
@@ -181,7 +183,7 @@ class Producer:
         self._first_routes: list[bool] = []
         self._first_iterator: Iterator[Patches] | None = None
         self._condition = threading.Condition()
-        self._staging: deque[tuple[int, Patches | Unplanned | None]] = deque()
+        self._staging: deque[tuple[int, Patches | Unplanned | None, int]] = deque()  # epoch, stack, weight
         self._staged_patches = 0
         self._error: BaseException | None = None
         self._stop = False
@@ -341,11 +343,12 @@ class Producer:
                             self._condition.wait(POLL)
                         if self._stop:
                             return
-                        self._staging.append((epoch, stack))
-                        self._staged_patches += _weight(stack)
+                        weight = _weight(stack)
+                        self._staging.append((epoch, stack, weight))
+                        self._staged_patches += weight
                         self._condition.notify_all()
                 with self._condition:
-                    self._staging.append((epoch, None))  # end of this epoch's stream
+                    self._staging.append((epoch, None, 0))  # end of this epoch's stream
                     self._condition.notify_all()
                 epoch += 1
         except BaseException as error:  # noqa: BLE001 - handed to the training process
@@ -388,19 +391,19 @@ class Producer:
         fails stays unplanned: its error is raised when it is taken.
         """
         with self._condition:
-            burst: list[tuple[int, Unplanned]] = []
+            burst: list[tuple[int, Unplanned, int]] = []
             while self._staging and len(burst) < PLAN_BURST - 1:
-                stack_epoch, stack = self._staging[0]
+                stack_epoch, stack, weight = self._staging[0]
                 if stack_epoch != epoch or not isinstance(stack, Unplanned):
                     break
-                burst.append((stack_epoch, stack))
+                burst.append((stack_epoch, stack, weight))
                 self._staging.popleft()
-        planned: list[tuple[int, Patches | Unplanned | None]] = []
-        for stack_epoch, unplanned in burst:
+        planned: list[tuple[int, Patches | Unplanned | None, int]] = []
+        for stack_epoch, unplanned, weight in burst:
             try:
-                planned.append((stack_epoch, self._cut_here(unplanned.task)))
+                planned.append((stack_epoch, self._cut_here(unplanned.task), weight))
             except Exception:  # noqa: BLE001 - raised again, naming the subject, when it is taken
-                planned.append((stack_epoch, unplanned))
+                planned.append((stack_epoch, unplanned, weight))
         with self._condition:
             self._staging.extendleft(reversed(planned))  # still first: the producer only appends
 
@@ -424,9 +427,8 @@ class Producer:
         with self._condition:
             while True:
                 if self._staging:
-                    stack_epoch, stack = self._staging.popleft()
-                    if stack is not None:
-                        self._staged_patches -= _weight(stack)
+                    stack_epoch, stack, weight = self._staging.popleft()
+                    self._staged_patches -= weight
                     if stack_epoch == epoch:
                         self._condition.notify_all()
                         return stack
