@@ -259,8 +259,8 @@ def source_key(subject: Subject) -> str:
 def subject_key(subject: Subject, transform: Callable[[Subject], Subject] | None) -> str:
     """Cache key of ``subject`` preprocessed by ``transform``: the fingerprints of its images and the transform.
 
-    Kept per :func:`_identity` of the images (their files' identities,
-    sizes and dates, and the rest of what :func:`image_fingerprint` reads)
+    Kept per identity of the images (their files' paths, inodes, sizes
+    and dates, and the rest of what :func:`image_fingerprint` reads)
     and the transform's fingerprint: a Queue asks for the key of every
     cached subject every epoch, and building and hashing the fingerprints
     again cost 13 of the 18 us of a two-image subject.
