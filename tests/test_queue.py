@@ -40,6 +40,7 @@ from torchpatch import (
 from torchpatch.geometry import shift_affine
 from torchpatch.queue import producer as producer_module
 from torchpatch.queue.cutting import SubjectPatches
+from torchpatch.queue.plan import Task
 
 #: Seconds a test of worker failures may take before it counts as a hang.
 HANG_LIMIT = 60
@@ -660,6 +661,17 @@ def test_cached_subjects_planned_by_the_taker_or_a_pool_give_the_same_patches(
             assert here["subject_id"] == other["subject_id"]
             assert torch.equal(here[LOCATION], other[LOCATION])
             assert torch.equal(here["t1"].data, other["t1"].data)
+
+
+def test_staged_stacks_count_their_patches_and_an_unplanned_cached_subject_one(tmp_path: Path):
+    dataset = SubjectsDataset(make_subjects(1), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    cutter = SubjectPatches(dataset, UniformSampler(PATCH), None)
+    task = Task(0, seed=0, num_patches=3)
+    planned = cutter.cut_in_thread(task)  # deferred: boxes of memory maps
+    assert planned.deferred and producer_module._weight(producer_module.Unplanned(task)) == 1
+    assert producer_module._weight(planned) == 3  # planned ahead by the pool: its patches, bounding the pool
+    assert producer_module._weight(cutter[task]) == 3  # a worker's stack
 
 
 def test_the_taker_plans_the_epochs_staged_cached_subjects_in_one_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
