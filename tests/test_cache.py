@@ -388,3 +388,10 @@ def test_subjects_read_from_the_dataset_own_their_affines(tmp_path):
         first["t1"].affine[0, 3] = 9.0
         assert float(dataset[0]["t1"].affine[0, 3]) == 0.0
     assert float(subject["t1"].affine[0, 3]) == 0.0
+    # A file image whose header the stored subject has read already: its copies still own their affines.
+    ScalarImage(tensor=torch.zeros(1, 4, 4, 4)).save(tmp_path / "a.nii.gz")
+    stored = Subject(t1=ScalarImage(tmp_path / "a.nii.gz"))
+    assert stored["t1"].spatial_shape == (4, 4, 4)  # reads (and keeps) the header
+    dataset = SubjectsDataset([stored])
+    dataset[0]["t1"].affine[0, 3] = 9.0
+    assert float(dataset[0]["t1"].affine[0, 3]) == 0.0 and float(stored["t1"].affine[0, 3]) == 0.0

@@ -347,7 +347,7 @@ class Image(CustomReads, ImageConversions):
     def affine(self) -> TypeAffine:
         """4x4 float64 matrix from voxel indices to RAS+ millimetres."""
         if self._affine is None:
-            self._affine = self._file_header().affine
+            self._affine = self._file_header().affine.copy()  # its own: the header may be shared by copies
         return self._affine
 
     @affine.setter
