@@ -17,7 +17,7 @@ between processes::
     background thread: stages the stacks (max_length patches ahead; cached: 1 each) ──> take(epoch) <─┘
 
 A cached subject whose planning takes under :data:`INLINE_PLAN_SECONDS` (a
-running mean; 0.3 ms for the uniform sampler) is staged unplanned
+running mean; 0.15-0.35 ms for the uniform sampler) is staged unplanned
 (:class:`Unplanned`) and planned by :meth:`Producer.take`, in the thread
 that fills the pool: planned by the background thread instead, the two
 threads took turns with Python's lock and handing each subject over cost as
