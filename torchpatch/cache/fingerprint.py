@@ -87,11 +87,7 @@ def file_fingerprint(path: TypePath) -> dict[str, Any]:
     """
     # A file seen before with the same identity, size and date has the same fingerprint
     # (resolving the path is most of the cost; a relinked path names another inode).
-    known = None
-    with contextlib.suppress(OSError):
-        seen = os.stat(path)
-        if not stat.S_ISDIR(seen.st_mode):
-            known = (os.fspath(path), seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns)
+    known = _file_identity(path)
     if known in _FILES:
         return dict(_FILES[known])
     resolved = Path(path).resolve()
@@ -109,6 +105,17 @@ def file_fingerprint(path: TypePath) -> dict[str, Any]:
                 listing.append((child.name, child_status.st_size, child_status.st_mtime_ns))
         entry["files_sha1"] = sha1(json.dumps(listing).encode())
     return entry
+
+
+def _file_identity(path: TypePath) -> tuple[str, int, int, int, int] | None:
+    """A file's path, device, inode, size and modification time (one ``os.stat``); ``None`` for a folder or no file."""
+    try:
+        seen = os.stat(path)
+    except OSError:
+        return None
+    if stat.S_ISDIR(seen.st_mode):
+        return None
+    return (os.fspath(path), seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns)
 
 
 def image_fingerprint(image: Image) -> dict[str, Any]:
@@ -293,26 +300,19 @@ _KEYS: dict[tuple[Any, bytes], str] = {}
 def _identity(subject: Subject) -> tuple[Any, ...] | None:
     """Everything :func:`image_fingerprint` reads of each image, cheaply; ``None`` unless every image is an unread file.
 
-    A file stands for its path, device, inode, size and modification time
-    (what :func:`file_fingerprint` keeps its fingerprint by); folders and
-    voxels (hashed) have no such identity.
+    A file stands for its :func:`_file_identity` (what :func:`file_fingerprint`
+    keeps its fingerprint by); folders and voxels (hashed) have no such identity.
     """
     parts: list[Any] = []
     for name, image in subject.images.items():
         if image.path is None or image.is_loaded:
             return None
-        files = []
-        for path in image.path if isinstance(image.path, list) else [image.path]:
-            try:
-                seen = os.stat(path)
-            except OSError:
-                return None
-            if stat.S_ISDIR(seen.st_mode):
-                return None
-            files.append((os.fspath(path), seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns))
+        files = tuple(_file_identity(path) for path in (image.path if isinstance(image.path, list) else [image.path]))
+        if None in files:
+            return None
         affine = np.asarray(image.affine, dtype=np.float64)
         requested = image.requested_dtype
-        parts.append((name, type(image).__name__, image.type, requested, tuple(files), affine.tobytes()))
+        parts.append((name, type(image).__name__, image.type, requested, files, affine.tobytes()))
     return tuple(parts)
 
 

@@ -182,9 +182,9 @@ class PatchSampler:
         self, subject: Subject, generator: np.random.Generator | int | None
     ) -> tuple[Iterator[TypeTriplet], TypeTriplet, TypeTriplet]:
         """The corner stream (in the padded grid), the padding before each axis, and the patch size."""
-        subject.check_consistent_space()
+        shape = subject.spatial_shape  # checks every image shares the grid
         rng = make_generator(generator)
-        padded, before = self._pad_to_fit(subject)
+        padded, before = self._pad_to_fit(subject, shape)
         return self.corners(padded, rng), before, self.get_patch_size(padded.spatial_shape)
 
     def _plan_from(self, starts: np.ndarray, before: TypeTriplet, patch_size: TypeTriplet) -> PatchPlan:
@@ -192,9 +192,11 @@ class PatchSampler:
         locations = np.concatenate([starts, starts + np.asarray(patch_size, dtype=np.int64)], axis=1)
         return PatchPlan(locations, self.padding_mode if any(before) else None)
 
-    def _pad_to_fit(self, subject: Subject, shape: TypeTriplet | None = None) -> tuple[Subject, TypeTriplet]:
-        """Pad axes shorter than the patch (when ``padding_mode`` is set), for planning; return the padding before."""
-        shape = subject.spatial_shape if shape is None else shape
+    def _pad_to_fit(self, subject: Subject, shape: TypeTriplet) -> tuple[Subject, TypeTriplet]:
+        """Pad axes shorter than the patch (when ``padding_mode`` is set), for planning; return the padding before.
+
+        ``shape``: the subject's spatial shape (checked by the caller).
+        """
         patch_size = self.get_patch_size(shape)
         missing = [max(0, p - s) for p, s in zip(patch_size, shape)]
         if self.padding_mode is None or not any(missing):
@@ -202,6 +204,11 @@ class PatchSampler:
         before = (missing[0] // 2, missing[1] // 2, missing[2] // 2)
         bounds = [v for m, b in zip(missing, before) for v in (b, m - b)]
         return Pad(bounds, self.padding_mode)(subject), before
+
+    def _fitted(self, subject: Subject, shape: TypeTriplet) -> tuple[Subject, TypeTriplet, TypeTriplet]:
+        """:meth:`_pad_to_fit` and the patch size checked to fit the result (``shape``: the subject's, checked)."""
+        padded, before = self._pad_to_fit(subject, shape)
+        return padded, before, self.check_fits(padded, shape if padded is subject else None)
 
     # Cutting --------------------------------------------------------------------------
 
@@ -330,8 +337,7 @@ class RandomSampler(PatchSampler):
         _check_count(num_patches, allow_none=False)
         shape = subject.spatial_shape  # checks every image shares the grid
         rng = make_generator(generator)
-        padded, before = self._pad_to_fit(subject, shape)
-        patch_size = self.check_fits(padded, shape if padded is subject else None)
+        padded, before, patch_size = self._fitted(subject, shape)
         draw = self.prepare(padded, patch_size)
         chunks = [draw(rng, self.chunk) for _ in range(-(-num_patches // self.chunk))]
         starts = np.concatenate(chunks)[:num_patches] if chunks else np.zeros((0, 3), dtype=np.int64)
@@ -355,9 +361,7 @@ class RandomSampler(PatchSampler):
             >>> WeightedSampler((3, 1, 1), 'w').get_probability_map(subject).flatten().tolist()
             [0.0, 0.25, 0.75, 0.0]
         """
-        subject.check_consistent_space()
-        padded, before = self._pad_to_fit(subject)
-        patch_size = self.check_fits(padded)
+        padded, before, patch_size = self._fitted(subject, subject.spatial_shape)
         region = self.centre_weights(padded, patch_size).to(torch.float64)
         full = torch.zeros((1, *padded.spatial_shape), dtype=torch.float64)
         slices = tuple(slice(p // 2, p // 2 + r) for p, r in zip(patch_size, region.shape))
