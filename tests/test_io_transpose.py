@@ -281,6 +281,29 @@ def test_copy_boxes_declines_what_it_cannot_copy(monkeypatch, rng):
     assert float(out.abs().sum()) == 0.0  # nothing was written by any refusal
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_boxes_checked_ahead_copy_as_copy_boxes_does(threads, team, rng):
+    import torch
+
+    sources = [rng.random((2, 9, 7, 11)).astype(np.float32), rng.random((2, 5, 8, 6)).astype(np.float32)]
+    corners = [(5, 4, 6), (1, 5, 1)]
+    items = io.box_items(list(zip(sources, corners)), torch.float32, 2)
+    assert items is not None
+    out, expected = torch.full((2, 2, 4, 3, 5), 7.0), torch.zeros(2, 2, 4, 3, 5)
+    assert io.copy_box_items(out, items, threads=threads)
+    assert io.copy_boxes(expected, list(zip(sources, corners)), threads=threads)
+    assert torch.equal(out, expected)
+    np.testing.assert_array_equal(out.numpy(), _boxes_by_numpy(sources, corners, (4, 3, 5)))
+    # What copy_boxes would refuse is refused when checked, and the rows must fit.
+    assert io.box_items([(sources[0], (0, 0, 0))], torch.float64, 2) is None  # another dtype
+    assert io.box_items([(sources[0], (0, 0, 0))], torch.float32, 1) is None  # other channels
+    assert io.box_items([(sources[0].transpose(0, 2, 1, 3), (0, 0, 0))], torch.float32, 2) is None
+    assert not io.copy_box_items(torch.zeros(3, 2, 4, 3, 5), items)  # a row per item
+    assert not io.copy_box_items(torch.zeros(2, 2, 4, 3, 10)[..., ::2], items)  # out not contiguous
+    with pytest.raises(ValueError, match="not inside its"):
+        io.copy_box_items(torch.zeros(1, 2, 4, 3, 5), io.box_items([(sources[1], (4, 0, 0))], torch.float32, 2))
+
+
 def test_copy_boxes_bad_arguments_say_what_is_wrong(rng):
     assert base.compiled is not None
     copy = base.compiled.copy_boxes

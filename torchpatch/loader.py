@@ -60,7 +60,7 @@ def _stack_images(name: str, images: Sequence[Image], stacked: torch.Tensor | No
     return image_batch(stacked, np.stack([image.affine for image in images]), images)
 
 
-def image_batch(data: torch.Tensor, affines: Any, images: Sequence[Image]) -> dict[str, Any]:
+def image_batch(data: torch.Tensor | None, affines: Any, images: Sequence[Image]) -> dict[str, Any]:
     """One image's entry of a batch: ``(B, C, *shape)`` voxels, ``(B, 4, 4)`` affines, and each row's path, stem, type.
 
     What :func:`collate_subjects` makes of the images of one name, with

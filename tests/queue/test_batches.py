@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import mmap
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from torchpatch import (
     io,
 )
 from torchpatch.loader import StackedPatches, collate_subjects
-from torchpatch.queue.batches import HUGE_PAGE, KEPT, MAPPED_BYTES, BufferRing
+from torchpatch.queue import queue as queue_module
+from torchpatch.queue.batches import HUGE_PAGE, KEPT, MAPPED_BYTES, BufferRing, PreparedBatch
 from torchpatch.queue.queue import AHEAD
 
 
@@ -110,6 +112,119 @@ def test_batches_made_ahead_stay_within_the_epoch(monkeypatch: pytest.MonkeyPatc
         assert max(in_flight) == AHEAD and in_flight[-1] == 0
     finally:
         queue.close()
+
+
+def staged_to_end(queue: Queue, epoch: int) -> None:
+    """Wait (10 s at most) until the producer has staged all of ``epoch``: the pops ahead need it."""
+    deadline = time.monotonic() + 10
+    while not queue._producer.staged_to_end(epoch) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert queue._producer.staged_to_end(epoch)
+
+
+def test_a_warm_epochs_batches_popped_ahead_are_the_batches_popped_in_turn(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    monkeypatch.setattr(Queue, "_cut_ahead", lambda self: False)  # the training loop's thread assembles
+    copied = []  # the batches copied by PreparedBatch.assemble, and how many were popped ahead then
+    assemble_prepared = PreparedBatch.assemble
+
+    def recorded(self: PreparedBatch, *args: object, **kwargs: object) -> object:
+        copied.append(len(queue._prepared))
+        return assemble_prepared(self, *args, **kwargs)
+
+    monkeypatch.setattr(PreparedBatch, "assemble", recorded)
+    dataset = SubjectsDataset(make_subjects(), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    runs = []
+    for prepared in (1, queue_module.PREPARED):
+        monkeypatch.setattr(queue_module, "PREPARED", prepared)
+        copied.clear()
+        queue = Queue(dataset, 6, 3, UniformSampler((6, 5, 3)), num_workers=2, seed=3)
+        try:
+            batches = []
+            for epoch in range(3):  # 12 patches an epoch: batches of 5, 5 and 2
+                staged_to_end(queue, epoch)
+                batches.extend(SubjectsLoader(queue, batch_size=5))
+                assert queue._popped == 12 and not queue._prepared and not queue._spare
+        finally:
+            queue.close()
+        runs.append(batches)
+        if prepared == 1:
+            assert not copied  # popped in turn, copied by assemble
+        else:
+            # Each epoch's two batches of 5 popped at once (the one asked for and one ahead), the 2 in its turn.
+            assert copied == [1, 0, 0] * 3
+    assert_same_batches(runs[1], runs[0])
+
+
+def test_batches_popped_ahead_go_back_in_order_when_other_pops_come(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setattr(Queue, "_cut_ahead", lambda self: False)
+    dataset = SubjectsDataset(make_subjects(6), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    runs = []
+    for sizes in ([2, 2, 1, 3, 2], [1] * 10):
+        queue = Queue(dataset, 6, 3, UniformSampler(4), num_workers=2, seed=8)
+        try:
+            staged_to_end(queue, 0)
+            patches = []
+            for size in sizes:
+                patches.extend(queue.__getitems__(list(range(size))))
+                if size == 2 and sizes[0] == 2 and len(patches) == 2:
+                    assert len(queue._prepared) == 8  # the rest of the epoch's batches of 2, popped ahead
+            assert len(queue) == 18
+            patches.extend(queue)  # the rest of the epoch, after the patches popped ahead
+            runs.append(patches)
+        finally:
+            queue.close()
+    assert len(runs[0]) == len(runs[1]) == 18
+    for a, b in zip(*runs):
+        assert a["subject_id"] == b["subject_id"] and torch.equal(a[LOCATION], b[LOCATION])
+        assert torch.equal(a["t1"].data, b["t1"].data)
+
+
+def test_a_pop_ahead_that_fails_raises_when_its_batch_is_asked_for(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setattr(Queue, "_cut_ahead", lambda self: False)
+    dataset = SubjectsDataset(make_subjects(3), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    broken = dataset[2]["t1"].path
+    broken.write_bytes(broken.read_bytes()[:100])  # truncated after caching
+    # In order, two patches a subject, pools of 4: sub-0 and sub-1, then sub-2. Asked for batch 1 of 2,
+    # the queue pops batch 2 ahead, then fails popping batch 3 (sub-2): that error comes with batch 3.
+    queue = Queue(dataset, 4, 2, UniformSampler(6), num_workers=2, seed=0, shuffle_subjects=False)
+    try:
+        staged_to_end(queue, 0)
+        handed = [patch["subject_id"] for patch in queue.__getitems__([0, 1])]
+        assert queue._error is not None and len(queue._prepared) == 1
+        handed.extend(patch["subject_id"] for patch in queue.__getitems__([0, 1]))
+        assert sorted(handed) == ["sub-0", "sub-0", "sub-1", "sub-1"]
+        with pytest.raises(RuntimeError, match=r"Queue failed on subject 'sub-2' \(index 2\)"):
+            queue.__getitems__([0, 1])
+        assert queue._error is None
+    finally:
+        queue.close()
+
+
+def test_only_batches_of_memory_mapped_boxes_are_prepared(tmp_path: Path):
+    subject = make_subjects(1)[0]
+    stack = subject.cut([[0, 0, 0, 4, 4, 4], [1, 1, 1, 5, 5, 5]])  # voxels cut now
+    assert PreparedBatch.of([(stack, 0), (stack, 1)]) is None
+    dataset = SubjectsDataset([subject], cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    deferred = dataset[0].cut([[0, 0, 0, 4, 4, 4], [1, 1, 1, 5, 5, 5]], defer=True)
+    prepared = PreparedBatch.of([(deferred, 1), (deferred, 0)])
+    assert prepared is not None
+    for parallel in (False, True):
+        batch = prepared.assemble(BufferRing(), parallel=parallel)
+        if batch is None:  # no compiled copies here, or torch's threads copy these
+            assert io.reorder_backend() == "torch" or (parallel and io.team_threads() == 1)
+            continue
+        collated = collate_subjects(batch)
+        assert torch.equal(collated[LOCATION], torch.tensor([[1, 1, 1, 5, 5, 5], [0, 0, 0, 4, 4, 4]]))
+        for name in ("t1", "seg"):
+            assert torch.equal(collated[name][DATA][0], subject[name].data[:, 1:5, 1:5, 1:5])
+            assert torch.equal(collated[name][DATA][1], subject[name].data[:, :4, :4, :4])
+        assert [patch["subject_id"] for patch in batch] == ["sub-0", "sub-0"]
 
 
 def test_dropped_batches_give_their_buffers_back(tmp_path: Path):

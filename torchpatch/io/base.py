@@ -172,28 +172,76 @@ def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]], 
         return False
     if len(boxes) != out.shape[0] or out.dtype == torch.bfloat16:
         return False
+    file_order = bool(boxes) and not boxes[0][0].flags.c_contiguous
+    if not file_order:
+        items = box_items(boxes, out.dtype, int(out.shape[1]))
+        return items is not None and copy_box_items(out, items, threads)
     target = out.numpy()
     channels, size_a, size_b, size_c = target.shape[1:]
     items = []
-    file_order = bool(boxes) and not boxes[0][0].flags.c_contiguous
     for array, corner in boxes:
         if array.dtype != target.dtype or array.ndim != 4 or array.shape[0] != channels:
             return False
         # In the files' order, each channel's memory is (K, J, I) in C order and the channels follow each other.
-        memory = array.transpose(0, 3, 2, 1) if file_order else array
+        memory = array.transpose(0, 3, 2, 1)
         if not memory.flags.c_contiguous:
             return False
         items.append((memory, *array.shape[1:], *corner))
-    if not file_order:
-        threads = split_threads(threads, target.nbytes)
-        compiled.copy_boxes(target, items, size_a, size_b, size_c, channels, target.itemsize, False, None, threads)
-        return True
     # The same scratch call after call (a fresh one would be paged in every time: see io.buffers).
     need = 2 * size_a * size_b * size_c * target.itemsize + 64 * size_c
     scratch = getattr(_SCRATCH, "buffer", None)
     if scratch is None or len(scratch) < need:
         scratch = _SCRATCH.buffer = np.empty(need, np.uint8)
     compiled.copy_boxes(target, items, size_a, size_b, size_c, channels, target.itemsize, True, scratch)
+    return True
+
+
+def box_items(boxes: Sequence[tuple[Array, Sequence[int]]], dtype: torch.dtype, channels: int) -> list[Any] | None:
+    """Boxes of C-ordered ``(C, I, J, K)`` arrays checked for :func:`copy_box_items`, or ``None`` where they do not fit.
+
+    What :func:`copy_boxes` checks of C-ordered sources, once: each array
+    of ``dtype`` with ``channels`` channels and C-contiguous. The Queue
+    checks the boxes of the batches it pops ahead (warm caches) and copies
+    each batch later, when it is asked for.
+
+    Example:
+        >>> source = np.zeros((1, 4, 4, 4), dtype=np.float32)
+        >>> len(box_items([(source, (0, 0, 0))], torch.float32, 1)), box_items([(source, (0, 0, 0))], torch.int16, 1)
+        (1, None)
+    """
+    if compiled is None or dtype == torch.bfloat16:
+        return None
+    expected = numpy_dtype(dtype)
+    items = []
+    for array, corner in boxes:
+        if array.dtype != expected or array.ndim != 4 or array.shape[0] != channels or not array.flags.c_contiguous:
+            return None
+        items.append((array, *array.shape[1:], *corner))
+    return items
+
+
+def copy_box_items(out: torch.Tensor, items: Sequence[Any], threads: int = 1) -> bool:
+    """Copy boxes checked by :func:`box_items` (of ``out``'s dtype and channels) into the rows of ``out``.
+
+    ``out`` is a contiguous CPU ``(N, C, a, b, c)`` tensor with a row per
+    item, each box inside its array; ``threads`` as in :func:`copy_boxes`.
+    Returns ``False`` (nothing written) when ``out`` does not fit these terms.
+
+    Example:
+        >>> source = np.arange(64, dtype=np.float32).reshape(1, 4, 4, 4)
+        >>> out = torch.empty(1, 1, 2, 2, 2)
+        >>> items = box_items([(source, (1, 1, 1))], torch.float32, 1)
+        >>> items is None or (copy_box_items(out, items) and out[0, 0, 0, 0].tolist() == [21.0, 22.0])
+        True
+    """
+    if compiled is None or out.device.type != "cpu" or out.dim() != 5 or not out.is_contiguous():
+        return False
+    if len(items) != out.shape[0] or out.dtype == torch.bfloat16:
+        return False
+    target = out.numpy()
+    channels, size_a, size_b, size_c = target.shape[1:]
+    threads = split_threads(threads, target.nbytes)
+    compiled.copy_boxes(target, items, size_a, size_b, size_c, channels, target.itemsize, False, None, threads)
     return True
 
 
@@ -427,6 +475,8 @@ __all__ = [
     "Backend",
     "Header",
     "blend_boxes",
+    "box_items",
+    "copy_box_items",
     "c_order",
     "copy_blocks",
     "copy_boxes",

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .. import io
-from ..constants import LOCATION
+from ..constants import DATA, LOCATION
 from ..image import Image
 from ..loader import StackedPatches, collate_values, empty_batch, image_batch
 from ..patches import Patches
@@ -179,7 +179,7 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
             continue
         for row, (stack, index) in enumerate(entries):
             stack.read_into(name, index, out[row], parallel=parallel)
-    locations = torch.from_numpy(np.array([stack.rows[index] for stack, index in entries], dtype=np.int64))
+    locations = _locations(entries)
 
     def make(row: int) -> Subject:
         stack, index = entries[row]
@@ -192,6 +192,85 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
 def _distinct(entries: Sequence[tuple[Patches, int]]) -> list[Patches]:
     """The stacks of ``entries``, each once, in order of first appearance."""
     return list({id(stack): stack for stack, _ in entries}.values())
+
+
+def _locations(entries: Sequence[tuple[Patches, int]]) -> torch.Tensor:
+    """The ``(B, 6)`` locations of ``entries``."""
+    return torch.from_numpy(np.array([stack.rows[index] for stack, index in entries], dtype=np.int64))
+
+
+class PreparedBatch:
+    """A batch popped ahead of its turn: its boxes checked and its collation made, its voxels not copied yet.
+
+    The Queue pops the batches of a warm epoch ahead, back to back, while
+    what that touches is still in the caches (see
+    :meth:`~torchpatch.queue.Queue.__getitems__`); each is copied when it is
+    asked for, by :meth:`assemble`, the same batch :func:`assemble` makes.
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> stack = Subject(t1=ScalarImage(tensor=torch.zeros(1, 4, 4, 1))).cut([[0, 0, 0, 2, 2, 1]])
+        >>> PreparedBatch.of([(stack, 0)]) is None   # voxels already cut: nothing to prepare
+        True
+    """
+
+    def __init__(
+        self,
+        entries: Sequence[tuple[Patches, int]],
+        layout: Mapping[str, tuple[tuple[int, ...], torch.dtype]],
+        items: Mapping[str, Sequence[Any]],
+        locations: torch.Tensor,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        self.entries = list(entries)
+        self.layout = dict(layout)
+        self.items = dict(items)
+        self.locations = locations
+        self.metadata = metadata
+
+    @classmethod
+    def of(cls, entries: Sequence[tuple[Patches, int]]) -> PreparedBatch | None:
+        """``entries`` prepared, when :func:`assemble` would copy each image's boxes by one compiled call.
+
+        That is, every patch deferred (boxes of C-ordered memory maps, inside
+        them) and the stacks of one layout; otherwise ``None``.
+        """
+        stacks = _distinct(entries)
+        if not all(stack.deferred for stack in stacks):
+            return None
+        layout = stacks[0].layout()
+        if any(stack.layout() != layout for stack in stacks[1:]):
+            return None
+        items: dict[str, Sequence[Any]] = {}
+        for name, (shape, dtype) in layout.items():
+            origins = [stack.box_origin(name, index) for stack, index in entries]
+            inside = [origin for origin in origins if origin is not None]
+            checked = io.box_items(inside, dtype, shape[0]) if len(inside) == len(origins) else None
+            if checked is None:
+                return None
+            items[name] = checked
+        locations = _locations(entries)
+        return cls(entries, layout, items, locations, collate_metadata(entries, list(layout), locations, stacks))
+
+    def assemble(self, ring: BufferRing, parallel: bool = False) -> Sequence[Subject] | None:
+        """The batch :func:`assemble` makes of the entries (``parallel`` as there); ``None`` where it copies else."""
+        team = io.team_threads() if parallel else 1
+        if parallel and team == 1:
+            return None  # assemble copies these boxes by torch.stack on torch's threads
+        stacked: dict[str, torch.Tensor] = {}
+        for name, (shape, dtype) in self.layout.items():
+            out = ring.take((len(self.entries), *shape), dtype)
+            if not io.copy_box_items(out, self.items[name], threads=team):
+                return None
+            stacked[name] = out
+        entries = self.entries
+
+        def make(row: int) -> Subject:
+            stack, index = entries[row]
+            return stack.patch(index, {name: out[row] for name, out in stacked.items()})
+
+        collate = functools.partial(with_voxels, self.metadata, stacked)
+        return StackedPatches.deferred(len(entries), make, {**stacked, LOCATION: self.locations}, collate)
 
 
 def collate_rows(
@@ -217,6 +296,24 @@ def collate_rows(
         >>> batch['t1'][DATA].shape, batch['age'].tolist()
         (torch.Size([2, 1, 2, 2, 1]), [3, 3])
     """
+    return with_voxels(collate_metadata(entries, list(stacked), locations, stacks), stacked)
+
+
+def collate_metadata(
+    entries: Sequence[tuple[Patches, int]],
+    names: Sequence[str],
+    locations: torch.Tensor,
+    stacks: Sequence[Patches] | None = None,
+) -> dict[str, Any] | None:
+    """:func:`collate_rows` without the voxels: the entries of the images ``names`` hold ``DATA: None``.
+
+    Example:
+        >>> from torchpatch import ScalarImage, DATA, AFFINE
+        >>> stack = Subject(t1=ScalarImage(tensor=torch.rand(1, 4, 4, 1))).cut([[0, 0, 0, 2, 2, 1]])
+        >>> metadata = collate_metadata([(stack, 0)], ['t1'], torch.zeros(1, 6))
+        >>> metadata['t1'][DATA], tuple(metadata['t1'][AFFINE].shape)
+        (None, (1, 4, 4))
+    """
     template = entries[0][0].template
     keys = list(template)
     # Each stack once (a batch's rows come from a few subjects; ``stacks`` lists them when known).
@@ -233,12 +330,12 @@ def collate_rows(
             continue
         value_of = {id(stack): stack.template[key] for stack in stacks}
         values = [value_of[id(stack)] for stack, _ in entries]
-        if key in stacked:
+        if key in names:
             # Row by row into one array: half of np.stack's time once the caches are cold (15 against 30 us).
             affines = np.empty((len(entries), 4, 4))
             for row, (stack, index) in enumerate(entries):
                 affines[row] = stack.affines[key][index]
-            collated[key] = image_batch(stacked[key], affines, values)
+            collated[key] = image_batch(None, affines, values)
         elif any(isinstance(value, Image) for value in values):
             return None
         else:
@@ -246,4 +343,30 @@ def collate_rows(
     return collated
 
 
-__all__ = ["HUGE_PAGE", "KEPT", "MAPPED_BYTES", "BufferRing", "assemble", "collate_rows"]
+def with_voxels(metadata: Mapping[str, Any] | None, stacked: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
+    """The batch of :func:`collate_metadata`'s ``metadata`` with each image's ``DATA`` from ``stacked`` (a new dict).
+
+    Example:
+        >>> from torchpatch import DATA
+        >>> with_voxels({'t1': {DATA: None}, 'age': 3}, {'t1': torch.zeros(1)})
+        {'t1': {'data': tensor([0.])}, 'age': 3}
+    """
+    if metadata is None:
+        return None
+    batch = dict(metadata)
+    for name, voxels in stacked.items():
+        batch[name] = {**metadata[name], DATA: voxels}
+    return batch
+
+
+__all__ = [
+    "HUGE_PAGE",
+    "KEPT",
+    "MAPPED_BYTES",
+    "BufferRing",
+    "PreparedBatch",
+    "assemble",
+    "collate_metadata",
+    "collate_rows",
+    "with_voxels",
+]

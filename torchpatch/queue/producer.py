@@ -380,6 +380,16 @@ class Producer:
         self._plan_staged(epoch)
         return stack
 
+    def staged_to_end(self, epoch: int) -> bool:
+        """Whether every remaining stack of ``epoch`` is staged, its end too: :meth:`take` would not wait for them.
+
+        Always ``False`` without workers (:meth:`take` cuts each subject when asked).
+        """
+        if self.num_workers == 0:
+            return False
+        with self._condition:
+            return any(stack_epoch == epoch and stack is None for stack_epoch, stack, _ in self._staging)
+
     def _plan_staged(self, epoch: int) -> None:
         """Plan the cached subjects staged next (up to :data:`PLAN_BURST`), back to back with the one just taken.
 
