@@ -72,7 +72,9 @@ class Queue(Dataset[Subject]):
             popped (within the pool's worth of pops it came in with),
             about this many patches more staged, the workers' prefetch and
             up to :data:`AHEAD` batches assembled ahead (with workers and a
-            spare core).
+            spare core). Batches of cached subjects, which hold no voxels
+            until they are copied, may be popped further ahead (up to
+            :data:`PREPARED`, within the epoch).
         samples_per_volume: Patches cut from each subject per epoch: an int, or
             one int per subject of the dataset. With per-subject counts and a
             ``DistributedSampler``, ranks may get different numbers of
