@@ -204,7 +204,7 @@ class PreparedBatch:
 
     The Queue pops the batches of a warm epoch ahead, back to back, while
     what that touches is still in the caches (see
-    :meth:`~torchpatch.queue.Queue.__getitems__`); each is copied when it is
+    ``Queue.__getitems__``); each is copied when it is
     asked for, by :meth:`assemble`, the same batch :func:`assemble` makes.
 
     Example:

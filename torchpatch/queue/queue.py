@@ -394,4 +394,4 @@ class Queue(Dataset[Subject]):
         )
 
 
-__all__ = ["AHEAD", "Queue"]
+__all__ = ["AHEAD", "PREPARED", "Queue"]
