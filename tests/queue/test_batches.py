@@ -183,6 +183,54 @@ def test_batches_popped_ahead_go_back_in_order_when_other_pops_come(monkeypatch:
         assert torch.equal(a["t1"].data, b["t1"].data)
 
 
+def test_the_length_of_an_epoch_leaves_the_batches_popped_ahead_where_they_are(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    monkeypatch.setattr(Queue, "_cut_ahead", lambda self: False)
+    dataset = SubjectsDataset(make_subjects(), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    queue = Queue(dataset, 6, 3, UniformSampler(4), num_workers=2, seed=8)
+    try:
+        staged_to_end(queue, 0)
+        handed = len(queue.__getitems__([0, 1]))
+        assert len(queue._prepared) == 5  # the epoch's other batches of 2
+        for _ in range(5):  # a progress bar asking every batch
+            assert len(queue) == 12 and queue._prepared
+            handed += len(queue.__getitems__([0, 1]))
+        assert handed == 12 and not queue._prepared and len(queue) == 12  # the next epoch's length
+    finally:
+        queue.close()
+
+
+def test_a_batch_that_cannot_be_prepared_is_assembled_in_its_turn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setattr(Queue, "_cut_ahead", lambda self: False)
+    dataset = SubjectsDataset(make_subjects(), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    prepare = PreparedBatch.of
+    runs = []
+    for failing in (False, True):
+        calls: list[int] = []
+
+        def of(
+            entries: Sequence[tuple[object, int]], failing: bool = failing, calls: list[int] = calls
+        ) -> PreparedBatch | None:
+            calls.append(len(entries))
+            if failing and len(calls) % 2 == 0:
+                raise RuntimeError("cannot prepare this one")
+            return prepare(entries)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(PreparedBatch, "of", staticmethod(of))
+        queue = Queue(dataset, 6, 3, UniformSampler(4), num_workers=2, seed=8)
+        try:
+            staged_to_end(queue, 0)
+            batches = [collate_subjects(queue.__getitems__([0, 1, 2])) for _ in range(4)]
+            assert len(calls) == 4  # batches 2 and 4 failed to be prepared (failing): assembled in their turn
+        finally:
+            queue.close()
+        runs.append(batches)
+    assert_same_batches(runs[1], runs[0])
+
+
 def test_a_pop_ahead_that_fails_raises_when_its_batch_is_asked_for(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setattr(Queue, "_cut_ahead", lambda self: False)
     dataset = SubjectsDataset(make_subjects(3), cache_dir=tmp_path / "cache")

@@ -191,8 +191,9 @@ class Queue(Dataset[Subject]):
 
     def __len__(self) -> int:
         """Patches in the current epoch (or the next one, between epochs) for this rank."""
-        self._settle()
-        if 0 < self._popped - len(self._spare) < self._epoch_length:
+        self._settle(prepared=False)  # batches popped ahead stay (a progress bar may ask every batch)
+        waiting = len(self._spare) + sum(len(entries) for entries, _ in self._prepared)
+        if 0 < self._popped - waiting < self._epoch_length:
             return self._epoch_length
         return self._plans(self._epoch + 1).length
 
@@ -206,12 +207,12 @@ class Queue(Dataset[Subject]):
         stack, index = self._spare.popleft() if self._spare else self._pop_entry()
         return stack[index]
 
-    def _settle(self) -> None:
-        """Wait for the batches assembled ahead; their patches (and those popped ahead) become spare.
+    def _settle(self, prepared: bool = True) -> None:
+        """Wait for the batches assembled ahead; their patches (with ``prepared``, those popped ahead too) go spare.
 
         Spare patches are popped, not handed out yet: the next pops hand them out first, in order.
         """
-        while self._prepared:
+        while prepared and self._prepared:
             self._spare.extend(self._prepared.popleft()[0])
         while self._ahead:
             self._spare.extend(self._ahead.popleft().result()[0])
@@ -300,8 +301,9 @@ class Queue(Dataset[Subject]):
         The training loop's copies and step stream far more than the caches
         hold, so the Python that pops a patch and plans a batch runs cold
         when it runs between steps; popped back to back, the batches of a
-        warm epoch pay that once (a cached MR epoch, default threads: 4.6-5.9 ms
-        of 30-44 ms). Only batches of memory-mapped boxes (the decode-once
+        warm epoch pay that once (cached epochs with default threads, one
+        process alternating: MR 4.6-5.6 ms less of 49-64 ms, CT 3.5-6.4 ms
+        less of 41-48 ms). Only batches of memory-mapped boxes (the decode-once
         cache) are popped ahead: a batch whose patches hold voxels ends the
         run. More pops are made only while their stacks are all staged (a
         warm epoch), never waiting for a worker; an error of one of them is
@@ -320,7 +322,11 @@ class Queue(Dataset[Subject]):
             except Exception as error:  # noqa: BLE001 - raised in its turn, by the pop after these batches
                 self._error = error
                 return
-            self._prepared.append((entries, PreparedBatch.of(entries)))
+            try:
+                prepared = PreparedBatch.of(entries)
+            except Exception:  # noqa: BLE001 - assembled in its turn, which raises it again there
+                prepared = None
+            self._prepared.append((entries, prepared))
 
     def _assemble_prepared(self, parallel: bool) -> Sequence[Subject]:
         """The first batch popped ahead, copied now."""
