@@ -36,10 +36,19 @@ def numpy_dtype(dtype: torch.dtype) -> np.dtype[np.generic]:
         >>> numpy_dtype(torch.int16), numpy_dtype(torch.bool)
         (dtype('int16'), dtype('bool'))
     """
+    known = _NUMPY_DTYPES.get(dtype)
+    if known is not None:
+        return known
     try:
-        return torch.empty(0, dtype=dtype).numpy().dtype
+        found = torch.empty(0, dtype=dtype).numpy().dtype  # 5 us: kept (the Queue asks per batch and image)
     except TypeError as error:
         raise TypeError(f"numpy has no dtype for {dtype}") from error
+    _NUMPY_DTYPES[dtype] = found
+    return found
+
+
+#: :func:`numpy_dtype` by torch dtype.
+_NUMPY_DTYPES: dict[torch.dtype, np.dtype[np.generic]] = {}
 
 
 @dataclass(frozen=True)
