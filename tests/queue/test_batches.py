@@ -27,6 +27,7 @@ from torchpatch import (
     UniformSampler,
     io,
 )
+from torchpatch.io import base as io_base
 from torchpatch.loader import StackedPatches, collate_subjects
 from torchpatch.queue import queue as queue_module
 from torchpatch.queue.batches import HUGE_PAGE, KEPT, MAPPED_BYTES, BufferRing, PreparedBatch
@@ -228,6 +229,24 @@ def test_a_batch_that_cannot_be_prepared_is_assembled_in_its_turn(monkeypatch: p
         finally:
             queue.close()
         runs.append(batches)
+    assert_same_batches(runs[1], runs[0])
+
+
+def test_without_the_compiled_copies_batches_popped_ahead_are_assembled_as_before(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    monkeypatch.setattr(Queue, "_cut_ahead", lambda self: False)
+    dataset = SubjectsDataset(make_subjects(), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    runs = []
+    for compiled in (io_base.compiled, None):
+        monkeypatch.setattr(io_base, "compiled", compiled)  # None: a build without the extension
+        queue = Queue(dataset, 6, 3, UniformSampler(4), num_workers=2, seed=8)
+        try:
+            staged_to_end(queue, 0)
+            runs.append([collate_subjects(queue.__getitems__([0, 1, 2])) for _ in range(4)])
+        finally:
+            queue.close()
     assert_same_batches(runs[1], runs[0])
 
 
