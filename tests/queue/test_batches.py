@@ -13,7 +13,7 @@ import pytest
 import torch
 
 # The Queue tests' synthetic subjects (tests/ is on sys.path: tests/conftest.py puts it there).
-from test_queue import SIZE, make_subjects
+from test_queue import SIZE, Alternate, make_subjects
 
 from torchpatch import (
     DATA,
@@ -203,6 +203,25 @@ def test_the_length_of_an_epoch_leaves_the_batches_popped_ahead_where_they_are(
         queue.close()
 
 
+def test_the_length_mid_epoch_counts_patches_popped_ahead_as_not_handed_out(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    monkeypatch.setattr(Queue, "_cut_ahead", lambda self: False)
+    dataset = SubjectsDataset(make_subjects(2), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    # Epochs of different lengths: 6 patches of sub-0, then 2 of sub-1.
+    queue = Queue(dataset, 6, [6, 2], UniformSampler(4), num_workers=2, seed=1, subject_sampler=Alternate())
+    try:
+        staged_to_end(queue, 0)
+        queue.__getitems__([0, 1])
+        assert len(queue._prepared) == 2 and len(queue) == 6  # this epoch's: 4 of its patches only popped
+        queue.__getitems__([0, 1])
+        queue.__getitems__([0, 1])
+        assert len(queue) == 2  # between epochs: the next one's
+    finally:
+        queue.close()
+
+
 def test_a_batch_that_cannot_be_prepared_is_assembled_in_its_turn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setattr(Queue, "_cut_ahead", lambda self: False)
     dataset = SubjectsDataset(make_subjects(), cache_dir=tmp_path / "cache")
@@ -248,6 +267,37 @@ def test_without_the_compiled_copies_batches_popped_ahead_are_assembled_as_befor
         finally:
             queue.close()
     assert_same_batches(runs[1], runs[0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_any_mix_of_batches_single_pops_and_lengths_hands_out_the_patches_in_turn(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, seed: int
+):
+    monkeypatch.setattr(Queue, "_cut_ahead", lambda self: False)
+    dataset = SubjectsDataset(make_subjects(5), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    rng = np.random.default_rng(seed)
+    operations = [int(rng.choice([0, 1, 2, 3, 5])) for _ in range(40)]  # 0: len(queue), 1: queue[0], k: a batch
+    runs = []
+    for prepared in (1, queue_module.PREPARED):
+        monkeypatch.setattr(queue_module, "PREPARED", prepared)
+        queue = Queue(dataset, 6, 3, UniformSampler(4), num_workers=2, seed=seed)
+        try:
+            staged_to_end(queue, 0)
+            handed, lengths, ahead = [], [], []
+            for operation in operations:  # 15 patches an epoch: every run crosses epochs
+                if operation == 0:
+                    lengths.append(len(queue))
+                elif operation == 1:
+                    handed.append(queue[0])
+                else:
+                    handed.extend(queue.__getitems__(list(range(operation))))
+                ahead.append(len(queue._prepared))
+        finally:
+            queue.close()
+        assert max(ahead) == 0 if prepared == 1 else max(ahead) >= 2  # batches were popped ahead
+        runs.append((lengths, [(patch["subject_id"], patch[LOCATION].tolist()) for patch in handed]))
+    assert runs[0] == runs[1]
 
 
 def test_a_pop_ahead_that_fails_raises_when_its_batch_is_asked_for(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
