@@ -36,19 +36,15 @@ def numpy_dtype(dtype: torch.dtype) -> np.dtype[np.generic]:
         >>> numpy_dtype(torch.int16), numpy_dtype(torch.bool)
         (dtype('int16'), dtype('bool'))
     """
-    known = _NUMPY_DTYPES.get(dtype)
-    if known is not None:
-        return known
-    try:
-        found = torch.empty(0, dtype=dtype).numpy().dtype  # 5 us: kept (the Queue asks per batch and image)
-    except TypeError as error:
-        raise TypeError(f"numpy has no dtype for {dtype}") from error
-    _NUMPY_DTYPES[dtype] = found
-    return found
+    if dtype not in _NUMPY_DTYPES:
+        try:  # 5 us: kept (the Queue asks per batch and image)
+            _NUMPY_DTYPES[dtype] = torch.empty(0, dtype=dtype).numpy().dtype
+        except TypeError as error:
+            raise TypeError(f"numpy has no dtype for {dtype}") from error
+    return _NUMPY_DTYPES[dtype]
 
 
-#: :func:`numpy_dtype` by torch dtype.
-_NUMPY_DTYPES: dict[torch.dtype, np.dtype[np.generic]] = {}
+_NUMPY_DTYPES: dict[torch.dtype, np.dtype[np.generic]] = {}  # numpy_dtype's answers
 
 
 @dataclass(frozen=True)
@@ -177,19 +173,16 @@ def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]], 
         >>> not copied or torch.equal(out[1], torch.from_numpy(source[:, 2:4, 1:3, 2:4]))
         True
     """
-    if compiled is None or out.device.type != "cpu" or out.dim() != 5 or not out.is_contiguous():
+    target = _target(out, len(boxes))
+    if target is None:
         return False
-    if len(boxes) != out.shape[0] or out.dtype == torch.bfloat16:
-        return False
-    file_order = bool(boxes) and not boxes[0][0].flags.c_contiguous
-    if not file_order:
-        items = box_items(boxes, out.dtype, int(out.shape[1]))
-        return items is not None and copy_box_items(out, items, threads)
-    target = out.numpy()
     channels, size_a, size_b, size_c = target.shape[1:]
+    if not boxes or boxes[0][0].flags.c_contiguous:
+        items = box_items(boxes, out.dtype, channels)
+        return items is not None and _copy_items(target, items, threads)
     items = []
     for array, corner in boxes:
-        if array.dtype != target.dtype or array.ndim != 4 or array.shape[0] != channels:
+        if not _fits(array, target.dtype, channels):
             return False
         # In the files' order, each channel's memory is (K, J, I) in C order and the channels follow each other.
         memory = array.transpose(0, 3, 2, 1)
@@ -201,6 +194,7 @@ def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]], 
     scratch = getattr(_SCRATCH, "buffer", None)
     if scratch is None or len(scratch) < need:
         scratch = _SCRATCH.buffer = np.empty(need, np.uint8)
+    assert compiled is not None  # (_target)
     compiled.copy_boxes(target, items, size_a, size_b, size_c, channels, target.itemsize, True, scratch)
     return True
 
@@ -208,10 +202,8 @@ def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]], 
 def box_items(boxes: Sequence[tuple[Array, Sequence[int]]], dtype: torch.dtype, channels: int) -> list[Any] | None:
     """Boxes of C-ordered ``(C, I, J, K)`` arrays checked for :func:`copy_box_items`, or ``None`` where they do not fit.
 
-    What :func:`copy_boxes` checks of C-ordered sources, once: each array
-    of ``dtype`` with ``channels`` channels and C-contiguous. The Queue
-    checks the boxes of the batches it pops ahead (warm caches) and copies
-    each batch later, when it is asked for.
+    What :func:`copy_boxes` checks of C-ordered sources (``dtype``, ``channels``, C order), once: the Queue
+    checks the batches it pops ahead (warm caches) and copies each later, when it is asked for.
 
     Example:
         >>> source = np.zeros((1, 4, 4, 4), dtype=np.float32)
@@ -224,34 +216,45 @@ def box_items(boxes: Sequence[tuple[Array, Sequence[int]]], dtype: torch.dtype, 
     expected = numpy_dtype(dtype)
     items = []
     for array, corner in boxes:
-        if array.dtype != expected or array.ndim != 4 or array.shape[0] != channels or not array.flags.c_contiguous:
+        if not _fits(array, expected, channels) or not array.flags.c_contiguous:
             return None
         items.append((array, *array.shape[1:], *corner))
     return items
 
 
+def _fits(array: Array, dtype: np.dtype[Any], channels: int) -> bool:
+    """Whether ``array`` is a ``(C, I, J, K)`` box source of ``dtype`` with ``channels`` channels."""
+    return bool(array.dtype == dtype and array.ndim == 4 and array.shape[0] == channels)
+
+
 def copy_box_items(out: torch.Tensor, items: Sequence[Any], threads: int = 1) -> bool:
     """Copy boxes checked by :func:`box_items` (of ``out``'s dtype and channels) into the rows of ``out``.
 
-    ``out`` is a contiguous CPU ``(N, C, a, b, c)`` tensor with a row per
-    item, each box inside its array; ``threads`` as in :func:`copy_boxes`.
-    Returns ``False`` (nothing written) when ``out`` does not fit these terms.
+    ``out`` is a contiguous CPU ``(N, C, a, b, c)`` tensor with a row per item, each box inside its
+    array; ``threads`` as in :func:`copy_boxes`. ``False`` (nothing written) when ``out`` does not fit.
 
     Example:
         >>> source = np.arange(64, dtype=np.float32).reshape(1, 4, 4, 4)
-        >>> out = torch.empty(1, 1, 2, 2, 2)
-        >>> items = box_items([(source, (1, 1, 1))], torch.float32, 1)
+        >>> out, items = torch.empty(1, 1, 2, 2, 2), box_items([(source, (1, 1, 1))], torch.float32, 1)
         >>> items is None or (copy_box_items(out, items) and out[0, 0, 0, 0].tolist() == [21.0, 22.0])
         True
     """
-    if compiled is None or out.device.type != "cpu" or out.dim() != 5 or not out.is_contiguous():
-        return False
-    if len(items) != out.shape[0] or out.dtype == torch.bfloat16:
-        return False
-    target = out.numpy()
-    channels, size_a, size_b, size_c = target.shape[1:]
+    target = _target(out, len(items))
+    return target is not None and _copy_items(target, items, threads)
+
+
+def _target(out: torch.Tensor, count: int) -> Array | None:
+    """``out`` as the array the compiled copies write, when it is a contiguous CPU ``(count, C, a, b, c)`` tensor."""
+    usable = compiled is not None and out.device.type == "cpu" and out.dim() == 5 and out.is_contiguous()
+    return out.numpy() if usable and count == out.shape[0] and out.dtype != torch.bfloat16 else None
+
+
+def _copy_items(target: Array, items: Sequence[Any], threads: int) -> bool:
+    """The compiled copy of C-ordered ``items`` (checked) into the rows of ``target`` (:func:`_target`)."""
+    assert compiled is not None
+    channels, a, b, c = target.shape[1:]
     threads = split_threads(threads, target.nbytes)
-    compiled.copy_boxes(target, items, size_a, size_b, size_c, channels, target.itemsize, False, None, threads)
+    compiled.copy_boxes(target, items, a, b, c, channels, target.itemsize, False, None, threads)
     return True
 
 

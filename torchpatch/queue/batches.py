@@ -23,7 +23,7 @@ import contextlib
 import functools
 import mmap
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -164,13 +164,12 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
     by_torch = torch.get_num_threads() == 1 or (parallel and deferred)
     team = io.team_threads() if parallel else 1
     for name, out in stacked.items():
-        if team > 1 or (deferred and not parallel):
+        if _compiled_copies(parallel, team, deferred):
             # One compiled call copies the batch's boxes of this image (of memory maps, or patches a
             # worker stacked): on this thread (a tenth faster than torch.stack, and the GIL taken
             # back once) or, with parallel, split between the threads of torch's OpenMP team.
-            origins = [stack.box_origin(name, index) for stack, index in entries]
-            inside = [origin for origin in origins if origin is not None]
-            if len(inside) == count and io.copy_boxes(out, inside, threads=team):
+            origins = _origins(entries, name)
+            if origins is not None and io.copy_boxes(out, origins, threads=team):
                 continue
         views = [stack.box_view(name, index) for stack, index in entries] if by_torch else []
         boxes = [view for view in views if view is not None]
@@ -180,13 +179,7 @@ def assemble(entries: Sequence[tuple[Patches, int]], ring: BufferRing, parallel:
         for row, (stack, index) in enumerate(entries):
             stack.read_into(name, index, out[row], parallel=parallel)
     locations = _locations(entries)
-
-    def make(row: int) -> Subject:
-        stack, index = entries[row]
-        return stack.patch(index, {name: out[row] for name, out in stacked.items()})
-
-    collate = functools.partial(collate_rows, entries, stacked, locations, stacks)
-    return StackedPatches.deferred(count, make, {**stacked, LOCATION: locations}, collate)
+    return _batch(entries, stacked, locations, functools.partial(collate_rows, entries, stacked, locations, stacks))
 
 
 def _distinct(entries: Sequence[tuple[Patches, int]]) -> list[Patches]:
@@ -197,6 +190,37 @@ def _distinct(entries: Sequence[tuple[Patches, int]]) -> list[Patches]:
 def _locations(entries: Sequence[tuple[Patches, int]]) -> torch.Tensor:
     """The ``(B, 6)`` locations of ``entries``."""
     return torch.from_numpy(np.array([stack.rows[index] for stack, index in entries], dtype=np.int64))
+
+
+def _compiled_copies(parallel: bool, team: int, deferred: bool) -> bool:
+    """Whether a batch's boxes are copied by one compiled call per image (else by torch or numpy)."""
+    return team > 1 or (deferred and not parallel)
+
+
+def _origins(entries: Sequence[tuple[Patches, int]], name: str) -> list[tuple[Any, tuple[int, int, int]]] | None:
+    """Each entry's box of image ``name`` for :func:`.io.copy_boxes`; ``None`` when one reaches past its source."""
+    origins = []
+    for stack, index in entries:
+        origin = stack.box_origin(name, index)
+        if origin is None:
+            return None
+        origins.append(origin)
+    return origins
+
+
+def _batch(
+    entries: Sequence[tuple[Patches, int]],
+    stacked: dict[str, torch.Tensor],
+    locations: torch.Tensor,
+    collate: Callable[[], dict[str, Any] | None],
+) -> Sequence[Subject]:
+    """The batch of ``entries`` with voxels ``stacked``: patch subjects made when asked for, collated by ``collate``."""
+
+    def make(row: int) -> Subject:
+        stack, index = entries[row]
+        return stack.patch(index, {name: out[row] for name, out in stacked.items()})
+
+    return StackedPatches.deferred(len(entries), make, {**stacked, LOCATION: locations}, collate)
 
 
 class PreparedBatch:
@@ -243,9 +267,8 @@ class PreparedBatch:
             return None
         items: dict[str, Sequence[Any]] = {}
         for name, (shape, dtype) in layout.items():
-            origins = [stack.box_origin(name, index) for stack, index in entries]
-            inside = [origin for origin in origins if origin is not None]
-            checked = io.box_items(inside, dtype, shape[0]) if len(inside) == len(origins) else None
+            origins = _origins(entries, name)
+            checked = None if origins is None else io.box_items(origins, dtype, shape[0])
             if checked is None:
                 return None
             items[name] = checked
@@ -255,7 +278,7 @@ class PreparedBatch:
     def assemble(self, ring: BufferRing, parallel: bool = False) -> Sequence[Subject] | None:
         """The batch :func:`assemble` makes of the entries (``parallel`` as there); ``None`` where it copies else."""
         team = io.team_threads() if parallel else 1
-        if parallel and team == 1:
+        if not _compiled_copies(parallel, team, deferred=True):
             return None  # assemble copies these boxes by torch.stack on torch's threads
         stacked: dict[str, torch.Tensor] = {}
         for name, (shape, dtype) in self.layout.items():
@@ -263,14 +286,7 @@ class PreparedBatch:
             if not io.copy_box_items(out, self.items[name], threads=team):
                 return None
             stacked[name] = out
-        entries = self.entries
-
-        def make(row: int) -> Subject:
-            stack, index = entries[row]
-            return stack.patch(index, {name: out[row] for name, out in stacked.items()})
-
-        collate = functools.partial(with_voxels, self.metadata, stacked)
-        return StackedPatches.deferred(len(entries), make, {**stacked, LOCATION: self.locations}, collate)
+        return _batch(self.entries, stacked, self.locations, functools.partial(with_voxels, self.metadata, stacked))
 
 
 def collate_rows(

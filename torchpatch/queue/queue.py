@@ -266,6 +266,7 @@ class Queue(Dataset[Subject]):
             return []
         count = len(indices)
         parallel = torch.get_num_threads() > 1
+        threaded = self._cut_ahead()  # a thread assembles ahead; else this one may pop ahead
         batch = None
         if self._ahead:
             entries, assembled = self._ahead[0].result()
@@ -279,7 +280,7 @@ class Queue(Dataset[Subject]):
                 batch = self._assemble_prepared(parallel)
             else:
                 self._settle()
-        if batch is None and not self._spare and self._prepares():
+        if batch is None and not self._spare and not threaded and self.num_workers > 0 and PREPARED > 1:
             self._prepare(count)
             batch = self._assemble_prepared(parallel)
         if batch is None:
@@ -287,13 +288,9 @@ class Queue(Dataset[Subject]):
             # In the training loop's thread with several intra-op threads: copy on them (they
             # wait for the step's next parallel region anyway; a thread of ours would fight them).
             batch = assemble(entries, self._buffers, parallel=parallel)
-        if not self._spare and not self._prepared and self._cut_ahead():
+        if not self._spare and not self._prepared and threaded:
             self._assemble_ahead(count)
         return batch
-
-    def _prepares(self) -> bool:
-        """Whether this thread pops a warm epoch's batches ahead (with workers, when no thread assembles ahead)."""
-        return self.num_workers > 0 and PREPARED > 1 and not self._cut_ahead()
 
     def _prepare(self, count: int) -> None:
         """Pop the next batch of ``count``, then the epoch's next ones while no pop would wait (up to :data:`PREPARED`).
@@ -309,8 +306,7 @@ class Queue(Dataset[Subject]):
         warm epoch), never waiting for a worker; an error of one of them is
         raised when that pop's batch is asked for.
         """
-        entries = [self._spare.popleft() if self._spare else self._pop_entry() for _ in range(count)]
-        self._prepared.append((entries, PreparedBatch.of(entries)))
+        self._append_prepared([self._pop_entry() for _ in range(count)])  # as in turn: its errors raised now
         while (
             len(self._prepared) < PREPARED
             and self._prepared[-1][1] is not None
@@ -322,11 +318,15 @@ class Queue(Dataset[Subject]):
             except Exception as error:  # noqa: BLE001 - raised in its turn, by the pop after these batches
                 self._error = error
                 return
-            try:
-                prepared = PreparedBatch.of(entries)
-            except Exception:  # noqa: BLE001 - assembled in its turn, which raises it again there
-                prepared = None
-            self._prepared.append((entries, prepared))
+            self._append_prepared(entries)
+
+    def _append_prepared(self, entries: list[tuple[Patches, int]]) -> None:
+        """Keep ``entries`` popped ahead, with what copies them (``None``: :func:`.batches.assemble` in their turn)."""
+        try:
+            prepared = PreparedBatch.of(entries)
+        except Exception:  # noqa: BLE001 - assembled in its turn, which raises it again there
+            prepared = None
+        self._prepared.append((entries, prepared))
 
     def _assemble_prepared(self, parallel: bool) -> Sequence[Subject]:
         """The first batch popped ahead, copied now."""
