@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..image import Image, LabelMap
-from ..io import load_npy, map_npy
+from ..io import label_positions, load_npy, map_npy
 
 
 class LabelIndex:
@@ -39,16 +39,10 @@ class LabelIndex:
     @classmethod
     def build(cls, labels: np.ndarray, prefix: Path) -> LabelIndex:
         """Write the index of ``labels`` ``(1, I, J, K)`` next to ``prefix``."""
-        flat = np.asarray(labels).reshape(-1)
-        foreground = np.flatnonzero(flat)
-        values = flat[foreground]
-        order = np.argsort(values, kind="stable")
-        positions = foreground[order]
-        values = values[order]
-        classes, starts = np.unique(values, return_index=True)
-        stops = np.append(starts[1:], values.size)
-        table = np.stack([classes.astype(np.int64), starts, stops], axis=1).reshape(-1, 3)
-        np.save(f"{prefix}.positions.npy", positions.astype(np.int64), allow_pickle=False)
+        positions, classes, starts = label_positions(np.asarray(labels))
+        stops = np.append(starts[1:], positions.size)
+        table = np.stack([classes, starts, stops], axis=1).reshape(-1, 3)
+        np.save(f"{prefix}.positions.npy", positions, allow_pickle=False)
         np.save(f"{prefix}.classes.npy", table.astype(np.int64), allow_pickle=False)
         return cls(prefix)
 

@@ -771,12 +771,128 @@ done:
     return result;
 }
 
+/* Label positions: the flat indices of a label volume's non-zero elements, grouped by value in increasing order
+ * and increasing within each value (the decode-once cache's label index). Two passes over runs of equal
+ * elements (label volumes are mostly long runs): the first counts each value, the second writes each run's
+ * indices where its value's group continues. A numpy argsort of the non-zero values, the same result, took
+ * 20 ms for a 160 x 192 x 160 uint8 CT label map with 1.5 M non-zero voxels (50 ms with its temporaries
+ * faulted in fresh, as in a Queue worker) against 3-5 ms here. */
+#define LABEL_RUNS(T, BODY)                                                         \
+    {                                                                               \
+        const T *s = (const T *)src;                                                \
+        Py_ssize_t i = 0;                                                           \
+        while (i < n) {                                                             \
+            const T v = s[i];                                                       \
+            Py_ssize_t j = i + 1;                                                   \
+            while (j < n && s[j] == v) j++;                                         \
+            const long long value = (long long)v;                                   \
+            BODY                                                                    \
+            i = j;                                                                  \
+        }                                                                           \
+    }
+#define LABEL_TYPES(BODY)                                                           \
+    switch (size * 2 + (is_signed != 0)) {                                          \
+    case 2: LABEL_RUNS(unsigned char, BODY) break;                                  \
+    case 3: LABEL_RUNS(signed char, BODY) break;                                    \
+    case 4: LABEL_RUNS(unsigned short, BODY) break;                                 \
+    case 5: LABEL_RUNS(short, BODY) break;                                          \
+    case 8: LABEL_RUNS(unsigned int, BODY) break;                                   \
+    case 9: LABEL_RUNS(int, BODY) break;                                            \
+    case 16: LABEL_RUNS(unsigned long long, BODY) break;                            \
+    default: LABEL_RUNS(long long, BODY) break;                                     \
+    }
+
+/* Add each value's elements to counts[value - low]; the elements outside [low, low + span) (a value of 2^63
+ * or more in an unsigned source counts as outside). */
+static Py_ssize_t count_label_runs(const char *src, Py_ssize_t n, int size, int is_signed, long long low,
+                                   long long *counts, Py_ssize_t span) {
+    Py_ssize_t outside = 0;
+    const int huge = size == 8 && !is_signed;
+    LABEL_TYPES({
+        if ((huge && value < 0) || value < low || value - low >= span)
+            outside += j - i;
+        else
+            counts[value - low] += j - i;
+    })
+    return outside;
+}
+
+/* Write each non-zero run's indices at next[value - low] (advanced); every value is in range (counted first). */
+static void place_label_runs(const char *src, Py_ssize_t n, int size, int is_signed, long long low, long long *next,
+                             long long *positions) {
+    LABEL_TYPES({
+        if (value != 0) {
+            long long *to = positions + next[value - low];
+            for (Py_ssize_t k = i; k < j; k++) *to++ = k;
+            next[value - low] += j - i;
+        }
+    })
+}
+
+static int label_size_ok(int size) {
+    if (size == 1 || size == 2 || size == 4 || size == 8) return 1;
+    PyErr_Format(PyExc_ValueError, "itemsize must be 1, 2, 4 or 8 bytes, not %d", size);
+    return 0;
+}
+
+PyDoc_STRVAR(label_positions_doc,
+             "label_positions(source, itemsize, signed, low, counts)\n"
+             "--\n\n"
+             "The flat indices of the non-zero elements of ``source`` (integers of ``itemsize`` bytes, signed or\n"
+             "not), grouped by value in increasing order and increasing within a group: int64 in a bytearray.\n"
+             "``counts`` (int64, zeros, one per value from ``low``) receives how many elements hold each value.\n"
+             "``None`` when a value lies outside those (nothing else is written then but ``counts``).");
+
+static PyObject *label_positions(PyObject *module, PyObject *args) {
+    Py_buffer src, counts;
+    int size, is_signed;
+    long long low;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "y*ipLw*", &src, &size, &is_signed, &low, &counts)) return NULL;
+    PyObject *result = NULL;
+    long long *next = NULL;
+    const Py_ssize_t span = counts.len / (Py_ssize_t)sizeof(long long);
+    if (!label_size_ok(size)) goto done;
+    const Py_ssize_t n = src.len / size;
+    long long *count = (long long *)counts.buf;
+    Py_ssize_t outside;
+    Py_BEGIN_ALLOW_THREADS
+    outside = count_label_runs((const char *)src.buf, n, size, is_signed, low, count, span);
+    Py_END_ALLOW_THREADS
+    if (outside) {
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+    next = PyMem_Malloc((span ? (size_t)span : 1) * sizeof(long long));
+    if (next == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    long long total = 0;
+    for (Py_ssize_t v = 0; v < span; v++) {
+        next[v] = total;
+        if (low + v != 0) total += count[v];
+    }
+    result = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(total * (long long)sizeof(long long)));
+    if (result == NULL) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    place_label_runs((const char *)src.buf, n, size, is_signed, low, next, (long long *)PyByteArray_AS_STRING(result));
+    Py_END_ALLOW_THREADS
+done:
+    PyMem_Free(next);
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&counts);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"reverse", reverse, METH_VARARGS, reverse_doc},
     {"team_init", team_init, METH_VARARGS, team_init_doc},
     {"blend_boxes", blend_boxes, METH_VARARGS, blend_boxes_doc},
     {"copy_boxes", copy_boxes, METH_VARARGS, copy_boxes_doc},
     {"write_boxes", write_boxes, METH_VARARGS, write_boxes_doc},
+    {"label_positions", label_positions, METH_VARARGS, label_positions_doc},
     {NULL, NULL, 0, NULL},
 };
 
