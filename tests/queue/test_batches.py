@@ -31,6 +31,7 @@ from torchpatch.io import base as io_base
 from torchpatch.loader import StackedPatches, collate_subjects
 from torchpatch.queue import queue as queue_module
 from torchpatch.queue.batches import HUGE_PAGE, KEPT, MAPPED_BYTES, BufferRing, PreparedBatch
+from torchpatch.queue.pool import PatchPool
 from torchpatch.queue.queue import AHEAD
 
 
@@ -118,9 +119,9 @@ def test_batches_made_ahead_stay_within_the_epoch(monkeypatch: pytest.MonkeyPatc
 def staged_to_end(queue: Queue, epoch: int) -> None:
     """Wait (10 s at most) until the producer has staged all of ``epoch``: the pops ahead need it."""
     deadline = time.monotonic() + 10
-    while not queue._producer.staged_to_end(epoch) and time.monotonic() < deadline:
+    while not queue._producer.staged(epoch)[1] and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert queue._producer.staged_to_end(epoch)
+    assert queue._producer.staged(epoch)[1]
 
 
 def test_a_warm_epochs_batches_popped_ahead_are_the_batches_popped_in_turn(
@@ -157,6 +158,68 @@ def test_a_warm_epochs_batches_popped_ahead_are_the_batches_popped_in_turn(
             # Each epoch's two batches of 5 popped at once (the one asked for and one ahead), the 2 in its turn.
             assert copied == [1, 0, 0] * 3
     assert_same_batches(runs[1], runs[0])
+
+
+def staged_stacks(queue: Queue, epoch: int, count: int) -> None:
+    """Wait (10 s at most) until ``count`` stacks of ``epoch`` are staged next (or its end)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        sizes, ends = queue._producer.staged(epoch)
+        if ends or len(sizes) >= count:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{count} stacks of epoch {epoch} were not staged in 10 s")
+
+
+def test_pops_ahead_refill_the_pool_from_staged_stacks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    # More cached subjects than the queue stages (about max_length, one each): the epoch's end is not
+    # staged when its first batch is asked for, and the pops ahead go on through pool fills taken from
+    # the stacks staged so far, as the pops in turn take them.
+    monkeypatch.setattr(Queue, "_cut_ahead", lambda self: False)
+    dataset = SubjectsDataset(make_subjects(12, size=6), cache_dir=tmp_path / "cache")
+    dataset.build_cache(progress=False)
+    runs = []
+    for prepared in (1, queue_module.PREPARED):
+        monkeypatch.setattr(queue_module, "PREPARED", prepared)
+        queue = Queue(dataset, 4, 2, UniformSampler(4), num_workers=2, seed=5)
+        try:
+            batches = []
+            for epoch in range(2):  # 24 patches an epoch, pools of 4 (two subjects)
+                staged_stacks(queue, epoch, 4)
+                batches.append(collate_subjects(queue.__getitems__([0, 1])))
+                if prepared > 1 and epoch == 0:
+                    # Beyond the pool's other batch, through at least one fill from the staged stacks (the
+                    # epoch's end, 10 stacks later, cannot be staged yet: about max_length are, one each).
+                    assert len(queue._prepared) >= 2
+                batches.extend(collate_subjects(queue.__getitems__([0, 1])) for _ in range(11))
+                assert queue._popped == 24 and not queue._prepared and not queue._spare
+        finally:
+            queue.close()
+        runs.append(batches)
+    assert_same_batches(runs[1], runs[0])
+
+
+@pytest.mark.parametrize(
+    ("stacks", "ends", "pops", "held", "total", "expected"),
+    [
+        ([], False, 2, 2, 12, True),  # the pool holds them
+        ([], False, 3, 2, 12, False),  # a fill, nothing staged: it would wait
+        ([3, 3], False, 3, 2, 12, True),  # a fill of 4 or more from 3 + 3 staged
+        ([3], False, 3, 2, 12, False),  # 3 staged do not fill a pool of 4
+        ([3], True, 3, 2, 12, True),  # ... unless the epoch's end comes after them
+        ([3, 3, 3, 3], False, 9, 0, 24, True),  # two fills
+        ([3, 3, 3], False, 9, 0, 24, False),  # the second fill runs out
+        ([4, 4], False, 3, 2, 6, False),  # the fill takes the epoch's last patches and asks for its end
+        ([4, 4], True, 3, 2, 6, True),  # ... which is staged
+    ],
+)
+def test_pool_fills_from_staged_stacks(stacks: list[int], ends: bool, pops: int, held: int, total: int, expected: bool):
+    pool = PatchPool(max_length=4, shuffle=True)
+    pool.reset(np.random.default_rng(0))
+    source = iter([make_subjects(1, size=4)[0].cut([[0, 0, 0, 2, 2, 2]] * held)] if held else [])
+    pool.fill(lambda: next(source, None))
+    assert len(pool) == held and pool.taken == held
+    assert pool.fills_from(stacks, ends, pops, total) is expected
 
 
 def test_batches_popped_ahead_go_back_in_order_when_other_pops_come(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):

@@ -72,6 +72,43 @@ class PatchPool:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def target(self) -> int:
+        """Patches a fill takes stacks until it holds (or the epoch ends)."""
+        return self.max_length if self.shuffle else 1
+
+    @property
+    def taken(self) -> int:
+        """Patches taken into the pool this epoch."""
+        return self._taken
+
+    def fills_from(self, stacks: list[int], ends: bool, pops: int, total: int) -> bool:
+        """Whether ``pops`` pops take only the pool's patches and the next ``stacks`` (their sizes, in order).
+
+        As :meth:`fill` would take them: with ``ends`` the epoch's end
+        follows those stacks; without, a fill that needs more stacks, or that
+        reaches ``total`` patches taken (it then asks for the end), would wait.
+
+        Example:
+            >>> pool = PatchPool(max_length=4, shuffle=True)
+            >>> pool.reset(np.random.default_rng(0))
+            >>> pool.fills_from([3, 3], ends=False, pops=2, total=12), pool.fills_from([3], False, 2, 12)
+            (True, False)
+        """
+        pops -= len(self._entries)
+        taken = self._taken
+        queued = iter(stacks)
+        while pops > 0:  # the pool is empty: one fill
+            held = 0
+            while held < self.target or 0 < total <= taken:
+                size = next(queued, None)
+                if size is None:
+                    return ends
+                held += size
+                taken += size
+            pops -= held
+        return True
+
     def fill(self, take: Callable[[], Patches | None], total: int = 0, show: bool = False) -> None:
         """When the pool is empty, take stacks until it is full or ``take`` returns ``None`` (the epoch's end).
 

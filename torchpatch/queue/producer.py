@@ -380,15 +380,23 @@ class Producer:
         self._plan_staged(epoch)
         return stack
 
-    def staged_to_end(self, epoch: int) -> bool:
-        """Whether every remaining stack of ``epoch`` is staged, its end too: :meth:`take` would not wait for them.
+    def staged(self, epoch: int) -> tuple[list[int], bool]:
+        """The patches of each stack of ``epoch`` staged next, in order, and whether its end is staged too.
 
-        Always ``False`` without workers (:meth:`take` cuts each subject when asked).
+        :meth:`take` hands these out without waiting. Always ``([], False)``
+        without workers (:meth:`take` cuts each subject when asked).
         """
+        sizes: list[int] = []
         if self.num_workers == 0:
-            return False
+            return sizes, False
         with self._condition:
-            return any(stack_epoch == epoch and stack is None for stack_epoch, stack, _ in self._staging)
+            for stack_epoch, stack, _ in self._staging:
+                if stack_epoch != epoch:
+                    break
+                if stack is None:
+                    return sizes, True
+                sizes.append(len(stack))
+        return sizes, False
 
     def _plan_staged(self, epoch: int) -> None:
         """Plan the cached subjects staged next (up to :data:`PLAN_BURST`), back to back with the one just taken.

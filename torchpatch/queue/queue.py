@@ -302,16 +302,17 @@ class Queue(Dataset[Subject]):
         process alternating: MR 4.6-5.6 ms less of 49-64 ms, CT 3.5-6.4 ms
         less of 41-48 ms). Only batches of memory-mapped boxes (the decode-once
         cache) are popped ahead: a batch whose patches hold voxels ends the
-        run. More pops are made only while their stacks are all staged (a
-        warm epoch), never waiting for a worker; an error of one of them is
-        raised when that pop's batch is asked for.
+        run. More pops are made only while the pool and the stacks staged
+        next hold their patches (refilling the pool from them as a pop in turn
+        would), never waiting for a worker; an error of one of them is raised
+        when that pop's batch is asked for.
         """
         self._append_prepared([self._pop_entry() for _ in range(count)])  # as in turn: its errors raised now
         while (
             len(self._prepared) < PREPARED
             and self._prepared[-1][1] is not None
             and self._popped + count <= self._epoch_length
-            and (len(self._pool) >= count or self._producer.staged_to_end(self._epoch))
+            and self._pool.fills_from(*self._producer.staged(self._epoch), count, self._epoch_length)
         ):
             try:
                 entries = [self._pop_entry() for _ in range(count)]
