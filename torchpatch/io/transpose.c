@@ -776,7 +776,7 @@ done:
  * elements (label volumes are mostly long runs): the first counts each value, the second writes each run's
  * indices where its value's group continues. A numpy argsort of the non-zero values, the same result, took
  * 20 ms for a 160 x 192 x 160 uint8 CT label map with 1.5 M non-zero voxels (50 ms with its temporaries
- * faulted in fresh, as in a Queue worker) against 3-5 ms here. */
+ * faulted in fresh, as in a Queue worker) against 6-8 ms here, the output's fresh pages included. */
 #define LABEL_RUNS(T, BODY)                                                         \
     {                                                                               \
         const T *s = (const T *)src;                                                \

@@ -77,11 +77,6 @@ class PatchPool:
         """Patches a fill takes stacks until it holds (or the epoch ends)."""
         return self.max_length if self.shuffle else 1
 
-    @property
-    def taken(self) -> int:
-        """Patches taken into the pool this epoch."""
-        return self._taken
-
     def fills_from(self, stacks: list[int], ends: bool, pops: int, total: int) -> bool:
         """Whether ``pops`` pops take only the pool's patches and the next ``stacks`` (their sizes, in order).
 
@@ -122,7 +117,7 @@ class PatchPool:
         """
         if self._entries:
             return  # drained before it is filled again: a stack lives for one pool's worth of pops
-        target = self.max_length if self.shuffle else 1
+        target = self.target
         bar = tqdm(total=min(target, total), desc="Filling queue", leave=False) if show else None
         while not self.exhausted and (len(self._entries) < target or 0 < total <= self._taken):
             stack = take()
