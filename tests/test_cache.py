@@ -11,9 +11,11 @@ import time
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from torchpatch import LOCATION, LabelMap, LabelSampler, ScalarImage, Subject, SubjectsDataset, UniformSampler
-from torchpatch.cache import LabelIndex, SubjectCache, subject_key
+from torchpatch.cache import LabelIndex, RunPositions, SubjectCache, subject_key
 from torchpatch.cache.fingerprint import file_fingerprint
 from torchpatch.transforms import RescaleIntensity
 
@@ -113,6 +115,56 @@ def test_label_index_lists_each_class_in_c_order(tmp_path):
     assert index.positions(2).tolist() == [1, 3]
     assert index.positions(7).tolist() == []
     assert sorted(index.foreground().tolist()) == [1, 2, 3, 5]
+
+
+def test_label_index_keeps_runs_not_every_position(tmp_path):
+    labels = np.zeros((1, 40, 40, 40), dtype=np.uint8)
+    labels[0, 5:30, 5:30, 5:35] = 1  # 18 750 voxels in 625 runs along K
+    labels[0, 10:12, 10:12, 36] = 2
+    index = LabelIndex.build(labels, tmp_path / "seg")
+    assert not (tmp_path / "seg.positions.npy").exists()
+    runs = np.load(tmp_path / "seg.runs.npy")
+    assert runs.shape == (625 + 4, 2) and runs.nbytes < labels.size
+    assert index.positions(1).size == 18_750 and index.view(2).size == 4
+    np.testing.assert_array_equal(index.positions(1), np.flatnonzero(labels.reshape(-1) == 1))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 9), min_size=0, max_size=30),
+    gaps=st.lists(st.integers(0, 5), min_size=30, max_size=30),
+    keys=st.lists(st.integers(0, 10**6), max_size=20),
+    step=st.integers(1, 7),
+)
+def test_run_positions_read_like_the_positions_they_cover(lengths, gaps, keys, step):
+    starts = np.cumsum([gap + 1 for gap in gaps[: len(lengths)]]) + np.cumsum([0, *lengths[:-1]]).astype(int)
+    runs = np.stack([starts, lengths], axis=1).astype(np.int64).reshape(-1, 2)
+    expected = np.concatenate([np.arange(a, a + n) for a, n in runs]) if len(runs) else np.zeros(0, np.int64)
+    view = RunPositions(runs)
+    assert view.size == len(view) == expected.size
+    np.testing.assert_array_equal(np.asarray(view), expected)
+    if expected.size:
+        picks = np.array([key % expected.size for key in keys], dtype=np.int64)
+        np.testing.assert_array_equal(view[picks], expected[picks])
+        np.testing.assert_array_equal(view[::step], expected[::step])
+        assert view[int(picks[0]) if picks.size else 0] == expected[int(picks[0]) if picks.size else 0]
+    with pytest.raises(IndexError, match="out of range"):
+        view[np.array([expected.size])]
+
+
+def test_an_entry_of_the_previous_layout_is_written_again(tmp_path):
+    subject = _file_subject(tmp_path)
+    dataset = SubjectsDataset([subject], cache_dir=tmp_path / "cache")
+    entry = dataset[0]["seg"].path.parent
+    manifest = entry / "manifest.json"
+    # As the previous layout wrote it: format 1, each class's positions in place of its runs.
+    (entry / "seg.runs.npy").rename(entry / "seg.positions.npy")
+    manifest.write_text(manifest.read_text().replace('"format": 2', '"format": 1'))
+    os.utime(manifest, ns=(time.time_ns(), time.time_ns() + 10**9))
+    again = SubjectsDataset([subject], cache_dir=tmp_path / "cache")[0]
+    assert again["seg"].label_index is not None and (entry / "seg.runs.npy").exists()
+    labels = subject["seg"].data.numpy().reshape(-1)
+    np.testing.assert_array_equal(again["seg"].label_index.positions(2), np.flatnonzero(labels == 2))
 
 
 @pytest.mark.parametrize("probabilities", [None, {0: 1, 1: 1, 2: 2}, {2: 1}])

@@ -1,4 +1,4 @@
-"""io.label_positions: the compiled two-pass grouping of a label volume's positions, and its numpy way."""
+"""io.label_runs: the compiled two-pass grouping of a label volume's runs, and its numpy way."""
 
 from __future__ import annotations
 
@@ -8,26 +8,33 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from torchpatch.io import labels
-from torchpatch.io.labels import label_positions
+from torchpatch.io.labels import label_runs
 
 INTEGER_DTYPES = [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.uint64, np.int64]
 
 
 def _reference(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What the cache's label index holds, by the definition: a stable sort of the non-zero values."""
-    flat = np.ascontiguousarray(volume).reshape(-1)
-    foreground = np.flatnonzero(flat)
-    order = np.argsort(flat[foreground], kind="stable")
-    classes, starts = np.unique(flat[foreground][order], return_index=True)
-    return foreground[order], classes.astype(np.int64), starts
-
-
-def _numpy_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(labels, "_compiled", lambda flat: None)
+    """The runs by their definition: maximal stretches of one non-zero value in flat C order, by value."""
+    flat = np.ascontiguousarray(volume).reshape(-1).tolist()
+    found: dict[int, list[list[int]]] = {}
+    for position, value in enumerate(flat):
+        value = int(value)
+        if value == 0:
+            continue
+        runs = found.setdefault(value, [])
+        if runs and runs[-1][0] + runs[-1][1] == position and position > 0 and int(flat[position - 1]) == value:
+            runs[-1][1] += 1
+        else:
+            runs.append([position, 1])
+    classes = sorted(found)
+    rows = [run for value in classes for run in found[value]]
+    first = np.cumsum([0] + [len(found[value]) for value in classes[:-1]]) if classes else []
+    return np.array(rows, dtype=np.int64).reshape(-1, 2), np.array(classes, np.int64), np.array(first, np.int64)
 
 
 def _assert_same(found: tuple[np.ndarray, ...], expected: tuple[np.ndarray, ...]) -> None:
     assert [a.dtype for a in found] == [np.dtype(np.int64)] * 3
+    assert found[0].shape[1:] == (2,)
     for got, wanted in zip(found, expected):
         np.testing.assert_array_equal(got, wanted)
 
@@ -39,29 +46,33 @@ def test_the_extension_takes_integer_volumes():
 
 
 @pytest.mark.parametrize("dtype", INTEGER_DTYPES)
-def test_positions_group_by_class_in_order(dtype):
+def test_runs_group_by_class_in_order(dtype):
     rng = np.random.default_rng(3)
     low = -3 if np.issubdtype(dtype, np.signedinteger) else 0
     volume = rng.integers(low, 5, size=(1, 9, 8, 7)).astype(dtype)
     volume[0, 2:6, 1:5, :] = 4  # runs of one class as well as single voxels
-    positions, classes, starts = found = label_positions(volume)
+    runs, classes, first = found = label_runs(volume)
     _assert_same(found, _reference(volume))
     assert 0 not in classes.tolist()
-    for value, start, stop in zip(classes, starts, [*starts[1:], positions.size]):
-        group = positions[start:stop]
-        assert (volume.reshape(-1)[group] == value).all() and (np.diff(group) > 0).all()
+    flat = volume.reshape(-1)
+    for value, start, stop in zip(classes, first, [*first[1:], len(runs)]):
+        group = runs[start:stop]
+        assert (np.diff(group[:, 0]) > 0).all()
+        for position, length in group:
+            assert (flat[position : position + length] == value).all()
 
 
 def test_bool_volumes_have_one_class():
     volume = np.zeros((1, 4, 4, 2), dtype=bool)
     volume[0, 1, 2, :] = True
-    positions, classes, starts = label_positions(volume)
-    assert positions.tolist() == [12, 13] and classes.tolist() == [1] and starts.tolist() == [0]
+    volume[0, 3, 3, 1] = True
+    runs, classes, first = label_runs(volume)
+    assert runs.tolist() == [[12, 2], [31, 1]] and classes.tolist() == [1] and first.tolist() == [0]
 
 
 @pytest.mark.parametrize("volume", [np.zeros((1, 3, 3, 3), np.uint8), np.zeros((0,), np.int16)])
 def test_no_foreground_gives_empty_arrays(volume):
-    found = label_positions(volume)
+    found = label_runs(volume)
     assert [a.size for a in found] == [0, 0, 0]
     _assert_same(found, _reference(volume))
 
@@ -69,40 +80,42 @@ def test_no_foreground_gives_empty_arrays(volume):
 @pytest.mark.parametrize(
     "values",
     [
-        np.array([0, 70_000, 5, 70_000, 0], np.int64),  # beyond the counters
-        np.array([-5, 0, 3, -5], np.int32),  # negative, in a dtype wider than 16 bits
+        np.array([0, 70_000, 70_000, 5, 70_000, 0], np.int64),  # beyond the counters
+        np.array([-5, 0, 3, -5, -5], np.int32),  # negative, in a dtype wider than 16 bits
         np.array([0, 2**40, 1], np.uint64),
     ],
 )
 def test_wide_values_go_through_numpy(values):
     assert labels._compiled(values) is None
-    _assert_same(label_positions(values), _reference(values))
+    _assert_same(label_runs(values), _reference(values))
 
 
 def test_strided_and_fortran_volumes_are_read_in_c_order():
     rng = np.random.default_rng(1)
     volume = np.asfortranarray(rng.integers(0, 4, size=(6, 5, 4)).astype(np.uint8))
-    _assert_same(label_positions(volume), _reference(volume))
-    _assert_same(label_positions(volume[::2, :, 1:]), _reference(volume[::2, :, 1:]))
+    _assert_same(label_runs(volume), _reference(volume))
+    _assert_same(label_runs(volume[::2, :, 1:]), _reference(volume[::2, :, 1:]))
 
 
-def test_numpy_way_gives_the_same(monkeypatch):
+def test_numpy_way_gives_the_same(monkeypatch: pytest.MonkeyPatch):
     rng = np.random.default_rng(2)
-    volume = rng.integers(0, 6, size=(1, 10, 10, 10)).astype(np.int16)
-    compiled = label_positions(volume)
-    _numpy_only(monkeypatch)
-    _assert_same(label_positions(volume), compiled)
+    volume = np.repeat(rng.integers(0, 6, size=400), 5).astype(np.int16)
+    compiled = label_runs(volume)
+    monkeypatch.setattr(labels, "_compiled", lambda flat: None)
+    _assert_same(label_runs(volume), compiled)
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     dtype=st.sampled_from([*INTEGER_DTYPES, np.bool_]),
-    values=st.lists(st.integers(-4, 4), min_size=0, max_size=300),
+    values=st.lists(st.integers(-4, 4), min_size=0, max_size=200),
     run=st.integers(1, 40),
+    compiled=st.booleans(),
 )
-def test_any_volume_matches_the_stable_sort(dtype, values, run):
+def test_any_volume_gives_its_runs(dtype, values, run, compiled):
     array = np.repeat(np.array(values, dtype=np.int64), run)  # runs of equal voxels, as in label maps
     if not np.issubdtype(dtype, np.signedinteger):
         array = np.abs(array)
     volume = array.astype(dtype)
-    _assert_same(label_positions(volume), _reference(volume))
+    found = label_runs(volume) if compiled else labels._numpy_runs(volume)
+    _assert_same(found, _reference(volume))

@@ -28,13 +28,14 @@ cache is next opened or written. The transform must be deterministic: random
 augmentation belongs in the Queue's ``patch_transform``.
 
 Cached label maps are :class:`CachedLabelMap`, which own their
-:class:`LabelIndex` and drop it when their voxels change.
+:class:`LabelIndex` (each class's runs of voxels, read through
+:class:`RunPositions`) and drop it when their voxels change.
 """
 
 from __future__ import annotations
 
 from .fingerprint import image_fingerprint, subject_key
-from .labels import CachedLabelMap, LabelIndex
+from .labels import CachedLabelMap, LabelIndex, RunPositions
 from .store import SubjectCache
 
-__all__ = ["CachedLabelMap", "LabelIndex", "SubjectCache", "image_fingerprint", "subject_key"]
+__all__ = ["CachedLabelMap", "LabelIndex", "RunPositions", "SubjectCache", "image_fingerprint", "subject_key"]

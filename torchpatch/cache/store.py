@@ -21,7 +21,8 @@ from .fingerprint import source_key, subject_key
 from .labels import CachedLabelMap, LabelIndex
 
 #: Layout of an entry folder (the key's own version is fingerprint.KEY_VERSION).
-_FORMAT = 1
+#: The layout of an entry: 2 since the label index holds runs of voxels (``.runs.npy``), not positions.
+_FORMAT = 2
 _MANIFEST = "manifest.json"
 
 #: Folder of the use markers: ``.sources/<source key>/<entry key>``, touched when the entry is used.

@@ -71,7 +71,7 @@ from .base import (
     write_boxes,
 )
 from .dicom import DICOM
-from .labels import label_positions
+from .labels import label_runs
 from .minc import MINC
 from .nifti import NIFTI, NIFTI_GZ
 from .numpy import NPY, NPZ, load_npy, map_npy, open_memmap, release_memory_maps
@@ -354,7 +354,7 @@ __all__ = [
     "c_order",
     "copy_boxes",
     "in_file_order",
-    "label_positions",
+    "label_runs",
     "numpy_dtype",
     "openmp_library",
     "load_npy",

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..cache import CachedLabelMap, LabelIndex
+from ..cache import CachedLabelMap, LabelIndex, RunPositions
 from ..constants import LABEL
 from ..image import Image
 from ..io import memory_map
@@ -69,14 +69,14 @@ class _BackgroundDraw:
 
 
 class _IndexedDraw:
-    """Corners of patches centred on one class, from its memory-mapped positions.
+    """Corners of patches centred on one class, from its positions (read from the cache's runs where asked).
 
     Each draw reads a few random entries, keeps those whose patch fits (by
     rejection), and falls back to the exact list of valid centres, built
     once, when too few fit (a class hugging the border).
     """
 
-    def __init__(self, positions: np.ndarray, shape: TypeTriplet, patch_size: TypeTriplet) -> None:
+    def __init__(self, positions: RunPositions, shape: TypeTriplet, patch_size: TypeTriplet) -> None:
         self.positions = positions
         self.shape = shape
         self.half = [p // 2 for p in patch_size]
