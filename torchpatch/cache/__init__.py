@@ -3,15 +3,16 @@
 Decompressing a ``.nii.gz`` and running the preprocessing costs far more than
 cutting a patch. With a cache, each subject is decoded and transformed once;
 later epochs open its ``.npy`` files memory-mapped, so a patch costs a read of
-its own bytes. Label maps also get the voxel positions of every non-zero class
-(sorted by class), so the label sampler never scans the volume again::
+its own bytes. Label maps also get the runs of equal voxels of every non-zero
+class (grouped by class), so the label sampler never scans the volume again::
 
     cache_dir/
       <key>/                       key = hash of sources + transform
         t1.npy                     (C, I, J, K), the transformed voxels
         seg.npy
-        seg.positions.npy          flat indices of non-zero voxels, by class
-        seg.classes.npy            rows (class, start, stop) into positions
+        seg.runs.npy               (first flat index, length) of each run of a
+                                   non-zero class, by class
+        seg.classes.npy            rows (class, start, stop) into the runs
         manifest.json              written last: a folder without it is ignored
 
 The key (:func:`subject_key`) covers each source's fingerprint
