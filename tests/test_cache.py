@@ -150,6 +150,8 @@ def test_run_positions_read_like_the_positions_they_cover(lengths, gaps, keys, s
         assert view[int(picks[0]) if picks.size else 0] == expected[int(picks[0]) if picks.size else 0]
     with pytest.raises(IndexError, match="out of range"):
         view[np.array([expected.size])]
+    with pytest.raises(ValueError, match="copy=False cannot"):
+        np.array(view, copy=False)
 
 
 def test_an_entry_of_the_previous_layout_is_written_again(tmp_path):

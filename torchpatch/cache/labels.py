@@ -62,6 +62,8 @@ class RunPositions:
         return int(found) if found.ndim == 0 else found
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("RunPositions lists its positions anew: np.asarray(view) makes them (copy=False cannot)")
         starts, lengths = np.asarray(self.runs[:, 0]), np.asarray(self.runs[:, 1])
         positions = np.repeat(starts - self._ends + lengths, lengths) + np.arange(self.size, dtype=np.int64)
         return positions if dtype is None else positions.astype(dtype)
