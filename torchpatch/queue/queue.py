@@ -312,7 +312,10 @@ class Queue(Dataset[Subject]):
             len(self._prepared) < PREPARED
             and self._prepared[-1][1] is not None
             and self._popped + count <= self._epoch_length
-            and self._pool.fills_from(*self._producer.staged(self._epoch), count, self._epoch_length)
+            and (
+                len(self._pool) >= count  # no fill: the staged stacks need not be looked at
+                or self._pool.fills_from(*self._producer.staged(self._epoch), count, self._epoch_length)
+            )
         ):
             try:
                 entries = [self._pop_entry() for _ in range(count)]
