@@ -219,7 +219,7 @@ def test_pool_fills_from_staged_stacks(stacks: list[int], ends: bool, pops: int,
     source = iter([make_subjects(1, size=4)[0].cut([[0, 0, 0, 2, 2, 2]] * held)] if held else [])
     pool.fill(lambda: next(source, None))
     assert len(pool) == held
-    assert pool.fills_from(stacks, ends, pops, total) is expected
+    assert pool.fills_from(lambda: (stacks, ends), pops, total) is expected
 
 
 def test_batches_popped_ahead_go_back_in_order_when_other_pops_come(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):

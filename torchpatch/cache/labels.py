@@ -44,7 +44,9 @@ class RunPositions:
 
     def __init__(self, runs: np.ndarray) -> None:
         self.runs = runs
-        self._ends = np.cumsum(runs[:, 1], dtype=np.int64)
+        lengths = np.asarray(runs[:, 1], dtype=np.int64)
+        self._ends = np.cumsum(lengths)
+        self._firsts = self._ends - lengths  # each run's first index among the positions
         #: Positions covered.
         self.size = int(self._ends[-1]) if self._ends.size else 0
 
@@ -58,14 +60,14 @@ class RunPositions:
         if wanted.size and (int(wanted.min()) < 0 or int(wanted.max()) >= self.size):
             raise IndexError(f"positions {key!r} out of range for {self.size} positions")
         run = np.searchsorted(self._ends, wanted, side="right")
-        found = np.asarray(self.runs[run, 0]) + wanted - self._ends[run] + np.asarray(self.runs[run, 1])
+        found = np.asarray(self.runs[run, 0]) + wanted - self._firsts[run]
         return int(found) if found.ndim == 0 else found
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         if copy is False:
             raise ValueError("RunPositions lists its positions anew: np.asarray(view) makes them (copy=False cannot)")
-        starts, lengths = np.asarray(self.runs[:, 0]), np.asarray(self.runs[:, 1])
-        positions = np.repeat(starts - self._ends + lengths, lengths) + np.arange(self.size, dtype=np.int64)
+        shifts = np.asarray(self.runs[:, 0]) - self._firsts  # position minus index, constant along a run
+        positions = np.repeat(shifts, self._ends - self._firsts) + np.arange(self.size, dtype=np.int64)
         return positions if dtype is None else positions.astype(dtype)
 
 

@@ -56,12 +56,12 @@ def _numpy_runs(flat: Array) -> tuple[Array, Array, Array]:
     order = np.argsort(values[kept], kind="stable")
     runs = np.stack([starts[kept][order], lengths[kept][order]], axis=1).astype(np.int64)
     classes, first = np.unique(values[kept][order], return_index=True)
-    return runs.reshape(-1, 2), classes.astype(np.int64), first.astype(np.int64)
+    return runs, classes.astype(np.int64), first.astype(np.int64)
 
 
 def _compiled(flat: Array) -> tuple[Array, Array, Array] | None:
     """:func:`label_runs` by the compiled extension; ``None`` where it does not apply."""
-    if compiled is None or flat.dtype.kind not in "biu" or flat.dtype.itemsize not in (1, 2, 4, 8):
+    if compiled is None or flat.dtype.kind not in "biu":
         return None
     signed = flat.dtype.kind == "i"
     if flat.dtype.itemsize <= 2:

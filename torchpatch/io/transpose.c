@@ -830,12 +830,6 @@ static void place_label_runs(const char *src, Py_ssize_t n, int size, int is_sig
     })
 }
 
-static int label_size_ok(int size) {
-    if (size == 1 || size == 2 || size == 4 || size == 8) return 1;
-    PyErr_Format(PyExc_ValueError, "itemsize must be 1, 2, 4 or 8 bytes, not %d", size);
-    return 0;
-}
-
 PyDoc_STRVAR(label_runs_doc,
              "label_runs(source, itemsize, signed, low, counts)\n"
              "--\n\n"
@@ -853,7 +847,7 @@ static PyObject *label_runs(PyObject *module, PyObject *args) {
     PyObject *result = NULL;
     long long *next = NULL;
     const Py_ssize_t span = counts.len / (Py_ssize_t)sizeof(long long);
-    if (!label_size_ok(size)) goto done;
+    if (!itemsize_ok(size)) goto done;
     const Py_ssize_t n = src.len / size;
     long long *count = (long long *)counts.buf;
     Py_ssize_t outside;

@@ -22,7 +22,7 @@ Without ``shuffle_patches`` the pool holds one patch ahead and pops in order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -77,20 +77,25 @@ class PatchPool:
         """Patches a fill takes stacks until it holds (or the epoch ends)."""
         return self.max_length if self.shuffle else 1
 
-    def fills_from(self, stacks: list[int], ends: bool, pops: int, total: int) -> bool:
-        """Whether ``pops`` pops take only the pool's patches and the next ``stacks`` (their sizes, in order).
+    def fills_from(self, staged: Callable[[], tuple[Sequence[int], bool]], pops: int, total: int) -> bool:
+        """Whether ``pops`` pops take only the pool's patches and the stacks ``staged()`` lists.
 
-        As :meth:`fill` would take them: with ``ends`` the epoch's end
-        follows those stacks; without, a fill that needs more stacks, or that
-        reaches ``total`` patches taken (it then asks for the end), would wait.
+        ``staged()`` gives the sizes of the stacks that come next, in order,
+        and whether the epoch's end follows them; it is asked only when a
+        fill is needed. Fills are counted as :meth:`fill` makes them: one that
+        needs more stacks, or that reaches ``total`` patches taken (it then
+        asks for the end) before the end is staged, would wait.
 
         Example:
             >>> pool = PatchPool(max_length=4, shuffle=True)
             >>> pool.reset(np.random.default_rng(0))
-            >>> pool.fills_from([3, 3], ends=False, pops=2, total=12), pool.fills_from([3], False, 2, 12)
+            >>> pool.fills_from(lambda: ([3, 3], False), 2, 12), pool.fills_from(lambda: ([3], False), 2, 12)
             (True, False)
         """
         pops -= len(self._entries)
+        if pops <= 0:
+            return True
+        stacks, ends = staged()
         taken = self._taken
         queued = iter(stacks)
         while pops > 0:  # the pool is empty: one fill

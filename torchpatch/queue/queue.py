@@ -20,6 +20,7 @@ seed gives the same patches whatever the number of workers or their timing.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -312,10 +313,7 @@ class Queue(Dataset[Subject]):
             len(self._prepared) < PREPARED
             and self._prepared[-1][1] is not None
             and self._popped + count <= self._epoch_length
-            and (
-                len(self._pool) >= count  # no fill: the staged stacks need not be looked at
-                or self._pool.fills_from(*self._producer.staged(self._epoch), count, self._epoch_length)
-            )
+            and self._pool.fills_from(functools.partial(self._producer.staged, self._epoch), count, self._epoch_length)
         ):
             try:
                 entries = [self._pop_entry() for _ in range(count)]
