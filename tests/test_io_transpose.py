@@ -559,6 +559,91 @@ def test_boxes_whose_planes_cross_the_outputs_are_not_split(team):
     np.testing.assert_array_equal(output, expected)
 
 
+def _boxes_in_order(out, values, boxes, strides, item=1):
+    """What write_boxes means, one box after another: each box's runs copied in turn (bytes)."""
+    out_plane, out_row, values_plane, values_row = strides
+    for out_offset, values_offset, planes, rows, run in boxes:
+        for a in range(planes):
+            for b in range(rows):
+                at, start = out_offset + a * out_plane + b * out_row, values_offset + a * values_plane + b * values_row
+                out[at : at + run * item] = values[start : start + run * item]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    strides=st.tuples(st.integers(0, 24), st.integers(0, 12), st.integers(0, 24), st.integers(0, 12)),
+    data=st.data(),
+    threads=st.sampled_from([1, 2]),
+)
+def test_write_boxes_with_any_strides_copy_box_after_box(strides, data, threads, team):
+    # Runs longer than a row, rows past a plane, strides of 0: boxes then share bytes in other planes or rows
+    # than their own, and every byte must still end as the last box writing it left it (rows are grouped
+    # along K only where that cannot change anything).
+    assert base.compiled is not None
+    output_bytes, values = 96, np.arange(1, 97, dtype=np.uint8)
+    boxes = []
+    for _ in range(data.draw(st.integers(1, 6))):
+        planes, rows, run = (data.draw(st.integers(0, 3)) for _ in range(3))
+        if boxes and data.draw(st.booleans()):  # the same start row as the box before, further along it
+            previous = boxes[-1]
+            planes, rows = previous[2], previous[3]
+            out_offset = previous[0] + data.draw(st.integers(0, 6))
+        else:
+            out_offset = data.draw(st.integers(0, 40))
+        box = (out_offset, data.draw(st.integers(0, 40)), planes, rows, run)
+        reach = [max(0, n - 1) for n in (planes, rows)]
+        ends = (
+            box[0] + reach[0] * strides[0] + reach[1] * strides[1],
+            box[1] + reach[0] * strides[2] + reach[1] * strides[3],
+        )
+        inside = not (planes and rows and run) or (ends[0] + run <= output_bytes and ends[1] + run <= 96)
+        if inside:
+            boxes.append(box)
+    output = np.zeros(output_bytes, np.uint8)
+    expected = output.copy()
+    _boxes_in_order(expected, values, boxes, strides)
+    base.compiled.write_boxes(output, values.reshape(1, 1, 1, 1, 96), boxes, *strides, max(team, threads))
+    np.testing.assert_array_equal(output, expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 4),
+    starts=st.lists(st.integers(0, 14), min_size=1, max_size=5),
+    sizes=st.lists(st.integers(1, 9), min_size=5, max_size=5),
+    others=st.booleans(),
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**31),
+)
+def test_boxes_along_one_row_are_written_in_their_order(rows, starts, sizes, others, threads, seed, team):
+    # Patches one after another along K (the boxes written row by row together), overlapping or not, with
+    # a box elsewhere before and after: the output of blends and copies box after box.
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    shape = (2, 5, 8, 24)
+    output = torch.randn(shape, generator=generator)
+    values = torch.randn(len(starts) + 2, 2, 3, rows, 9, generator=generator)
+    boxes = [((1, 1, 2, k), (n, 1, 0, 0, 0), (3, rows, sizes[n])) for n, k in enumerate(starts) if k + sizes[n] <= 24]
+    if others:
+        boxes = [((1, 2, 1, 3), (len(starts), 1, 0, 0, 0), (3, rows, 9)), *boxes]
+        boxes.append(((1, 0, 3, 5), (len(starts) + 1, 0, 0, 0, 0), (3, rows, 4)))
+    ratios = [torch.rand(box[2], generator=generator) for box in boxes]
+    expected, copied = output.clone(), output.clone()
+    for ratio, (at, start, size) in zip(ratios, boxes):
+        region = (at[0], *(slice(a, a + n) for a, n in zip(at[1:], size)))
+        source = values[(start[0], start[1], *(slice(s, s + n) for s, n in zip(start[2:], size)))]
+        expected[region].lerp_(source, ratio)
+        copied[region] = source
+    written = output.clone()
+    assert io.write_boxes(written.numpy(), values.numpy(), boxes, max(team, threads))
+    assert torch.equal(written, copied)
+    if _blend_supported():
+        blend = [(ratio.numpy(), *box) for ratio, box in zip(ratios, boxes)]
+        assert io.blend_boxes(output.numpy(), values.numpy(), blend, max(team, threads))
+        assert torch.equal(output, expected)
+
+
 def test_a_box_in_the_last_partial_plane_of_the_output_is_written_when_split(team):
     # The planes shared out between threads include a last one the output's bytes only partly fill.
     assert base.compiled is not None

@@ -560,26 +560,57 @@ static struct box_writes box_writes_of(const void *boxes, Py_ssize_t count, cons
     return job;
 }
 
+/* Boxes n, n+1, ... that start on the same row of the output (patches one after another along K) and span
+ * as many planes and rows: the end of the group starting at box n (run = j[4] * item bytes). Written row by
+ * row, each row of the output then streams through every box of the group in the boxes' order, rather than
+ * as short runs a row apart (the grid benchmark's aggregation of 125 patches of 64^3 into a 256^3 output,
+ * 8 channels, one thread, the output's allocation included: blends 140-147 against 185-193 ms, copies 89-95
+ * against 123-125 ms; blends still prefetch the output's next plane, without which they lost it again).
+ * Only boxes whose runs stay within a row and whose rows stay within a plane of the output (a C-contiguous
+ * (C, I, J, K) output) are grouped: a byte two of them write then has the same plane and row in both, so it
+ * still sees them in the boxes' order. */
+static int within_rows(const Py_ssize_t *g, Py_ssize_t item, Py_ssize_t out_plane, Py_ssize_t out_row) {
+    if (out_row <= 0 || out_plane <= 0 || out_plane % out_row) return 0;
+    const Py_ssize_t in_plane = g[0] % out_plane;
+    return g[0] % out_row + g[4] * item <= out_row && in_plane / out_row + g[3] <= out_plane / out_row;
+}
+
+static Py_ssize_t row_group(const char *boxes, size_t box_bytes, Py_ssize_t n, Py_ssize_t count, Py_ssize_t item,
+                            Py_ssize_t out_plane, Py_ssize_t out_row) {
+    const Py_ssize_t *first = (const Py_ssize_t *)(boxes + (size_t)n * box_bytes);
+    Py_ssize_t m = n + 1;
+    if (!within_rows(first, item, out_plane, out_row)) return m;
+    for (; m < count; m++) {
+        const Py_ssize_t *g = (const Py_ssize_t *)(boxes + (size_t)m * box_bytes);
+        if (g[2] != first[2] || g[3] != first[3] || g[0] / out_row != first[0] / out_row ||
+            !within_rows(g, item, out_plane, out_row))
+            break;
+    }
+    return m;
+}
+
 static void write_part(void *data, Py_ssize_t part, Py_ssize_t parts) {
     const struct box_writes *job = data;
     const Py_ssize_t(*boxes)[5] = job->boxes;
     struct box_parts owned;
     own_planes(&owned, job->planes, part, parts);
-    for (Py_ssize_t n = 0; n < job->count; n++) {
-        const Py_ssize_t *j = boxes[n];
-        char *to = job->out + j[0];
-        const char *from = job->values + j[1];
-        const Py_ssize_t rows = j[3];
-        const size_t run = (size_t)j[4];
-        const int prefetch = run <= PREFETCHED_RUN;
+    for (Py_ssize_t n = 0, m; n < job->count; n = m) {
+        const Py_ssize_t *first = boxes[n];
+        m = row_group(job->boxes, sizeof(*boxes), n, job->count, 1, job->out_plane, job->out_row);
         Py_ssize_t a0, a1;
-        owned_planes(&owned, j[0], j[2], job->out_plane, &a0, &a1);
-        for (Py_ssize_t r = a0 * rows, runs = a1 * rows; r < runs && run; r++) {
-            const Py_ssize_t ahead = r + rows;
-            if (prefetch && ahead < runs)
-                prefetch_run(from + (ahead / rows) * job->values_plane + (ahead % rows) * job->values_row, run);
-            memcpy(to + (r / rows) * job->out_plane + (r % rows) * job->out_row,
-                   from + (r / rows) * job->values_plane + (r % rows) * job->values_row, run);
+        owned_planes(&owned, first[0], first[2], job->out_plane, &a0, &a1);
+        for (Py_ssize_t a = a0; a < a1; a++) {
+            for (Py_ssize_t b = 0; b < first[3]; b++) {
+                for (Py_ssize_t q = n; q < m; q++) {
+                    const Py_ssize_t *j = boxes[q];
+                    const size_t run = (size_t)j[4];
+                    const char *from = job->values + j[1];
+                    if (a + 1 < a1 && run <= PREFETCHED_RUN) /* this row of the next plane */
+                        prefetch_run(from + (a + 1) * job->values_plane + b * job->values_row, run);
+                    memcpy(job->out + j[0] + a * job->out_plane + b * job->out_row,
+                           from + a * job->values_plane + b * job->values_row, run);
+                }
+            }
         }
     }
 }
@@ -685,22 +716,28 @@ static void blend_part(void *data, Py_ssize_t part, Py_ssize_t parts) {
                      values_row = job->values_row;
     struct box_parts owned;
     own_planes(&owned, job->planes, part, parts);
-    for (Py_ssize_t n = 0; n < job->count; n++) {
-        const Py_ssize_t *j = boxes[n].g;
-        const Py_buffer *r = &boxes[n].view;
-        char *to = job->out + j[0];
-        const char *from = job->values + j[1], *weights = (const char *)r->buf;
+    for (Py_ssize_t n = 0, m; n < job->count; n = m) {
+        const Py_ssize_t *first = boxes[n].g;
+        m = row_group((const char *)boxes + offsetof(struct ratio_box, g), sizeof(*boxes), n, job->count, 4, out_plane,
+                      out_row);
         Py_ssize_t a0, a1;
-        owned_planes(&owned, j[0], j[2], out_plane, &a0, &a1);
+        owned_planes(&owned, first[0], first[2], out_plane, &a0, &a1);
         for (Py_ssize_t a = a0; a < a1; a++) {
-            for (Py_ssize_t b = 0; b < j[3]; b++) {
-                if (a + 1 < a1) { /* the next plane's row of all three: the output is read, then written */
-                    prefetch_run(from + (a + 1) * values_plane + b * values_row, (size_t)j[4] * 4);
-                    prefetch_run(weights + (a + 1) * r->strides[0] + b * r->strides[1], (size_t)j[4] * 4);
-                    prefetch_lines(to + (a + 1) * out_plane + b * out_row, (size_t)j[4] * 4, 1);
+            for (Py_ssize_t b = 0; b < first[3]; b++) {
+                for (Py_ssize_t q = n; q < m; q++) {
+                    const Py_ssize_t *j = boxes[q].g;
+                    const Py_buffer *r = &boxes[q].view;
+                    char *to = job->out + j[0];
+                    const char *from = job->values + j[1], *weights = (const char *)r->buf;
+                    if (a + 1 < a1) { /* the next plane's row of all three: the output is read, then written */
+                        prefetch_run(from + (a + 1) * values_plane + b * values_row, (size_t)j[4] * 4);
+                        prefetch_run(weights + (a + 1) * r->strides[0] + b * r->strides[1], (size_t)j[4] * 4);
+                        prefetch_lines(to + (a + 1) * out_plane + b * out_row, (size_t)j[4] * 4, 1);
+                    }
+                    blend_row((float *)(to + a * out_plane + b * out_row),
+                              (const float *)(from + a * values_plane + b * values_row),
+                              (const float *)(weights + a * r->strides[0] + b * r->strides[1]), j[4]);
                 }
-                blend_row((float *)(to + a * out_plane + b * out_row), (const float *)(from + a * values_plane + b * values_row),
-                          (const float *)(weights + a * r->strides[0] + b * r->strides[1]), j[4]);
             }
         }
     }
