@@ -215,6 +215,33 @@ def test_copy_boxes_of_sources_of_other_shapes_equal_numpy(size, extra, channels
     np.testing.assert_array_equal(out.numpy(), _boxes_by_numpy(sources, corners, size))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 6)),
+    rows=st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1), st.integers(0, 1), st.integers(1, 4)), max_size=5),
+    channels=st.integers(1, 3),
+    data=st.data(),
+    threads=st.sampled_from([1, 2]),
+)
+def test_copy_boxes_along_source_rows_equal_numpy(size, rows, channels, data, threads, team):
+    # A grid's patches one after another along K (the same source rows: copied row by row together), of two
+    # sources, each run of them of any length, next to runs on other rows of the same source (another i or
+    # j: not grouped), the (box, channel) pairs split between threads anywhere.
+    import torch
+
+    sources = [np.arange(channels * 8 * 8 * 30, dtype=np.float32).reshape(channels, 8, 8, 30) + 1e4 * n for n in (0, 1)]
+    boxes = []
+    for source, i, j, count in rows:
+        starts = sorted(data.draw(st.lists(st.integers(0, 30 - size[2]), min_size=count, max_size=count)))
+        boxes.extend((sources[source], (i, j, k)) for k in starts)
+    if not boxes:
+        boxes = [(sources[0], (0, 0, 0))]
+    out = torch.zeros((len(boxes), channels, *size))
+    assert io.copy_boxes(out, boxes, threads=threads)
+    expected = _boxes_by_numpy([source for source, _ in boxes], [corner for _, corner in boxes], size)
+    np.testing.assert_array_equal(out.numpy(), expected)
+
+
 def _file_order(array: np.ndarray) -> np.ndarray:
     """``array`` (``(C, I, J, K)``) as a file reader decodes it: each channel F-ordered, channel after channel."""
     return np.ascontiguousarray(array.transpose(0, 3, 2, 1)).transpose(0, 3, 2, 1)
