@@ -356,12 +356,12 @@ def blend_boxes(
     read from and its size ``(a, b, c)``: ``out += (values - out) * ratio``,
     rounded as torch's vectorised ``lerp_`` rounds it (one fused
     multiply-add), so the bits are torch's. What an aggregator does with a
-    batch of patch outputs in a blending mode; the next plane of a box is
-    prefetched while one is blended, without the GIL (the grid benchmark's
-    8-channel writes, one thread: 131-148 ms against torch's 176-177 ms;
-    with the boxes along one row of the output blended row by row together,
-    as :func:`write_boxes` writes them, the whole aggregation 140-147
-    against 185-193 ms).
+    batch of patch outputs in a blending mode; the output's rows of a box's
+    next plane are prefetched while one is blended, without the GIL (the
+    grid benchmark's 8-channel writes, one thread: 131-148 ms against
+    torch's 176-177 ms). The boxes along one row of the output are blended
+    row by row together, as :func:`write_boxes` writes them: the whole
+    aggregation, one thread, 120-121 ms against 185-193 ms box by box.
     ``threads`` as in :func:`write_boxes`.
 
     Returns:
