@@ -156,15 +156,11 @@ def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]], 
     voxels copies (:meth:`~torchpatch.regions.RegionReads.read_regions`).
     The queue benchmark's 256 boxes of 64³ from 16 maps of 160x192x160
     (image and uint8 label, one thread): int16 12.7 ms, float32 20.2 ms,
-    against 19.3-19.9 and 26.4-28.4 ms without the prefetching and 13.5 and
-    21.8 ms for ``torch.stack`` of the boxes' views on two threads; 200
-    random boxes of 64³ out of a 256³ float32 volume 11.1 against 15.6 ms
-    by numpy. Consecutive boxes on the same rows of one source (a grid's
-    patches along K) are copied row by row together, each source row read
-    as one run (the grid benchmark's 125 patches of 64³ out of a 256³
-    volume: 8.7-9.5 against 13-19 ms). With ``threads`` > 1
-    (:func:`~torchpatch.io.team_threads`), C-ordered boxes are split between
-    the threads of torch's OpenMP team.
+    against 19.3-19.9 and 26.4-28.4 ms without the prefetching. A grid's
+    patches along K are copied row by row together (8.7-9.5 against 13-19
+    ms for 125 out of a 256³ volume). With ``threads`` > 1
+    (:func:`~torchpatch.io.team_threads`), C-ordered boxes are split
+    between the threads of torch's OpenMP team.
 
     Returns:
         Whether it copied: ``False`` (nothing written) without the extension
@@ -304,14 +300,11 @@ def write_boxes(
     C-contiguous ``(B, C, I, J, K)`` one of the same dtype; each box is the
     corner ``(c, i, j, k)`` it is written at, the corner ``(b, c, i, j, k)``
     it is read from and its size ``(a, b, c)``, inside both arrays. What an
-    aggregator does with a batch of patch outputs in crop mode: strided runs
-    both ways, the runs of a box's next plane prefetched while one is
-    copied (125 patches of 64³ with 8 channels into a 256³ output: 75.6
-    against 93.5 ms by numpy's slices, one thread), without the GIL.
-    Consecutive boxes starting on the same row of the output (patches one
-    after another along K) are written row by row together, so the output's
-    rows stream as whole runs (the grid benchmark's crop aggregation, one
-    thread, output allocation included: 89-95 against 123-125 ms). With
+    aggregator does with a batch of patch outputs in crop mode, without the
+    GIL: boxes starting on the same output row (patches along K) are copied
+    row by row together, the output streamed in whole rows (the grid
+    benchmark's crop aggregation, 8 channels, one thread: 89-95 against
+    123-125 ms box by box; its writes box by box 75.6, numpy's 93.5). With
     ``threads`` > 1 (:func:`~torchpatch.io.team_threads`) the output's planes are shared
     out between the threads of torch's OpenMP team, each plane written by
     one thread in the boxes' order (the same bytes).
@@ -355,14 +348,9 @@ def blend_boxes(
     ``(c, i, j, k)`` it is blended at, the corner ``(b, c, i, j, k)`` it is
     read from and its size ``(a, b, c)``: ``out += (values - out) * ratio``,
     rounded as torch's vectorised ``lerp_`` rounds it (one fused
-    multiply-add), so the bits are torch's. What an aggregator does with a
-    batch of patch outputs in a blending mode; the output's rows of a box's
-    next plane are prefetched while one is blended, without the GIL (the
-    grid benchmark's 8-channel writes, one thread: 131-148 ms against
-    torch's 176-177 ms). The boxes along one row of the output are blended
-    row by row together, as :func:`write_boxes` writes them: the whole
-    aggregation, one thread, 120-121 ms against 185-193 ms box by box.
-    ``threads`` as in :func:`write_boxes`.
+    multiply-add), so the bits are torch's: a blending aggregator's writes,
+    row groups and ``threads`` as in :func:`write_boxes` (8 channels, one
+    thread: 120-121 ms against 185-193 ms box by box).
 
     Returns:
         Whether it blended: ``False`` (nothing written) without the
