@@ -438,6 +438,10 @@ def test_write_boxes_declines_what_it_cannot_write(rng):
     assert not io.write_boxes(output, values, [((2, 0, 0, 0), (0, 0, 0, 0, 0), (1, 1, 1))])  # no channel 2
     assert not io.write_boxes(output, values, [((0, 0, 0, 0), (2, 0, 0, 0, 0), (1, 1, 1))])  # no item 2
     assert not io.write_boxes(output, values, [((0, -1, 0, 0), (0, 0, 0, 0, 0), (1, 1, 1))])
+    assert not io.write_boxes(output, values, [((0, 0, 0), (0, 0, 0, 0, 0), (1, 1, 1))])  # three corner values
+    assert not io.write_boxes(output, values, [((0,) * 8, (0, 0, 0, 0, 0), (1, 1, 1))])  # eight: two corners?
+    assert not io.write_boxes(output, values, [box, ((0, 0, 0, 0, 0), (0, 0, 0, 0, 0), (1, 1, 1))])  # ragged
+    assert not io.write_boxes(output, values, [box, ((0, 0, 0, 0), (0, 0, 0, 0, 0), (1, 1, "a"))])  # not a number
     read_only = output.copy()
     read_only.flags.writeable = False
     assert not io.write_boxes(read_only, values, [box])
@@ -515,6 +519,8 @@ def test_blend_boxes_declines_what_it_cannot_blend(rng):
     assert not io.blend_boxes(output[:, ::2], values, [box])
     assert not io.blend_boxes(output, values, [(ratio, (0, 3, 0, 0), (0, 0, 0, 0, 0), (4, 4, 4))])  # past the output
     assert not io.blend_boxes(output, values, [(ratio, (0, 0, 0, 0), (2, 0, 0, 0, 0), (4, 4, 4))])  # no item 2
+    assert not io.blend_boxes(output, values, [box, (ratio, (0, 0, 0, 0), (0, 0, 0, 0), (4, 4, 4))])  # four
+    assert not io.blend_boxes(output, values, [box, (ratio, (0, 0, 0, 0), (0, 0, 0, 0, 0), (4, 4, 4, 1))])
     assert not output.any()
 
 

@@ -270,20 +270,21 @@ def _writable_pair(output: Array, values: Array, dtype: np.dtype[Any] | None = N
     return bool(output.flags.c_contiguous and output.flags.writeable and values.flags.c_contiguous)
 
 
-def _box_offsets(
-    output: Array, values: Array, at: Sequence[int], start: Sequence[int], size: Sequence[int]
-) -> tuple[int, int] | None:
-    """Byte offsets of a box at ``at`` in ``output`` and at ``start`` in ``values``; ``None`` unless it fits both."""
-    if len(at) != 4 or len(start) != 5 or len(size) != 3 or min(*at, *start, *size) < 0:
+def _box_offsets(output: Array, values: Array, boxes: Sequence[Sequence[Any]]) -> tuple[Array, Array, Array] | None:
+    """Byte offsets in ``output`` and ``values`` and sizes of boxes ``(..., at, start, size)``, all checked at once."""
+    try:
+        at, start, size = (
+            np.array([box[n - 3] for box in boxes], np.int64).reshape(-1, w) for n, w in enumerate((4, 5, 3))
+        )
+    except (ValueError, TypeError, OverflowError):
+        return None  # ragged, not integers, or another number of corners
+    if not len(at) == len(start) == len(size) == len(boxes) or min(at.min(initial=0), start.min(initial=0)) < 0:
         return None
-    if at[0] >= output.shape[0] or any(a + n > e for a, n, e in zip(at[1:], size, output.shape[1:])):
+    if (size < 0).any() or (at[:, 0] >= output.shape[0]).any() or (at[:, 1:] + size > output.shape[1:]).any():
         return None
-    if start[0] >= values.shape[0] or start[1] >= values.shape[1]:
+    if (start[:, :2] >= values.shape[:2]).any() or (start[:, 2:] + size > values.shape[2:]).any():
         return None
-    if any(a + n > e for a, n, e in zip(start[2:], size, values.shape[2:])):
-        return None
-    to = sum(int(a) * int(t) for a, t in zip(at, output.strides))
-    return to, sum(int(a) * int(t) for a, t in zip(start, values.strides))
+    return at @ np.array(output.strides, np.int64), start @ np.array(values.strides, np.int64), size
 
 
 def _plane_and_row_strides(output: Array, values: Array) -> tuple[int, int, int, int]:
@@ -321,12 +322,11 @@ def write_boxes(
     """
     if not _writable_pair(output, values):
         return False
-    jobs = []
-    for at, start, size in boxes:
-        offsets = _box_offsets(output, values, at, start, size)
-        if offsets is None:
-            return False
-        jobs.append((*offsets, int(size[0]), int(size[1]), int(size[2]) * output.dtype.itemsize))
+    found = _box_offsets(output, values, boxes)
+    if found is None:
+        return False
+    item = output.dtype.itemsize
+    jobs = [(t, f, a, b, c * item) for t, f, (a, b, c) in zip(*(array.tolist() for array in found))]
     assert compiled is not None
     if threads > 1:
         threads = split_threads(threads, sum(job[2] * job[3] * job[4] for job in jobs))
@@ -367,14 +367,15 @@ def blend_boxes(
     float32 = np.dtype(np.float32)
     if not _writable_pair(output, values, float32):
         return False
+    found = _box_offsets(output, values, boxes)
+    if found is None:
+        return False
     jobs = []
-    for ratio, at, start, size in boxes:
-        offsets = _box_offsets(output, values, at, start, size)
-        if offsets is None or ratio.dtype != float32 or ratio.shape != tuple(size) or min(ratio.strides) < 0:
+    for (ratio, *_), t, f, (a, b, c) in zip(boxes, *(array.tolist() for array in found)):
+        fits = ratio.dtype == float32 and ratio.shape == (a, b, c) and min(ratio.strides) >= 0
+        if not fits or (c > 1 and ratio.strides[2] != 4):
             return False
-        if size[2] > 1 and ratio.strides[2] != 4:
-            return False
-        jobs.append((ratio, *offsets, int(size[0]), int(size[1]), int(size[2])))
+        jobs.append((ratio, t, f, a, b, c))
     assert compiled is not None
     if threads > 1:
         threads = split_threads(threads, 4 * sum(job[3] * job[4] * job[5] for job in jobs))
