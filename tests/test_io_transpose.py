@@ -574,6 +574,16 @@ def test_blends_of_overlapping_boxes_split_between_threads_keep_their_order(team
     np.testing.assert_array_equal(written, by_numpy)
 
 
+def _boxes_in_order(out, values, boxes, strides):
+    """What write_boxes means, one box after another: each box's runs copied in turn (bytes)."""
+    out_plane, out_row, values_plane, values_row = strides
+    for out_offset, values_offset, planes, rows, run in boxes:
+        for a in range(planes):
+            for b in range(rows):
+                at, start = out_offset + a * out_plane + b * out_row, values_offset + a * values_plane + b * values_row
+                out[at : at + run] = values[start : start + run]
+
+
 def test_boxes_whose_planes_cross_the_outputs_are_not_split(team):
     # With a plane stride shorter than a box's plane, a byte's plane no longer says which box plane wrote it:
     # such calls run on one thread, in order, whatever threads asks for.
@@ -582,24 +592,9 @@ def test_boxes_whose_planes_cross_the_outputs_are_not_split(team):
     values = np.arange(1, 65, dtype=np.uint8).reshape(1, 1, 4, 4, 4)
     boxes = [(0, 0, 4, 2, 8), (4, 16, 4, 2, 8)]  # planes 8 bytes apart, each 2 rows of 8 bytes, 8 apart
     expected = np.zeros(64, np.uint8)
-    flat = values.reshape(-1)
-    for out_offset, values_offset, planes, rows, run in boxes:
-        for a in range(planes):
-            for b in range(rows):
-                start = values_offset + a * 8 + b * 8
-                expected[out_offset + a * 8 + b * 8 : out_offset + a * 8 + b * 8 + run] = flat[start : start + run]
+    _boxes_in_order(expected, values.reshape(-1), boxes, (8, 8, 8, 8))
     base.compiled.write_boxes(output, values, boxes, 8, 8, 8, 8, max(team, 2))
     np.testing.assert_array_equal(output, expected)
-
-
-def _boxes_in_order(out, values, boxes, strides, item=1):
-    """What write_boxes means, one box after another: each box's runs copied in turn (bytes)."""
-    out_plane, out_row, values_plane, values_row = strides
-    for out_offset, values_offset, planes, rows, run in boxes:
-        for a in range(planes):
-            for b in range(rows):
-                at, start = out_offset + a * out_plane + b * out_row, values_offset + a * values_plane + b * values_row
-                out[at : at + run * item] = values[start : start + run * item]
 
 
 @settings(max_examples=80, deadline=None)
