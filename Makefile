@@ -14,7 +14,7 @@ export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
 .PHONY: demo test docs lint typecheck check clean
 
-$(VENV)/.installed: pyproject.toml setup.py constraints.txt torchpatch/io/transpose.c
+$(VENV)/.installed: pyproject.toml setup.py constraints.txt torchpatch/io/transpose.c torchpatch/io/gzsplit.c
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[dev]'

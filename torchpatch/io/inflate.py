@@ -24,8 +24,6 @@ file '<path>': CRC check failed ..." and the like.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import struct
 import zlib
@@ -35,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from . import buffers
+from . import buffers, libdeflate
 
 _deflate: Any
 try:  # libdeflate: the fastest well-kept inflater with wheels everywhere (benchmarks/load.py)
@@ -44,94 +42,8 @@ except ImportError:  # pragma: no cover - exercised by setting DECODER = "zlib" 
     _deflate = None
 
 
-class _LibDeflate:
-    """libdeflate's C API, as the ``deflate`` package's extension exports it (on Linux and macOS).
-
-    Through it libdeflate writes into a buffer of ours (numpy's, which asks
-    for huge pages) instead of a fresh ``bytearray``: 66 ms and 536 page
-    faults against 87 ms and 12 289 for a 512x512x96 int16 CT here. It also
-    reports where each member ends, so files of several members decode here too.
-    """
-
-    def __init__(self, library: str) -> None:
-        lib = ctypes.CDLL(library)
-        size_p = ctypes.POINTER(ctypes.c_size_t)
-        self.alloc = lib.libdeflate_alloc_decompressor
-        self.alloc.argtypes, self.alloc.restype = [], ctypes.c_void_p
-        self.free = lib.libdeflate_free_decompressor
-        self.free.argtypes, self.free.restype = [ctypes.c_void_p], None
-        self.gzip = lib.libdeflate_gzip_decompress_ex
-        self.gzip.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]
-        self.gzip.argtypes += [size_p, size_p]
-        self.gzip.restype = ctypes.c_int
-        self.zlib = lib.libdeflate_zlib_decompress_ex
-        self.zlib.argtypes, self.zlib.restype = self.gzip.argtypes, ctypes.c_int
-
-    @contextlib.contextmanager
-    def _decompressor(self) -> Iterator[int]:
-        """A libdeflate decompressor, freed on leaving."""
-        decompressor = self.alloc()
-        if not decompressor:
-            raise MemoryError("libdeflate could not allocate a decompressor")
-        try:
-            yield decompressor
-        finally:
-            self.free(decompressor)
-
-    def zlib_into(self, data: np.ndarray, out: np.ndarray) -> int | None:
-        """One zlib stream at the start of ``data`` decoded into ``out`` (Adler-32 checked): the bytes
-        written, ``None`` where libdeflate fails (damage, or ``out`` too small)."""
-        used, written = ctypes.c_size_t(), ctypes.c_size_t()
-        with self._decompressor() as decompressor:
-            status = self.zlib(
-                decompressor,
-                data.ctypes.data,
-                len(data),
-                out.ctypes.data,
-                len(out),
-                ctypes.byref(used),
-                ctypes.byref(written),
-            )
-        return written.value if status == 0 else None
-
-    def decompress_into(self, data: np.ndarray, out: np.ndarray) -> int | None:
-        """Every member of ``data`` decoded into ``out``: the bytes written, ``None`` where libdeflate fails.
-
-        libdeflate checks each member's CRC32 and ISIZE; it fails on damage,
-        on trailing garbage and when ``out`` is too small.
-        """
-        used, written = ctypes.c_size_t(), ctypes.c_size_t()
-        position = filled = 0
-        with self._decompressor() as decompressor:
-            while position < len(data):
-                if data[position] == 0 and not data[position:].any():
-                    break  # zero padding after the last member (a member starts with 0x1f)
-                status = self.gzip(
-                    decompressor,
-                    data.ctypes.data + position,
-                    len(data) - position,
-                    out.ctypes.data + filled,
-                    len(out) - filled,
-                    ctypes.byref(used),
-                    ctypes.byref(written),
-                )
-                if status != 0:
-                    return None
-                position += used.value
-                filled += written.value
-        return filled
-
-
-def _load_libdeflate() -> _LibDeflate | None:
-    if _deflate is None:
-        return None
-    try:
-        return _LibDeflate(_deflate._deflate.__file__)
-    except (OSError, AttributeError):  # pragma: no cover - a build that hides libdeflate's symbols
-        return None
-
-
-_LIBDEFLATE = _load_libdeflate()
+# libdeflate's symbols are exported by the deflate package's compiled module
+_LIBDEFLATE = libdeflate.load(getattr(getattr(_deflate, "_deflate", None), "__file__", None))
 
 
 def _physical_memory() -> int:
@@ -191,6 +103,9 @@ def inflate_file(path: Path, size_hint: int = 0, offset: int = 0) -> np.ndarray:
     size_hint = min(size_hint, _MAX_RATIO * len(data))
     if size_hint > 0 and DECODER == "libdeflate" and _LIBDEFLATE is not None:
         out = buffers.RECYCLER.take(size_hint)
+        start = _stream_start(data) if libdeflate.split_worth_it(size_hint) else None
+        if start is not None and _LIBDEFLATE.decompress_split(data, out, start):
+            return out
         if _LIBDEFLATE.decompress_into(data, out) == size_hint:
             return out
     if size_hint > 0 and DECODER == "deflate":
@@ -209,6 +124,18 @@ def inflate_file(path: Path, size_hint: int = 0, offset: int = 0) -> np.ndarray:
         filled = end
     del grown[filled:]
     return np.frombuffer(grown, np.uint8)
+
+
+def _stream_start(data: np.ndarray) -> int | None:
+    """Where the deflate stream of the gzip member at the start of ``data`` begins; ``None`` if not gzip."""
+    reader = _Source(data.data)
+    if reader.take(2) != _MAGIC:
+        return None
+    try:
+        _skip_header(reader, Path("<buffer>"))
+    except ValueError:
+        return None
+    return reader.position
 
 
 def _inflate_single_member(data: np.ndarray, size: int) -> np.ndarray | None:
@@ -335,6 +262,11 @@ class _Source:
                 return False
             self.consume(len(rest))
         return True
+
+    @property
+    def position(self) -> int:
+        """Bytes taken from a buffer so far."""
+        return self._position
 
     def consume(self, count: int) -> None:
         self._position += count
