@@ -44,8 +44,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import buffers
-
 gzsplit: ModuleType | None
 try:  # the compiled block finder and marker decoder (setup.py); optional
     from . import gzsplit
@@ -54,6 +52,8 @@ except ImportError:  # pragma: no cover - a build without a C compiler
 
 #: Members that decode to fewer bytes than this are decoded whole (a thread's start is not worth it).
 SPLIT_ABOVE_BYTES = 4 << 20
+#: Members of this size or more are decoded whole: thread 2's kept buffer (2 bytes a byte) stays below 512 MiB.
+SPLIT_BELOW_BYTES = 256 << 20
 #: Where thread 2 starts looking for a block, as a fraction of the member's compressed bits.
 SPLIT_AT = 0.6
 #: How far thread 2 looks for a block start, in compressed bytes (real blocks are 10-100 KiB apart).
@@ -83,6 +83,8 @@ class LibDeflate:
         self.crc32 = lib.libdeflate_crc32
         self.crc32.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
         self.crc32.restype = ctypes.c_uint32
+        self._symbols: np.ndarray | None = None
+        self._symbols_lock = threading.Lock()
 
     @contextlib.contextmanager
     def _decompressor(self) -> Iterator[int]:
@@ -150,22 +152,33 @@ class LibDeflate:
             return False
         if struct.unpack("<I", data[-4:].tobytes())[0] != len(out) % 2**32:
             return False  # several members, padding, or damage: not one member filling out
-        first_bit, last_bit = 8 * start, 8 * (len(data) - 8)
-        # thread 2's symbols take 2 bytes each; at most what the recycler keeps, at least 1.6x its expected share
-        capacity = min(len(out), buffers.RECYCLER.kept_bytes // 4)
-        share = min(1 - SPLIT_AT, capacity / (1.6 * len(out)))
-        symbols = buffers.RECYCLER.take(2 * (capacity + _SLACK)).view(np.uint16)
-        begin = first_bit + int((last_bit - first_bit) * (1 - share))
-        found = gzsplit.find_block(data, begin, min(begin + 8 * SEARCH_BYTES, last_bit), symbols)
-        if found is None:
-            return False
-        cut, resume, count = found
-        spliced = slice(cut >> 3, (cut >> 3) + 3)
-        saved = data[spliced].copy()
+        if not self._symbols_lock.acquire(blocking=False):
+            return False  # another thread is splitting a file: this one decodes whole
         try:
-            return self._split_at(data, out, symbols, start, cut, resume, count)
+            symbols = self._symbols_for(len(out))
+            first_bit, last_bit = 8 * start, 8 * (len(data) - 8)
+            begin = first_bit + int((last_bit - first_bit) * SPLIT_AT)
+            found = gzsplit.find_block(data, begin, min(begin + 8 * SEARCH_BYTES, last_bit), symbols)
+            if found is None:
+                return False
+            cut, resume, count = found
+            spliced = slice(cut >> 3, (cut >> 3) + 3)
+            saved = data[spliced].copy()
+            try:
+                return self._split_at(data, out, symbols, start, cut, resume, count)
+            finally:
+                data[spliced] = saved
         finally:
-            data[spliced] = saved
+            self._symbols_lock.release()
+
+    def _symbols_for(self, size: int) -> np.ndarray:
+        """Thread 2's symbols for a member of ``size`` bytes: room for all but the 32 KiB thread 1 decodes at
+        least, in a buffer kept for the next file (fresh memory would cost more page faults than the second
+        thread saves; only the part a file's symbols touched is resident)."""
+        if self._symbols is None or len(self._symbols) < size + _SLACK:
+            self._symbols = None
+            self._symbols = np.empty(size + _SLACK, np.uint16)
+        return self._symbols
 
     def _split_at(
         self, data: np.ndarray, out: np.ndarray, symbols: np.ndarray, start: int, cut: int, resume: int, count: int
@@ -222,10 +235,10 @@ def split_worth_it(size: int) -> bool:
     """Whether a gzip member of ``size`` decoded bytes is decoded by two threads (torch given more than one).
 
     Example:
-        >>> split_worth_it(1 << 10)
-        False
+        >>> split_worth_it(1 << 10), split_worth_it(SPLIT_BELOW_BYTES)
+        (False, False)
     """
-    return size >= SPLIT_ABOVE_BYTES and torch.get_num_threads() > 1
+    return SPLIT_ABOVE_BYTES <= size < SPLIT_BELOW_BYTES and torch.get_num_threads() > 1
 
 
 def load(library: str | None) -> LibDeflate | None:
@@ -238,4 +251,4 @@ def load(library: str | None) -> LibDeflate | None:
         return None
 
 
-__all__ = ["SEARCH_BYTES", "SPLIT_ABOVE_BYTES", "SPLIT_AT", "LibDeflate", "load", "split_worth_it"]
+__all__ = ["SEARCH_BYTES", "SPLIT_ABOVE_BYTES", "SPLIT_AT", "SPLIT_BELOW_BYTES", "LibDeflate", "load", "split_worth_it"]

@@ -1,0 +1,202 @@
+"""One gzip member decoded by two threads (torchpatch/io/libdeflate.py): the same bytes, or no attempt.
+
+Whatever the file, ``decompress_split`` either fills ``out`` with exactly the
+member's bytes (CRC32 and size checked) or returns ``False`` with the
+compressed bytes as they were, and ``inflate_file`` then gives the bytes, or
+the error naming the file, it gave before.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from torchpatch.io import inflate, libdeflate
+
+pytestmark = pytest.mark.skipif(
+    inflate._LIBDEFLATE is None or libdeflate.gzsplit is None, reason="libdeflate's C API or gzsplit missing"
+)
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """torch given two threads, and files of any size split."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    monkeypatch.setattr(libdeflate, "SPLIT_ABOVE_BYTES", 0)
+    yield
+    torch.set_num_threads(threads)
+
+
+def scan_like(size: int, seed: int = 0) -> bytes:
+    """int16 bytes like a CT: air around noisy tissue."""
+    rng = np.random.default_rng(seed)
+    side = 64
+    y, x = np.mgrid[:side, :side] - side / 2
+    body = (x**2 + y**2) < (side / 2.5) ** 2
+    slices = size // (2 * side * side) + 1
+    volume = np.full((slices, side, side), -1000, np.int16)
+    volume[:, body] = (40 + rng.normal(0, 8, (slices, side, side)))[:, body].astype(np.int16)
+    return volume.tobytes()[:size]
+
+
+def split(payload: bytes, file: bytes | None = None) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray]:
+    """decompress_split on ``file`` (gzip of ``payload`` by default): whether it worked, out, data after, before."""
+    file = gzip.compress(payload, mtime=0) if file is None else file
+    data = np.frombuffer(file, np.uint8).copy()
+    before = data.copy()
+    out = np.zeros(len(payload), np.uint8)
+    assert inflate._LIBDEFLATE is not None
+    done = inflate._LIBDEFLATE.decompress_split(data, out, 10)
+    return done, out, data, before
+
+
+@pytest.mark.usefixtures("two_threads")
+@pytest.mark.parametrize("level", [1, 6, 9])
+def test_two_threads_give_the_members_bytes(level):
+    payload = scan_like(3_000_000, level)
+    done, out, data, before = split(payload, gzip.compress(payload, level, mtime=0))
+    assert done
+    assert out.tobytes() == payload
+    np.testing.assert_array_equal(data, before)  # the bytes spliced for thread 1 are put back
+
+
+@pytest.mark.usefixtures("two_threads")
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), size=st.integers(1_000_000, 2_500_000), split_at=st.floats(0.2, 0.8))
+def test_any_split_point_gives_the_bytes(seed, size, split_at):
+    payload = scan_like(size, seed)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(libdeflate, "SPLIT_AT", split_at)
+        done, out, data, before = split(payload)
+    np.testing.assert_array_equal(data, before)
+    assert done
+    assert out.tobytes() == payload
+
+
+@pytest.mark.usefixtures("two_threads")
+@pytest.mark.parametrize("split_at", [0.01, 0.99])
+def test_a_split_at_either_end_gives_the_bytes_or_declines(split_at, monkeypatch):
+    # near the start thread 1's part is shorter than the 32 KiB window; near the end only the final block is left
+    monkeypatch.setattr(libdeflate, "SPLIT_AT", split_at)
+    payload = scan_like(300_000, 1)
+    done, out, data, before = split(payload)
+    np.testing.assert_array_equal(data, before)
+    assert not done or out.tobytes() == payload
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_a_damaged_member_is_declined_and_inflate_file_names_it(tmp_path):
+    payload = scan_like(2_000_000)
+    file = bytearray(gzip.compress(payload, mtime=0))
+    file[-8] ^= 0xFF  # the CRC32
+    done, _, data, before = split(payload, bytes(file))
+    assert not done
+    np.testing.assert_array_equal(data, before)
+    path = tmp_path / "bad.gz"
+    path.write_bytes(bytes(file))
+    with pytest.raises(ValueError, match=r"bad\.gz.*CRC"):
+        inflate.inflate_file(path, len(payload))
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_damage_in_the_second_part_is_declined(tmp_path):
+    payload = scan_like(2_000_000)
+    file = bytearray(gzip.compress(payload, mtime=0))
+    file[int(len(file) * 0.8)] ^= 0x55
+    done, _, data, before = split(payload, bytes(file))
+    assert not done
+    np.testing.assert_array_equal(data, before)
+    path = tmp_path / "damaged.nii.gz"
+    path.write_bytes(bytes(file))
+    with pytest.raises(ValueError, match=r"damaged\.nii\.gz"):
+        inflate.inflate_file(path, len(payload))
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_several_members_are_not_split_but_decoded(tmp_path):
+    first, second = scan_like(1_000_000, 1), scan_like(1_000_000, 2)
+    file = gzip.compress(first, mtime=0) + gzip.compress(second, mtime=0)
+    done, _, data, before = split(first + second, file)
+    assert not done
+    np.testing.assert_array_equal(data, before)
+    path = tmp_path / "two.gz"
+    path.write_bytes(file)
+    assert inflate.inflate_file(path, len(first) + len(second)).tobytes() == first + second
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_inflate_file_splits_a_large_member(tmp_path, monkeypatch):
+    payload = scan_like(3_000_000, 7)
+    path = tmp_path / "ct.nii.gz"
+    path.write_bytes(gzip.compress(payload, mtime=0))
+    results = []
+    real = libdeflate.LibDeflate.decompress_split
+
+    def spy(self, *args):
+        results.append(real(self, *args))
+        return results[-1]
+
+    monkeypatch.setattr(libdeflate.LibDeflate, "decompress_split", spy)
+    for _ in range(3):  # recycled buffers on the later calls
+        assert inflate.inflate_file(path, len(payload)).tobytes() == payload
+    assert results == [True, True, True]
+
+
+def test_one_torch_thread_or_a_small_file_is_not_split(monkeypatch):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert not libdeflate.split_worth_it(1 << 30)
+        torch.set_num_threads(2)
+        assert not libdeflate.split_worth_it(libdeflate.SPLIT_ABOVE_BYTES - 1)
+        assert libdeflate.split_worth_it(libdeflate.SPLIT_ABOVE_BYTES)
+        assert not libdeflate.split_worth_it(libdeflate.SPLIT_BELOW_BYTES)
+    finally:
+        torch.set_num_threads(threads)
+    calls = []
+    monkeypatch.setattr(libdeflate.gzsplit, "find_block", lambda *args: calls.append(args))
+    monkeypatch.setattr(libdeflate, "split_worth_it", lambda size: False)
+    done, _, _, _ = split(scan_like(500_000))
+    assert not done and not calls
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_a_file_without_dynamic_blocks_is_declined():
+    payload = np.random.default_rng(3).integers(0, 256, 1_000_000, dtype=np.uint8).tobytes()  # stored blocks
+    done, _, data, before = split(payload)
+    assert not done
+    np.testing.assert_array_equal(data, before)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31, 8, zlib.Z_FIXED)
+    fixed = scan_like(1_000_000)
+    done, _, _, _ = split(fixed, compressor.compress(fixed) + compressor.flush())
+    assert not done
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_the_second_threads_buffer_is_kept_and_a_concurrent_split_declines():
+    # fresh memory for thread 2's symbols would cost more page faults than the thread saves: one buffer is kept
+    assert inflate._LIBDEFLATE is not None
+    payload = scan_like(2_000_000, 4)
+    assert split(payload)[0]
+    kept = inflate._LIBDEFLATE._symbols
+    assert kept is not None
+    assert split(payload[:1_500_000])[0]
+    assert inflate._LIBDEFLATE._symbols is kept
+    with inflate._LIBDEFLATE._symbols_lock:  # another thread is splitting: this call decodes whole
+        done, _, data, before = split(payload)
+    assert not done
+    np.testing.assert_array_equal(data, before)
+
+
+def test_the_libraries_symbols_are_bound():
+    assert inflate._LIBDEFLATE is not None
+    assert libdeflate.load(None) is None
+    assert Path(inflate._deflate.__file__).exists()
