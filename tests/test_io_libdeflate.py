@@ -200,3 +200,32 @@ def test_the_libraries_symbols_are_bound():
     assert inflate._LIBDEFLATE is not None
     assert libdeflate.load(None) is None
     assert Path(inflate._deflate.__file__).exists()
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_a_zlib_stream_splits_and_checks_its_adler32(tmp_path, monkeypatch):
+    # a MetaImage's CompressedData: a zlib stream, bytes after its Adler-32 ignored
+    payload = scan_like(2_000_000, 9)
+    stream = zlib.compress(payload, 6)
+    assert inflate._LIBDEFLATE is not None
+    for tail in (b"", b"\n"):
+        data = np.frombuffer(stream + tail, np.uint8).copy()
+        out = np.zeros(len(payload), np.uint8)
+        assert inflate._LIBDEFLATE.decompress_split(data, out, 2, "zlib")
+        assert out.tobytes() == payload
+    damaged = bytearray(stream)
+    damaged[-1] ^= 1  # the Adler-32
+    data = np.frombuffer(bytes(damaged), np.uint8).copy()
+    assert not inflate._LIBDEFLATE.decompress_split(data, np.zeros(len(payload), np.uint8), 2, "zlib")
+    results = []
+    real = libdeflate.LibDeflate.decompress_split
+    monkeypatch.setattr(
+        libdeflate.LibDeflate, "decompress_split", lambda self, *args: results.append(real(self, *args)) or results[-1]
+    )
+    path = tmp_path / "x.raw"
+    path.write_bytes(b"head" + stream)
+    assert inflate.inflate_zlib_file(path, len(payload), offset=4).tobytes() == payload
+    assert results == [True]
+    path.write_bytes(b"head" + bytes(damaged))
+    with pytest.raises(ValueError, match=r"x\.raw"):
+        inflate.inflate_zlib_file(path, len(payload), offset=4)

@@ -300,14 +300,24 @@ static int decode_codes(Reader *r, const Tables *t, Sink *sink) {
                 const Py_ssize_t source = n + i - distance;
                 to[i] = source < 0 ? (uint16_t)(MARKER + WINDOW + source) : out[source];
             }
+        } else if (distance >= 16) { /* 16 symbols a step: both halves read before either is written */
+            for (Py_ssize_t i = 0; i < length; i += 16) {
+                uint16_t chunk[16];
+                memcpy(chunk, from + i, 32);
+                memcpy(to + i, chunk, 32);
+            }
         } else if (distance >= 8) {
             for (Py_ssize_t i = 0; i < length; i += 8) memcpy(to + i, from + i, 16);
         } else {
-            /* a period shorter than 8: write 8 symbols of the pattern at steps of whole periods */
+            /* a period shorter than 8 (a run of air: 2 for int16): 8 symbols of the pattern written at steps of
+             * whole periods, two steps at a time */
             uint16_t pattern[8];
             for (int i = 0; i < 8; i++) pattern[i] = from[i % distance];
             const Py_ssize_t step = distance * (8 / distance);
-            for (Py_ssize_t i = 0; i < length; i += step) memcpy(to + i, pattern, 16);
+            for (Py_ssize_t i = 0; i < length; i += 2 * step) {
+                memcpy(to + i, pattern, 16);
+                memcpy(to + i + step, pattern, 16);
+            }
         }
         n += length;
     }
@@ -378,6 +388,20 @@ static void close_call(Call *c) {
     PyBuffer_Release(&c->out);
 }
 
+/* KRAFT[i]: the code space four 3-bit code lengths (i's bits, the first lowest) take, in units of 2^-7. */
+static uint16_t KRAFT[4096];
+
+static void kraft_table(void) {
+    for (int i = 0; i < 4096; i++) {
+        int space = 0;
+        for (int j = 0; j < 4; j++) {
+            const int l = (i >> (3 * j)) & 7;
+            if (l) space += 128 >> l;
+        }
+        KRAFT[i] = (uint16_t)space;
+    }
+}
+
 /* Whether the block after the one just decoded starts with a valid header (a guessed start that decoded by
  * chance is rarely followed by one). Leaves the reader where it was. */
 static int next_block_ok(Call *c) {
@@ -407,20 +431,22 @@ static PyObject *find_block(PyObject *module, PyObject *args) {
     long long found = -1;
     if (last > c.reader.bits) last = c.reader.bits;
     Py_BEGIN_ALLOW_THREADS
+    uint64_t word = 0;
     for (uint64_t bit = first; bit < last; bit++) {
-        c.reader.pos = bit;
+        if (bit == first || (bit & 7) == 0) { /* one load serves a byte's 8 starting bits */
+            c.reader.pos = bit & ~(uint64_t)7;
+            word = peek(&c.reader, 56);
+        }
         /* BFINAL 0, BTYPE 2 (dynamic), HLIT <= 29, HDIST <= 29: the cheap tests first */
-        const uint64_t head = peek(&c.reader, 17);
+        const uint64_t head = (word >> (bit & 7)) & ((1U << 17) - 1);
         if ((head & 7) != 4 || ((head >> 3) & 31) > 29 || ((head >> 8) & 31) > 29) continue;
-        {   /* the code-length code's lengths must fill the code space exactly (Kraft's sum, 7-bit units) */
+        {   /* the code-length code's lengths must fill the code space exactly (Kraft's sum, 7-bit units), summed
+             * four 3-bit lengths at a time */
             const int codes = (int)((head >> 13) & 15) + 4;
             c.reader.pos = bit + 17;
-            const uint64_t word = peek(&c.reader, 57);
-            int space = 0;
-            for (int i = 0; i < codes; i++) {
-                const int l = (int)((word >> (3 * i)) & 7);
-                if (l) space += 128 >> l;
-            }
+            const uint64_t word = peek(&c.reader, 57) & ((1ULL << (3 * codes)) - 1);
+            const int space = KRAFT[word & 4095] + KRAFT[(word >> 12) & 4095] + KRAFT[(word >> 24) & 4095] +
+                              KRAFT[(word >> 36) & 4095] + KRAFT[(word >> 48) & 4095];
             if (space != 128) continue;
         }
         c.reader.pos = bit + 3;
@@ -557,4 +583,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "gzsplit",
                                         "Starting a deflate decode in the middle of a stream.", -1, methods};
 
-PyMODINIT_FUNC PyInit_gzsplit(void) { return PyModule_Create(&module_def); }
+PyMODINIT_FUNC PyInit_gzsplit(void) {
+    kraft_table();
+    return PyModule_Create(&module_def);
+}

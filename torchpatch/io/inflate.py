@@ -187,6 +187,10 @@ def inflate_zlib_file(path: Path, size: int, offset: int = 0, compressed_bytes: 
         raise ValueError(_short_zlib(path, size))
     if DECODER == "libdeflate" and _LIBDEFLATE is not None:
         out = buffers.RECYCLER.take(size)
+        header = int.from_bytes(data[:2].tobytes(), "big") if len(data) >= 2 else 0
+        plain = header >> 8 & 0x0F == 8 and header % 31 == 0 and not header & 0x20  # deflate, no preset dictionary
+        if plain and libdeflate.split_worth_it(size) and _LIBDEFLATE.decompress_split(data, out, 2, "zlib"):
+            return out
         if _LIBDEFLATE.zlib_into(data, out) == size:
             return out
     decoder = zlib.decompressobj()

@@ -83,6 +83,8 @@ class LibDeflate:
         self.crc32 = lib.libdeflate_crc32
         self.crc32.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
         self.crc32.restype = ctypes.c_uint32
+        self.adler32 = lib.libdeflate_adler32
+        self.adler32.argtypes, self.adler32.restype = self.crc32.argtypes, ctypes.c_uint32
         self._symbols: np.ndarray | None = None
         self._symbols_lock = threading.Lock()
 
@@ -140,23 +142,27 @@ class LibDeflate:
                 filled += written.value
         return filled
 
-    def decompress_split(self, data: np.ndarray, out: np.ndarray, start: int) -> bool:
-        """Whether the gzip file ``data``, one member whose deflate stream starts at byte ``start``, was decoded
-        into ``out`` (exactly its size, CRC32 and ISIZE checked) by two threads.
+    def decompress_split(self, data: np.ndarray, out: np.ndarray, start: int, container: str = "gzip") -> bool:
+        """Whether the deflate stream at byte ``start`` of ``data`` was decoded into ``out`` (exactly its size,
+        the trailer checked) by two threads.
 
-        ``False`` where it was not tried (a small file, one torch thread, no
-        :mod:`~torchpatch.io.gzsplit`) or did not work out; ``data`` is as it
-        was then, and the caller decodes it whole. ``data`` must be writable.
+        ``container`` says what holds the stream: ``"gzip"``, one member
+        filling the file (its CRC32 and ISIZE checked), or ``"zlib"``, a
+        stream followed by its Adler-32 (bytes after it are ignored, as
+        :meth:`zlib_into` and SimpleITK do). ``False`` where it was not tried
+        (a small file, one torch thread, no :mod:`~torchpatch.io.gzsplit`)
+        or did not work out; ``data`` is as it was then, and the caller
+        decodes it whole. ``data`` must be writable.
         """
         if not split_worth_it(len(out)) or gzsplit is None or len(data) < start + 16:
             return False
-        if struct.unpack("<I", data[-4:].tobytes())[0] != len(out) % 2**32:
+        if container == "gzip" and struct.unpack("<I", data[-4:].tobytes())[0] != len(out) % 2**32:
             return False  # several members, padding, or damage: not one member filling out
         if not self._symbols_lock.acquire(blocking=False):
             return False  # another thread is splitting a file: this one decodes whole
         try:
             symbols = self._symbols_for(len(out))
-            first_bit, last_bit = 8 * start, 8 * (len(data) - 8)
+            first_bit, last_bit = 8 * start, 8 * (len(data) - (8 if container == "gzip" else 4))
             begin = first_bit + int((last_bit - first_bit) * SPLIT_AT)
             found = gzsplit.find_block(data, begin, min(begin + 8 * SEARCH_BYTES, last_bit), symbols)
             if found is None:
@@ -165,7 +171,7 @@ class LibDeflate:
             spliced = slice(cut >> 3, (cut >> 3) + 3)
             saved = data[spliced].copy()
             try:
-                return self._split_at(data, out, symbols, start, cut, resume, count)
+                return self._split_at(data, out, symbols, (start, cut, resume, count), container == "gzip")
             finally:
                 data[spliced] = saved
         finally:
@@ -181,10 +187,12 @@ class LibDeflate:
         return self._symbols
 
     def _split_at(
-        self, data: np.ndarray, out: np.ndarray, symbols: np.ndarray, start: int, cut: int, resume: int, count: int
+        self, data: np.ndarray, out: np.ndarray, symbols: np.ndarray, where: tuple[int, int, int, int], gzip: bool
     ) -> bool:
-        """Thread 1 up to bit ``cut``, thread 2 from ``resume`` (the block at ``cut`` decoded into ``count``
-        symbols already); the markers resolved, the trailer checked."""
+        """Thread 1 from byte ``start`` up to bit ``cut``, thread 2 from ``resume`` (the block at ``cut``
+        decoded into ``count`` symbols already); the markers resolved, the gzip or zlib trailer checked."""
+        start, cut, resume, count = where
+        checksum, initial = (self.crc32, 0) if gzip else (self.adler32, 1)
         # an empty final block (BFINAL 1, BTYPE 01, end of block 0000000) over the bits at cut
         keep = int(data[cut >> 3]) & ((1 << (cut & 7)) - 1)
         bits = keep | (0b011 << (cut & 7))
@@ -208,11 +216,11 @@ class LibDeflate:
             size = written.value
             if status != 0 or used.value != first_end - start or not _WINDOW <= size <= len(out):
                 return
-            crc = self.crc32(0, out.ctypes.data, size)
+            crc = checksum(initial, out.ctypes.data, size)
             # resolve what thread 2 has published meanwhile
             done = min(int(gzsplit.published(progress)), len(out) - size)  # type: ignore[union-attr]
             gzsplit.resolve(symbols[:done], out[size - _WINDOW : size], out[size : size + done])  # type: ignore[union-attr]
-            first.update(size=size, done=done, crc=self.crc32(crc, out.ctypes.data + size, done))
+            first.update(size=size, done=done, crc=checksum(crc, out.ctypes.data + size, done))
 
         thread = threading.Thread(target=decode_first, name="torchpatch-inflate")
         thread.start()
@@ -224,11 +232,14 @@ class LibDeflate:
             return False
         end_bit, total = second
         size, done = first["size"], first["done"]
-        if size + total != len(out) or (end_bit + 7) >> 3 != len(data) - 8 or done > total:
+        end = (end_bit + 7) >> 3  # the byte after the stream
+        if size + total != len(out) or done > total or end + (8 if gzip else 4) > len(data):
+            return False
+        if gzip and end != len(data) - 8:
             return False
         gzsplit.resolve(symbols[done:total], out[size - _WINDOW : size], out[size + done :])  # type: ignore[union-attr]
-        crc = self.crc32(first["crc"], out.ctypes.data + size + done, total - done)
-        return crc == struct.unpack("<I", data[-8:-4].tobytes())[0]
+        crc = checksum(first["crc"], out.ctypes.data + size + done, total - done)
+        return crc == struct.unpack("<I" if gzip else ">I", data[end : end + 4].tobytes())[0]
 
 
 def split_worth_it(size: int) -> bool:
