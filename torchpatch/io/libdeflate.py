@@ -63,7 +63,15 @@ _SLACK = 16  # symbols the compiled copies may write past a copy's end
 
 
 class LibDeflate:
-    """libdeflate's C API, as the ``deflate`` package's extension exports it (on Linux and macOS)."""
+    """libdeflate's C API, as the ``deflate`` package's extension exports it (on Linux and macOS).
+
+    Example:
+        >>> import gzip, deflate
+        >>> library = LibDeflate(deflate._deflate.__file__)
+        >>> out = np.empty(6, np.uint8)
+        >>> library.decompress_into(np.frombuffer(gzip.compress(b'abcdef'), np.uint8), out), bytes(out)
+        (6, b'abcdef')
+    """
 
     def __init__(self, library: str) -> None:
         lib = ctypes.CDLL(library)
@@ -253,7 +261,12 @@ def split_worth_it(size: int) -> bool:
 
 
 def load(library: str | None) -> LibDeflate | None:
-    """:class:`LibDeflate` bound to ``library`` (the ``deflate`` package's extension); ``None`` if it cannot be."""
+    """:class:`LibDeflate` bound to ``library`` (the ``deflate`` package's extension); ``None`` if it cannot be.
+
+    Example:
+        >>> load(None) is None
+        True
+    """
     if library is None:
         return None
     try:
