@@ -183,3 +183,9 @@ def test_wrong_sizes_are_refused():
         gzsplit.decode(np.zeros(10, np.uint8), 0, np.zeros(10, np.uint16), 0, np.zeros(1, np.int32))
     with pytest.raises(ValueError, match="count"):
         gzsplit.decode(np.zeros(10, np.uint8), 0, np.zeros(10, np.uint16), 11, np.zeros(1, np.int64))
+
+
+@settings(max_examples=30, deadline=None)
+@given(first=st.binary(max_size=300), second=st.binary(max_size=3000))
+def test_crc32_combine_is_the_crc_of_both(first, second):
+    assert gzsplit.crc32_combine(zlib.crc32(first), zlib.crc32(second), len(second)) == zlib.crc32(first + second)

@@ -229,3 +229,24 @@ def test_a_zlib_stream_splits_and_checks_its_adler32(tmp_path, monkeypatch):
     path.write_bytes(b"head" + bytes(damaged))
     with pytest.raises(ValueError, match=r"x\.raw"):
         inflate.inflate_zlib_file(path, len(payload), offset=4)
+
+
+@pytest.mark.usefixtures("two_threads")
+@pytest.mark.parametrize("container", ["gzip", "zlib"])
+def test_small_chunks_claimed_by_both_threads_give_the_checksum(container, monkeypatch):
+    # hundreds of chunks, resolved by whichever thread claims them, their checksums combined in order
+    monkeypatch.setattr(libdeflate._Parts, "CHUNK", 3001)
+    payload = scan_like(2_000_000, 11)
+    stream = gzip.compress(payload, mtime=0) if container == "gzip" else zlib.compress(payload)
+    data = np.frombuffer(stream, np.uint8).copy()
+    out = np.zeros(len(payload), np.uint8)
+    assert inflate._LIBDEFLATE is not None
+    assert inflate._LIBDEFLATE.decompress_split(data, out, 10 if container == "gzip" else 2, container)
+    assert out.tobytes() == payload
+
+
+@settings(max_examples=30, deadline=None)
+@given(first=st.binary(max_size=300), second=st.binary(max_size=70_000))
+def test_adler32_combine_is_the_adler_of_both(first, second):
+    combined = libdeflate._adler32_combine(zlib.adler32(first), zlib.adler32(second), len(second))
+    assert combined == zlib.adler32(first + second)

@@ -8,10 +8,11 @@
  *               and decodes that block into 16-bit symbols: a byte (0-255), or MARKER + w, "byte w of the 32 KiB
  *               before the block", not known yet;
  *   decode      goes on block after block through the final one (copies of markers copy the markers);
- *   resolve     turns the symbols into bytes once the 32 KiB before them are known.
+ *   resolve     turns the symbols into bytes once the 32 KiB before them are known;
+ *   crc32_combine  the CRC32 of two runs end to end (parts resolved by either thread are checked apart).
  *
- * Markers stay common to the end on CT-like data (long runs of air copied from earlier runs), so the whole part
- * is decoded this way, 1.5-1.7x libdeflate's time per byte. A wrongly guessed block start fails in decoding
+ * Markers stay common to the end on CT-like data (copies of copies of the first bytes), so the whole part is
+ * decoded this way, 1.2-1.6x libdeflate's time per byte. A wrongly guessed block start fails in decoding
  * (invalid codes, a distance beyond the window) or, at the end, in the gzip trailer's CRC32 and size check; the
  * caller then decodes the file whole.
  */
@@ -233,31 +234,37 @@ static int decode_codes(Reader *r, const Tables *t, Sink *sink) {
     /* start on the reader's bit */
     {
         const int skip = (int)(r->pos & 7);
-        for (int i = 0; i < 8; i++, at++) buf |= (uint64_t)(at < size ? in[at] : 0) << (8 * i);
+        for (int i = 0; i < 7; i++, at++) buf |= (uint64_t)(at < size ? in[at] : 0) << (8 * i);
         buf >>= skip;
-        held = 64 - skip;
+        held = 56 - skip; /* below 64: a refill shifts by it */
     }
     uint16_t *out = sink->out;
     Py_ssize_t n = sink->count;
     const Py_ssize_t limit = sink->capacity - SLACK;
     const uint32_t *lit = t->literal, *dist = t->distance;
+/* Refilled before every code, without a branch on the bits held while 8 bytes can be loaded; at least 48 bits
+ * (a length code, its extra bits, a distance code and its extra bits) after it. */
+#define REFILL()                                                               \
+    do {                                                                       \
+        if (at + 8 <= size) {                                                  \
+            uint64_t word;                                                     \
+            memcpy(&word, in + at, 8);                                         \
+            buf |= word << held;                                               \
+            at += (uint64_t)(63 - held) >> 3;                                  \
+            held |= 56;                                                        \
+        } else {                                                               \
+            while (held <= 56) {                                               \
+                buf |= (uint64_t)(at < size ? in[at] : 0) << held;             \
+                at++;                                                          \
+                held += 8;                                                     \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+    REFILL();
+    /* the next code's entry is looked up as soon as its bits are known (before a copy is written), so that the
+     * lookup overlaps the copy */
+    uint32_t e = lit[buf & ((1U << LITERAL_BITS) - 1)];
     for (;;) {
-        if (held < 48) {
-            if (at + 8 <= size) {
-                uint64_t word;
-                memcpy(&word, in + at, 8);
-                buf |= word << held;
-                at += (uint64_t)(63 - held) >> 3;
-                held |= 56;
-            } else {
-                while (held <= 56) {
-                    buf |= (uint64_t)(at < size ? in[at] : 0) << held;
-                    at++;
-                    held += 8;
-                }
-            }
-        }
-        uint32_t e = lit[buf & ((1U << LITERAL_BITS) - 1)];
         if (KIND(e) == KIND_SUBTABLE)
             e = lit[(e >> 16) + ((buf >> LITERAL_BITS) & ((1U << ((e >> 8) & 31)) - 1))];
         const int bits = (int)(e & 31);
@@ -267,12 +274,10 @@ static int decode_codes(Reader *r, const Tables *t, Sink *sink) {
         if (KIND(e) == KIND_LITERAL) {
             if (n >= limit) return -1;
             out[n++] = (uint16_t)(e >> 16);
-            /* at least 33 bits are left: a second literal needs no refill */
+            /* 33 bits or more are left: the next entry is looked up before the refill (which only adds bits
+             * above them), so that the two overlap */
             e = lit[buf & ((1U << LITERAL_BITS) - 1)];
-            if (KIND(e) != KIND_LITERAL || !(e & 31) || n >= limit) continue;
-            buf >>= e & 31;
-            held -= (int)(e & 31);
-            out[n++] = (uint16_t)(e >> 16);
+            REFILL();
             continue;
         }
         if (KIND(e) == KIND_END) break;
@@ -292,6 +297,8 @@ static int decode_codes(Reader *r, const Tables *t, Sink *sink) {
         const Py_ssize_t distance = (Py_ssize_t)(d >> 16) + (Py_ssize_t)(buf & ((1U << extra) - 1));
         buf >>= extra;
         held -= (int)extra;
+        REFILL();
+        e = lit[buf & ((1U << LITERAL_BITS) - 1)];
         if (distance > n + WINDOW || n + length > limit) return -1;
         uint16_t *to = out + n;
         const uint16_t *from = to - distance;
@@ -321,6 +328,7 @@ static int decode_codes(Reader *r, const Tables *t, Sink *sink) {
         }
         n += length;
     }
+#undef REFILL
     r->pos = 8 * at - (uint64_t)held;
     sink->count = n;
     return r->pos <= r->bits ? 0 : -1;
@@ -572,7 +580,42 @@ static PyObject *resolve(PyObject *module, PyObject *args) {
     return result;
 }
 
+/* crc32_combine(crc_a, crc_b, length_b): the CRC32 of a followed by b. Appending b multiplies a's remainder by
+ * x^(8 length_b) modulo the polynomial (the conditioning of both CRCs cancels): here by repeated squaring of the
+ * 32x32 GF(2) matrix of "append one zero bit" (reflected polynomial 0xEDB88320), then b's CRC added. */
+static uint32_t gf2_times(const uint32_t *matrix, uint32_t vector) {
+    uint32_t sum = 0;
+    for (int i = 0; vector; i++, vector >>= 1)
+        if (vector & 1) sum ^= matrix[i];
+    return sum;
+}
+
+static void gf2_square(uint32_t *square, const uint32_t *matrix) {
+    for (int i = 0; i < 32; i++) square[i] = gf2_times(matrix, matrix[i]);
+}
+
+static PyObject *crc32_combine(PyObject *module, PyObject *args) {
+    unsigned long crc_a, crc_b;
+    unsigned long long length;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "kkK", &crc_a, &crc_b, &length)) return NULL;
+    uint32_t crc = (uint32_t)crc_a, power[32], next[32];
+    power[0] = 0xEDB88320U; /* one zero bit */
+    for (int i = 1; i < 32; i++) power[i] = 1U << (i - 1);
+    for (int i = 0; i < 3; i++) { /* one zero byte */
+        gf2_square(next, power);
+        memcpy(power, next, sizeof(power));
+    }
+    for (; length; length >>= 1) { /* power: 2^k zero bytes */
+        if (length & 1) crc = gf2_times(power, crc);
+        gf2_square(next, power);
+        memcpy(power, next, sizeof(power));
+    }
+    return PyLong_FromUnsignedLong((unsigned long)(crc ^ (uint32_t)crc_b));
+}
+
 static PyMethodDef methods[] = {
+    {"crc32_combine", crc32_combine, METH_VARARGS, "The CRC32 of a followed by b, from theirs and b's length."},
     {"find_block", find_block, METH_VARARGS, "First dynamic block that decodes, searched bit by bit."},
     {"decode", decode, METH_VARARGS, "Blocks through the final one, markers where the window is unknown."},
     {"resolve", resolve, METH_VARARGS, "Markers replaced by the bytes of the window."},

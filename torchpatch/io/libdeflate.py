@@ -16,19 +16,23 @@ from up to 32 KiB before the block it is in. So::
             '-- thread 1: libdeflate -----'-- thread 2: gzsplit ------'
                          ends at a block start thread 2 found (p)
 
-Thread 2 looks for a block header near 60 % of the compressed bits and
+Thread 2 looks for a block header at 57 % of the compressed bits and
 decodes from there to the end into 16-bit symbols, each a byte or a marker
-for one of the 32 KiB before ``p``, unknown until thread 1 is done. Thread 1
-decodes from the start to ``p``: the bits from ``p`` on are overwritten by an
-empty final block, so libdeflate stops there at full speed. Then the markers
-are replaced by the bytes they mark (thread 1 starts on the symbols thread 2
-has published meanwhile), and the gzip trailer's CRC32 and size are checked
-over the whole output. A wrongly guessed block start fails in decoding or in
-that check; the caller then decodes the file whole, as before.
+for one of the 32 KiB before ``p``, unknown until thread 1 is done (on
+CT-like data markers stay common to the end: runs of air copy earlier runs).
+Thread 1 decodes from the start to ``p``: the bits from ``p`` on are
+overwritten by an empty final block, so libdeflate stops there at full speed.
+Then both threads replace the markers by the bytes they mark, chunk by chunk
+(thread 1 starts on what thread 2 has published meanwhile), each chunk's
+checksum taken as it is written and the checksums combined: the gzip
+trailer's CRC32 and size (or a zlib stream's Adler-32) are checked over the
+whole output. A wrongly guessed block start fails in decoding or in that
+check; the caller then decodes the file whole, as before.
 
-Measured here (2 cores; benchmarks/load.py): the 512x512x96 CT 61 ms whole,
-46-50 ms split; gzsplit decodes 1.5-1.7x slower per byte than libdeflate,
-hence the 60/40 split.
+Measured here (2 cores, ``benchmarks/load.py``): gzsplit decodes 1.2-1.6x
+slower per byte than libdeflate (MR-like to CT-like), hence the 57/43 split
+(tried 0.5-0.7); a 512x512x96 int16 CT inflates in 46-48 ms against 61-64 ms
+whole, a 160x192x160 one in 9.7-10.0 against 12.1 ms.
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ import struct
 import threading
 from collections.abc import Iterator
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +58,7 @@ SPLIT_ABOVE_BYTES = 4 << 20
 #: Members of this size or more are decoded whole: thread 2's kept buffer (2 bytes a byte) stays below 512 MiB.
 SPLIT_BELOW_BYTES = 256 << 20
 #: Where thread 2 starts looking for a block, as a fraction of the member's compressed bits.
-SPLIT_AT = 0.6
+SPLIT_AT = 0.57
 #: How far thread 2 looks for a block start, in compressed bytes (real blocks are 10-100 KiB apart).
 SEARCH_BYTES = 1 << 20
 _WINDOW = 32768
@@ -198,56 +201,125 @@ class LibDeflate:
         self, data: np.ndarray, out: np.ndarray, symbols: np.ndarray, where: tuple[int, int, int, int], gzip: bool
     ) -> bool:
         """Thread 1 from byte ``start`` up to bit ``cut``, thread 2 from ``resume`` (the block at ``cut``
-        decoded into ``count`` symbols already); the markers resolved, the gzip or zlib trailer checked."""
+        decoded into ``count`` symbols already); the markers resolved by both, the gzip or zlib trailer checked."""
         start, cut, resume, count = where
-        checksum, initial = (self.crc32, 0) if gzip else (self.adler32, 1)
         # an empty final block (BFINAL 1, BTYPE 01, end of block 0000000) over the bits at cut
         keep = int(data[cut >> 3]) & ((1 << (cut & 7)) - 1)
         bits = keep | (0b011 << (cut & 7))
         data[cut >> 3 : (cut >> 3) + 3] = [bits & 0xFF, (bits >> 8) & 0xFF, 0]
         first_end = (cut + 10 + 7) >> 3
-        progress = np.zeros(1, np.int64)
-        first: dict[str, Any] = {}
+        parts = _Parts(self, symbols, out, gzip)
 
         def decode_first() -> None:
-            used, written = ctypes.c_size_t(), ctypes.c_size_t()
-            with self._decompressor() as decompressor:
-                status = self.raw(
-                    decompressor,
-                    data.ctypes.data + start,
-                    first_end - start,
-                    out.ctypes.data,
-                    len(out),
-                    ctypes.byref(used),
-                    ctypes.byref(written),
-                )
-            size = written.value
-            if status != 0 or used.value != first_end - start or not _WINDOW <= size <= len(out):
-                return
-            crc = checksum(initial, out.ctypes.data, size)
-            # resolve what thread 2 has published meanwhile
-            done = min(int(gzsplit.published(progress)), len(out) - size)  # type: ignore[union-attr]
-            gzsplit.resolve(symbols[:done], out[size - _WINDOW : size], out[size : size + done])  # type: ignore[union-attr]
-            first.update(size=size, done=done, crc=checksum(crc, out.ctypes.data + size, done))
+            try:
+                used, written = ctypes.c_size_t(), ctypes.c_size_t()
+                with self._decompressor() as decompressor:
+                    status = self.raw(
+                        decompressor,
+                        data.ctypes.data + start,
+                        first_end - start,
+                        out.ctypes.data,
+                        len(out),
+                        ctypes.byref(used),
+                        ctypes.byref(written),
+                    )
+                if status == 0 and used.value == first_end - start and _WINDOW <= written.value <= len(out):
+                    parts.first_done(written.value)
+            finally:
+                parts.window_known.set()
+            parts.resolve()  # thread 2's symbols published so far, or all once it is done
 
         thread = threading.Thread(target=decode_first, name="torchpatch-inflate")
         thread.start()
         try:
-            second = gzsplit.decode(data, resume, symbols, count, progress)  # type: ignore[union-attr]
+            second = gzsplit.decode(data, resume, symbols, count, parts.progress)  # type: ignore[union-attr]
+            parts.second_done(0 if second is None else second[1])
+            parts.window_known.wait()
+            parts.resolve()
         finally:
             thread.join()
-        if second is None or not first:
+        if second is None or parts.first_size is None:
             return False
         end_bit, total = second
-        size, done = first["size"], first["done"]
         end = (end_bit + 7) >> 3  # the byte after the stream
-        if size + total != len(out) or done > total or end + (8 if gzip else 4) > len(data):
+        if parts.first_size + total != len(out) or end + (8 if gzip else 4) > len(data):
             return False
         if gzip and end != len(data) - 8:
             return False
-        gzsplit.resolve(symbols[done:total], out[size - _WINDOW : size], out[size + done :])  # type: ignore[union-attr]
-        crc = checksum(first["crc"], out.ctypes.data + size + done, total - done)
-        return crc == struct.unpack("<I" if gzip else ">I", data[end : end + 4].tobytes())[0]
+        stored = struct.unpack("<I" if gzip else ">I", data[end : end + 4].tobytes())[0]
+        return parts.checksum() == stored
+
+
+class _Parts:
+    """Thread 2's symbols resolved into ``out`` by whichever thread claims them, chunk by chunk, once thread 1
+    has decoded the bytes they mark; each chunk's checksum taken as it is written."""
+
+    #: Symbols a claim resolves (about 0.2 ms).
+    CHUNK = 1 << 19
+
+    def __init__(self, library: LibDeflate, symbols: np.ndarray, out: np.ndarray, gzip: bool) -> None:
+        self.library, self.symbols, self.out, self.gzip = library, symbols, out, gzip
+        self.progress = np.zeros(1, np.int64)  # what thread 2 has published
+        self.window_known = threading.Event()
+        self.first_size: int | None = None
+        self._first_sum = 0
+        self._total: int | None = None  # thread 2's symbols, once it is done
+        self._next = 0
+        self._sums: dict[int, tuple[int, int]] = {}  # chunk start: its checksum, its length
+        self._lock = threading.Lock()
+
+    def _sum(self, address: int, length: int) -> int:
+        return self.library.crc32(0, address, length) if self.gzip else self.library.adler32(1, address, length)
+
+    def first_done(self, size: int) -> None:
+        self._first_sum = self._sum(self.out.ctypes.data, size)
+        self.first_size = size
+
+    def second_done(self, total: int) -> None:
+        with self._lock:
+            self._total = total
+
+    def resolve(self) -> None:
+        """Claim and resolve chunks until none is left that thread 2 has published (all, once it is done)."""
+        size = self.first_size
+        if size is None:
+            return
+        window = self.out[size - _WINDOW : size]
+        while True:
+            with self._lock:
+                low = self._next
+                ready = self._total if self._total is not None else int(gzsplit.published(self.progress))  # type: ignore[union-attr]
+                high = min(low + self.CHUNK, ready, len(self.out) - size)
+                if high <= low:
+                    return
+                self._next = high
+            target = self.out[size + low : size + high]
+            gzsplit.resolve(self.symbols[low:high], window, target)  # type: ignore[union-attr]
+            self._sums[low] = (self._sum(target.ctypes.data, high - low), high - low)
+
+    def checksum(self) -> int:
+        """The checksum of all of out, from thread 1's part and the chunks' in order."""
+        total = self._first_sum
+        for low in sorted(self._sums):
+            part, length = self._sums[low]
+            total = gzsplit.crc32_combine(total, part, length) if self.gzip else _adler32_combine(total, part, length)  # type: ignore[union-attr]
+        return total
+
+
+def _adler32_combine(first: int, second: int, length: int) -> int:
+    """The Adler-32 of a followed by b from theirs and b's ``length``: b's byte sums start from a's (A = 1 +
+    the bytes, B = the sum of the A's; all modulo 65521): A_ab = A_a + A_b - 1, B_ab = B_a + B_b + length (A_a - 1).
+
+    Example:
+        >>> import zlib
+        >>> _adler32_combine(zlib.adler32(b'abc'), zlib.adler32(b'defg'), 4) == zlib.adler32(b'abcdefg')
+        True
+    """
+    modulus = 65521
+    low_a, high_a, low_b, high_b = first & 0xFFFF, first >> 16, second & 0xFFFF, second >> 16
+    low = (low_a + low_b - 1) % modulus
+    high = (high_a + high_b + length * (low_a - 1)) % modulus
+    return high << 16 | low
 
 
 def split_worth_it(size: int) -> bool:
