@@ -57,8 +57,15 @@ PAGES = [
 
 #: Modules that are programs, not API, modules kept only for an older import path
 #: (``torchpatch.annotations_io``, ``torchpatch.heatmap``: their names are documented where they live),
-#: and the compiled helper behind ``torchpatch.io.c_order`` (``reorder_backend`` documents it; no source to read).
-NOT_API = {"torchpatch.demo", "torchpatch.annotations_io", "torchpatch.heatmap", "torchpatch.io.transpose"}
+#: and the compiled helpers behind ``torchpatch.io.c_order`` (``reorder_backend`` documents it) and the
+#: two-thread gzip decoding (``torchpatch.io.libdeflate`` documents it): no source to read.
+NOT_API = {
+    "torchpatch.demo",
+    "torchpatch.annotations_io",
+    "torchpatch.heatmap",
+    "torchpatch.io.transpose",
+    "torchpatch.io.gzsplit",
+}
 
 #: Documented name of each object, by ``id`` (classes and functions) or by
 #: ``(defining module, name)`` (data), filled by :func:`write_pages`.

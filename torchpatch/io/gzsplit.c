@@ -434,6 +434,9 @@ static PyObject *find_block(PyObject *module, PyObject *args) {
     unsigned long long first, last;
     (void)module;
     if (!PyArg_ParseTuple(args, "OKKO", &data, &first, &last, &out)) return NULL;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    Py_RETURN_NONE; /* the bit reader loads little-endian words: the caller decodes whole */
+#endif
     Call c;
     if (open_call(&c, data, out) < 0) return NULL;
     long long found = -1;

@@ -8,7 +8,7 @@ each member ends, so files of several members decode here too.
 
 :meth:`LibDeflate.decompress_split` decodes one gzip member on two threads,
 where torch is given more than one (``torch.get_num_threads()``) and the
-compiled :mod:`torchpatch.io.gzsplit` is built. A deflate stream cannot be cut
+compiled ``torchpatch.io.gzsplit`` is built. A deflate stream cannot be cut
 anywhere: its blocks start at any bit, and a back-reference may copy bytes
 from up to 32 KiB before the block it is in. So::
 
@@ -55,8 +55,9 @@ except ImportError:  # pragma: no cover - a build without a C compiler
 
 #: Members that decode to fewer bytes than this are decoded whole (a thread's start is not worth it).
 SPLIT_ABOVE_BYTES = 4 << 20
-#: Members of this size or more are decoded whole: thread 2's kept buffer (2 bytes a byte) stays below 512 MiB.
-SPLIT_BELOW_BYTES = 256 << 20
+#: Members of this size or more are decoded whole: thread 2's buffer, kept for the next file (2 bytes a decoded
+#: byte, of which the 43 % it fills are resident), stays below 256 MiB.
+SPLIT_BELOW_BYTES = 128 << 20
 #: Where thread 2 starts looking for a block, as a fraction of the member's compressed bits.
 SPLIT_AT = 0.57
 #: How far thread 2 looks for a block start, in compressed bytes (real blocks are 10-100 KiB apart).
@@ -161,7 +162,7 @@ class LibDeflate:
         filling the file (its CRC32 and ISIZE checked), or ``"zlib"``, a
         stream followed by its Adler-32 (bytes after it are ignored, as
         :meth:`zlib_into` and SimpleITK do). ``False`` where it was not tried
-        (a small file, one torch thread, no :mod:`~torchpatch.io.gzsplit`)
+        (a small file, one torch thread, no ``gzsplit``)
         or did not work out; ``data`` is as it was then, and the caller
         decodes it whole. ``data`` must be writable.
         """
