@@ -158,7 +158,6 @@ def test_one_torch_thread_or_a_small_file_is_not_split(monkeypatch):
         torch.set_num_threads(2)
         assert not libdeflate.split_worth_it(libdeflate.SPLIT_ABOVE_BYTES - 1)
         assert libdeflate.split_worth_it(libdeflate.SPLIT_ABOVE_BYTES)
-        assert not libdeflate.split_worth_it(libdeflate.SPLIT_BELOW_BYTES)
     finally:
         torch.set_num_threads(threads)
     calls = []
@@ -190,6 +189,11 @@ def test_the_second_threads_buffer_is_kept_and_a_concurrent_split_declines():
     assert kept is not None
     assert split(payload[:1_500_000])[0]
     assert inflate._LIBDEFLATE._symbols is kept
+    with pytest.MonkeyPatch.context() as patch:  # above the kept size: a fresh buffer, the kept one left alone
+        patch.setattr(libdeflate, "KEEP_SYMBOLS_BYTES", 1 << 20)
+        done, out, _, _ = split(payload)
+        assert done and out.tobytes() == payload
+        assert inflate._LIBDEFLATE._symbols is kept
     with inflate._LIBDEFLATE._symbols_lock:  # another thread is splitting: this call decodes whole
         done, _, data, before = split(payload)
     assert not done
