@@ -2,7 +2,7 @@
  *
  * A gzip member is one deflate stream: a back-reference may reach 32 KiB behind, so a decoder started in the
  * middle does not know the bytes its first back-references copy. This module lets a second thread start there
- * anyway (torchpatch/io/inflate.py puts the parts together):
+ * anyway (torchpatch/io/libdeflate.py puts the parts together):
  *
  *   find_block  looks for a dynamic-Huffman block header at or after a bit position (blocks are not byte-aligned)
  *               and decodes that block into 16-bit symbols: a byte (0-255), or MARKER + w, "byte w of the 32 KiB
@@ -253,6 +253,7 @@ static int decode_codes(Reader *r, const Tables *t, Sink *sink) {
             at += (uint64_t)(63 - held) >> 3;                                  \
             held |= 56;                                                        \
         } else {                                                               \
+            if (at > size + 16) return -1; /* long past the end: damage */     \
             while (held <= 56) {                                               \
                 buf |= (uint64_t)(at < size ? in[at] : 0) << held;             \
                 at++;                                                          \
@@ -426,6 +427,9 @@ static int next_block_ok(Call *c) {
     return type == 1 || (type == 2 && read_dynamic(&r, c->tables) == 0);
 }
 
+/* Symbols a guessed block may decode to (zlib's largest blocks: 32 Ki codes of 258 bytes, 8.5 M). */
+#define GUESSED_BLOCK_SYMBOLS (1 << 24)
+
 /* find_block(data, first_bit, last_bit, out) -> (start_bit, end_bit, count) or None
  * The first bit in [first_bit, last_bit) where a dynamic block (not the last) starts that decodes into out (its
  * back-references into the 32 KiB before it as markers) and is followed by a block of a valid type. */
@@ -440,6 +444,7 @@ static PyObject *find_block(PyObject *module, PyObject *args) {
     Call c;
     if (open_call(&c, data, out) < 0) return NULL;
     long long found = -1;
+    const Py_ssize_t capacity = c.sink.capacity;
     if (last > c.reader.bits) last = c.reader.bits;
     Py_BEGIN_ALLOW_THREADS
     uint64_t word = 0;
@@ -462,6 +467,8 @@ static PyObject *find_block(PyObject *module, PyObject *args) {
         }
         c.reader.pos = bit + 3;
         c.sink.count = 0;
+        /* a guess that decodes noise runs until an end-of-block code comes up: bounded, above real blocks' output */
+        c.sink.capacity = capacity < GUESSED_BLOCK_SYMBOLS ? capacity : GUESSED_BLOCK_SYMBOLS;
         if (read_dynamic(&c.reader, c.tables) < 0) continue;
         if (decode_codes(&c.reader, c.tables, &c.sink) < 0) continue;
         if (!next_block_ok(&c)) continue;
