@@ -308,14 +308,11 @@ static int decode_codes(Reader *r, const Tables *t, Sink *sink) {
                 const Py_ssize_t source = n + i - distance;
                 to[i] = source < 0 ? (uint16_t)(MARKER + WINDOW + source) : out[source];
             }
-        } else if (distance >= 16) { /* 16 symbols a step: both halves read before either is written */
+        } else if (distance >= 8) { /* 8 symbols a move, in order (each reads what the ones before wrote) */
             for (Py_ssize_t i = 0; i < length; i += 16) {
-                uint16_t chunk[16];
-                memcpy(chunk, from + i, 32);
-                memcpy(to + i, chunk, 32);
+                memcpy(to + i, from + i, 16);
+                memcpy(to + i + 8, from + i + 8, 16);
             }
-        } else if (distance >= 8) {
-            for (Py_ssize_t i = 0; i < length; i += 8) memcpy(to + i, from + i, 16);
         } else {
             /* a period shorter than 8 (a run of air: 2 for int16): 8 symbols of the pattern written at steps of
              * whole periods, two steps at a time */
