@@ -18,7 +18,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torchpatch.io import inflate, libdeflate
+from torchpatch.io import inflate, libdeflate, team
 
 pytestmark = pytest.mark.skipif(
     inflate._LIBDEFLATE is None or libdeflate.gzsplit is None, reason="libdeflate's C API or gzsplit missing"
@@ -77,8 +77,16 @@ def test_any_split_point_gives_the_bytes(seed, size, split_at):
         patch.setattr(libdeflate, "SPLIT_AT", split_at)
         done, out, data, before = split(payload)
     np.testing.assert_array_equal(data, before)
-    assert done
-    assert out.tobytes() == payload
+    assert done or not _blocks_after(data, 10, split_at)  # declined only where no block starts after the point
+    assert not done or out.tobytes() == payload
+
+
+def _blocks_after(data: np.ndarray, start: int, fraction: float, trailer: int = 8) -> bool:
+    """Whether a block that is not the last one starts after ``fraction`` of the stream's bits."""
+    first, last = 8 * start, 8 * (len(data) - trailer)
+    begin = first + int((last - first) * fraction)
+    assert libdeflate.gzsplit is not None
+    return libdeflate.gzsplit.find_block(data, begin, last, np.empty(len(data) * 300, np.uint16)) is not None
 
 
 @pytest.mark.usefixtures("two_threads")
@@ -92,32 +100,28 @@ def test_a_split_at_either_end_gives_the_bytes_or_declines(split_at, monkeypatch
     assert not done or out.tobytes() == payload
 
 
-@pytest.mark.usefixtures("two_threads")
-def test_a_damaged_member_is_declined_and_inflate_file_names_it(tmp_path):
-    payload = scan_like(2_000_000)
+def _declined_and_named(tmp_path: Path, payload: bytes, where: float, flip: int, match: str = "") -> None:
+    """A member with its byte at ``where`` (a fraction, or -8 for the CRC32) flipped: the split declines it
+    with its bytes put back, and inflate_file names the file."""
     file = bytearray(gzip.compress(payload, mtime=0))
-    file[-8] ^= 0xFF  # the CRC32
-    done, _, data, before = split(payload, bytes(file))
-    assert not done
-    np.testing.assert_array_equal(data, before)
-    path = tmp_path / "bad.gz"
-    path.write_bytes(bytes(file))
-    with pytest.raises(ValueError, match=r"bad\.gz.*CRC"):
-        inflate.inflate_file(path, len(payload))
-
-
-@pytest.mark.usefixtures("two_threads")
-def test_damage_in_the_second_part_is_declined(tmp_path):
-    payload = scan_like(2_000_000)
-    file = bytearray(gzip.compress(payload, mtime=0))
-    file[int(len(file) * 0.8)] ^= 0x55
+    file[int(len(file) * where) if where > 0 else int(where)] ^= flip
     done, _, data, before = split(payload, bytes(file))
     assert not done
     np.testing.assert_array_equal(data, before)
     path = tmp_path / "damaged.nii.gz"
     path.write_bytes(bytes(file))
-    with pytest.raises(ValueError, match=r"damaged\.nii\.gz"):
+    with pytest.raises(ValueError, match=r"damaged\.nii\.gz" + match):
         inflate.inflate_file(path, len(payload))
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_a_damaged_member_is_declined_and_inflate_file_names_it(tmp_path):
+    _declined_and_named(tmp_path, scan_like(2_000_000), -8, 0xFF, ".*CRC")  # the CRC32
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_damage_in_the_second_part_is_declined(tmp_path):
+    _declined_and_named(tmp_path, scan_like(2_000_000), 0.8, 0x55)
 
 
 @pytest.mark.usefixtures("two_threads")
@@ -185,15 +189,14 @@ def test_the_second_threads_buffer_is_kept_and_a_concurrent_split_declines():
     assert inflate._LIBDEFLATE is not None
     payload = scan_like(2_000_000, 4)
     assert split(payload)[0]
-    kept = inflate._LIBDEFLATE._symbols
-    assert kept is not None
+    (kept,) = inflate._LIBDEFLATE._symbols  # two threads: one later part
     assert split(payload[:1_500_000])[0]
-    assert inflate._LIBDEFLATE._symbols is kept
+    assert inflate._LIBDEFLATE._symbols[0] is kept
     with pytest.MonkeyPatch.context() as patch:  # above the kept size: a fresh buffer, the kept one left alone
         patch.setattr(libdeflate, "KEEP_SYMBOLS_BYTES", 1 << 20)
         done, out, _, _ = split(payload)
         assert done and out.tobytes() == payload
-        assert inflate._LIBDEFLATE._symbols is kept
+        assert inflate._LIBDEFLATE._symbols[0] is kept
     with inflate._LIBDEFLATE._symbols_lock:  # another thread is splitting: this call decodes whole
         done, _, data, before = split(payload)
     assert not done
@@ -269,3 +272,73 @@ def test_damaged_files_give_the_bytes_or_are_declined(seed, flips):
     done, out, data, before = split(payload, file.tobytes())
     np.testing.assert_array_equal(data, before)
     assert not done or out.tobytes() == payload
+
+
+@pytest.fixture
+def many_threads(monkeypatch):
+    """torch given up to eight threads (more than the cores here: only the results are checked)."""
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(libdeflate, "SPLIT_ABOVE_BYTES", 0)
+    monkeypatch.setattr(libdeflate, "PART_BYTES", 1)
+    monkeypatch.setattr(team, "available_cores", lambda: 64)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("many_threads")
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    size=st.integers(1_000_000, 2_500_000),
+    threads=st.integers(3, 8),
+    split_at=st.floats(0.2, 0.7),
+    chunk=st.sampled_from([1000, 30_000, 1 << 19]),
+    container=st.sampled_from(["gzip", "zlib"]),
+)
+def test_any_number_of_parts_gives_the_bytes(seed, size, threads, split_at, chunk, container):
+    # parts of any length (adjacent blocks, parts shorter than the 32 KiB window), chunks of any size
+    torch.set_num_threads(threads)
+    payload = scan_like(size, seed)
+    stream = gzip.compress(payload, mtime=0) if container == "gzip" else zlib.compress(payload)
+    data = np.frombuffer(stream, np.uint8).copy()
+    before = data.copy()
+    out = np.zeros(len(payload), np.uint8)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(libdeflate, "SPLIT_AT", split_at)
+        patch.setattr(libdeflate._Parts, "CHUNK", chunk)
+        assert inflate._LIBDEFLATE is not None
+        done = inflate._LIBDEFLATE.decompress_split(data, out, 10 if container == "gzip" else 2, container)
+        first = libdeflate.split_points(threads)[0]
+    np.testing.assert_array_equal(data, before)
+    gzip_file = container == "gzip"  # declined only where no block starts after the first part
+    assert done or not _blocks_after(data, 10 if gzip_file else 2, first, 8 if gzip_file else 4)
+    assert not done or out.tobytes() == payload
+
+
+@pytest.mark.usefixtures("many_threads")
+def test_a_damaged_middle_part_is_declined(tmp_path):
+    torch.set_num_threads(4)
+    _declined_and_named(tmp_path, scan_like(2_000_000, 3), 0.7, 0x10)  # in the third of four parts
+
+
+def test_parts_and_their_starts(monkeypatch):
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(team, "available_cores", lambda: 12)
+    try:
+        torch.set_num_threads(16)
+        assert libdeflate.parts_for(libdeflate.SPLIT_ABOVE_BYTES) == 2
+        assert libdeflate.parts_for(5 * libdeflate.PART_BYTES) == 5
+        assert libdeflate.parts_for(1 << 40) == libdeflate.MAX_PARTS
+        torch.set_num_threads(3)
+        assert libdeflate.parts_for(1 << 40) == 3
+        torch.set_num_threads(16)
+        monkeypatch.setattr(team, "available_cores", lambda: 6)  # torch's threads above the process's cores
+        assert libdeflate.parts_for(1 << 40) == 6
+    finally:
+        torch.set_num_threads(threads)
+    assert libdeflate.split_points(2) == [pytest.approx(libdeflate.SPLIT_AT)]
+    points = libdeflate.split_points(5)
+    assert points == sorted(points) and points[0] > 0 and points[-1] < 1
+    shares = np.diff([0, *points, 1])
+    assert shares[0] == pytest.approx(shares[1] * libdeflate.SPLIT_AT / (1 - libdeflate.SPLIT_AT))
+    assert shares[1:] == pytest.approx([shares[1]] * 4)

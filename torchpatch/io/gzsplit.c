@@ -480,17 +480,18 @@ static PyObject *find_block(PyObject *module, PyObject *args) {
     return result;
 }
 
-/* decode(data, bit, out, count, progress) -> (end_bit, count) or None
- * Blocks from ``bit`` on, appended to out[count:], through the stream's final block. After each block the
- * symbols decoded so far are published in progress[0] (an int64): another thread may resolve those meanwhile,
- * since later blocks only read them. */
+/* decode(data, bit, out, count, progress, stop_bit=0) -> (end_bit, count) or None
+ * Blocks from ``bit`` on, appended to out[count:], through the stream's final block, or up to the block that
+ * starts at ``stop_bit`` (another part's, found by find_block: a block must end exactly there). After each block
+ * the symbols decoded so far are published in progress[0] (an int64): another thread may resolve those
+ * meanwhile, since later blocks only read them. */
 static PyObject *decode(PyObject *module, PyObject *args) {
     PyObject *data, *out;
     Py_buffer progress;
-    unsigned long long bit;
+    unsigned long long bit, stop = 0;
     Py_ssize_t count;
     (void)module;
-    if (!PyArg_ParseTuple(args, "OKOnw*", &data, &bit, &out, &count, &progress)) return NULL;
+    if (!PyArg_ParseTuple(args, "OKOnw*|K", &data, &bit, &out, &count, &progress, &stop)) return NULL;
     if (progress.len < 8 || ((uintptr_t)progress.buf & 7)) {
         PyBuffer_Release(&progress);
         PyErr_SetString(PyExc_ValueError, "progress must be an aligned int64");
@@ -508,16 +509,16 @@ static PyObject *decode(PyObject *module, PyObject *args) {
         int64_t *published = (int64_t *)progress.buf;
         c.reader.pos = bit;
         c.sink.count = count;
-        int final = 0, ok = 0;
+        int final = 0, ok = stop && bit == stop; /* nothing between this part's first block and the next part */
         Py_BEGIN_ALLOW_THREADS
-        while (decode_block(&c.reader, c.tables, &c.sink, &final) == 0) {
+        while (!ok && decode_block(&c.reader, c.tables, &c.sink, &final) == 0) {
 #if defined(__GNUC__)
             __atomic_store_n(published, (int64_t)c.sink.count, __ATOMIC_RELEASE);
 #else
             *(volatile int64_t *)published = (int64_t)c.sink.count;
 #endif
-            if (final) {
-                ok = 1;
+            if (stop ? c.reader.pos >= stop : final) {
+                ok = !stop || (c.reader.pos == stop && !final);
                 break;
             }
         }

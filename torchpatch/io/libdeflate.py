@@ -1,4 +1,4 @@
-"""libdeflate's C API (through the ``deflate`` package), and one gzip member decoded by two threads.
+"""libdeflate's C API (through the ``deflate`` package), and one gzip member decoded by several threads.
 
 :class:`LibDeflate` binds the functions the ``deflate`` package's extension
 exports, so that libdeflate writes into a buffer of ours (numpy's, which asks
@@ -6,33 +6,37 @@ for huge pages) instead of a fresh ``bytearray``: 66 ms and 536 page faults
 against 87 ms and 12 289 for a 512x512x96 int16 CT here. It also reports where
 each member ends, so files of several members decode here too.
 
-:meth:`LibDeflate.decompress_split` decodes one gzip member on two threads,
-where torch is given more than one (``torch.get_num_threads()``) and the
-compiled ``torchpatch.io.gzsplit`` is built. A deflate stream cannot be cut
-anywhere: its blocks start at any bit, and a back-reference may copy bytes
-from up to 32 KiB before the block it is in. So::
+:meth:`LibDeflate.decompress_split` decodes one gzip member (or zlib stream)
+of 4 MiB or more on torch's threads (``torch.get_num_threads()``, at most the
+process's cores, :data:`MAX_PARTS` and one per :data:`PART_BYTES` beyond two),
+where the compiled ``torchpatch.io.gzsplit`` is built. A deflate stream cannot
+be cut anywhere: its blocks start at any bit, and a back-reference may copy
+bytes from up to 32 KiB before the block it is in. So::
 
-    stream  | block | block | ... | block | block | ... | final block |
-            '-- thread 1: libdeflate -----'-- thread 2: gzsplit ------'
-                         ends at a block start thread 2 found (p)
+    stream  | block | ... | block | ... | block | ... | final block |
+            '- part 0: libdeflate -'- part 1: gzsplit -'- part 2 ...  -'
+                   ends at the block start found for part 1
 
-Thread 2 looks for a block header at 57 % of the compressed bits and
-decodes from there to the end into 16-bit symbols, each a byte or a marker
-for one of the 32 KiB before ``p``, unknown until thread 1 is done (on
-CT-like data markers stay common to the end: runs of air copy earlier runs).
-Thread 1 decodes from the start to ``p``: the bits from ``p`` on are
-overwritten by an empty final block, so libdeflate stops there at full speed.
-Then both threads replace the markers by the bytes they mark, chunk by chunk
-(thread 1 starts on what thread 2 has published meanwhile), each chunk's
-checksum taken as it is written and the checksums combined: the gzip
-trailer's CRC32 and size (or a zlib stream's Adler-32) are checked over the
-whole output. A wrongly guessed block start fails in decoding or in that
-check; the caller then decodes the file whole, as before.
+For each later part a block header is looked for at its share of the
+compressed bits (:func:`split_points`: part 0 gets the larger share, 57 %
+with two parts) and the part is decoded from there, up to the next part's
+block, into 16-bit symbols, each a byte or a marker for one of the 32 KiB
+before the part, unknown until the part before is resolved (on CT-like data
+markers stay common to the end: copies of copies). Part 0 is decoded by
+libdeflate from the start: the bits where part 1 starts are overwritten by an
+empty final block (and put back after), so libdeflate stops there at full
+speed. Then every free thread replaces markers by the bytes they mark: each
+part's last 32 KiB in turn (the next part's window), the rest chunk by chunk
+(``_Parts``), each range's checksum taken as it is written and the
+checksums combined: the gzip trailer's CRC32 and size (or a zlib stream's
+Adler-32) are checked over the whole output. A wrongly guessed block start
+fails in decoding or in that check; the caller then decodes the file whole.
 
-Measured here (2 cores, ``benchmarks/load.py``): gzsplit decodes 1.2-1.6x
+Measured here (2 cores, ``benchmarks/load.py``): gzsplit decodes 1.25-1.5x
 slower per byte than libdeflate (MR-like to CT-like), hence the 57/43 split
 (tried 0.5-0.7); a 512x512x96 int16 CT inflates in 46-48 ms against 61-64 ms
-whole, a 160x192x160 one in 9.7-10.0 against 12.1 ms.
+whole, a 160x192x160 one in 9.7-10.0 against 12.1 ms. More parts than cores
+only add work (3 and 4 parts here: 62-70 ms on the 512x512x96 CT).
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ from types import ModuleType
 import numpy as np
 import torch
 
+from . import team
+
 gzsplit: ModuleType | None
 try:  # the compiled block finder and marker decoder (setup.py); optional
     from . import gzsplit
@@ -59,6 +65,10 @@ SPLIT_ABOVE_BYTES = 4 << 20
 #: up to this size; a larger one is taken fresh and let go after the call. Fresh memory here costs little with
 #: huge pages: a 512x512x300 int16 CT inflated in 168-170 ms so, 159-178 ms kept, 220 ms whole.
 KEEP_SYMBOLS_BYTES = 128 << 20
+#: At most this many threads decode one member (torch's threads, one per PART_BYTES of output at most).
+MAX_PARTS = 8
+#: Decoded bytes a thread gets at least.
+PART_BYTES = 4 << 20
 #: Where thread 2 starts looking for a block, as a fraction of the member's compressed bits.
 SPLIT_AT = 0.57
 #: How far thread 2 looks for a block start, in compressed bytes (real blocks are 10-100 KiB apart).
@@ -98,7 +108,7 @@ class LibDeflate:
         self.crc32.restype = ctypes.c_uint32
         self.adler32 = lib.libdeflate_adler32
         self.adler32.argtypes, self.adler32.restype = self.crc32.argtypes, ctypes.c_uint32
-        self._symbols: np.ndarray | None = None
+        self._symbols: list[np.ndarray] = []
         self._symbols_lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -157,7 +167,7 @@ class LibDeflate:
 
     def decompress_split(self, data: np.ndarray, out: np.ndarray, start: int, container: str = "gzip") -> bool:
         """Whether the deflate stream at byte ``start`` of ``data`` was decoded into ``out`` (exactly its size,
-        the trailer checked) by two threads.
+        the trailer checked) by several threads.
 
         ``container`` says what holds the stream: ``"gzip"``, one member
         filling the file (its CRC32 and ISIZE checked), or ``"zlib"``, a
@@ -174,47 +184,63 @@ class LibDeflate:
         if not self._symbols_lock.acquire(blocking=False):
             return False  # another thread is splitting a file: this one decodes whole
         try:
-            symbols = self._symbols_for(len(out))
+            buffers = self._symbols_for(len(out), parts_for(len(out)) - 1)
             first_bit, last_bit = 8 * start, 8 * (len(data) - (8 if container == "gzip" else 4))
-            begin = first_bit + int((last_bit - first_bit) * SPLIT_AT)
-            found = gzsplit.find_block(data, begin, min(begin + 8 * SEARCH_BYTES, last_bit), symbols)
-            if found is None:
+            found: list[tuple[int, int, int]] = []  # each later part's block: start bit, end bit, symbols
+            for fraction, symbols in zip(split_points(len(buffers) + 1), buffers, strict=True):
+                begin = max(first_bit + int((last_bit - first_bit) * fraction), found[-1][1] if found else 0)
+                block = gzsplit.find_block(data, begin, min(begin + 8 * SEARCH_BYTES, last_bit), symbols)
+                if block is None:
+                    break  # fewer parts (a stretch of stored or fixed blocks, or the final block)
+                found.append(block)
+            if not found:
                 return False
-            cut, resume, count = found
+            cut = found[0][0]
             spliced = slice(cut >> 3, (cut >> 3) + 3)
             saved = data[spliced].copy()
             try:
-                return self._split_at(data, out, symbols, (start, cut, resume, count), container == "gzip")
+                return self._split_at(data, out, buffers[: len(found)], start, found, container == "gzip")
             finally:
                 data[spliced] = saved
         finally:
             self._symbols_lock.release()
 
-    def _symbols_for(self, size: int) -> np.ndarray:
-        """Thread 2's symbols for a member of ``size`` bytes: room for all but the 32 KiB thread 1 decodes at
-        least, in a buffer kept for the next file up to :data:`KEEP_SYMBOLS_BYTES` (recycled buffers of the
-        readers' size fault no memory in: the 512x512x96 CT took 95 ms with a fresh one, 82 ms whole)."""
-        if 2 * (size + _SLACK) > KEEP_SYMBOLS_BYTES:
-            return np.empty(size + _SLACK, np.uint16)
-        if self._symbols is None or len(self._symbols) < size + _SLACK:
-            self._symbols = None
-            self._symbols = np.empty(size + _SLACK, np.uint16)
-        return self._symbols
+    def _symbols_for(self, size: int, parts: int) -> list[np.ndarray]:
+        """Buffers for the symbols of ``parts`` parts of a member of ``size`` bytes, each with room for all of
+        it but thread 1's 32 KiB (only what a part fills is resident): kept for the next file up to
+        :data:`KEEP_SYMBOLS_BYTES` in all (recycled buffers of the readers' size fault no memory in: the
+        512x512x96 CT took 95 ms with a fresh one, 82 ms whole), taken fresh above."""
+        if 2 * (size + _SLACK) * parts > KEEP_SYMBOLS_BYTES:
+            return [np.empty(size + _SLACK, np.uint16) for _ in range(parts)]
+        kept = [buffer for buffer in self._symbols if len(buffer) >= size + _SLACK][:parts]
+        while len(kept) < parts:
+            kept.append(np.empty(size + _SLACK, np.uint16))
+        self._symbols = kept
+        return kept
 
     def _split_at(
-        self, data: np.ndarray, out: np.ndarray, symbols: np.ndarray, where: tuple[int, int, int, int], gzip: bool
+        self,
+        data: np.ndarray,
+        out: np.ndarray,
+        buffers: list[np.ndarray],
+        start: int,
+        found: list[tuple[int, int, int]],
+        gzip: bool,
     ) -> bool:
-        """Thread 1 from byte ``start`` up to bit ``cut``, thread 2 from ``resume`` (the block at ``cut``
-        decoded into ``count`` symbols already); the markers resolved by both, the gzip or zlib trailer checked."""
-        start, cut, resume, count = where
+        """Part 0 by libdeflate from byte ``start`` up to the first found block, each later part by gzsplit from
+        its found block up to the next one (the last to the end); the markers resolved by all threads, the gzip
+        or zlib trailer checked."""
+        cut = found[0][0]
         # an empty final block (BFINAL 1, BTYPE 01, end of block 0000000) over the bits at cut
         keep = int(data[cut >> 3]) & ((1 << (cut & 7)) - 1)
         bits = keep | (0b011 << (cut & 7))
         data[cut >> 3 : (cut >> 3) + 3] = [bits & 0xFF, (bits >> 8) & 0xFF, 0]
         first_end = (cut + 10 + 7) >> 3
-        parts = _Parts(self, symbols, out, gzip)
+        parts = _Parts(self, out, buffers, gzip)
+        ends: list[int] = []
 
         def decode_first() -> None:
+            size = None
             try:
                 used, written = ctypes.c_size_t(), ctypes.c_size_t()
                 with self._decompressor() as decompressor:
@@ -228,86 +254,187 @@ class LibDeflate:
                         ctypes.byref(written),
                     )
                 if status == 0 and used.value == first_end - start and _WINDOW <= written.value <= len(out):
-                    parts.first_done(written.value)
+                    size = written.value
             finally:
-                parts.window_known.set()
-            parts.resolve()  # thread 2's symbols published so far, or all once it is done
+                parts.done(0, size)
+            parts.help()
 
-        thread = threading.Thread(target=decode_first, name="torchpatch-inflate")
-        thread.start()
+        def decode_part(k: int) -> None:
+            total = None
+            try:
+                _, resume, count = found[k - 1]
+                stop = found[k][0] if k < len(found) else 0
+                result = gzsplit.decode(data, resume, buffers[k - 1], count, parts.progress[k - 1], stop)  # type: ignore[union-attr]
+                if result is not None:
+                    total = result[1]
+                    if k == len(found):
+                        ends.append((result[0] + 7) >> 3)  # the byte after the stream
+            finally:
+                parts.done(k, total)
+            parts.help()
+
+        threads = [threading.Thread(target=decode_first, name="torchpatch-inflate-0")]
+        for k in range(1, len(found)):
+            threads.append(threading.Thread(target=decode_part, args=(k,), name=f"torchpatch-inflate-{k}"))
+        for thread in threads:
+            thread.start()
         try:
-            second = gzsplit.decode(data, resume, symbols, count, parts.progress)  # type: ignore[union-attr]
-            parts.second_done(0 if second is None else second[1])
-            parts.window_known.wait()
-            parts.resolve()
+            decode_part(len(found))
         finally:
-            thread.join()
-        if second is None or parts.first_size is None:
+            for thread in threads:
+                thread.join()
+        if not parts.complete() or not ends:
             return False
-        end_bit, total = second
-        end = (end_bit + 7) >> 3  # the byte after the stream
-        if parts.first_size + total != len(out) or end + (8 if gzip else 4) > len(data):
-            return False
-        if gzip and end != len(data) - 8:
+        end = ends[0]
+        if end + (8 if gzip else 4) > len(data) or (gzip and end != len(data) - 8):
             return False
         stored = struct.unpack("<I" if gzip else ">I", data[end : end + 4].tobytes())[0]
         return parts.checksum() == stored
 
 
 class _Parts:
-    """Thread 2's symbols resolved into ``out`` by whichever thread claims them, chunk by chunk, once thread 1
-    has decoded the bytes they mark; each chunk's checksum taken as it is written."""
+    """The parts of one member, and their later parts' symbols resolved into ``out`` by whichever thread is
+    free, once the 32 KiB before a part are known: part 0's, then each part's last 32 KiB (the next part's
+    window) in turn, the rest chunk by chunk (a part still decoding: what it has published). Each range's
+    checksum is taken as it is written; :meth:`checksum` combines them in order."""
 
     #: Symbols a claim resolves (about 0.2 ms).
     CHUNK = 1 << 19
 
-    def __init__(self, library: LibDeflate, symbols: np.ndarray, out: np.ndarray, gzip: bool) -> None:
-        self.library, self.symbols, self.out, self.gzip = library, symbols, out, gzip
-        self.progress = np.zeros(1, np.int64)  # what thread 2 has published
-        self.window_known = threading.Event()
-        self.first_size: int | None = None
-        self._first_sum = 0
-        self._total: int | None = None  # thread 2's symbols, once it is done
-        self._next = 0
-        self._sums: dict[int, tuple[int, int]] = {}  # chunk start: its checksum, its length
-        self._lock = threading.Lock()
+    def __init__(self, library: LibDeflate, out: np.ndarray, buffers: list[np.ndarray], gzip: bool) -> None:
+        self.library, self.out, self.buffers, self.gzip = library, out, buffers, gzip
+        self.progress = [np.zeros(1, np.int64) for _ in buffers]  # what each later part has published
+        self.lengths: list[int | None] = [None] * (len(buffers) + 1)  # part 0's bytes, the others' symbols
+        self.failed = False
+        self._finished = 0
+        self._positions = [0] * (len(buffers) + 1)  # where each part starts in out, once known
+        self._windowed = 0  # parts 1 .. this one have their window (the 32 KiB before them) in out
+        self._chaining = False  # a thread is resolving the last 32 KiB of part _windowed
+        self._chained = 0  # parts whose last 32 KiB are resolved
+        self._next = [0] * (len(buffers) + 1)  # each part's next symbol to claim
+        self._sums: dict[int, tuple[int, int]] = {}  # start in out: checksum, length
+        self._wake = threading.Condition()
 
     def _sum(self, address: int, length: int) -> int:
         return self.library.crc32(0, address, length) if self.gzip else self.library.adler32(1, address, length)
 
-    def first_done(self, size: int) -> None:
-        self._first_sum = self._sum(self.out.ctypes.data, size)
-        self.first_size = size
+    def done(self, part: int, length: int | None) -> None:
+        """Part ``part`` decoded to ``length`` bytes or symbols; ``None``: it failed."""
+        if part == 0 and length is not None:
+            self._sums[0] = (self._sum(self.out.ctypes.data, length), length)
+        with self._wake:
+            self.lengths[part] = length
+            self._finished += 1
+            if length is None:
+                self.failed = True
+            elif part == 0:
+                self._positions[1], self._windowed = length, 1
+            self._wake.notify_all()
 
-    def second_done(self, total: int) -> None:
-        with self._lock:
-            self._total = total
+    def _claim(self) -> tuple[str, int, int, int] | None:
+        """The next range to resolve (under the lock): a part's last 32 KiB, or a chunk before them."""
+        k = self._windowed
+        if 1 <= k < len(self.lengths) and not self._chaining and self._chained < k and self.lengths[k] is not None:
+            self._chaining = True
+            length = self.lengths[k]
+            assert length is not None
+            return ("tail", k, max(self._next[k], length - _WINDOW), length)
+        for j in range(1, min(k, len(self.lengths) - 1) + 1):
+            length = self.lengths[j]
+            ready = length if length is not None else int(gzsplit.published(self.progress[j - 1]))  # type: ignore[union-attr]
+            low = self._next[j]
+            high = min(low + self.CHUNK, ready - _WINDOW)
+            if high > low:
+                self._next[j] = high
+                return ("chunk", j, low, high)
+        return None
 
-    def resolve(self) -> None:
-        """Claim and resolve chunks until none is left that thread 2 has published (all, once it is done)."""
-        size = self.first_size
-        if size is None:
-            return
-        window = self.out[size - _WINDOW : size]
+    def _idle(self) -> bool:
+        """Whether nothing is left to claim, now or later (under the lock)."""
+        if self.failed:
+            return True
+        if self._finished < len(self.lengths) or self._chained < len(self.lengths) - 1:
+            return False
+        return all(self._next[j] >= (self.lengths[j] or 0) - _WINDOW for j in range(1, len(self.lengths)))
+
+    def help(self) -> None:
+        """Resolve ranges until none is left (waiting, polling what running parts publish, while some may come)."""
         while True:
-            with self._lock:
-                low = self._next
-                ready = self._total if self._total is not None else int(gzsplit.published(self.progress))  # type: ignore[union-attr]
-                high = min(low + self.CHUNK, ready, len(self.out) - size)
-                if high <= low:
-                    return
-                self._next = high
-            target = self.out[size + low : size + high]
-            gzsplit.resolve(self.symbols[low:high], window, target)  # type: ignore[union-attr]
-            self._sums[low] = (self._sum(target.ctypes.data, high - low), high - low)
+            with self._wake:
+                claim = self._claim()
+                while claim is None:
+                    if self._idle():
+                        return
+                    self._wake.wait(0.0005)
+                    claim = self._claim()
+            kind, part, low, high = claim
+            position = self._positions[part]
+            target = self.out[position + low : position + high]
+            if len(target) == high - low:  # a part longer than out fails the final check
+                window = self.out[position - _WINDOW : position]
+                gzsplit.resolve(self.buffers[part - 1][low:high], window, target)  # type: ignore[union-attr]
+                self._sums[position + low] = (self._sum(target.ctypes.data, high - low), high - low)
+            if kind == "tail":
+                with self._wake:
+                    self._chaining = False
+                    self._chained = part
+                    if part + 1 < len(self.lengths):
+                        self._positions[part + 1] = position + high
+                        self._windowed = part + 1
+                    self._wake.notify_all()
+
+    def complete(self) -> bool:
+        """Whether every part decoded and the resolved ranges cover ``out`` exactly."""
+        if self.failed or self._chained < len(self.lengths) - 1:
+            return False
+        covered = 0
+        for low in sorted(self._sums):
+            if low != covered:
+                return False
+            covered += self._sums[low][1]
+        return covered == len(self.out)
 
     def checksum(self) -> int:
-        """The checksum of all of out, from thread 1's part and the chunks' in order."""
-        total = self._first_sum
+        """The checksum of all of ``out``, from its ranges' in order."""
+        total = None
         for low in sorted(self._sums):
             part, length = self._sums[low]
-            total = gzsplit.crc32_combine(total, part, length) if self.gzip else _adler32_combine(total, part, length)  # type: ignore[union-attr]
-        return total
+            if total is None:
+                total = part
+            elif self.gzip:
+                total = gzsplit.crc32_combine(total, part, length)  # type: ignore[union-attr]
+            else:
+                total = _adler32_combine(total, part, length)
+        return 0 if total is None else total
+
+
+def parts_for(size: int) -> int:
+    """Threads a gzip member of ``size`` decoded bytes is decoded by: torch's threads, at most
+    :data:`MAX_PARTS` and (beyond two) one per :data:`PART_BYTES`; 1 (whole, by libdeflate) below
+    :data:`SPLIT_ABOVE_BYTES`.
+
+    Example:
+        >>> parts_for(1 << 10)
+        1
+    """
+    if size < SPLIT_ABOVE_BYTES:
+        return 1
+    # torch's threads may be more than the cores this process may use (its affinity)
+    threads = min(torch.get_num_threads(), team.available_cores())
+    return max(1, min(threads, MAX_PARTS, max(2, size // PART_BYTES)))
+
+
+def split_points(parts: int) -> list[float]:
+    """Where parts 1 .. ``parts`` - 1 start, as fractions of the compressed bits: libdeflate's part 0 is
+    :data:`SPLIT_AT` of them with two parts, and as many times a gzsplit part's share with more.
+
+    Example:
+        >>> [round(x, 2) for x in split_points(3)]
+        [0.4, 0.7]
+    """
+    ratio = SPLIT_AT / (1 - SPLIT_AT)  # libdeflate's part against a gzsplit part's
+    first = ratio / (ratio + parts - 1)
+    return [first + (1 - first) * j / (parts - 1) for j in range(parts - 1)]
 
 
 def _adler32_combine(first: int, second: int, length: int) -> int:
@@ -327,13 +454,13 @@ def _adler32_combine(first: int, second: int, length: int) -> int:
 
 
 def split_worth_it(size: int) -> bool:
-    """Whether a gzip member of ``size`` decoded bytes is decoded by two threads (torch given more than one).
+    """Whether a gzip member of ``size`` decoded bytes is decoded by several threads (:func:`parts_for`).
 
     Example:
         >>> split_worth_it(1 << 10)
         False
     """
-    return size >= SPLIT_ABOVE_BYTES and torch.get_num_threads() > 1
+    return parts_for(size) > 1
 
 
 def load(library: str | None) -> LibDeflate | None:
@@ -353,10 +480,14 @@ def load(library: str | None) -> LibDeflate | None:
 
 __all__ = [
     "KEEP_SYMBOLS_BYTES",
+    "MAX_PARTS",
+    "PART_BYTES",
     "SEARCH_BYTES",
     "SPLIT_ABOVE_BYTES",
     "SPLIT_AT",
     "LibDeflate",
     "load",
+    "parts_for",
+    "split_points",
     "split_worth_it",
 ]

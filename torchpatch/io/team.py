@@ -72,6 +72,18 @@ def _team_bound() -> bool:
     return compiled is not None and path is not None and bool(compiled.team_init(path))
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity; all of the machine's where that is unknown).
+
+    Example:
+        >>> available_cores() >= 1
+        True
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def split_threads(threads: int, nbytes: int) -> int:
     """The threads a compiled call copying ``nbytes`` runs on: 1 for small calls and in forked children.
 
@@ -104,4 +116,4 @@ def team_threads() -> int:
     return threads if threads > 1 and not FORKED.is_set() and _team_bound() else 1
 
 
-__all__ = ["FORKED", "TEAM_BYTES", "compiled", "openmp_library", "split_threads", "team_threads"]
+__all__ = ["FORKED", "TEAM_BYTES", "available_cores", "compiled", "openmp_library", "split_threads", "team_threads"]

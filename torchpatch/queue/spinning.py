@@ -30,13 +30,13 @@ median of 477 against 450 ms, the second epoch (decoded again) 334 against
 
 from __future__ import annotations
 
-import os
 import threading
 from functools import cache
 
 import torch
 
 from .. import io
+from ..io.team import available_cores
 
 #: The idle team's first (and only) parallel region: bytes enough that torch splits it over two threads or
 #: more (its grain is 32 768 elements), few enough that glibc takes them from the heap. A block it maps and
@@ -50,18 +50,6 @@ TEAM_BYTES = 1 << 16
 def _gnu_openmp() -> bool:
     """Whether torch runs its parallel regions on GNU OpenMP (libgomp), whose spinning this module shortens."""
     return io.openmp_library() is not None
-
-
-def available_cores() -> int:
-    """The cores this process may run on.
-
-    Example:
-        >>> available_cores() >= 1
-        True
-    """
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def oversubscribed(workers: int) -> bool:
