@@ -27,7 +27,7 @@ libdeflate from the start: the bits where part 1 starts are overwritten by an
 empty final block (and put back after), so libdeflate stops there at full
 speed. Then every free thread replaces markers by the bytes they mark: each
 part's last 32 KiB in turn (the next part's window), the rest chunk by chunk
-(``_Parts``), each range's checksum taken as it is written and the
+(:class:`~torchpatch.io.gzparts.Parts`), each range's checksum taken as it is written and the
 checksums combined: the gzip trailer's CRC32 and size (or a zlib stream's
 Adler-32) are checked over the whole output. A wrongly guessed block start
 fails in decoding or in that check; the caller then decodes the file whole.
@@ -51,7 +51,7 @@ from types import ModuleType
 import numpy as np
 import torch
 
-from . import team
+from . import gzparts, team
 
 gzsplit: ModuleType | None
 try:  # the compiled block finder and marker decoder (setup.py); optional
@@ -185,21 +185,15 @@ class LibDeflate:
             return False  # another thread is splitting a file: this one decodes whole
         try:
             buffers = self._symbols_for(len(out), parts_for(len(out)) - 1)
-            first_bit, last_bit = 8 * start, 8 * (len(data) - (8 if container == "gzip" else 4))
-            found: list[tuple[int, int, int]] = []  # each later part's block: start bit, end bit, symbols
-            for fraction, symbols in zip(split_points(len(buffers) + 1), buffers, strict=True):
-                begin = max(first_bit + int((last_bit - first_bit) * fraction), found[-1][1] if found else 0)
-                block = gzsplit.find_block(data, begin, min(begin + 8 * SEARCH_BYTES, last_bit), symbols)
-                if block is None:
-                    break  # fewer parts (a stretch of stored or fixed blocks, or the final block)
-                found.append(block)
-            if not found:
-                return False
-            cut = found[0][0]
-            spliced = slice(cut >> 3, (cut >> 3) + 3)
+            bits = 8 * start, 8 * (len(data) - (8 if container == "gzip" else 4))
+            begin = bits[0] + int((bits[1] - bits[0]) * split_points(len(buffers) + 1)[0])
+            block = gzsplit.find_block(data, begin, min(begin + 8 * SEARCH_BYTES, bits[1]), buffers[0])
+            if block is None:
+                return False  # a stretch of stored or fixed blocks, or the final block
+            spliced = slice(block[0] >> 3, (block[0] >> 3) + 3)
             saved = data[spliced].copy()
             try:
-                return self._split_at(data, out, buffers[: len(found)], start, found, container == "gzip")
+                return self._split_at(data, out, buffers, start, bits, block, container == "gzip")
             finally:
                 data[spliced] = saved
         finally:
@@ -224,20 +218,22 @@ class LibDeflate:
         out: np.ndarray,
         buffers: list[np.ndarray],
         start: int,
-        found: list[tuple[int, int, int]],
+        bits: tuple[int, int],
+        block: tuple[int, int, int],
         gzip: bool,
     ) -> bool:
-        """Part 0 by libdeflate from byte ``start`` up to the first found block, each later part by gzsplit from
-        its found block up to the next one (the last to the end); the markers resolved by all threads, the gzip
-        or zlib trailer checked."""
-        cut = found[0][0]
+        """Part 0 by libdeflate from byte ``start`` up to ``block`` (its start bit, end bit and symbols, found
+        for part 1), each later part by gzsplit from the block found for it up to the next part's (the last to
+        the end), each started as soon as its end is found; the markers resolved by all threads, the gzip or zlib
+        trailer checked. ``bits``: the stream's first bit and the last one a block may start at."""
+        cut = block[0]
         # an empty final block (BFINAL 1, BTYPE 01, end of block 0000000) over the bits at cut
         keep = int(data[cut >> 3]) & ((1 << (cut & 7)) - 1)
-        bits = keep | (0b011 << (cut & 7))
-        data[cut >> 3 : (cut >> 3) + 3] = [bits & 0xFF, (bits >> 8) & 0xFF, 0]
+        spliced = keep | (0b011 << (cut & 7))
+        data[cut >> 3 : (cut >> 3) + 3] = [spliced & 0xFF, (spliced >> 8) & 0xFF, 0]
         first_end = (cut + 10 + 7) >> 3
-        parts = _Parts(self, out, buffers, gzip)
-        ends: list[int] = []
+        parts = gzparts.Parts(out, buffers, gzip, self.crc32 if gzip else self.adler32)
+        found, ends = [block], []
 
         def decode_first() -> None:
             size = None
@@ -259,27 +255,36 @@ class LibDeflate:
                 parts.done(0, size)
             parts.help()
 
-        def decode_part(k: int) -> None:
+        def decode_part(k: int, stop: int) -> None:
             total = None
             try:
                 _, resume, count = found[k - 1]
-                stop = found[k][0] if k < len(found) else 0
                 result = gzsplit.decode(data, resume, buffers[k - 1], count, parts.progress[k - 1], stop)  # type: ignore[union-attr]
                 if result is not None:
                     total = result[1]
-                    if k == len(found):
+                    if not stop:
                         ends.append((result[0] + 7) >> 3)  # the byte after the stream
             finally:
                 parts.done(k, total)
             parts.help()
 
         threads = [threading.Thread(target=decode_first, name="torchpatch-inflate-0")]
-        for k in range(1, len(found)):
-            threads.append(threading.Thread(target=decode_part, args=(k,), name=f"torchpatch-inflate-{k}"))
-        for thread in threads:
-            thread.start()
+        threads[0].start()
         try:
-            decode_part(len(found))
+            for k in range(2, len(buffers) + 1):  # part k's block ends part k - 1
+                begin = bits[0] + int((bits[1] - bits[0]) * split_points(len(buffers) + 1)[k - 1])
+                begin = max(begin, found[-1][1])
+                block = gzsplit.find_block(data, begin, min(begin + 8 * SEARCH_BYTES, bits[1]), buffers[k - 1])  # type: ignore[union-attr]
+                if block is None:
+                    break  # fewer parts
+                found.append(block)
+                threads.append(threading.Thread(target=decode_part, args=(k - 1, block[0]), name=f"inflate-{k - 1}"))
+                threads[-1].start()
+            parts.settle(len(found))
+            decode_part(len(found), 0)
+        except BaseException:
+            parts.done(len(found), None)  # the others stop waiting for this part
+            raise
         finally:
             for thread in threads:
                 thread.join()
@@ -290,122 +295,6 @@ class LibDeflate:
             return False
         stored = struct.unpack("<I" if gzip else ">I", data[end : end + 4].tobytes())[0]
         return parts.checksum() == stored
-
-
-class _Parts:
-    """The parts of one member, and their later parts' symbols resolved into ``out`` by whichever thread is
-    free, once the 32 KiB before a part are known: part 0's, then each part's last 32 KiB (the next part's
-    window) in turn, the rest chunk by chunk (a part still decoding: what it has published). Each range's
-    checksum is taken as it is written; :meth:`checksum` combines them in order."""
-
-    #: Symbols a claim resolves (about 0.2 ms).
-    CHUNK = 1 << 19
-
-    def __init__(self, library: LibDeflate, out: np.ndarray, buffers: list[np.ndarray], gzip: bool) -> None:
-        self.library, self.out, self.buffers, self.gzip = library, out, buffers, gzip
-        self.progress = [np.zeros(1, np.int64) for _ in buffers]  # what each later part has published
-        self.lengths: list[int | None] = [None] * (len(buffers) + 1)  # part 0's bytes, the others' symbols
-        self.failed = False
-        self._finished = 0
-        self._positions = [0] * (len(buffers) + 1)  # where each part starts in out, once known
-        self._windowed = 0  # parts 1 .. this one have their window (the 32 KiB before them) in out
-        self._chaining = False  # a thread is resolving the last 32 KiB of part _windowed
-        self._chained = 0  # parts whose last 32 KiB are resolved
-        self._next = [0] * (len(buffers) + 1)  # each part's next symbol to claim
-        self._sums: dict[int, tuple[int, int]] = {}  # start in out: checksum, length
-        self._wake = threading.Condition()
-
-    def _sum(self, address: int, length: int) -> int:
-        return self.library.crc32(0, address, length) if self.gzip else self.library.adler32(1, address, length)
-
-    def done(self, part: int, length: int | None) -> None:
-        """Part ``part`` decoded to ``length`` bytes or symbols; ``None``: it failed."""
-        if part == 0 and length is not None:
-            self._sums[0] = (self._sum(self.out.ctypes.data, length), length)
-        with self._wake:
-            self.lengths[part] = length
-            self._finished += 1
-            if length is None:
-                self.failed = True
-            elif part == 0:
-                self._positions[1], self._windowed = length, 1
-            self._wake.notify_all()
-
-    def _claim(self) -> tuple[str, int, int, int] | None:
-        """The next range to resolve (under the lock): a part's last 32 KiB, or a chunk before them."""
-        k = self._windowed
-        if 1 <= k < len(self.lengths) and not self._chaining and self._chained < k and self.lengths[k] is not None:
-            self._chaining = True
-            length = self.lengths[k]
-            assert length is not None
-            return ("tail", k, max(self._next[k], length - _WINDOW), length)
-        for j in range(1, min(k, len(self.lengths) - 1) + 1):
-            length = self.lengths[j]
-            ready = length if length is not None else int(gzsplit.published(self.progress[j - 1]))  # type: ignore[union-attr]
-            low = self._next[j]
-            high = min(low + self.CHUNK, ready - _WINDOW)
-            if high > low:
-                self._next[j] = high
-                return ("chunk", j, low, high)
-        return None
-
-    def _idle(self) -> bool:
-        """Whether nothing is left to claim, now or later (under the lock)."""
-        if self.failed:
-            return True
-        if self._finished < len(self.lengths) or self._chained < len(self.lengths) - 1:
-            return False
-        return all(self._next[j] >= (self.lengths[j] or 0) - _WINDOW for j in range(1, len(self.lengths)))
-
-    def help(self) -> None:
-        """Resolve ranges until none is left (waiting, polling what running parts publish, while some may come)."""
-        while True:
-            with self._wake:
-                claim = self._claim()
-                while claim is None:
-                    if self._idle():
-                        return
-                    self._wake.wait(0.0005)
-                    claim = self._claim()
-            kind, part, low, high = claim
-            position = self._positions[part]
-            target = self.out[position + low : position + high]
-            if len(target) == high - low:  # a part longer than out fails the final check
-                window = self.out[position - _WINDOW : position]
-                gzsplit.resolve(self.buffers[part - 1][low:high], window, target)  # type: ignore[union-attr]
-                self._sums[position + low] = (self._sum(target.ctypes.data, high - low), high - low)
-            if kind == "tail":
-                with self._wake:
-                    self._chaining = False
-                    self._chained = part
-                    if part + 1 < len(self.lengths):
-                        self._positions[part + 1] = position + high
-                        self._windowed = part + 1
-                    self._wake.notify_all()
-
-    def complete(self) -> bool:
-        """Whether every part decoded and the resolved ranges cover ``out`` exactly."""
-        if self.failed or self._chained < len(self.lengths) - 1:
-            return False
-        covered = 0
-        for low in sorted(self._sums):
-            if low != covered:
-                return False
-            covered += self._sums[low][1]
-        return covered == len(self.out)
-
-    def checksum(self) -> int:
-        """The checksum of all of ``out``, from its ranges' in order."""
-        total = None
-        for low in sorted(self._sums):
-            part, length = self._sums[low]
-            if total is None:
-                total = part
-            elif self.gzip:
-                total = gzsplit.crc32_combine(total, part, length)  # type: ignore[union-attr]
-            else:
-                total = _adler32_combine(total, part, length)
-        return 0 if total is None else total
 
 
 def parts_for(size: int) -> int:
@@ -435,22 +324,6 @@ def split_points(parts: int) -> list[float]:
     ratio = SPLIT_AT / (1 - SPLIT_AT)  # libdeflate's part against a gzsplit part's
     first = ratio / (ratio + parts - 1)
     return [first + (1 - first) * j / (parts - 1) for j in range(parts - 1)]
-
-
-def _adler32_combine(first: int, second: int, length: int) -> int:
-    """The Adler-32 of a followed by b from theirs and b's ``length``: b's byte sums start from a's (A = 1 +
-    the bytes, B = the sum of the A's; all modulo 65521): A_ab = A_a + A_b - 1, B_ab = B_a + B_b + length (A_a - 1).
-
-    Example:
-        >>> import zlib
-        >>> _adler32_combine(zlib.adler32(b'abc'), zlib.adler32(b'defg'), 4) == zlib.adler32(b'abcdefg')
-        True
-    """
-    modulus = 65521
-    low_a, high_a, low_b, high_b = first & 0xFFFF, first >> 16, second & 0xFFFF, second >> 16
-    low = (low_a + low_b - 1) % modulus
-    high = (high_a + high_b + length * (low_a - 1)) % modulus
-    return high << 16 | low
 
 
 def split_worth_it(size: int) -> bool:
