@@ -50,6 +50,7 @@
 /* Rows and columns of the source per block of pass 1 (see the comment above). */
 #define BLOCK_ROWS 128
 #define BLOCK_COLUMNS 1024
+#define PASS2_ROWS 8
 
 #ifdef TORCHPATCH_SSE2
 /* One n x n tile, n = 16 / element size: n rows loaded, log2(n) rounds of
@@ -131,10 +132,16 @@ static void reverse_axes(const char *src, char *dst, char *scratch, Py_ssize_t s
     }
     /* Pass 1: (K, J * I) -> (J * I, K), i.e. (J, I, K). */
     transpose(src, scratch, sk, sj * si, sj * si * size, sk * size, size);
-    /* Pass 2: (J, I, K) -> (I, J, K), runs of K elements (blocking it gained nothing: it streams). */
+    /* Pass 2: (J, I, K) -> (I, J, K), runs of K elements, PASS2_ROWS rows of I at a time: each j's runs of those
+     * rows are read together (one row at a time, 512x512x96: int16 8.5, float32 13.3, uint8 3.4 ms; eight:
+     * 6.3, 10.7 and 2.7 ms; 4, 16 and 32 tried). */
     const Py_ssize_t run = sk * size;
-    for (Py_ssize_t i = 0; i < si; i++)
-        for (Py_ssize_t j = 0; j < sj; j++) memcpy(dst + (i * sj + j) * run, scratch + (j * si + i) * run, (size_t)run);
+    for (Py_ssize_t i0 = 0; i0 < si; i0 += PASS2_ROWS) {
+        const Py_ssize_t i1 = i0 + PASS2_ROWS < si ? i0 + PASS2_ROWS : si;
+        for (Py_ssize_t j = 0; j < sj; j++)
+            for (Py_ssize_t i = i0; i < i1; i++)
+                memcpy(dst + (i * sj + j) * run, scratch + (j * si + i) * run, (size_t)run);
+    }
 }
 
 /* Whether itemsize is one the copies handle; else a ValueError is set. */
