@@ -69,9 +69,10 @@ KEEP_SYMBOLS_BYTES = 128 << 20
 MAX_PARTS = 8
 #: Decoded bytes a thread gets at least.
 PART_BYTES = 4 << 20
-#: Where thread 2 starts looking for a block, as a fraction of the member's compressed bits.
+#: Where part 1 starts with two parts, as a fraction of the member's compressed bits (libdeflate's part 0 gets the
+#: rest; with more parts, :func:`split_points` keeps the ratio of part 0 to each later part).
 SPLIT_AT = 0.57
-#: How far thread 2 looks for a block start, in compressed bytes (real blocks are 10-100 KiB apart).
+#: How far a part's block start is looked for, in compressed bytes (real blocks are 10-100 KiB apart).
 SEARCH_BYTES = 1 << 20
 _WINDOW = 32768
 _SLACK = 16  # symbols the compiled copies may write past a copy's end
@@ -201,7 +202,7 @@ class LibDeflate:
 
     def _symbols_for(self, size: int, parts: int) -> list[np.ndarray]:
         """Buffers for the symbols of ``parts`` parts of a member of ``size`` bytes, each with room for all of
-        it but thread 1's 32 KiB (only what a part fills is resident): kept for the next file up to
+        it but part 0's 32 KiB (only what a part fills is resident): kept for the next file up to
         :data:`KEEP_SYMBOLS_BYTES` in all (recycled buffers of the readers' size fault no memory in: the
         512x512x96 CT took 95 ms with a fresh one, 82 ms whole), taken fresh above."""
         if 2 * (size + _SLACK) * parts > KEEP_SYMBOLS_BYTES:
