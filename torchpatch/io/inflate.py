@@ -55,6 +55,9 @@ def _physical_memory() -> int:
 
 #: Decompressed sizes above this (a quarter of the RAM) stream in chunks instead of whole.
 STREAM_ABOVE_BYTES: int = _physical_memory() // 4
+#: Decompressed sizes above this (a sixteenth of the RAM) are decoded on one thread: the parts' 16-bit symbols
+#: take up to 0.9x the volume's size beside it and the compressed file (libdeflate.decompress_split).
+SPLIT_BELOW_BYTES: int = STREAM_ABOVE_BYTES // 4
 #: Uncompressed bytes per chunk when streaming: large enough for zlib's speed, small next to RAM.
 CHUNK_BYTES: int = 16 * 2**20
 #: The whole-file decoder, the fastest available: ``"libdeflate"`` (its C API, into our buffer),
@@ -103,7 +106,8 @@ def inflate_file(path: Path, size_hint: int = 0, offset: int = 0) -> np.ndarray:
     size_hint = min(size_hint, _MAX_RATIO * len(data))
     if size_hint > 0 and DECODER == "libdeflate" and _LIBDEFLATE is not None:
         out = buffers.RECYCLER.take(size_hint)
-        start = _stream_start(data) if libdeflate.split_worth_it(size_hint) else None
+        split = libdeflate.split_worth_it(size_hint) and size_hint <= SPLIT_BELOW_BYTES
+        start = _stream_start(data) if split else None
         if start is not None and _LIBDEFLATE.decompress_split(data, out, start):
             return out
         if _LIBDEFLATE.decompress_into(data, out) == size_hint:
@@ -189,7 +193,8 @@ def inflate_zlib_file(path: Path, size: int, offset: int = 0, compressed_bytes: 
         out = buffers.RECYCLER.take(size)
         header = int.from_bytes(data[:2].tobytes(), "big") if len(data) >= 2 else 0
         plain = header >> 8 & 0x0F == 8 and header % 31 == 0 and not header & 0x20  # deflate, no preset dictionary
-        if plain and libdeflate.split_worth_it(size) and _LIBDEFLATE.decompress_split(data, out, 2, "zlib"):
+        split = plain and libdeflate.split_worth_it(size) and size <= SPLIT_BELOW_BYTES
+        if split and _LIBDEFLATE.decompress_split(data, out, 2, "zlib"):
             return out
         if _LIBDEFLATE.zlib_into(data, out) == size:
             return out
@@ -360,6 +365,7 @@ def _corrupt(path: Path, why: str) -> str:
 __all__ = [
     "CHUNK_BYTES",
     "DECODER",
+    "SPLIT_BELOW_BYTES",
     "STREAM_ABOVE_BYTES",
     "inflate_file",
     "inflate_zlib_file",
