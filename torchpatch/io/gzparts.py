@@ -24,7 +24,8 @@ try:  # the compiled decoder (setup.py); optional: without it nothing is split
 except ImportError:  # pragma: no cover - a build without a C compiler
     gzsplit = None
 
-_WINDOW = 32768
+#: How far back a deflate copy may reach: the bytes before a part its markers stand for.
+WINDOW = 32768
 
 
 class Parts:
@@ -102,12 +103,12 @@ class Parts:
             self._chaining = True
             length = self.lengths[k]
             assert length is not None
-            return ("tail", k, max(self._next[k], length - _WINDOW), length)
+            return ("tail", k, max(self._next[k], length - WINDOW), length)
         for j in range(1, min(k, len(self.lengths) - 1) + 1):
             length = self.lengths[j]
             ready = length if length is not None else int(self._gz.published(self.progress[j - 1]))
             low = self._next[j]
-            high = min(low + self.CHUNK, ready - _WINDOW)
+            high = min(low + self.CHUNK, ready - WINDOW)
             if high > low:
                 self._next[j] = high
                 return ("chunk", j, low, high)
@@ -119,7 +120,7 @@ class Parts:
             return True
         if not self._settled or self._finished < len(self.lengths) or self._chained < len(self.lengths) - 1:
             return False
-        return all(self._next[j] >= (self.lengths[j] or 0) - _WINDOW for j in range(1, len(self.lengths)))
+        return all(self._next[j] >= (self.lengths[j] or 0) - WINDOW for j in range(1, len(self.lengths)))
 
     def help(self) -> None:
         """Resolve ranges until none is left (waiting, polling what running parts publish, while some may come)."""
@@ -135,7 +136,7 @@ class Parts:
             position = self._positions[part]
             target = self.out[position + low : position + high]
             if len(target) == high - low:  # a part longer than out fails the final check
-                window = self.out[position - _WINDOW : position]
+                window = self.out[position - WINDOW : position]
                 self._gz.resolve(self.buffers[part - 1][low:high], window, target)
                 self._sums[position + low] = (self._sum(target.ctypes.data, high - low), high - low)
             if kind == "tail":
@@ -188,4 +189,4 @@ def adler32_combine(first: int, second: int, length: int) -> int:
     return high << 16 | low
 
 
-__all__ = ["Parts", "adler32_combine"]
+__all__ = ["WINDOW", "Parts", "adler32_combine"]

@@ -106,8 +106,7 @@ def inflate_file(path: Path, size_hint: int = 0, offset: int = 0) -> np.ndarray:
     size_hint = min(size_hint, _MAX_RATIO * len(data))
     if size_hint > 0 and DECODER == "libdeflate" and _LIBDEFLATE is not None:
         out = buffers.RECYCLER.take(size_hint)
-        split = libdeflate.split_worth_it(size_hint) and size_hint <= SPLIT_BELOW_BYTES
-        start = _stream_start(data) if split else None
+        start = _stream_start(data) if _split(size_hint) else None
         if start is not None and _LIBDEFLATE.decompress_split(data, out, start):
             return out
         if _LIBDEFLATE.decompress_into(data, out) == size_hint:
@@ -128,6 +127,11 @@ def inflate_file(path: Path, size_hint: int = 0, offset: int = 0) -> np.ndarray:
         filled = end
     del grown[filled:]
     return np.frombuffer(grown, np.uint8)
+
+
+def _split(size: int) -> bool:
+    """Whether a stream of ``size`` decoded bytes is decoded by several threads (at most :data:`SPLIT_BELOW_BYTES`)."""
+    return libdeflate.split_worth_it(size) and size <= SPLIT_BELOW_BYTES
 
 
 def _stream_start(data: np.ndarray) -> int | None:
@@ -193,8 +197,7 @@ def inflate_zlib_file(path: Path, size: int, offset: int = 0, compressed_bytes: 
         out = buffers.RECYCLER.take(size)
         header = int.from_bytes(data[:2].tobytes(), "big") if len(data) >= 2 else 0
         plain = header >> 8 & 0x0F == 8 and header % 31 == 0 and not header & 0x20  # deflate, no preset dictionary
-        split = plain and libdeflate.split_worth_it(size) and size <= SPLIT_BELOW_BYTES
-        if split and _LIBDEFLATE.decompress_split(data, out, 2, "zlib"):
+        if plain and _split(size) and _LIBDEFLATE.decompress_split(data, out, 2, "zlib"):
             return out
         if _LIBDEFLATE.zlib_into(data, out) == size:
             return out

@@ -74,7 +74,6 @@ PART_BYTES = 4 << 20
 SPLIT_AT = 0.57
 #: How far a part's block start is looked for, in compressed bytes (real blocks are 10-100 KiB apart).
 SEARCH_BYTES = 1 << 20
-_WINDOW = 32768
 _SLACK = 16  # symbols the compiled copies may write past a copy's end
 
 
@@ -187,8 +186,7 @@ class LibDeflate:
         try:
             buffers = self._symbols_for(len(out), parts_for(len(out)) - 1)
             bits = 8 * start, 8 * (len(data) - (8 if container == "gzip" else 4))
-            begin = bits[0] + int((bits[1] - bits[0]) * split_points(len(buffers) + 1)[0])
-            block = gzsplit.find_block(data, begin, min(begin + 8 * SEARCH_BYTES, bits[1]), buffers[0])
+            block = _find_part(data, bits, len(buffers) + 1, 1, 0, buffers[0])
             if block is None:
                 return False  # a stretch of stored or fixed blocks, or the final block
             spliced = slice(block[0] >> 3, (block[0] >> 3) + 3)
@@ -250,7 +248,7 @@ class LibDeflate:
                         ctypes.byref(used),
                         ctypes.byref(written),
                     )
-                if status == 0 and used.value == first_end - start and _WINDOW <= written.value <= len(out):
+                if status == 0 and used.value == first_end - start and gzparts.WINDOW <= written.value <= len(out):
                     size = written.value
             finally:
                 parts.done(0, size)
@@ -273,13 +271,12 @@ class LibDeflate:
         threads[0].start()
         try:
             for k in range(2, len(buffers) + 1):  # part k's block ends part k - 1
-                begin = bits[0] + int((bits[1] - bits[0]) * split_points(len(buffers) + 1)[k - 1])
-                begin = max(begin, found[-1][1])
-                block = gzsplit.find_block(data, begin, min(begin + 8 * SEARCH_BYTES, bits[1]), buffers[k - 1])  # type: ignore[union-attr]
-                if block is None:
+                later = _find_part(data, bits, len(buffers) + 1, k, found[-1][1], buffers[k - 1])
+                if later is None:
                     break  # fewer parts
-                found.append(block)
-                threads.append(threading.Thread(target=decode_part, args=(k - 1, block[0]), name=f"inflate-{k - 1}"))
+                found.append(later)
+                name = f"torchpatch-inflate-{k - 1}"
+                threads.append(threading.Thread(target=decode_part, args=(k - 1, later[0]), name=name))
                 threads[-1].start()
             parts.settle(len(found))
             decode_part(len(found), 0)
@@ -312,6 +309,17 @@ def parts_for(size: int) -> int:
     # torch's threads may be more than the cores this process may use (its affinity)
     threads = min(torch.get_num_threads(), team.available_cores())
     return max(1, min(threads, MAX_PARTS, max(2, size // PART_BYTES)))
+
+
+def _find_part(
+    data: np.ndarray, bits: tuple[int, int], parts: int, part: int, after: int, symbols: np.ndarray
+) -> tuple[int, int, int] | None:
+    """The block part ``part`` of ``parts`` starts with (its start bit, end bit, symbols decoded into
+    ``symbols``): the first at or after its share of the stream's ``bits`` (first, last) and bit ``after``,
+    within :data:`SEARCH_BYTES`; ``None`` if there is none."""
+    assert gzsplit is not None
+    begin = max(bits[0] + int((bits[1] - bits[0]) * split_points(parts)[part - 1]), after)
+    return gzsplit.find_block(data, begin, min(begin + 8 * SEARCH_BYTES, bits[1]), symbols)
 
 
 def split_points(parts: int) -> list[float]:
