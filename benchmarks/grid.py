@@ -14,7 +14,10 @@ batches (cut once beforehand), one output alive at a time, as in a job. It is
 a floor no library goes below (the 8-channel ``repeat`` allocates a fresh
 64 MiB per batch, page faults included); the ratios below print it as a share
 of torchpatch's time and as the lowest ratio any library could reach against
-each peer.
+each peer. ``--torch-thp`` runs every case with torch's
+``THP_MEM_ALLOC_ENABLE=1`` (a setting of the user's process, read once when
+torch starts): the model's outputs then come on transparent huge pages and
+the model alone takes about a third of its time.
 
 Cases:
 
@@ -43,6 +46,7 @@ Run it from the repository root in a venv holding the three libraries::
     .bench-venv-aug/bin/python benchmarks/grid.py --breakdown --threads 1 --repeats 2   # torchpatch's parts alone
     .bench-venv-aug/bin/python benchmarks/grid.py --breakdown --channels 8 --modes average  # one mode
     .bench-venv/bin/python benchmarks/grid.py --size 128 --rounds 1 --repeats 2   # a quick look
+    .bench-venv-aug/bin/python benchmarks/grid.py --channels 8 --torch-thp   # torch's allocations on huge pages
     .bench-venv/bin/python benchmarks/grid.py --out-of-core 1024 1024 512 /tmp/ooc  # out-of-core peak RSS
 """
 
@@ -555,6 +559,12 @@ def main() -> None:
     parser.add_argument("--volume", choices=VOLUMES, default="mr-float32", help="input (default mr-float32)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument(
+        "--torch-thp",
+        action="store_true",
+        help="run every case with THP_MEM_ALLOC_ENABLE=1 (torch's own setting: its CPU allocations of 2 MiB "
+        "and more on transparent huge pages, read once when torch starts)",
+    )
+    parser.add_argument(
         "--child", nargs=5, metavar=("LIBRARY", "MODE", "CHANNELS", "PATH", "REPEATS"), help=argparse.SUPPRESS
     )
     parser.add_argument(
@@ -605,6 +615,8 @@ def main() -> None:
         print(json.dumps(_child(library, mode, int(channels), Path(path), int(repeats))))
         return
     path = _input_path(arguments.volume, arguments.size)
+    if arguments.torch_thp:
+        os.environ["THP_MEM_ALLOC_ENABLE"] = "1"  # inherited by every case's process
     if arguments.breakdown:
         _print_breakdown(arguments, path)
         return
@@ -626,6 +638,7 @@ def main() -> None:
         f"{BATCH}, identity model; {os.cpu_count()} CPUs; medians of {arguments.rounds} rounds x "
         f"{arguments.repeats} runs, each round in a fresh process after a first call; CPU s: process CPU time "
         f"(sys s: its kernel part); faults: minor page faults per run; '- model': median minus the model's own"
+        + ("; THP_MEM_ALLOC_ENABLE=1" if arguments.torch_thp else "")
     )
     print(_table(results, arguments.threads, arguments.channels))
     if arguments.json:
