@@ -16,7 +16,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual name
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torchpatch import DATA, LOCATION, ScalarImage, Subject, SubjectsLoader
+from torchpatch import DATA, LOCATION, ScalarImage, Subject, SubjectsLoader, io
 from torchpatch.inference import GridAggregator
 from torchpatch.inference.windows import gaussian_window, hann_window, make_window, torchio_hann_window
 from torchpatch.sampler.grid import GridSampler
@@ -495,6 +495,21 @@ def test_out_of_core_rebuild_in_a_subprocess_is_exact(tmp_path: Path) -> None:
     report = run_out_of_core(tmp_path, (96, 80, 40))
     assert report["exact"]
     assert report["memmap"]
+
+
+@pytest.mark.skipif(io.reorder_backend() != "compiled", reason="the least job copies by the compiled extension")
+def test_grid_benchmark_least_job_rebuilds_the_input_in_crop_mode(tmp_path: Path) -> None:
+    # 120 voxels: patches start at 0, 48 and 56 along each axis (the last one's overlap is uneven).
+    path = tmp_path / "input.npy"
+    np.save(path, np.random.default_rng(0).random((1, 120, 120, 120), dtype=np.float32))
+    reports = {}
+    for mode in ("crop", "blend"):
+        command = [sys.executable, str(ROOT / "benchmarks" / "grid.py"), "--child", "least", mode, "8", str(path), "1"]
+        result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+        reports[mode] = json.loads(result.stdout.strip().splitlines()[-1])
+    assert reports["crop"]["error"] == 0.0  # every channel of the copy-only crop is the input
+    assert math.isnan(reports["blend"]["error"])  # the last patch wins: no answer to compare
+    assert all(len(report["times"]) == 1 for report in reports.values())
 
 
 @pytest.mark.slow
