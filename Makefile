@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: demo test docs lint typecheck check clean
+.PHONY: demo test docs lint typecheck fuzz check clean
 
 $(VENV)/.installed: pyproject.toml setup.py constraints.txt torchpatch/io/transpose.c torchpatch/io/gzsplit.c
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ lint: $(VENV)/.installed
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
+
+# The compiled deflate decoder under AddressSanitizer (gcc; not part of the tests).
+fuzz: $(VENV)/.installed
+	$(PY) tests/fuzz_gzsplit.py --seconds 300
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .mypy_cache .ruff_cache docs/_build docs/tutorials docs/api/generated docs/sg_execution_times.rst

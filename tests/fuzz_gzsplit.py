@@ -1,0 +1,129 @@
+"""Fuzz the compiled deflate decoder (``torchpatch/io/gzsplit.c``) under AddressSanitizer.
+
+Not collected by pytest (a few minutes; ``make fuzz`` runs it): the script
+builds its own copy of ``gzsplit.c`` with ``-fsanitize=address,undefined``
+in a temporary folder, then runs itself again with the sanitizer runtimes
+preloaded, feeding the copy deflate streams of every level and strategy
+(bytes like scans, text, noise), damaged, truncated, cut at the front or
+left whole, with ``decode`` and ``find_block`` called from random bits into
+buffers of random sizes, and whole streams decoded from a found block into
+buffers of their exact size or a little less. Any read or write outside a
+buffer aborts with the sanitizer's report, which names the seed's case::
+
+    .venv/bin/python tests/fuzz_gzsplit.py --seconds 300 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SOURCE = Path(__file__).resolve().parent.parent / "torchpatch" / "io" / "gzsplit.c"
+STRATEGIES = (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FILTERED, zlib.Z_HUFFMAN_ONLY, zlib.Z_RLE, zlib.Z_FIXED)
+
+
+def build(folder: Path) -> list[str]:
+    """Compile the sanitized copy into ``folder``; the runtimes to preload."""
+    include = sysconfig.get_paths()["include"]
+    target = folder / f"gzsplit{sysconfig.get_config_var('EXT_SUFFIX')}"
+    flags = ["-shared", "-fPIC", "-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"]
+    subprocess.run(
+        ["gcc", *flags, "-fno-sanitize-recover=undefined", f"-I{include}", str(SOURCE), "-o", str(target)], check=True
+    )
+    names = ("libasan.so", "libubsan.so")
+    return [
+        subprocess.run(["gcc", f"-print-file-name={n}"], check=True, capture_output=True, text=True).stdout.strip()
+        for n in names
+    ]
+
+
+def payload(rng: np.random.Generator, size: int) -> bytes:
+    """``size`` bytes of one of four kinds: noise, runs like a label map, a smooth int16 signal, words."""
+    kind = int(rng.integers(0, 4))
+    if kind == 0:
+        return rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+    if kind == 1:
+        runs = rng.integers(0, 40, size // 64 + 1).repeat(64)[:size]
+        return (runs + rng.integers(0, 3, size)).astype(np.uint8).tobytes()
+    if kind == 2:
+        return np.cumsum(rng.normal(0, 3, size // 2 + 1)).astype(np.int16).tobytes()[:size]
+    words = (b"tissue", b"air", b"bone", b"\x00\x00\x00\x00", b"\xff\x7f")
+    return b"".join(words[i] for i in rng.integers(0, len(words), size // 4 + 1))[:size]
+
+
+def one_case(gzsplit: Any, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 300_000))
+    strategy = STRATEGIES[int(rng.integers(0, len(STRATEGIES)))]
+    compressor = zlib.compressobj(int(rng.integers(0, 10)), zlib.DEFLATED, -15, int(rng.integers(1, 10)), strategy)
+    stream = np.frombuffer(compressor.compress(payload(rng, size)) + compressor.flush(), np.uint8).copy()
+    bits = 8 * len(stream)
+    action = int(rng.integers(0, 6))
+    if action >= 4:  # a whole stream from a found block, into a buffer of about its size
+        found = gzsplit.find_block(stream, int(rng.integers(0, bits + 1)), bits, np.empty(size + 64, np.uint16))
+        if found is not None:
+            symbols = np.empty(int(rng.integers(max(0, size - 70_000), size + 65)), np.uint16)
+            stop = 0 if action == 4 else int(rng.integers(found[0], bits + 1))
+            result = gzsplit.decode(stream, found[0], symbols, 0, np.zeros(1, np.int64), stop)
+            assert result is None or result[1] <= len(symbols), (seed, result)
+        return
+    if action >= 1 and len(stream):
+        flips = int(rng.integers(1, 16))
+        stream[rng.integers(0, len(stream), flips)] ^= rng.integers(1, 256, flips).astype(np.uint8)
+    if action == 2:
+        stream = stream[: int(rng.integers(0, len(stream) + 1))].copy()
+    if action == 3 and len(stream) > 10:
+        stream = stream[int(rng.integers(0, len(stream))) :].copy()
+    bits = 8 * len(stream)
+    symbols = np.empty(int(rng.integers(0, 2 * size + 200)), np.uint16)
+    bit = int(rng.integers(0, bits + 1))
+    count = int(rng.integers(0, len(symbols) + 1)) if rng.integers(0, 3) == 0 else 0
+    stop = int(rng.integers(0, bits + 1)) if rng.integers(0, 2) else 0
+    try:
+        result = gzsplit.decode(stream, bit, symbols, count, np.zeros(1, np.int64), stop)
+        if result is not None:
+            assert result[1] <= len(symbols), (seed, result)
+            if result[1] > count:
+                window = rng.integers(0, 256, 32768, dtype=np.uint8)
+                gzsplit.resolve(symbols[count : result[1]], window, np.empty(result[1] - count, np.uint8))
+        last = min(bits, bit + int(rng.integers(0, bits + 1)))
+        found = gzsplit.find_block(stream, bit, last, symbols)
+        assert found is None or found[2] <= len(symbols), (seed, found)
+    except ValueError:
+        pass  # refused arguments (a count past the buffer, a marker past the window): what the checks are for
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=120.0, help="how long to fuzz (default 120)")
+    parser.add_argument("--seed", type=int, default=0, help="the first case's seed (each case adds one)")
+    parser.add_argument("--in-sanitized", metavar="FOLDER", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.in_sanitized is None:
+        with tempfile.TemporaryDirectory(prefix="torchpatch-fuzz-") as folder:
+            preload = build(Path(folder))
+            environment = {**os.environ, "LD_PRELOAD": ":".join(preload), "ASAN_OPTIONS": "detect_leaks=0"}
+            command = [sys.executable, __file__, "--seconds", str(arguments.seconds), "--seed", str(arguments.seed)]
+            sys.exit(subprocess.run([*command, "--in-sanitized", folder], env=environment, check=False).returncode)
+    sys.path.insert(0, arguments.in_sanitized)
+    import gzsplit  # the sanitized copy
+
+    seed, start = arguments.seed, time.monotonic()
+    while time.monotonic() - start < arguments.seconds:
+        one_case(gzsplit, seed)
+        seed += 1
+    print(f"{seed - arguments.seed} cases (seeds {arguments.seed}-{seed - 1}) without a report")
+
+
+if __name__ == "__main__":
+    main()
