@@ -11,6 +11,15 @@ buffers of their exact size or a little less. Any read or write outside a
 buffer aborts with the sanitizer's report, which names the seed's case::
 
     .venv/bin/python tests/fuzz_gzsplit.py --seconds 300 --seed 0
+
+The whole suite runs against sanitized builds of both extensions the same
+way: in a clean checkout (``git worktree add``), build them with
+``setup.py build_ext --inplace``, compile ``gzsplit.c`` and
+``transpose.c`` over them with the flags of :func:`build`, and run
+``pytest tests`` with ``LD_PRELOAD`` and ``ASAN_OPTIONS`` as
+:func:`main` sets them (on 2026-12-07: 3 146 passed, no report; the two
+``test_steady_heap`` tests fail there, as the sanitizer's allocator
+replaces glibc's).
 """
 
 from __future__ import annotations
