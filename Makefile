@@ -42,9 +42,9 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
-# The compiled deflate decoder under AddressSanitizer (gcc; not part of the tests).
+# The compiled extensions under AddressSanitizer and UBSan (gcc; not part of the tests).
 fuzz: $(VENV)/.installed
-	$(PY) tests/fuzz_gzsplit.py --seconds 300
+	$(PY) tests/fuzz_extensions.py --seconds 300
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .mypy_cache .ruff_cache docs/_build docs/tutorials docs/api/generated docs/sg_execution_times.rst
