@@ -45,7 +45,7 @@ import contextlib
 import ctypes
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
 
 import numpy as np
@@ -122,21 +122,24 @@ class LibDeflate:
         finally:
             self.free(decompressor)
 
+    @staticmethod
+    def _run(
+        function: Callable[..., int], decompressor: int, source: int, size: int, target: int, room: int
+    ) -> tuple[int, int, int]:
+        """One of libdeflate's ``*_decompress_ex`` calls from ``size`` bytes at address ``source`` into ``room``
+        bytes at ``target``: its status (0: decoded), the bytes it read and the bytes it wrote."""
+        used, written = ctypes.c_size_t(), ctypes.c_size_t()
+        status = function(decompressor, source, size, target, room, ctypes.byref(used), ctypes.byref(written))
+        return int(status), used.value, written.value
+
     def zlib_into(self, data: np.ndarray, out: np.ndarray) -> int | None:
         """One zlib stream at the start of ``data`` decoded into ``out`` (Adler-32 checked): the bytes
         written, ``None`` where libdeflate fails (damage, or ``out`` too small)."""
-        used, written = ctypes.c_size_t(), ctypes.c_size_t()
         with self._decompressor() as decompressor:
-            status = self.zlib(
-                decompressor,
-                data.ctypes.data,
-                len(data),
-                out.ctypes.data,
-                len(out),
-                ctypes.byref(used),
-                ctypes.byref(written),
+            status, _, written = self._run(
+                self.zlib, decompressor, data.ctypes.data, len(data), out.ctypes.data, len(out)
             )
-        return written.value if status == 0 else None
+        return written if status == 0 else None
 
     def decompress_into(self, data: np.ndarray, out: np.ndarray) -> int | None:
         """Every member of ``data`` decoded into ``out``: the bytes written, ``None`` where libdeflate fails.
@@ -144,25 +147,19 @@ class LibDeflate:
         libdeflate checks each member's CRC32 and ISIZE; it fails on damage,
         on trailing garbage and when ``out`` is too small.
         """
-        used, written = ctypes.c_size_t(), ctypes.c_size_t()
         position = filled = 0
         with self._decompressor() as decompressor:
             while position < len(data):
                 if data[position] == 0 and not data[position:].any():
                     break  # zero padding after the last member (a member starts with 0x1f)
-                status = self.gzip(
-                    decompressor,
-                    data.ctypes.data + position,
-                    len(data) - position,
-                    out.ctypes.data + filled,
-                    len(out) - filled,
-                    ctypes.byref(used),
-                    ctypes.byref(written),
+                source, target = data.ctypes.data + position, out.ctypes.data + filled
+                status, used, written = self._run(
+                    self.gzip, decompressor, source, len(data) - position, target, len(out) - filled
                 )
                 if status != 0:
                     return None
-                position += used.value
-                filled += written.value
+                position += used
+                filled += written
         return filled
 
     def decompress_split(self, data: np.ndarray, out: np.ndarray, start: int, container: str = "gzip") -> bool:
@@ -177,24 +174,21 @@ class LibDeflate:
         or did not work out; ``data`` is as it was then, and the caller
         decodes it whole. ``data`` must be writable.
         """
-        if not split_worth_it(len(out)) or gzsplit is None or len(data) < start + 16:
+        parts = parts_for(len(out))
+        if parts < 2 or gzsplit is None or len(data) < start + 16:
             return False
         if container == "gzip" and struct.unpack("<I", data[-4:].tobytes())[0] != len(out) % 2**32:
             return False  # several members, padding, or damage: not one member filling out
         if not self._symbols_lock.acquire(blocking=False):
             return False  # another thread is splitting a file: this one decodes whole
         try:
-            buffers = self._symbols_for(len(out), parts_for(len(out)) - 1)
+            buffers = self._symbols_for(len(out), parts - 1)
             bits = 8 * start, 8 * (len(data) - (8 if container == "gzip" else 4))
-            block = _find_part(data, bits, len(buffers) + 1, 1, 0, buffers[0])
+            block = _find_part(data, bits, parts, 1, 0, buffers[0])
             if block is None:
                 return False  # a stretch of stored or fixed blocks, or the final block
-            spliced = slice(block[0] >> 3, (block[0] >> 3) + 3)
-            saved = data[spliced].copy()
-            try:
+            with _final_block_at(data, block[0]):
                 return self._split_at(data, out, buffers, start, bits, block, container == "gzip")
-            finally:
-                data[spliced] = saved
         finally:
             self._symbols_lock.release()
 
@@ -225,31 +219,18 @@ class LibDeflate:
         for part 1), each later part by gzsplit from the block found for it up to the next part's (the last to
         the end), each started as soon as its end is found; the markers resolved by all threads, the gzip or zlib
         trailer checked. ``bits``: the stream's first bit and the last one a block may start at."""
-        cut = block[0]
-        # an empty final block (BFINAL 1, BTYPE 01, end of block 0000000) over the bits at cut
-        keep = int(data[cut >> 3]) & ((1 << (cut & 7)) - 1)
-        spliced = keep | (0b011 << (cut & 7))
-        data[cut >> 3 : (cut >> 3) + 3] = [spliced & 0xFF, (spliced >> 8) & 0xFF, 0]
-        first_end = (cut + 10 + 7) >> 3
+        first_end = (block[0] + 10 + 7) >> 3  # after the empty final block put at part 1's start
         parts = gzparts.Parts(out, buffers, gzip, self.crc32 if gzip else self.adler32)
         found, ends = [block], []
 
         def decode_first() -> None:
             size = None
             try:
-                used, written = ctypes.c_size_t(), ctypes.c_size_t()
                 with self._decompressor() as decompressor:
-                    status = self.raw(
-                        decompressor,
-                        data.ctypes.data + start,
-                        first_end - start,
-                        out.ctypes.data,
-                        len(out),
-                        ctypes.byref(used),
-                        ctypes.byref(written),
-                    )
-                if status == 0 and used.value == first_end - start and gzparts.WINDOW <= written.value <= len(out):
-                    size = written.value
+                    source, length = data.ctypes.data + start, first_end - start
+                    status, used, written = self._run(self.raw, decompressor, source, length, out.ctypes.data, len(out))
+                if status == 0 and used == length and gzparts.WINDOW <= written <= len(out):
+                    size = written
             finally:
                 parts.done(0, size)
             parts.help()
@@ -293,6 +274,20 @@ class LibDeflate:
             return False
         stored = struct.unpack("<I" if gzip else ">I", data[end : end + 4].tobytes())[0]
         return parts.checksum() == stored
+
+
+@contextlib.contextmanager
+def _final_block_at(data: np.ndarray, cut: int) -> Iterator[None]:
+    """An empty final block (BFINAL 1, BTYPE 01, end of block 0000000, 10 bits) written over ``data``'s bits
+    from bit ``cut`` on, so that a decoder from the start stops there; the bytes are put back on leaving."""
+    spliced = slice(cut >> 3, (cut >> 3) + 3)
+    saved = data[spliced].copy()
+    head = (int(data[cut >> 3]) & ((1 << (cut & 7)) - 1)) | (0b011 << (cut & 7))
+    data[spliced] = [head & 0xFF, (head >> 8) & 0xFF, 0]
+    try:
+        yield
+    finally:
+        data[spliced] = saved
 
 
 def parts_for(size: int) -> int:
