@@ -166,7 +166,13 @@ def boxes_case(transpose: Any, seed: int) -> None:
     scratch = np.zeros(int(rng.integers(0, 4096)), np.uint8) if file_order and rng.integers(0, 2) else None
     calls.append(lambda: transpose.copy_boxes(target, items, a, b, c, channels, size, file_order, scratch, 1))
     si, sj, sk = near(rng, 9), near(rng, 9), near(rng, 9)
+    if rng.integers(0, 64) == 0:  # now and then a volume of 4 MiB or more: the one pass's streaming stores
+        si, sj, sk = 256 + near(rng, 9), 256 + near(rng, 9), 70 + near(rng, 9)
     volume = [np.zeros(int(rng.integers(0, si * sj * sk * size + 8)), np.uint8) for _ in range(3)]
+    if rng.integers(0, 3) == 0:  # out inside the source's memory, at any offset (two passes), else apart (one)
+        volume[1] = volume[0][int(rng.integers(0, len(volume[0]) + 1)) :]
+    elif rng.integers(0, 2):  # a scratch of a few planes (the one pass), or of anything
+        volume[2] = np.zeros(int(rng.integers(0, 4 * max(1, si * sk * size) + 8)), np.uint8)
     calls.append(lambda: transpose.reverse(*volume, si, sj, sk, size))
     labels = rng.integers(0, 5, int(rng.integers(0, 300))).astype(np.uint8)
     counts = np.zeros(int(rng.integers(0, 10)), np.int64)

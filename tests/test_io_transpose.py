@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from torchpatch import io
-from torchpatch.io import base
+from torchpatch.io import base, order
 
 DTYPES = [np.uint8, np.int16, np.float32, np.float64]
 
@@ -83,6 +83,77 @@ def test_out_may_be_the_source_memory(shape, rng):
     np.testing.assert_array_equal(out, expected)
 
 
+def _one_pass(source: np.ndarray, out: np.ndarray, planes: int) -> None:
+    """``source`` ((I, J, K), F order) into ``out`` (apart from it) in one pass, ``planes`` j planes at a time."""
+    assert base.compiled is not None
+    size_i, size_j, size_k = source.shape
+    scratch = np.empty(planes * size_i * size_k * source.itemsize, np.uint8)
+    flat = source.reshape(-1, order="F")
+    base.compiled.reverse(flat, out.reshape(-1), scratch, size_i, size_j, size_k, source.dtype.itemsize)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("planes", [1, 3, 50])
+def test_one_pass_into_another_buffer_equals_numpy(dtype, planes, rng):
+    # A ragged last block of planes (19 = 6 * 3 + 1), and more planes than J.
+    source = np.asfortranarray((rng.random((37, 19, 23)) * 250).astype(dtype))
+    out = np.zeros(source.shape, dtype)
+    _one_pass(source, out, planes)
+    np.testing.assert_array_equal(out, source)
+
+
+@pytest.mark.parametrize("shift", [0, 2, 6])
+@pytest.mark.parametrize("size_k", [96, 37])
+def test_one_pass_streams_large_volumes_to_any_alignment(shift, size_k, rng):
+    # From 4 MiB on the runs of K are written by streaming stores from each 16-byte boundary on: the bytes
+    # before and after it (an output at any even address, runs of 192 and 74 bytes) are copied plainly.
+    shape = (160, 14000 // size_k * 10, size_k)  # 4.3 MB either way
+    source = np.asfortranarray(rng.integers(-30000, 30000, shape).astype(np.int16))
+    assert source.nbytes >= 4 << 20
+    raw = np.zeros(source.nbytes + 16, np.uint8)
+    out = raw[shift : shift + source.nbytes].view(np.int16).reshape(shape)
+    _one_pass(source, out, 8)
+    np.testing.assert_array_equal(out, source)
+    assert not raw[:shift].any() and not raw[shift + source.nbytes :].any()  # nothing written around it
+
+
+def test_one_pass_needs_a_plane_of_scratch():
+    source, out = np.zeros(24, np.int16), np.zeros(24, np.int16)
+    with pytest.raises(ValueError, match="scratch of 15 bytes cannot hold one plane of 16 bytes"):
+        base.compiled.reverse(source, out, np.zeros(15, np.uint8), 2, 3, 4, 2)
+    base.compiled.reverse(source, out, np.zeros(0, np.uint8), 4, 6, 1, 2)  # a 2D image: one transpose, no scratch
+    overlapping = np.zeros(30, np.int16)  # out two elements past the source: two passes, a whole scratch
+    with pytest.raises(ValueError, match="scratch 16"):
+        base.compiled.reverse(overlapping[:24], overlapping[6:], np.zeros(16, np.uint8), 2, 3, 4, 2)
+
+
+def test_an_output_overlapping_the_source_goes_through_the_scratch(rng):
+    source = np.asfortranarray(rng.integers(-1000, 1000, (9, 7, 5)).astype(np.int16))
+    expected = np.ascontiguousarray(source)
+    memory = np.zeros(source.size + 10, np.int16)
+    memory[: source.size] = source.reshape(-1, order="F")
+    out = memory[10:]  # starts inside the source, ends past it
+    base.compiled.reverse(memory[: source.size], out, np.empty(source.nbytes, np.uint8), 9, 7, 5, 2)
+    np.testing.assert_array_equal(out.reshape(source.shape), expected)
+
+
+def test_c_order_reuse_takes_a_recycled_buffer_and_leaves_the_source(rng):
+    # The compiled reorder writes a buffer apart from the source; given reuse, one the readers take again.
+    shape = (80, 70, 60, 2)  # 1.3 MB: from io.buffers.MIN_BYTES on (smaller copies come from the heap)
+    array = np.moveaxis(np.asfortranarray(rng.integers(0, 99, shape).astype(np.int16)), -1, 0)
+    before = array.copy(order="K")
+    reordered = io.c_order(array, reuse=True)
+    np.testing.assert_array_equal(reordered, before)
+    assert reordered.flags.c_contiguous and not np.shares_memory(reordered, array)
+    np.testing.assert_array_equal(array, before)  # not written
+    pointer = reordered.ctypes.data
+    del reordered
+    again = io.c_order(array, reuse=True)
+    assert again.ctypes.data == pointer  # the same buffer again once unused
+    assert any(np.shares_memory(again, base) for base in io.buffers.RECYCLER._bases)
+    assert io.c_order(array, reuse=True).ctypes.data != pointer  # not while in use
+
+
 def test_bad_arguments_say_what_is_wrong():
     source, out, scratch = np.zeros(24, np.int16), np.zeros(24, np.int16), np.zeros(24, np.int16)
     with pytest.raises(ValueError, match="itemsize must be 1, 2, 4 or 8 bytes, not 3"):
@@ -125,7 +196,7 @@ def test_c_order_gives_the_same_bytes_with_and_without_the_extension(dtype, rng,
     on_disk = np.asfortranarray((rng.random((37, 21, 19, 2)) * 100).astype(dtype))
     array = np.moveaxis(on_disk, -1, 0)
     compiled = io.c_order(array)
-    monkeypatch.setattr(base, "compiled", None)
+    monkeypatch.setattr(order, "compiled", None)
     assert io.reorder_backend() == "torch"
     fallback = io.c_order(array)
     reused = io.c_order(array.copy(order="K"), reuse=True)

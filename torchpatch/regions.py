@@ -156,8 +156,9 @@ class RegionReads:
     def _load_file_order(self) -> None:
         """Reorder voxels kept in the file's order into :attr:`data`, if there are any.
 
-        In their own memory (the decoded buffer, recycled: no new pages) when
-        this image alone holds them; into a new array when a copy of the image
+        Into a buffer of :mod:`torchpatch.io.buffers` (taken again once
+        unused: no new pages), the decoded one given back, when this image
+        alone holds them; into a new array when a copy of the image
         (``copy.copy``, a dataset's clone of a loaded subject) holds them too.
         """
         voxels, self._file_order = self._file_order, None

@@ -62,12 +62,9 @@ from .base import (
     Header,
     blend_boxes,
     box_items,
-    c_order,
     copy_box_items,
     copy_boxes,
-    in_file_order,
     numpy_dtype,
-    reorder_backend,
     write_boxes,
 )
 from .dicom import DICOM
@@ -75,6 +72,7 @@ from .labels import label_runs
 from .minc import MINC
 from .nifti import NIFTI, NIFTI_GZ
 from .numpy import NPY, NPZ, load_npy, map_npy, open_memmap, release_memory_maps
+from .order import c_order, in_file_order, reorder_backend
 from .paths import SUPPORTED_SUFFIXES, check_path, checked_status, get_stem, get_suffix
 from .paths import names_path as _names_path
 from .raster import RASTER_FORMATS, RasterFormat, check_raster, raster_capabilities, stored_dtype

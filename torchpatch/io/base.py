@@ -1,4 +1,4 @@
-"""What every backend of :mod:`torchpatch.io` fills in: the header, the backend record, C order.
+"""What every backend of :mod:`torchpatch.io` fills in (the header, the backend record) and the compiled box copies.
 
 A backend is a record of plain functions, one per thing a file format can do
 (read the header, read the voxels, optionally read a region and write), and
@@ -8,8 +8,6 @@ backend, so adding a format is adding a record, not another ``if`` chain.
 
 from __future__ import annotations
 
-import threading
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,45 +97,6 @@ class Backend:
     read_file_order: Callable[..., tuple[Array, TypeAffine]] | None = None
 
 
-#: :func:`copy_blocks` copies blocks of (every i, 16 j, 16 k).
-_BLOCK_J, _BLOCK_K = 16, 16
-
-
-def copy_blocks(out: Array, source: Array) -> None:
-    """``out[...] = source`` for arrays ending in ``(I, J, K)``, by blocks of (every i, 16 j, 16 k).
-
-    With ``source`` in the files' order (i fastest) and ``out`` in C order,
-    each block reads runs along i and writes runs of 16 along k, both in
-    cache; it serves where :func:`c_order`'s two passes cannot (a slab of
-    slices written into part of a larger array, layouts other than F order).
-
-    Example:
-        >>> source = np.asfortranarray(np.arange(60).reshape(3, 4, 5))
-        >>> out = np.empty((3, 4, 5), source.dtype)
-        >>> copy_blocks(out, source)
-        >>> bool((out == source).all())
-        True
-    """
-    size_j, size_k = source.shape[-2:]
-    for k in range(0, size_k, _BLOCK_K):
-        for j in range(0, size_j, _BLOCK_J):
-            out[..., j : j + _BLOCK_J, k : k + _BLOCK_K] = source[..., j : j + _BLOCK_J, k : k + _BLOCK_K]
-
-
-def reorder_backend() -> str:
-    """What reorders decoded volumes into C order: ``'compiled'`` (the C extension) or ``'torch'``.
-
-    The C extension (``torchpatch.io.transpose``, built at install when a C
-    compiler is there) is 1.4-6x faster than torch's transposes; without it
-    the same bytes come out, more slowly.
-
-    Example:
-        >>> reorder_backend() in ('compiled', 'torch')
-        True
-    """
-    return "torch" if compiled is None else "compiled"
-
-
 def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]], threads: int = 1) -> bool:
     """Copy boxes of ``(C, I, J, K)`` arrays into the rows of ``out`` by the compiled extension, in one call.
 
@@ -189,11 +148,7 @@ def copy_boxes(out: torch.Tensor, boxes: Sequence[tuple[Array, Sequence[int]]], 
         if not memory.flags.c_contiguous:
             return False
         items.append((memory, *array.shape[1:], *corner))
-    # The same scratch call after call (a fresh one would be paged in every time: see io.buffers).
-    need = 2 * size_a * size_b * size_c * target.itemsize + 64 * size_c
-    scratch = getattr(_SCRATCH, "buffer", None)
-    if scratch is None or len(scratch) < need:
-        scratch = _SCRATCH.buffer = np.empty(need, np.uint8)
+    scratch = buffers.thread_scratch(2 * size_a * size_b * size_c * target.itemsize + 64 * size_c)
     assert compiled is not None  # (_target)
     compiled.copy_boxes(target, items, size_a, size_b, size_c, channels, target.itemsize, True, scratch)
     return True
@@ -382,107 +337,6 @@ def blend_boxes(
     return bool(compiled.blend_boxes(output, values, jobs, *_plane_and_row_strides(output, values), threads))
 
 
-#: Each thread's scratch for :func:`copy_boxes` of arrays in the files' order (two boxes of one channel).
-_SCRATCH = threading.local()
-
-
-def _reorder_channel(source: Array, out: Array) -> None:
-    """``out[...] = source`` for an ``(I, J, K)`` ``source`` in F order and ``out`` in C order.
-
-    The memory of ``source`` is a ``(K, J * I)`` matrix in C order. Its
-    transpose is ``(J, I, K)`` in C order; swapping the first two axes then
-    moves whole runs of ``K`` elements. Both passes go through a reused
-    scratch, so ``out`` may be ``source``'s own memory. The compiled
-    extension (:func:`reorder_backend`) transposes in vector tiles: both
-    passes of a 160x192x160 volume on one core take 0.5-0.7 ms for uint8 and
-    1.2-1.5 ms for int16. Its fallback, torch's cache-blocked 2D transpose,
-    moves one element at a time: 3.1-4.4 and 3.5-5.1 ms. The fallback moves
-    elements as signed integers of their size, which torch copies whatever
-    the dtype.
-    """
-    size_i, size_j, size_k = source.shape
-    as_int = np.dtype(f"i{source.dtype.itemsize}")
-    flat_source = source.reshape(-1, order="F").view(as_int)
-    flat_out = out.reshape(-1).view(as_int)
-    # The same scratch subject after subject (no first-touch faults): see io.buffers.
-    scratch = buffers.empty((size_j * size_i, size_k), as_int)
-    if compiled is not None:
-        compiled.reverse(flat_source, flat_out, scratch, size_i, size_j, size_k, as_int.itemsize)
-        return
-    with warnings.catch_warnings():
-        # A read-only source (a memory map) is only read here.
-        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
-        matrix = torch.from_numpy(flat_source).view(size_k, size_j * size_i)
-    torch.from_numpy(scratch).copy_(matrix.t())
-    target = torch.from_numpy(flat_out).view(size_i, size_j, size_k)
-    target.copy_(torch.from_numpy(scratch).view(size_j, size_i, size_k).transpose(0, 1))
-
-
-def in_file_order(array: Array) -> bool:
-    """Whether a ``(C, I, J, K)`` array is in the files' order: each channel F-ordered, the channels one block each.
-
-    Example:
-        >>> in_file_order(np.zeros((2, 3, 4, 5)).transpose(0, 3, 2, 1)), in_file_order(np.zeros((2, 3, 4, 5)))
-        (True, False)
-    """
-    return array.ndim == 4 and array.transpose(0, 3, 2, 1).flags.c_contiguous and not array.flags.c_contiguous
-
-
-def _channels_in_f_order(array: Array) -> bool:
-    """Whether every channel of a ``(C, I, J, K)`` array is one F-ordered block of plain numbers."""
-    if array.ndim != 4 or array.dtype.itemsize not in (1, 2, 4, 8) or array.dtype.kind not in "biuf":
-        return False
-    return all(array[channel].flags.f_contiguous for channel in range(array.shape[0]))
-
-
-def _own_memory_in_c_order(array: Array) -> Array | None:
-    """``array``'s memory viewed as a C-ordered array of its shape, when its channels are consecutive blocks.
-
-    ``None`` when it cannot be (read-only, channels apart, or misaligned).
-    """
-    channels_last = np.moveaxis(array, 0, -1)
-    if not (array.flags.writeable and array.flags.aligned and channels_last.flags.f_contiguous):
-        return None
-    return channels_last.reshape(-1, order="F").reshape(array.shape)
-
-
-def c_order(array: Array, reuse: bool = False) -> Array:
-    """``array`` (``(C, I, J, K)``) in C order: itself if it already is, else a copy.
-
-    Files store the first axis fastest (NIfTI, and SimpleITK's ``(K, J, I)``
-    arrays). Channels that are each in F order (what those readers give) are
-    reordered in two streaming passes (a tiled 2D transpose, then runs along K); any
-    other layout goes through :func:`copy_blocks`.
-
-    Args:
-        array: The voxels.
-        reuse: Whether the reordered voxels may overwrite ``array``'s own
-            memory (a reader's freshly decoded buffer, which nothing else
-            uses): no second volume is allocated, only a scratch matrix.
-
-    Example:
-        >>> fortran = np.asfortranarray(np.arange(24.0).reshape(2, 3, 4))[None]
-        >>> copy = c_order(fortran)
-        >>> copy.flags.c_contiguous, bool((copy == fortran).all())
-        (True, True)
-    """
-    if array.flags.c_contiguous:
-        return array
-    if _channels_in_f_order(array) and min(array.shape[1:]) > 0:
-        out = _own_memory_in_c_order(array) if reuse else None
-        if out is None:
-            out = np.empty(array.shape, array.dtype)
-        for channel in range(array.shape[0]):
-            # The whole channel is read into the scratch before its block is written.
-            _reorder_channel(array[channel], out[channel])
-        return out
-    if array.ndim != 4:
-        return np.ascontiguousarray(array)
-    out = np.empty(array.shape, array.dtype)
-    copy_blocks(out, array)
-    return out
-
-
 __all__ = [
     "Array",
     "Backend",
@@ -490,11 +344,7 @@ __all__ = [
     "blend_boxes",
     "box_items",
     "copy_box_items",
-    "c_order",
-    "copy_blocks",
     "copy_boxes",
-    "in_file_order",
     "numpy_dtype",
-    "reorder_backend",
     "write_boxes",
 ]

@@ -123,6 +123,28 @@ def empty(shape: Sequence[int] | int, dtype: Any = np.uint8) -> np.ndarray[Any, 
     return RECYCLER.take(math.prod(size) * dtype.itemsize).view(dtype).reshape(size)
 
 
+#: Each thread's scratch (:func:`thread_scratch`).
+_SCRATCH = threading.local()
+
+
+def thread_scratch(nbytes: int) -> np.ndarray[Any, Any]:
+    """This thread's ``uint8`` scratch of at least ``nbytes``, the same one call after call (grown when too small).
+
+    For work of a few MiB at most that a thread does again and again (the
+    compiled copies' staging): no lock, no first-touch faults after the
+    first call. Its contents are undefined and it is lent only until the
+    thread's next call.
+
+    Example:
+        >>> thread_scratch(100) is thread_scratch(50)
+        True
+    """
+    scratch = getattr(_SCRATCH, "buffer", None)
+    if scratch is None or len(scratch) < nbytes:
+        scratch = _SCRATCH.buffer = np.empty(nbytes, np.uint8)
+    return scratch
+
+
 def read_file(path: str | os.PathLike[str], offset: int = 0, count: int | None = None) -> np.ndarray[Any, Any]:
     """The bytes of ``path`` from ``offset`` on (``count`` of them at most) in a buffer of :data:`RECYCLER`.
 
@@ -147,4 +169,4 @@ def read_file(path: str | os.PathLike[str], offset: int = 0, count: int | None =
     return data[:filled]
 
 
-__all__ = ["KEPT", "KEPT_BYTES", "MIN_BYTES", "RECYCLER", "Recycler", "empty", "read_file"]
+__all__ = ["KEPT", "KEPT_BYTES", "MIN_BYTES", "RECYCLER", "Recycler", "empty", "read_file", "thread_scratch"]

@@ -30,7 +30,8 @@ import numpy as np
 
 from ..geometry import check_affine
 from ..typing import TypeAffine
-from .base import Array, Backend, Header, c_order
+from .base import Array, Backend, Header
+from .order import c_order
 from .sitk import read_sitk, read_sitk_header, write_sitk
 
 #: The first bytes of a NetCDF (MINC1) file: classic and 64-bit offset.

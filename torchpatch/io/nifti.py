@@ -20,8 +20,9 @@ from nibabel.volumeutils import apply_read_scaling
 
 from ..geometry import check_affine
 from ..typing import TypeAffine, TypeTriplet
-from .base import Array, Backend, Header, c_order, copy_blocks
+from .base import Array, Backend, Header
 from .inflate import inflate_file, iter_inflate, should_stream
+from .order import c_order, copy_blocks
 from .paths import get_suffix
 
 #: Parsed files (nibabel images: headers and proxies, no voxels) by path, each with the bytes it was parsed from.
@@ -176,7 +177,7 @@ def _read_nii_gz(path: Path, proxy: Any, reorder: bool = True) -> Array:
         raise _too_short(path, size, len(buffer))
     raw = np.frombuffer(buffer, dtype, math.prod(shape), offset).reshape(shape, order="F")
     voxels = _to_channels_first(_scaled(raw, proxy), shape, path)
-    # The decoded buffer is ours: the voxels are reordered in its own memory.
+    # The decoded buffer is ours: given up for the reordered copy (a recycled buffer, see io.buffers).
     return c_order(voxels, reuse=True) if reorder else voxels
 
 

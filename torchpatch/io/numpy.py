@@ -18,7 +18,8 @@ import numpy as np
 
 from ..geometry import check_affine
 from ..typing import TypeAffine, TypeTriplet
-from .base import Array, Backend, Header, c_order
+from .base import Array, Backend, Header
+from .order import c_order
 
 
 def numpy_layout(array: Array, path: Path) -> Array:

@@ -21,7 +21,8 @@ import SimpleITK as sitk
 from ..geometry import LPS_TO_RAS, check_affine
 from ..typing import TypeAffine, TypeTriplet
 from . import textheader
-from .base import Array, Backend, Header, c_order
+from .base import Array, Backend, Header
+from .order import c_order
 from .paths import SITK_2D_SUFFIXES, get_suffix
 
 #: Suffixes of the files whose voxels :mod:`~torchpatch.io.textheader` may decode.

@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 
 from . import buffers
-from .base import Array, c_order
+from .base import Array
 from .inflate import inflate_file, inflate_zlib_file, should_stream
+from .order import c_order
 
 #: Bytes read to find the end of a header; a longer header is left to SimpleITK.
 HEADER_BYTES = 1 << 16

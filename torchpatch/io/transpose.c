@@ -19,8 +19,13 @@
  * 2D transpose; 512 x 512 x 96 int16 7.3 ms.
  *
  * Pass 1 reads the whole source before pass 2 writes the output, so the
- * output may be the source's own memory (a reader reusing its decoded buffer).
- * The work runs without the GIL.
+ * output may be the source's own memory. An output apart from the source is
+ * written in one pass instead (reverse_part, below the team): a few j planes
+ * at a time are transposed into a scratch that stays in the core's cache,
+ * and their runs of K written out with streaming stores, which fill whole
+ * lines without reading them first. One core, 512 x 512 x 96: int16 7.0
+ * against 13.5 ms, float32 12.9 against 25.6 ms; 160 x 192 x 160 float32
+ * 2.3 against 4.6 ms. The work runs without the GIL.
  *
  * copy_boxes cuts boxes into a batch: from C-ordered sources, runs of K
  * elements; from sources still in the files' order, each box is gathered
@@ -151,12 +156,66 @@ static int itemsize_ok(int size) {
     return 0;
 }
 
+/* reverse into an output apart from its source, in one pass: ``planes`` j planes at a time, the (K, planes * I)
+ * matrix of the source is transposed into the scratch (its (planes, I, K) runs: tiles read from memory, written
+ * into the cache) and each run of K elements written to its place in the output. 512 x 512 x 96 int16, one core, planes of 96 KiB: 1 plane at a time 13.2 ms, 2: 10.3,
+ * 4: 9.4, 8: 9.5 ms with plain stores; 7.0 ms with 8 and streaming stores (16: 6.8, 32: 7.3). Split between
+ * two threads of torch's team it took 3.9 ms, but their spinning after it slowed the next file's two-thread
+ * inflate by more (160 x 192 x 160 int16: 16-19 against 11-13 ms): one thread. */
+struct reverse_job {
+    const char *src;
+    char *dst, *scratch;
+    Py_ssize_t si, sj, sk, planes;
+    int size, stream;
+};
+
+/* n bytes from src to dst; with stream, the 16-byte aligned stretch of dst by streaming stores (the caller fences). */
+static inline void put_run(char *dst, const char *src, size_t n, int stream) {
+#ifdef TORCHPATCH_SSE2
+    if (stream) {
+        const size_t head = (16 - ((size_t)dst & 15)) & 15;
+        if (head < n) {
+            memcpy(dst, src, head);
+            size_t o = head;
+            for (; o + 16 <= n; o += 16) _mm_stream_si128((__m128i *)(dst + o), _mm_loadu_si128((const __m128i *)(src + o)));
+            memcpy(dst + o, src + o, n - o);
+            return;
+        }
+    }
+#else
+    (void)stream;
+#endif
+    memcpy(dst, src, n);
+}
+
+static void reverse_one_pass(const struct reverse_job *job) {
+    const Py_ssize_t si = job->si, sj = job->sj, sk = job->sk, planes = job->planes, run = sk * job->size;
+    const int size = job->size;
+    char *local = job->scratch;
+    for (Py_ssize_t j0 = 0; j0 < sj; j0 += planes) {
+        const Py_ssize_t j1 = j0 + planes < sj ? j0 + planes : sj;
+        transpose(job->src + j0 * si * size, local, sk, (j1 - j0) * si, sj * si * size, run, size);
+        for (Py_ssize_t i = 0; i < si; i++)
+            for (Py_ssize_t j = j0; j < j1; j++)
+                put_run(job->dst + (i * sj + j) * run, local + ((j - j0) * si + i) * run, (size_t)run, job->stream);
+    }
+#ifdef TORCHPATCH_SSE2
+    if (job->stream) _mm_sfence();
+#endif
+}
+
+/* Volumes from this size on are written with streaming stores (smaller ones stay in the cache for what reads
+ * them next; 160 x 192 x 160 int16, 9.8 MB: 1.0 against 1.7 ms with plain stores). */
+#define STREAM_BYTES (4 << 20)
+
 PyDoc_STRVAR(reverse_doc,
              "reverse(source, out, scratch, size_i, size_j, size_k, itemsize)\n"
              "--\n\n"
              "Write into ``out`` the (I, J, K) C-ordered array whose memory in ``source`` is (K, J, I) in C order.\n\n"
-             "Every buffer holds at least size_i * size_j * size_k elements of ``itemsize`` bytes (1, 2, 4 or 8);\n"
-             "``scratch`` is overwritten, ``out`` may be ``source``'s own memory.");
+             "``source`` and ``out`` hold at least size_i * size_j * size_k elements of ``itemsize`` bytes (1, 2,\n"
+             "4 or 8). ``out`` may be ``source``'s own memory: then two passes through ``scratch``, which holds as\n"
+             "much. An ``out`` apart from ``source`` is written in one pass: ``scratch`` holds the j planes of\n"
+             "size_i * size_k elements transposed at a time (at least one; a 2D volume, size_k 1, needs none).");
 
 static PyObject *reverse(PyObject *module, PyObject *args) {
     Py_buffer src, dst, scratch;
@@ -172,16 +231,29 @@ static PyObject *reverse(PyObject *module, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "a volume of (%zd, %zd, %zd) elements of %d bytes is too large", si, sj, sk,
                      size);
     } else {
-        const Py_ssize_t need = si * sj * sk * size;
-        if (src.len < need || dst.len < need || scratch.len < need) {
+        const Py_ssize_t need = si * sj * sk * size, plane = si * sk * size;
+        const char *from = (const char *)src.buf, *to = (const char *)dst.buf;
+        const int apart = to + need <= from || from + need <= to;
+        const Py_ssize_t planes = !apart || sk == 1 || plane == 0 ? 0 : scratch.len / plane;
+        if (src.len < need || dst.len < need || (!apart && scratch.len < need)) {
             PyErr_Format(PyExc_ValueError,
                          "buffers of %zd bytes are needed for (%zd, %zd, %zd) elements of %d bytes; "
                          "got source %zd, out %zd, scratch %zd",
                          need, si, sj, sk, size, src.len, dst.len, scratch.len);
+        } else if (apart && sk > 1 && need > 0 && planes < 1) {
+            PyErr_Format(PyExc_ValueError, "a scratch of %zd bytes cannot hold one plane of %zd bytes", scratch.len,
+                         plane);
         } else {
             if (need > 0) {
+                struct reverse_job job = {from, (char *)dst.buf, (char *)scratch.buf, si, sj, sk,
+                                          planes < sj ? planes : sj, size, need >= STREAM_BYTES};
                 Py_BEGIN_ALLOW_THREADS
-                reverse_axes((const char *)src.buf, (char *)dst.buf, (char *)scratch.buf, si, sj, sk, size);
+                if (!apart)
+                    reverse_axes(from, (char *)dst.buf, (char *)scratch.buf, si, sj, sk, size);
+                else if (sk == 1)
+                    transpose(from, (char *)dst.buf, sj, si, si * size, sj * size, size);
+                else
+                    reverse_one_pass(&job);
                 Py_END_ALLOW_THREADS
             }
             result = Py_None;
