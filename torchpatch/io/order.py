@@ -130,8 +130,11 @@ def c_order(array: Array, reuse: bool = False) -> Array:
 
     Files store the first axis fastest (NIfTI, and SimpleITK's ``(K, J, I)``
     arrays). Channels that are each in F order (what those readers give) are
-    reordered by :func:`_reorder_channel`; any other layout goes through
-    :func:`copy_blocks`.
+    reordered by the compiled extension (:func:`reorder_backend`) in one
+    pass into a second buffer (a few j planes transposed at a time in the
+    cache, their runs of K streamed out), or in two passes through a
+    scratch where the copy goes into the input's own memory; any other
+    layout goes through :func:`copy_blocks`.
 
     Args:
         array: The voxels.
