@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -29,7 +31,7 @@ CASES = [
     ("Swap", {"patch_size": (2, 3, 2), "locations": [((0, 0, 0), (5, 4, 3)), ((1, 2, 3), (6, 5, 0))]}),
     (
         "ElasticDeformation",
-        {"control_points": np.random.default_rng(0).uniform(-2, 2, (6, 6, 6, 3)), "max_displacement": (2, 2, 2)},
+        {"control_points": np.random.default_rng(0).uniform(-1, 1, (6, 6, 6, 3)), "max_displacement": (1, 1, 1)},
     ),
 ]
 
@@ -45,6 +47,25 @@ def test_same_voxels_as_torchio(name, kwargs) -> None:
     theirs = getattr(tio, name)(**kwargs)(theirs_subject)
     torch.testing.assert_close(ours.t1.data.float(), theirs.t1.data.float(), atol=2e-5, rtol=1e-5)
     assert torch.equal(ours.seg.data.to(torch.uint8), theirs.seg.data.to(torch.uint8)) or name == "ElasticDeformation"
+
+
+FOLDING = [((2, 2, 2), [0, 1, 2]), ((1, 1.4, 1), [1]), ((1.5, 1, 1.3), [2]), ((1, 1, 1), [])]
+
+
+@pytest.mark.parametrize(("allowed", "axes"), FOLDING)
+def test_folding_warns_where_torchio_warns(allowed, axes) -> None:
+    # 6 control points over 9 x 8 x 7 voxels: half their spacing is 1.54, 1.38 and 1.21 mm (ITK's grid).
+    tio = pytest.importorskip("torchio")
+    points = np.random.default_rng(0).uniform(-1, 1, (6, 6, 6, 3))
+    subject = _subject()
+    theirs = tio.Subject(t1=tio.ScalarImage(tensor=subject.t1.data.clone()))
+    for transform in (tio.ElasticDeformation(points, allowed), tp.ElasticDeformation(points, allowed)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            transform(theirs if transform.__module__.startswith("torchio") else subject)
+        folding = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+        assert len(folding) == (1 if axes else 0)
+        assert not axes or str(axes) in folding[0]
 
 
 @pytest.mark.parametrize(("name", "kwargs"), CASES, ids=[c[0] for c in CASES])

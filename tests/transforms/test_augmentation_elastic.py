@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from torchpatch import LabelMap, ScalarImage, Subject
 from torchpatch.annotations import Points
-from torchpatch.transforms.augmentation import RandomElasticDeformation
+from torchpatch.transforms.augmentation import ElasticDeformation, RandomElasticDeformation
 from torchpatch.transforms.augmentation.affine import rotation_matrix
 from torchpatch.transforms.augmentation.context import augment_patches
 from torchpatch.transforms.augmentation.resample import Frame
@@ -124,6 +125,21 @@ def test_folding_risk_warns_naming_the_subject() -> None:
     subject = make_subject()
     with pytest.warns(Warning, match=r"max_displacement .* exceeds half the .* between control points"):
         RandomElasticDeformation(num_control_points=7, max_displacement=7.5)(subject)
+
+
+def test_folding_is_checked_axis_by_axis_as_torchio_checks_it() -> None:
+    # 20 voxels of 1 mm and 7 control points: 5.06 mm between them. Only the axes whose own allowed
+    # displacement passes half that warn; the given displacements of ElasticDeformation are checked too.
+    subject = Subject(t1=ScalarImage(tensor=torch.rand(1, 20, 20, 20)))
+    with pytest.warns(RuntimeWarning, match=r"along axes \[1\] of subject") as caught:
+        RandomElasticDeformation(num_control_points=7, max_displacement=(2, 3, 2))(subject)
+    assert len(caught) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RandomElasticDeformation(num_control_points=7, max_displacement=(2.5, 2.5, 2.5))(subject)
+        ElasticDeformation(np.zeros((7, 7, 7, 3)), 2.5)(subject)
+    with pytest.warns(RuntimeWarning, match=r"ElasticDeformation: .* along axes \[0, 2\]"):
+        ElasticDeformation(np.zeros((7, 7, 7, 3)), (3, 1, 3))(subject)
 
 
 @pytest.mark.parametrize(

@@ -228,7 +228,8 @@ class ElasticDeformation(RandomElasticDeformation):
             the control points (TorchIO's; :class:`RandomElasticDeformation`
             records them as ``displacements``), at least 4 per axis.
         max_displacement: The largest displacement allowed (one number or
-            three), kept for TorchIO compatibility.
+            three): as in TorchIO, only checked against the control points'
+            spacing (a ``RuntimeWarning`` where the deformation may fold).
         image_interpolation: ``'linear'``, ``'nearest'`` or ``'bspline'``.
         label_interpolation: ``'nearest'`` or ``'linear'``.
         p: Probability of applying the transform.
@@ -285,7 +286,8 @@ class ElasticDeformation(RandomElasticDeformation):
         return cls(points, tuple(np.abs(points).reshape(-1, 3).max(axis=0).tolist()))
 
     def get_params(self, subject: Subject) -> dict[str, Any]:
-        """The given displacements."""
+        """The given displacements (after the folding check TorchIO makes)."""
+        self.check_folding(subject)
         return {"displacements": self.control_points.tolist()}
 
     def arguments(self) -> dict[str, Any]:

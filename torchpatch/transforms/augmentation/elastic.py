@@ -140,7 +140,7 @@ class RandomElasticDeformation(SpatialRandomTransform):
         """Draw every control point's displacement (mm, world axes)."""
         images = self.get_images_dict(subject)
         frame = Frame.of(subject, list(images), type(self).__name__)
-        self._check_folding(frame, subject.name)
+        self.check_folding(subject, frame)
         # TorchIO's draw: uniform in [-D, D) per component, from one float32 torch.rand.
         field = ((torch.rand(*self.num_control_points, 3) - 0.5) * 2).double() * torch.tensor(
             self.max_displacement, dtype=torch.float64
@@ -153,21 +153,27 @@ class RandomElasticDeformation(SpatialRandomTransform):
             field[..., frame.normal_axis] = 0
         return {"displacements": field.tolist()}
 
-    def _check_folding(self, frame: Frame, name: str) -> None:
+    def check_folding(self, subject: Subject, frame: Frame | None = None) -> None:
+        """Warn (``RuntimeWarning``) where ``max_displacement`` exceeds half the control points' spacing.
+
+        As TorchIO checks it, axis by axis: the displacement allowed along
+        an axis against half the distance between control points along the
+        same axis of the subject's grid; every such axis is named.
+        """
+        if frame is None:
+            frame = Frame.of(subject, list(self.get_images_dict(subject)), type(self).__name__)
         spacing = np.linalg.norm(frame.affine[:3, :3], axis=0)
-        for axis in range(3):
-            if frame.shape[axis] <= 1:
-                continue
-            step = (frame.shape[axis] + 0.25) * spacing[axis] / (self.num_control_points[axis] - 3)
-            if max(self.max_displacement) > step / 2:
-                warnings.warn(
-                    f"RandomElasticDeformation: max_displacement {self.max_displacement} mm exceeds half the "
-                    f"{step:.3g} mm between control points along axis {axis} of subject {name!r}; the deformation "
-                    f"may fold. Use fewer control points or a smaller max_displacement",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-                return
+        steps = [(frame.shape[axis] + 0.25) * spacing[axis] / (self.num_control_points[axis] - 3) for axis in range(3)]
+        axes = [a for a in range(3) if frame.shape[a] > 1 and self.max_displacement[a] > steps[a] / 2]
+        if axes:
+            warnings.warn(
+                f"{type(self).__name__}: max_displacement {self.max_displacement} mm exceeds half the "
+                f"{', '.join(f'{steps[a]:.3g}' for a in axes)} mm between control points along axes {axes} of "
+                f"subject {subject.name!r}; the deformation may fold. Use fewer control points or a smaller "
+                f"max_displacement",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def coordinate_map(self, params: Mapping[str, Any], frame: Frame) -> CoordinateMap:
         """A :class:`~.maps.BSplineMap` with the displacements in voxels."""
