@@ -96,7 +96,6 @@ NOT_PROVIDED: dict[str, str] = {
     "tio.reference": "TorchIO's citation helpers",
     "tio.external": "TorchIO's optional-import helpers",
     "tio.types": "type aliases: torchpatch.typing",
-    "tio.utils": "TorchIO's internal helpers",
 }
 
 # "Class.parameter" (or "Transform.parameter" for the keywords every TorchIO

@@ -1,6 +1,6 @@
 """torchpatch: patch-based deep learning on large 3D and 2D images."""
 
-from . import annotations, data, geometry, inference, io, transforms, viz
+from . import annotations, data, geometry, inference, io, transforms, utils, viz
 
 # The old module paths, kept as aliases of parts of torchpatch.annotations (no API page of their own).
 from . import annotations_io as annotations_io
@@ -175,6 +175,7 @@ __all__ = [
     "points_to_heatmap",
     "sliced_detection",
     "transforms",
+    "utils",
     "viz",
     "Clamp",
     "CopyAffine",

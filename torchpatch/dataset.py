@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from torch.utils.data import Dataset
 from tqdm import tqdm
@@ -10,6 +11,7 @@ from tqdm import tqdm
 from .cache import SubjectCache
 from .subject import Subject
 from .typing import TypePath
+from .utils import get_subjects_from_batch
 
 TypeTransform = Callable[[Subject], Subject]
 
@@ -56,6 +58,21 @@ class SubjectsDataset(Dataset[Subject]):
         self.set_transform(transform)
         self.load_getitem = load_getitem
         self._cache = None if cache_dir is None else SubjectCache(cache_dir)
+
+    @classmethod
+    def from_batch(cls, batch: Mapping[str, Any], **kwargs: Any) -> SubjectsDataset:
+        """A dataset of the rows of a collated batch (:func:`~torchpatch.utils.get_subjects_from_batch`).
+
+        ``kwargs`` (``transform``, ...) go to the constructor.
+
+        Example:
+            >>> import torch
+            >>> from torchpatch import ScalarImage, collate_subjects
+            >>> rows = [Subject(t1=ScalarImage(tensor=torch.rand(1, 2, 2, 2))) for _ in range(3)]
+            >>> len(SubjectsDataset.from_batch(collate_subjects(rows)))
+            3
+        """
+        return cls(get_subjects_from_batch(batch), **kwargs)
 
     @property
     def caches(self) -> bool:

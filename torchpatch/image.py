@@ -29,7 +29,6 @@ import torch
 
 from . import io
 from .constants import AFFINE, DATA, INTENSITY, LABEL, PATH, STEM, TYPE
-from .conversions import ImageConversions
 from .copying import shallow_copy
 from .geometry import (
     check_affine,
@@ -38,6 +37,7 @@ from .geometry import (
     shift_affine,
     spacing_from_affine,
 )
+from .image_info import ImageInfo, LabelCounts
 from .image_reader import CustomReads, TypeReader, check_reader, is_custom_reader, parse_image_paths
 from .typing import TypeAffine, TypePath, TypeSpacing, TypeTriplet
 
@@ -47,7 +47,7 @@ Array = np.ndarray[Any, np.dtype[Any]]
 _WIDENED = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64, np.dtype(np.uint64): np.int64}
 
 
-class Image(CustomReads, ImageConversions):
+class Image(CustomReads, ImageInfo):
     """A 4D image ``(C, I, J, K)`` with a RAS+ affine, read lazily from disk.
 
     Args:
@@ -478,7 +478,7 @@ class ScalarImage(Image):
         super().__init__(*args, **kwargs)
 
 
-class LabelMap(Image):
+class LabelMap(Image, LabelCounts):
     """A segmentation: integer classes, resampled with nearest neighbours.
 
     Integer dtypes are kept (``uint16`` -> ``int32``, ``uint32`` -> ``int64``);

@@ -77,6 +77,10 @@ def origin_from_affine(affine: TypeAffine) -> TypeSpacing:
     return (float(translation[0]), float(translation[1]), float(translation[2]))
 
 
+#: World axis (0: R-L, 1: A-P, 2: S-I) of each orientation letter, and whether it points to the negative end.
+WORLD_AXES = {"R": (0, False), "L": (0, True), "A": (1, False), "P": (1, True), "S": (2, False), "I": (2, True)}
+
+
 def orientation_from_affine(affine: TypeAffine) -> tuple[str, str, str]:
     """Axis codes: the world direction each voxel axis points to most.
 
@@ -212,3 +216,48 @@ def is_number(value: Any) -> bool:
         (True, False, False)
     """
     return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def orientation_axes(affine: TypeAffine, orientation: str) -> tuple[TypeTriplet, tuple[bool, bool, bool]]:
+    """For each axis of the grid in ``orientation``: the axis of ``affine``'s grid it comes from, and whether reversed.
+
+    Args:
+        affine: The current voxel-to-RAS+ affine.
+        orientation: A valid three-letter code, upper case.
+
+    Example:
+        >>> orientation_axes(np.eye(4), 'PLS')
+        ((1, 0, 2), (True, True, False))
+    """
+    current = orientation_from_affine(affine)
+    permutation = [0, 0, 0]
+    flips = [False, False, False]
+    for new_axis, letter in enumerate(orientation):
+        world, negative = WORLD_AXES[letter]
+        old_axis = next(axis for axis, code in enumerate(current) if WORLD_AXES[code][0] == world)
+        permutation[new_axis] = old_axis
+        flips[new_axis] = WORLD_AXES[current[old_axis]][1] != negative
+    return (permutation[0], permutation[1], permutation[2]), (flips[0], flips[1], flips[2])
+
+
+def reorientation_index_map(
+    shape: Sequence[int], permutation: Sequence[int], flips: Sequence[bool]
+) -> np.ndarray[Any, Any]:
+    """Voxel-to-voxel matrix: new index -> old index (``old[p] = new[n]``, or ``shape[p] - 1 - new[n]`` if reversed).
+
+    For a grid of ``shape`` reoriented by :func:`orientation_axes`'s
+    ``permutation`` and ``flips``; the new affine is the old one times it.
+
+    Example:
+        >>> reorientation_index_map((4, 5, 6), (1, 0, 2), (True, False, False))[:2].tolist()
+        [[0.0, 1.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 4.0]]
+    """
+    matrix = np.zeros((4, 4))
+    matrix[3, 3] = 1.0
+    for new_axis, old_axis in enumerate(permutation):
+        if flips[new_axis]:
+            matrix[old_axis, new_axis] = -1.0
+            matrix[old_axis, 3] = shape[old_axis] - 1
+        else:
+            matrix[old_axis, new_axis] = 1.0
+    return matrix

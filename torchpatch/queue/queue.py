@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -202,6 +203,57 @@ class Queue(Dataset[Subject]):
     def iterations_per_epoch(self) -> int:
         """Alias of ``len(queue)`` (TorchIO's name)."""
         return len(self)
+
+    @property
+    def num_subjects(self) -> int:
+        """Subjects an epoch takes patches from on this rank: the subject sampler's length, or the dataset's.
+
+        Raises:
+            ValueError: When the subject sampler has no length.
+        """
+        if self.subject_sampler is None:
+            return len(self.subjects_dataset)
+        if not isinstance(self.subject_sampler, Sized):
+            raise ValueError(f"the subject sampler {self.subject_sampler!r} has no length (__len__)")
+        return len(self.subject_sampler)
+
+    @property
+    def num_patches(self) -> int:
+        """Patches in the pool now, ready to be popped (TorchIO's name)."""
+        return len(self._pool)
+
+    def get_max_memory(self, subject: Subject | None = None) -> int:
+        """Bytes that ``max_length`` patches of ``subject``'s images take (TorchIO's name).
+
+        ``subject`` defaults to the dataset's first, loaded and transformed
+        as the workers see it. Each image counts its own channels and dtype
+        (TorchIO counts 4 bytes a voxel whatever the dtype): the pool's
+        patches, not the stacks staged beside them (see ``max_length``).
+        """
+        if subject is None:
+            subject = self.subjects_dataset[0]
+        patch = math.prod(self.sampler.get_patch_size(subject.spatial_shape))
+        images = subject.get_images(intensity_only=False)
+        return self.max_length * patch * sum(image.num_channels * image.dtype.itemsize for image in images)
+
+    def get_max_memory_pretty(self, subject: Subject | None = None) -> str:
+        """:meth:`get_max_memory` for people: ``'24.0 MiB'``.
+
+        Example:
+            >>> from torchpatch import ScalarImage, SubjectsDataset, UniformSampler
+            >>> dataset = SubjectsDataset([Subject(t1=ScalarImage(tensor=torch.zeros(1, 8, 8, 8)))])
+            >>> with Queue(dataset, 6, 2, UniformSampler(4), start_background=False) as queue:
+            ...     queue.get_max_memory(), queue.get_max_memory_pretty()
+            (1536, '1.5 KiB')
+        """
+        size = float(self.get_max_memory(subject))
+        if size < 1024:
+            return f"{int(size)} Byte{'s' if size != 1 else ''}"
+        for unit in ("KiB", "MiB", "GiB", "TiB"):
+            size /= 1024
+            if size < 1024 or unit == "TiB":
+                break
+        return f"{size:.1f} {unit}"
 
     def _pop(self) -> Subject:
         self._settle()

@@ -17,15 +17,12 @@ import numpy as np
 import torch
 
 from ..annotations import annotation_grid, map_annotations, region_aware_metadata
-from ..geometry import orientation_from_affine
+from ..geometry import WORLD_AXES, orientation_axes, reorientation_index_map
 from ..image import Image, ScalarImage
 from ..subject import Subject
 from ..typing import TypeAffine, TypeTriplet
 from .base import Transform, rebuild_image
 from .spatial import Resample
-
-#: World axis (0: R-L, 1: A-P, 2: S-I) and whether the code points to the negative end.
-_WORLD = {"R": (0, False), "L": (0, True), "A": (1, False), "P": (1, True), "S": (2, False), "I": (2, True)}
 
 
 def _parse_orientation(orientation: Any) -> str:
@@ -37,54 +34,19 @@ def _parse_orientation(orientation: Any) -> str:
     if len(orientation) != 3:
         raise ValueError(f"orientation must be a 3-letter code such as 'RAS' or 'LPS', got {orientation!r}")
     code = orientation.upper()
-    unknown = sorted({letter for letter in code if letter not in _WORLD})
+    unknown = sorted({letter for letter in code if letter not in WORLD_AXES})
     if unknown:
         raise ValueError(
             f"orientation must be made of three distinct characters among R, L, A, P, S, I; got {orientation!r} "
             f"(unknown: {unknown})"
         )
-    worlds = {_WORLD[letter][0] for letter in code}
+    worlds = {WORLD_AXES[letter][0] for letter in code}
     if len(worlds) != 3:
         raise ValueError(
             f"orientation must include one character for each axis direction (R or L, A or P, S or I), "
             f"got {orientation!r}"
         )
     return code
-
-
-def orientation_axes(affine: TypeAffine, orientation: str) -> tuple[TypeTriplet, tuple[bool, bool, bool]]:
-    """For each axis of the grid in ``orientation``: the axis of ``affine``'s grid it comes from, and whether reversed.
-
-    Args:
-        affine: The current voxel-to-RAS+ affine.
-        orientation: A valid three-letter code, upper case.
-
-    Example:
-        >>> orientation_axes(np.eye(4), 'PLS')
-        ((1, 0, 2), (True, True, False))
-    """
-    current = orientation_from_affine(affine)
-    permutation = [0, 0, 0]
-    flips = [False, False, False]
-    for new_axis, letter in enumerate(orientation):
-        world, negative = _WORLD[letter]
-        old_axis = next(axis for axis, code in enumerate(current) if _WORLD[code][0] == world)
-        permutation[new_axis] = old_axis
-        flips[new_axis] = _WORLD[current[old_axis]][1] != negative
-    return (permutation[0], permutation[1], permutation[2]), (flips[0], flips[1], flips[2])
-
-
-def _new_to_old(shape: Sequence[int], permutation: Sequence[int], flips: Sequence[bool]) -> np.ndarray[Any, Any]:
-    """Voxel-to-voxel matrix: new index -> old index (``old[p] = new[n]``, or ``shape[p] - 1 - new[n]`` if reversed)."""
-    matrix = np.zeros((4, 4))
-    matrix[3, 3] = 1.0
-    for new_axis, old_axis in enumerate(permutation):
-        if flips[new_axis]:
-            matrix[old_axis, new_axis] = -1.0
-            matrix[old_axis, 3] = shape[old_axis] - 1
-        else:
-            matrix[old_axis, new_axis] = 1.0
-    return matrix
 
 
 class ToOrientation(Transform):
@@ -148,7 +110,7 @@ class ToOrientation(Transform):
             names = list(self.get_images_dict(subject))
             shape, affine = annotation_grid(subject, names, repr(self), annotations)
             permutation, flips = orientation_axes(affine, self.orientation)
-            new_to_old = _new_to_old(shape, permutation, flips)
+            new_to_old = reorientation_index_map(shape, permutation, flips)
             new_shape = (shape[permutation[0]], shape[permutation[1]], shape[permutation[2]])
             mapped = map_annotations(annotations, np.linalg.inv(new_to_old), new_shape, repr(self))
             for name, value in mapped.items():
@@ -164,7 +126,9 @@ class ToOrientation(Transform):
         flipped = [1 + axis for axis in range(3) if flips[axis]]
         if flipped:
             data = torch.flip(data, flipped)
-        affine = np.asarray(image.affine, dtype=np.float64) @ _new_to_old(image.spatial_shape, permutation, flips)
+        affine = np.asarray(image.affine, dtype=np.float64) @ reorientation_index_map(
+            image.spatial_shape, permutation, flips
+        )
         return rebuild_image(image, data.contiguous(), affine)
 
 
