@@ -33,6 +33,7 @@ PAGES = [
     ("torchpatch.image_plot", "TorchIO's image and subject plots"),
     ("torchpatch.image_reader", "Custom readers and paths of images"),
     ("torchpatch.subject", "Subjects"),
+    ("torchpatch.subject_checks", "TorchIO's consistency checks of subjects"),
     ("torchpatch.patches", "Stacked patches"),
     ("torchpatch.stacked", "Batches cut in place"),
     ("torchpatch.copying", "Shallow copies of images"),

@@ -35,6 +35,7 @@ LAYERS: list[list[str]] = [
         "torchpatch.patches",
         "torchpatch.stacked",
         "torchpatch.subject",
+        "torchpatch.subject_checks",
     ],
     ["torchpatch.annotations", "torchpatch.annotations_io", "torchpatch.heatmap", "torchpatch.utils"],
     ["torchpatch.transforms"],

@@ -16,13 +16,13 @@ from .constants import INTENSITY
 from .image import Image
 from .image_plot import plot_subject
 from .patches import RegionAware, SubjectCuts
+from .subject_checks import SubjectChecks
 from .typing import TypeSpacing, TypeTriplet
 
 #: Largest difference between two affines of one subject, in millimetres.
 AFFINE_TOLERANCE = 1e-4
 
-#: What turns ``history`` records into transforms: set by :mod:`torchpatch.transforms`
-#: (:func:`set_history_handler`), which sits above subjects.
+#: What turns ``history`` records into transforms: set by :mod:`torchpatch.transforms` (above subjects).
 _history_handler: Any = None
 
 
@@ -63,7 +63,7 @@ class ImageNotFoundError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-class Subject(SubjectCuts, MutableMapping[str, Any]):
+class Subject(SubjectCuts, SubjectChecks, MutableMapping[str, Any]):
     """Images sharing one voxel grid, plus metadata (ids, class labels, ...).
 
     Args:
