@@ -338,6 +338,19 @@ class Transform:
                 )
         return subject.get_images_dict(self.intensity_only, self.include, self.exclude)
 
+    @property
+    def name(self) -> str:
+        """The class name (TorchIO's)."""
+        return type(self).__name__
+
+    def is_invertible(self) -> bool:
+        """Whether :meth:`inverse` gives the transform that undoes this one (TorchIO's)."""
+        return False
+
+    def inverse(self) -> Transform:
+        """The transform that undoes this one (see :meth:`is_invertible`); else ``RuntimeError``, as in TorchIO."""
+        raise RuntimeError(f"{self.name} is not invertible (undo random transforms with apply_inverse_transform)")
+
     def arguments(self) -> dict[str, Any]:
         """The arguments shown by ``repr``; subclasses extend it."""
         arguments: dict[str, Any] = {}
@@ -452,6 +465,20 @@ class Compose(Transform):
                 result = apply_checked(run[0], result, position, subject.name)
             position += len(run)
         return result
+
+    def is_invertible(self) -> bool:
+        """Whether every transform is invertible (TorchIO's)."""
+        return all(isinstance(t, Transform) and t.is_invertible() for t in self.transforms)
+
+    def inverse(self, warn: bool = True) -> Compose:
+        """The inverses of the invertible transforms, last first; the others skipped (a warning each, as TorchIO)."""
+        kept = [t for t in self.transforms if isinstance(t, Transform) and t.is_invertible()]
+        for skipped in (t for t in self.transforms if t not in kept and warn):
+            warnings.warn(f"Skipping {getattr(skipped, 'name', skipped)} as it is not invertible", RuntimeWarning, 2)
+        inverses = [t.inverse() for t in kept]
+        if not inverses and warn:
+            warnings.warn("No invertible transforms found", RuntimeWarning, stacklevel=2)
+        return Compose(inverses[::-1], p=self.p)
 
     def __len__(self) -> int:
         return len(self.transforms)

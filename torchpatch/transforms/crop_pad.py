@@ -6,15 +6,11 @@ third axis stays one voxel deep) and three ints mean both sides of each
 axis. The affine follows the voxels, so every voxel keeps its world
 position: padding moves the origin back by ``ini`` voxels, cropping forward.
 
-Annotations (boxes, points: any :class:`~torchpatch.subject.RegionAware`
-metadata) follow the voxels: they are shifted, and clipped by crops, with
-``crop_to_region`` on the grid shared by the images. A subject holding
-annotations must then be transformed whole (no ``include``/``exclude``
-leaving images behind), so that images and annotations stay on one grid.
+Annotations (boxes, points: any :class:`~torchpatch.subject.RegionAware` metadata)
+follow the voxels: shifted, and clipped by crops, with ``crop_to_region`` on the
+images' shared grid. A subject holding annotations is then transformed whole (no
+``include``/``exclude`` leaving images behind): images and annotations stay on one grid.
 """
-
-# A little over the house's ~400 lines: Pad, Crop and CropOrPad share the bounds
-# parsing and the annotation handling, which would otherwise cross modules.
 
 from __future__ import annotations
 
@@ -219,6 +215,14 @@ class Pad(Transform):
 
         return _with_annotations(subject, super().apply_transform(subject), self, region)
 
+    def is_invertible(self) -> bool:
+        """True: :meth:`inverse` crops what was padded."""
+        return True
+
+    def inverse(self) -> Crop:
+        """The :class:`Crop` of the same bounds and images (TorchIO's)."""
+        return Crop(self.padding, self.include, self.exclude)
+
     def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
         """Pad one image."""
         bounds = _bounds_for(self.padding, image.spatial_shape)
@@ -274,6 +278,14 @@ class Crop(Transform):
             return (b[0], b[2], b[4]), (shape[0] - b[1], shape[1] - b[3], shape[2] - b[5])
 
         return _with_annotations(subject, super().apply_transform(subject), self, region)
+
+    def is_invertible(self) -> bool:
+        """True: :meth:`inverse` pads back what was cropped (with zeros)."""
+        return True
+
+    def inverse(self) -> Pad:
+        """The :class:`Pad` of the same bounds and images (TorchIO's)."""
+        return Pad(self.cropping, include=self.include, exclude=self.exclude)
 
     def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
         """Crop one image."""

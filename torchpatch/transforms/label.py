@@ -181,6 +181,10 @@ class RemapLabels(LabelTransform):
             remapped[(data == old) & mask] = new
         return rebuild_image(image, remapped)
 
+    def is_invertible(self) -> bool:
+        """True (TorchIO's), though :meth:`inverse` refuses a remapping of several labels onto one."""
+        return True
+
     def inverse(self) -> RemapLabels:
         """The remapping back (TorchIO's ``inverse``), with the same mask and images.
 

@@ -77,6 +77,10 @@ class RemoveLabels(RemapLabels):
             arguments["exclude"] = list(self.exclude)
         return arguments
 
+    def is_invertible(self) -> bool:
+        """False: removed labels are lost."""
+        return False
+
     def inverse(self) -> NoReturn:
         """Removed labels are lost: there is no inverse (TorchIO's is not invertible either).
 

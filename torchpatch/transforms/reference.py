@@ -112,6 +112,10 @@ class Transpose(Transform):
             subject = ToOrientation(orientation[::-1], include=names)(subject)
         return subject
 
+    def is_invertible(self) -> bool:
+        """True: transposing twice gives the input back."""
+        return True
+
     def inverse(self) -> Transpose:
         """Itself: transposing twice gives the input back.
 

@@ -115,6 +115,8 @@ class Affine(RandomAffine):
         ([[4, 1]], 'Affine')
     """
 
+    fixed_params = True
+
     def __init__(
         self,
         scales: float | Sequence[float],
@@ -195,6 +197,8 @@ class Flip(RandomFlip):
         ([2.0, 1.0, 0.0], [{'name': 'Flip', 'axes': [0]}])
     """
 
+    fixed_params = True
+
     def __init__(
         self,
         axes: int | str | Sequence[int | str],
@@ -248,6 +252,8 @@ class ElasticDeformation(RandomElasticDeformation):
         >>> torch.equal(out.t1.data, subject.t1.data), out['history'][0]['name']
         (True, 'ElasticDeformation')
     """
+
+    fixed_params = True
 
     def __init__(
         self,

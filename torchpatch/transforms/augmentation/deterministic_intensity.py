@@ -54,6 +54,8 @@ class Noise(RandomNoise):
         ([1.0, 1.0], {'name': 'Noise', 'mean': {'t1': 1.0}, 'std': {'t1': 0.0}, 'seed': {'t1': 0}})
     """
 
+    fixed_params = True
+
     def __init__(
         self,
         mean: Any,
@@ -109,6 +111,8 @@ class Gamma(RandomGamma):
         >>> Gamma(2)(subject).t1.data.flatten().tolist(), Gamma([1, 3])(subject).t1.data.flatten().tolist()
         ([0.25, 0.25], [0.5, 0.125])
     """
+
+    fixed_params = True
 
     def __init__(self, gamma: Any, p: float = 1.0, include: Names = None, exclude: Names = None, **kwargs: Any) -> None:
         super().__init__(p=p, include=include, exclude=exclude, **kwargs)
@@ -183,6 +187,8 @@ class Blur(RandomBlur):
         (1.0, {'t1': [1.0, 1.0, 0.0]})
     """
 
+    fixed_params = True
+
     def __init__(self, std: Any, p: float = 1.0, include: Names = None, exclude: Names = None, **kwargs: Any) -> None:
         super().__init__(p=p, include=include, exclude=exclude, **kwargs)
         for item in each_value(std):
@@ -230,6 +236,8 @@ class BiasField(RandomBiasField):
         >>> [round(v, 4) for v in out.t1.data.flatten().tolist()]
         [0.3679, 1.0, 2.7183]
     """
+
+    fixed_params = True
 
     def __init__(
         self, coefficients: Any, order: Any, p: float = 1.0, include: Names = None, exclude: Names = None, **kwargs: Any
@@ -359,6 +367,8 @@ class Swap(RandomSwap):
         >>> out.t1.data.flatten().tolist(), out['history'][0]['name']
         ([2.0, 3.0, 0.0, 1.0], 'Swap')
     """
+
+    fixed_params = True
 
     def __init__(
         self,

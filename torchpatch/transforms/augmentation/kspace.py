@@ -288,6 +288,16 @@ class Spike(FixedIntensityTransform):
         self.spikes_positions = spikes_positions
         self.intensity = intensity
 
+    def is_invertible(self) -> bool:
+        """True, as in TorchIO: :meth:`inverse` subtracts spikes of the same size (nearly what was added)."""
+        return True
+
+    def inverse(self) -> Spike:
+        """The spikes again with the opposite intensity (TorchIO's inverse)."""
+        intensity = self.intensity
+        negated = {k: -v for k, v in intensity.items()} if isinstance(intensity, Mapping) else -intensity
+        return Spike(self.spikes_positions, negated, self.p, self.include, self.exclude)
+
     def apply_image_params(self, image: Image, params: Mapping[str, Any]) -> Image:
         """Add the spikes of ``params`` to ``image``."""
         data = add_spikes(image.data, params["spikes_positions"], float(params["intensity"]))

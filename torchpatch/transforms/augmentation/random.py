@@ -176,6 +176,68 @@ class RandomTransform(Transform):
         """Undo :meth:`apply_params` with the same parameters (invertible transforms only)."""
         raise ValueError(f"{type(self).__name__} cannot be inverted")
 
+    #: Whether the parameters are given, not drawn (``Flip``, ``Affine``, ``Noise``...: TorchIO's deterministic ones).
+    fixed_params: ClassVar[bool] = False
+
+    def is_invertible(self) -> bool:
+        """Whether :meth:`inverse` undoes this transform: given parameters that :meth:`apply_inverse` undoes.
+
+        A random transform is undone through the subject's history instead
+        (``subject.apply_inverse_transform()``), as in TorchIO.
+        """
+        return self.invertible and self.fixed_params
+
+    def inverse(self) -> Transform:
+        """The :class:`Inverse` of this transform (TorchIO's ``inverse``), for :meth:`is_invertible` ones.
+
+        Example:
+            >>> from torchpatch import ScalarImage
+            >>> from torchpatch.transforms.augmentation import Affine
+            >>> subject = Subject(t1=ScalarImage(tensor=torch.rand(1, 6, 6, 6)))
+            >>> shifted = Affine(1, 0, (2, 0, 0))
+            >>> back = shifted.inverse()(shifted(subject))
+            >>> torch.allclose(back.t1.data[:, :4], subject.t1.data[:, :4], atol=1e-5), back['history'][0]['name']
+            (True, 'Affine')
+        """
+        if not self.is_invertible():
+            return super().inverse()
+        return Inverse(self)
+
+
+class Inverse(Transform):
+    """Undoes a transform of given parameters (what its ``inverse()`` gives): :meth:`RandomTransform.apply_inverse`.
+
+    Its own ``inverse()`` is the transform again. It leaves the history as it is.
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> from torchpatch.transforms.augmentation import Noise
+        >>> subject = Subject(t1=ScalarImage(tensor=torch.zeros(1, 3, 3, 3)))
+        >>> noise = Noise(0, 1, seed=7)
+        >>> undo = noise.inverse()
+        >>> undo, float(undo(noise(subject)).t1.data.abs().max()) < 1e-6, undo.inverse() is noise
+        (Inverse(Noise(mean=0, std=1, seed=7)), True, True)
+    """
+
+    def __init__(self, transform: RandomTransform) -> None:
+        super().__init__()
+        self.transform = transform
+
+    def apply_transform(self, subject: Subject) -> Subject:
+        """Undo the transform's parameters for ``subject``."""
+        return self.transform.apply_inverse(subject, self.transform.get_params(subject))
+
+    def is_invertible(self) -> bool:
+        """True: the transform itself."""
+        return True
+
+    def inverse(self) -> Transform:
+        """The transform this undoes."""
+        return self.transform
+
+    def __repr__(self) -> str:
+        return f"Inverse({self.transform!r})"
+
 
 class OneOf(Transform):
     """Apply one transform chosen at random, with probability ``p``.
@@ -253,4 +315,13 @@ class OneOf(Transform):
         return f"OneOf({{{inner}}}{suffix})"
 
 
-__all__ = ["HISTORY_KEY", "OneOf", "RandomTransform", "add_history", "parse_probability", "parse_range", "uniform"]
+__all__ = [
+    "HISTORY_KEY",
+    "Inverse",
+    "OneOf",
+    "RandomTransform",
+    "add_history",
+    "parse_probability",
+    "parse_range",
+    "uniform",
+]
