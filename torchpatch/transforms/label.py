@@ -16,6 +16,7 @@ in TorchIO. Voxels never move, so boxes and points are untouched.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from numbers import Integral
 from typing import Any
@@ -98,13 +99,36 @@ class OneHot(LabelTransform):
         if value == 0 or value < -1:
             raise ValueError(f"num_classes must be positive or -1 (as many as needed), got {value}")
         self.num_classes: int = int(value)
+        #: Whether this decodes instead (TorchIO's attribute): each voxel's label is its largest channel.
+        self.invert_transform: bool = False
 
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""
-        return {"num_classes": self.num_classes, **super().arguments()}
+        inverted = {"invert_transform": True} if self.invert_transform else {}
+        return {"num_classes": self.num_classes, **inverted, **super().arguments()}
+
+    def is_invertible(self) -> bool:
+        """True, as in TorchIO: :meth:`inverse` decodes one channel per class back into labels."""
+        return True
+
+    def inverse(self) -> OneHot:
+        """The decoding (TorchIO's): the index of each voxel's largest channel, one channel.
+
+        Example:
+            >>> from torchpatch import LabelMap
+            >>> subject = Subject(seg=LabelMap(tensor=torch.tensor([0, 2, 1]).reshape(1, 3, 1, 1)))
+            >>> encode = OneHot()
+            >>> encode.inverse()(encode(subject)).seg.data.flatten().tolist()
+            [0, 2, 1]
+        """
+        decoding = copy.copy(self)
+        decoding.invert_transform = not self.invert_transform
+        return decoding
 
     def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
-        """Encode one label map."""
+        """Encode one label map (or decode it, inverted)."""
+        if self.invert_transform:
+            return rebuild_image(image, image.data.argmax(dim=0, keepdim=True).to(image.data.dtype))
         data = _single_channel(image, name, subject, "OneHot")
         indices = data[0].long()
         where = f"label map {name!r} of subject {subject.name!r}"
