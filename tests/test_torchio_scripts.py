@@ -158,6 +158,9 @@ def test_infer_script(outputs: dict[str, tuple[Path, dict[str, Any]]], data_dir:
     assert summary["probabilities_shape"] == [2, *SHAPE]
     assert summary["probabilities_sum_min"] == pytest.approx(1, abs=1e-5)
     assert summary["probabilities_sum_max"] == pytest.approx(1, abs=1e-5)
+    # The batches' patches as subjects with their predictions; the flip undone by its inverse.
+    assert 0 < summary["foreground_patches"] <= summary["num_patches"]
+    assert summary["flip_is_invertible"] and summary["tta_agreement"] == 1.0 and summary["orientation"] == "RAS"
     saved = nib.load(out_dir / "prediction.nii.gz")
     assert saved.shape == SHAPE
     # ToCanonical: RAS+ with the written spacing, the LPS x and y axes flipped.

@@ -46,6 +46,7 @@ def main():
 
     model = get_model()
     num_patches = 0
+    foreground_patches = 0
     with torch.no_grad():
         for patches_batch in patch_loader:
             input_tensor = patches_batch["t1"][tio.DATA]
@@ -55,11 +56,27 @@ def main():
             aggregator.add_batch(labels, locations)
             probabilities_aggregator.add_batch(logits.softmax(dim=tio.CHANNELS_DIMENSION), locations)
             num_patches += len(input_tensor)
+            # The batch's patches as subjects, each with its prediction (to inspect or save them one by one).
+            patches = tio.utils.get_subjects_from_batch(patches_batch)
+            tio.utils.add_images_from_batch(patches, labels, tio.LabelMap)
+            foreground_patches += sum(patch.prediction.count_nonzero() > 0 for patch in patches)
 
     output_tensor = aggregator.get_output_tensor()
     probabilities = probabilities_aggregator.get_output_tensor()
     prediction = tio.LabelMap(tensor=output_tensor, affine=subject.t1.affine)
     prediction.save(out_dir / "prediction.nii.gz")
+
+    # Test-time augmentation: predict the flipped volume whole, then flip the prediction back.
+    flip = tio.Flip(axes=(0,))
+    flipped = flip(subject)
+    with torch.no_grad():
+        flipped_logits = model(flipped.t1.data[None])[0]
+    flipped_prediction = tio.Subject(
+        t1=flipped.t1, prediction=tio.LabelMap(tensor=flipped_logits.argmax(0, keepdim=True), affine=flipped.t1.affine)
+    )
+    restored = flip.inverse()(flipped_prediction).prediction
+    with torch.no_grad():
+        whole = model(subject.t1.data[None])[0].argmax(0, keepdim=True)
 
     summary = {
         "num_patches": num_patches,
@@ -69,6 +86,10 @@ def main():
         "probabilities_sum_min": probabilities.sum(dim=0).min().item(),
         "probabilities_sum_max": probabilities.sum(dim=0).max().item(),
         "foreground_fraction": output_tensor.float().mean().item(),
+        "foreground_patches": int(foreground_patches),
+        "flip_is_invertible": flip.is_invertible(),
+        "tta_agreement": (restored.data == whole).float().mean().item(),
+        "orientation": prediction.orientation_str,
     }
     (out_dir / "infer_summary.json").write_text(json.dumps(summary, indent=2))
 
