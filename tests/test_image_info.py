@@ -80,3 +80,26 @@ def test_header_properties_read_no_voxels(tmp_path) -> None:
     assert (image.orientation_str, image.itemsize, image.get_spacing_string()) == ("LPS", 2, "(0.50, 0.75, 2.00)")
     assert image.get_bounds()[0] == pytest.approx((0.25, -2.75)) and image.bounds.shape == (2, 3)
     assert not image.is_loaded
+
+
+def test_an_image_reads_as_torchio_s_dict_does() -> None:
+    tio = pytest.importorskip("torchio")
+    data = torch.rand(1, 3, 2, 2)
+    ours = ScalarImage(tensor=data, site="north")
+    theirs = tio.ScalarImage(tensor=data, site="north")
+    assert list(ours.keys()) == list(theirs.keys()) == ["data", "affine", "site", "path", "stem", "type"]
+    for key in list(ours.keys()):  # an image is not iterable (see Image.__iter__)
+        assert key in ours and key in theirs
+    assert "spacing" not in ours and "spacing" not in theirs
+    assert ours.get("site") == theirs.get("site") == "north" and ours.get("nope", 7) == theirs.get("nope", 7) == 7
+    assert torch.equal(ours["data"], theirs["data"]) and dict(ours.items())["type"] == theirs["type"] == "intensity"
+    assert len(ours.values()) == 6
+
+
+def test_dict_access_says_what_is_there() -> None:
+    image = LabelMap(tensor=torch.zeros(1, 2, 2, 2, dtype=torch.uint8))
+    assert image.get("stem") is None and image["type"] == "label"
+    with pytest.raises(KeyError, match=r"has no key 'nope'; keys: \['data', 'affine', 'path', 'stem', 'type'\]"):
+        image["nope"]
+    with pytest.raises(TypeError, match="cannot be iterated"):
+        list(image)

@@ -1,6 +1,9 @@
 """What TorchIO's images tell about themselves, with its names (mixed into :class:`~torchpatch.image.Image`).
 
-Geometry (``orientation_str``, ``direction``, ``bounds``, ``get_bounds``,
+TorchIO's ``Image`` is a ``dict``: ``image['data']``, ``keys()``, ``get()``,
+``'path' in image`` and ``items()`` work here too (iterating over an image
+does not: see :class:`~torchpatch.image.Image`). Geometry
+(``orientation_str``, ``direction``, ``bounds``, ``get_bounds``,
 ``height`` and ``width`` of a 2D image, ``get_spacing_string``), the
 element size, ``to_ras``, and a label map's ``count_nonzero`` and
 ``count_labels``: the same values as TorchIO 1.x for the same image. All
@@ -14,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .constants import AFFINE, DATA, PATH, STEM, TYPE
 from .conversions import ImageConversions
 from .geometry import orientation_axes, reorientation_index_map
 from .typing import TypeSpacing
@@ -44,6 +48,30 @@ class ImageInfo(ImageConversions):
 
     def derive(self, data: torch.Tensor | None, affine: Any, *, checked: bool = False) -> Any:
         raise NotImplementedError
+
+    def __getitem__(self, key: str) -> Any:
+        raise NotImplementedError
+
+    metadata: dict[str, Any]
+
+    def keys(self) -> list[str]:
+        """TorchIO's keys in its order: ``'data'``, ``'affine'``, the metadata's, ``'path'``, ``'stem'``, ``'type'``."""
+        return [DATA, AFFINE, *self.metadata, PATH, STEM, TYPE]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``image[key]``, or ``default`` for a key it does not have."""
+        return self[key] if key in self.keys() else default
+
+    def values(self) -> list[Any]:
+        """The values of :meth:`keys` (``'data'`` loads the voxels)."""
+        return [self[key] for key in self.keys()]
+
+    def items(self) -> list[tuple[str, Any]]:
+        """``(key, value)`` pairs of :meth:`keys` (``'data'`` loads the voxels)."""
+        return [(key, self[key]) for key in self.keys()]
 
     @property
     def orientation_str(self) -> str:
