@@ -20,7 +20,7 @@
  *
  * Pass 1 reads the whole source before pass 2 writes the output, so the
  * output may be the source's own memory. An output apart from the source is
- * written in one pass instead (reverse_part, below the team): a few j planes
+ * written in one pass instead (reverse_one_pass): a few j planes
  * at a time are transposed into a scratch that stays in the core's cache,
  * and their runs of K written out with streaming stores, which fill whole
  * lines without reading them first. One core, 512 x 512 x 96: int16 7.0
@@ -39,6 +39,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
@@ -158,8 +159,9 @@ static int itemsize_ok(int size) {
 
 /* reverse into an output apart from its source, in one pass: ``planes`` j planes at a time, the (K, planes * I)
  * matrix of the source is transposed into the scratch (its (planes, I, K) runs: tiles read from memory, written
- * into the cache) and each run of K elements written to its place in the output. 512 x 512 x 96 int16, one core, planes of 96 KiB: 1 plane at a time 13.2 ms, 2: 10.3,
- * 4: 9.4, 8: 9.5 ms with plain stores; 7.0 ms with 8 and streaming stores (16: 6.8, 32: 7.3). Split between
+ * into the cache) and each run of K elements written to its place in the output. 512 x 512 x 96 int16, one
+ * core, planes of 96 KiB: 1 plane at a time 13.2 ms, 2: 10.3, 4: 9.4, 8: 9.5 ms with plain stores; 7.0 ms
+ * with 8 and streaming stores (16: 6.8, 32: 7.3). Split between
  * two threads of torch's team it took 3.9 ms, but their spinning after it slowed the next file's two-thread
  * inflate by more (160 x 192 x 160 int16: 16-19 against 11-13 ms): one thread. */
 struct reverse_job {
@@ -177,7 +179,8 @@ static inline void put_run(char *dst, const char *src, size_t n, int stream) {
         if (head < n) {
             memcpy(dst, src, head);
             size_t o = head;
-            for (; o + 16 <= n; o += 16) _mm_stream_si128((__m128i *)(dst + o), _mm_loadu_si128((const __m128i *)(src + o)));
+            for (; o + 16 <= n; o += 16)
+                _mm_stream_si128((__m128i *)(dst + o), _mm_loadu_si128((const __m128i *)(src + o)));
             memcpy(dst + o, src + o, n - o);
             return;
         }
@@ -232,8 +235,9 @@ static PyObject *reverse(PyObject *module, PyObject *args) {
                      size);
     } else {
         const Py_ssize_t need = si * sj * sk * size, plane = si * sk * size;
-        const char *from = (const char *)src.buf, *to = (const char *)dst.buf;
-        const int apart = to + need <= from || from + need <= to;
+        const char *from = (const char *)src.buf;
+        const uintptr_t a = (uintptr_t)src.buf, b = (uintptr_t)dst.buf;
+        const int apart = b + (uintptr_t)need <= a || a + (uintptr_t)need <= b;
         const Py_ssize_t planes = !apart || sk == 1 || plane == 0 ? 0 : scratch.len / plane;
         if (src.len < need || dst.len < need || (!apart && scratch.len < need)) {
             PyErr_Format(PyExc_ValueError,
