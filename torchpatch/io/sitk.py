@@ -114,7 +114,8 @@ def from_sitk(image: sitk.Image, reorder: bool = True) -> tuple[Array, TypeAffin
     if dimension == 2:
         array = array[..., None]
     affine = sitk_affine(image.GetSpacing(), image.GetOrigin(), image.GetDirection())
-    return (c_order(array) if reorder else array), affine
+    # GetArrayFromImage gave a copy of our own: the reordered one goes into a recycled buffer (io.buffers).
+    return (c_order(array, reuse=True) if reorder else array), affine
 
 
 def read_sitk(path: Path, reorder: bool = True) -> tuple[Array, TypeAffine]:
