@@ -142,15 +142,31 @@ class ImageInfo(ImageConversions):
             >>> ras.orientation_str, ras.data[0, :, 0, 0].tolist(), image.to_ras().to_ras() is not image
             ('RAS', [4.0, 2.0, 0.0], True)
         """
-        if self.orientation_str == "RAS":
-            return self
-        permutation, flips = orientation_axes(self.affine, "RAS")
-        data = self.data.permute(0, *(1 + axis for axis in permutation))
-        flipped = [1 + axis for axis in range(3) if flips[axis]]
-        if flipped:
-            data = torch.flip(data, flipped)
-        index_map = reorientation_index_map(self.spatial_shape, permutation, flips)
-        return self.derive(data.contiguous(), np.asarray(self.affine, dtype=np.float64) @ index_map)
+        return reoriented(self, "RAS")
+
+
+def reoriented(image: Any, orientation: str) -> Any:
+    """``image`` with its voxel axes permuted and flipped into ``orientation`` (an upper-case code): itself if it is.
+
+    Only ``torch.permute`` and ``torch.flip``: no value changes, every voxel
+    keeps its world position (the affine follows). What ``to_ras`` and
+    :class:`~torchpatch.transforms.ToOrientation` do to each image.
+
+    Example:
+        >>> from torchpatch import ScalarImage
+        >>> image = ScalarImage(tensor=torch.arange(6.0).reshape(1, 3, 2, 1))
+        >>> reoriented(image, 'LAS').data[0, :, 0, 0].tolist(), reoriented(image, 'RAS') is image
+        ([4.0, 2.0, 0.0], True)
+    """
+    permutation, flips = orientation_axes(image.affine, orientation)
+    if permutation == (0, 1, 2) and not any(flips):
+        return image
+    data = image.data.permute(0, *(1 + axis for axis in permutation))
+    flipped = [1 + axis for axis in range(3) if flips[axis]]
+    if flipped:
+        data = torch.flip(data, flipped)
+    index_map = reorientation_index_map(image.spatial_shape, permutation, flips)
+    return image.derive(data.contiguous(), np.asarray(image.affine, dtype=np.float64) @ index_map)
 
 
 class LabelCounts:
@@ -178,4 +194,4 @@ class LabelCounts:
         return dict(zip(values.tolist(), counts.tolist()))
 
 
-__all__ = ["ImageInfo", "LabelCounts"]
+__all__ = ["ImageInfo", "LabelCounts", "reoriented"]

@@ -164,13 +164,6 @@ static int itemsize_ok(int size) {
  * with 8 and streaming stores (16: 6.8, 32: 7.3). Split between
  * two threads of torch's team it took 3.9 ms, but their spinning after it slowed the next file's two-thread
  * inflate by more (160 x 192 x 160 int16: 16-19 against 11-13 ms): one thread. */
-struct reverse_job {
-    const char *src;
-    char *dst, *scratch;
-    Py_ssize_t si, sj, sk, planes;
-    int size, stream;
-};
-
 /* n bytes from src to dst; with stream, the 16-byte aligned stretch of dst by streaming stores (the caller fences). */
 static inline void put_run(char *dst, const char *src, size_t n, int stream) {
 #ifdef TORCHPATCH_SSE2
@@ -191,19 +184,18 @@ static inline void put_run(char *dst, const char *src, size_t n, int stream) {
     memcpy(dst, src, n);
 }
 
-static void reverse_one_pass(const struct reverse_job *job) {
-    const Py_ssize_t si = job->si, sj = job->sj, sk = job->sk, planes = job->planes, run = sk * job->size;
-    const int size = job->size;
-    char *local = job->scratch;
+static void reverse_one_pass(const char *src, char *dst, char *local, Py_ssize_t si, Py_ssize_t sj, Py_ssize_t sk,
+                             int size, Py_ssize_t planes, int stream) {
+    const Py_ssize_t run = sk * size;
     for (Py_ssize_t j0 = 0; j0 < sj; j0 += planes) {
         const Py_ssize_t j1 = j0 + planes < sj ? j0 + planes : sj;
-        transpose(job->src + j0 * si * size, local, sk, (j1 - j0) * si, sj * si * size, run, size);
+        transpose(src + j0 * si * size, local, sk, (j1 - j0) * si, sj * si * size, run, size);
         for (Py_ssize_t i = 0; i < si; i++)
             for (Py_ssize_t j = j0; j < j1; j++)
-                put_run(job->dst + (i * sj + j) * run, local + ((j - j0) * si + i) * run, (size_t)run, job->stream);
+                put_run(dst + (i * sj + j) * run, local + ((j - j0) * si + i) * run, (size_t)run, stream);
     }
 #ifdef TORCHPATCH_SSE2
-    if (job->stream) _mm_sfence();
+    if (stream) _mm_sfence();
 #endif
 }
 
@@ -249,15 +241,14 @@ static PyObject *reverse(PyObject *module, PyObject *args) {
                          plane);
         } else {
             if (need > 0) {
-                struct reverse_job job = {from, (char *)dst.buf, (char *)scratch.buf, si, sj, sk,
-                                          planes < sj ? planes : sj, size, need >= STREAM_BYTES};
                 Py_BEGIN_ALLOW_THREADS
                 if (!apart)
                     reverse_axes(from, (char *)dst.buf, (char *)scratch.buf, si, sj, sk, size);
                 else if (sk == 1)
                     transpose(from, (char *)dst.buf, sj, si, si * size, sj * size, size);
                 else
-                    reverse_one_pass(&job);
+                    reverse_one_pass(from, (char *)dst.buf, (char *)scratch.buf, si, sj, sk, size,
+                                     planes < sj ? planes : sj, need >= STREAM_BYTES);
                 Py_END_ALLOW_THREADS
             }
             result = Py_None;

@@ -473,7 +473,7 @@ class Compose(Transform):
     def inverse(self, warn: bool = True) -> Compose:
         """The inverses of the invertible transforms, last first; the others skipped (a warning each, as TorchIO)."""
         kept = [t for t in self.transforms if isinstance(t, Transform) and t.is_invertible()]
-        for skipped in (t for t in self.transforms if t not in kept and warn):
+        for skipped in [t for t in self.transforms if t not in kept] if warn else []:
             warnings.warn(f"Skipping {getattr(skipped, 'name', skipped)} as it is not invertible", RuntimeWarning, 2)
         inverses = [t.inverse() for t in kept]
         if not inverses and warn:

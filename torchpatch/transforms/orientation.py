@@ -19,9 +19,10 @@ import torch
 from ..annotations import annotation_grid, map_annotations, region_aware_metadata
 from ..geometry import WORLD_AXES, orientation_axes, reorientation_index_map
 from ..image import Image, ScalarImage
+from ..image_info import reoriented
 from ..subject import Subject
 from ..typing import TypeAffine, TypeTriplet
-from .base import Transform, rebuild_image
+from .base import Transform
 from .spatial import Resample
 
 
@@ -119,17 +120,7 @@ class ToOrientation(Transform):
 
     def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
         """Permute and flip the axes of ``image`` into the target orientation."""
-        permutation, flips = orientation_axes(image.affine, self.orientation)
-        if permutation == (0, 1, 2) and not any(flips):
-            return image
-        data = image.data.permute(0, *(1 + axis for axis in permutation))
-        flipped = [1 + axis for axis in range(3) if flips[axis]]
-        if flipped:
-            data = torch.flip(data, flipped)
-        affine = np.asarray(image.affine, dtype=np.float64) @ reorientation_index_map(
-            image.spatial_shape, permutation, flips
-        )
-        return rebuild_image(image, data.contiguous(), affine)
+        return reoriented(image, self.orientation)
 
 
 def _parse_target_shape(target_shape: Any) -> tuple[int, int, int]:
