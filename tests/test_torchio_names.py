@@ -57,13 +57,6 @@ _BASE = "base class of TorchIO's transform hierarchy: a torchpatch transform sub
 # TorchIO path such as ``tio.transforms.preprocessing`` (a whole module) or
 # ``tio.Transform`` (one name at one path).
 NOT_PROVIDED: dict[str, str] = {
-    # deterministic transforms
-    # MRI artefacts
-    "RandomLabelsToImage": (
-        "not provided: image synthesis from label maps (SynthSeg-style) is a generator, not an augmentation of "
-        "the image; write it as a function Subject -> Subject"
-    ),
-    "LabelsToImage": "not provided: see RandomLabelsToImage",
     # base classes
     "FourierTransform": _BASE,
     "IntensityTransform": _BASE,

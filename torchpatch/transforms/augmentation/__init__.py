@@ -21,6 +21,7 @@ transform                                  what it does
 :class:`RandomMotion`                      MRI motion: k-space from a few rigidly moved copies
 :class:`RandomGhosting`                    MRI ghosts along a voxel axis (k-space planes weakened)
 :class:`RandomSpike`                       MRI spikes in k-space: stripes across the image
+:class:`RandomLabelsToImage`               an image made from a label map, a Gaussian tissue per label
 :class:`Affine`, :class:`Flip`...          TorchIO's deterministic twins, parameters given
 =========================================  ====================================================
 
@@ -50,6 +51,7 @@ from .elastic import RandomElasticDeformation
 from .flip import RandomFlip
 from .ghosting import Ghosting, RandomGhosting
 from .kspace import RandomSpike, Spike
+from .labels_to_image import LabelsToImage, RandomLabelsToImage
 from .motion import Motion, RandomMotion
 from .random import OneOf, RandomTransform
 from .resample import SpatialRandomTransform
@@ -70,6 +72,7 @@ __all__ = [
     "ElasticDeformation",
     "Flip",
     "Gamma",
+    "LabelsToImage",
     "Noise",
     "Swap",
     "BatchTransform",
@@ -82,6 +85,7 @@ __all__ = [
     "RandomElasticDeformation",
     "RandomFlip",
     "RandomGamma",
+    "RandomLabelsToImage",
     "RandomNoise",
     "RandomSwap",
     "RandomTransform",

@@ -42,6 +42,7 @@ import torch
 from ...annotations import crop_annotations, region_aware_metadata
 from ...constants import LABEL, LOCATION
 from ...geometry import check_locations, shift_affine
+from ...image import Image
 from ...patches import Patches
 from ...subject import Subject
 from ..base import Compose, fusion_runs, rebuild_image, skips
@@ -110,6 +111,7 @@ def draw_steps(transform: Callable[[Subject], Subject], subject: Subject) -> lis
     steps: list[Step] = []
 
     def visit(item: Any) -> None:
+        nonlocal subject
         if isinstance(item, Compose):
             if skips(item.p):
                 return
@@ -129,7 +131,11 @@ def draw_steps(transform: Callable[[Subject], Subject], subject: Subject) -> lis
         elif _kind(item) == "opaque":
             steps.append(Step("opaque", [item], [None]))
         elif not skips(item.p):
-            steps.append(Step(_kind(item), [item], [item.get_params(subject)]))
+            params = item.get_params(subject)
+            steps.append(Step(_kind(item), [item], [params]))
+            added = item.added_images(subject, params)
+            if added:  # the later transforms draw for these images too, as on the whole subject
+                subject = subject.with_images(added)
 
     visit(transform)
     return steps
@@ -166,8 +172,16 @@ class PatchAugmenter:
         self.annotations = region_aware_metadata(subject)
         self._fills: dict[tuple[str, Any, float], float] = {}
 
-    def fill(self, name: str, pad_value: Any, pad_label: float = 0.0) -> float:
-        """The fill value of image ``name``, computed once on the whole image."""
+    def fill(self, name: str, pad_value: Any, pad_label: float = 0.0, region: Image | None = None) -> float:
+        """The fill value of image ``name``, computed once on the whole image.
+
+        An image the pipeline made (:meth:`RandomTransform.added_images
+        <torchpatch.transforms.augmentation.random.RandomTransform.added_images>`)
+        has no whole image here: its fill is computed on ``region``, its part
+        at hand.
+        """
+        if name not in self.subject.images and region is not None:
+            return fill_value(region, pad_value, pad_label)
         key = (name, pad_value, pad_label)
         if key not in self._fills:
             self._fills[key] = fill_value(self.subject[name], pad_value, pad_label)
@@ -212,7 +226,7 @@ class PatchAugmenter:
         moved = {}
         for name, image in selected.items():
             interpolation = label_interpolation if image.type == LABEL else image_interpolation
-            data = resample_region(image.data, grid, interpolation, self.fill(name, pad_value, pad_label))
+            data = resample_region(image.data, grid, interpolation, self.fill(name, pad_value, pad_label, image))
             moved[name] = rebuild_image(image, data, affine)
         base = region if len(selected) == len(region.images) else self.crop(region, origin, box)
         return base.with_images(moved)

@@ -3,8 +3,8 @@
 A re-export of :mod:`~torchpatch.transforms.augmentation`'s modules: the random
 transforms and their deterministic twins. Nothing in the package imports this
 module (the implementations live in :mod:`.voxelwise`, :mod:`.artifacts`,
-:mod:`.deterministic_intensity`, :mod:`.kspace`, :mod:`.ghosting` and
-:mod:`.motion`).
+:mod:`.deterministic_intensity`, :mod:`.kspace`, :mod:`.ghosting`,
+:mod:`.motion` and :mod:`.labels_to_image`).
 
 Example:
     >>> from torchpatch.transforms.augmentation.intensity import RandomNoise
@@ -18,6 +18,7 @@ from .artifacts import RandomBiasField, RandomSwap
 from .deterministic_intensity import BiasField, Blur, Gamma, Noise, Swap
 from .ghosting import Ghosting, RandomGhosting
 from .kspace import RandomSpike, Spike
+from .labels_to_image import LabelsToImage, RandomLabelsToImage
 from .motion import Motion, RandomMotion
 from .voxelwise import IntensityRandomTransform, RandomBlur, RandomGamma, RandomNoise, as_float
 
@@ -27,12 +28,14 @@ __all__ = [
     "Gamma",
     "Ghosting",
     "IntensityRandomTransform",
+    "LabelsToImage",
     "Motion",
     "Noise",
     "RandomBiasField",
     "RandomBlur",
     "RandomGamma",
     "RandomGhosting",
+    "RandomLabelsToImage",
     "RandomMotion",
     "RandomNoise",
     "RandomSpike",

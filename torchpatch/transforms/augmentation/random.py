@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import torch
 
 from ...geometry import is_number
+from ...image import Image
 from ...subject import Subject
 from ..base import Transform, TypeSubjectTransform, apply_checked, parse_probability, skips
 
@@ -168,6 +169,16 @@ class RandomTransform(Transform):
     def apply_params(self, subject: Subject, params: Mapping[str, Any]) -> Subject:
         """Apply the parameters drawn by :meth:`get_params` (or read from a history record)."""
         raise NotImplementedError(f"{type(self).__name__} must implement apply_params")
+
+    def added_images(self, subject: Subject, params: Mapping[str, Any]) -> dict[str, Image]:
+        """The images :meth:`apply_params` adds to ``subject``, as stand-ins of their class, shape and affine.
+
+        Patch augmentation draws a whole pipeline's parameters before it
+        computes anything; the transforms after this one draw theirs for
+        these images too, as they would on the whole subject. None by
+        default; :class:`~.labels_to_image.RandomLabelsToImage` adds one.
+        """
+        return {}
 
     #: Whether :meth:`RandomTransform.apply_inverse` undoes :meth:`RandomTransform.apply_params`.
     invertible: ClassVar[bool] = False
