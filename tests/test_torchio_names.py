@@ -51,18 +51,12 @@ PATHS = (
     "datasets",
 )
 
-_BASE = "base class of TorchIO's transform hierarchy: a torchpatch transform subclasses torchpatch.transforms.Transform"
 
 # name -> reason. A key is a bare name (not provided at any path) or a
 # TorchIO path such as ``tio.transforms.preprocessing`` (a whole module) or
 # ``tio.Transform`` (one name at one path).
 NOT_PROVIDED: dict[str, str] = {
     # base classes
-    "FourierTransform": _BASE,
-    "IntensityTransform": _BASE,
-    "LabelTransform": _BASE,
-    "SpatialTransform": _BASE,
-    "NormalizationTransform": _BASE,
     "MonaiAdapter": (
         "any callable Subject -> Subject is a transform, so a function that calls a MONAI dictionary "
         "transform on subject images' data does the same"
@@ -70,7 +64,7 @@ NOT_PROVIDED: dict[str, str] = {
     # preprocessing
     "PCA": "not provided: it needs scikit-learn, which is not a dependency (its numbers follow sklearn's conventions)",
     "tio.transforms.preprocessing": (
-        "provided with every transform; not its PCA and NormalizationTransform (see their entries) nor TorchIO's "
+        "provided with every transform; not its PCA (see its entry) nor TorchIO's "
         "one-module-per-transform files (crop, pad, ...): import the names from the package"
     ),
     # constants
@@ -100,6 +94,9 @@ SIGNATURE_DIFFERENCES: dict[str, str] = {
     "Contour()": _KEYWORD_ONLY,
     "Transpose()": _KEYWORD_ONLY,
     "Transform()": _KEYWORD_ONLY,
+    "IntensityTransform()": _KEYWORD_ONLY,
+    "LabelTransform()": _KEYWORD_ONLY,
+    "SpatialTransform()": _KEYWORD_ONLY,
     "Image.reader": "the default is torchpatch.io.read_image (same meaning: path -> (voxels, affine))",
     "KeepLargestComponent()": _KEYWORD_ONLY,
     "Crop()": _KEYWORD_ONLY,

@@ -108,6 +108,13 @@ from .misc import Clamp, CopyAffine, EnsureShapeMultiple, Lambda, Mask
 from .orientation import Resize, ToCanonical, ToOrientation
 from .reference import To, ToReferenceSpace, Transpose
 from .spatial import Resample
+from .torchio_bases import (
+    FourierTransform,
+    IntensityTransform,
+    LabelTransform,
+    NormalizationTransform,
+    SpatialTransform,
+)
 
 __all__ = [
     "Contour",
@@ -167,6 +174,11 @@ __all__ = [
     "ToCanonical",
     "ToOrientation",
     "Transform",
+    "FourierTransform",
+    "IntensityTransform",
+    "LabelTransform",
+    "NormalizationTransform",
+    "SpatialTransform",
     "ZNormalization",
     "train_histogram",
 ]

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..constants import INTENSITY
+from ..copying import input_for_apply
 from ..geometry import is_number
 from ..image import Image, LabelMap, ScalarImage
 from ..subject import Subject
@@ -284,7 +285,7 @@ class Transform:
             if new in subject:
                 raise ValueError(f"keep would add {new!r} to subject {subject.name!r}, which has it already")
         skipped = not self.draws_p and skips(self.p)
-        transformed = subject.with_images({}) if skipped else self.apply_transform(subject)
+        transformed = subject.with_images({}) if skipped else self.apply_transform(input_for_apply(self, subject))
         return transformed.with_images(kept) if kept else transformed
 
     def _subject_from_dict(self, data: dict[str, Any]) -> Subject:

@@ -12,5 +12,14 @@ from ..histogram import HistogramStandardization
 from ..intensity import RescaleIntensity, ZNormalization
 from ..misc import Clamp, Mask
 from ..reference import To
+from ..torchio_bases import NormalizationTransform
 
-__all__ = ["Clamp", "HistogramStandardization", "Mask", "RescaleIntensity", "To", "ZNormalization"]
+__all__ = [
+    "Clamp",
+    "HistogramStandardization",
+    "Mask",
+    "NormalizationTransform",
+    "RescaleIntensity",
+    "To",
+    "ZNormalization",
+]

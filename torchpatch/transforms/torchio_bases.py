@@ -1,0 +1,249 @@
+"""TorchIO's base classes for transforms of your own: ``IntensityTransform``, ``SpatialTransform``...
+
+A TorchIO script's own transform subclasses one of these and overrides
+``apply_transform(subject)``, usually changing the subject it is given in
+place (``image.set_data(...)``). That works unchanged on torchpatch: a
+transform whose ``apply_transform`` is not torchpatch's own gets a deep copy
+of the subject (as TorchIO gives it, unless ``copy=False``), so the caller's
+subject, and a dataset's cached one, stay as they were
+(:func:`torchpatch.copying.input_for_apply`).
+
+=============================  ==================================================
+class                          what ``get_images``/``get_images_dict`` select
+=============================  ==================================================
+:class:`IntensityTransform`    scalar images (``ScalarImage``)
+:class:`SpatialTransform`      every image
+:class:`LabelTransform`        label maps (``LabelMap``)
+:class:`NormalizationTransform`  scalar images, each with its ``masking_method`` mask
+:class:`FourierTransform`      (no images: TorchIO's centred FFT helpers)
+=============================  ==================================================
+
+``include``/``exclude`` narrow the selection as for any transform.
+
+Example:
+    >>> import torch
+    >>> from torchpatch import LabelMap, ScalarImage, Subject
+    >>> class Double(IntensityTransform):
+    ...     def apply_transform(self, subject):
+    ...         for image in self.get_images(subject):
+    ...             image.set_data(image.data * 2)
+    ...         return subject
+    >>> subject = Subject(t1=ScalarImage(tensor=torch.ones(1, 2, 1, 1)), seg=LabelMap(tensor=torch.ones(1, 2, 1, 1)))
+    >>> out = Double()(subject)
+    >>> out.t1.data.flatten().tolist(), out.seg.data.flatten().tolist(), subject.t1.data.flatten().tolist()
+    ([2.0, 2.0], [1, 1], [1.0, 1.0])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+import torch
+
+from ..image import Image, LabelMap, ScalarImage
+from ..subject import Subject
+from .base import Transform
+from .masking import TypeMaskingMethod, check_masking_method, get_mask
+
+ValueT = TypeVar("ValueT")
+
+
+class IntensityTransform(Transform):
+    """TorchIO's base class of transforms that change the voxels of scalar images only.
+
+    Example:
+        >>> from torchpatch import LabelMap
+        >>> zero = torch.zeros(1, 1, 1, 1)
+        >>> subject = Subject(t1=ScalarImage(tensor=zero), seg=LabelMap(tensor=zero))
+        >>> list(IntensityTransform().get_images_dict(subject))
+        ['t1']
+    """
+
+    #: Subclasses written for TorchIO change the subject they are given: they get a deep copy.
+    changes_its_input = True
+
+    intensity_only = True
+
+    def get_images(self, subject: Subject) -> list[Image]:
+        """The selected scalar images of ``subject``."""
+        return list(self.get_images_dict(subject).values())
+
+    @staticmethod
+    def get_parameter(value: ValueT | Mapping[str, ValueT], name: str) -> ValueT:
+        """``value[name]`` when ``value`` is a mapping of image names, else ``value`` (TorchIO's per-image values).
+
+        Example:
+            >>> IntensityTransform.get_parameter({'t1': 2}, 't1'), IntensityTransform.get_parameter(3, 't1')
+            (2, 3)
+        """
+        if isinstance(value, Mapping):
+            return cast(Mapping[str, ValueT], value)[name]
+        return value
+
+    def arguments_are_dict(self) -> bool:
+        """Whether every argument named in ``args_names`` is a dict (none: ``False``; some: ``ValueError``).
+
+        Example:
+            >>> transform = IntensityTransform()
+            >>> transform.args_names = ['gain']
+            >>> transform.gain = {'t1': 2.0}
+            >>> transform.arguments_are_dict()
+            True
+        """
+        values = [getattr(self, name) for name in getattr(self, "args_names", [])]
+        dicts = [isinstance(value, dict) for value in values]
+        if dicts and all(dicts):
+            return True
+        if any(dicts):
+            names = list(getattr(self, "args_names", []))
+            raise ValueError(f"{self.name}: the arguments {names} must be all dicts or none, got {values!r}")
+        return False
+
+
+class SpatialTransform(Transform):
+    """TorchIO's base class of transforms that move voxels or change bounds: every image, label maps included.
+
+    Example:
+        >>> from torchpatch import LabelMap
+        >>> zero = torch.zeros(1, 1, 1, 1)
+        >>> subject = Subject(t1=ScalarImage(tensor=zero), seg=LabelMap(tensor=zero))
+        >>> [type(image).__name__ for image in SpatialTransform().get_images(subject)]
+        ['ScalarImage', 'LabelMap']
+    """
+
+    #: Subclasses written for TorchIO change the subject they are given: they get a deep copy.
+    changes_its_input = True
+
+    def get_images(self, subject: Subject) -> list[Image]:
+        """Every selected image of ``subject``."""
+        return list(self.get_images_dict(subject).values())
+
+
+class LabelTransform(Transform):
+    """TorchIO's base class of transforms of label maps: only ``LabelMap`` images are selected.
+
+    Example:
+        >>> from torchpatch import LabelMap
+        >>> zero = torch.zeros(1, 1, 1, 1)
+        >>> subject = Subject(t1=ScalarImage(tensor=zero), seg=LabelMap(tensor=zero))
+        >>> list(LabelTransform().get_images_dict(subject))
+        ['seg']
+    """
+
+    #: Subclasses written for TorchIO change the subject they are given: they get a deep copy.
+    changes_its_input = True
+
+    def get_images_dict(self, subject: Subject) -> dict[str, Image]:
+        """The selected label maps of ``subject``, by name."""
+        images = super().get_images_dict(subject)
+        return {name: image for name, image in images.items() if isinstance(image, LabelMap)}
+
+    def get_images(self, subject: Subject) -> list[Image]:
+        """The selected label maps of ``subject``."""
+        return list(self.get_images_dict(subject).values())
+
+
+class NormalizationTransform(IntensityTransform):
+    """TorchIO's base class of intensity normalizations: override ``apply_normalization(subject, name, mask)``.
+
+    ``apply_transform`` computes, for each selected scalar image, the mask
+    ``masking_method`` selects (any form :mod:`~torchpatch.transforms.masking`
+    takes) and calls ``apply_normalization``, which changes the image of the
+    subject it is given (a copy).
+
+    Args:
+        masking_method: The voxels the statistics are computed on.
+        **kwargs: :class:`~torchpatch.transforms.Transform`'s keywords.
+
+    Example:
+        >>> class Center(NormalizationTransform):
+        ...     def apply_normalization(self, subject, image_name, mask):
+        ...         image = subject[image_name]
+        ...         image.set_data(image.data - image.data[mask].mean())
+        >>> subject = Subject(t1=ScalarImage(tensor=torch.tensor([0.0, 2, 4, 6]).reshape(1, 4, 1, 1)))
+        >>> Center(masking_method='Right')(subject).t1.data.flatten().tolist()
+        [-5.0, -3.0, -1.0, 1.0]
+    """
+
+    def __init__(self, masking_method: TypeMaskingMethod = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.masking_method = check_masking_method(masking_method)
+
+    def apply_transform(self, subject: Subject) -> Subject:
+        """Call :meth:`apply_normalization` for each selected scalar image with its mask."""
+        for name, image in self.get_images_dict(subject).items():
+            mask = get_mask(self.masking_method, subject, image, name, values=image.data)
+            self.apply_normalization(subject, name, mask)
+        return subject
+
+    def apply_normalization(self, subject: Subject, image_name: str, mask: torch.Tensor) -> None:
+        """Normalize image ``image_name`` of ``subject`` in place, with the statistics of ``mask``."""
+        raise NotImplementedError(f"{self.name} must implement apply_normalization(subject, image_name, mask)")
+
+    @staticmethod
+    def get_mask_from_masking_method(
+        masking_method: TypeMaskingMethod,
+        subject: Subject,
+        tensor: torch.Tensor,
+        labels: Sequence[int] | None = None,
+    ) -> torch.Tensor:
+        """The mask ``masking_method`` selects for voxels ``tensor`` of ``subject`` (TorchIO's signature).
+
+        Example:
+            >>> subject = Subject(t1=ScalarImage(tensor=torch.ones(1, 4, 1, 1)))
+            >>> NormalizationTransform.get_mask_from_masking_method('Left', subject, subject.t1.data).flatten().tolist()
+            [True, True, False, False]
+        """
+        image = ScalarImage(tensor=tensor)
+        return get_mask(check_masking_method(masking_method), subject, image, "the voxels given", labels, tensor)
+
+    @staticmethod
+    def ones(tensor: torch.Tensor) -> torch.Tensor:
+        """Every voxel (TorchIO's masking function).
+
+        Example:
+            >>> NormalizationTransform.ones(torch.zeros(1, 2, 1, 1)).all().item()
+            True
+        """
+        return torch.ones_like(tensor, dtype=torch.bool)
+
+    @staticmethod
+    def mean(tensor: torch.Tensor) -> torch.Tensor:
+        """The voxels above the mean (TorchIO's masking function).
+
+        Example:
+            >>> NormalizationTransform.mean(torch.tensor([0.0, 0, 3])).tolist()
+            [False, False, True]
+        """
+        return tensor > tensor.float().mean()
+
+
+class FourierTransform:
+    """TorchIO's centred FFT helpers: ``fftshift(fftn(tensor))`` and its inverse, over every axis of ``tensor``.
+
+    Example:
+        >>> volume = torch.rand(4, 6, 5)
+        >>> back = FourierTransform.inv_fourier_transform(FourierTransform.fourier_transform(volume))
+        >>> torch.allclose(back.real, volume, atol=1e-6)
+        True
+    """
+
+    @staticmethod
+    def fourier_transform(tensor: torch.Tensor) -> torch.Tensor:
+        """The spectrum of ``tensor`` with its centre at index ``n // 2`` of every axis."""
+        return torch.fft.fftshift(torch.fft.fftn(tensor))
+
+    @staticmethod
+    def inv_fourier_transform(tensor: torch.Tensor) -> torch.Tensor:
+        """The complex voxels of a centred spectrum (take ``.real`` for an image)."""
+        return torch.fft.ifftn(torch.fft.ifftshift(tensor))
+
+
+__all__ = [
+    "FourierTransform",
+    "IntensityTransform",
+    "LabelTransform",
+    "NormalizationTransform",
+    "SpatialTransform",
+]
