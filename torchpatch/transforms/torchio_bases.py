@@ -8,15 +8,15 @@ of the subject (as TorchIO gives it, unless ``copy=False``), so the caller's
 subject, and a dataset's cached one, stay as they were
 (:func:`torchpatch.copying.input_for_apply`).
 
-=============================  ==================================================
-class                          what ``get_images``/``get_images_dict`` select
-=============================  ==================================================
-:class:`IntensityTransform`    scalar images (``ScalarImage``)
-:class:`SpatialTransform`      every image
-:class:`LabelTransform`        label maps (``LabelMap``)
+===============================  ====================================================
+class                            what ``get_images``/``get_images_dict`` select
+===============================  ====================================================
+:class:`IntensityTransform`      scalar images (``ScalarImage``)
+:class:`SpatialTransform`        every image
+:class:`LabelTransform`          label maps (``LabelMap``)
 :class:`NormalizationTransform`  scalar images, each with its ``masking_method`` mask
-:class:`FourierTransform`      (no images: TorchIO's centred FFT helpers)
-=============================  ==================================================
+:class:`FourierTransform`        (no images: TorchIO's centred FFT helpers)
+===============================  ====================================================
 
 ``include``/``exclude`` narrow the selection as for any transform.
 
@@ -37,7 +37,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import torch
 
@@ -45,8 +45,6 @@ from ..image import Image, LabelMap, ScalarImage
 from ..subject import Subject
 from .base import Transform
 from .masking import TypeMaskingMethod, check_masking_method, get_mask
-
-ValueT = TypeVar("ValueT")
 
 
 class IntensityTransform(Transform):
@@ -70,7 +68,7 @@ class IntensityTransform(Transform):
         return list(self.get_images_dict(subject).values())
 
     @staticmethod
-    def get_parameter(value: ValueT | Mapping[str, ValueT], name: str) -> ValueT:
+    def get_parameter(value: Any, name: str) -> Any:
         """``value[name]`` when ``value`` is a mapping of image names, else ``value`` (TorchIO's per-image values).
 
         Example:
@@ -78,7 +76,7 @@ class IntensityTransform(Transform):
             (2, 3)
         """
         if isinstance(value, Mapping):
-            return cast(Mapping[str, ValueT], value)[name]
+            return value[name]
         return value
 
     def arguments_are_dict(self) -> bool:
