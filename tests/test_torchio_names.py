@@ -57,10 +57,6 @@ PATHS = (
 # ``tio.Transform`` (one name at one path).
 NOT_PROVIDED: dict[str, str] = {
     # base classes
-    "MonaiAdapter": (
-        "any callable Subject -> Subject is a transform, so a function that calls a MONAI dictionary "
-        "transform on subject images' data does the same"
-    ),
     # preprocessing
     "PCA": "not provided: it needs scikit-learn, which is not a dependency (its numbers follow sklearn's conventions)",
     "tio.transforms.preprocessing": (

@@ -105,6 +105,7 @@ from .intensity import RescaleIntensity, ZNormalization
 from .label import KeepLargestComponent, KeepLargestConnectedComponent, OneHot, RemapLabels, SequentialLabels
 from .label_extra import Contour, RemoveLabels
 from .misc import Clamp, CopyAffine, EnsureShapeMultiple, Lambda, Mask
+from .monai_adapter import MonaiAdapter
 from .orientation import Resize, ToCanonical, ToOrientation
 from .reference import To, ToReferenceSpace, Transpose
 from .spatial import Resample
@@ -174,6 +175,7 @@ __all__ = [
     "ToCanonical",
     "ToOrientation",
     "Transform",
+    "MonaiAdapter",
     "FourierTransform",
     "IntensityTransform",
     "LabelTransform",
