@@ -31,6 +31,7 @@ PAGES = [
     ("torchpatch.conversions", "Images as SimpleITK, Pillow and matplotlib see them"),
     ("torchpatch.image_info", "TorchIO's image properties"),
     ("torchpatch.image_plot", "TorchIO's image and subject plots"),
+    ("torchpatch.visualization", "TorchIO's visualization helpers: histograms, GIFs, label colours"),
     ("torchpatch.image_reader", "Custom readers and paths of images"),
     ("torchpatch.subject", "Subjects"),
     ("torchpatch.subject_checks", "TorchIO's consistency checks of subjects"),

@@ -28,6 +28,7 @@ LAYERS: list[list[str]] = [
     [
         "torchpatch.regions",
         "torchpatch.image_plot",
+        "torchpatch.visualization",
         "torchpatch.conversions",
         "torchpatch.image_info",
         "torchpatch.image_reader",
@@ -37,7 +38,7 @@ LAYERS: list[list[str]] = [
         "torchpatch.subject",
         "torchpatch.subject_checks",
     ],
-    ["torchpatch.annotations", "torchpatch.annotations_io", "torchpatch.heatmap", "torchpatch.utils"],
+    ["torchpatch.annotations", "torchpatch.annotations_io", "torchpatch.heatmap", "torchpatch.utils.batches"],
     ["torchpatch.transforms"],
     ["torchpatch.cache", "torchpatch.dataset", "torchpatch.datasets"],
     ["torchpatch.sampler"],
@@ -46,7 +47,7 @@ LAYERS: list[list[str]] = [
     ["torchpatch.inference"],
     ["torchpatch.data"],
     ["torchpatch.export"],
-    ["torchpatch.viz", "torchpatch.testing"],
+    ["torchpatch.viz", "torchpatch.testing", "torchpatch.utils"],
     ["torchpatch", "torchpatch.demo"],
 ]
 

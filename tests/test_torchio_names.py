@@ -49,6 +49,8 @@ PATHS = (
     "transforms.preprocessing",
     "transforms.preprocessing.intensity",
     "datasets",
+    "utils",
+    "visualization",
 )
 
 
@@ -79,6 +81,30 @@ NOT_PROVIDED: dict[str, str] = {
     "tio.reference": "TorchIO's citation helpers",
     "tio.external": "TorchIO's optional-import helpers",
     "tio.types": "type aliases: torchpatch.typing",
+    # tio.utils and tio.visualization
+    "tio.utils.T": "a type variable of TorchIO's module, not API",
+    "tio.utils.TypePath": "TorchIO's type alias imported into the module: torchpatch.typing.TypePath",
+    "get_major_sitk_version": "TorchIO's support of SimpleITK 1; torchpatch needs SimpleITK 2",
+    "get_torchio_cache_dir": "the cache of TorchIO's downloads; torchpatch downloads nothing",
+    "guess_external_viewer": "TorchIO's search for ITK-SNAP/Slicer; Image.show takes viewer_path or SITK_SHOW_COMMAND",
+    "make_video": "needs the ffmpeg-python package and the ffmpeg program (Image.to_video likewise)",
+    "get_ffmpeg": "see make_video",
+    **{
+        f"tio.visualization.{name}": "imported by TorchIO's module for its own use: import it from torchpatch"
+        for name in (
+            "EnsureShapeMultiple",
+            "Image",
+            "LabelMap",
+            "Resample",
+            "RescaleIntensity",
+            "ScalarImage",
+            "Subject",
+            "TYPE_CHECKING",
+            "To",
+            "ToCanonical",
+            "ToOrientation",
+        )
+    },
 }
 
 # "Class.parameter" (or "Transform.parameter" for the keywords every TorchIO
@@ -101,6 +127,8 @@ SIGNATURE_DIFFERENCES: dict[str, str] = {
     "GridAggregator.downsampling_factor": (
         "None finds the factor from the first batch's shape (TorchIO's 1 means no downsampling; passing 1 is the same)"
     ),
+    "is_iterable()": "its argument is obj (object is Python's built-in): pass it by position",
+    "is_iterable.object": "see is_iterable()",
     "Queue()": "subject_sampler comes after start_background: pass it by keyword, as TorchIO's docs do",
 }
 

@@ -1,6 +1,6 @@
 """torchpatch: patch-based deep learning on large 3D and 2D images."""
 
-from . import annotations, data, geometry, inference, io, transforms, utils, viz
+from . import annotations, data, geometry, inference, io, transforms, utils, visualization, viz
 
 # The old module paths, kept as aliases of parts of torchpatch.annotations (no API page of their own).
 from . import annotations_io as annotations_io
@@ -190,6 +190,7 @@ __all__ = [
     "sliced_detection",
     "transforms",
     "utils",
+    "visualization",
     "viz",
     "Clamp",
     "CopyAffine",

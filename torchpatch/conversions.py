@@ -25,6 +25,7 @@ from .image_plot import plot_volume
 from .io import write_image
 from .io.sitk import from_sitk as sitk_voxels
 from .typing import TypeAffine, TypePath, TypeTriplet
+from .visualization import make_gif, plot_histogram
 
 Array = np.ndarray[Any, np.dtype[Any]]
 
@@ -253,6 +254,67 @@ class ImageConversions:
         image: Any = self  # an Image
         figure = plot_volume(image, **kwargs)
         return figure if return_fig else None
+
+    def hist(self, **kwargs: Any) -> None:
+        """Draw the histogram of every voxel (TorchIO's method): :func:`torchpatch.visualization.plot_histogram`.
+
+        Example:
+            >>> from torchpatch import ScalarImage
+            >>> ScalarImage(tensor=torch.rand(1, 8, 8, 8)).hist(show=False)
+            >>> import matplotlib.pyplot as plt; plt.close('all')
+        """
+        image: Any = self  # an Image
+        plot_histogram(image.data.flatten().numpy(), **kwargs)
+
+    def to_gif(
+        self,
+        axis: int,
+        duration: float,
+        output_path: TypePath,
+        loop: int = 0,
+        rescale: bool = True,
+        optimize: bool = True,
+        reverse: bool = False,
+    ) -> None:
+        """Write the slices along voxel ``axis`` as a GIF (TorchIO's method): :func:`torchpatch.visualization.make_gif`.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> from torchpatch import ScalarImage
+            >>> path = pathlib.Path(tempfile.mkdtemp()) / 'volume.gif'
+            >>> ScalarImage(tensor=torch.rand(1, 6, 6, 3)).to_gif(0, duration=0.6, output_path=path)
+            >>> path.stat().st_size > 0
+            True
+        """
+        image: Any = self  # an Image
+        make_gif(
+            image.data, axis, duration, output_path, loop=loop, rescale=rescale, optimize=optimize, reverse=reverse
+        )
+
+    def show(self, viewer_path: TypePath | None = None) -> None:
+        """Open the image in an external viewer through SimpleITK (TorchIO's method).
+
+        The viewer is ``viewer_path``, else the program the environment
+        variable ``SITK_SHOW_COMMAND`` names, else the one SimpleITK finds
+        (ImageJ/Fiji); label maps are written as ``.seg.nrrd`` (3D Slicer
+        opens them as segmentations).
+
+        Raises:
+            RuntimeError: When no viewer can be started, saying how to name one.
+        """
+        image: Any = self  # an Image
+        viewer = sitk.ImageViewer()
+        if type(self).__name__ == "LabelMap":
+            viewer.SetFileExtension(".seg.nrrd")
+        if viewer_path is not None:
+            viewer.SetApplication(str(viewer_path))
+        try:
+            viewer.Execute(image.as_sitk())
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"no external viewer could show {self._describe()}: give viewer_path or set SITK_SHOW_COMMAND to a "
+                f"viewer (ITK-SNAP, 3D Slicer, Fiji) ({error})"
+            ) from error
 
 
 __all__ = ["ImageConversions", "to_sitk"]

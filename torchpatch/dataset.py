@@ -11,7 +11,7 @@ from tqdm import tqdm
 from .cache import SubjectCache
 from .subject import Subject
 from .typing import TypePath
-from .utils import get_subjects_from_batch
+from .utils.batches import get_subjects_from_batch
 
 TypeTransform = Callable[[Subject], Subject]
 
