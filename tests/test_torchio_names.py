@@ -59,12 +59,6 @@ PATHS = (
 # ``tio.Transform`` (one name at one path).
 NOT_PROVIDED: dict[str, str] = {
     # base classes
-    # preprocessing
-    "PCA": "not provided: it needs scikit-learn, which is not a dependency (its numbers follow sklearn's conventions)",
-    "tio.transforms.preprocessing": (
-        "provided with every transform; not its PCA (see its entry) nor TorchIO's "
-        "one-module-per-transform files (crop, pad, ...): import the names from the package"
-    ),
     # constants
     "DATA_REPO": "URL of TorchIO's data-set downloads; torchpatch downloads nothing",
     "REPO_URL": "URL of TorchIO's data-set downloads; torchpatch downloads nothing",

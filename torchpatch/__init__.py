@@ -33,6 +33,7 @@ from .subject import ImageNotFoundError, Subject
 
 # Transforms where TorchIO 1.x puts them (``tio.RandomAffine``, ``tio.CropOrPad``...).
 from .transforms import (
+    PCA,
     Affine,
     AffineElasticDeformation,
     BiasField,
@@ -102,6 +103,7 @@ __all__ = [
     "To",
     "ToReferenceSpace",
     "Transform",
+    "PCA",
     "MonaiAdapter",
     "SpatialTransform",
     "LabelTransform",

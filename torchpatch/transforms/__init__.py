@@ -107,6 +107,7 @@ from .label_extra import Contour, RemoveLabels
 from .misc import Clamp, CopyAffine, EnsureShapeMultiple, Lambda, Mask
 from .monai_adapter import MonaiAdapter
 from .orientation import Resize, ToCanonical, ToOrientation
+from .pca import PCA
 from .reference import To, ToReferenceSpace, Transpose
 from .spatial import Resample
 from .torchio_bases import (
@@ -175,6 +176,7 @@ __all__ = [
     "ToCanonical",
     "ToOrientation",
     "Transform",
+    "PCA",
     "MonaiAdapter",
     "FourierTransform",
     "IntensityTransform",

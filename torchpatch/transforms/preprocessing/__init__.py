@@ -1,7 +1,7 @@
 """The preprocessing transforms where TorchIO 1.x puts them (``tio.transforms.preprocessing.X``).
 
 A re-export: the transforms live in the modules of :mod:`torchpatch.transforms`.
-TorchIO's ``PCA`` is not provided (it needs scikit-learn).
+TorchIO's one-module-per-transform files (``preprocessing.spatial.crop``...) are not provided.
 
 Example:
     >>> from torchpatch.transforms.preprocessing import CropOrPad, RemoveLabels
@@ -18,11 +18,13 @@ from ..label import KeepLargestComponent, OneHot, RemapLabels, SequentialLabels
 from ..label_extra import Contour, RemoveLabels
 from ..misc import Clamp, CopyAffine, EnsureShapeMultiple, Mask
 from ..orientation import Resize, ToCanonical, ToOrientation
+from ..pca import PCA
 from ..reference import To, ToReferenceSpace, Transpose
 from ..spatial import Resample
 from . import intensity, label, spatial
 
 __all__ = [
+    "PCA",
     "Clamp",
     "Contour",
     "CopyAffine",

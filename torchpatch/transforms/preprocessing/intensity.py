@@ -11,10 +11,12 @@ from __future__ import annotations
 from ..histogram import HistogramStandardization
 from ..intensity import RescaleIntensity, ZNormalization
 from ..misc import Clamp, Mask
+from ..pca import PCA
 from ..reference import To
 from ..torchio_bases import NormalizationTransform
 
 __all__ = [
+    "PCA",
     "Clamp",
     "HistogramStandardization",
     "Mask",
