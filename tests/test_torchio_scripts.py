@@ -28,7 +28,7 @@ import torch
 
 SCRIPTS_DIR = Path(__file__).parent / "torchio_scripts"
 REPO_ROOT = Path(__file__).parent.parent
-SCRIPTS = ("train.py", "infer.py", "two_d.py")
+SCRIPTS = ("train.py", "infer.py", "two_d.py", "synth.py")
 OUR_IMPORT = "import torchpatch as tio"
 THEIR_IMPORT = "import torchio as tio"
 
@@ -80,6 +80,7 @@ def _script_args(name: str, data_dir: Path) -> list[str]:
         "train.py": [str(data_dir)],
         "infer.py": [str(data_dir / "sub0_t1.nii.gz")],
         "two_d.py": [str(data_dir / "large.png")],
+        "synth.py": [str(data_dir)],
     }[name]
 
 
@@ -184,6 +185,20 @@ def test_two_d_script(outputs: dict[str, tuple[Path, dict[str, Any]]]) -> None:
     assert summary["output_shape"] == [3, PNG_WIDTH, PNG_HEIGHT, 1]
     assert summary["max_stitch_error"] == 0
     assert nib.load(out_dir / "stitched.nii.gz").shape[:2] == (PNG_WIDTH, PNG_HEIGHT)
+
+
+def test_synth_script(outputs: dict[str, tuple[Path, dict[str, Any]]]) -> None:
+    out_dir, summary = outputs["synth.py"]
+    assert summary["names"] == ["sub0_seg", "sub1_seg", "sub2_seg"]
+    assert summary["made_values"] == pytest.approx([0.2, 0.8])
+    assert summary["made_shape"] == [1, *SHAPE] and summary["made_dtype"] == "torch.float32"
+    assert summary["label_unchanged"] and summary["dataset_unchanged"] and summary["undone_equal"]
+    assert summary["batches"] == 4 and all(math.isfinite(loss) for loss in summary["losses"])
+    assert summary["pca_shape"] == [3, *SHAPE] and summary["pca_range_ok"] and summary["gif_written"]
+    assert summary["to_tuple"] == [3, 3, 3] and summary["guess"] == [1, 2.5]
+    pil = pytest.importorskip("PIL.Image")
+    with pil.open(out_dir / "colours.gif") as animation:
+        assert animation.n_frames == SHAPE[2]
 
 
 #: Summary entries that depend on random draws (augmentation, sampling, noise), not compared with TorchIO.
