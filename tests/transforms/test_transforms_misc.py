@@ -41,6 +41,15 @@ def test_lambda_applies_to_every_type_by_default():
     assert flat(out.t1) == [-1.0, -2.0] and flat(out.seg) == [-1, 0]
 
 
+def test_lambda_changing_voxels_in_place_leaves_the_input_unless_copy_is_false():
+    subject = Subject(t1=line([1.0, 2.0]))
+    out = Lambda(lambda x: x.mul_(10))(subject)
+    assert out.t1.data.flatten().tolist() == [10.0, 20.0]
+    assert subject.t1.data.flatten().tolist() == [1.0, 2.0]
+    Lambda(lambda x: x.mul_(10), copy=False)(subject)
+    assert subject.t1.data.flatten().tolist() == [10.0, 20.0]
+
+
 def test_lambda_types_to_apply():
     subject = Subject(t1=line([1.0, 2.0]), seg=line([1, 0], torch.int64, LabelMap))
     out = Lambda(lambda x: 1 - x, types_to_apply=[LABEL])(subject)

@@ -37,8 +37,11 @@ class Lambda(Transform):
 
     The function receives the ``(C, I, J, K)`` tensor of one image at a time
     and returns a 4D tensor (channels and sizes may change; the affine is
-    kept). Prefer a module-level function to a ``lambda`` where the pipeline
-    is pickled or fingerprinted (workers, ``SubjectsDataset(cache_dir=...)``).
+    kept). It gets a copy of the voxels unless ``copy=False`` (TorchIO
+    deep-copies the subject), so a function that changes them in place
+    (``lambda x: x.div_(255)``) leaves the input as it was. Prefer a
+    module-level function to a ``lambda`` where the pipeline is pickled or
+    fingerprinted (workers, ``SubjectsDataset(cache_dir=...)``).
 
     Args:
         function: Callable taking and returning a 4D :class:`torch.Tensor`.
@@ -102,7 +105,8 @@ class Lambda(Transform):
 
     def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
         """Apply the function to one image."""
-        result = self.function(image.data)
+        # A copy, as TorchIO's deep copy of the subject gives: a function that changes it in place leaves the input.
+        result = self.function(image.data.clone() if self.copy else image.data)
         where = f"for image {name!r} of subject {subject.name!r}"
         if not isinstance(result, torch.Tensor):
             raise TypeError(f"Lambda's function must return a torch.Tensor, got {type(result).__name__} {where}")
