@@ -18,6 +18,10 @@ from ...io.buffers import thread_scratch
 
 #: Label value of voxels that no label claims (a discretized partial-volume voxel whose channels are all 0).
 UNLABELLED = -1
+#: Widest span of label values looked up through a table by value (8 MiB of int64); wider, sparser ones are searched.
+TABLE_SPAN = 1 << 20
+#: Voxels computed at a time (their index, noise and gathered values stay in the core's cache).
+CHUNK_VOXELS = 1 << 17
 
 
 def is_partial_volume(data: torch.Tensor) -> bool:
@@ -69,14 +73,6 @@ def labels_found(data: torch.Tensor, partial_volume: bool, discretize: bool) -> 
             found = (torch.nonzero(seen).flatten() + low).tolist()
             return [label for label in found if label != UNLABELLED]
     return [label for label in values.unique().long().tolist() if label != UNLABELLED]
-
-
-#: Widest span of label values looked up through a table by value (wider, sparser ones are searched).
-TABLE_SPAN = 1 << 22
-
-
-#: Voxels computed at a time (their index, noise and gathered values stay in the core's cache).
-CHUNK_VOXELS = 1 << 17
 
 
 def value_table(values: torch.Tensor, labels: list[int]) -> tuple[int, torch.Tensor] | None:
