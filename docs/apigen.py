@@ -65,6 +65,7 @@ PAGES = [
 #: two-thread gzip decoding (``torchpatch.io.libdeflate`` documents it): no source to read.
 NOT_API = {
     "torchpatch.demo",
+    "torchpatch.cli",
     "torchpatch.annotations_io",
     "torchpatch.heatmap",
     "torchpatch.io.transpose",

@@ -48,7 +48,7 @@ LAYERS: list[list[str]] = [
     ["torchpatch.data"],
     ["torchpatch.export"],
     ["torchpatch.viz", "torchpatch.testing", "torchpatch.utils"],
-    ["torchpatch", "torchpatch.demo"],
+    ["torchpatch", "torchpatch.demo", "torchpatch.cli"],
 ]
 
 
