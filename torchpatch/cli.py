@@ -35,10 +35,7 @@ import torch
 
 from . import transforms
 from .image import LabelMap, ScalarImage
-from .utils import apply_transform_to_file, guess_type
-
-#: The image classes ``--imclass`` names.
-IMAGE_CLASSES = {"ScalarImage": ScalarImage, "LabelMap": LabelMap}
+from .utils.helpers import IMAGE_CLASSES, apply_transform_to_file, guess_type
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:
@@ -160,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return commands[arguments[0]](arguments[1:])
 
 
-__all__ = ["IMAGE_CLASSES", "info_main", "main", "parse_kwargs", "transform_class", "transform_main"]
+__all__ = ["info_main", "main", "parse_kwargs", "transform_class", "transform_main"]
 
 if __name__ == "__main__":
     sys.exit(main())

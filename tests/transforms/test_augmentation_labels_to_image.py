@@ -235,3 +235,12 @@ def test_repr_and_probability() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "image_from_labels" not in RandomLabelsToImage(p=0)(subject)
+
+
+def test_labels_found_are_remembered_until_the_map_changes_in_place() -> None:
+    data = torch.tensor([0, 2, 2, 5]).reshape(1, 4, 1, 1)
+    assert labels_found(data, False, False) == [0, 2, 5]
+    assert labels_found(data, False, False) == [0, 2, 5]
+    data[0, 0] = 9
+    assert labels_found(data, False, False) == [2, 5, 9]
+    assert labels_found(data.clone(), False, False) == [2, 5, 9]

@@ -44,6 +44,7 @@ import torch
 from ..image import Image, LabelMap, ScalarImage
 from ..subject import Subject
 from .base import Transform
+from .intensity import ZNormalization
 from .masking import TypeMaskingMethod, check_masking_method, get_mask
 
 
@@ -206,15 +207,9 @@ class NormalizationTransform(IntensityTransform):
         """
         return torch.ones_like(tensor, dtype=torch.bool)
 
-    @staticmethod
-    def mean(tensor: torch.Tensor) -> torch.Tensor:
-        """The voxels above the mean (TorchIO's masking function).
-
-        Example:
-            >>> NormalizationTransform.mean(torch.tensor([0.0, 0, 3])).tolist()
-            [False, False, True]
-        """
-        return tensor > tensor.float().mean()
+    #: The voxels above the mean (TorchIO's masking function): :meth:`ZNormalization.mean
+    #: <torchpatch.transforms.ZNormalization.mean>` itself.
+    mean = staticmethod(ZNormalization.mean)
 
 
 class FourierTransform:

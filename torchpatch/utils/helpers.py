@@ -26,6 +26,9 @@ from ..image import LabelMap, ScalarImage
 from ..loader import collate_subjects
 from ..subject import Subject
 
+#: The image classes by the names ``apply_transform_to_file`` (and the command line's ``--imclass``) take.
+IMAGE_CLASSES: dict[str, type[ScalarImage] | type[LabelMap]] = {"ScalarImage": ScalarImage, "LabelMap": LabelMap}
+
 
 def to_tuple(value: Any, length: int = 1) -> tuple[Any, ...]:
     """``tuple(value)`` for an iterable (not a string), else ``value`` repeated ``length`` times.
@@ -218,10 +221,9 @@ def apply_transform_to_file(
         >>> ScalarImage(folder / 'out.nii.gz').data.flatten().tolist()
         [2.0, 1.0, 0.0]
     """
-    kinds = {"ScalarImage": ScalarImage, "LabelMap": LabelMap}
-    if class_ not in kinds:
-        raise ValueError(f"class_ must be one of {sorted(kinds)}, got {class_!r}")
-    transformed = transform(Subject(image=kinds[class_](input_path)))
+    if class_ not in IMAGE_CLASSES:
+        raise ValueError(f"class_ must be one of {sorted(IMAGE_CLASSES)}, got {class_!r}")
+    transformed = transform(Subject(image=IMAGE_CLASSES[class_](input_path)))
     transformed["image"].save(output_path)
     history = transformed.get(HISTORY) or []
     if verbose and history:
@@ -275,6 +277,7 @@ def create_dummy_dataset(
 
 
 __all__ = [
+    "IMAGE_CLASSES",
     "apply_transform_to_file",
     "check_sequence",
     "compress",

@@ -263,13 +263,11 @@ class RandomLabelsToImage(RandomTransform):
         data = label_map.data
         used = params["used_labels"]
         labels = [int(label) for label in params["labels"]]
-        active = [
-            (used is None or label in used) and not (label == 0 and params["ignore_background"]) for label in labels
-        ]
-        unused = [
-            used is not None and label not in used and not (label == 0 and params["ignore_background"])
-            for label in labels
-        ]
+        # A label is given a tissue (active), or left to the filled image (unused); an ignored background is neither.
+        ignored = [label == 0 and params["ignore_background"] for label in labels]
+        chosen = [used is None or label in used for label in labels]
+        active = [c and not i for c, i in zip(chosen, ignored)]
+        unused = [not c and not i for c, i in zip(chosen, ignored)]
         generator = torch.Generator().manual_seed(int(params["seed"]))
         source = None if original is None else original.data.to(data.device)
         if params["partial_volume"] and not params["discretize"]:
