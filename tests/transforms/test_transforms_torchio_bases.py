@@ -131,7 +131,7 @@ def test_a_mutating_transform_in_a_dataset_does_not_pile_up_epoch_after_epoch() 
 
 
 @pytest.mark.parametrize(
-    "masking_method", [None, "seg", "Left", "anterior", lambda x: x > 4, NormalizationTransform.mean]
+    "masking_method", [None, "seg", "Left", "anterior", lambda x: x > 4, NormalizationTransform.mean, 1, (1, 0, 2)]
 )
 def test_masks_from_masking_method_are_torchio_masks(masking_method: Any) -> None:
     tio = pytest.importorskip("torchio")
@@ -140,8 +140,9 @@ def test_masks_from_masking_method_are_torchio_masks(masking_method: Any) -> Non
         masking_method, tio.Subject(t1=tio.ScalarImage(tensor=data), seg=tio.LabelMap(tensor=_segmentation())), data
     )
     subject = Subject(t1=ScalarImage(tensor=data), seg=LabelMap(tensor=_segmentation()))
-    ours = NormalizationTransform.get_mask_from_masking_method(masking_method, subject, data)
-    assert torch.equal(ours.expand_as(data).bool(), theirs.expand_as(data).bool())
+    ours = RescaleIntensity().get_mask_from_masking_method(masking_method, subject, data)
+    assert ours.shape == theirs.shape
+    assert torch.equal(ours.bool(), theirs.bool())
     assert torch.equal(NormalizationTransform.ones(data), tio.RescaleIntensity().ones(data).bool())
 
 

@@ -62,7 +62,10 @@ Example:
 
 from __future__ import annotations
 
-from . import preprocessing
+from . import (
+    kinds,  # noqa: F401 - registers the transforms under TorchIO's base classes
+    preprocessing,
+)
 
 # TorchIO's deterministic transforms (parameters given).
 from .augmentation import (

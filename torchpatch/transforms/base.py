@@ -31,6 +31,7 @@ from ..geometry import is_number
 from ..image import Image, LabelMap, ScalarImage
 from ..subject import Subject
 from ..typing import TypeAffine
+from .torchio_methods import TorchIOMethods
 
 TypeSubjectTransform = Callable[[Subject], Subject]
 
@@ -127,7 +128,7 @@ def _parse_names(names: Any, argument: str) -> tuple[str, ...] | None:
     return tuple(names)
 
 
-class Transform:
+class Transform(TorchIOMethods):
     """Base class of the built-in transforms: ``Subject -> new Subject``.
 
     Subclasses implement :meth:`apply_image` (one image at a time) or, when

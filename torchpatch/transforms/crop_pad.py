@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from numbers import Integral
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from ..annotations import annotation_grid, crop_annotations, region_aware_metadata
 from ..constants import LABEL
-from ..geometry import GEOMETRIC_MODES, is_number, parse_padding_mode, shift_affine
+from ..geometry import GEOMETRIC_MODES, MODE_ALIASES, STATISTIC_MODES, is_number, parse_padding_mode, shift_affine
 from ..image import Image
 from ..patches import fill_fits
 from ..subject import Subject
@@ -188,6 +188,14 @@ class Pad(Transform):
         >>> out.a.spatial_shape, out.a.origin, float(out.a.data.min())
         ((3, 2, 2), (-1.0, 0.0, 0.0), 1.0)
     """
+
+    #: The padding modes by name (a number pads with that constant); TorchIO's ``PADDING_MODES``.
+    PADDING_MODES: ClassVar[tuple[str, ...]] = ("constant", *GEOMETRIC_MODES, *STATISTIC_MODES, *MODE_ALIASES)
+
+    @classmethod
+    def check_padding_mode(cls, padding_mode: Any) -> None:
+        """Raise an error unless ``padding_mode`` is a number or one of :attr:`PADDING_MODES`."""
+        parse_padding_mode(padding_mode)
 
     def __init__(
         self,

@@ -98,6 +98,16 @@ class RescaleIntensity(Transform):
 
     intensity_only = True
 
+    @property
+    def out_min(self) -> float:
+        """The low end of ``out_min_max``: TorchIO's name."""
+        return self.out_min_max[0]
+
+    @property
+    def out_max(self) -> float:
+        """The high end of ``out_min_max``: TorchIO's name."""
+        return self.out_min_max[1]
+
     def __init__(
         self,
         out_min_max: float | Sequence[float] = (0, 1),
@@ -240,6 +250,24 @@ class ZNormalization(Transform):
             [False, False, False, True, True]
         """
         return tensor > tensor.float().mean()
+
+    @staticmethod
+    def znorm(tensor: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+        """``tensor`` (as float32) minus the mean of its ``mask`` voxels, over their standard deviation.
+
+        TorchIO's step, for code of one's own: ``None`` when those voxels
+        are constant (a standard deviation of 0); the transform itself
+        raises an error naming the image instead.
+
+        Example:
+            >>> ZNormalization.znorm(torch.tensor([1.0, 3.0]), torch.tensor([True, True])).tolist()
+            [-0.7071067690849304, 0.7071067690849304]
+        """
+        values = tensor.float()
+        std, mean = torch.std_mean(values.masked_select(mask.bool()))
+        if float(std) == 0:
+            return None
+        return (values - mean) / std
 
     def arguments(self) -> dict[str, Any]:
         """Arguments shown by ``repr``."""

@@ -20,6 +20,13 @@ class                            what ``get_images``/``get_images_dict`` select
 
 ``include``/``exclude`` narrow the selection as for any transform.
 
+torchpatch's own transforms count as instances of the classes TorchIO's
+derive from (``isinstance(RandomBlur(), IntensityTransform)``,
+``isinstance(Flip(), SpatialTransform)``...: :mod:`~torchpatch.transforms.kinds`)
+without taking their code; the helper methods TorchIO's ``Transform`` offers
+(``parse_params``, ``get_mask_from_masking_method``...) are on every
+transform (:mod:`~torchpatch.transforms.torchio_methods`).
+
 Example:
     >>> import torch
     >>> from torchpatch import LabelMap, ScalarImage, Subject
@@ -36,19 +43,18 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from abc import ABCMeta
 from typing import Any
 
 import torch
 
-from ..image import Image, LabelMap, ScalarImage
+from ..image import Image, LabelMap
 from ..subject import Subject
 from .base import Transform
-from .intensity import ZNormalization
 from .masking import TypeMaskingMethod, check_masking_method, get_mask
 
 
-class IntensityTransform(Transform):
+class IntensityTransform(Transform, metaclass=ABCMeta):
     """TorchIO's base class of transforms that change the voxels of scalar images only.
 
     Example:
@@ -64,43 +70,8 @@ class IntensityTransform(Transform):
 
     intensity_only = True
 
-    def get_images(self, subject: Subject) -> list[Image]:
-        """The selected scalar images of ``subject``."""
-        return list(self.get_images_dict(subject).values())
 
-    @staticmethod
-    def get_parameter(value: Any, name: str) -> Any:
-        """``value[name]`` when ``value`` is a mapping of image names, else ``value`` (TorchIO's per-image values).
-
-        Example:
-            >>> IntensityTransform.get_parameter({'t1': 2}, 't1'), IntensityTransform.get_parameter(3, 't1')
-            (2, 3)
-        """
-        if isinstance(value, Mapping):
-            return value[name]
-        return value
-
-    def arguments_are_dict(self) -> bool:
-        """Whether every argument named in ``args_names`` is a dict (none: ``False``; some: ``ValueError``).
-
-        Example:
-            >>> transform = IntensityTransform()
-            >>> transform.args_names = ['gain']
-            >>> transform.gain = {'t1': 2.0}
-            >>> transform.arguments_are_dict()
-            True
-        """
-        values = [getattr(self, name) for name in getattr(self, "args_names", [])]
-        dicts = [isinstance(value, dict) for value in values]
-        if dicts and all(dicts):
-            return True
-        if any(dicts):
-            names = list(getattr(self, "args_names", []))
-            raise ValueError(f"{self.name}: the arguments {names} must be all dicts or none, got {values!r}")
-        return False
-
-
-class SpatialTransform(Transform):
+class SpatialTransform(Transform, metaclass=ABCMeta):
     """TorchIO's base class of transforms that move voxels or change bounds: every image, label maps included.
 
     Example:
@@ -114,12 +85,8 @@ class SpatialTransform(Transform):
     #: Subclasses written for TorchIO change the subject they are given: they get a deep copy.
     changes_its_input = True
 
-    def get_images(self, subject: Subject) -> list[Image]:
-        """Every selected image of ``subject``."""
-        return list(self.get_images_dict(subject).values())
 
-
-class LabelTransform(Transform):
+class LabelTransform(Transform, metaclass=ABCMeta):
     """TorchIO's base class of transforms of label maps: only ``LabelMap`` images are selected.
 
     Example:
@@ -137,10 +104,6 @@ class LabelTransform(Transform):
         """The selected label maps of ``subject``, by name."""
         images = super().get_images_dict(subject)
         return {name: image for name, image in images.items() if isinstance(image, LabelMap)}
-
-    def get_images(self, subject: Subject) -> list[Image]:
-        """The selected label maps of ``subject``."""
-        return list(self.get_images_dict(subject).values())
 
 
 class NormalizationTransform(IntensityTransform):
@@ -180,39 +143,8 @@ class NormalizationTransform(IntensityTransform):
         """Normalize image ``image_name`` of ``subject`` in place, with the statistics of ``mask``."""
         raise NotImplementedError(f"{self.name} must implement apply_normalization(subject, image_name, mask)")
 
-    @staticmethod
-    def get_mask_from_masking_method(
-        masking_method: TypeMaskingMethod,
-        subject: Subject,
-        tensor: torch.Tensor,
-        labels: Sequence[int] | None = None,
-    ) -> torch.Tensor:
-        """The mask ``masking_method`` selects for voxels ``tensor`` of ``subject`` (TorchIO's signature).
 
-        Example:
-            >>> subject = Subject(t1=ScalarImage(tensor=torch.ones(1, 4, 1, 1)))
-            >>> NormalizationTransform.get_mask_from_masking_method('Left', subject, subject.t1.data).flatten().tolist()
-            [True, True, False, False]
-        """
-        image = ScalarImage(tensor=tensor)
-        return get_mask(check_masking_method(masking_method), subject, image, "the voxels given", labels, tensor)
-
-    @staticmethod
-    def ones(tensor: torch.Tensor) -> torch.Tensor:
-        """Every voxel (TorchIO's masking function).
-
-        Example:
-            >>> NormalizationTransform.ones(torch.zeros(1, 2, 1, 1)).all().item()
-            True
-        """
-        return torch.ones_like(tensor, dtype=torch.bool)
-
-    #: The voxels above the mean (TorchIO's masking function): :meth:`ZNormalization.mean
-    #: <torchpatch.transforms.ZNormalization.mean>` itself.
-    mean = staticmethod(ZNormalization.mean)
-
-
-class FourierTransform:
+class FourierTransform(metaclass=ABCMeta):  # noqa: B024 - an ABC for register(), with no abstract method
     """TorchIO's centred FFT helpers: ``fftshift(fftn(tensor))`` and its inverse, over every axis of ``tensor``.
 
     Example:

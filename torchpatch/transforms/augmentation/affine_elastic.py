@@ -118,6 +118,16 @@ class RandomAffineElasticDeformation(AffineElasticBase):
         ((1, 16, 16, 16), ['affine', 'affine_first', 'elastic', 'name'])
     """
 
+    @property
+    def random_affine(self) -> Any:
+        """The ``RandomAffine`` it draws from (``affine``): TorchIO's name."""
+        return self.affine
+
+    @property
+    def random_elastic(self) -> Any:
+        """The ``RandomElasticDeformation`` it draws from (``elastic``): TorchIO's name."""
+        return self.elastic
+
     def __init__(
         self,
         affine_first: bool = True,

@@ -292,6 +292,11 @@ class RandomAnisotropy(RandomTransform):
 
     intensity_only = True
 
+    @property
+    def downsampling_range(self) -> tuple[float, float]:
+        """``downsampling``: TorchIO's name."""
+        return self.downsampling
+
     def __init__(
         self,
         axes: int | Sequence[int] = (0, 1, 2),

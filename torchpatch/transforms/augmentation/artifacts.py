@@ -216,6 +216,11 @@ class RandomBiasField(RandomTransform):
 
     intensity_only = True
 
+    @property
+    def coefficients_range(self) -> tuple[float, float]:
+        """``coefficients``: TorchIO's name."""
+        return self.coefficients
+
     def __init__(
         self,
         coefficients: float | tuple[float, float] = 0.5,

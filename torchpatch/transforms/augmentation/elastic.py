@@ -104,6 +104,11 @@ class RandomElasticDeformation(SpatialRandomTransform):
         torch.Size([7, 7, 7, 3])
     """
 
+    @property
+    def num_locked_borders(self) -> int:
+        """``locked_borders``: TorchIO's name."""
+        return self.locked_borders
+
     def __init__(
         self,
         num_control_points: int | Sequence[int] = 7,

@@ -16,6 +16,7 @@ import torch
 from ...geometry import is_number, parse_voxel_axes
 from ...image import Image
 from ..base import rebuild_image
+from ..torchio_bases import FourierTransform
 from .kspace import (
     FixedIntensityTransform,
     draw_uniform,
@@ -114,6 +115,16 @@ class RandomGhosting(IntensityRandomTransform):
         (['axis', 'intensity', 'name', 'num_ghosts', 'restore'], 1, True)
     """
 
+    @property
+    def num_ghosts_range(self) -> tuple[int, int]:
+        """``num_ghosts``: TorchIO's name."""
+        return self.num_ghosts
+
+    @property
+    def intensity_range(self) -> tuple[float, float]:
+        """``intensity``: TorchIO's name."""
+        return self.intensity
+
     def __init__(
         self,
         num_ghosts: int | tuple[int, int] = (4, 10),
@@ -154,7 +165,7 @@ class RandomGhosting(IntensityRandomTransform):
         return {**arguments, "restore": self.restore, **super().arguments()}
 
 
-class Ghosting(FixedIntensityTransform):
+class Ghosting(FixedIntensityTransform, FourierTransform):
     """Add ghosts with given parameters (those :class:`RandomGhosting` draws); see :func:`add_ghosts`.
 
     Args:

@@ -26,6 +26,7 @@ import torch
 from ...image import Image
 from ...subject import Subject
 from ..base import Transform, rebuild_image, skips
+from ..torchio_bases import FourierTransform
 from .random import parse_probability, parse_range
 from .voxelwise import IntensityRandomTransform, as_float
 
@@ -195,7 +196,7 @@ class FixedIntensityTransform(Transform):
         return {**arguments, **super().arguments()}
 
 
-class RandomSpike(IntensityRandomTransform):
+class RandomSpike(IntensityRandomTransform, FourierTransform):
     """Add random spikes to k-space: stripes across the image (herringbone artefact).
 
     For each image, the number of spikes ``n ~ U{num_spikes}``, the ratio
@@ -223,6 +224,16 @@ class RandomSpike(IntensityRandomTransform):
         >>> sorted(out['history'][0]), len(out['history'][0]['spikes_positions']['t1'])
         (['intensity', 'name', 'spikes_positions'], 1)
     """
+
+    @property
+    def intensity_range(self) -> tuple[float, float]:
+        """``intensity``: TorchIO's name."""
+        return self.intensity
+
+    @property
+    def num_spikes_range(self) -> tuple[int, int]:
+        """``num_spikes``: TorchIO's name."""
+        return self.num_spikes
 
     def __init__(
         self,
@@ -253,7 +264,7 @@ class RandomSpike(IntensityRandomTransform):
         return {"num_spikes": self.num_spikes, "intensity": self.intensity, **super().arguments()}
 
 
-class Spike(FixedIntensityTransform):
+class Spike(FixedIntensityTransform, FourierTransform):
     """Add spikes to k-space at given positions (the parameters :class:`RandomSpike` draws).
 
     Args:

@@ -180,6 +180,19 @@ class RandomLabelsToImage(RandomTransform):
     #: Each voxel depends on its own label (and the filled image's voxel) only: a patch needs no context.
     pointwise = True
 
+    @property
+    def mean_ranges(self) -> Any:
+        """``mean``, one range per label (``None``: drawn from ``default_mean``): TorchIO's name."""
+        return self.mean
+
+    @property
+    def std_ranges(self) -> Any:
+        """``std``, one range per label (``None``: drawn from ``default_std``): TorchIO's name."""
+        return self.std
+
+    #: The range argument (TorchIO keeps it as ``mean_ranges``; its ``mean`` is the masking function).
+    mean: list[Any] | None  # type: ignore[assignment]
+
     def __init__(
         self,
         label_key: str | None = None,

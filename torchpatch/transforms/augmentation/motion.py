@@ -28,6 +28,7 @@ import torch
 from ...geometry import LPS_TO_RAS
 from ...image import Image
 from ..base import rebuild_image
+from ..torchio_bases import FourierTransform
 from .affine import rotation_matrix
 from .kspace import FixedIntensityTransform, draw_uniform, fourier_transform, inverse_fourier_transform
 from .random import parse_range
@@ -127,7 +128,7 @@ def _motion_image(image: Image, params: Mapping[str, Any]) -> Image:
     return image if data is image.data else rebuild_image(image, data)
 
 
-class RandomMotion(IntensityRandomTransform):
+class RandomMotion(IntensityRandomTransform, FourierTransform):
     """Simulate random movements of the subject during an MRI acquisition; see :func:`add_motion`.
 
     For each image, ``num_transforms`` rotations (each angle ``~ U(degrees)``)
@@ -158,6 +159,16 @@ class RandomMotion(IntensityRandomTransform):
         >>> sorted(record), len(record['times']['t1'])
         (['degrees', 'image_interpolation', 'name', 'times', 'translation'], 2)
     """
+
+    @property
+    def degrees_range(self) -> tuple[float, float]:
+        """``degrees``: TorchIO's name."""
+        return self.degrees
+
+    @property
+    def translation_range(self) -> tuple[float, float]:
+        """``translation``: TorchIO's name."""
+        return self.translation
 
     def __init__(
         self,
@@ -207,7 +218,7 @@ class RandomMotion(IntensityRandomTransform):
         return {**arguments, "image_interpolation": self.image_interpolation, **super().arguments()}
 
 
-class Motion(FixedIntensityTransform):
+class Motion(FixedIntensityTransform, FourierTransform):
     """Simulate given movements during an MRI acquisition (those :class:`RandomMotion` draws).
 
     Args:

@@ -23,6 +23,7 @@ from ...geometry import is_number
 from ...image import Image
 from ...subject import Subject
 from ..base import Transform, TypeSubjectTransform, apply_checked, parse_probability, skips
+from ..torchio_methods import RandomMethods
 
 #: Metadata key of the list of records of the random transforms applied.
 HISTORY_KEY = "history"
@@ -107,7 +108,7 @@ def add_history(subject: Subject, record: Mapping[str, Any]) -> Subject:
     return subject.with_images({}, **{HISTORY_KEY: [*history, dict(record)]})
 
 
-class RandomTransform(Transform):
+class RandomTransform(RandomMethods, Transform):
     """Base class of the random transforms: applied with probability ``p``, recorded in the history.
 
     Subclasses implement :meth:`get_params` (draw every random parameter,
@@ -250,7 +251,7 @@ class Inverse(Transform):
         return f"Inverse({self.transform!r})"
 
 
-class OneOf(Transform):
+class OneOf(RandomMethods, Transform):
     """Apply one transform chosen at random, with probability ``p``.
 
     The chosen transform records itself in the history when it is random;
@@ -312,6 +313,12 @@ class OneOf(Transform):
             raise ValueError(f"the weights of transforms must not all be zero, got {[w for _, w in items]}")
         self.transforms: list[TypeSubjectTransform] = [transform for transform, _ in items]
         self.weights: list[float] = [float(weight) for _, weight in items]
+
+    @property
+    def transforms_dict(self) -> dict[TypeSubjectTransform, float]:
+        """``{transform: probability}``, the weights normalized to sum to 1 (TorchIO's attribute)."""
+        total = sum(self.weights)
+        return {transform: weight / total for transform, weight in zip(self.transforms, self.weights)}
 
     def apply_transform(self, subject: Subject) -> Subject:
         """Choose one transform by weight and apply it (with probability ``p``)."""

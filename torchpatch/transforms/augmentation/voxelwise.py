@@ -111,6 +111,19 @@ class RandomNoise(IntensityRandomTransform):
     #: Each voxel depends on itself only: a patch needs no context.
     pointwise = True
 
+    @property
+    def mean_range(self) -> tuple[float, float]:
+        """``mean``: TorchIO's name (its ``mean`` is the masking function)."""
+        return self.mean
+
+    @property
+    def std_range(self) -> tuple[float, float]:
+        """``std``: TorchIO's name."""
+        return self.std
+
+    #: The range argument (TorchIO keeps it as ``mean_range``; its ``mean`` is the masking function).
+    mean: tuple[float, float]  # type: ignore[assignment]
+
     def __init__(
         self,
         mean: float | tuple[float, float] = 0.0,
@@ -197,6 +210,11 @@ class RandomGamma(IntensityRandomTransform):
     #: Each voxel depends on itself only: a patch needs no context.
     pointwise = True
 
+    @property
+    def log_gamma_range(self) -> tuple[float, float]:
+        """``log_gamma``: TorchIO's name."""
+        return self.log_gamma
+
     def __init__(
         self,
         log_gamma: float | tuple[float, float] = (-0.3, 0.3),
@@ -274,6 +292,11 @@ class RandomBlur(IntensityRandomTransform):
         >>> round(out.t1.data.sum().item(), 4), out.t1.data.max().item() < 0.2, out['history'][0]['std']['t1']
         (1.0, True, [1.0, 1.0, 1.0])
     """
+
+    @property
+    def std_ranges(self) -> tuple[float, ...]:
+        """The six bounds of ``std`` (low, high per axis): TorchIO's name."""
+        return tuple(value for pair in self.std for value in pair)
 
     def __init__(
         self,
