@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from . import io
 from .constants import INTENSITY
 from .geometry import LPS_TO_RAS
 from .image_plot import plot_volume
@@ -136,8 +137,15 @@ class ImageConversions:
         r, a, s = (np.asarray(self.affine, dtype=np.float64) @ np.append(index, 1.0))[:3]
         return (float(-r), float(-a), float(s)) if lps else (float(r), float(a), float(s))
 
-    def save(self, path: TypePath) -> None:
+    def save(self, path: TypePath, squeeze: bool | None = None) -> None:
         """Write the image; the format follows the extension.
+
+        Args:
+            path: The file to write.
+            squeeze: ``True`` writes a depth-one image as a 2D image in the
+                formats SimpleITK writes (NIfTI, NRRD, MetaImage...), as
+                TorchIO does; ``None`` or ``False`` keep it 3D with a depth of
+                one (2D raster formats, PNG..., are 2D either way).
 
         Example:
             >>> import tempfile, pathlib
@@ -147,7 +155,21 @@ class ImageConversions:
             >>> ScalarImage(out).data.sum().item()
             8.0
         """
-        write_image(self.data.detach().cpu().numpy(), self.affine, path)
+        data = self.data.detach().cpu()
+        suffix = io.get_suffix(path)
+        backend = io.BACKENDS.get(suffix)
+        if squeeze is not None and not isinstance(squeeze, bool):
+            raise TypeError(f"squeeze must be None, True or False, got {type(squeeze).__name__} {squeeze!r}")
+        flat = squeeze and data.shape[-1] == 1 and suffix not in io.RASTER_FORMATS
+        if not flat or backend is None or backend.name not in ("simpleitk", "nifti"):
+            write_image(data.numpy(), self.affine, path)
+            return
+        image = to_sitk(data, self.affine)  # depth one: a 2D SimpleITK image
+        if not backend.atomic_writes:
+            sitk.WriteImage(image, str(path), True)
+            return
+        with io.atomic_path(path) as temporary:
+            sitk.WriteImage(image, str(temporary), True)
 
     def numpy(self) -> Array:
         """The voxels as a numpy array (shares memory when possible)."""

@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
-from . import io
+from . import image_members, io
 from .constants import AFFINE, DATA, INTENSITY, LABEL, PATH, STEM, TYPE
 from .copying import shallow_copy
 from .geometry import (
@@ -47,7 +47,7 @@ Array = np.ndarray[Any, np.dtype[Any]]
 _WIDENED = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64, np.dtype(np.uint64): np.int64}
 
 
-class Image(CustomReads, ImageInfo):
+class Image(CustomReads, ImageInfo, image_members.ImageMembers):
     """A 4D image ``(C, I, J, K)`` with a RAS+ affine, read lazily from disk.
 
     Args:

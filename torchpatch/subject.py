@@ -16,7 +16,7 @@ from .constants import INTENSITY
 from .image import Image
 from .image_plot import plot_subject
 from .patches import RegionAware, SubjectCuts
-from .subject_checks import SubjectChecks
+from .subject_members import SubjectMembers
 from .typing import TypeSpacing, TypeTriplet
 
 #: Largest difference between two affines of one subject, in millimetres.
@@ -63,7 +63,7 @@ class ImageNotFoundError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-class Subject(SubjectCuts, SubjectChecks, MutableMapping[str, Any]):
+class Subject(SubjectCuts, SubjectMembers, MutableMapping[str, Any]):
     """Images sharing one voxel grid, plus metadata (ids, class labels, ...).
 
     Args:
@@ -218,16 +218,16 @@ class Subject(SubjectCuts, SubjectChecks, MutableMapping[str, Any]):
         """
         return list(self.images)
 
-    def get_image(self, name: str, argument: str = "image_name") -> Image:
-        """The image ``name``, or an error naming the argument, the subject and its images.
+    def get_image(self, image_name: str, argument: str = "image_name") -> Image:
+        """The image ``image_name``, or an error naming the argument, the subject and its images.
 
         Args:
-            name: The image's name.
-            argument: What ``name`` was given as, for the message (e.g.
+            image_name: The image's name.
+            argument: What ``image_name`` was given as, for the message (e.g.
                 ``'label_name'``).
 
         Raises:
-            ImageNotFoundError: When the subject has no image ``name``.
+            ImageNotFoundError: When the subject has no image ``image_name``.
 
         Example:
             >>> import torch
@@ -240,10 +240,10 @@ class Subject(SubjectCuts, SubjectChecks, MutableMapping[str, Any]):
             ...
             torchpatch.subject.ImageNotFoundError: label_name 'seg' is not an image of subject 's1'; images: ['t1']
         """
-        image = self._store.get(name)
+        image = self._store.get(image_name)
         if not isinstance(image, Image):
             raise ImageNotFoundError(
-                f"{argument} {name!r} is not an image of subject {self.name!r}; images: {sorted(self.images)}"
+                f"{argument} {image_name!r} is not an image of subject {self.name!r}; images: {sorted(self.images)}"
             )
         return image
 

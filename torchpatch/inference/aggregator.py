@@ -138,6 +138,16 @@ class GridAggregator:
             :func:`~torchpatch.inference.torchio_hann_window`).
             Other overlap modes ignore it.
 
+    Attributes:
+        spatial_shape: ``(I, J, K)`` of the image (grid padding excluded).
+        patch_size: The sampler's patch size.
+        patch_overlap: The sampler's overlap (TorchIO's name).
+        volume_padded: Whether the sampler padded the image's border
+            (``padding_mode`` given; TorchIO's name). The output is on the
+            image's grid either way.
+        downsampling_factor: Patch size over model output size, per axis,
+            once the first batch shows it (``None`` before).
+
     Example:
         >>> from torchpatch import ScalarImage, Subject, DATA, LOCATION, SubjectsLoader
         >>> from torchpatch.sampler.grid import GridSampler
@@ -149,6 +159,8 @@ class GridAggregator:
         >>> output = aggregator.get_output_tensor()
         >>> output.shape, torch.allclose(output, image.data * 2)
         (torch.Size([1, 5, 5, 1]), True)
+        >>> aggregator.patch_overlap, aggregator.volume_padded
+        ((1, 1, 0), False)
     """
 
     def __init__(
@@ -173,6 +185,8 @@ class GridAggregator:
         self.hann_mode = check_hann_mode(hann_mode)
         self.spatial_shape = sampler.spatial_shape
         self.patch_size = sampler.patch_size
+        self.patch_overlap = sampler.patch_overlap
+        self.volume_padded = sampler.padding_mode is not None
         self.subject_name = sampler.subject.name
         self._grid = sampler.grid
         self._grid_starts = sampler.grid.starts
@@ -200,31 +214,32 @@ class GridAggregator:
 
     # Public API ----------------------------------------------------------------------
 
-    def add_batch(self, tensor: torch.Tensor, locations: torch.Tensor | Array | Sequence[Sequence[int]]) -> None:
+    def add_batch(self, batch_tensor: torch.Tensor, locations: torch.Tensor | Array | Sequence[Sequence[int]]) -> None:
         """Write the model outputs of a batch of patches.
 
         Args:
-            tensor: ``(B, C, I, J, K)`` outputs; ``(I, J, K)`` is the patch
+            batch_tensor: ``(B, C, I, J, K)`` outputs (TorchIO's name); ``(I, J, K)`` is the patch
                 size, or the patch size divided by the downsampling factor.
                 ``C`` may differ from the input's but must stay the same.
             locations: ``(B, 6)`` patch locations, as in ``batch[LOCATION]``.
 
         Raises:
-            TypeError: If ``tensor`` is not a real tensor.
+            TypeError: If ``batch_tensor`` is not a real tensor.
             ValueError: If its shape does not match the patches, or a
                 location is not one of the grid's.
         """
+        tensor = batch_tensor
         if not isinstance(tensor, torch.Tensor):
-            raise TypeError(f"tensor must be a torch.Tensor (B, C, I, J, K), got {type(tensor).__name__}")
+            raise TypeError(f"batch_tensor must be a torch.Tensor (B, C, I, J, K), got {type(tensor).__name__}")
         if tensor.ndim != 5:
-            raise ValueError(f"tensor must be 5D (B, C, I, J, K), got shape {tuple(tensor.shape)}")
+            raise ValueError(f"batch_tensor must be 5D (B, C, I, J, K), got shape {tuple(tensor.shape)}")
         indices = self._grid_indices(locations, int(tensor.shape[0]))
         if self._plans is None:
             self._initialise(tensor)
         spatial = tuple(int(s) for s in tensor.shape[2:])
         if spatial != self._output_patch or int(tensor.shape[1]) != self._channels:
             raise ValueError(
-                f"tensor has shape {tuple(tensor.shape)} but this aggregator expects (B, {self._channels}, "
+                f"batch_tensor has shape {tuple(tensor.shape)} but this aggregator expects (B, {self._channels}, "
                 f"*{self._output_patch}): patch_size {self.patch_size} divided by downsampling factor "
                 f"{self.downsampling_factor}, with the channels of the first batch"
             )

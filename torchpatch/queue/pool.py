@@ -23,6 +23,7 @@ Without ``shuffle_patches`` the pool holds one patch ahead and pops in order.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import overload
 
 import numpy as np
 from tqdm import tqdm
@@ -150,4 +151,51 @@ class PatchPool:
         return self._entries.pop() if self.shuffle else self._entries.pop(0)
 
 
-__all__ = ["PatchPool"]
+class PooledPatches(Sequence[Subject]):
+    """The patches waiting in a :class:`PatchPool`, read-only, in TorchIO's order: the last one is popped next.
+
+    A view: it follows the pool as patches are popped and filled in. A
+    patch is made when it is asked for (a copy of its box, for the
+    memory-mapped stacks of cached subjects).
+
+    Example:
+        >>> import torch
+        >>> from torchpatch import ScalarImage, LOCATION
+        >>> subject = Subject(t1=ScalarImage(tensor=torch.zeros(1, 4, 4, 1)))
+        >>> stacks = iter([subject.cut([[0, 0, 0, 2, 2, 1], [2, 2, 0, 4, 4, 1]])])
+        >>> pool = PatchPool(max_length=2, shuffle=True)
+        >>> pool.reset(np.random.default_rng(0))
+        >>> pool.fill(lambda: next(stacks, None))
+        >>> waiting = PooledPatches(pool)
+        >>> before = waiting[-1][LOCATION].tolist()
+        >>> len(waiting), pool.pop()[LOCATION].tolist() == before, len(waiting)
+        (2, True, 1)
+    """
+
+    def __init__(self, pool: PatchPool) -> None:
+        self.pool = pool
+
+    def __len__(self) -> int:
+        return len(self.pool)
+
+    @overload
+    def __getitem__(self, index: int) -> Subject: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Subject]: ...
+
+    def __getitem__(self, index: int | slice) -> Subject | list[Subject]:
+        entries = self.pool._entries if self.pool.shuffle else self.pool._entries[::-1]
+        if isinstance(index, slice):
+            return [stack[row] for stack, row in entries[index]]
+        count = len(entries)
+        if not -count <= index < count:
+            raise IndexError(f"patch {index} is out of range: the queue holds {count} patches")
+        stack, row = entries[index]
+        return stack[row]
+
+    def __repr__(self) -> str:
+        return f"PooledPatches({len(self)} patches)"
+
+
+__all__ = ["PatchPool", "PooledPatches"]

@@ -37,7 +37,7 @@ from ..subject import Subject
 from .batches import BufferRing, PreparedBatch, assemble
 from .cutting import SubjectPatches
 from .plan import EpochPlanner, parse_samples_per_volume, pop_generator
-from .pool import PatchPool
+from .pool import PatchPool, PooledPatches
 from .producer import Producer
 from .spinning import available_cores
 
@@ -221,6 +221,25 @@ class Queue(Dataset[Subject]):
     def num_patches(self) -> int:
         """Patches in the pool now, ready to be popped (TorchIO's name)."""
         return len(self._pool)
+
+    @property
+    def patches_list(self) -> PooledPatches:
+        """The patches waiting in the pool, read-only, the next one popped last (TorchIO's name).
+
+        ``len(queue.patches_list)`` is :attr:`num_patches`. Patches already
+        popped into batches assembled ahead are not in it, and the pool is
+        changed by popping, not through this view. Each patch is made
+        when it is indexed.
+
+        Example:
+            >>> from torchpatch import ScalarImage, SubjectsDataset, UniformSampler
+            >>> dataset = SubjectsDataset([Subject(t1=ScalarImage(tensor=torch.zeros(1, 8, 8, 8)))])
+            >>> with Queue(dataset, 4, 4, UniformSampler(4), seed=0) as queue:
+            ...     _ = queue[0]
+            ...     len(queue.patches_list), queue.patches_list[-1]['t1'].shape
+            (3, (1, 4, 4, 4))
+        """
+        return PooledPatches(self._pool)
 
     def get_max_memory(self, subject: Subject | None = None) -> int:
         """Bytes that ``max_length`` patches of ``subject``'s images take (TorchIO's name).

@@ -201,8 +201,14 @@ class GridSampler(PatchSampler, Dataset[Subject]):
             raise IndexError(f"patch index {position} is out of range for a grid of {count} patches")
         return position % count
 
+    def _crop_padding_mode(self) -> float | str | None:
+        return self._fill_mode
+
     def __getitem__(self, index: int) -> Subject:
         position = self._position(index)
+        if type(self).crop is not PatchSampler.crop:  # a subclass's crop makes the patch, as in TorchIO
+            start = self.locations[position, :3].tolist()
+            return self.crop(self.subject, start, self.patch_size)
         # A single patch inside the image is a view of the loaded voxels (no copy until batched).
         location = self.locations[position : position + 1]
         return self.subject.cut(location, padding_mode=self._fill_mode, copy=False)[0]
@@ -229,6 +235,8 @@ class GridSampler(PatchSampler, Dataset[Subject]):
         positions = [self._position(index) for index in indices]
         if not positions:
             return []
+        if type(self).crop is not PatchSampler.crop:
+            return [self[position] for position in positions]
         patches = self.subject.cut(self.locations[positions], padding_mode=self._fill_mode, allocator=empty_batch)
         ready: dict[str, torch.Tensor] = {**patches.data, LOCATION: torch.from_numpy(np.array(patches.locations))}
         return StackedPatches(list(patches), ready)

@@ -13,7 +13,6 @@ built once per subject, O(log n) per draw).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -25,8 +24,9 @@ from ..image import Image
 from ..io import memory_map
 from ..subject import Subject
 from ..typing import TypeTriplet
-from .sampler import RandomSampler
-from .weighted import valid_centres
+from .label_steps import LabelMapSteps, parse_label_probabilities
+from .probability_steps import check_probability_map
+from .weighted import draw_from_map, valid_centres
 
 #: Above this many needed classes, one stable sort beats one scan per class.
 _SCANS = 4
@@ -156,7 +156,7 @@ class _WeightedDraw:
         return np.minimum(flat, self.last).astype(np.int64)
 
 
-class LabelSampler(RandomSampler):
+class LabelSampler(LabelMapSteps):
     """Patches centred on labelled voxels, class by class.
 
     Args:
@@ -178,6 +178,11 @@ class LabelSampler(RandomSampler):
     other than 0 (the background) is above 0 (TorchIO uses channel 0 > 0
     there, i.e. the background of a one-hot map). Negative, NaN or infinite
     fractions are errors.
+
+    TorchIO's members (``label_probabilities_dict``, ``probability_map_name``,
+    ``get_probabilities_from_label_map`` and the weighted sampler's steps)
+    are provided; a subclass overriding a step is sampled through it (see
+    :mod:`~torchpatch.sampler.probability_steps`).
 
     Example:
         >>> from torchpatch import LabelMap, ScalarImage, Subject, LOCATION
@@ -203,43 +208,13 @@ class LabelSampler(RandomSampler):
         if label_name is not None and not isinstance(label_name, str):
             raise TypeError(f"label_name must be a str or None, got {type(label_name).__name__}")
         self.label_name = label_name
-        self.label_probabilities = self._parse_probabilities(label_probabilities)
-
-    @staticmethod
-    def _parse_probabilities(probabilities: Mapping[int, float] | None) -> dict[int, float] | None:
-        if probabilities is None:
-            return None
-        if not isinstance(probabilities, Mapping):
-            raise TypeError(f"label_probabilities must be a dict {{class: weight}}, got {type(probabilities).__name__}")
-        parsed: dict[int, float] = {}
-        for label, weight in probabilities.items():
-            if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
-                raise TypeError(f"label_probabilities keys must be int classes, got {label!r}")
-            if isinstance(weight, bool) or not isinstance(weight, Real):
-                raise TypeError(
-                    f"label_probabilities[{label}] must be a number, got {type(weight).__name__} {weight!r}"
-                )
-            if not np.isfinite(weight) or weight < 0:
-                raise ValueError(f"label_probabilities[{label}] must be a finite number >= 0, got {weight!r}")
-            parsed[int(label)] = float(weight)
-        if sum(parsed.values()) <= 0:
-            raise ValueError(f"label_probabilities must have a positive weight, got {dict(probabilities)}")
-        return parsed
-
-    def _label_image_name(self, subject: Subject) -> str:
-        if self.label_name is not None:
-            return self.label_name
-        for name, image in subject.images.items():
-            if image.type == LABEL:
-                return name
-        raise ValueError(
-            f"subject {subject.name!r} has no LabelMap to sample from; images: {sorted(subject.images)}; "
-            f"pass label_name"
-        )
+        self.label_probabilities = parse_label_probabilities(label_probabilities)
 
     def prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
-        name = self._label_image_name(subject)
-        image = subject.get_image(name, "label_name")
+        if self.steps_overridden:
+            return self._draw_through_steps(subject, patch_size, draw_from_map)
+        image = self.get_probability_map_image(subject)
+        name = self._image_key(subject, image)
         index = image.label_index if isinstance(image, CachedLabelMap) else None
         region_shape = tuple(s - p + 1 for s, p in zip(image.spatial_shape, patch_size))
         classes: list[tuple[int, float]]
@@ -286,11 +261,13 @@ class LabelSampler(RandomSampler):
             >>> sampler.centre_weights(Subject(seg=seg), (3, 1, 1)).flatten().tolist()
             [0.5, 0.25, 0.25]
         """
-        name = self._label_image_name(subject)
-        image = subject.get_image(name, "label_name")
+        image = self.get_probability_map_image(subject)
+        name = self._image_key(subject, image)
         data = self._label_data(image, name, subject)
         region_shape = tuple(s - p + 1 for s, p in zip(image.spatial_shape, patch_size))
-        if data.is_floating_point() and data.shape[0] > 1:
+        if self.label_probabilities is not None and "get_probabilities_from_label_map" in self.steps_overridden:
+            weights = self._weights_from_step(data, patch_size, subject)
+        elif data.is_floating_point() and data.shape[0] > 1:
             weights = self._fraction_weights(data, patch_size)
         else:
             weights = np.zeros(int(np.prod(region_shape)), dtype=np.float64)
@@ -301,6 +278,23 @@ class LabelSampler(RandomSampler):
         if total <= 0:
             raise self._no_centre_error(subject, name, patch_size)
         return torch.from_numpy(weights / total).reshape(region_shape)
+
+    def _image_key(self, subject: Subject, image: Image) -> str:
+        """The name of ``image`` in ``subject`` (for messages; the label map a subclass chose may have any)."""
+        return next((key for key, value in subject.images.items() if value is image), repr(image))
+
+    def _weights_from_step(self, data: torch.Tensor, patch_size: TypeTriplet, subject: Subject) -> np.ndarray:
+        """Flat weights of the valid centres from a subclass's ``get_probabilities_from_label_map``."""
+        full = self.get_probabilities_from_label_map(
+            data.float(), dict(self.label_probabilities or {}), np.array(patch_size)
+        )
+        if not isinstance(full, torch.Tensor) or tuple(full.shape) != (1, *data.shape[1:]):
+            raise ValueError(
+                f"get_probabilities_from_label_map must return a tensor of shape (1, *{tuple(data.shape[1:])}) for "
+                f"subject {subject.name!r}, got {type(full).__name__} of shape {tuple(getattr(full, 'shape', ()))}"
+            )
+        check_probability_map(full, subject, "get_probabilities_from_label_map")
+        return valid_centres(full, patch_size).to(torch.float64).contiguous().numpy().ravel()
 
     def _label_data(self, image: Image, name: str, subject: Subject) -> torch.Tensor:
         """The label map's voxels; floats only from a LabelMap, as finite fractions >= 0."""

@@ -14,13 +14,14 @@ voxel grid of the subject it came from.
 Writing a sampler: subclass :class:`RandomSampler` and implement
 :meth:`RandomSampler.prepare` (build the distribution once per subject, return
 a function drawing corners), or subclass :class:`PatchSampler` and implement
-:meth:`PatchSampler.corners`. :meth:`PatchSampler.extract_patch` may be
-overridden to change each patch; :func:`torchpatch.testing.check_sampler`
-checks the result.
+:meth:`PatchSampler.corners`. :meth:`PatchSampler.extract_patch` or
+:meth:`PatchSampler.crop` may be overridden to change each patch;
+:func:`torchpatch.testing.check_sampler` checks the result.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,9 @@ from ..patches import Patches
 from ..subject import Subject
 from ..transforms import Pad
 from ..typing import TypeTriplet
+
+#: The methods that make a patch: a subclass overriding one has its patches made by them, one by one.
+PATCH_HOOKS = ("extract_patch", "crop", "__call__")
 
 
 def make_generator(generator: np.random.Generator | int | None) -> np.random.Generator:
@@ -99,8 +103,9 @@ class PatchSampler:
             subject), so the :class:`~torchpatch.Queue` may cut subjects of
             its decode-once cache in threads of the training process instead
             of worker processes. ``False`` unless a sampler says otherwise;
-            a subclass overriding ``extract_patch`` or ``__call__`` is not
-            thread-safe unless it sets ``thread_safe = True`` itself.
+            a subclass overriding ``extract_patch``, ``crop`` or
+            ``__call__`` is not thread-safe unless it sets
+            ``thread_safe = True`` itself.
 
     Example:
         >>> from torchpatch import ScalarImage, LOCATION
@@ -113,11 +118,11 @@ class PatchSampler:
     thread_safe: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        # A subclass that changes how patches are made (extract_patch,
+        # A subclass that changes how patches are made (extract_patch, crop,
         # __call__) may use shared state there: it is thread-safe only if it
         # says so itself, not by inheriting its parent's word.
         super().__init_subclass__(**kwargs)
-        if "thread_safe" not in cls.__dict__ and ("extract_patch" in cls.__dict__ or "__call__" in cls.__dict__):
+        if "thread_safe" not in cls.__dict__ and any(name in cls.__dict__ for name in PATCH_HOOKS):
             cls.thread_safe = False
 
     def __init__(self, patch_size: int | Sequence[int], *, padding_mode: float | str | None = None) -> None:
@@ -215,20 +220,65 @@ class PatchSampler:
     def extract_patch(self, subject: Subject, index_ini: Sequence[int], **metadata: Any) -> Subject:
         """The patch of ``subject`` starting at ``index_ini`` (may be overridden to change each patch).
 
-        A corner below 0 or a patch past the shape is padded with
-        ``padding_mode``.
+        :meth:`crop` with the sampler's patch size; a corner below 0 or a
+        patch past the shape is padded with ``padding_mode``.
         """
-        patch_size = self.get_patch_size(subject.spatial_shape)
-        ini = [int(i) for i in index_ini]
-        location = [*ini, *(i + p for i, p in zip(ini, patch_size))]
-        patch = subject.cut([location], padding_mode=self.padding_mode)[0]
+        patch = self.crop(subject, index_ini, self.get_patch_size(subject.spatial_shape))
         for key, value in metadata.items():
             patch[key] = value
         return patch
 
+    def crop(self, subject: Subject, index_ini: Sequence[int], patch_size: Sequence[int]) -> Subject:
+        """The box of ``patch_size`` voxels from ``index_ini`` of every image of ``subject`` (TorchIO's name).
+
+        The patch's images are copies of the box, their affines shifted to
+        its origin, and ``patch[LOCATION]`` is the box ``(i0, j0, k0, i1,
+        j1, k1)`` (int64). Voxels outside the image are filled per
+        ``padding_mode``; without one, a box reaching outside is an error.
+        :meth:`extract_patch` makes every patch a sampler yields through
+        here, so a subclass may override it (such a sampler's patches are
+        then cut one by one).
+
+        Args:
+            subject: The subject to crop.
+            index_ini: The box's first voxel ``(i0, j0, k0)``.
+            patch_size: The box's size: three ints >= 1.
+
+        Raises:
+            TypeError: If ``subject`` is not a Subject or an argument is not three ints.
+            ValueError: If ``patch_size`` is below 1, or the box reaches outside
+                the image without ``padding_mode``.
+
+        Example:
+            >>> from torchpatch import ScalarImage, LOCATION
+            >>> subject = Subject(t1=ScalarImage(tensor=torch.arange(16.0).reshape(1, 4, 4, 1)))
+            >>> patch = PatchSampler(2).crop(subject, (1, 2, 0), (3, 2, 1))
+            >>> patch['t1'].data[0, :, :, 0].tolist(), patch[LOCATION].tolist()
+            ([[6.0, 7.0], [10.0, 11.0], [14.0, 15.0]], [1, 2, 0, 4, 4, 1])
+        """
+        if not isinstance(subject, Subject):
+            raise TypeError(f"subject must be a torchpatch Subject, got {type(subject).__name__}")
+        ini = _triplet(index_ini, "index_ini", subject)
+        size = _triplet(patch_size, "patch_size", subject)
+        if min(size) < 1:
+            raise ValueError(f"patch_size must be three ints >= 1, got {size} (cropping subject {subject.name!r})")
+        fin = (ini[0] + size[0], ini[1] + size[1], ini[2] + size[2])
+        mode = self._crop_padding_mode()
+        shape = subject.spatial_shape
+        if mode is None and any(a < 0 or b > s for a, b, s in zip(ini, fin, shape)):
+            raise ValueError(
+                f"the crop {ini} -> {fin} (index_ini {ini}, patch_size {size}) is not inside the spatial shape "
+                f"{shape} of subject {subject.name!r}; pass padding_mode= to the sampler to pad outside the image"
+            )
+        return subject.cut([[*ini, *fin]], padding_mode=mode)[0]
+
+    def _crop_padding_mode(self) -> float | str | None:
+        """What :meth:`crop` fills voxels outside the image with (``None``: cropping outside is an error)."""
+        return self.padding_mode
+
     @property
     def cuts_by_plan(self) -> bool:
-        """Whether the patches are exactly the boxes of :meth:`plan` (no overridden ``extract_patch``, ``__call__``).
+        """Whether the patches are exactly the boxes of :meth:`plan` (none of :data:`PATCH_HOOKS` overridden).
 
         Example:
             >>> from torchpatch import UniformSampler
@@ -236,7 +286,7 @@ class PatchSampler:
             True
         """
         kind = type(self)
-        return kind.extract_patch is PatchSampler.extract_patch and kind.__call__ is PatchSampler.__call__
+        return all(getattr(kind, name) is getattr(PatchSampler, name) for name in PATCH_HOOKS)
 
     def patches(
         self,
@@ -250,8 +300,8 @@ class PatchSampler:
 
         :meth:`plan` then :meth:`Subject.cut <torchpatch.patches.SubjectCuts.cut>`,
         every box copied once straight into the stacked buffers. A sampler
-        whose :meth:`extract_patch` or ``__call__`` is overridden has its
-        patches made by those and stacked.
+        whose :meth:`extract_patch`, :meth:`crop` or ``__call__`` is
+        overridden has its patches made by those and stacked.
 
         Args:
             subject: The subject to sample.
@@ -292,6 +342,18 @@ class PatchSampler:
             corner = next(corners)
             yield self.extract_patch(subject, [c - b for c, b in zip(corner, before)])
             count += 1
+
+
+def _triplet(value: Any, argument: str, subject: Subject) -> TypeTriplet:
+    """Three ints (numpy and 0-d tensor ints too) from ``value``, or an error naming ``argument`` and ``subject``."""
+    try:
+        items = list(value)
+        if len(items) != 3 or any(isinstance(item, bool) for item in items):
+            raise TypeError
+        first, second, third = (operator.index(item) for item in items)
+    except TypeError:
+        raise TypeError(f"{argument} must be three ints, got {value!r} (cropping subject {subject.name!r})") from None
+    return (first, second, third)
 
 
 def _check_count(num_patches: Any, *, allow_none: bool) -> None:
@@ -384,4 +446,7 @@ class RandomSampler(PatchSampler):
         ``subject`` already has room for ``patch_size`` (padded when
         ``padding_mode`` asks); corners are in its grid.
         """
-        raise NotImplementedError(f"{type(self).__name__} must implement prepare(subject, patch_size)")
+        hint = ""
+        if type(self).get_probability_map is not RandomSampler.get_probability_map:
+            hint = "; to draw patch centres from get_probability_map(subject), subclass WeightedSampler instead"
+        raise NotImplementedError(f"{type(self).__name__} must implement prepare(subject, patch_size){hint}")

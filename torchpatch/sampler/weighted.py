@@ -20,13 +20,15 @@ the centre is ``start + p // 2``::
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
+from ..image import Image
 from ..subject import Subject
 from ..typing import TypeTriplet
-from .sampler import RandomSampler
+from .probability_steps import ProbabilityMapSteps, check_probability_map
 
 _BLOCK = 4096
 #: Rows of valid centres at least this long are blocks of the table themselves.
@@ -46,29 +48,6 @@ def valid_centres(data: torch.Tensor, patch_size: TypeTriplet) -> torch.Tensor:
     shape = data.shape[1:]
     slices = tuple(slice(p // 2, s - p + p // 2 + 1) for s, p in zip(shape, patch_size))
     return data[0][slices]
-
-
-def check_probability_map(data: torch.Tensor, subject: Subject, name: str) -> None:
-    """Raise if the map holds negative, NaN or infinite values (one float32 pass).
-
-    Example:
-        >>> from torchpatch import ScalarImage
-        >>> subject = Subject(prob=ScalarImage(tensor=torch.ones(1, 2, 2, 1)), subject_id='s1')
-        >>> check_probability_map(subject['prob'].data, subject, 'prob')  # fine: returns None
-        >>> check_probability_map(torch.tensor([[[[0.5]], [[-1.0]]]]), subject, 'prob')
-        Traceback (most recent call last):
-        ...
-        ValueError: probability map 'prob' of subject 's1' holds negative values (minimum -1); ...
-    """
-    values = data if data.is_floating_point() else data.to(torch.float32)
-    low, high = (float(v) for v in torch.aminmax(values))  # NaN propagates to both
-    if not np.isfinite(low) or not np.isfinite(high):
-        raise ValueError(f"probability map {name!r} of subject {subject.name!r} holds NaN or infinite values")
-    if low < 0:
-        raise ValueError(
-            f"probability map {name!r} of subject {subject.name!r} holds negative values (minimum {low:g}); "
-            f"probabilities must be >= 0"
-        )
 
 
 #: Draws handled at once: bounds the running sums of the drawn blocks (draws x block length).
@@ -107,15 +86,68 @@ def _blocks(region: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor]
     return table.sum(dim=1, dtype=torch.float32).to(torch.float64), lambda chosen: table[chosen], _BLOCK
 
 
-class WeightedSampler(RandomSampler):
+def draw_from_map(
+    data: torch.Tensor, patch_size: TypeTriplet, where: str
+) -> Callable[[np.random.Generator, int], np.ndarray]:
+    """``draw(rng, n)``: ``n`` patch corners whose centres follow the map ``data`` (``(1, I, J, K)``, >= 0).
+
+    The map is read once into the block table described in the module's
+    docstring; each draw is a binary search on the block totals and one in
+    the running sum of the block drawn. ``where`` names the map in errors.
+
+    Raises:
+        ValueError: If the map is zero at every valid centre.
+
+    Example:
+        >>> weights = torch.tensor([5.0, 1.0, 0.0, 8.0]).reshape(1, 4, 1, 1)
+        >>> draw_from_map(weights, (3, 1, 1), "map 'w'")(np.random.default_rng(0), 3).tolist()
+        [[0, 0, 0], [0, 0, 0], [0, 0, 0]]
+    """
+    region = valid_centres(data, patch_size)
+    region_shape = tuple(region.shape)
+    totals, take, length = _blocks(region)
+    blocks = len(totals)
+    block_cdf = torch.cumsum(totals, dim=0)
+    if float(block_cdf[-1]) <= 0:
+        raise ValueError(
+            f"{where} is zero at every valid patch centre (patch_size {patch_size} in spatial shape "
+            f"{tuple(data.shape[1:])})"
+        )
+
+    def draw_chunk(uniform: torch.Tensor) -> torch.Tensor:
+        block = torch.searchsorted(block_cdf, uniform[0] * block_cdf[-1], right=True)
+        block = block.clamp_(max=blocks - 1)
+        rows = torch.cumsum(take(block), dim=1, dtype=torch.float32)
+        last = rows[:, -1]
+        target = (uniform[1] * last.to(torch.float64)).to(torch.float32)
+        target = torch.minimum(target, torch.nextafter(last, torch.zeros_like(last)))
+        within = torch.searchsorted(rows, target[:, None], right=True)[:, 0]
+        return block * length + within
+
+    def draw(rng: np.random.Generator, n: int) -> np.ndarray:
+        uniform = torch.from_numpy(rng.random((2, n)))
+        parts = [draw_chunk(uniform[:, i : i + _DRAW_CHUNK]) for i in range(0, n, _DRAW_CHUNK)]
+        flat_index = (torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)).numpy()
+        return np.stack(np.unravel_index(flat_index, region_shape), axis=1).astype(np.int64)
+
+    return draw
+
+
+class WeightedSampler(ProbabilityMapSteps):
     """Patches whose centres follow a probability map (any non-negative weights).
 
     Args:
         patch_size: An int (a cube, or ``(p, p, 1)`` on 2D images) or three ints.
         probability_map: Name of the image in each subject holding the
-            weights; it need not sum to one.
+            weights; it need not sum to one. ``None`` only in a subclass
+            that overrides ``get_probability_map`` (TorchIO's way to
+            compute the map from the subject).
         padding_mode: Pad images smaller than the patch (see
             :class:`~torchpatch.sampler.PatchSampler`); ``None`` makes it an error.
+
+    TorchIO's steps (``process_probability_map``,
+    ``get_cumulative_distribution_function``, ...) are provided and a
+    subclass may override them (see :mod:`~torchpatch.sampler.probability_steps`).
 
     Example:
         >>> from torchpatch import ScalarImage, Subject, LOCATION
@@ -125,6 +157,16 @@ class WeightedSampler(RandomSampler):
         >>> patch = next(WeightedSampler(3, 'w')(subject, 1, generator=0))
         >>> patch[LOCATION].tolist()
         [5, 1, 0, 8, 4, 1]
+
+        TorchIO's way of computing the map from the subject, here the
+        squared intensities of ``t1``:
+
+        >>> class SquaredIntensity(WeightedSampler):
+        ...     def get_probability_map(self, subject):
+        ...         return subject['t1'].data ** 2
+        >>> patch = next(SquaredIntensity(3, probability_map=None)(subject, 1, generator=0))
+        >>> tuple(patch['t1'].shape)
+        (1, 3, 3, 1)
     """
 
     thread_safe = True  # draws only from the generator it is given
@@ -132,18 +174,53 @@ class WeightedSampler(RandomSampler):
     def __init__(
         self,
         patch_size: int | tuple[int, int, int],
-        probability_map: str,
+        probability_map: str | None,
         *,
         padding_mode: float | str | None = None,
     ) -> None:
         super().__init__(patch_size, padding_mode=padding_mode)
-        if not isinstance(probability_map, str):
-            raise TypeError(f"probability_map must be the name of an image, got {type(probability_map).__name__}")
-        self.probability_map = probability_map
+        self.probability_map = _check_name(probability_map)
+
+    @property
+    def probability_map_name(self) -> str | None:
+        """The name of the probability map image: ``probability_map`` (TorchIO's name).
+
+        Example:
+            >>> sampler = WeightedSampler(4, 'weights')
+            >>> sampler.probability_map_name = 'other'
+            >>> sampler.probability_map
+            'other'
+        """
+        return self.probability_map
+
+    @probability_map_name.setter
+    def probability_map_name(self, name: str | None) -> None:
+        self.probability_map = _check_name(name)
+
+    def get_probability_map_image(self, subject: Subject) -> Image:
+        """The image of ``subject`` holding the weights (a subclass may choose another).
+
+        Raises:
+            ValueError: If the sampler has no ``probability_map`` name.
+            KeyError: If the subject has no such image
+                (:class:`~torchpatch.subject.ImageNotFoundError`).
+
+        Example:
+            >>> from torchpatch import ScalarImage
+            >>> subject = Subject(w=ScalarImage(tensor=torch.ones(1, 2, 2, 1)))
+            >>> WeightedSampler(1, 'w').get_probability_map_image(subject) is subject['w']
+            True
+        """
+        if self.probability_map is None:
+            raise ValueError(
+                f"{type(self).__name__} has no probability_map name to read from subject {subject.name!r}: pass "
+                f"probability_map='image name', or override get_probability_map(subject)"
+            )
+        return subject.get_image(self.probability_map, "probability_map")
 
     def _checked_map(self, subject: Subject) -> torch.Tensor:
         """The map's voxels, after checking it has one channel and no negative, NaN or infinite value."""
-        data = subject.get_image(self.probability_map, "probability_map").data
+        data = self.get_probability_map_image(subject).data
         if data.shape[0] != 1:
             raise ValueError(
                 f"probability map {self.probability_map!r} of subject {subject.name!r} must have one channel, "
@@ -173,32 +250,13 @@ class WeightedSampler(RandomSampler):
         return region
 
     def prepare(self, subject: Subject, patch_size: TypeTriplet) -> Callable[[np.random.Generator, int], np.ndarray]:
+        if self.steps_overridden:
+            return self._draw_through_steps(subject, patch_size, draw_from_map)
         data = self._checked_map(subject)
-        region = valid_centres(data, patch_size)
-        region_shape = tuple(region.shape)
-        totals, take, length = _blocks(region)
-        blocks = len(totals)
-        block_cdf = torch.cumsum(totals, dim=0)
-        if float(block_cdf[-1]) <= 0:
-            raise ValueError(
-                f"probability map {self.probability_map!r} of subject {subject.name!r} is zero at every valid "
-                f"patch centre (patch_size {patch_size} in spatial shape {tuple(data.shape[1:])})"
-            )
+        return draw_from_map(data, patch_size, f"probability map {self.probability_map!r} of subject {subject.name!r}")
 
-        def draw_chunk(uniform: torch.Tensor) -> torch.Tensor:
-            block = torch.searchsorted(block_cdf, uniform[0] * block_cdf[-1], right=True)
-            block = block.clamp_(max=blocks - 1)
-            rows = torch.cumsum(take(block), dim=1, dtype=torch.float32)
-            last = rows[:, -1]
-            target = (uniform[1] * last.to(torch.float64)).to(torch.float32)
-            target = torch.minimum(target, torch.nextafter(last, torch.zeros_like(last)))
-            within = torch.searchsorted(rows, target[:, None], right=True)[:, 0]
-            return block * length + within
 
-        def draw(rng: np.random.Generator, n: int) -> np.ndarray:
-            uniform = torch.from_numpy(rng.random((2, n)))
-            parts = [draw_chunk(uniform[:, i : i + _DRAW_CHUNK]) for i in range(0, n, _DRAW_CHUNK)]
-            flat_index = (torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)).numpy()
-            return np.stack(np.unravel_index(flat_index, region_shape), axis=1).astype(np.int64)
-
-        return draw
+def _check_name(name: Any) -> str | None:
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"probability_map must be the name of an image (or None), got {type(name).__name__}")
+    return name

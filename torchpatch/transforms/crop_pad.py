@@ -6,24 +6,23 @@ third axis stays one voxel deep) and three ints mean both sides of each
 axis. The affine follows the voxels, so every voxel keeps its world
 position: padding moves the origin back by ``ini`` voxels, cropping forward.
 
-Annotations (boxes, points: any :class:`~torchpatch.subject.RegionAware` metadata)
-follow the voxels: shifted, and clipped by crops, with ``crop_to_region`` on the
-images' shared grid. A subject holding annotations is then transformed whole (no
-``include``/``exclude`` leaving images behind): images and annotations stay on one grid.
+Annotations (boxes, points: any :class:`~torchpatch.subject.RegionAware` metadata) follow the
+voxels: shifted, and clipped by crops, with ``crop_to_region`` on the images' shared grid. A subject
+holding annotations is transformed whole (no ``include``/``exclude`` leaving images behind).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from numbers import Integral
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..annotations import annotation_grid, crop_annotations, region_aware_metadata
 from ..constants import LABEL
-from ..geometry import GEOMETRIC_MODES, MODE_ALIASES, STATISTIC_MODES, is_number, parse_padding_mode, shift_affine
+from ..geometry import GEOMETRIC_MODES, is_number, parse_padding_mode, shift_affine
 from ..image import Image
 from ..patches import fill_fits
 from ..subject import Subject
@@ -31,6 +30,7 @@ from ..typing import TypeTriplet
 from .base import Transform, rebuild_image
 from .crop_pad_plan import (
     UNITS,
+    PaddingModes,
     TypeBounds,
     bounding_box,
     box_shape,
@@ -157,7 +157,7 @@ def crop_image(image: Image, bounds: TypeBounds, name: str, subject: Subject) ->
     return image.crop(ini, fin)
 
 
-class Pad(Transform):
+class Pad(PaddingModes, Transform):
     """Add voxels around each image, keeping world positions.
 
     Args:
@@ -188,14 +188,6 @@ class Pad(Transform):
         >>> out.a.spatial_shape, out.a.origin, float(out.a.data.min())
         ((3, 2, 2), (-1.0, 0.0, 0.0), 1.0)
     """
-
-    #: The padding modes by name (a number pads with that constant); TorchIO's ``PADDING_MODES``.
-    PADDING_MODES: ClassVar[tuple[str, ...]] = ("constant", *GEOMETRIC_MODES, *STATISTIC_MODES, *MODE_ALIASES)
-
-    @classmethod
-    def check_padding_mode(cls, padding_mode: Any) -> None:
-        """Raise an error unless ``padding_mode`` is a number or one of :attr:`PADDING_MODES`."""
-        parse_padding_mode(padding_mode)
 
     def __init__(
         self,

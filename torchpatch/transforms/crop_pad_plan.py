@@ -1,15 +1,15 @@
-"""How ``CropOrPad`` reaches its target: parsing the shape, the mask's box, the crop and pad amounts."""
+"""How ``CropOrPad`` reaches its target (the shape, the mask's box, crop and pad amounts); ``Pad``'s modes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from numbers import Integral
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from ..geometry import is_number
+from ..geometry import GEOMETRIC_MODES, MODE_ALIASES, STATISTIC_MODES, is_number, parse_padding_mode
 from ..typing import TypeTriplet
 
 TypeBounds = tuple[int, int, int, int, int, int]
@@ -121,4 +121,29 @@ def crop_and_pad(
     )
 
 
-__all__ = ["UNITS", "bounding_box", "box_shape", "crop_and_pad", "parse_target_shape", "random_cropping"]
+class PaddingModes:
+    """TorchIO's ``Pad.PADDING_MODES`` and ``Pad.check_padding_mode`` (mixed into :class:`~torchpatch.transforms.Pad`).
+
+    Example:
+        >>> 'edge' in PaddingModes.PADDING_MODES
+        True
+    """
+
+    #: The padding modes by name (a number pads with that constant); TorchIO's ``PADDING_MODES``.
+    PADDING_MODES: ClassVar[tuple[str, ...]] = ("constant", *GEOMETRIC_MODES, *STATISTIC_MODES, *MODE_ALIASES)
+
+    @classmethod
+    def check_padding_mode(cls, padding_mode: Any) -> None:
+        """Raise an error unless ``padding_mode`` is a number or one of :attr:`PADDING_MODES`."""
+        parse_padding_mode(padding_mode)
+
+
+__all__ = [
+    "UNITS",
+    "PaddingModes",
+    "bounding_box",
+    "box_shape",
+    "crop_and_pad",
+    "parse_target_shape",
+    "random_cropping",
+]

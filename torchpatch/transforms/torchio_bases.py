@@ -58,7 +58,7 @@ class IntensityTransform(Transform, metaclass=ABCMeta):
     """TorchIO's base class of transforms that change the voxels of scalar images only.
 
     Example:
-        >>> from torchpatch import LabelMap
+        >>> from torchpatch import LabelMap, ScalarImage
         >>> zero = torch.zeros(1, 1, 1, 1)
         >>> subject = Subject(t1=ScalarImage(tensor=zero), seg=LabelMap(tensor=zero))
         >>> list(IntensityTransform().get_images_dict(subject))
@@ -75,7 +75,7 @@ class SpatialTransform(Transform, metaclass=ABCMeta):
     """TorchIO's base class of transforms that move voxels or change bounds: every image, label maps included.
 
     Example:
-        >>> from torchpatch import LabelMap
+        >>> from torchpatch import LabelMap, ScalarImage
         >>> zero = torch.zeros(1, 1, 1, 1)
         >>> subject = Subject(t1=ScalarImage(tensor=zero), seg=LabelMap(tensor=zero))
         >>> [type(image).__name__ for image in SpatialTransform().get_images(subject)]
@@ -90,7 +90,7 @@ class LabelTransform(Transform, metaclass=ABCMeta):
     """TorchIO's base class of transforms of label maps: only ``LabelMap`` images are selected.
 
     Example:
-        >>> from torchpatch import LabelMap
+        >>> from torchpatch import LabelMap, ScalarImage
         >>> zero = torch.zeros(1, 1, 1, 1)
         >>> subject = Subject(t1=ScalarImage(tensor=zero), seg=LabelMap(tensor=zero))
         >>> list(LabelTransform().get_images_dict(subject))
@@ -119,6 +119,7 @@ class NormalizationTransform(IntensityTransform):
         **kwargs: :class:`~torchpatch.transforms.Transform`'s keywords.
 
     Example:
+        >>> from torchpatch import ScalarImage
         >>> class Center(NormalizationTransform):
         ...     def apply_normalization(self, subject, image_name, mask):
         ...         image = subject[image_name]

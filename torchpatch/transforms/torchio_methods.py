@@ -7,24 +7,22 @@ reads ``transform.probability`` or ``transform.to_hydra_config()``. These
 mixins give every torchpatch transform those names, with TorchIO's
 parameters and results, so such code runs unchanged:
 
-==========================================  ==============================================
-member                                      what it gives
-==========================================  ==============================================
-``to_range(n, around)``                     ``(around - n, around + n)``, or ``(0, n)``
-``parse_params(params, around, name)``      six numbers ``(low, high)`` per axis
-``parse_bounds(bounds)``                    six voxel counts, one per side
-``parse_probability``, ``parse_interpolation``, ``parse_include_and_exclude_keys``
-                                            the checked value
-``get_sitk_interpolator(name)``             SimpleITK's interpolator constant
-``nib_to_sitk``, ``sitk_to_nib``            voxels and RAS+ affine <-> SimpleITK image
-``ones``, ``mean``                          TorchIO's two masking functions
-``get_mask_from_masking_method`` ...        the mask a ``masking_method`` selects
-``get_images``, ``get_parameter``, ``arguments_are_dict``
-                                            the images selected; per-image values
-``args_names``, ``probability``             the arguments that rebuild it; ``p``
-``to_hydra_config()``                       ``{'_target_': class path, **arguments}``
-``sample_uniform``, ``parse_degrees`` ...   (random transforms) draws and ranges
-==========================================  ==============================================
+- ``to_range(n, around)``: ``(around - n, around + n)``, or ``(0, n)``;
+  ``parse_params(params, around, name)``: six numbers, ``(low, high)`` per
+  axis; ``parse_bounds(bounds)``: six voxel counts, one per side;
+  ``parse_probability``, ``parse_interpolation``,
+  ``parse_include_and_exclude_keys``: the checked value;
+  ``get_sitk_interpolator(name)``: SimpleITK's constant.
+- ``nib_to_sitk``, ``sitk_to_nib``: voxels and a RAS+ affine to and from a
+  SimpleITK image.
+- ``ones``, ``mean``, ``get_mask_from_masking_method`` and its kin: masks
+  (:mod:`~torchpatch.transforms.torchio_masks`).
+- ``get_images``, ``get_parameter``, ``arguments_are_dict``: the images
+  selected, values per image.
+- ``args_names``, ``probability``, ``to_hydra_config()``: the arguments that
+  rebuild the transform, ``p``, a Hydra config.
+- Random transforms: ``sample_uniform``, ``sample_uniform_sextet``,
+  ``parse_degrees``, ``parse_translation``.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Mapping, Sequence
-from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -41,11 +38,11 @@ import torch
 
 from ..conversions import to_sitk
 from ..geometry import is_number
-from ..image import Image, LabelMap, ScalarImage
+from ..image import Image
 from ..io.sitk import from_sitk
 from ..subject import Subject
 from ..typing import TypeAffine
-from .masking import ANATOMICAL_HALVES, check_masking_method, get_mask
+from .torchio_masks import TorchIOMasks
 
 #: SimpleITK's interpolators by TorchIO's names (``Interpolation``'s members, lower case).
 SITK_INTERPOLATORS: dict[str, int] = {
@@ -103,12 +100,12 @@ def check_range(
         raise ValueError(f"{name}: the range ({low}, {high}) must hold integers")
 
 
-class TorchIOMethods:
+class TorchIOMethods(TorchIOMasks):
     """TorchIO's ``Transform`` helpers (mixed into :class:`~torchpatch.transforms.Transform`).
 
     Example:
         >>> from torchpatch.transforms import RandomAffine
-        >>> RandomAffine().parse_params(10, None, 'degrees')
+        >>> RandomAffine().parse_params(10, 0, 'degrees')
         (-10.0, 10.0, -10.0, 10.0, -10.0, 10.0)
     """
 
@@ -129,7 +126,7 @@ class TorchIOMethods:
 
         Example:
             >>> from torchpatch.transforms import Flip
-            >>> Flip().args_names
+            >>> Flip(0).args_names
             ['axes']
         """
         names = self.__dict__.get("_args_names")
@@ -251,32 +248,6 @@ class TorchIOMethods:
         return numbers
 
     @staticmethod
-    def parse_bounds(bounds_parameters: Any) -> tuple[int, int, int, int, int, int] | None:
-        """``None``, one, three or six non-negative integers as six voxel counts (two per axis).
-
-        Raises:
-            ValueError: When a value is not a non-negative integer, or the count is not 1, 3 or 6.
-
-        Example:
-            >>> TorchIOMethods.parse_bounds(2), TorchIOMethods.parse_bounds((1, 2, 3))
-            ((2, 2, 2, 2, 2, 2), (1, 1, 2, 2, 3, 3))
-        """
-        if bounds_parameters is None:
-            return None
-        values = (bounds_parameters,) if isinstance(bounds_parameters, Integral) else tuple(bounds_parameters)
-        if not all(isinstance(value, Integral) and not isinstance(value, bool) and int(value) >= 0 for value in values):
-            raise ValueError(f"bounds must be integers of at least zero, got {bounds_parameters!r}")
-        counts = [int(value) for value in values]
-        if len(counts) == 1:
-            counts *= 6
-        elif len(counts) == 3:
-            counts = [count for count in counts for _ in range(2)]
-        elif len(counts) != 6:
-            raise ValueError(f"bounds must be one integer or 3 or 6 integers, got {len(counts)}: {bounds_parameters!r}")
-        i0, i1, j0, j1, k0, k1 = counts
-        return i0, i1, j0, j1, k0, k1
-
-    @staticmethod
     def parse_probability(probability: float) -> float:
         """``probability`` checked to be a number in ``[0, 1]``.
 
@@ -358,94 +329,6 @@ class TorchIOMethods:
         """
         return from_sitk(image, reorder=False)
 
-    # Masks ---------------------------------------------------------------------------
-
-    @staticmethod
-    def ones(tensor: torch.Tensor) -> torch.Tensor:
-        """Every voxel of ``tensor`` (TorchIO's masking function for ``masking_method=None``).
-
-        Example:
-            >>> TorchIOMethods.ones(torch.zeros(1, 2, 1, 1)).all().item()
-            True
-        """
-        return torch.ones_like(tensor, dtype=torch.bool)
-
-    @staticmethod
-    def mean(tensor: torch.Tensor) -> torch.Tensor:
-        """The voxels above the mean of ``tensor`` (TorchIO's masking function).
-
-        Example:
-            >>> TorchIOMethods.mean(torch.tensor([0.0, 1, 2, 3])).tolist()
-            [False, False, True, True]
-        """
-        return tensor > tensor.float().mean()
-
-    def get_mask_from_masking_method(
-        self,
-        masking_method: Any,
-        subject: Subject,
-        tensor: torch.Tensor,
-        labels: Sequence[int] | None = None,
-    ) -> torch.Tensor:
-        """The mask ``masking_method`` selects for voxels ``tensor`` of ``subject`` (TorchIO's signature).
-
-        ``None``, an anatomical word and bounds give a mask of ``tensor``'s
-        shape, a label map of the subject its own voxels (those in
-        ``labels``), a function what it returns for ``tensor``.
-
-        Example:
-            >>> subject = Subject(t1=ScalarImage(tensor=torch.ones(1, 4, 1, 1)))
-            >>> TorchIOMethods().get_mask_from_masking_method('Left', subject, subject.t1.data).flatten().tolist()
-            [True, True, False, False]
-        """
-        method = check_masking_method(masking_method)
-        if method is None:
-            return self.ones(tensor)
-        if callable(method):
-            return method(tensor)
-        if isinstance(method, str) and isinstance(subject.get(method), LabelMap):
-            data = subject[method].data
-            if labels is None:
-                return data.bool()
-            return torch.isin(data, torch.as_tensor(list(labels), device=data.device).to(data.dtype))
-        mask = get_mask(method, subject, ScalarImage(tensor=tensor), "the voxels given", labels, tensor)
-        return mask.expand_as(tensor).clone() if mask.shape != tensor.shape else mask
-
-    @staticmethod
-    def get_mask_from_anatomical_label(anatomical_label: str, tensor: torch.Tensor) -> torch.Tensor:
-        """The half of ``tensor``'s grid an anatomical word names (``'Left'`` is low I; RAS+).
-
-        Example:
-            >>> TorchIOMethods.get_mask_from_anatomical_label('superior', torch.zeros(1, 1, 1, 4)).flatten().tolist()
-            [False, False, True, True]
-        """
-        word = anatomical_label.capitalize() if isinstance(anatomical_label, str) else anatomical_label
-        if word not in ANATOMICAL_HALVES:
-            raise ValueError(f"anatomical_label must be one of {sorted(ANATOMICAL_HALVES)}, got {anatomical_label!r}")
-        axis, upper = ANATOMICAL_HALVES[word]
-        mask = torch.zeros_like(tensor, dtype=torch.bool)
-        half = tensor.shape[1 + axis] // 2
-        index: list[slice] = [slice(None)] * 4
-        index[1 + axis] = slice(half, None) if upper else slice(None, half)
-        mask[tuple(index)] = True
-        return mask
-
-    def get_mask_from_bounds(self, bounds_parameters: Any, tensor: torch.Tensor) -> torch.Tensor:
-        """The voxels of ``tensor`` inside ``bounds_parameters`` voxels off each side (:meth:`parse_bounds`).
-
-        Example:
-            >>> TorchIOMethods().get_mask_from_bounds((1, 0, 0), torch.zeros(1, 4, 1, 1)).flatten().tolist()
-            [False, True, True, False]
-        """
-        bounds = self.parse_bounds(bounds_parameters)
-        if bounds is None:
-            return self.ones(tensor)
-        mask = torch.zeros_like(tensor, dtype=torch.bool)
-        shape = tensor.shape[1:]
-        box = tuple(slice(bounds[2 * a], shape[a] - bounds[2 * a + 1]) for a in range(3))
-        mask[(slice(None), *box)] = True
-        return mask
-
     # Images and per-image values -----------------------------------------------------
 
     def get_images(self, subject: Subject) -> list[Image]:
@@ -453,6 +336,7 @@ class TorchIOMethods:
 
         Example:
             >>> from torchpatch.transforms import RandomFlip
+            >>> from torchpatch import ScalarImage
             >>> subject = Subject(t1=ScalarImage(tensor=torch.zeros(1, 1, 1, 1)))
             >>> len(RandomFlip().get_images(subject))
             1
