@@ -28,7 +28,7 @@ import torch
 
 SCRIPTS_DIR = Path(__file__).parent / "torchio_scripts"
 REPO_ROOT = Path(__file__).parent.parent
-SCRIPTS = ("train.py", "infer.py", "two_d.py", "synth.py")
+SCRIPTS = ("train.py", "infer.py", "two_d.py", "synth.py", "members.py")
 OUR_IMPORT = "import torchpatch as tio"
 THEIR_IMPORT = "import torchio as tio"
 
@@ -81,6 +81,7 @@ def _script_args(name: str, data_dir: Path) -> list[str]:
         "infer.py": [str(data_dir / "sub0_t1.nii.gz")],
         "two_d.py": [str(data_dir / "large.png")],
         "synth.py": [str(data_dir)],
+        "members.py": [str(data_dir)],
     }[name]
 
 
@@ -201,8 +202,43 @@ def test_synth_script(outputs: dict[str, tuple[Path, dict[str, Any]]]) -> None:
         assert 1 <= animation.n_frames <= SHAPE[2]  # Pillow merges identical neighbouring slices into one frame
 
 
+def test_members_script(outputs: dict[str, tuple[Path, dict[str, Any]]]) -> None:
+    _, summary = outputs["members.py"]
+    assert (summary["axis_L"], summary["axis_Superior"], summary["flip_A"]) == (-3, -1, "P")
+    assert summary["read_shape"] == [1, *SHAPE] and summary["kinds"] == ["ScalarImage", "LabelMap"]
+    assert summary["copy_keys"] == ["affine", "data", "note", "type"] and summary["note"] == "reviewed"
+    assert summary["factor_range"] == pytest.approx([0.8, 1.2]) and summary["is_intensity"]
+    assert all(0.8 <= draw < 1.2 for draw in summary["draws"]) and summary["bounds"] == [1, 1, 2, 2, 3, 3]
+    assert summary["tta_kept"] == ["RandomContrast", "RandomNoise"]
+    assert summary["tta_spatial"] == ["RandomFlip", "RandomAffine"]
+    assert len(summary["losses"]) == 3 and summary["patches_waiting"][-1] == 0
+    # 300 centres drawn from the map (the lesion weighs 10 times the rest): the map's share, give or take 4 sigma.
+    assert abs(summary["lesion_fraction"] - summary["expected_fraction"]) < 0.12 and summary["locations_inside"]
+    assert summary["history_length"] == 1 and summary["flip_config"] == "Flip"
+    assert summary["stitch_error"] < 1e-5 and summary["patch_overlap"] == [4, 4, 4]
+    assert summary["slice_dimension"] == 2
+
+
+def test_members_script_samples_as_torchio(
+    outputs: dict[str, tuple[Path, dict[str, Any]]],
+    torchio_outputs: dict[str, tuple[Path, dict[str, Any]]],
+) -> None:
+    # The draws differ (torchpatch draws with its own generator); the distribution is the map's in both.
+    ours, theirs = outputs["members.py"][1]["lesion_fraction"], torchio_outputs["members.py"][1]["lesion_fraction"]
+    assert abs(ours - theirs) < 0.15
+
+
 #: Summary entries that depend on random draws (augmentation, sampling, noise), not compared with TorchIO.
-RANDOM_KEYS = {"training_losses", "validation_losses", "label_values", "names", "losses", "batch_min", "batch_max"}
+RANDOM_KEYS = {
+    "training_losses",
+    "validation_losses",
+    "label_values",
+    "names",
+    "losses",
+    "batch_min",
+    "batch_max",
+    "lesion_fraction",
+}
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
