@@ -20,12 +20,12 @@ Two tables, both timed in this process after one warm-up call, median of
   (``deflate``), whichever are importable, and by ``torchpatch.io.inflate.inflate_file``
   (reading the file, then libdeflate writing into a numpy buffer);
 * **load**: the file into a ``(C, I, J, K)`` numpy array: torchpatch
-  (``torchpatch.io.read_image``; ``read_image_file_order``, decoded but
+  (``torchpatch.io.read_array``; ``read_image_file_order``, decoded but
   not reordered, like SimpleITK's array; and ``ScalarImage(path).load()``
   then ``.data``), nibabel
   (``np.asanyarray(image.dataobj)``, ``get_fdata()``) and SimpleITK
   (``ReadImage`` + ``GetArrayFromImage``; and that array made ``(C, I, J, K)`` in C order, as
-  torchpatch returns it), with each time's ratio to torchpatch's ``read_image``;
+  torchpatch returns it), with each time's ratio to torchpatch's ``read_array``;
 * **load NRRD and MetaImage**: the same for the ``.nrrd`` and ``.mha`` files, with
   ``torchpatch via SimpleITK`` (SimpleITK's read made ``(C, I, J, K)`` by torchpatch: how
   torchpatch read them before it decoded their voxels itself).
@@ -220,7 +220,7 @@ def loaders() -> dict[str, Callable[[Path], Any]]:
         return image.data
 
     return {
-        "torchpatch read_image": lambda path: io.read_image(path)[0],
+        "torchpatch read_array": lambda path: io.read_array(path)[0],
         # Decoded, not reordered: what a Queue worker cuts patches from, and what SimpleITK's array is.
         "torchpatch read_image_file_order": lambda path: io.read_image_file_order(path)[0],
         "torchpatch ScalarImage.load": scalar_image,
@@ -239,7 +239,7 @@ def sitk_loaders() -> dict[str, Callable[[Path], Any]]:
 
     every = loaders()
     return {
-        "torchpatch read_image": every["torchpatch read_image"],
+        "torchpatch read_array": every["torchpatch read_array"],
         "torchpatch read_image_file_order": every["torchpatch read_image_file_order"],
         "torchpatch ScalarImage.load": every["torchpatch ScalarImage.load"],
         "torchpatch via SimpleITK": lambda path: from_sitk(sitk.ReadImage(str(path)))[0],
@@ -341,8 +341,8 @@ def main() -> None:
         result = json.loads(output.split("@@RESULT@@ ", 1)[1])
         print(f"\n=== threads: {threads} ===")
         _table("inflate (time vs zlib)", result["inflate"], "zlib")
-        _table("load (time vs torchpatch read_image)", result["load"], "torchpatch read_image")
-        _table("load NRRD and MetaImage (time vs torchpatch read_image)", result["load_sitk"], "torchpatch read_image")
+        _table("load (time vs torchpatch read_array)", result["load"], "torchpatch read_array")
+        _table("load NRRD and MetaImage (time vs torchpatch read_array)", result["load_sitk"], "torchpatch read_array")
 
 
 if __name__ == "__main__":

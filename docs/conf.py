@@ -90,6 +90,7 @@ _EXTERNAL = (
     "types",
     "dataclasses",
     "SimpleITK",
+    "sitk",
     "nibabel",
     "matplotlib",
     "scipy",

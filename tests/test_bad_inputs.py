@@ -23,7 +23,7 @@ import torch
 
 import torchpatch as tp
 from torchpatch.annotations_io import read_coco, read_csv_boxes, read_voc, read_yolo
-from torchpatch.io import read_header, read_image, write_image
+from torchpatch.io import read_array, read_header, write_image
 
 Action = Callable[[Path], Any]
 
@@ -125,19 +125,19 @@ def png_truncated(tmp_path: Path) -> Any:
 def npy_pickled_objects(tmp_path: Path) -> Any:
     path = tmp_path / "array.npy"
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    return read_image(path)
+    return read_array(path)
 
 
 def npy_garbage(tmp_path: Path) -> Any:
     path = tmp_path / "array.npy"
     path.write_bytes(b"\x93NUMPY garbage")
-    return read_image(path)
+    return read_array(path)
 
 
 def unsupported_suffix(tmp_path: Path) -> Any:
     path = tmp_path / "scan.xyz"
     path.write_bytes(b"1234")
-    return read_image(path)
+    return read_array(path)
 
 
 def missing_file(tmp_path: Path) -> Any:

@@ -87,10 +87,10 @@ def test_2d_export_writes_one_image_and_mask_per_grid_tile(scene_2d: Subject, tm
     photo, mask = scene_2d["photo"].data, scene_2d["mask"].data
     for entry in result.manifest["patches"]:
         i0, j0, k0, i1, j1, k1 = entry["location"]
-        image, _ = tp_io.read_image(result.output_dir / entry["image"])
+        image, _ = tp_io.read_array(result.output_dir / entry["image"])
         assert entry["image"].endswith(".png") and image.dtype == np.uint8
         np.testing.assert_array_equal(image, photo[:, i0:i1, j0:j1, k0:k1].numpy())
-        written_mask, _ = tp_io.read_image(result.output_dir / entry["mask"])
+        written_mask, _ = tp_io.read_array(result.output_dir / entry["mask"])
         np.testing.assert_array_equal(written_mask, mask[:, i0:i1, j0:j1, k0:k1].numpy())
     for relative, size in result.manifest["files"].items():
         assert (result.output_dir / relative).stat().st_size == size
@@ -198,7 +198,7 @@ def test_float_and_16_bit_images_get_exact_formats(tmp_path: Path) -> None:
         export_patches(floats, 4, output_dir=tmp_path / "g", image_format="png", progress=False)
     deep = Subject(a=ScalarImage(tensor=torch.full((1, 8, 8, 1), 4000, dtype=torch.int32)), subject_id="d")
     entry = export_patches(deep, 4, output_dir=tmp_path / "d", progress=False).manifest["patches"][0]
-    data, _ = tp_io.read_image(tmp_path / "d" / entry["image"])
+    data, _ = tp_io.read_array(tmp_path / "d" / entry["image"])
     assert entry["image"].endswith(".png") and data.dtype == np.uint16 and int(data.max()) == 4000
 
 

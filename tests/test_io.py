@@ -109,7 +109,7 @@ def test_npz_with_several_unnamed_arrays_is_rejected_naming_keys(tmp_path):
     path = tmp_path / "ambiguous.npz"
     np.savez(path, first=np.zeros((2, 2, 2)), second=np.ones((2, 2, 2)))
     with pytest.raises(ValueError, match=r"ambiguous\.npz.*first.*second.*'data'"):
-        io.read_image(path)
+        io.read_array(path)
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int32, np.int64])
@@ -309,7 +309,7 @@ def test_list_of_paths_with_different_shapes_names_both_files(tmp_path):
 def test_dicom_folder_header_matches_full_read(dicom_series):
     folder, _, _ = dicom_series
     header = io.read_header(folder)
-    data, affine = io.read_image(folder)
+    data, affine = io.read_array(folder)
     assert header.spatial_shape == data.shape[1:] == (5, 6, 4)
     assert header.num_channels == 1
     assert header.dtype == data.dtype == np.int16
@@ -389,7 +389,7 @@ def test_oblique_affine_survives_sitk_round_trip(tmp_path):
     path = tmp_path / "oblique.mha"
     io.write_image(np.zeros((1, 3, 3, 3), np.float32), affine, path)
     np.testing.assert_allclose(io.read_header(path).affine, affine, atol=1e-9)
-    np.testing.assert_allclose(io.read_image(path)[1], affine, atol=1e-9)
+    np.testing.assert_allclose(io.read_array(path)[1], affine, atol=1e-9)
 
 
 # Region reads ----------------------------------------------------------------------------
@@ -400,7 +400,7 @@ def test_read_region_returns_slice_of_full_read(tmp_path, suffix, rng):
     data = rng.standard_normal((2, 6, 5, 4)).astype(np.float32)
     path = tmp_path / f"volume{suffix}"
     io.write_image(data, np.eye(4), path)
-    full, _ = io.read_image(path)
+    full, _ = io.read_array(path)
     region = io.read_region(path, (1, 2, 0), (4, 5, 3))
     np.testing.assert_array_equal(region, full[:, 1:4, 2:5, 0:3])
     assert region.flags.c_contiguous
@@ -480,7 +480,7 @@ def test_random_bytes_with_nii_gz_name_raise_value_error_naming_path(tmp_path):
     with pytest.raises(ValueError, match=re.escape(str(path))):
         ScalarImage(path).spatial_shape  # noqa: B018
     with pytest.raises(ValueError, match=re.escape(str(path))):
-        io.read_image(path)
+        io.read_array(path)
 
 
 @pytest.mark.parametrize("suffix", [".nrrd", ".mha", ".png"])
@@ -499,7 +499,7 @@ def test_truncated_npy_raises_value_error_naming_path(tmp_path):
     with pytest.raises(ValueError, match=re.escape(str(path))):
         io.read_header(path)
     with pytest.raises(ValueError, match=re.escape(str(path))):
-        io.read_image(path)
+        io.read_array(path)
 
 
 def test_truncated_nii_region_read_raises_value_error_naming_path(tmp_path):
@@ -603,11 +603,11 @@ def test_nii_gz_with_a_flipped_byte_fails_the_crc_check(tmp_path, rng):
     stored = bytearray(gzip.compress(plain.read_bytes(), compresslevel=0))  # a flip stays valid deflate
     path = tmp_path / "bold.nii.gz"
     path.write_bytes(bytes(stored))
-    np.testing.assert_array_equal(io.read_image(path)[0], data)
+    np.testing.assert_array_equal(io.read_array(path)[0], data)
     stored[len(stored) // 2] ^= 0x01
     path.write_bytes(bytes(stored))
     with pytest.raises(ValueError, match=rf"{re.escape(str(path))}.*CRC check failed"):
-        io.read_image(path)
+        io.read_array(path)
 
 
 # The backend table, the raster table, atomic writes -----------------------------------
@@ -637,7 +637,7 @@ def test_what_the_raster_table_holds_round_trips(tmp_path, suffix, dtype, channe
     data = np.arange(channels * 12, dtype=dtype).reshape(channels, 4, 3, 1)
     assert io.raster_capabilities(suffix).holds(dtype, channels)
     io.write_image(data, np.eye(4), tmp_path / f"x{suffix}")
-    read, _ = io.read_image(tmp_path / f"x{suffix}")
+    read, _ = io.read_array(tmp_path / f"x{suffix}")
     assert read.dtype == dtype and read.shape == data.shape
 
 
@@ -840,7 +840,7 @@ def test_read_image_file_order_gives_read_images_voxels(tmp_path, suffix):
     path = tmp_path / f"x{suffix}"
     io.write_image(array, np.diag([2.0, 3.0, 4.0, 1.0]), path)
     data, affine = io.read_image_file_order(path)
-    expected, expected_affine = io.read_image(path)
+    expected, expected_affine = io.read_array(path)
     np.testing.assert_array_equal(io.c_order(data), expected)
     np.testing.assert_allclose(affine, expected_affine)
     # Compressed NIfTI and SimpleITK's formats decode in the file's order; the others come C-ordered.

@@ -27,7 +27,7 @@ def test_missing_slice_is_refused_at_header_naming_folder_and_positions(series):
     with pytest.raises(ValueError, match=pattern):
         io.read_header(folder)
     with pytest.raises(ValueError, match=pattern):
-        io.read_image(folder)
+        io.read_array(folder)
 
 
 def test_missing_first_or_last_slice_is_still_a_regular_series(series):
@@ -48,7 +48,7 @@ def test_truncated_slice_is_named(series, keep):
     with pytest.raises(ValueError, match=pattern):
         io.read_header(folder)
     with pytest.raises(ValueError, match=pattern):
-        io.read_image(folder)
+        io.read_array(folder)
 
 
 def test_intact_series_reads_as_before_with_other_files_beside_it(series):
@@ -90,7 +90,7 @@ def test_folder_is_scanned_once_for_header_and_voxels(series, monkeypatch):
         with pytest.raises(ValueError, match="IM0003"):
             io.read_header(folder)
         with pytest.raises(ValueError, match="IM0003"):
-            io.read_image(folder)
+            io.read_array(folder)
     assert len(calls) == 6  # each file's header once
 
 

@@ -54,7 +54,7 @@ def test_file_written_by_simpleitk_reads_with_its_voxels_dtype_and_ras_affine(tm
     array = (rng.random((4, 5, 6)) * 100).astype(dtype)
     image = _sitk_image(array)
     sitk.WriteImage(image, str(tmp_path / name))
-    data, affine = io.read_image(tmp_path / name)
+    data, affine = io.read_array(tmp_path / name)
     assert data.dtype == dtype
     np.testing.assert_array_equal(data, array[None])
     np.testing.assert_allclose(affine, _sitk_ras_affine(image), atol=1e-6)
@@ -91,7 +91,7 @@ def test_plain_analyze_has_no_orientation_and_loads_as_lps_identity_like_torchio
 def test_nifti_pair_written_by_nibabel_keeps_its_affine(tmp_path, rng):
     array = rng.random((4, 5, 6)).astype(np.float32)
     nib.save(nib.Nifti1Pair(array, OBLIQUE), tmp_path / "pair.hdr")
-    data, affine = io.read_image(tmp_path / "pair.img")
+    data, affine = io.read_array(tmp_path / "pair.img")
     np.testing.assert_array_equal(data, array[None])
     np.testing.assert_allclose(affine, OBLIQUE, atol=1e-5)
 
@@ -104,7 +104,7 @@ def test_minc1_reads_through_nibabel_as_float32(name):
     header = io.read_header(path)
     assert header.spatial_shape == expected.shape
     assert header.dtype == np.float32
-    data, affine = io.read_image(path)
+    data, affine = io.read_array(path)
     assert data.dtype == np.float32 and data.flags.c_contiguous
     np.testing.assert_array_equal(data[0], expected.get_fdata(dtype=np.float32))
     np.testing.assert_allclose(affine, expected.affine)
@@ -116,7 +116,7 @@ def test_4d_minc1_is_refused_naming_the_file_and_its_shape():
     with pytest.raises(ValueError, match=r"4D MINC1 file .*minc1_4d\.mnc.* \(2, 10, 20, 20\)"):
         io.read_header(path)
     with pytest.raises(ValueError, match=r"minc1_4d\.mnc"):
-        io.read_image(path)
+        io.read_array(path)
 
 
 @needs_nibabel_data
@@ -168,14 +168,14 @@ def test_truncated_img_is_refused_naming_the_file(tmp_path, rng):
     image_file.write_bytes(image_file.read_bytes()[:1000])
     for name in ("x.hdr", "x.img"):
         with pytest.raises(ValueError, match=r"truncated .*x\.img'.*1000 bytes.*2048"):
-            io.read_image(tmp_path / name)
+            io.read_array(tmp_path / name)
 
 
 def test_missing_half_of_a_pair_is_refused_naming_both_files(tmp_path):
     io.write_image(np.zeros((1, 2, 2, 2), np.int16), np.eye(4), tmp_path / "x.hdr")
     (tmp_path / "x.img").unlink()
     with pytest.raises(FileNotFoundError, match=r"x\.hdr.*pair.*x\.img.*missing"):
-        io.read_image(tmp_path / "x.hdr")
+        io.read_array(tmp_path / "x.hdr")
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.05])
@@ -192,7 +192,7 @@ def test_garbage_with_a_minc_or_analyze_suffix_is_refused_naming_the_file(tmp_pa
     for name in ("junk.mnc", "junk.img"):
         (tmp_path / name).write_bytes(b"not an image at all" * 10)
         with pytest.raises((ValueError, FileNotFoundError), match=r"junk\."):
-            io.read_image(tmp_path / name)
+            io.read_array(tmp_path / name)
 
 
 # The same voxels and affine as TorchIO 1.2.1 (skipped without it) --------------------
@@ -245,8 +245,8 @@ def test_same_as_torchio_when_torchio_saves(tmp_path, rng):
 @needs_nibabel_data
 def test_minc2_affine_has_x_and_y_negated_against_minc1_as_simpleitk_and_torchio_read_it():
     """Pins the documented difference of :mod:`torchpatch.io.minc` (SimpleITK 2.5's MINC2 reading)."""
-    minc1_data, minc1_affine = io.read_image(NIBABEL_DATA / "minc1_1_scale.mnc")  # axes (z, y, x)
-    minc2_data, minc2_affine = io.read_image(NIBABEL_DATA / "minc2_1_scale.mnc")  # axes (x, y, z)
+    minc1_data, minc1_affine = io.read_array(NIBABEL_DATA / "minc1_1_scale.mnc")  # axes (z, y, x)
+    minc2_data, minc2_affine = io.read_array(NIBABEL_DATA / "minc2_1_scale.mnc")  # axes (x, y, z)
     np.testing.assert_array_equal(minc2_data[0], minc1_data[0].transpose(2, 1, 0))
     reordered = minc1_affine[:, [2, 1, 0, 3]]
     np.testing.assert_allclose(minc2_affine, np.diag([-1.0, -1.0, 1.0, 1.0]) @ reordered)

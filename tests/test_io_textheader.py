@@ -50,9 +50,9 @@ def _simpleitk(path: Path):
 
 
 def _check_as_simpleitk(path: Path, fast: bool = True) -> np.ndarray:
-    """``io.read_image(path)`` against SimpleITK's reading; ``fast``: whether torchpatch decoded it."""
+    """``io.read_array(path)`` against SimpleITK's reading; ``fast``: whether torchpatch decoded it."""
     assert (textheader.voxel_layout(path) is not None) == fast
-    data, affine = io.read_image(path)
+    data, affine = io.read_array(path)
     expected, expected_affine = _simpleitk(path)
     assert data.dtype == expected.dtype
     assert data.flags.c_contiguous
@@ -209,7 +209,7 @@ def test_several_or_missing_data_files_are_left_to_simpleitk(tmp_path, data_file
     assert textheader.voxel_layout(path) is None
     if data_file == "missing.raw":
         with pytest.raises(ValueError, match=re.escape(str(path))):
-            io.read_image(path)
+            io.read_array(path)
 
 
 def test_truncated_data_file_raises_naming_it(tmp_path):
@@ -227,7 +227,7 @@ def test_header_simpleitk_reads_otherwise_falls_back(tmp_path, monkeypatch):
     monkeypatch.setattr(textheader, "voxel_layout", lambda p: wrong)
     read = []
     monkeypatch.setattr(textheader, "read_voxels", lambda *a: read.append(a))
-    data, _ = io.read_image(path)
+    data, _ = io.read_array(path)
     assert not read
     np.testing.assert_array_equal(data, _simpleitk(path)[0])
 
@@ -251,7 +251,7 @@ def test_truncated_file_raises_naming_it(tmp_path, decoder, suffix, compress):
     offset = textheader.voxel_layout(path).offset
     path.write_bytes(path.read_bytes()[: offset + (path.stat().st_size - offset) // 2])
     with pytest.raises(ValueError, match=re.escape(str(path))):
-        io.read_image(path)
+        io.read_array(path)
 
 
 @pytest.mark.parametrize("suffix", [".nrrd", ".mha"])
@@ -263,7 +263,7 @@ def test_flipped_compressed_byte_raises_naming_it(tmp_path, decoder, suffix):
     raw[middle] ^= 0x10
     path.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match=re.escape(str(path))):
-        io.read_image(path)
+        io.read_array(path)
 
 
 def test_mha_stream_holding_more_than_its_header_promises_raises(tmp_path, decoder):

@@ -158,7 +158,7 @@ def test_lazy_file_images_are_checked_from_headers(tmp_path, monkeypatch):
     def refuse(path: object) -> None:
         raise AssertionError("voxels read")
 
-    monkeypatch.setattr(io, "read_image", refuse)
+    monkeypatch.setattr(io, "read_array", refuse)
     with pytest.raises(ValueError, match=r"'ct' is \(4, 4, 2\) but 'seg' is \(4, 4, 3\)"):
         subject.check_consistent_space()
 

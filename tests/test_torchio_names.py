@@ -19,6 +19,7 @@ in the benchmark environment::
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 from types import ModuleType
@@ -32,15 +33,17 @@ import torchpatch  # noqa: E402
 
 # Modules walked, as attribute paths from the package (``""`` is ``tio``).
 # Each contributes its ``__all__`` (its public names otherwise) and its
-# sub-packages; ``inference`` and ``sampler`` are TorchIO's top-level aliases
-# of ``data.inference`` and ``data.sampler``.
+# sub-packages; ``inference``, ``sampler`` and ``io`` are TorchIO's top-level
+# aliases of ``data.inference``, ``data.sampler`` and ``data.io``.
 PATHS = (
     "",
     "constants",
     "data",
     "data.inference",
+    "data.io",
     "data.sampler",
     "inference",
+    "io",
     "sampler",
     "transforms",
     "transforms.augmentation",
@@ -77,28 +80,12 @@ NOT_PROVIDED: dict[str, str] = {
     "tio.types": "type aliases: torchpatch.typing",
     # tio.utils and tio.visualization
     "tio.utils.T": "a type variable of TorchIO's module, not API",
-    "tio.utils.TypePath": "TorchIO's type alias imported into the module: torchpatch.typing.TypePath",
     "get_major_sitk_version": "TorchIO's support of SimpleITK 1; torchpatch needs SimpleITK 2",
     "get_torchio_cache_dir": "the cache of TorchIO's downloads; torchpatch downloads nothing",
     "guess_external_viewer": "TorchIO's search for ITK-SNAP/Slicer; Image.show takes viewer_path or SITK_SHOW_COMMAND",
     "make_video": "needs the ffmpeg-python package and the ffmpeg program (Image.to_video likewise)",
-    "get_ffmpeg": "see make_video",
-    **{
-        f"tio.visualization.{name}": "imported by TorchIO's module for its own use: import it from torchpatch"
-        for name in (
-            "EnsureShapeMultiple",
-            "Image",
-            "LabelMap",
-            "Resample",
-            "RescaleIntensity",
-            "ScalarImage",
-            "Subject",
-            "TYPE_CHECKING",
-            "To",
-            "ToCanonical",
-            "ToOrientation",
-        )
-    },
+    # tio.io
+    "formats": "the lower-case list TorchIO's io module builds IMAGE_2D_FORMATS from: torchpatch.io.IMAGE_2D_FORMATS",
 }
 
 # "Class.parameter" (or "Transform.parameter" for the keywords every TorchIO
@@ -113,7 +100,7 @@ SIGNATURE_DIFFERENCES: dict[str, str] = {
     "IntensityTransform()": _KEYWORD_ONLY,
     "LabelTransform()": _KEYWORD_ONLY,
     "SpatialTransform()": _KEYWORD_ONLY,
-    "Image.reader": "the default is torchpatch.io.read_image (same meaning: path -> (voxels, affine))",
+    "Image.reader": "the default is torchpatch.io.read_image, TorchIO's function of its name: path -> (tensor, affine)",
     "KeepLargestComponent()": _KEYWORD_ONLY,
     "Crop()": _KEYWORD_ONLY,
     "SubjectsLoader()": "collate_fn is keyword-only (taken through **kwargs, default collate_subjects)",
@@ -143,12 +130,31 @@ def _get(root: ModuleType, path: str) -> Any:
     return obj
 
 
+def _imported_names(module: ModuleType) -> set[str]:
+    """The names a module's own source binds by ``import`` statements (``np``, ``Path``, ``TypePath``...)."""
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError):  # pragma: no cover - no source
+        return set()
+    return {
+        (alias.asname or alias.name).split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+
+
 def _public_names(path: str) -> list[str]:
-    """TorchIO's public names at ``path``: ``__all__`` (or the public, TorchIO-defined names) and sub-packages."""
+    """TorchIO's public names at ``path``: ``__all__`` (or the public names it defines) and sub-packages.
+
+    A module without ``__all__`` counts the names its source defines, not
+    those it imports (``np``, ``Path``, a type alias from ``torchio.types``).
+    """
     module = _get(tio, path)
     names = set(getattr(module, "__all__", ()) if path else ())
+    imported = _imported_names(module) if path and not hasattr(module, "__all__") else set()
     for name in dir(module):
-        if name.startswith("_"):
+        if name.startswith("_") or name in imported:
             continue
         obj = getattr(module, name)
         if isinstance(obj, ModuleType):

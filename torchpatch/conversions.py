@@ -19,11 +19,9 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from . import io
 from .constants import INTENSITY
-from .geometry import LPS_TO_RAS
 from .image_plot import plot_volume
-from .io import write_image
+from .io import nib_to_sitk, write_image
 from .io.sitk import from_sitk as sitk_voxels
 from .typing import TypeAffine, TypePath, TypeTriplet
 from .visualization import make_gif, plot_histogram
@@ -31,62 +29,15 @@ from .visualization import make_gif, plot_histogram
 Array = np.ndarray[Any, np.dtype[Any]]
 
 
-def _sitk_array(data: torch.Tensor) -> Array:
-    """The voxels as a numpy array of a type SimpleITK stores (bool -> uint8, half floats -> float32)."""
-    tensor = data.detach().cpu()
-    if tensor.dtype == torch.bool:
-        tensor = tensor.to(torch.uint8)
-    elif tensor.dtype in (torch.float16, torch.bfloat16):
-        tensor = tensor.to(torch.float32)
-    return tensor.numpy()
-
-
 def to_sitk(data: torch.Tensor, affine: TypeAffine, force_3d: bool = False) -> sitk.Image:
-    """``(C, I, J, K)`` voxels and a RAS+ affine as a SimpleITK image (LPS geometry).
-
-    A depth-one image becomes a 2D SimpleITK image unless ``force_3d``;
-    more than one channel makes a vector image (one component per channel).
-
-    Args:
-        data: ``(C, I, J, K)`` voxels.
-        affine: 4x4 voxel-to-RAS+ matrix.
-        force_3d: Keep a depth-one image 3D (size ``(I, J, 1)``).
-
-    Raises:
-        ValueError: If ``data`` is not 4D, or a 2D image's third axis is
-            rotated into the first two (then only ``force_3d=True`` keeps its geometry).
+    """``(C, I, J, K)`` voxels and a RAS+ affine as a SimpleITK image: :func:`torchpatch.io.nib_to_sitk`.
 
     Example:
         >>> image = to_sitk(torch.zeros(1, 4, 3, 2), np.diag([2.0, 3.0, 4.0, 1.0]))
         >>> image.GetSize(), image.GetSpacing(), image.GetDirection()[:3]
         ((4, 3, 2), (2.0, 3.0, 4.0), (-1.0, 0.0, 0.0))
     """
-    if data.ndim != 4:
-        raise ValueError(f"data must be 4D (C, I, J, K), got shape {tuple(data.shape)}")
-    array = _sitk_array(data)
-    channels = array.shape[0]
-    lps = LPS_TO_RAS @ np.asarray(affine, dtype=np.float64)
-    spacing = np.linalg.norm(lps[:3, :3], axis=0)
-    direction = lps[:3, :3] / spacing
-    origin = lps[:3, 3]
-    two_d = array.shape[3] == 1 and not force_3d
-    if two_d:
-        if np.abs(direction[2, :2]).max() > 1e-6 or np.abs(direction[:2, 2]).max() > 1e-6:
-            raise ValueError(
-                f"this 2D image's third axis is rotated into its plane (affine\n{affine}); "
-                "use as_sitk(force_3d=True) to keep its geometry"
-            )
-        voxels = array[..., 0].transpose(2, 1, 0)  # (J, I, C)
-        spacing, direction, origin = spacing[:2], direction[:2, :2], origin[:2]
-    else:
-        voxels = array.transpose(3, 2, 1, 0)  # (K, J, I, C)
-    if channels == 1:
-        voxels = voxels[..., 0]
-    image = sitk.GetImageFromArray(np.ascontiguousarray(voxels), isVector=channels > 1)
-    image.SetSpacing([float(s) for s in spacing])
-    image.SetOrigin([float(o) for o in origin])
-    image.SetDirection([float(d) for d in direction.ravel()])
-    return image
+    return nib_to_sitk(data, affine, force_3d=force_3d)
 
 
 class ImageConversions:
@@ -138,7 +89,7 @@ class ImageConversions:
         return (float(-r), float(-a), float(s)) if lps else (float(r), float(a), float(s))
 
     def save(self, path: TypePath, squeeze: bool | None = None) -> None:
-        """Write the image; the format follows the extension.
+        """Write the image, atomically; the format follows the extension (:func:`torchpatch.io.write_image`).
 
         Args:
             path: The file to write.
@@ -155,21 +106,7 @@ class ImageConversions:
             >>> ScalarImage(out).data.sum().item()
             8.0
         """
-        data = self.data.detach().cpu()
-        suffix = io.get_suffix(path)
-        backend = io.BACKENDS.get(suffix)
-        if squeeze is not None and not isinstance(squeeze, bool):
-            raise TypeError(f"squeeze must be None, True or False, got {type(squeeze).__name__} {squeeze!r}")
-        flat = squeeze and data.shape[-1] == 1 and suffix not in io.RASTER_FORMATS
-        if not flat or backend is None or backend.name not in ("simpleitk", "nifti"):
-            write_image(data.numpy(), self.affine, path)
-            return
-        image = to_sitk(data, self.affine)  # depth one: a 2D SimpleITK image
-        if not backend.atomic_writes:
-            sitk.WriteImage(image, str(path), True)
-            return
-        with io.atomic_path(path) as temporary:
-            sitk.WriteImage(image, str(temporary), True)
+        write_image(self.data, self.affine, path, squeeze)
 
     def numpy(self) -> Array:
         """The voxels as a numpy array (shares memory when possible)."""

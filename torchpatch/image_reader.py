@@ -1,7 +1,8 @@
 """Custom readers and unchecked paths for :class:`~torchpatch.image.Image` (TorchIO's ``reader`` and ``verify_path``).
 
-By default an image's file is read by :func:`torchpatch.io.read_image`,
-chosen from its suffix, and the header is read first (shape and affine
+By default (``reader`` is :func:`torchpatch.io.read_image`, as TorchIO's is its
+``read_image``) an image's file is read by torchpatch's own readers, chosen
+from its suffix, and the header is read first (shape and affine
 without the voxels; boxes of ``.nii``/``.npy`` files read alone). A custom
 ``reader``, a callable ``path -> (voxels, affine)`` as in TorchIO, replaces
 all of that: the first access to the voxels, the shape or the affine loads
@@ -32,7 +33,7 @@ from .typing import TypePath, TypeTriplet
 #: What a reader returns: ``(C, I, J, K)`` voxels (tensor or array) and a 4x4 affine (``None``: identity).
 TypeReader = Callable[[Path], tuple[Any, Any]]
 
-# The default of Image's ``reader``, kept at import (tests replace ``io.read_image`` to count reads).
+# The default of Image's ``reader``, kept at import (tests replace ``io.read_array`` to count reads).
 _BUILTIN_READER = io.read_image
 
 

@@ -3,7 +3,8 @@
 Only names: each is the object of its home module (``torchpatch.Image`` is
 ``torchpatch.data.Image``), so ``from torchio.data import X`` scripts run with
 ``torchpatch`` in place of ``torchio``. ``torchpatch.data.inference`` and
-``torchpatch.data.sampler`` are TorchIO's sub-paths.
+``torchpatch.data.sampler`` are TorchIO's sub-paths, and ``torchpatch.data.io``
+is ``tio.data.io`` (TorchIO's ``tio.io``), its names those of :mod:`torchpatch.io`.
 
 Example:
     >>> import torchpatch
@@ -21,7 +22,7 @@ from ..loader import SubjectsLoader
 from ..queue import Queue
 from ..sampler import GridSampler, LabelSampler, PatchSampler, UniformSampler, WeightedSampler
 from ..subject import Subject
-from . import inference, sampler
+from . import inference, io, sampler
 
 __all__ = [
     "GridAggregator",
@@ -38,5 +39,6 @@ __all__ = [
     "UniformSampler",
     "WeightedSampler",
     "inference",
+    "io",
     "sampler",
 ]

@@ -40,22 +40,28 @@ Each format is a :class:`~torchpatch.io.base.Backend` record in its own
 module (:mod:`~torchpatch.io.nifti`, :mod:`~torchpatch.io.numpy`,
 :mod:`~torchpatch.io.sitk`, :mod:`~torchpatch.io.dicom`,
 :mod:`~torchpatch.io.minc`, :mod:`~torchpatch.io.analyze`); :data:`BACKENDS`
-maps each suffix to its record, and the public functions below look the
-file up there. What 2D raster formats hold is :data:`RASTER_FORMATS`;
+maps each suffix to its record, and the functions of
+:mod:`~torchpatch.io.files` look the file up there. What 2D raster formats hold is :data:`RASTER_FORMATS`;
 atomic writes of files and folders are :mod:`~torchpatch.io.atomic`.
+
+This package is also TorchIO 1.x's ``tio.io`` (``tio.data.io``), with
+TorchIO's names and results: :func:`read_image` gives a tensor (torchpatch's
+own readers use :func:`read_array`, its numpy twin), :func:`write_image`
+takes ``squeeze``, :func:`read_shape` and :func:`read_affine` read headers
+only, :mod:`~torchpatch.io.sitk_images` converts to and from SimpleITK,
+:mod:`~torchpatch.io.matrices` reads and writes affine transform files and
+:mod:`~torchpatch.io.tensors` holds ``ensure_4d`` and ``check_uint_to_int``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..geometry import check_affine
-from ..typing import TypeAffine, TypePath
-from .analyze import ANALYZE
-from .atomic import atomic_path, write_atomic
+from ..typing import TypePath
+from .atomic import write_atomic
 from .base import (
     Array,
     Backend,
@@ -67,110 +73,39 @@ from .base import (
     numpy_dtype,
     write_boxes,
 )
-from .dicom import DICOM
+from .files import (
+    BACKENDS,
+    REGION_READ_SUFFIXES,
+    backend_of,
+    read_affine,
+    read_array,
+    read_header,
+    read_image,
+    read_image_file_order,
+    read_shape,
+    write_image,
+)
 from .labels import label_runs
-from .minc import MINC
-from .nifti import NIFTI, NIFTI_GZ
-from .numpy import NPY, NPZ, load_npy, map_npy, open_memmap, release_memory_maps
+from .matrices import read_matrix, write_matrix
+from .numpy import load_npy, map_npy, open_memmap, release_memory_maps
 from .order import c_order, in_file_order, reorder_backend
 from .paths import SUPPORTED_SUFFIXES, check_path, checked_status, get_stem, get_suffix
 from .paths import names_path as _names_path
-from .raster import RASTER_FORMATS, RasterFormat, check_raster, raster_capabilities, stored_dtype
-from .sitk import SITK, SITK_DETACHED, TEXT_HEADER_SUFFIXES, raw_layout, read_sitk_region
+from .raster import RASTER_FORMATS, RasterFormat, raster_capabilities
+from .sitk import TEXT_HEADER_SUFFIXES, raw_layout, read_sitk_region
+from .sitk_images import (
+    FLIPXY_33,
+    FLIPXY_44,
+    IMAGE_2D_FORMATS,
+    get_ras_affine_from_sitk,
+    get_reader,
+    get_rotation_and_spacing_from_affine,
+    get_sitk_metadata_from_ras_affine,
+    nib_to_sitk,
+    sitk_to_nib,
+)
 from .team import openmp_library, team_threads
-
-#: The backend of each supported suffix (a folder is a DICOM series).
-BACKENDS: dict[str, Backend] = {
-    suffix: backend
-    for backend in (NIFTI, NIFTI_GZ, NPY, NPZ, SITK, SITK_DETACHED, MINC, ANALYZE)
-    for suffix in backend.suffixes
-}
-
-#: Formats whose region reads read only the requested voxels.
-REGION_READ_SUFFIXES = tuple(suffix for suffix, backend in BACKENDS.items() if backend.read_region is not None)
-
-
-def backend_of(path: Path) -> Backend:
-    """The backend that reads ``path`` (checked by :func:`check_path`): by suffix, DICOM for a folder.
-
-    Example:
-        >>> backend_of(Path('scan.nii.gz')).name
-        'nifti'
-    """
-    if path.is_dir():
-        return DICOM
-    return BACKENDS[get_suffix(path)]
-
-
-def read_header(path: TypePath) -> Header:
-    """Read shape, channels, affine and dtype without reading voxels.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> folder = pathlib.Path(tempfile.mkdtemp())
-        >>> write_image(np.zeros((1, 4, 3, 2), np.int16), np.eye(4), folder / 'x.nii')
-        >>> read_header(folder / 'x.nii').spatial_shape
-        (4, 3, 2)
-    """
-    resolved = check_path(path)
-    try:
-        return backend_of(resolved).read_header(resolved)
-    except Exception as error:  # every library error becomes one clear message
-        if _names_path(error, path, resolved):
-            raise
-        raise ValueError(f"cannot read the header of {str(path)!r}: {type(error).__name__}: {error}") from error
-
-
-def read_image(path: TypePath) -> tuple[Array, TypeAffine]:
-    """Read all voxels as ``(C, I, J, K)`` and the RAS+ affine.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> folder = pathlib.Path(tempfile.mkdtemp())
-        >>> write_image(np.ones((1, 2, 2, 2), np.float32), np.eye(4), folder / 'x.nrrd')
-        >>> data, affine = read_image(folder / 'x.nrrd')
-        >>> data.shape, float(data.sum())
-        ((1, 2, 2, 2), 8.0)
-    """
-    resolved = check_path(path)
-    return _read_voxels(backend_of(resolved).read_image, path, resolved)
-
-
-def _read_voxels(
-    read: Callable[[Path], tuple[Array, TypeAffine]], path: TypePath, resolved: Path
-) -> tuple[Array, TypeAffine]:
-    """``read(resolved)``, every library error turned into one clear message naming ``path``."""
-    try:
-        return read(resolved)
-    except Exception as error:
-        if _names_path(error, path, resolved):
-            raise
-        raise ValueError(
-            f"cannot read the voxels of {str(path)!r} (truncated or corrupt file?): {type(error).__name__}: {error}"
-        ) from error
-
-
-def read_image_file_order(path: TypePath) -> tuple[Array, TypeAffine]:
-    """:func:`read_image`, the voxels left in the order decoding gives them: no pass to reorder them.
-
-    Compressed NIfTI files and the files SimpleITK reads decode into the
-    file's order, each channel F-ordered (:func:`in_file_order`); other
-    formats, vector images and volumes too large to decode whole may come
-    C-ordered as from :func:`read_image`. Boxes of
-    either are cut by :func:`copy_boxes`; :func:`c_order` gives the
-    C-ordered volume.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> folder = pathlib.Path(tempfile.mkdtemp())
-        >>> write_image(np.arange(24, dtype=np.int16).reshape(1, 2, 3, 4), np.eye(4), folder / 'x.nii.gz')
-        >>> data, affine = read_image_file_order(folder / 'x.nii.gz')
-        >>> in_file_order(data), bool((c_order(data) == np.arange(24).reshape(1, 2, 3, 4)).all())
-        (True, True)
-    """
-    resolved = check_path(path)
-    backend = backend_of(resolved)
-    return _read_voxels(backend.read_file_order or backend.read_image, path, resolved)
+from .tensors import check_uint_to_int, ensure_4d
 
 
 def read_channels_header(paths: Sequence[TypePath]) -> Header:
@@ -215,7 +150,7 @@ def read_channels(paths: Sequence[TypePath]) -> Array:
         >>> read_channels([folder / 'a.nrrd', folder / 'b.nrrd']).shape
         (2, 2, 2, 2)
     """
-    arrays = [read_image(path)[0] for path in paths]
+    arrays = [read_array(path)[0] for path in paths]
     if len(arrays) == 1:
         return arrays[0]
     read_channels_header(paths)
@@ -296,46 +231,23 @@ def read_region(path: TypePath, index_ini: Sequence[int], index_fin: Sequence[in
     return c_order(region)
 
 
-def write_image(array: Array, affine: TypeAffine, path: TypePath) -> None:
-    """Write ``(C, I, J, K)`` voxels with a RAS+ affine, atomically.
-
-    The file is written under a temporary name in the same folder and then
-    renamed, so a reader never sees half a file (``.mhd``/``.nhdr`` and
-    ``.hdr``/``.img``, which are two files, are written in place). Temporary files left by
-    a killed writer are removed by the next write into the folder.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> folder = pathlib.Path(tempfile.mkdtemp())
-        >>> write_image(np.zeros((3, 8, 6, 1), np.uint8), np.eye(4), folder / 'rgb.png')
-        >>> read_header(folder / 'rgb.png').num_channels
-        3
-    """
-    target = Path(path).expanduser()
-    suffix = get_suffix(target)
-    backend = BACKENDS.get(suffix)
-    if backend is None or backend.write is None:
-        raise ValueError(
-            f"cannot write {str(path)!r}: unsupported extension {suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
-        )
-    data = np.asarray(array)
-    if data.ndim != 4:
-        raise ValueError(f"write_image needs a (C, I, J, K) array, got shape {data.shape} for {str(path)!r}")
-    affine = check_affine(affine, f"affine of {str(path)!r}")
-    cast = stored_dtype(data.dtype)
-    if cast != data.dtype:
-        data = data.astype(cast)
-    check_raster(data, suffix, path)
-    if not target.parent.exists():
-        raise FileNotFoundError(f"cannot write {str(path)!r}: folder {str(target.parent)!r} does not exist")
-    if not backend.atomic_writes:
-        backend.write(data, affine, target)
-        return
-    with atomic_path(target) as temporary:
-        backend.write(data, affine, temporary)
-
-
 __all__ = [
+    "FLIPXY_33",
+    "FLIPXY_44",
+    "IMAGE_2D_FORMATS",
+    "check_uint_to_int",
+    "ensure_4d",
+    "get_ras_affine_from_sitk",
+    "get_reader",
+    "get_rotation_and_spacing_from_affine",
+    "get_sitk_metadata_from_ras_affine",
+    "nib_to_sitk",
+    "read_affine",
+    "read_array",
+    "read_matrix",
+    "read_shape",
+    "sitk_to_nib",
+    "write_matrix",
     "read_channels",
     "read_channels_header",
     "BACKENDS",

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..image import Image
-from ..io import load_npy, read_image
+from ..io import load_npy, read_array
 from ..subject import Subject
 from ..typing import TypePath
 from .base import Transform, rebuild_image
@@ -162,7 +162,7 @@ def standardize(
 def _read_for_training(source: TypePath | Image) -> np.ndarray[Any, Any]:
     if isinstance(source, Image):
         return source.data.detach().cpu().numpy()
-    data, _ = read_image(source)
+    data, _ = read_array(source)
     return np.asarray(data)
 
 
@@ -242,7 +242,7 @@ def train_histogram(
             mask = _broadcast_mask(masking_function(torch.as_tensor(array)), array.shape, what)
         elif mask_path is not None:
             path: Any = mask_path[index] if per_image_masks else mask_path  # type: ignore[index]
-            mask_voxels: np.ndarray[Any, Any] = np.asarray(read_image(path)[0])
+            mask_voxels: np.ndarray[Any, Any] = np.asarray(read_array(path)[0])
             mask = _broadcast_mask(mask_voxels > 0, array.shape, what)
         else:
             mask = None

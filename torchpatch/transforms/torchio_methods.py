@@ -36,10 +36,9 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ..conversions import to_sitk
 from ..geometry import is_number
 from ..image import Image
-from ..io.sitk import from_sitk
+from ..io import nib_to_sitk, sitk_to_nib
 from ..subject import Subject
 from ..typing import TypeAffine
 from .torchio_masks import TorchIOMasks
@@ -307,27 +306,24 @@ class TorchIOMethods(TorchIOMasks):
 
     @staticmethod
     def nib_to_sitk(data: Any, affine: Any) -> sitk.Image:
-        """``(C, I, J, K)`` voxels and a RAS+ affine as a SimpleITK image (a depth-one image is 2D).
+        """``(C, I, J, K)`` voxels and a RAS+ affine as a SimpleITK image: :func:`torchpatch.io.nib_to_sitk`.
 
         Example:
             >>> TorchIOMethods.nib_to_sitk(torch.zeros(1, 4, 3, 2), np.eye(4)).GetSize()
             (4, 3, 2)
         """
-        tensor = torch.as_tensor(data)
-        if tensor.ndim != 4:
-            raise ValueError(f"nib_to_sitk takes (C, I, J, K) voxels, got shape {tuple(tensor.shape)}")
-        return to_sitk(tensor, np.asarray(affine, dtype=np.float64))
+        return nib_to_sitk(data, affine)
 
     @staticmethod
     def sitk_to_nib(image: sitk.Image) -> tuple[np.ndarray[Any, Any], TypeAffine]:
-        """A SimpleITK image as ``(C, I, J, K)`` voxels and its RAS+ affine.
+        """A SimpleITK image as ``(C, I, J, K)`` voxels and its RAS+ affine: :func:`torchpatch.io.sitk_to_nib`.
 
         Example:
             >>> data, affine = TorchIOMethods.sitk_to_nib(sitk.Image([4, 3, 2], sitk.sitkFloat32))
             >>> data.shape
             (1, 4, 3, 2)
         """
-        return from_sitk(image, reorder=False)
+        return sitk_to_nib(image)
 
     # Images and per-image values -----------------------------------------------------
 
