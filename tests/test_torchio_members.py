@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,6 +44,11 @@ MEMBERS_NOT_PROVIDED: dict[str, str] = {
         "torchpatch's Queue holds no iterator of whole subjects in the training process: workers load each "
         "subject and send back its patches, in the order of a seeded epoch plan"
     ),
+    "RemapLabels.kwargs": (
+        "TorchIO keeps the keyword arguments to rebuild the transform's inverse; torchpatch builds it from the "
+        "transform's own arguments"
+    ),
+    "RemoveLabels.kwargs": "see RemapLabels.kwargs",
     "Image.to_video": "needs the ffmpeg-python package and the ffmpeg program (see make_video)",
     # transforms: TorchIO's implementation steps
     "Affine.apply_affine_transform": _INTERNAL_SITK,
@@ -164,6 +170,38 @@ def _build(lib: Any, name: str) -> Any:
         "OneOf": lambda: lib.OneOf([lib.RandomFlip()]),
         "Compose": lambda: lib.Compose([lib.RandomFlip()]),
         "Lambda": lambda: lib.Lambda(lambda x: x),
+        # Deterministic transforms, built with the same arguments in both libraries.
+        "Flip": lambda: lib.Flip(0),
+        "Pad": lambda: lib.Pad(1),
+        "Crop": lambda: lib.Crop(1),
+        "CropOrPad": lambda: lib.CropOrPad(4),
+        "Resize": lambda: lib.Resize(4),
+        "EnsureShapeMultiple": lambda: lib.EnsureShapeMultiple(2),
+        "RemapLabels": lambda: lib.RemapLabels({1: 2}),
+        "RemoveLabels": lambda: lib.RemoveLabels([1]),
+        "CopyAffine": lambda: lib.CopyAffine("t1"),
+        "Mask": lambda: lib.Mask("seg"),
+        "To": lambda: lib.To(torch.float64),
+        "ToReferenceSpace": lambda: lib.ToReferenceSpace(lib.ScalarImage(tensor=tensor)),
+        "HistogramStandardization": lambda: lib.HistogramStandardization({"t1": np.linspace(0, 100, 13)}),
+        "Affine": lambda: lib.Affine(scales=(1, 1, 1), degrees=(0, 0, 5), translation=(0, 0, 0)),
+        "Blur": lambda: lib.Blur(std=(1, 1, 1)),
+        "Gamma": lambda: lib.Gamma(gamma=1.2),
+        "Noise": lambda: lib.Noise(mean=0, std=1, seed=0),
+        "BiasField": lambda: lib.BiasField(coefficients=[0.1] * 10, order=2),
+        "Ghosting": lambda: lib.Ghosting(num_ghosts=2, axis=0, intensity=0.5, restore=0.02),
+        "Spike": lambda: lib.Spike(spikes_positions=np.array([[0.1, 0.2, 0.3]]), intensity=1.0),
+        "Swap": lambda: lib.Swap(patch_size=(2, 2, 2), locations=[((0, 0, 0), (4, 4, 4))]),
+        "LabelsToImage": lambda: lib.LabelsToImage(label_key="seg", mean=[0.1, 0.9], std=[0.01, 0.01]),
+        "ElasticDeformation": lambda: lib.ElasticDeformation(
+            control_points=np.zeros((7, 7, 7, 3)), max_displacement=(1.0, 1.0, 1.0)
+        ),
+        "Motion": lambda: lib.Motion(
+            degrees=np.zeros((2, 3)),
+            translation=np.zeros((2, 3)),
+            times=np.array([0.5, 0.7]),
+            image_interpolation="linear",
+        ),
     }
     builder = builders.get(name)
     if builder is None:
@@ -355,3 +393,4 @@ def test_transforms_are_instances_of_torchio_kinds() -> None:
 def test_the_walk_sees_the_classes_scripts_use() -> None:
     names = {pair[0] for pair in _pairs() if pair[3] is not None}
     assert {"Subject", "ScalarImage", "LabelMap", "Queue", "GridAggregator", "RandomAffine", "WeightedSampler"} <= names
+    assert {"Flip", "Affine", "Blur", "Noise", "Spike", "Motion", "Ghosting", "LabelsToImage", "Pad"} <= names

@@ -360,3 +360,44 @@ def test_kinds_answer_isinstance_without_taking_code() -> None:
 
     assert input_for_apply(RandomBlur(), subject) is subject
     assert input_for_apply(RescaleIntensity(), subject) is subject
+
+
+def test_deterministic_attributes_have_torchio_names_and_values() -> None:
+    tio = pytest.importorskip("torchio")
+    pairs = [
+        (lambda lib: lib.Crop(1), "bounds_parameters"),
+        (lambda lib: lib.Crop((1, 2, 3)), "bounds_parameters"),
+        (lambda lib: lib.Pad((1, 2, 3, 4, 5, 6)), "bounds_parameters"),
+        (lambda lib: lib.Affine((1, 1, 1), (0, 0, 5), (0, 0, 0)), "use_image_center"),
+        (lambda lib: lib.Affine((1, 1, 1), (0, 0, 5), (0, 0, 0), center="origin"), "use_image_center"),
+        (lambda lib: lib.LabelsToImage(label_key="seg", mean=[0.1, 0.9], std=[0.01, 0.02]), "means"),
+        (lambda lib: lib.LabelsToImage(label_key="seg", mean=[0.1, 0.9], std=[0.01, 0.02]), "stds"),
+        (lambda lib: lib.Mask("seg", labels=[1, 2]), "masking_labels"),
+        (lambda lib: lib.Mask("seg"), "masking_labels"),
+    ]
+    for build, attribute in pairs:
+        theirs, ours = getattr(build(tio), attribute), getattr(build(torchpatch), attribute)
+        assert (None if theirs is None else np.asarray(theirs).tolist()) == (
+            None if ours is None else np.asarray(ours).tolist()
+        ), attribute
+
+
+def test_invert_transform_marks_invertible_transforms_as_in_torchio() -> None:
+    tio = pytest.importorskip("torchio")
+    builders = [
+        lambda lib: lib.Affine((1, 1, 1), (0, 0, 5), (0, 0, 0)),
+        lambda lib: lib.Gamma(1.2),
+        lambda lib: lib.Noise(0, 1, 0),
+        lambda lib: lib.RandomFlip(),
+        lambda lib: lib.RescaleIntensity(),
+        lambda lib: lib.OneHot(),
+    ]
+    for build in builders:
+        theirs, ours = build(tio), build(torchpatch)
+        assert hasattr(ours, "invert_transform") == hasattr(theirs, "invert_transform"), type(ours).__name__
+        if hasattr(theirs, "invert_transform"):
+            assert ours.invert_transform == theirs.invert_transform
+            assert ours.inverse().invert_transform == theirs.inverse().invert_transform
+    flag = Flip(0)
+    flag.invert_transform = True
+    assert flag.invert_transform is True

@@ -1,10 +1,9 @@
 """Changing the field of view: :class:`Pad`, :class:`Crop` and :class:`CropOrPad`.
 
-Bounds are given per side, ``(i_ini, i_fin, j_ini, j_fin, k_ini, k_fin)``;
-one int means all six (``(p, p, p, p, 0, 0)`` on a depth-one 2D image, whose
-third axis stays one voxel deep) and three ints mean both sides of each
-axis. The affine follows the voxels, so every voxel keeps its world
-position: padding moves the origin back by ``ini`` voxels, cropping forward.
+Bounds are given per side, ``(i_ini, i_fin, j_ini, j_fin, k_ini, k_fin)``; one int means all
+six (``(p, p, p, p, 0, 0)`` on a depth-one 2D image, whose third axis stays one voxel deep) and
+three ints mean both sides of each axis. The affine follows the voxels, so every voxel keeps its
+world position: padding moves the origin back by ``ini`` voxels, cropping forward.
 
 Annotations (boxes, points: any :class:`~torchpatch.subject.RegionAware` metadata) follow the
 voxels: shifted, and clipped by crops, with ``crop_to_region`` on the images' shared grid. A subject
@@ -30,6 +29,7 @@ from ..typing import TypeTriplet
 from .base import Transform, rebuild_image
 from .crop_pad_plan import (
     UNITS,
+    CropMembers,
     PaddingModes,
     TypeBounds,
     bounding_box,
@@ -229,7 +229,7 @@ class Pad(PaddingModes, Transform):
         return pad_image(image, bounds, self._mode, self._fill, name, subject)
 
 
-class Crop(Transform):
+class Crop(CropMembers, Transform):
     """Remove voxels from the sides of each image, keeping world positions.
 
     Files that support region reads (``.nii``, ``.npy``, raw NRRD and

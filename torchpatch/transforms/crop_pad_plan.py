@@ -121,14 +121,37 @@ def crop_and_pad(
     )
 
 
-class PaddingModes:
-    """TorchIO's ``Pad.PADDING_MODES`` and ``Pad.check_padding_mode`` (mixed into :class:`~torchpatch.transforms.Pad`).
+class CropMembers:
+    """TorchIO's ``bounds_parameters`` of ``Crop`` and ``Pad``: the six voxel counts, one per side.
+
+    Example:
+        >>> from torchpatch.transforms import Crop
+        >>> Crop(1).bounds_parameters, Crop((1, 2, 3)).bounds_parameters
+        ((1, 1, 1, 1, 1, 1), (1, 1, 2, 2, 3, 3))
+    """
+
+    #: The attribute holding the parsed bounds (one int, or six).
+    BOUNDS_ARGUMENT: ClassVar[str] = "cropping"
+
+    @property
+    def bounds_parameters(self) -> TypeBounds:
+        """The bounds as six voxel counts (TorchIO's attribute; one int means all six)."""
+        value = getattr(self, self.BOUNDS_ARGUMENT)
+        if isinstance(value, int):
+            return (value, value, value, value, value, value)
+        i0, i1, j0, j1, k0, k1 = (int(count) for count in value)
+        return i0, i1, j0, j1, k0, k1
+
+
+class PaddingModes(CropMembers):
+    """TorchIO's ``Pad.PADDING_MODES``, ``Pad.check_padding_mode`` and ``bounds_parameters`` (mixed into ``Pad``).
 
     Example:
         >>> 'edge' in PaddingModes.PADDING_MODES
         True
     """
 
+    BOUNDS_ARGUMENT: ClassVar[str] = "padding"
     #: The padding modes by name (a number pads with that constant); TorchIO's ``PADDING_MODES``.
     PADDING_MODES: ClassVar[tuple[str, ...]] = ("constant", *GEOMETRIC_MODES, *STATISTIC_MODES, *MODE_ALIASES)
 
@@ -140,6 +163,7 @@ class PaddingModes:
 
 __all__ = [
     "UNITS",
+    "CropMembers",
     "PaddingModes",
     "bounding_box",
     "box_shape",

@@ -209,6 +209,11 @@ class Mask(Transform):
 
     intensity_only = True
 
+    @property
+    def masking_labels(self) -> list[int] | None:
+        """``labels``, the mask image's values that count as inside: TorchIO's name."""
+        return self.labels
+
     def __init__(
         self,
         masking_method: TypeMaskingMethod,

@@ -163,6 +163,34 @@ class TorchIOMethods(TorchIOMasks):
     def probability(self, value: float) -> None:
         self.p = self.parse_probability(value)
 
+    @property
+    def invert_transform(self) -> bool:
+        """Whether this transform applies the inverse of its parameters (TorchIO's flag, on invertible ones only).
+
+        ``hasattr(transform, 'invert_transform')`` tells an invertible
+        transform, as in TorchIO; torchpatch's ``inverse()`` returns a
+        transform of its own whose flag is ``True``.
+
+        Example:
+            >>> from torchpatch.transforms import Gamma, RandomFlip
+            >>> gamma = Gamma(2.0)
+            >>> gamma.invert_transform, gamma.inverse().invert_transform, hasattr(RandomFlip(), 'invert_transform')
+            (False, True, False)
+        """
+        stored = self.__dict__.get("_invert_transform")
+        if stored is not None:
+            return bool(stored)
+        if not self.is_invertible():
+            raise AttributeError(f"{type(self).__name__} is not invertible: it has no invert_transform")
+        return False
+
+    @invert_transform.setter
+    def invert_transform(self, value: bool) -> None:
+        self.__dict__["_invert_transform"] = bool(value)
+
+    def is_invertible(self) -> bool:
+        raise NotImplementedError
+
     def to_hydra_config(self) -> dict[str, Any]:
         """A Hydra config that rebuilds the transform: ``'_target_'`` and every argument (tuples as lists).
 

@@ -154,6 +154,11 @@ class Affine(RandomAffine):
         )
         self.fixed = fixed
 
+    @property
+    def use_image_center(self) -> bool:
+        """Whether rotations and scaling are about the image's centre (``center='image'``): TorchIO's name."""
+        return self.center == "image"
+
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Affine:
         """The transform that a history record of it describes."""

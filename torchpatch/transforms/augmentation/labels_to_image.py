@@ -387,6 +387,16 @@ class LabelsToImage(RandomLabelsToImage):
             **kwargs,
         )
 
+    @property
+    def means(self) -> list[float] | None:
+        """The mean of each label's tissue: TorchIO's name (``mean`` holds each as a range of one value)."""
+        return None if self.mean is None else [float(low) for low, _ in self.mean]
+
+    @property
+    def stds(self) -> list[float] | None:
+        """The standard deviation of each label's tissue: TorchIO's name."""
+        return None if self.std is None else [float(low) for low, _ in self.std]
+
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> LabelsToImage:
         """The transform that a history record of it describes."""

@@ -234,6 +234,7 @@ class Inverse(Transform):
     def __init__(self, transform: RandomTransform) -> None:
         super().__init__()
         self.transform = transform
+        self.invert_transform = True  # TorchIO's flag: this applies the inverse of the parameters
 
     def apply_transform(self, subject: Subject) -> Subject:
         """Undo the transform's parameters for ``subject``."""
