@@ -44,7 +44,7 @@ from .typing import TypeAffine, TypePath, TypeSpacing, TypeTriplet
 Array = np.ndarray[Any, np.dtype[Any]]
 
 # Integer types torch cannot compute with, widened to the next type it can.
-_WIDENED = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64, np.dtype(np.uint64): np.int64}
+_WIDENED = {**io.tensors.WIDER_DTYPES, np.dtype(np.uint64): np.dtype(np.int64)}
 
 
 class Image(CustomReads, ImageInfo, image_members.ImageMembers):

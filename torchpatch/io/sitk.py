@@ -211,21 +211,21 @@ def _decoded_here(path: Path, reorder: bool = True) -> tuple[Array, TypeAffine] 
     return textheader.read_voxels(path, layout, reorder), sitk_affine(*geometry)
 
 
-def write_sitk(data: Array, affine: TypeAffine, path: Path) -> None:
-    """Write ``(C, I, J, K)`` voxels; depth-one images in a 2D raster format as 2D files.
+def sitk_image(data: Array, affine: TypeAffine, two_d: bool) -> sitk.Image:
+    """``(C, I, J, K)`` voxels and a RAS+ affine as a SimpleITK image in LPS; ``two_d``: a depth-one image as 2D.
+
+    Several channels make a vector image. A 2D image keeps the in-plane
+    part of the geometry (callers check that the third axis is not rotated
+    into the plane where that matters).
 
     Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / 'x.mha'
-        >>> write_sitk(np.zeros((1, 2, 3, 4), np.int16), np.eye(4), path)
-        >>> read_sitk_header(path).spatial_shape
-        (2, 3, 4)
+        >>> sitk_image(np.zeros((1, 4, 3, 1), np.int16), np.diag([2.0, 3.0, 1.0, 1.0]), True).GetSpacing()
+        (2.0, 3.0)
     """
     channels = data.shape[0]
     lps = LPS_TO_RAS @ affine
     spacing = np.linalg.norm(lps[:3, :3], axis=0)
     direction = lps[:3, :3] / spacing
-    two_d = data.shape[3] == 1 and get_suffix(path) in SITK_2D_SUFFIXES
     if two_d:
         array = data[..., 0].transpose(2, 1, 0)  # (J, I, C)
         direction = direction[:2, :2]
@@ -240,6 +240,21 @@ def write_sitk(data: Array, affine: TypeAffine, path: Path) -> None:
     image.SetSpacing([float(s) for s in spacing])
     image.SetOrigin([float(o) for o in origin])
     image.SetDirection([float(d) for d in direction.ravel()])
+    return image
+
+
+def write_sitk(data: Array, affine: TypeAffine, path: Path) -> None:
+    """Write ``(C, I, J, K)`` voxels; depth-one images in a 2D raster format as 2D files.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'x.mha'
+        >>> write_sitk(np.zeros((1, 2, 3, 4), np.int16), np.eye(4), path)
+        >>> read_sitk_header(path).spatial_shape
+        (2, 3, 4)
+    """
+    two_d = data.shape[3] == 1 and get_suffix(path) in SITK_2D_SUFFIXES
+    image = sitk_image(data, affine, two_d)
     sitk.WriteImage(image, str(path), useCompression=get_suffix(path) in (".nrrd", ".mha"))
 
 
@@ -276,5 +291,6 @@ __all__ = [
     "read_sitk_region",
     "sitk_affine",
     "sitk_dtype",
+    "sitk_image",
     "write_sitk",
 ]

@@ -29,7 +29,7 @@ from ..geometry import check_affine
 from ..typing import TypeAffine, TypePath
 from .base import Array
 from .paths import SITK_2D_SUFFIXES
-from .sitk import from_sitk, sitk_affine
+from .sitk import from_sitk, sitk_affine, sitk_image
 from .tensors import check_uint_to_int, to_numpy
 
 #: Flips the first two world axes, LPS <-> RAS (3x3 and 4x4, as TorchIO names them).
@@ -140,7 +140,6 @@ def nib_to_sitk(data: Any, affine: Any, force_3d: bool = False, force_4d: bool =
         raise ValueError(f"nib_to_sitk needs (C, I, J, K) voxels, got shape {tuple(array.shape)}")
     affine = check_affine(to_numpy(affine), "the affine given to nib_to_sitk")
     origin, spacing, direction = get_sitk_metadata_from_ras_affine(affine)
-    channels = array.shape[0]
     if force_4d:
         image = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(0, 3, 2, 1)), isVector=False)
         direction_4d = np.eye(4)
@@ -149,19 +148,10 @@ def nib_to_sitk(data: Any, affine: Any, force_3d: bool = False, force_4d: bool =
         image.SetOrigin([*origin, 0.0])
         image.SetDirection(direction_4d.ravel().tolist())
         return image
-    if array.shape[3] == 1 and not force_3d:
-        direction = tuple(_in_plane(np.reshape(direction, (3, 3)), affine).ravel().tolist())
-        voxels = array[..., 0].transpose(2, 1, 0)  # (J, I, C)
-        origin, spacing = origin[:2], spacing[:2]
-    else:
-        voxels = array.transpose(3, 2, 1, 0)  # (K, J, I, C)
-    if channels == 1:
-        voxels = voxels[..., 0]
-    image = sitk.GetImageFromArray(np.ascontiguousarray(voxels), isVector=channels > 1)
-    image.SetSpacing(spacing)
-    image.SetOrigin(origin)
-    image.SetDirection(direction)
-    return image
+    two_d = array.shape[3] == 1 and not force_3d
+    if two_d:
+        _in_plane(np.reshape(direction, (3, 3)), affine)  # raises if the third axis turns into the plane
+    return sitk_image(array, affine, two_d)
 
 
 def get_ras_affine_from_sitk(sitk_object: sitk.Image | sitk.ImageFileReader) -> TypeAffine:

@@ -15,8 +15,8 @@ import torch
 
 from .base import Array
 
-# torch has no uint16/uint32 arithmetic, so TorchIO widens both to the next signed type.
-_WIDER: dict[np.dtype[Any], np.dtype[Any]] = {
+#: torch has no uint16/uint32 arithmetic, so TorchIO widens both to the next signed type (images too).
+WIDER_DTYPES: dict[np.dtype[Any], np.dtype[Any]] = {
     np.dtype(np.uint16): np.dtype(np.int32),
     np.dtype(np.uint32): np.dtype(np.int64),
 }
@@ -34,7 +34,7 @@ def check_uint_to_int(array: Array) -> Array:
         >>> check_uint_to_int(np.array([1.5])).dtype
         dtype('float64')
     """
-    wider = _WIDER.get(np.asarray(array).dtype)
+    wider = WIDER_DTYPES.get(np.asarray(array).dtype)
     return array if wider is None else np.asarray(array).astype(wider)
 
 
@@ -121,4 +121,4 @@ def ensure_4d(tensor: Any, num_spatial_dims: int | None = None) -> torch.Tensor:
     raise ValueError(f"images have 2 to 5 dimensions, got shape {shape}")
 
 
-__all__ = ["check_uint_to_int", "ensure_4d", "to_numpy", "voxel_tensor"]
+__all__ = ["WIDER_DTYPES", "check_uint_to_int", "ensure_4d", "to_numpy", "voxel_tensor"]

@@ -70,6 +70,22 @@ def check_masking_method(masking_method: Any) -> TypeMaskingMethod:
     )
 
 
+def half_mask(word: str, shape: Sequence[int], device: torch.device | None = None) -> torch.Tensor:
+    """A bool mask of 4D ``shape`` whose half of the grid ``word`` names is True (a key of :data:`ANATOMICAL_HALVES`).
+
+    Example:
+        >>> half_mask('Superior', (1, 1, 1, 4)).flatten().tolist()
+        [False, False, True, True]
+    """
+    axis, upper = ANATOMICAL_HALVES[word]
+    mask = torch.zeros(tuple(shape), dtype=torch.bool, device=device)
+    half = shape[1 + axis] // 2
+    index = [slice(None)] * 4
+    index[1 + axis] = slice(half, None) if upper else slice(None, half)
+    mask[tuple(index)] = True
+    return mask
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
@@ -121,13 +137,7 @@ def get_mask(
                 f"masking_method {masking_method!r} is neither an image of subject {subject.name!r} "
                 f"({sorted(subject.images)}) nor an anatomical label {sorted(ANATOMICAL_HALVES)}"
             )
-        axis, upper = ANATOMICAL_HALVES[word]
-        mask = torch.zeros((1, *spatial), dtype=torch.bool, device=data.device)
-        half = spatial[axis] // 2
-        index = [slice(None)] * 4
-        index[1 + axis] = slice(half, None) if upper else slice(None, half)
-        mask[tuple(index)] = True
-        return mask
+        return half_mask(word, (1, *spatial), data.device)
     if callable(masking_method):
         return _checked_mask(masking_method(data if values is None else values), image, where)
     return _mask_from_bounds(masking_method, spatial, data.device)
@@ -175,4 +185,4 @@ def _mask_from_bounds(bounds: Any, spatial: tuple[int, int, int], device: torch.
     return mask
 
 
-__all__ = ["ANATOMICAL_HALVES", "TypeMaskingMethod", "check_masking_method", "get_mask"]
+__all__ = ["ANATOMICAL_HALVES", "TypeMaskingMethod", "check_masking_method", "get_mask", "half_mask"]

@@ -16,7 +16,7 @@ import torch
 
 from ..image import LabelMap, ScalarImage
 from ..subject import Subject
-from .masking import ANATOMICAL_HALVES, check_masking_method, get_mask
+from .masking import ANATOMICAL_HALVES, check_masking_method, get_mask, half_mask
 
 
 class TorchIOMasks:
@@ -115,13 +115,7 @@ class TorchIOMasks:
         word = anatomical_label.capitalize() if isinstance(anatomical_label, str) else anatomical_label
         if word not in ANATOMICAL_HALVES:
             raise ValueError(f"anatomical_label must be one of {sorted(ANATOMICAL_HALVES)}, got {anatomical_label!r}")
-        axis, upper = ANATOMICAL_HALVES[word]
-        mask = torch.zeros_like(tensor, dtype=torch.bool)
-        half = tensor.shape[1 + axis] // 2
-        index: list[slice] = [slice(None)] * 4
-        index[1 + axis] = slice(half, None) if upper else slice(None, half)
-        mask[tuple(index)] = True
-        return mask
+        return half_mask(word, tensor.shape, tensor.device)
 
     def get_mask_from_bounds(self, bounds_parameters: Any, tensor: torch.Tensor) -> torch.Tensor:
         """The voxels of ``tensor`` inside ``bounds_parameters`` voxels off each side (:meth:`parse_bounds`).
