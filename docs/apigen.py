@@ -37,6 +37,7 @@ PAGES = [
     ("torchpatch.subject", "Subjects"),
     ("torchpatch.subject_checks", "TorchIO's consistency checks of subjects"),
     ("torchpatch.subject_members", "TorchIO's subject members: history, typed lookups"),
+    ("torchpatch.recorded", "Functions held by history records"),
     ("torchpatch.patches", "Stacked patches"),
     ("torchpatch.stacked", "Batches cut in place"),
     ("torchpatch.copying", "Shallow copies of images"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+import re
 import shutil
 import time
 
@@ -161,7 +162,7 @@ def test_an_entry_of_the_previous_layout_is_written_again(tmp_path):
     manifest = entry / "manifest.json"
     # As the previous layout wrote it: format 1, each class's positions in place of its runs.
     (entry / "seg.runs.npy").rename(entry / "seg.positions.npy")
-    manifest.write_text(manifest.read_text().replace('"format": 2', '"format": 1'))
+    manifest.write_text(re.sub(r'"format": \d+', '"format": 1', manifest.read_text()))
     os.utime(manifest, ns=(time.time_ns(), time.time_ns() + 10**9))
     again = SubjectsDataset([subject], cache_dir=tmp_path / "cache")[0]
     assert again["seg"].label_index is not None and (entry / "seg.runs.npy").exists()

@@ -22,7 +22,7 @@ PACKAGE = Path(torchpatch.__file__).parent
 
 #: Layers from the bottom; each entry is a module or a package (all its modules).
 LAYERS: list[list[str]] = [
-    ["torchpatch._version", "torchpatch.constants", "torchpatch.typing", "torchpatch.copying"],
+    ["torchpatch._version", "torchpatch.constants", "torchpatch.typing", "torchpatch.copying", "torchpatch.recorded"],
     ["torchpatch.geometry"],
     ["torchpatch.io"],
     [

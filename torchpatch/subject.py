@@ -16,6 +16,7 @@ from .constants import INTENSITY
 from .image import Image
 from .image_plot import plot_subject
 from .patches import RegionAware, SubjectCuts
+from .subject_checks import InconsistentSpaceError
 from .subject_members import SubjectMembers
 from .typing import TypeSpacing, TypeTriplet
 
@@ -48,11 +49,9 @@ def set_history_handler(handler: Any) -> None:
 class ImageNotFoundError(KeyError, ValueError):
     """A name given for an image (or an annotation) that the subject does not have.
 
-    Both a :class:`KeyError` (a missing key of the subject) and a
-    :class:`ValueError` (a bad argument value), so code catching either
-    works; raised by :meth:`Subject.get_image` and
-    :meth:`Subject.get_annotation`, the one lookup by name every part of
-    torchpatch uses.
+    Both a :class:`KeyError` (a missing key of the subject) and a :class:`ValueError`
+    (a bad argument value), so code catching either works; raised by :meth:`Subject.get_image`
+    and :meth:`Subject.get_annotation`, the one lookup by name every part of torchpatch uses.
 
     Example:
         >>> issubclass(ImageNotFoundError, KeyError), issubclass(ImageNotFoundError, ValueError)
@@ -304,7 +303,7 @@ class Subject(SubjectCuts, SubjectMembers, MutableMapping[str, Any]):
         """Check every image has the spatial shape and affine of the first.
 
         Raises:
-            ValueError: Naming both images with their shapes or affines.
+            InconsistentSpaceError: A ValueError (and TorchIO's RuntimeError) naming both images and grids.
 
         Example:
             >>> import torch
@@ -314,21 +313,21 @@ class Subject(SubjectCuts, SubjectMembers, MutableMapping[str, Any]):
             >>> s.check_consistent_space()
             Traceback (most recent call last):
             ...
-            ValueError: images of subject '<unnamed>' have different spatial shapes: 'a' is (2, 2, 2) but 'b' ...
+            torchpatch.subject_checks.InconsistentSpaceError: images of subject '<unnamed>' have different ...
         """
         items = list(self.images.items())
         first_name, first = items[0]
         shape, exact = first.spatial_shape, np.asarray(first.affine, dtype=np.float64).tobytes()
         for name, image in items[1:]:
             if image.spatial_shape != shape:
-                raise ValueError(
+                raise InconsistentSpaceError(
                     f"images of subject {self.name!r} have different spatial shapes: {first_name!r} is {shape} but "
                     f"{name!r} is {image.spatial_shape}; resample or crop/pad them to one grid (Resample, CropOrPad)"
                 )
             same = np.asarray(image.affine, dtype=np.float64).tobytes() == exact  # no arithmetic (every plan checks)
             difference = 0.0 if same else float(np.abs(image.affine - first.affine).max())
             if difference > tolerance:
-                raise ValueError(
+                raise InconsistentSpaceError(
                     f"images of subject {self.name!r} have different affines (max difference {difference:.3g} > "
                     f"{tolerance:g}): {first_name!r} has\n{first.affine}\nbut {name!r} has\n{image.affine}\n"
                     f"resample one onto the other, e.g. Resample({first_name!r})"

@@ -14,6 +14,19 @@ import numpy as np
 from .image import Image
 
 
+class InconsistentSpaceError(ValueError, RuntimeError):
+    """Images of one subject on different grids (spatial shapes or affines), found by ``check_consistent_space``.
+
+    Both a :class:`ValueError` (torchpatch's) and a :class:`RuntimeError`
+    (what TorchIO raises from ``subject.shape`` or ``spatial_shape``), so
+    code catching either works.
+
+    Example:
+        >>> issubclass(InconsistentSpaceError, ValueError), issubclass(InconsistentSpaceError, RuntimeError)
+        (True, True)
+    """
+
+
 class SubjectChecks:
     """``check_consistent_attribute`` and the checks TorchIO builds on it.
 
@@ -99,4 +112,4 @@ def _close(value: Any, reference: Any, rtol: float, atol: float) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
 
 
-__all__ = ["SubjectChecks"]
+__all__ = ["InconsistentSpaceError", "SubjectChecks"]

@@ -7,12 +7,13 @@ and ``dir(subject)`` listing the keys, on top of TorchIO's consistency checks
 (:class:`~torchpatch.subject_checks.SubjectChecks`).
 
 torchpatch keeps the history in the subject's ``'history'`` metadata, one
-record per applied transform, so that it travels with patches and batches
-like any metadata. TorchIO's members are views of that list::
+record per applied transform, preprocessing included
+(:mod:`torchpatch.transforms.records`), so that it travels with patches and
+batches like any metadata. TorchIO's members are views of that list::
 
-    subject['history']            [{'name': 'RandomFlip', 'axes': [0]}, ...]   the records (torchpatch)
-    subject.applied_transforms    [('RandomFlip', {'axes': [0]}), ...]         TorchIO's (name, parameters) pairs
-    subject.history               [Replay(RandomFlip(...), {'axes': [0]}), ...] TorchIO's transforms
+    subject['history']            [{'name': 'Pad', ...}, {'name': 'RandomFlip', 'axes': [0]}]   the records
+    subject.applied_transforms    [('Pad', {...}), ('RandomFlip', {'axes': [0]})]   TorchIO's (name, parameters)
+    subject.history               [Pad(...), Replay(RandomFlip(...), {'axes': [0]})]  TorchIO's transforms
     subject.add_transform(t, p)   appends {'name': t.name, **p}
 
 Not provided: ``fromkeys``. TorchIO's is ``dict.fromkeys``, which calls
@@ -138,6 +139,8 @@ class SubjectMembers(SubjectChecks):
         appending to it records nothing (use :meth:`add_transform`).
         Assigning a list of pairs replaces the records (``[]`` clears them).
 
+        Other transforms record the arguments that rebuild them, as TorchIO
+        (``('Pad', {'include': None, ..., 'padding': 2, 'padding_mode': 0})``).
         torchpatch's random transforms record the parameters they drew under
         their own name (``('RandomFlip', {'axes': [0]})``); TorchIO records
         the deterministic transform it built (``('Flip', {'axes': (0,),

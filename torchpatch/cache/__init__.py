@@ -13,7 +13,9 @@ class (grouped by class), so the label sampler never scans the volume again::
         seg.runs.npy               (first flat index, length) of each run of a
                                    non-zero class, by class
         seg.classes.npy            rows (class, start, stop) into the runs
-        manifest.json              written last: a folder without it is ignored
+        manifest.json              written last: a folder without it is ignored;
+                                   the metadata in it keep their types (tuples,
+                                   int keys, dtypes: :mod:`~torchpatch.cache.metadata`)
 
 The key (:func:`subject_key`) covers each source's fingerprint
 (:mod:`~torchpatch.cache.fingerprint`: file path, size and modification time,

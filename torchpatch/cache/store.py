@@ -19,10 +19,13 @@ from ..subject import Subject
 from ..typing import TypePath
 from .fingerprint import source_key, subject_key
 from .labels import CachedLabelMap, LabelIndex
+from .metadata import decode_metadata, encode_metadata
 
-#: Layout of an entry folder (the key's own version is fingerprint.KEY_VERSION).
-#: The layout of an entry: 2 since the label index holds runs of voxels (``.runs.npy``), not positions.
-_FORMAT = 2
+#: Layout of an entry folder (the key's own version is fingerprint.KEY_VERSION): 2 since the label index
+#: holds runs of voxels (``.runs.npy``), not positions; 3 since the manifest's metadata keep their types
+#: (:mod:`~torchpatch.cache.metadata`). Format 2 entries (plain JSON metadata) read the same.
+_FORMAT = 3
+_FORMATS_READ = (2, 3)
 _MANIFEST = "manifest.json"
 
 #: Folder of the use markers: ``.sources/<source key>/<entry key>``, touched when the entry is used.
@@ -30,14 +33,6 @@ _SOURCES = ".sources"
 
 #: Entries kept per subject (its sources), the most recently used: older transforms' entries go.
 VERSIONS_KEPT = 3
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 class SubjectCache:
@@ -124,7 +119,7 @@ class SubjectCache:
             manifest = json.loads((folder / _MANIFEST).read_text())
         except (OSError, ValueError):
             return None
-        if manifest.get("format") != _FORMAT:
+        if manifest.get("format") not in _FORMATS_READ:
             return None
         images: dict[str, Image] = {}
         for name, entry in manifest["images"].items():
@@ -137,7 +132,11 @@ class SubjectCache:
             with contextlib.suppress(Exception):
                 # Read once here, kept by every copy handed out (a broken file still fails where it is read).
                 images[name].spatial_shape  # noqa: B018
-        return images, dict(manifest.get("metadata", {}))
+        try:
+            metadata = decode_metadata(dict(manifest.get("metadata", {})))
+        except (KeyError, TypeError, ValueError):
+            return None
+        return images, metadata
 
     def _mark_used(self, subject: Subject, key: str) -> Path:
         marker = self.root / _SOURCES / source_key(subject) / key
@@ -192,8 +191,7 @@ class SubjectCache:
                 if index:
                     LabelIndex.build(array, temporary / name)
                 entries[name] = {"type": image.type, "affine": image.affine.tolist(), "index": index}
-            metadata = {k: v for k, v in subject.metadata.items() if _jsonable(v)}
-            manifest = {"format": _FORMAT, "images": entries, "metadata": metadata}
+            manifest = {"format": _FORMAT, "images": entries, "metadata": encode_metadata(subject.metadata)}
             (temporary / _MANIFEST).write_text(json.dumps(manifest))
         loaded = self.load(key, original)
         if loaded is None:

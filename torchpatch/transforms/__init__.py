@@ -101,7 +101,8 @@ from .augmentation import (
     Swap,
 )
 from .augmentation import spatial as _augmentation_spatial  # noqa: F401 - makes augmentation.spatial an attribute
-from .base import Compose, Transform
+from .base import Transform
+from .compose import Compose
 from .crop_pad import Crop, CropOrPad, Pad
 from .histogram import HistogramStandardization, train_histogram
 from .intensity import RescaleIntensity, ZNormalization

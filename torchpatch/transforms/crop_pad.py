@@ -37,7 +37,9 @@ from .crop_pad_plan import (
     crop_and_pad,
     parse_target_shape,
     random_cropping,
+    target_voxels,
 )
+from .records import add_history, transform_record
 
 
 def _parse_bounds(value: Any, argument: str) -> int | TypeBounds:
@@ -359,6 +361,8 @@ class CropOrPad(Transform):
         ((2, 3, 1), 2)
     """
 
+    records_itself = True  # as a Crop and a Pad
+
     def __init__(
         self,
         target_shape: int | float | Sequence[int | float | None] | None = None,
@@ -437,7 +441,8 @@ class CropOrPad(Transform):
                 plans[key] = self._plan(image.spatial_shape, tuple(image.spacing), box)
             return plans[key]
 
-        results = {}
+        results: dict[str, Image] = {}
+        groups: dict[tuple[TypeBounds, TypeBounds], list[str]] = {}
         for name, image in self.get_images_dict(subject).items():
             shape = image.spatial_shape
             if mask_shape is not None and shape != mask_shape:
@@ -446,9 +451,11 @@ class CropOrPad(Transform):
                     f"{self.mask_name!r} has {mask_shape}; CropOrPad with mask_name needs one grid"
                 )
             cropping, padding = plan(image)
+            groups.setdefault((cropping, padding), []).append(name)
             cropped = crop_image(image, cropping, name, subject)
             results[name] = pad_image(cropped, padding, self._mode, self._fill, name, subject)
         spacing = tuple(subject.get_first_image().spacing)
+        subject = add_history(subject, *self._records(groups))
 
         def region(shape: TypeTriplet) -> tuple[TypeTriplet, TypeTriplet]:
             cropping, padding = plans.get((shape, spacing)) or self._plan(shape, spacing, box)
@@ -458,6 +465,17 @@ class CropOrPad(Transform):
 
         return _with_annotations(subject, subject.with_images(results), self, region)
 
+    def _records(self, groups: dict[tuple[TypeBounds, TypeBounds], list[str]]) -> list[dict[str, Any]]:
+        """What ran, as TorchIO records it: a Pad and a Crop (those that change something) per grid."""
+        records = []
+        for (cropping, padding), names in groups.items():
+            include, exclude = (self.include, self.exclude) if len(groups) == 1 else (names, None)
+            if any(padding):  # TorchIO's order; a side is cropped or padded, never both, so they commute
+                records.append(transform_record(Pad(padding, self.padding_mode, include, exclude)))
+            if any(cropping):
+                records.append(transform_record(Crop(cropping, include, exclude)))
+        return records
+
     def _plan(
         self, shape: TypeTriplet, spacing: tuple[float, ...], box: tuple[TypeTriplet, TypeTriplet] | None
     ) -> tuple[TypeBounds, TypeBounds]:
@@ -465,7 +483,7 @@ class CropOrPad(Transform):
         if self.target_shape is None:
             target = shape if box is None else box_shape(box)
         else:
-            target = self._target_for(shape, spacing)
+            target = target_voxels(self.target_shape, self.units, shape, spacing)
         cropping, padding = crop_and_pad(shape, target, box)
         if self.location == "random":
             cropping = random_cropping(cropping)
@@ -474,27 +492,6 @@ class CropOrPad(Transform):
         if self.only_pad:
             cropping = (0, 0, 0, 0, 0, 0)
         return cropping, padding
-
-    def _target_for(self, shape: TypeTriplet, spacing: Sequence[float]) -> TypeTriplet:
-        target = self.target_shape
-        if target is None or isinstance(target, (int, float)):
-            size = shape[0] if target is None else target
-            target = (size, size, None if shape[2] == 1 else size)
-        values = []
-        for axis, value in enumerate(target):
-            if value is None:
-                values.append(shape[axis])
-            elif self.units == "voxels":
-                values.append(int(value))
-            else:
-                voxels = round(float(value) * UNITS[self.units] / float(spacing[axis]))
-                if voxels < 1:
-                    raise ValueError(
-                        f"target_shape {self.target_shape!r} in {self.units} is less than one voxel of spacing "
-                        f"{tuple(spacing)} on axis {axis}"
-                    )
-                values.append(voxels)
-        return (values[0], values[1], values[2])
 
 
 __all__ = ["Crop", "CropOrPad", "Pad", "crop_image", "pad_image"]

@@ -161,7 +161,45 @@ class PaddingModes(CropMembers):
         parse_padding_mode(padding_mode)
 
 
+def target_voxels(target_shape: Any, units: str, shape: TypeTriplet, spacing: Sequence[float]) -> TypeTriplet:
+    """``CropOrPad``'s ``target_shape`` in voxels for an image of ``shape`` and ``spacing``.
+
+    An int (or ``None``, meaning ``shape[0]``) is a cube, kept one voxel deep
+    on a 2D image; ``None`` on an axis keeps the image's size there. In
+    ``'mm'`` or ``'cm'``, sizes are rounded to whole voxels of ``spacing``.
+
+    Raises:
+        ValueError: When a size in millimetres is less than one voxel.
+
+    Example:
+        >>> target_voxels(8, 'voxels', (10, 12, 1), (1, 1, 1))
+        (8, 8, 1)
+        >>> target_voxels((20.0, None, 4.0), 'mm', (9, 9, 9), (2, 2, 2))
+        (10, 9, 2)
+    """
+    target = target_shape
+    if target is None or isinstance(target, (int, float)):
+        size = shape[0] if target is None else target
+        target = (size, size, None if shape[2] == 1 else size)
+    values = []
+    for axis, value in enumerate(target):
+        if value is None:
+            values.append(shape[axis])
+        elif units == "voxels":
+            values.append(int(value))
+        else:
+            voxels = round(float(value) * UNITS[units] / float(spacing[axis]))
+            if voxels < 1:
+                raise ValueError(
+                    f"target_shape {target_shape!r} in {units} is less than one voxel of spacing "
+                    f"{tuple(spacing)} on axis {axis}"
+                )
+            values.append(voxels)
+    return (values[0], values[1], values[2])
+
+
 __all__ = [
+    "target_voxels",
     "UNITS",
     "CropMembers",
     "PaddingModes",

@@ -30,6 +30,7 @@ from ..image import Image
 from ..subject import Subject
 from .base import Transform, rebuild_image
 from .masking import TypeMaskingMethod, check_masking_method, get_mask
+from .records import add_history, transform_record
 
 
 class LabelTransform(Transform):
@@ -247,6 +248,8 @@ class SequentialLabels(LabelTransform):
         [0, 1, 2, 1]
     """
 
+    records_itself = True  # as RemapLabels
+
     def __init__(
         self,
         masking_method: TypeMaskingMethod = None,
@@ -264,11 +267,26 @@ class SequentialLabels(LabelTransform):
             arguments["masking_method"] = self.masking_method
         return {**arguments, **super().arguments()}
 
-    def apply_image(self, image: Image, name: str, subject: Subject) -> Image:
-        """Relabel one label map."""
+    def apply_transform(self, subject: Subject) -> Subject:
+        """Relabel each label map, recorded as TorchIO does: a :class:`RemapLabels` of it (invertible)."""
+        results, records = {}, []
+        for name, image in self.get_images_dict(subject).items():
+            remap = self.remap_labels(image, name)
+            results[name] = remap.apply_image(image, name, subject)
+            records.append(transform_record(remap))
+        return add_history(subject.with_images(results), *records)
+
+    def remap_labels(self, image: Image, name: str) -> RemapLabels:
+        """The :class:`RemapLabels` that relabels ``image`` (named ``name``).
+
+        Example:
+            >>> from torchpatch import LabelMap
+            >>> SequentialLabels().remap_labels(LabelMap(tensor=torch.tensor([[[[0, 4, 9]]]])), 'seg')
+            RemapLabels(remapping={0: 0, 4: 1, 9: 2}, include=['seg'])
+        """
         labels = torch.unique(image.data).tolist()
         remapping = {label: index for index, label in enumerate(labels)}
-        return RemapLabels(remapping, self.masking_method).apply_image(image, name, subject)
+        return RemapLabels(remapping, self.masking_method, include=[name])
 
 
 class KeepLargestComponent(LabelTransform):

@@ -347,6 +347,8 @@ class EnsureShapeMultiple(Transform):
         (176, 216, 1)
     """
 
+    records_itself = True  # its CropOrPad's records
+
     def __init__(
         self,
         target_multiple: int | Sequence[int],

@@ -103,6 +103,8 @@ class MonaiAdapter(Transform):
         [0.0, 2.0, 4.0, 6.0]
     """
 
+    records_itself = True  # records nothing, as in TorchIO: a MONAI object is not rebuilt from a record
+
     def __init__(self, monai_transform: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not callable(monai_transform):

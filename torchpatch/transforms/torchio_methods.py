@@ -61,6 +61,26 @@ SITK_INTERPOLATORS: dict[str, int] = {
 BASE_KEYWORDS = frozenset({"include", "exclude", "p", "copy", "keys", "keep", "parse_input", "label_keys"})
 
 
+_INIT_ARGUMENTS: dict[type, tuple[str, ...]] = {}
+
+
+def _init_arguments(cls: type) -> tuple[str, ...]:
+    """The parameters of ``cls.__init__`` beyond :data:`BASE_KEYWORDS` (once per class: every call records them)."""
+    names = _INIT_ARGUMENTS.get(cls)
+    if names is None:
+        try:
+            parameters = list(inspect.signature(cls.__init__).parameters.values())  # type: ignore[misc]
+        except (TypeError, ValueError):
+            parameters = []
+        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        names = _INIT_ARGUMENTS[cls] = tuple(
+            parameter.name
+            for parameter in parameters
+            if parameter.kind in plain and parameter.name != "self" and parameter.name not in BASE_KEYWORDS
+        )
+    return names
+
+
 def _numbers(params: Any, name: str) -> tuple[float, ...]:
     if isinstance(params, (torch.Tensor, np.ndarray)):
         return tuple(float(item) for item in params.reshape(-1).tolist())
@@ -129,18 +149,7 @@ class TorchIOMethods(TorchIOMasks):
             ['axes']
         """
         names = self.__dict__.get("_args_names")
-        if names is not None:
-            return list(names)
-        try:
-            parameters = inspect.signature(type(self).__init__).parameters.values()
-        except (TypeError, ValueError):
-            return []
-        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        return [
-            parameter.name
-            for parameter in parameters
-            if parameter.kind in plain and parameter.name != "self" and parameter.name not in BASE_KEYWORDS
-        ]
+        return list(_init_arguments(type(self)) if names is None else names)
 
     @args_names.setter
     def args_names(self, names: Sequence[str]) -> None:

@@ -319,7 +319,7 @@ class BatchTransform:
                             data[members] = result.to(data.dtype)
                             out[name] = {**out[name], DATA: data}
                 if batched is None or step.kind == "opaque":
-                    self._per_sample(out, names, subjects, plans, members, position)
+                    self._per_sample(out, names, subjects, plans, members, position, histories)
                 for b in members:
                     record = plans[b][1][position]
                     if record.kind != "opaque":
@@ -333,6 +333,7 @@ class BatchTransform:
         plans: Sequence[tuple[Step | None, list[Step]]],
         members: Sequence[int],
         position: int,
+        histories: list[list[Any]],
     ) -> None:
         for b in members:
             step = plans[b][1][position]
@@ -342,7 +343,11 @@ class BatchTransform:
                 images[name] = kind(tensor=out[name][DATA][b], affine=subjects[b][name].affine)
             sample = Subject(**images)
             transform = step.transforms[0]
-            result = transform(sample) if step.kind == "opaque" else transform.apply_params(sample, step.params[0])
+            if step.kind == "opaque":  # a transform that is not random records itself in the sample's history
+                result = transform(sample)
+                histories[b].extend(result.metadata.get(HISTORY, []))
+            else:
+                result = transform.apply_params(sample, step.params[0])
             for name in names:
                 data = out[name][DATA]
                 new = result[name].data.to(data.device)

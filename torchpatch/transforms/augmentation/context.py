@@ -45,7 +45,8 @@ from ...geometry import check_locations, shift_affine
 from ...image import Image
 from ...patches import Patches
 from ...subject import Subject
-from ..base import Compose, fusion_runs, rebuild_image, skips
+from ..base import rebuild_image, skips
+from ..compose import Compose, fusion_runs
 from .maps import ChainMap
 from .random import OneOf, RandomTransform, add_history
 from .resample import (
@@ -96,7 +97,7 @@ def draw_steps(transform: Callable[[Subject], Subject], subject: Subject) -> lis
 
     :class:`~torchpatch.transforms.Compose` and :class:`~.random.OneOf` are
     flattened (their ``p`` and choice drawn); the spatial transforms that
-    ``Compose`` resamples together (:func:`~torchpatch.transforms.base.fusion_runs`)
+    ``Compose`` resamples together (:func:`~torchpatch.transforms.compose.fusion_runs`)
     form one step.
 
     Example:

@@ -1,26 +1,33 @@
 """What was applied to a subject, as transforms: replaying and inverting its ``history``.
 
-Every random transform appends ``{"name": ..., **params}`` to the subject's
-``history`` metadata. As in TorchIO, the records come back as transforms
-(:func:`applied_transforms`, :func:`composed_history`) and the invertible
-ones undo themselves in reverse order (:func:`inverse_transform`,
-:func:`apply_inverse_transform`), which :class:`~torchpatch.subject.Subject`'s
-``get_applied_transforms``, ``get_composed_history``, ``get_inverse_transform``
-and ``apply_inverse_transform`` call::
+Every transform appends a record to the subject's ``history`` metadata
+(:mod:`torchpatch.transforms.records`): a random one ``{"name": ...,
+**params}`` with the values it drew, any other the arguments that rebuild it
+(``{"name": "Pad", "padding": 2, ...}``), as TorchIO records them. As in
+TorchIO, the records come back as transforms (:func:`applied_transforms`,
+:func:`composed_history`) and the invertible ones undo themselves in reverse
+order (:func:`inverse_transform`, :func:`apply_inverse_transform`), which
+:class:`~torchpatch.subject.Subject`'s ``get_applied_transforms``,
+``get_composed_history``, ``get_inverse_transform`` and
+``apply_inverse_transform`` call::
 
-    history: [{"name": "RandomFlip", "axes": [0]}, {"name": "RandomAffine", ...}]
-      -> Compose([Replay(RandomFlip(), {...}), Replay(RandomAffine(), {...})])
-      -> inverse: Compose([Replay(RandomAffine(), {...}, inverse=True), Replay(RandomFlip(), {...}, inverse=True)])
+    history: [{"name": "Pad", "padding": 2, ...}, {"name": "RandomFlip", "axes": [0]}]
+      -> Compose([Pad(padding=2, ...), Replay(RandomFlip(), {...})])
+      -> inverse: Compose([Replay(RandomFlip(), {...}, inverse=True), Crop(cropping=2)])
 
-Records of the deterministic transforms (``{"name": "Affine", ...}``, as
-TorchIO records them) hold their random twin's parameters and come back as
-the deterministic transform itself (``Affine.from_record(record)``).
+Records of the deterministic twins of random transforms (``{"name":
+"Affine", ...}``) hold their random twin's parameters and come back as the
+deterministic transform itself (``Affine.from_record(record)``).
 
 Invertible: flips, affine transforms (exactly, up to interpolation), elastic
 deformations (approximately, by the opposite displacements, as TorchIO
-does), gamma, noise (its seed is recorded) and bias fields. Records of
-patches augmented with context describe the whole subject's frame: invert
-whole subjects.
+does), gamma, noise (its seed is recorded) and bias fields; and, as in
+TorchIO, ``Pad``, ``Crop`` (so ``CropOrPad`` and ``EnsureShapeMultiple``,
+recorded as the ``Pad`` and ``Crop`` they ran), ``RemapLabels`` (and
+``SequentialLabels``), ``OneHot`` and ``Transpose``; the others are left out
+with a warning (``warn=True``), as is a ``RemapLabels`` merging labels, which
+has no inverse. Records of patches augmented
+with context describe the whole subject's frame: invert whole subjects.
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...subject import Subject
-from ..base import Compose, Transform
+from ..base import Transform
+from ..compose import Compose
+from ..records import add_history
 from .random import HISTORY_KEY, RandomTransform
 
 
@@ -66,6 +75,8 @@ class Replay(Transform):
         [2.0, 1.0, 0.0]
     """
 
+    records_itself = True  # a replay records the record it replays (as any transform); undoing records nothing
+
     def __init__(self, transform: RandomTransform, params: Mapping[str, Any], inverse: bool = False) -> None:
         super().__init__()
         self.transform = transform
@@ -77,6 +88,10 @@ class Replay(Transform):
         """Whether the transform can undo itself."""
         return bool(self.transform.invertible)
 
+    def is_invertible(self) -> bool:
+        """:attr:`invertible` (TorchIO's method)."""
+        return self.invertible
+
     def inverse(self) -> Replay:
         """The replay that undoes this one."""
         if not self.invertible:
@@ -87,17 +102,40 @@ class Replay(Transform):
         """Apply (or undo) the recorded parameters."""
         if self.inverted:
             return self.transform.apply_inverse(subject, self.params)
-        return self.transform.apply_params(subject, self.params)
+        applied = self.transform.apply_params(subject, self.params)
+        return add_history(applied, {"name": type(self.transform).__name__, **self.params})
 
     def __repr__(self) -> str:
         prefix = "inverse of " if self.inverted else ""
         return f"Replay({prefix}{self.transform!r}, {self.params!r})"
 
 
+def _transform_classes() -> dict[str, type]:
+    """Transform classes by name; a random transform's name means the random one (as records have always)."""
+    classes = {kind.__name__: kind for kind in _subclasses(Transform)}
+    classes.update({kind.__name__: kind for kind in _subclasses(RandomTransform)})
+    return classes
+
+
+def _rebuilt(kind: type, record: Mapping[str, Any], position: int, subject: Subject) -> Transform:
+    arguments = {key: value for key, value in record.items() if key != "name"}
+    try:
+        return kind(**arguments)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"history record {position} of subject {subject.name!r} ({record['name']}) does not rebuild "
+            f"the transform: {error}"
+        ) from error
+
+
 def applied_transforms(
     subject: Subject, ignore_intensity: bool = False, image_interpolation: str | None = None
-) -> list[Replay]:
+) -> list[Transform]:
     """The records of ``subject``'s ``history`` as transforms, in the order they were applied.
+
+    A random transform's record comes back as a :class:`Replay` of the
+    parameters it drew; any other transform's as the transform rebuilt from
+    its arguments (:func:`~torchpatch.transforms.records.transform_record`).
 
     Args:
         subject: A subject whose ``history`` metadata holds records.
@@ -106,32 +144,38 @@ def applied_transforms(
             spatial transforms.
 
     Raises:
-        ValueError: When a record names no known random transform.
+        ValueError: When a record names no known transform, or its arguments
+            do not rebuild it.
 
     Example:
         >>> import torch
         >>> from torchpatch import ScalarImage
+        >>> from torchpatch.transforms import Pad
         >>> from torchpatch.transforms.augmentation import RandomGamma
-        >>> subject = RandomGamma()(Subject(t1=ScalarImage(tensor=torch.rand(1, 2, 2, 1))))
-        >>> applied_transforms(subject)[0].transform
-        RandomGamma(log_gamma=(-0.3, 0.3))
+        >>> subject = RandomGamma()(Pad(1)(Subject(t1=ScalarImage(tensor=torch.rand(1, 2, 2, 1)))))
+        >>> [type(item).__name__ for item in applied_transforms(subject)], applied_transforms(subject)[1].transform
+        (['Pad', 'Replay'], RandomGamma(log_gamma=(-0.3, 0.3)))
     """
-    classes = {kind.__name__: kind for kind in _subclasses(RandomTransform)}
-    replays = []
+    classes = _transform_classes()
+    items: list[Transform] = []
     for position, record in enumerate(subject.metadata.get(HISTORY_KEY, [])):
         name = record.get("name") if isinstance(record, Mapping) else None
-        if name not in classes:
+        kind = classes.get(name) if isinstance(name, str) else None
+        if kind is None:
             raise ValueError(
-                f"history record {position} of subject {subject.name!r} names {name!r}, which is not a random "
-                f"transform torchpatch knows (records are dicts with a 'name' such as 'RandomAffine')"
+                f"history record {position} of subject {subject.name!r} names {name!r}, which is not a transform "
+                f"torchpatch knows (records are dicts with a 'name' such as 'RandomAffine' or 'Pad')"
             )
-        transform = _replay_transform(classes[name], record)
+        if issubclass(kind, RandomTransform):
+            transform: Transform = _replay_transform(kind, record)
+        else:
+            transform = _rebuilt(kind, record, position, subject)
         if ignore_intensity and transform.intensity_only:
             continue
         if image_interpolation is not None and hasattr(transform, "image_interpolation"):
             transform.image_interpolation = image_interpolation
-        replays.append(Replay(transform, record))
-    return replays
+        items.append(Replay(transform, record) if isinstance(transform, RandomTransform) else transform)
+    return items
 
 
 def composed_history(
@@ -167,14 +211,19 @@ def inverse_transform(
         >>> inverse_transform(subject)[0]
         Replay(inverse of RandomFlip(axes=0, flip_probability=0.5), {'axes': [0]})
     """
-    inverses = []
-    for replay in reversed(applied_transforms(subject, ignore_intensity, image_interpolation)):
-        if replay.invertible:
-            inverses.append(replay.inverse())
-        elif warn:
+    inverses: list[Transform] = []
+    for item in reversed(applied_transforms(subject, ignore_intensity, image_interpolation)):
+        name = type(item.transform if isinstance(item, Replay) else item).__name__
+        reason = "cannot be inverted"
+        if item.is_invertible():
+            try:
+                inverses.append(item.inverse())
+                continue
+            except ValueError as error:  # RemapLabels merging labels: no inverse
+                reason = f"has no inverse ({error})"
+        if warn:
             warnings.warn(
-                f"{type(replay.transform).__name__} cannot be inverted: left out of the inverse of subject "
-                f"{subject.name!r}'s history",
+                f"{name} {reason}: left out of the inverse of subject {subject.name!r}'s history",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -19,14 +19,16 @@ from typing import Any, ClassVar
 
 import torch
 
+from ...constants import HISTORY
 from ...geometry import is_number
 from ...image import Image
 from ...subject import Subject
 from ..base import Transform, TypeSubjectTransform, apply_checked, parse_probability, skips
+from ..records import add_history
 from ..torchio_methods import RandomMethods
 
-#: Metadata key of the list of records of the random transforms applied.
-HISTORY_KEY = "history"
+#: Metadata key of the list of records of the transforms applied.
+HISTORY_KEY = HISTORY
 
 
 def parse_range(
@@ -86,28 +88,6 @@ def uniform(low: float, high: float) -> float:
     return float(low + (high - low) * torch.rand(()).item())
 
 
-def add_history(subject: Subject, record: Mapping[str, Any]) -> Subject:
-    """A new subject whose ``history`` metadata list ends with ``record``.
-
-    The input subject and its list are left unchanged.
-
-    Example:
-        >>> from torchpatch import ScalarImage
-        >>> subject = Subject(t1=ScalarImage(tensor=torch.zeros(1, 2, 2, 1)))
-        >>> add_history(subject, {'name': 'RandomFlip', 'axes': [0]})['history']
-        [{'name': 'RandomFlip', 'axes': [0]}]
-        >>> 'history' in subject
-        False
-    """
-    history = subject.metadata.get(HISTORY_KEY, [])
-    if not isinstance(history, list):
-        raise TypeError(
-            f"the {HISTORY_KEY!r} metadata of subject {subject.name!r} must be a list of records, "
-            f"got {type(history).__name__}"
-        )
-    return subject.with_images({}, **{HISTORY_KEY: [*history, dict(record)]})
-
-
 class RandomTransform(RandomMethods, Transform):
     """Base class of the random transforms: applied with probability ``p``, recorded in the history.
 
@@ -146,6 +126,7 @@ class RandomTransform(RandomMethods, Transform):
     """
 
     draws_p = True
+    records_itself = True
 
     def __init__(
         self,
@@ -231,6 +212,8 @@ class Inverse(Transform):
         (Inverse(Noise(mean=0, std=1, seed=7)), True, True)
     """
 
+    records_itself = True  # records nothing
+
     def __init__(self, transform: RandomTransform) -> None:
         super().__init__()
         self.transform = transform
@@ -281,6 +264,7 @@ class OneOf(RandomMethods, Transform):
     """
 
     draws_p = True
+    records_itself = True
 
     def __init__(
         self,
