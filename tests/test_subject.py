@@ -243,9 +243,9 @@ def test_pickle_round_trip_of_lazy_file_backed_subject(tmp_path):
     assert not subject.ct.is_loaded
 
 
-def test_repr_lists_images_and_metadata(make_subject):
+def test_repr_is_torchio_s(make_subject):
     text = repr(make_subject(subject_id="sub-01"))
-    assert text == "Subject(name: 'sub-01'; images: {t1: ScalarImage, seg: LabelMap}; metadata: ['subject_id'])"
+    assert text == "Subject(Keys: ('t1', 'seg', 'subject_id'); images: 2)"
 
 
 def test_add_image_and_remove_image_like_torchio():

@@ -37,19 +37,8 @@ SHAPE = (100, 112, 100)  # large enough for the examples' patches of 96
 IMAGE_FILE = re.compile(r"""['"]([^'"\s]+\.(?:nii\.gz|nii))['"]""")
 
 #: "docstring[example]" -> why the outcome differs.
-_REPR = "torchpatch's repr shows the dtype as torch.float32, the memory in MiB and the path of a loaded image"
-_SUBJECT_REPR = "torchpatch's Subject repr names its images with their classes and the metadata keys"
 _SAMPLING_MAP = "tio.SAMPLING_MAP is not provided (docs/migration.rst: pass the map as a LabelMap)"
 DIFFERENCES: dict[str, str] = {
-    "torchio.data.image.Image[3]": _REPR,
-    "torchio.data.image.Image[5]": _REPR,
-    "torchio.data.image.Image.from_sitk[3]": _REPR,
-    "torchio.data.image.Image.from_sitk[5]": _REPR,
-    "torchio.transforms.preprocessing.spatial.transpose.Transpose[2]": _REPR,
-    "torchio.transforms.preprocessing.spatial.transpose.Transpose[4]": _REPR,
-    "torchio.data.sampler.label.LabelSampler[2]": _SUBJECT_REPR,
-    "torchio.transforms.preprocessing.intensity.mask.Mask[2]": _SUBJECT_REPR,
-    "torchio.transforms.preprocessing.intensity.normalization_transform.NormalizationTransform[2]": _SUBJECT_REPR,
     "torchio.data.sampler.weighted.WeightedSampler[1]": _SAMPLING_MAP,
     "torchio.data.sampler.weighted.WeightedSampler[4]": _SAMPLING_MAP
     + " (so the subject of this example is not built)",

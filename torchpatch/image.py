@@ -37,7 +37,7 @@ from .geometry import (
     shift_affine,
     spacing_from_affine,
 )
-from .image_info import ImageInfo, LabelCounts
+from .image_info import ImageInfo, LabelCounts, natural_size
 from .image_reader import CustomReads, TypeReader, check_reader, is_custom_reader, parse_image_paths
 from .typing import TypeAffine, TypePath, TypeSpacing, TypeTriplet
 
@@ -445,16 +445,14 @@ class Image(CustomReads, ImageInfo, image_members.ImageMembers):
         raise TypeError(f"{self._describe()} cannot be iterated; to batch subjects or patches, use {use}")
 
     def __repr__(self) -> str:
+        # TorchIO's: shape, spacing, orientation, then the dtype and memory once loaded, else the path.
         try:
-            spacing = ", ".join(f"{s:.2f}" for s in self.spacing)
-            details = (
-                f"shape: {self.shape}; spacing: ({spacing}); orientation: {''.join(self.orientation)}+; "
-                f"dtype: {self.dtype}; memory: {self.memory / 2**20:.1f} MiB"
-            )
+            details = f"shape: {self.shape}; spacing: {self.get_spacing_string()}; orientation: {self.orientation_str}+"
         except (ValueError, FileNotFoundError) as error:
             details = f"unreadable: {error}"
-        where = f"; path: {str(self.path)!r}" if self.path is not None else ""
-        return f"{type(self).__name__}({details}{where})"
+        if self.is_loaded:
+            return f"{type(self).__name__}({details}; dtype: {self.data.type()}; memory: {natural_size(self.memory)})"
+        return f'{type(self).__name__}({details}; path: "{self.path}")'
 
 
 Mapping.register(Image)  # as TorchIO's dict Image: default_collate then calls __iter__

@@ -23,6 +23,23 @@ from .geometry import orientation_axes, reorientation_index_map
 from .typing import TypeSpacing
 
 
+def natural_size(size: float) -> str:
+    """A number of bytes for people, as TorchIO prints memory: ``'1 Byte'``, ``'512 Bytes'``, ``'1.5 KiB'``.
+
+    Example:
+        >>> natural_size(1), natural_size(1536), natural_size(27 * 2**20 + 2**19)
+        ('1 Byte', '1.5 KiB', '27.5 MiB')
+    """
+    size = float(size)
+    if abs(size) < 1024:
+        return f"{int(size)} Byte{'' if abs(size) == 1 else 's'}"
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        size /= 1024
+        if abs(round(size, 1)) < 1024 or unit == "PiB":  # 1023.99 KiB prints as 1.0 MiB
+            break
+    return f"{size:.1f} {unit}"
+
+
 class ImageInfo(ImageConversions):
     """TorchIO's descriptive properties of an image.
 
@@ -194,4 +211,4 @@ class LabelCounts:
         return dict(zip(values.tolist(), counts.tolist()))
 
 
-__all__ = ["ImageInfo", "LabelCounts", "reoriented"]
+__all__ = ["ImageInfo", "LabelCounts", "natural_size", "reoriented"]

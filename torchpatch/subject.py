@@ -138,8 +138,7 @@ class Subject(SubjectCuts, SubjectMembers, MutableMapping[str, Any]):
         self.__dict__.update(state)
 
     def __repr__(self) -> str:
-        images = ", ".join(f"{k}: {type(v).__name__}" for k, v in self.images.items())
-        return f"Subject(name: {self.name!r}; images: {{{images}}}; metadata: {sorted(self.metadata)})"
+        return f"{type(self).__name__}(Keys: {tuple(self.keys())}; images: {len(self.images)})"  # TorchIO's
 
     # Images and metadata -----------------------------------------------------------
 

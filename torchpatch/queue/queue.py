@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from ..dataset import SubjectsDataset
+from ..image_info import natural_size
 from ..patches import Patches
 from ..sampler.sampler import PatchSampler
 from ..subject import Subject
@@ -265,14 +266,7 @@ class Queue(Dataset[Subject]):
             ...     queue.get_max_memory(), queue.get_max_memory_pretty()
             (1536, '1.5 KiB')
         """
-        size = float(self.get_max_memory(subject))
-        if size < 1024:
-            return f"{int(size)} Byte{'s' if size != 1 else ''}"
-        for unit in ("KiB", "MiB", "GiB", "TiB"):
-            size /= 1024
-            if size < 1024 or unit == "TiB":
-                break
-        return f"{size:.1f} {unit}"
+        return natural_size(self.get_max_memory(subject))
 
     def _pop(self) -> Subject:
         self._settle()
