@@ -164,3 +164,40 @@ def test_save_squeeze_writes_torchio_files(tmp_path, squeeze, suffix) -> None:
 def test_save_squeeze_is_checked(tmp_path) -> None:
     with pytest.raises(TypeError, match="squeeze"):
         tp.ScalarImage(tensor=torch.rand(1, 2, 2, 1)).save(tmp_path / "x.nrrd", squeeze="yes")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int16, torch.uint8, torch.float64])
+@pytest.mark.parametrize("kind", ["ScalarImage", "LabelMap"])
+def test_repr_is_torchio_s_loaded_and_not(tmp_path, dtype, kind) -> None:
+    tensor = (torch.arange(2 * 30 * 40 * 5) % 7).reshape(2, 30, 40, 5).to(dtype)
+    affine = np.diag([0.8, -1.5, 2.0, 1.0])
+    ours, theirs = getattr(tp, kind)(tensor=tensor, affine=affine), getattr(tio, kind)(tensor=tensor, affine=affine)
+    if kind == "LabelMap" and dtype.is_floating_point:
+        # A label map of whole floats becomes int64 (docs/migration.rst, "LabelMap dtypes"); TorchIO keeps floats.
+        assert ours.data.dtype == torch.int64 and theirs.data.dtype == dtype
+        return
+    assert repr(ours) == repr(theirs)
+    path = tmp_path / "image.nii.gz"
+    nib.Nifti1Image(tensor[0].numpy(), affine).to_filename(path)
+    ours, theirs = getattr(tp, kind)(path), getattr(tio, kind)(path)
+    assert repr(ours) == repr(theirs)  # not loaded: the path
+    ours.load()
+    theirs.load()
+    assert repr(ours) == repr(theirs)
+
+
+def test_subject_repr_is_torchio_s() -> None:
+    tensor = torch.zeros(1, 2, 2, 2)
+    ours = tp.Subject(t1=tp.ScalarImage(tensor=tensor), age=3, seg=tp.LabelMap(tensor=tensor))
+    theirs = tio.Subject(t1=tio.ScalarImage(tensor=tensor), age=3, seg=tio.LabelMap(tensor=tensor))
+    assert repr(ours) == repr(theirs)
+
+
+def test_memory_prints_as_torchio_s() -> None:
+    humanize = pytest.importorskip("humanize")
+    from torchpatch.image_info import natural_size
+
+    sizes = [0, 1, 2, 1023, 1024, 1025, 1536, 2**20 - 1, 2**20, 123456789, 3 * 2**40, 10**17]
+    sizes += [int(x) for x in np.random.default_rng(0).integers(0, 2**50, 2000)]
+    for size in sizes:
+        assert natural_size(size) == humanize.naturalsize(size, binary=True), size
