@@ -64,8 +64,10 @@ def test_image_requires_exactly_one_of_path_and_tensor(tmp_path):
         ScalarImage(torch.zeros(1, 2, 2, 2), tensor=torch.zeros(1, 2, 2, 2))
 
 
-def test_image_type_must_be_intensity_or_label():
-    with pytest.raises(ValueError, match=r"image type must be 'intensity' or 'label', got 'mask'"):
+def test_image_type_must_be_intensity_label_or_sampling_map():
+    with pytest.raises(
+        ValueError, match=r"image type must be one of \('intensity', 'label', 'sampling_map'\), got 'mask'"
+    ):
         Image(tensor=torch.zeros(1, 2, 2, 2), type="mask")
     with pytest.raises(ValueError, match="use LabelMap"):
         ScalarImage(tensor=torch.zeros(1, 2, 2, 2), type=LABEL)

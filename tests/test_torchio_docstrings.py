@@ -37,12 +37,7 @@ SHAPE = (100, 112, 100)  # large enough for the examples' patches of 96
 IMAGE_FILE = re.compile(r"""['"]([^'"\s]+\.(?:nii\.gz|nii))['"]""")
 
 #: "docstring[example]" -> why the outcome differs.
-_SAMPLING_MAP = "tio.SAMPLING_MAP is not provided (docs/migration.rst: pass the map as a LabelMap)"
-DIFFERENCES: dict[str, str] = {
-    "torchio.data.sampler.weighted.WeightedSampler[1]": _SAMPLING_MAP,
-    "torchio.data.sampler.weighted.WeightedSampler[4]": _SAMPLING_MAP
-    + " (so the subject of this example is not built)",
-}
+DIFFERENCES: dict[str, str] = {}
 
 #: Examples not run (in either library), with the reason.
 NOT_RUN = {

@@ -68,10 +68,6 @@ NOT_PROVIDED: dict[str, str] = {
     "IMAGE": "internal key of TorchIO's (no public function takes or returns it)",
     "TENSOR": "internal key of TorchIO's (no public function takes or returns it)",
     "NUM_SAMPLES": "internal key of TorchIO's Queue (no public function takes or returns it)",
-    "SAMPLING_MAP": (
-        "TorchIO's third image type (its WeightedSampler docstring builds one): images are intensity or label; "
-        "a LabelMap is resampled and skipped by intensity transforms as TorchIO's sampling maps are"
-    ),
     # modules outside the data, sampler, inference and transform API
     "tio.datasets": (
         "TorchIO's downloadable data sets (IXI, Colin27, ...): torchpatch downloads nothing; "

@@ -17,6 +17,7 @@ from .constants import (
     LOCATION,
     MIN_FLOAT_32,
     PATH,
+    SAMPLING_MAP,
     STEM,
     TYPE,
 )
@@ -136,6 +137,7 @@ __all__ = [
     "LOCATION",
     "MIN_FLOAT_32",
     "PATH",
+    "SAMPLING_MAP",
     "STEM",
     "TYPE",
     "BoundingBoxes",

@@ -14,7 +14,7 @@ AFFINE = "affine"
 PATH = "path"
 #: Key of that file's name without its suffix.
 STEM = "stem"
-#: Key of an image's kind, :data:`INTENSITY` or :data:`LABEL`.
+#: Key of an image's kind, :data:`INTENSITY`, :data:`LABEL` or :data:`SAMPLING_MAP`.
 TYPE = "type"
 #: Key of a patch's box ``(i0, j0, k0, i1, j1, k1)`` in the image it came from.
 LOCATION = "location"
@@ -22,6 +22,11 @@ LOCATION = "location"
 INTENSITY = "intensity"
 #: The type of a :class:`~torchpatch.image.LabelMap`.
 LABEL = "label"
+#: TorchIO's third type, for a sampling map (``Image(path, type=SAMPLING_MAP)``): spatial transforms
+#: resample it with the label interpolation (nearest), intensity and label transforms leave it out.
+SAMPLING_MAP = "sampling_map"
+#: The types an :class:`~torchpatch.image.Image` may have.
+IMAGE_TYPES = (INTENSITY, LABEL, SAMPLING_MAP)
 
 #: Key of a subject's list of applied random transforms (their parameters, in order).
 HISTORY = "history"
@@ -38,12 +43,14 @@ __all__ = [
     "CHANNELS_DIMENSION",
     "DATA",
     "HISTORY",
+    "IMAGE_TYPES",
     "INTENSITY",
     "LABEL",
     "LOCATION",
     "LOCATION_LENGTH",
     "MIN_FLOAT_32",
     "PATH",
+    "SAMPLING_MAP",
     "STEM",
     "TYPE",
 ]

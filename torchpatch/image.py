@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from . import image_members, io
-from .constants import AFFINE, DATA, INTENSITY, LABEL, PATH, STEM, TYPE
+from .constants import AFFINE, DATA, IMAGE_TYPES, INTENSITY, LABEL, PATH, STEM, TYPE
 from .copying import shallow_copy
 from .geometry import (
     check_affine,
@@ -53,8 +53,10 @@ class Image(CustomReads, ImageInfo, image_members.ImageMembers):
     Args:
         path: A file, a DICOM folder, or a list of files stacked as channels.
             A tensor or array given here is taken as ``tensor``.
-        type: :data:`~torchpatch.constants.INTENSITY` or
-            :data:`~torchpatch.constants.LABEL`.
+        type: :data:`~torchpatch.constants.INTENSITY`,
+            :data:`~torchpatch.constants.LABEL` or TorchIO's
+            :data:`~torchpatch.constants.SAMPLING_MAP` (resampled nearest, left
+            out by intensity and label transforms).
         tensor: ``(C, I, J, K)`` voxels, instead of a path.
         affine: 4x4 voxel-to-RAS+ matrix. Identity when omitted for tensors;
             for a path it replaces the file's (needed for ``.npy``).
@@ -91,8 +93,8 @@ class Image(CustomReads, ImageInfo, image_members.ImageMembers):
             raise ValueError("an image needs a path or a tensor; got neither")
         if path is not None and tensor is not None:
             raise ValueError("an image takes a path or a tensor, not both")
-        if type not in (INTENSITY, LABEL):
-            raise ValueError(f"image type must be {INTENSITY!r} or {LABEL!r}, got {type!r}")
+        if type not in IMAGE_TYPES:
+            raise ValueError(f"image type must be one of {IMAGE_TYPES}, got {type!r}")
         if dtype is not None and not isinstance(dtype, torch.dtype):
             raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
         self.type = type

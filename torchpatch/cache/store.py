@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from ..constants import LABEL
-from ..image import Image, ScalarImage
+from ..image import Image
 from ..io.atomic import atomic_folder, remove_dead_partials
 from ..subject import Subject
 from ..typing import TypePath
+from ..utils.batches import image_class
 from .fingerprint import source_key, subject_key
 from .labels import CachedLabelMap, LabelIndex
 from .metadata import decode_metadata, encode_metadata
@@ -40,6 +41,7 @@ class SubjectCache:
 
     Example:
         >>> import tempfile, torch
+        >>> from torchpatch import ScalarImage
         >>> cache = SubjectCache(tempfile.mkdtemp())
         >>> subject = Subject(t1=ScalarImage(tensor=torch.ones(1, 2, 2, 2)), subject_id='a')
         >>> cached = cache.get_or_create(subject, None, lambda s: s)
@@ -128,7 +130,7 @@ class SubjectCache:
                 index = LabelIndex(folder / name) if entry.get("index") else None
                 images[name] = CachedLabelMap(path, affine=affine, label_index=index)
             else:
-                images[name] = ScalarImage(path, affine=affine)
+                images[name] = image_class(entry["type"])(path, affine=affine)
             with contextlib.suppress(Exception):
                 # Read once here, kept by every copy handed out (a broken file still fails where it is read).
                 images[name].spatial_shape  # noqa: B018
@@ -156,6 +158,7 @@ class SubjectCache:
 
         Example:
             >>> import tempfile, torch
+            >>> from torchpatch import ScalarImage
             >>> from torchpatch.transforms import Pad
             >>> cache = SubjectCache(tempfile.mkdtemp())
             >>> subject = Subject(t1=ScalarImage(tensor=torch.ones(1, 2, 2, 2)))

@@ -26,7 +26,7 @@ import torch
 from scipy import ndimage
 
 from ..annotations import annotation_grid, crop_annotations, map_annotations, region_aware_metadata
-from ..constants import LABEL
+from ..constants import INTENSITY
 from ..geometry import is_number, spacing_from_affine
 from ..image import Image, ScalarImage
 from ..io import numpy_dtype
@@ -191,7 +191,7 @@ class Resample(Transform):
         """Resample the selected images onto their new grids."""
         images = self.get_images_dict(subject)
         if self.scalars_only:
-            images = {name: image for name, image in images.items() if image.type != LABEL}
+            images = {name: image for name, image in images.items() if image.type == INTENSITY}
         reference, reference_name = self._reference(subject)
         if reference_name is not None:
             images.pop(reference_name, None)
@@ -276,7 +276,7 @@ class Resample(Transform):
         matrix, offset = output_to_input[:3, :3], output_to_input[:3, 3]
         if shape == image.spatial_shape and np.allclose(output_to_input, np.eye(4), atol=_TOLERANCE, rtol=0):
             return image
-        is_label = image.type == LABEL
+        is_label = image.type != INTENSITY  # label maps and sampling maps: the label interpolation
         order = _ORDERS[self.label_interpolation if is_label else self.image_interpolation]
         data = image.data
         compute_dtype, output_dtype = _dtypes(data.dtype, order, keep=self.keep_dtype or is_label)

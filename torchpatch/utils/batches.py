@@ -20,12 +20,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
-from ..constants import AFFINE, DATA, LABEL, TYPE
+from ..constants import AFFINE, DATA, INTENSITY, LABEL, TYPE
 from ..image import Image, LabelMap, ScalarImage
 from ..subject import Subject
 
@@ -80,7 +81,7 @@ def get_subjects_from_batch(batch: Mapping[str, Any]) -> list[Subject]:
         for key, value in batch.items():
             if key in names:
                 types = value.get(TYPE)
-                kind: type[Image] = LabelMap if types is not None and types[row] == LABEL else ScalarImage
+                kind = image_class(None if types is None else types[row])
                 entries[key] = kind(tensor=value[DATA][row], affine=_row(value[AFFINE], row))
                 continue
             try:
@@ -123,6 +124,25 @@ def add_images_from_batch(
         subject.add_image(kind(tensor=data, affine=subject.get_first_image().affine), name)
 
 
+def image_class(image_type: str | None) -> Callable[..., Image]:
+    """What builds an image of ``image_type`` again: ``LabelMap``, ``ScalarImage`` (also for ``None``), or ``Image``.
+
+    A TorchIO sampling map (:data:`~torchpatch.constants.SAMPLING_MAP`) is an
+    :class:`~torchpatch.image.Image` of that type.
+
+    Example:
+        >>> image_class('label').__name__, image_class(None).__name__
+        ('LabelMap', 'ScalarImage')
+        >>> image_class('sampling_map')(tensor=torch.zeros(1, 2, 2, 2)).type
+        'sampling_map'
+    """
+    if image_type == LABEL:
+        return LabelMap
+    if image_type in (INTENSITY, None):
+        return ScalarImage
+    return functools.partial(Image, type=image_type)
+
+
 def _row(affines: Any, row: int) -> Any:
     """Row ``row`` of a batch's affines as a numpy array (a tensor or an array of ``(B, 4, 4)``)."""
     affine = affines[row]
@@ -134,4 +154,4 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-__all__ = ["add_images_from_batch", "get_batch_images_and_size", "get_subjects_from_batch"]
+__all__ = ["add_images_from_batch", "get_batch_images_and_size", "get_subjects_from_batch", "image_class"]

@@ -30,10 +30,10 @@ import torch
 from torch.nn import functional
 
 from ...annotations import crop_annotations
-from ...constants import AFFINE, DATA, LABEL, LOCATION, TYPE
+from ...constants import AFFINE, DATA, INTENSITY, LOCATION, TYPE
 from ...geometry import to_triplet
-from ...image import LabelMap, ScalarImage
 from ...subject import Subject
+from ...utils.batches import image_class
 from .affine import RandomAffine, rotation_matrix
 from .affine_elastic import AffineElasticBase
 from .anisotropy import RandomAnisotropy
@@ -176,7 +176,7 @@ class BatchTransform:
         images: dict[str, Any] = {}
         for name in names:
             entry = batch[name]
-            kind = LabelMap if entry.get(TYPE, [None] * (index + 1))[index] == LABEL else ScalarImage
+            kind = image_class(entry.get(TYPE, [None] * (index + 1))[index])
             affine = entry[AFFINE][index].cpu().numpy() if AFFINE in entry else np.eye(4)
             images[name] = kind(tensor=entry[DATA][index], affine=affine)
         metadata = {
@@ -218,7 +218,7 @@ class BatchTransform:
         count, device = len(subjects), first.device
         crop = (slice(None), slice(None), *[slice(a, b) for a, b in zip(ini, fin)])
         moved = {name: batch[name][DATA][crop].clone() for name in names}
-        labels = {name: subjects[0][name].type == LABEL for name in names}
+        labels = {name: subjects[0][name].type != INTENSITY for name in names}  # sampling maps: nearest
         # The grid_sample grid of the whole batch, (k, j, i) order, written sample by sample.
         patch = [b - a for a, b in zip(ini, fin)]
         grid = torch.empty(count, *(patch[:2] if planar else patch), 2 if planar else 3, dtype=torch.float32)
@@ -339,7 +339,7 @@ class BatchTransform:
             step = plans[b][1][position]
             images = {}
             for name in names:
-                kind = LabelMap if subjects[b][name].type == LABEL else ScalarImage
+                kind = image_class(subjects[b][name].type)
                 images[name] = kind(tensor=out[name][DATA][b], affine=subjects[b][name].affine)
             sample = Subject(**images)
             transform = step.transforms[0]

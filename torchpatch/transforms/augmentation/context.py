@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from ...annotations import crop_annotations, region_aware_metadata
-from ...constants import LABEL, LOCATION
+from ...constants import INTENSITY, LOCATION
 from ...geometry import check_locations, shift_affine
 from ...image import Image
 from ...patches import Patches
@@ -226,7 +226,7 @@ class PatchAugmenter:
         affine = shift_affine(self.frame.affine, box[0])
         moved = {}
         for name, image in selected.items():
-            interpolation = label_interpolation if image.type == LABEL else image_interpolation
+            interpolation = image_interpolation if image.type == INTENSITY else label_interpolation
             data = resample_region(image.data, grid, interpolation, self.fill(name, pad_value, pad_label, image))
             moved[name] = rebuild_image(image, data, affine)
         base = region if len(selected) == len(region.images) else self.crop(region, origin, box)

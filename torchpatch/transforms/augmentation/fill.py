@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...constants import LABEL
+from ...constants import INTENSITY
 from ...geometry import is_number
 from ...image import Image
 
@@ -93,7 +93,7 @@ def fill_value(image: Image, pad_value: float | str, pad_label: float = 0.0) -> 
         >>> fill_value(labels, 'minimum'), fill_value(labels, 0, 5)
         (0.0, 5.0)
     """
-    if image.type == LABEL:
+    if image.type != INTENSITY:  # label maps and TorchIO's sampling maps
         return float(pad_label)
     data = image.data
     if pad_value in ("mean", "otsu"):

@@ -26,7 +26,7 @@ from scipy import ndimage
 from torch.nn import functional
 
 from ...annotations import annotation_grid, crop_annotations, map_annotations, region_aware_metadata
-from ...constants import LABEL
+from ...constants import INTENSITY
 from ...geometry import shift_affine
 from ...image import Image
 from ...subject import Subject
@@ -429,7 +429,7 @@ def resample_steps(subject: Subject, steps: Sequence[tuple[Any, Mapping[str, Any
     grid = SamplingGrid(chain.sample_grid(ini, fin), ini, frame.shape, frame.shape)
     moved = {}
     for key, image in images.items():
-        interpolation = label_interpolation if image.type == LABEL else image_interpolation
+        interpolation = image_interpolation if image.type == INTENSITY else label_interpolation
         data = resample_region(image.data, grid, interpolation, fill_value(image, pad_value, pad_label))
         moved[key] = rebuild_image(image, data)
     result = subject.with_images(moved)
