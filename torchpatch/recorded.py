@@ -57,10 +57,11 @@ class RecordedFunction:
         3
     """
 
-    __slots__ = ("function",)
+    __slots__ = ("_sendable", "function")
 
     def __init__(self, function: Any) -> None:
         self.function = function
+        self._sendable: bool | None = None  # found at the first pickling; a record is sent with every patch
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.function(*args, **kwargs)
@@ -81,9 +82,13 @@ class RecordedFunction:
         return self  # functions are not copied (deepcopy keeps them too); a lambda must stay callable
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        try:
-            pickle.dumps(self.function)
-        except Exception:  # noqa: BLE001 - whatever pickle raises, the record still travels
+        if self._sendable is None:
+            try:
+                pickle.dumps(self.function)
+                self._sendable = True
+            except Exception:  # noqa: BLE001 - whatever pickle raises, the record still travels
+                self._sendable = False
+        if not self._sendable:
             return (UnsentFunction, (repr(self.function),))
         return (RecordedFunction, (self.function,))
 

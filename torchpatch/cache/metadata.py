@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..recorded import RecordedFunction, UnsentFunction
+from ..recorded import UnsentFunction
 
 #: Key of a tagged object; a plain dict with this key is itself written tagged.
 TAG = "__torchpatch__"
@@ -57,7 +57,7 @@ def encode(value: Any) -> Any:
         return {TAG: "path", "path": str(value)}
     if isinstance(value, UnsentFunction):
         return {TAG: "function", "repr": value.description}
-    if isinstance(value, RecordedFunction) or callable(value):
+    if callable(value):  # a RecordedFunction too
         return {TAG: "function", "repr": repr(value)}
     raise TypeError(f"{type(value).__name__} {value!r:.60} is not stored")
 

@@ -56,14 +56,15 @@ def reproducing_arguments(transform: Any) -> dict[str, Any]:
         {'include': None, 'exclude': None, 'copy': True, 'padding': 2, 'padding_mode': 'edge'}
     """
     arguments: dict[str, Any] = {key: getattr(transform, key, None) for key in RECORDED_KEYWORDS}
-    shown = None
-    for name in transform.args_names:
-        if hasattr(transform, name):
-            arguments[name] = _recorded(getattr(transform, name))
-        else:
-            shown = transform.arguments() if shown is None and hasattr(transform, "arguments") else shown or {}
+    names = transform.args_names
+    missing = [name for name in names if not hasattr(transform, name)]
+    shown = transform.arguments() if missing and hasattr(transform, "arguments") else {}
+    for name in names:
+        if name in missing:
             if name in shown:
                 arguments[name] = _recorded(shown[name])
+        else:
+            arguments[name] = _recorded(getattr(transform, name))
     return arguments
 
 

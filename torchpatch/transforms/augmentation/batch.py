@@ -276,7 +276,7 @@ class BatchTransform:
             chain, frame = chains[index]
             if spatial is not None:
                 for transform, params in zip(spatial.transforms, spatial.params):
-                    histories[index].append({"name": type(transform).__name__, **(params or {})})
+                    histories[index].append(transform.record(params or {}))
             for key, value in batch.items():
                 if isinstance(value, list) and len(value) == len(subjects) and hasattr(value[index], "crop_to_region"):
                     moved_value = (
@@ -323,7 +323,7 @@ class BatchTransform:
                 for b in members:
                     record = plans[b][1][position]
                     if record.kind != "opaque":
-                        histories[b].append({"name": type(transform).__name__, **(record.params[0] or {})})
+                        histories[b].append(transform.record(record.params[0] or {}))
 
     def _per_sample(
         self,

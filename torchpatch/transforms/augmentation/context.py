@@ -259,7 +259,7 @@ class PatchAugmenter:
                         )
             if step.kind != "opaque":
                 for transform, params in zip(step.transforms, step.params):
-                    region = add_history(region, {"name": type(transform).__name__, **(params or {})})
+                    region = add_history(region, transform.record(params or {}))
             origin = out_box[0]
         region = self.crop(region, origin, box)
         if self.annotations:

@@ -103,7 +103,7 @@ class Replay(Transform):
         if self.inverted:
             return self.transform.apply_inverse(subject, self.params)
         applied = self.transform.apply_params(subject, self.params)
-        return add_history(applied, {"name": type(self.transform).__name__, **self.params})
+        return add_history(applied, self.transform.record(self.params))
 
     def __repr__(self) -> str:
         prefix = "inverse of " if self.inverted else ""
@@ -166,10 +166,8 @@ def applied_transforms(
                 f"history record {position} of subject {subject.name!r} names {name!r}, which is not a transform "
                 f"torchpatch knows (records are dicts with a 'name' such as 'RandomAffine' or 'Pad')"
             )
-        if issubclass(kind, RandomTransform):
-            transform: Transform = _replay_transform(kind, record)
-        else:
-            transform = _rebuilt(kind, record, position, subject)
+        random = issubclass(kind, RandomTransform)
+        transform = _replay_transform(kind, record) if random else _rebuilt(kind, record, position, subject)
         if ignore_intensity and transform.intensity_only:
             continue
         if image_interpolation is not None and hasattr(transform, "image_interpolation"):

@@ -142,7 +142,16 @@ class RandomTransform(RandomMethods, Transform):
         if skips(self.p):
             return subject.with_images({})
         params = self.get_params(subject)
-        return add_history(self.apply_params(subject, params), {"name": type(self).__name__, **params})
+        return add_history(self.apply_params(subject, params), self.record(params))
+
+    def record(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The history record of ``params`` applied: ``{'name': <class name>, **params}``.
+
+        Example:
+            >>> RandomTransform().record({'axes': [0]})
+            {'name': 'RandomTransform', 'axes': [0]}
+        """
+        return {"name": type(self).__name__, **params}
 
     def get_params(self, subject: Subject) -> dict[str, Any]:
         """Draw the random parameters for ``subject`` (plain, picklable values)."""

@@ -327,7 +327,7 @@ class SpatialRandomTransform(RandomTransform):
             return subject.with_images({})
         result = resample_steps(subject, steps)
         for transform, params in steps:
-            result = add_history(result, {"name": type(transform).__name__, **params})
+            result = add_history(result, transform.record(params))
         return result
 
     def arguments(self) -> dict[str, Any]:
